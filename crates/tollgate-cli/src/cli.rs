@@ -1,0 +1,385 @@
+//! Command-line surface. Each subcommand is a few lines over `tollgate::*`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tollgate::config::PrincipalKind;
+use tollgate::store::{GroupBy, Store};
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "Tollgate AI gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum By {
+    Principal,
+    Model,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    User,
+    Service,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (data plane on server.listen, admin on server.admin_listen).
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file; prints every problem with its path, exits 1 if any.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Manage API keys kept in the store.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Usage totals from the ledger.
+    Usage {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How far back, e.g. 15m, 1h, 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, value_enum, default_value_t = By::Principal)]
+        by: By,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// An OpenAI-compatible mock upstream with fault knobs (x-mock-* headers).
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Require `Authorization: Bearer KEY` on every request.
+        #[arg(long, env = "MOCK_REQUIRE_KEY")]
+        require_key: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Config whose storage.url names the store.
+    #[arg(long, short, required_unless_present = "db")]
+    config: Option<PathBuf>,
+    /// The store URL directly (e.g. sqlite://tollgate.db).
+    #[arg(long)]
+    db: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; prints it once (only its hash is stored).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Key id (shown in logs and the ledger).
+        #[arg(long)]
+        id: String,
+        /// The principal the key authenticates as.
+        #[arg(long)]
+        principal: String,
+        #[arg(long, value_enum, default_value_t = Kind::User)]
+        kind: Kind,
+        /// Group membership (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Model name or glob the key may use (repeatable); none means no access.
+        #[arg(long = "model")]
+        models: Vec<String>,
+    },
+    /// List keys (ids, principals, grants; never the keys).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke a key by id; the gateway stops accepting it within storage.key_refresh.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        id: String,
+    },
+    /// Print the `sha256:` hash of a key read from stdin, for keys declared in the config.
+    Hash,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(msg) => fail(&msg),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "error: {msg}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn out(text: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").map_err(|e| e.to_string())
+}
+
+async fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::Serve { config } => serve(&config).await,
+        Command::Validate { config } => match tollgate::config::load_file(&config) {
+            Ok(_) => {
+                out(&format!("{}: ok", config.display()))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "{}: invalid\n{e}", config.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Keys { command } => keys(command).await,
+        Command::Usage {
+            store,
+            since,
+            by,
+            format,
+        } => usage(store, &since, by, format).await,
+        Command::MockUpstream {
+            listen,
+            require_key,
+        } => mock_upstream(&listen, require_key).await,
+    }
+}
+
+async fn serve(config: &Path) -> Result<ExitCode, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let running = tollgate::server::start(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading config");
+                let _ = running.reload();
+            }
+        }
+    }
+    running.shutdown();
+    running.wait().await.map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_store(args: &StoreArgs) -> Result<Store, String> {
+    let url = match (&args.db, &args.config) {
+        (Some(db), _) => db.clone(),
+        (None, Some(path)) => {
+            tollgate::config::load_file(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .storage
+                .url
+        }
+        (None, None) => return Err("pass --config or --db".into()),
+    };
+    Store::open(&url).await.map_err(|e| e.to_string())
+}
+
+async fn keys(command: KeysCommand) -> Result<ExitCode, String> {
+    match command {
+        KeysCommand::Create {
+            store,
+            id,
+            principal,
+            kind,
+            groups,
+            models,
+        } => {
+            for m in &models {
+                tollgate::auth::ModelGrant::new(std::slice::from_ref(m))
+                    .map_err(|e| format!("--model {m}: {e}"))?;
+            }
+            let store = open_store(&store).await?;
+            let key = tollgate::auth::generate_key();
+            let hash = tollgate::auth::format_hash(&tollgate::auth::hash_key(&key));
+            let kind = match kind {
+                Kind::User => PrincipalKind::User,
+                Kind::Service => PrincipalKind::Service,
+            };
+            store
+                .create_key(&id, &hash, &principal, kind, &groups, &models)
+                .await
+                .map_err(|e| e.to_string())?;
+            out(&key)?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "created key {id:?}; it is shown only once"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::List { store, format } => {
+            let keys = open_store(&store)
+                .await?
+                .list_keys()
+                .await
+                .map_err(|e| e.to_string())?;
+            if format == Format::Json {
+                out(&serde_json::to_string_pretty(&keys).map_err(|e| e.to_string())?)?;
+            } else {
+                out(&format!(
+                    "{:<20} {:<20} {:<8} {:<8} {:<24} GROUPS",
+                    "ID", "PRINCIPAL", "KIND", "STATUS", "MODELS"
+                ))?;
+                for k in keys {
+                    let status = if k.revoked_ms.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    out(&format!(
+                        "{:<20} {:<20} {:<8} {:<8} {:<24} {}",
+                        k.id,
+                        k.principal,
+                        k.kind,
+                        status,
+                        k.models.join(","),
+                        k.groups.join(",")
+                    ))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Revoke { store, id } => {
+            let done = open_store(&store)
+                .await?
+                .revoke_key(&id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if done {
+                out(&format!("revoked {id}"))?;
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(format!("no active key with id {id:?}"))
+            }
+        }
+        KeysCommand::Hash => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            let key = line.trim();
+            if key.is_empty() {
+                return Err("pass the key on stdin".into());
+            }
+            out(&tollgate::auth::format_hash(&tollgate::auth::hash_key(key)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn usage(store: StoreArgs, since: &str, by: By, format: Format) -> Result<ExitCode, String> {
+    let window: Duration =
+        humantime::parse_duration(since).map_err(|e| format!("--since {since:?}: {e}"))?;
+    let since_ms = tollgate::store::now_ms() - window.as_millis() as i64;
+    let by = match by {
+        By::Principal => GroupBy::Principal,
+        By::Model => GroupBy::Model,
+    };
+    let totals = open_store(&store)
+        .await?
+        .usage_totals(since_ms, by)
+        .await
+        .map_err(|e| e.to_string())?;
+    if format == Format::Json {
+        out(&serde_json::to_string_pretty(&totals).map_err(|e| e.to_string())?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let label = match by {
+        GroupBy::Principal => "PRINCIPAL",
+        GroupBy::Model => "MODEL",
+    };
+    out(&format!(
+        "{label:<24} {:>9} {:>7} {:>14} {:>14} {:>12}",
+        "REQUESTS", "ERRORS", "PROMPT_TOK", "COMPL_TOK", "COST"
+    ))?;
+    for t in &totals {
+        out(&format!(
+            "{:<24} {:>9} {:>7} {:>14} {:>14} {:>12.6}",
+            t.key, t.requests, t.errors, t.prompt_tokens, t.completion_tokens, t.cost
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn mock_upstream(listen: &str, require_key: Option<String>) -> Result<ExitCode, String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "mock upstream listening");
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut t), Ok(mut i)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
+        }
+    };
+    tollgate::mock::server::serve(
+        listener,
+        tollgate::mock::server::MockOptions { require_key },
+        shutdown,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}

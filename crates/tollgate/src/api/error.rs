@@ -1,0 +1,175 @@
+//! The one place errors become HTTP. Every area's error converts into
+//! `ApiError`, which renders in the caller's API shape (OpenAI's
+//! `{"error":{message,type,param,code}}` today; Anthropic's joins in a later
+//! issue) with a status, a low-cardinality metrics label and a retryable flag.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::providers::ProviderError;
+
+/// The API dialect the caller speaks; errors are rendered in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiShape {
+    #[default]
+    OpenAi,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("the model `{model}` is not allowed for this API key")]
+    ModelForbidden { model: String },
+    #[error("the model `{model}` does not exist or is not served by this gateway")]
+    ModelNotFound { model: String },
+    #[error("the model `{model}` does not serve {endpoint}")]
+    WrongEndpoint {
+        model: String,
+        endpoint: &'static str,
+    },
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+    #[error("not found: {path}")]
+    RouteNotFound { path: String },
+    #[error("method {method} is not allowed on this route")]
+    MethodNotAllowed { method: String },
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            param,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::ModelForbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::ModelNotFound { .. } | ApiError::RouteNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::WrongEndpoint { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Provider(e) => e.status(),
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Low-cardinality label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ApiError::Auth(e) => e.label(),
+            ApiError::ModelForbidden { .. } => "model_forbidden",
+            ApiError::ModelNotFound { .. } => "model_not_found",
+            ApiError::WrongEndpoint { .. } => "wrong_endpoint",
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Provider(e) => e.label(),
+            ApiError::RouteNotFound { .. } => "route_not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    /// Whether the same request may succeed if sent again.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ApiError::Provider(e) => e.retryable(),
+            ApiError::ShuttingDown => true,
+            _ => false,
+        }
+    }
+
+    fn openai_type_and_code(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ApiError::Auth(_) => ("authentication_error", Some("invalid_api_key")),
+            ApiError::ModelForbidden { .. } => ("permission_error", Some("model_not_allowed")),
+            ApiError::ModelNotFound { .. } => ("invalid_request_error", Some("model_not_found")),
+            ApiError::WrongEndpoint { .. } => {
+                ("invalid_request_error", Some("unsupported_endpoint"))
+            }
+            ApiError::BadRequest { .. } => ("invalid_request_error", None),
+            ApiError::PayloadTooLarge { .. } => {
+                ("invalid_request_error", Some("payload_too_large"))
+            }
+            ApiError::Provider(e) => e.openai_type_and_code(),
+            ApiError::RouteNotFound { .. } => ("invalid_request_error", Some("unknown_url")),
+            ApiError::MethodNotAllowed { .. } => {
+                ("invalid_request_error", Some("method_not_allowed"))
+            }
+            ApiError::ShuttingDown => ("server_error", Some("shutting_down")),
+            ApiError::Internal => ("server_error", Some("internal_error")),
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            ApiError::BadRequest { param, .. } => *param,
+            ApiError::ModelForbidden { .. }
+            | ApiError::ModelNotFound { .. }
+            | ApiError::WrongEndpoint { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The JSON body in the given shape (also used for in-stream error events).
+    pub fn body(&self, shape: ApiShape) -> serde_json::Value {
+        match shape {
+            ApiShape::OpenAi => {
+                let (kind, code) = self.openai_type_and_code();
+                json!({"error": {
+                    "message": self.to_string(),
+                    "type": kind,
+                    "param": self.param(),
+                    "code": code,
+                }})
+            }
+        }
+    }
+
+    pub fn into_response_shaped(self, shape: ApiShape) -> Response {
+        let status = self.status();
+        let mut resp = (status, axum::Json(self.body(shape))).into_response();
+        if let ApiError::Provider(ProviderError::Status {
+            retry_after: Some(secs),
+            ..
+        }) = &self
+        {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        if matches!(self, ApiError::Auth(_)) {
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.into_response_shaped(ApiShape::OpenAi)
+    }
+}

@@ -1,0 +1,8 @@
+//! The data-plane HTTP surface: routes, the request-id edge middleware and
+//! the OpenAI-shaped handlers. Handlers are thin: model calls go straight
+//! into `crate::pipeline::handle`.
+
+pub mod error;
+mod openai;
+
+pub use openai::router;

@@ -1,0 +1,110 @@
+//! OpenAI-compatible routes. Every route authenticates; there are no public
+//! data-plane routes.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use crate::auth;
+use crate::config::Endpoint;
+use crate::pipeline::{self, REQUEST_ID};
+use crate::server::AppState;
+
+pub fn router(app: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_id))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .with_state(app)
+}
+
+async fn chat(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    pipeline::handle(app, Endpoint::Chat, headers, body).await
+}
+
+async fn completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    pipeline::handle(app, Endpoint::Completions, headers, body).await
+}
+
+async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    pipeline::handle(app, Endpoint::Embeddings, headers, body).await
+}
+
+/// The models the caller's key may use, in config order.
+async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let snap = app.snapshot.load();
+    let key = match auth::authenticate(&headers, &snap.keys, &app.store_keys.load()) {
+        Ok(k) => k,
+        Err(e) => {
+            metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
+            return ApiError::from(e).into_response();
+        }
+    };
+    let data: Vec<Value> = snap
+        .model_order
+        .iter()
+        .filter(|name| key.models.allows(name))
+        .filter_map(|name| snap.models.get(name))
+        .map(
+            |m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": m.provider_name}),
+        )
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::RouteNotFound {
+        path: req.uri().path().chars().take(200).collect(),
+    }
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+    }
+    .into_response()
+}
+
+/// Gives every request an id (the caller's `x-request-id` when sane, else a
+/// UUIDv7) and echoes it on every response.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .or_else(|| HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok());
+    if let Some(id) = &id {
+        req.headers_mut().insert(REQUEST_ID, id.clone());
+    }
+    let mut resp = next.run(req).await;
+    if let Some(id) = id {
+        resp.headers_mut().insert(REQUEST_ID, id);
+    }
+    resp
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    metrics::counter!("tollgate_panics_total").increment(1);
+    ApiError::Internal.into_response()
+}

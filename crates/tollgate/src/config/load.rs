@@ -1,0 +1,197 @@
+//! Reading the file: YAML → `${ENV}` substitution on string values →
+//! typed config (errors carry the path, e.g. `providers[1].timeouts.connect`)
+//! → cross-field validation.
+
+use std::path::Path;
+
+use serde_yaml_ng::Value;
+
+use super::model::Config;
+use super::validate::validate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid YAML: {0}")]
+    Yaml(String),
+    /// One or more problems, each prefixed with the path it concerns.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_str(&text)
+}
+
+pub fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    parse_with_env(text, &|name| std::env::var(name).ok())
+}
+
+pub(crate) fn parse_with_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut value: Value =
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let mut problems = Vec::new();
+    interpolate(&mut value, String::new(), env, &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "(top level)".to_string()
+        } else {
+            path
+        };
+        ConfigError::Invalid(vec![format!("{path}: {}", e.into_inner())])
+    })?;
+    validate(&config).map_err(ConfigError::Invalid)?;
+    Ok(config)
+}
+
+/// Replaces `${NAME}` in every string value; `$${` stays a literal `${`.
+fn interpolate(
+    value: &mut Value,
+    path: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) {
+    match value {
+        Value::String(s) if s.contains('$') => match substitute(s, env) {
+            Ok(out) => *s = out,
+            Err(msg) => problems.push(format!("{}: {msg}", display_path(&path))),
+        },
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(item, format!("{path}[{i}]"), env, problems);
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let key = k.as_str().unwrap_or("?");
+                let child = if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                };
+                interpolate(v, child, env, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() {
+        "(top level)"
+    } else {
+        path
+    }
+}
+
+fn substitute(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail
+                .find('}')
+                .ok_or_else(|| "unclosed `${` in value".to_string())?;
+            let name = &tail[..end];
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("invalid variable name {name:?} in `${{…}}`"));
+            }
+            match env(name) {
+                Some(v) => out.push_str(&v),
+                None => return Err(format!("environment variable {name} is not set")),
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n";
+
+    fn env(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "s3cret".to_string())
+    }
+
+    #[test]
+    fn substitutes_and_escapes() {
+        assert_eq!(
+            substitute("a ${TOKEN} b", &env).as_deref(),
+            Ok("a s3cret b")
+        );
+        assert_eq!(substitute("$${TOKEN}", &env).as_deref(), Ok("${TOKEN}"));
+        assert_eq!(substitute("cost $5", &env).as_deref(), Ok("cost $5"));
+        assert!(substitute("${MISSING}", &env).is_err());
+        assert!(substitute("${TOK", &env).is_err());
+        assert!(substitute("${a-b}", &env).is_err());
+    }
+
+    #[test]
+    fn missing_env_names_path() {
+        let text = format!(
+            "{MINIMAL}providers:\n  - name: p\n    kind: openai\n    base_url: http://x\n    api_key: ${{NOPE}}\n"
+        );
+        let err = parse_with_env(&text, &env).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("providers[0].api_key"), "{err}");
+        assert!(err.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_names_path() {
+        let text = format!("{MINIMAL}  bogus: 1\n");
+        let err = parse_with_env(&text, &env).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("server"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_path() {
+        let text = format!(
+            "{MINIMAL}providers:\n  - name: p\n    kind: mock\n    timeouts:\n      connect: soon\n"
+        );
+        let err = parse_with_env(&text, &env).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("providers[0].timeouts.connect"), "{err}");
+    }
+
+    #[test]
+    fn minimal_parses_with_defaults() {
+        let cfg = parse_with_env(MINIMAL, &env);
+        assert!(cfg.is_ok(), "{cfg:?}");
+        if let Ok(cfg) = cfg {
+            assert_eq!(cfg.server.max_body_bytes, 10 * 1024 * 1024);
+            assert!(cfg.ledger.enabled);
+        }
+    }
+}

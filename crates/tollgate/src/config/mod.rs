@@ -1,0 +1,11 @@
+//! Configuration: one YAML file, `${ENV}` interpolation, unknown fields
+//! rejected, path-aware errors. Raw form (`model`) → checked (`validate`) →
+//! runtime form (`crate::snapshot`). Loading never touches the network.
+
+pub mod duration;
+mod load;
+mod model;
+mod validate;
+
+pub use load::{load_file, parse_str, ConfigError};
+pub use model::*;

@@ -1,0 +1,261 @@
+//! The configuration file's shape: plain serde types, `deny_unknown_fields`
+//! everywhere so a typo is an error rather than a silently ignored setting.
+//! This module owns the schema only; checks that span fields live in
+//! `validate.rs` and the runtime form is built by `crate::snapshot`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Data-plane address, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub listen: String,
+    /// Admin listener (health, readiness, metrics), on its own port.
+    pub admin_listen: String,
+    /// Largest request body accepted, in bytes (default 10 MiB).
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    /// How long in-flight requests and streams may run after SIGTERM.
+    #[serde(default = "default_grace", with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Watch the config file and reload when it changes (SIGHUP always reloads).
+    #[serde(default = "default_true")]
+    pub watch_config: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (created when missing) or `sqlite::memory:`.
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+    /// How often the gateway re-reads API keys managed with `tollgate keys`.
+    #[serde(default = "default_key_refresh", with = "duration")]
+    pub key_refresh: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: default_storage_url(),
+            key_refresh: default_key_refresh(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Records waiting to be written; when full, new records are dropped and counted.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// Most records written in one transaction.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest a record waits before its batch is written.
+    #[serde(default = "default_flush_interval", with = "duration")]
+    pub flush_interval: Duration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue_capacity: default_queue_capacity(),
+            batch_size: default_batch_size(),
+            flush_interval: default_flush_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible server: OpenAI, vLLM, Ollama, LM Studio, …
+    Openai,
+    /// In-process deterministic provider, for the quickstart and tests.
+    Mock,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Base URL including the version prefix, e.g. `https://api.openai.com/v1`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Bearer key sent upstream; use `${ENV_VAR}`. Never logged.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Client request headers copied to the upstream request (exact names or
+    /// `prefix-*`). Nothing else from the client reaches the upstream.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// Extra static headers sent upstream (values may use `${ENV_VAR}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(default = "default_connect", with = "duration")]
+    pub connect: Duration,
+    /// Until the response headers (for streams: the stream's start) arrive.
+    #[serde(default = "default_first_byte", with = "duration")]
+    pub first_byte: Duration,
+    /// The whole exchange, body included.
+    #[serde(default = "default_total", with = "duration")]
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: default_connect(),
+            first_byte: default_first_byte(),
+            total: default_total(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name callers put in `model`.
+    pub name: String,
+    /// A provider's `name`.
+    pub provider: String,
+    /// The model id sent upstream (defaults to `name`).
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    /// Endpoints this model serves (default: all).
+    #[serde(default)]
+    pub endpoints: Option<Vec<Endpoint>>,
+    #[serde(default)]
+    pub price: Option<Price>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Cost per million prompt tokens.
+    #[serde(default)]
+    pub input_per_mtok: f64,
+    /// Cost per million completion tokens.
+    #[serde(default)]
+    pub output_per_mtok: f64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    #[default]
+    User,
+    Service,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Service => "service",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Key id, shown in the ledger and logs (never the key itself).
+    pub id: String,
+    /// `sha256:<hex>` of the key; `tollgate keys hash` computes it.
+    pub hash: String,
+    /// Principal the key authenticates as.
+    pub principal: String,
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Model names or globs (`gpt-*`, `*`) this key may use. Empty: none.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+fn default_body_limit() -> usize {
+    10 * 1024 * 1024
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_storage_url() -> String {
+    "sqlite://tollgate.db".to_string()
+}
+fn default_key_refresh() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_queue_capacity() -> usize {
+    65_536
+}
+fn default_batch_size() -> usize {
+    512
+}
+fn default_flush_interval() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_connect() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_first_byte() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_total() -> Duration {
+    Duration::from_secs(600)
+}

@@ -1,0 +1,10 @@
+//! The usage ledger: one `UsageRecord` per request, handed to a bounded
+//! queue on the request path (never awaited: a full queue drops the record
+//! and counts it) and written in batches by one background task. A slow or
+//! failing store never slows or fails a request.
+
+mod record;
+mod writer;
+
+pub use record::UsageRecord;
+pub use writer::{Ledger, LedgerHandle};

@@ -1,0 +1,29 @@
+//! One request's usage, as stored.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct UsageRecord {
+    /// Unix time in milliseconds when the request arrived.
+    pub ts_ms: i64,
+    pub request_id: String,
+    pub principal: String,
+    pub key_id: String,
+    pub endpoint: String,
+    pub requested_model: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub stream: bool,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// True when the upstream gave no usage and the tokens were counted here.
+    pub tokens_estimated: bool,
+    pub cost: f64,
+    /// HTTP status the caller saw (499: the caller went away first).
+    pub status: u16,
+    /// Low-cardinality error label, empty on success.
+    pub error: String,
+    pub latency_ms: f64,
+    /// Time to first token (streams) or to the full response.
+    pub ttft_ms: Option<f64>,
+}

@@ -1,0 +1,15 @@
+//! Tollgate: an AI gateway. The binary (`tollgate-cli`) only parses the
+//! command line; everything lives here. See ARCHITECTURE.md for the map.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod ledger;
+pub mod metrics;
+pub mod mock;
+pub mod pipeline;
+pub mod providers;
+pub mod server;
+pub mod snapshot;
+pub mod store;

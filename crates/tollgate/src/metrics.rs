@@ -1,0 +1,72 @@
+//! Prometheus exposition through the `metrics` facade. The recorder is
+//! process-global (the facade allows one), installed on first use; every
+//! gateway in the process renders the same registry.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0,
+];
+
+pub fn handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            match metrics::set_global_recorder(recorder) {
+                Ok(()) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a metrics recorder was already installed; /metrics is empty");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "tollgate_requests_total",
+        "Requests by endpoint, model, provider and status"
+    );
+    metrics::describe_histogram!(
+        "tollgate_request_duration_seconds",
+        "Request latency, arrival to last byte"
+    );
+    metrics::describe_histogram!(
+        "tollgate_time_to_first_token_seconds",
+        "Streams: arrival to first token"
+    );
+    metrics::describe_counter!(
+        "tollgate_tokens_total",
+        "Tokens by model, provider and kind"
+    );
+    metrics::describe_counter!(
+        "tollgate_upstream_errors_total",
+        "Upstream failures by provider and kind"
+    );
+    metrics::describe_counter!(
+        "tollgate_auth_failures_total",
+        "Rejected credentials by reason"
+    );
+    metrics::describe_gauge!(
+        "tollgate_ledger_queue_depth",
+        "Usage records waiting to be written"
+    );
+    metrics::describe_counter!(
+        "tollgate_ledger_dropped_total",
+        "Usage records dropped, by reason"
+    );
+    metrics::describe_counter!("tollgate_ledger_written_total", "Usage records written");
+    metrics::describe_counter!("tollgate_config_reloads_total", "Config reloads by result");
+}

@@ -1,0 +1,13 @@
+//! The mock: deterministic OpenAI-shaped answers with fault knobs. Shared by
+//! the in-process `mock` provider and `tollgate mock-upstream`, the real HTTP
+//! server that tests, benchmarks and demos run against.
+
+mod generate;
+mod knobs;
+pub mod server;
+
+pub use generate::{
+    chat_json, chat_stream, completion_json, completion_stream, embeddings_json, models_json,
+    StreamCut,
+};
+pub use knobs::Knobs;

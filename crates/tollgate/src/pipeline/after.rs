@@ -1,0 +1,125 @@
+//! After the response: the usage record, metrics and the access log line.
+//! Runs exactly once per request (streams: when the stream ends, fails or the
+//! caller goes away) and never waits on I/O.
+
+use crate::ledger::UsageRecord;
+use crate::server::AppState;
+
+use super::context::RequestCtx;
+
+pub fn finish(app: &AppState, ctx: RequestCtx) {
+    let latency = ctx.started.elapsed();
+    let (provider, upstream_model, cost) = match &ctx.route {
+        Some(r) => (
+            r.provider_name.as_str(),
+            r.upstream_model.as_str(),
+            r.cost(ctx.usage.prompt, ctx.usage.completion),
+        ),
+        None => ("", "", 0.0),
+    };
+    // Metric labels stay low-cardinality: unknown model names collapse.
+    let model_label = if ctx.route.is_some() {
+        ctx.requested_model.clone()
+    } else {
+        "unknown".to_string()
+    };
+    let provider_label = if provider.is_empty() {
+        "none"
+    } else {
+        provider
+    }
+    .to_string();
+    let endpoint = ctx.endpoint.as_str();
+    metrics::counter!("tollgate_requests_total",
+        "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone(),
+        "status" => status_label(ctx.status))
+    .increment(1);
+    metrics::histogram!("tollgate_request_duration_seconds",
+        "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone())
+    .record(latency.as_secs_f64());
+    if let Some(t) = ctx.first_token {
+        if ctx.stream {
+            metrics::histogram!("tollgate_time_to_first_token_seconds",
+                "model" => model_label.clone(), "provider" => provider_label.clone())
+            .record(t.as_secs_f64());
+        }
+    }
+    if ctx.usage.prompt > 0 || ctx.usage.completion > 0 {
+        metrics::counter!("tollgate_tokens_total", "model" => model_label.clone(),
+            "provider" => provider_label.clone(), "kind" => "prompt")
+        .increment(ctx.usage.prompt.max(0) as u64);
+        metrics::counter!("tollgate_tokens_total", "model" => model_label,
+            "provider" => provider_label, "kind" => "completion")
+        .increment(ctx.usage.completion.max(0) as u64);
+    }
+    if ctx.status == 401 {
+        metrics::counter!("tollgate_auth_failures_total", "reason" => ctx.error).increment(1);
+    }
+    if ctx.error.starts_with("upstream_") {
+        metrics::counter!("tollgate_upstream_errors_total", "provider" => provider.to_string(),
+            "kind" => ctx.error)
+        .increment(1);
+    }
+
+    let (principal, key_id) = match &ctx.key {
+        Some(k) => (
+            k.principal.subject.to_string(),
+            k.principal.key_id.to_string(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    if ctx.status >= 500 {
+        tracing::warn!(request_id = %ctx.request_id, status = ctx.status, error = ctx.error,
+            principal = %principal, model = %ctx.requested_model, provider, "request failed");
+    } else if ctx.status >= 400 {
+        tracing::info!(request_id = %ctx.request_id, status = ctx.status, error = ctx.error,
+            principal = %principal, model = %ctx.requested_model, "request rejected");
+    } else {
+        tracing::debug!(request_id = %ctx.request_id, status = ctx.status, principal = %principal,
+            model = %ctx.requested_model, provider, latency_ms = latency.as_secs_f64() * 1e3, "request served");
+    }
+
+    // Requests turned away before authentication are counted, not recorded:
+    // an unauthenticated flood must not fill the ledger.
+    if ctx.key.is_none() {
+        return;
+    }
+    app.ledger.record(UsageRecord {
+        ts_ms: ctx.received_ms,
+        request_id: ctx.request_id,
+        principal,
+        key_id,
+        endpoint: endpoint.to_string(),
+        requested_model: ctx.requested_model,
+        provider: provider.to_string(),
+        upstream_model: upstream_model.to_string(),
+        stream: ctx.stream,
+        prompt_tokens: ctx.usage.prompt,
+        completion_tokens: ctx.usage.completion,
+        tokens_estimated: ctx.usage.estimated,
+        cost,
+        status: ctx.status,
+        error: ctx.error.to_string(),
+        latency_ms: latency.as_secs_f64() * 1e3,
+        ttft_ms: ctx.first_token.map(|t| t.as_secs_f64() * 1e3),
+    });
+}
+
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        413 => "413",
+        429 => "429",
+        499 => "499",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        s if s < 300 => "2xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,61 @@
+//! The one context every phase reads and writes: identity, route, timings,
+//! token counts, outcome. `finish` turns it into the usage record.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::error::ApiShape;
+use crate::auth::KeyEntry;
+use crate::config::Endpoint;
+use crate::snapshot::ModelRoute;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt: i64,
+    pub completion: i64,
+    /// Counted by the gateway because the upstream reported none.
+    pub estimated: bool,
+}
+
+pub struct RequestCtx {
+    pub request_id: String,
+    pub endpoint: Endpoint,
+    pub shape: ApiShape,
+    pub started: Instant,
+    pub received_ms: i64,
+    pub key: Option<Arc<KeyEntry>>,
+    pub requested_model: String,
+    pub route: Option<Arc<ModelRoute>>,
+    pub stream: bool,
+    pub usage: Usage,
+    pub first_token: Option<Duration>,
+    pub status: u16,
+    /// Low-cardinality error label; empty on success.
+    pub error: &'static str,
+}
+
+impl RequestCtx {
+    pub fn new(endpoint: Endpoint, request_id: String) -> Self {
+        Self {
+            request_id,
+            endpoint,
+            shape: ApiShape::OpenAi,
+            started: Instant::now(),
+            received_ms: crate::store::now_ms(),
+            key: None,
+            requested_model: String::new(),
+            route: None,
+            stream: false,
+            usage: Usage::default(),
+            first_token: None,
+            status: 200,
+            error: "",
+        }
+    }
+
+    pub fn mark_first_token(&mut self) {
+        if self.first_token.is_none() {
+            self.first_token = Some(self.started.elapsed());
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The request pipeline: one ordered list of phases over one `RequestCtx`.
+//! The order is the contract (ARCHITECTURE.md draws it); later issues fill
+//! the marked slots. Every decision uses in-memory state; the only I/O is the
+//! upstream call, and recording happens after the response (`after.rs`).
+
+mod after;
+mod context;
+mod ingress;
+mod sse;
+mod stream;
+mod tokens;
+
+pub use context::{RequestCtx, Usage};
+pub use sse::{Event, SseSplitter};
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::error::ApiError;
+use crate::auth;
+use crate::config::Endpoint;
+use crate::providers::{ProviderBody, ProviderCall, ProviderError};
+use crate::server::AppState;
+use crate::snapshot::Snapshot;
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const RESOLVED_MODEL: &str = "x-tollgate-resolved-model";
+
+/// What `run` produced: a finished response, or a stream that settles the
+/// request's accounting itself when it ends.
+enum Reply {
+    Done(Response),
+    Streaming(Response),
+}
+
+/// Entry point for every model call (chat, completions, embeddings).
+pub async fn handle(
+    app: Arc<AppState>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = request_id(&headers);
+    let mut ctx = RequestCtx::new(endpoint, request_id);
+    let snap = app.snapshot.load_full();
+    match run(&app, &snap, &mut ctx, &headers, body).await {
+        Ok(Reply::Streaming(resp)) => resp,
+        Ok(Reply::Done(resp)) => {
+            after::finish(&app, ctx);
+            resp
+        }
+        Err(err) => {
+            ctx.status = err.status().as_u16();
+            ctx.error = err.label();
+            let resolved = ctx.route.as_ref().map(|r| r.resolved.clone());
+            let mut resp = err.into_response_shaped(ctx.shape);
+            if let Some(v) = resolved {
+                resp.headers_mut().insert(RESOLVED_MODEL, v);
+            }
+            after::finish(&app, ctx);
+            resp
+        }
+    }
+}
+
+async fn run(
+    app: &Arc<AppState>,
+    snap: &Snapshot,
+    ctx: &mut RequestCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Reply, ApiError> {
+    // 1. authenticate — headers only, before reading a byte of the body, so
+    //    unauthenticated callers cost nothing.
+    let key = auth::authenticate(headers, &snap.keys, &app.store_keys.load())?;
+    ctx.key = Some(key.clone());
+
+    // 2. ingress — body under the size limit, parsed and checked.
+    let bytes = ingress::read_body(headers, body, snap.config.server.max_body_bytes).await?;
+    let parsed = ingress::parse(ctx.endpoint, &bytes)?;
+    ctx.requested_model.clone_from(&parsed.model);
+    ctx.stream = parsed.stream;
+
+    // 3. resolve — model name → route (virtual models: issue 5).
+    let route = snap
+        .models
+        .get(&parsed.model)
+        .cloned()
+        .ok_or_else(|| ApiError::ModelNotFound {
+            model: parsed.model.clone(),
+        })?;
+
+    // 4. authorize — deny by default; checked before anything reveals more
+    //    about the model than its existence.
+    if !key.models.allows(&route.name) {
+        return Err(ApiError::ModelForbidden {
+            model: route.name.clone(),
+        });
+    }
+    if !route.serves(ctx.endpoint) {
+        return Err(ApiError::WrongEndpoint {
+            model: route.name.clone(),
+            endpoint: ctx.endpoint.as_str(),
+        });
+    }
+    ctx.route = Some(route.clone());
+
+    // 5. admit — rate limits, quotas, budgets (issue 6).
+    // 6. input guardrails (issue 7).
+    // 7. cache lookup (issue 9).
+
+    // 8. attempt the upstream.
+    let mut body = parsed.body;
+    body.insert("model".into(), Value::String(route.upstream_model.clone()));
+    let strip_usage = parsed.stream && !parsed.wants_usage;
+    if parsed.stream {
+        // Always ask for usage so streamed spend is exact; `strip_usage`
+        // hides the extra chunk from a caller who did not ask for it.
+        let opts = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + route.total_timeout;
+    let call = ProviderCall {
+        endpoint: ctx.endpoint,
+        body,
+        stream: parsed.stream,
+        client_headers: headers,
+    };
+    let upstream = tokio::time::timeout_at(deadline, route.provider.call(call))
+        .await
+        .map_err(|_| ProviderError::Timeout {
+            provider: route.provider_name.clone(),
+            stage: "total",
+        })??;
+
+    // 9. output guardrails (issue 7).
+
+    // 10. respond.
+    let status = StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::OK);
+    match upstream.body {
+        ProviderBody::Full(body_bytes) => {
+            ctx.mark_first_token();
+            ctx.usage = usage_of(&body_bytes, &route.provider_name, &bytes)?;
+            let mut resp = Response::new(Body::from(body_bytes));
+            *resp.status_mut() = status;
+            let h = resp.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(RESOLVED_MODEL, route.resolved.clone());
+            Ok(Reply::Done(resp))
+        }
+        ProviderBody::Stream(upstream_stream) => {
+            let owned = std::mem::replace(ctx, RequestCtx::new(ctx.endpoint, String::new()));
+            let out = stream::observe(
+                app.clone(),
+                owned,
+                bytes,
+                upstream_stream,
+                deadline,
+                strip_usage,
+            );
+            let mut resp = Response::new(Body::from_stream(out));
+            *resp.status_mut() = status;
+            let h = resp.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            h.insert(RESOLVED_MODEL, route.resolved.clone());
+            Ok(Reply::Streaming(resp))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct UsagePeek {
+    #[serde(default)]
+    usage: Option<stream::WireUsage>,
+}
+
+/// Usage from a full response body; counted here (and marked estimated)
+/// when the upstream reported none.
+fn usage_of(bytes: &[u8], provider: &str, request: &[u8]) -> Result<Usage, ApiError> {
+    let peek: UsagePeek = serde_json::from_slice(bytes).map_err(|e| ProviderError::Protocol {
+        provider: provider.to_string(),
+        message: format!("response is not valid JSON: {e}"),
+    })?;
+    if let Some(u) = peek.usage {
+        return Ok(Usage {
+            prompt: u.prompt_tokens.unwrap_or(0),
+            completion: u.completion_tokens.unwrap_or(0),
+            estimated: false,
+        });
+    }
+    let response: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    Ok(Usage {
+        prompt: tokens::prompt_tokens_of(request),
+        completion: tokens::completion_tokens(&response),
+        estimated: true,
+    })
+}
+
+/// The id the edge middleware (`api::openai::request_id`) put on the request.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}

@@ -1,0 +1,247 @@
+//! Streaming responses: upstream SSE bytes leave as soon as each event is
+//! complete (never buffered whole), while usage is read off the events on
+//! the way through. The total deadline applies between chunks. A failure
+//! after the first byte ends the stream with an error event in the caller's
+//! shape. The accounting state is a guard: if the caller goes away, its
+//! `Drop` still records the request (status 499, tokens seen so far).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::error::ApiError;
+use crate::providers::ProviderError;
+use crate::server::AppState;
+
+use super::context::{RequestCtx, Usage};
+use super::sse::{SseSplitter, MAX_EVENT_BYTES};
+use super::{after, tokens};
+
+#[derive(Deserialize)]
+struct Peek {
+    #[serde(default)]
+    choices: Option<Vec<PeekChoice>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PeekChoice {
+    #[serde(default)]
+    delta: Option<PeekDelta>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PeekDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+pub(super) struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<i64>,
+    #[serde(default)]
+    pub completion_tokens: Option<i64>,
+}
+
+/// Holds the request's accounting until the stream ends one way or another.
+struct Accounting {
+    app: Arc<AppState>,
+    ctx: Option<RequestCtx>,
+    /// The caller's request body, parsed again only if tokens must be estimated.
+    request: Bytes,
+    completion_text: String,
+    usage: Option<WireUsage>,
+}
+
+impl Accounting {
+    fn settle(&mut self, status: u16, error: &'static str) {
+        let Some(mut ctx) = self.ctx.take() else {
+            return;
+        };
+        ctx.status = status;
+        if !error.is_empty() {
+            ctx.error = error;
+        } else if !ctx.error.is_empty() {
+            // The upstream sent an error event inside a stream it then closed.
+            ctx.status = 502;
+        }
+        ctx.usage = match self.usage {
+            Some(u) => Usage {
+                prompt: u.prompt_tokens.unwrap_or(0),
+                completion: u.completion_tokens.unwrap_or(0),
+                estimated: false,
+            },
+            None => Usage {
+                prompt: tokens::prompt_tokens_of(&self.request),
+                completion: tokens::count(&self.completion_text),
+                estimated: true,
+            },
+        };
+        after::finish(&self.app, ctx);
+    }
+}
+
+impl Drop for Accounting {
+    fn drop(&mut self) {
+        self.settle(499, "client_closed");
+    }
+}
+
+struct State {
+    upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
+    splitter: SseSplitter,
+    acct: Accounting,
+    deadline: tokio::time::Instant,
+    provider: String,
+    /// The gateway asked for usage the caller did not: drop the usage-only chunk.
+    strip_usage: bool,
+    saw_done: bool,
+    ended: bool,
+}
+
+pub fn observe(
+    app: Arc<AppState>,
+    ctx: RequestCtx,
+    request: Bytes,
+    upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
+    deadline: tokio::time::Instant,
+    strip_usage: bool,
+) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {
+    let provider = ctx
+        .route
+        .as_ref()
+        .map(|r| r.provider_name.clone())
+        .unwrap_or_default();
+    let state = State {
+        upstream,
+        splitter: SseSplitter::default(),
+        acct: Accounting {
+            app,
+            ctx: Some(ctx),
+            request,
+            completion_text: String::new(),
+            usage: None,
+        },
+        deadline,
+        provider,
+        strip_usage,
+        saw_done: false,
+        ended: false,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if st.ended {
+                return None;
+            }
+            let next = tokio::time::timeout_at(st.deadline, st.upstream.next()).await;
+            let failure = match next {
+                Ok(Some(Ok(chunk))) => match st.on_chunk(&chunk) {
+                    Ok(Some(out)) => return Some((Ok(out), st)),
+                    Ok(None) => continue,
+                    Err(e) => e,
+                },
+                Ok(Some(Err(e))) => e,
+                Ok(None) if st.saw_done => {
+                    st.ended = true;
+                    st.acct.settle(200, "");
+                    return None;
+                }
+                Ok(None) => ProviderError::StreamInterrupted {
+                    provider: st.provider.clone(),
+                    message: "the stream closed without [DONE]".into(),
+                },
+                Err(_) => ProviderError::Timeout {
+                    provider: st.provider.clone(),
+                    stage: "total",
+                },
+            };
+            st.ended = true;
+            let err = ApiError::Provider(failure);
+            st.acct.settle(err.status().as_u16(), err.label());
+            let shape = st.acct.ctx.as_ref().map(|c| c.shape).unwrap_or_default();
+            let event = format!("data: {}\n\n", err.body(shape));
+            return Some((Ok(Bytes::from(event)), st));
+        }
+    })
+    .boxed()
+}
+
+impl State {
+    /// Forwards the complete events in `chunk`; `None` when nothing is ready.
+    fn on_chunk(&mut self, chunk: &[u8]) -> Result<Option<Bytes>, ProviderError> {
+        let events = self.splitter.push(chunk);
+        if self.splitter.pending() > MAX_EVENT_BYTES {
+            return Err(ProviderError::Protocol {
+                provider: self.provider.clone(),
+                message: format!("stream event larger than {MAX_EVENT_BYTES} bytes"),
+            });
+        }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut out = BytesMut::new();
+        for ev in events {
+            if self.inspect(&ev.data()) {
+                out.extend_from_slice(&ev.raw);
+            }
+        }
+        Ok((!out.is_empty()).then(|| out.freeze()))
+    }
+
+    /// Reads usage and text off one event; false when it must not be forwarded.
+    fn inspect(&mut self, data: &str) -> bool {
+        if data == "[DONE]" {
+            self.saw_done = true;
+            return true;
+        }
+        if !data.starts_with('{') {
+            return true;
+        }
+        let Ok(peek) = serde_json::from_str::<Peek>(data) else {
+            return true;
+        };
+        if let Some(ctx) = self.acct.ctx.as_mut() {
+            if peek.error.is_some() {
+                ctx.error = "upstream_stream_error";
+            }
+            if peek.choices.as_ref().is_some_and(|c| !c.is_empty()) {
+                ctx.mark_first_token();
+            }
+        }
+        for c in peek.choices.iter().flatten() {
+            if let Some(t) = &c.text {
+                self.acct.completion_text.push_str(t);
+            }
+            if let Some(d) = &c.delta {
+                if let Some(t) = &d.content {
+                    self.acct.completion_text.push_str(t);
+                }
+                for call in d.tool_calls.iter().flatten() {
+                    if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
+                    {
+                        self.acct.completion_text.push_str(args);
+                    }
+                }
+            }
+        }
+        if let Some(u) = peek.usage {
+            self.acct.usage = Some(u);
+            let usage_only = peek.choices.as_ref().is_none_or(Vec::is_empty);
+            if self.strip_usage && usage_only {
+                return false;
+            }
+        }
+        true
+    }
+}

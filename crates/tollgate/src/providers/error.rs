@@ -1,0 +1,77 @@
+//! What can go wrong talking to an upstream. Messages name the provider and
+//! the upstream status, never a credential.
+
+use http::StatusCode;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("upstream {provider} could not be reached: {message}")]
+    Connect { provider: String, message: String },
+    #[error("upstream {provider} timed out ({stage} timeout)")]
+    Timeout {
+        provider: String,
+        stage: &'static str,
+    },
+    #[error("upstream {provider} returned {status}: {message}")]
+    Status {
+        provider: String,
+        status: u16,
+        message: String,
+        retry_after: Option<u64>,
+    },
+    #[error("upstream {provider} sent an invalid response: {message}")]
+    Protocol { provider: String, message: String },
+    #[error("upstream {provider} stream ended before completion: {message}")]
+    StreamInterrupted { provider: String, message: String },
+}
+
+impl ProviderError {
+    /// The status the caller sees. Upstream 429 and the client-side 4xx that
+    /// are the caller's to fix pass through; an upstream 401/403 is the
+    /// gateway's credential problem, so the caller gets 502.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProviderError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProviderError::Status { status, .. } => match *status {
+                400 | 404 | 409 | 413 | 422 | 429 => {
+                    StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+                }
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProviderError::Connect { .. } => "upstream_connect",
+            ProviderError::Timeout { .. } => "upstream_timeout",
+            ProviderError::Status { status: 429, .. } => "upstream_rate_limited",
+            ProviderError::Status { .. } => "upstream_status",
+            ProviderError::Protocol { .. } => "upstream_protocol",
+            ProviderError::StreamInterrupted { .. } => "upstream_stream_interrupted",
+        }
+    }
+
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProviderError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            ProviderError::Protocol { .. } => false,
+            _ => true,
+        }
+    }
+
+    pub fn openai_type_and_code(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ProviderError::Timeout { .. } => ("server_error", Some("upstream_timeout")),
+            ProviderError::Status { status: 429, .. } => {
+                ("rate_limit_error", Some("rate_limit_exceeded"))
+            }
+            ProviderError::Status { status, .. } if self.status().as_u16() == *status => {
+                ("invalid_request_error", Some("upstream_rejected"))
+            }
+            ProviderError::StreamInterrupted { .. } => ("server_error", Some("stream_interrupted")),
+            _ => ("server_error", Some("upstream_error")),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Providers: a trait for behaviour, an enum (`config::ProviderKind`) for
+//! config. A provider takes an OpenAI-shaped request whose `model` is already
+//! the upstream id and returns the upstream's OpenAI-shaped bytes, whole or
+//! as a stream. Providers own their HTTP client, credentials and the
+//! first-byte timeout; the pipeline owns the total deadline, usage
+//! accounting and everything the caller sees.
+
+mod error;
+mod mock;
+mod openai;
+
+pub use error::ProviderError;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use http::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::config::{Endpoint, ProviderConfig, ProviderKind};
+
+/// One call to a provider.
+pub struct ProviderCall<'a> {
+    pub endpoint: Endpoint,
+    /// The request body, `model` already rewritten to the upstream id.
+    pub body: Map<String, Value>,
+    pub stream: bool,
+    /// The caller's headers; a provider forwards only what its config allows.
+    pub client_headers: &'a HeaderMap,
+}
+
+pub enum ProviderBody {
+    Full(Bytes),
+    /// Server-Sent Events bytes in OpenAI's chunk format, as they arrive.
+    Stream(BoxStream<'static, Result<Bytes, ProviderError>>),
+}
+
+pub struct ProviderResponse {
+    pub status: u16,
+    pub body: ProviderBody,
+}
+
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &str;
+    fn call<'a>(
+        &'a self,
+        call: ProviderCall<'a>,
+    ) -> BoxFuture<'a, Result<ProviderResponse, ProviderError>>;
+}
+
+/// Builds the runtime provider for a validated config entry.
+pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
+    match cfg.kind {
+        ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(cfg)?)),
+        ProviderKind::Mock => Ok(Arc::new(mock::MockProvider::new(cfg))),
+    }
+}
+
+/// Whether a client header may be forwarded under `rules` (`name` or `prefix-*`).
+pub(crate) fn header_allowed(rules: &[String], name: &str) -> bool {
+    rules.iter().any(|r| match r.strip_suffix('*') {
+        Some(prefix) => {
+            name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+        }
+        None => r.eq_ignore_ascii_case(name),
+    })
+}

@@ -1,0 +1,197 @@
+//! Process lifecycle: build the first snapshot, open the store, start the
+//! ledger, bind the data-plane and admin listeners, run background tasks
+//! (key refresh, config watch), and shut down gracefully: stop accepting,
+//! let in-flight requests and streams finish within the grace period, flush
+//! the ledger, return.
+
+mod admin;
+mod reload;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::KeyIndex;
+use crate::config::{self, ConfigError};
+use crate::ledger::{Ledger, LedgerHandle};
+use crate::snapshot::{store_key_index, Snapshot};
+use crate::store::{Store, StoreError};
+
+pub use reload::reload;
+
+/// Everything the request path reads; swapped pieces live behind `ArcSwap`.
+pub struct AppState {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub store_keys: ArcSwap<KeyIndex>,
+    pub ledger: LedgerHandle,
+    pub prometheus: Option<PrometheusHandle>,
+    pub ready: AtomicBool,
+    pub config_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Build(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running gateway.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Starts the graceful shutdown; `wait` returns when it is done.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    pub async fn wait(self) -> Result<(), ServeError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(ServeError::Build(format!("server task failed: {e}"))),
+        }
+    }
+
+    /// Reloads the config file now (what SIGHUP does).
+    pub fn reload(&self) -> Result<(), String> {
+        reload(&self.state)
+    }
+}
+
+pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
+    let cfg = config::load_file(config_path)?;
+    let snapshot = Snapshot::build(cfg.clone(), None).map_err(ServeError::Build)?;
+    let store = Store::open(&cfg.storage.url).await?;
+    let store_keys = store_key_index(&store.list_keys().await?);
+    let ledger = cfg
+        .ledger
+        .enabled
+        .then(|| Ledger::start(store.clone(), &cfg.ledger));
+    let listener = bind(&cfg.server.listen).await?;
+    let admin_listener = bind(&cfg.server.admin_listen).await?;
+    let addr = listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let state = Arc::new(AppState {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        store_keys: ArcSwap::from_pointee(store_keys),
+        ledger: ledger
+            .as_ref()
+            .map_or_else(LedgerHandle::disabled, Ledger::handle),
+        prometheus: crate::metrics::handle(),
+        ready: AtomicBool::new(true),
+        config_path: config_path.to_path_buf(),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let background = vec![
+        tokio::spawn(reload::refresh_store_keys(
+            state.clone(),
+            store.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(reload::watch_config(state.clone(), stop_rx.clone())),
+    ];
+    tracing::info!(%addr, %admin_addr, models = state.snapshot.load().models.len(),
+        "tollgate listening");
+    let task = tokio::spawn(run(
+        state.clone(),
+        listener,
+        admin_listener,
+        stop_rx,
+        ledger,
+        store,
+        background,
+    ));
+    Ok(Running {
+        addr,
+        admin_addr,
+        state,
+        stop,
+        task,
+    })
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn run(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    stop_rx: watch::Receiver<bool>,
+    ledger: Option<Ledger>,
+    store: Store,
+    background: Vec<JoinHandle<()>>,
+) -> Result<(), ServeError> {
+    let data = axum::serve(listener, crate::api::router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin = axum::serve(admin_listener, admin::router(state.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin_task = tokio::spawn(async move { admin.await });
+
+    let data_task = tokio::spawn(async move { data.await });
+    let abort = data_task.abort_handle();
+    stopped(stop_rx).await;
+    state.ready.store(false, Ordering::Relaxed);
+    let grace = state.snapshot.load().config.server.shutdown_grace;
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: draining in-flight requests"
+    );
+    match tokio::time::timeout(grace, data_task).await {
+        Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "data plane server error"),
+        Ok(Err(e)) => tracing::error!(error = %e, "data plane task failed"),
+        Err(_) => {
+            tracing::warn!("grace period over; closing remaining connections");
+            abort.abort();
+        }
+    }
+    for t in background {
+        t.abort();
+    }
+    if let Ok(Err(e)) = admin_task.await {
+        tracing::error!(error = %e, "admin server error");
+    }
+    if let Some(ledger) = ledger {
+        // Let aborted streams run their accounting before the last flush.
+        tokio::task::yield_now().await;
+        ledger.close().await;
+        tracing::info!("usage ledger flushed");
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Reloading: the config file (SIGHUP, or a change on disk) and the store's
+//! keys (polled). A reload builds a complete new snapshot and swaps it in one
+//! step; a bad file keeps the running snapshot and logs why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use super::AppState;
+use crate::config;
+use crate::snapshot::{store_key_index, Snapshot};
+use crate::store::Store;
+
+pub fn reload(state: &AppState) -> Result<(), String> {
+    let result = config::load_file(&state.config_path)
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| {
+            let current = state.snapshot.load();
+            if cfg.server.listen != current.config.server.listen
+                || cfg.server.admin_listen != current.config.server.admin_listen
+                || cfg.storage != current.config.storage
+                || cfg.ledger != current.config.ledger
+            {
+                tracing::warn!(
+                    "server listen addresses, storage and ledger settings apply at restart only"
+                );
+            }
+            Snapshot::build(cfg, Some(&current))
+        });
+    match result {
+        Ok(snap) => {
+            let models = snap.models.len();
+            state.snapshot.store(Arc::new(snap));
+            metrics::counter!("tollgate_config_reloads_total", "result" => "ok").increment(1);
+            tracing::info!(models, "config reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            metrics::counter!("tollgate_config_reloads_total", "result" => "error").increment(1);
+            tracing::error!(error = %e, "config reload failed; keeping the running config");
+            Err(e)
+        }
+    }
+}
+
+/// Re-reads the store's keys so `tollgate keys create|revoke` take effect.
+pub async fn refresh_store_keys(
+    state: Arc<AppState>,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let every = state.snapshot.load().config.storage.key_refresh;
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match store.list_keys().await {
+            Ok(keys) => state.store_keys.store(Arc::new(store_key_index(&keys))),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh API keys; keeping the current set")
+            }
+        }
+    }
+}
+
+/// Reloads when the config file changes on disk (watching its directory, so
+/// editors that replace the file by rename are seen too).
+pub async fn watch_config(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    if !state.snapshot.load().config.server.watch_config {
+        return;
+    }
+    let path = state.config_path.clone();
+    let Some(file_name) = path.file_name().map(|f| f.to_os_string()) else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let ours = event
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(file_name.as_os_str()));
+            if ours && (event.kind.is_modify() || event.kind.is_create()) {
+                let _ = tx.try_send(());
+            }
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+            return;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        tracing::warn!(error = %e, "cannot watch the config directory; reload with SIGHUP");
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            got = rx.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                // Editors write in several steps: wait for the burst to settle.
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                while rx.try_recv().is_ok() {}
+                let _ = reload(&state);
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The runtime form of the config: everything a request needs, prepared up
+//! front and swapped in one atomic step (`arc-swap`). Startup and reload
+//! build it the same way; a provider whose config did not change keeps its
+//! client (and so its warm connection pool) across a reload.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::auth::{parse_hash, KeyEntry, KeyIndex, ModelGrant, Principal};
+use crate::config::{Config, Endpoint, Price, PrincipalKind, ProviderConfig};
+use crate::providers::{self, Provider};
+use crate::store::StoredKey;
+
+/// A model callers may name, bound to its provider.
+pub struct ModelRoute {
+    pub name: String,
+    pub provider_name: String,
+    pub provider: Arc<dyn Provider>,
+    pub upstream_model: String,
+    pub endpoints: Option<Vec<Endpoint>>,
+    pub price: Price,
+    /// The provider's total timeout: the request's deadline.
+    pub total_timeout: std::time::Duration,
+    /// `provider/upstream_model`, sent as `x-tollgate-resolved-model`.
+    pub resolved: http::HeaderValue,
+}
+
+impl ModelRoute {
+    pub fn serves(&self, endpoint: Endpoint) -> bool {
+        self.endpoints
+            .as_ref()
+            .is_none_or(|e| e.contains(&endpoint))
+    }
+
+    pub fn cost(&self, prompt: i64, completion: i64) -> f64 {
+        (prompt as f64 * self.price.input_per_mtok + completion as f64 * self.price.output_per_mtok)
+            / 1_000_000.0
+    }
+}
+
+pub struct Snapshot {
+    pub config: Config,
+    pub models: HashMap<String, Arc<ModelRoute>>,
+    /// Model names in config order, for `GET /v1/models`.
+    pub model_order: Vec<String>,
+    pub keys: KeyIndex,
+    providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
+}
+
+impl Snapshot {
+    /// Builds the runtime form of an already validated config.
+    pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Self, String> {
+        let mut providers = HashMap::new();
+        for p in &config.providers {
+            let reused = previous
+                .and_then(|s| s.providers.get(&p.name))
+                .filter(|(old_cfg, _)| old_cfg == p)
+                .map(|(_, prov)| prov.clone());
+            let prov = match reused {
+                Some(prov) => prov,
+                None => providers::build(p)?,
+            };
+            providers.insert(p.name.clone(), (p.clone(), prov));
+        }
+        let mut models = HashMap::new();
+        let mut model_order = Vec::new();
+        for m in &config.models {
+            let (provider_cfg, provider) = providers
+                .get(&m.provider)
+                .ok_or_else(|| format!("model {}: unknown provider {}", m.name, m.provider))?;
+            let upstream_model = m.upstream_model.clone().unwrap_or_else(|| m.name.clone());
+            let resolved =
+                http::HeaderValue::from_str(&format!("{}/{}", m.provider, upstream_model))
+                    .map_err(|_| format!("model {}: name is not a valid header value", m.name))?;
+            models.insert(
+                m.name.clone(),
+                Arc::new(ModelRoute {
+                    name: m.name.clone(),
+                    provider_name: m.provider.clone(),
+                    provider: provider.clone(),
+                    upstream_model,
+                    endpoints: m.endpoints.clone(),
+                    price: m.price.unwrap_or_default(),
+                    total_timeout: provider_cfg.timeouts.total,
+                    resolved,
+                }),
+            );
+            model_order.push(m.name.clone());
+        }
+        let mut keys = KeyIndex::default();
+        for k in &config.keys {
+            let hash = parse_hash(&k.hash).ok_or_else(|| format!("key {}: bad hash", k.id))?;
+            let models = ModelGrant::new(&k.models).map_err(|e| format!("key {}: {e}", k.id))?;
+            keys.insert(
+                hash,
+                KeyEntry {
+                    principal: Arc::new(Principal {
+                        subject: k.principal.as_str().into(),
+                        kind: k.kind,
+                        groups: k.groups.clone().into(),
+                        key_id: k.id.as_str().into(),
+                    }),
+                    models,
+                },
+            );
+        }
+        Ok(Self {
+            config,
+            models,
+            model_order,
+            keys,
+            providers,
+        })
+    }
+}
+
+/// The index of keys managed in the store (revoked ones left out).
+pub fn store_key_index(stored: &[StoredKey]) -> KeyIndex {
+    let mut index = KeyIndex::default();
+    for k in stored.iter().filter(|k| k.revoked_ms.is_none()) {
+        let (Some(hash), Ok(models)) = (parse_hash(&k.hash), ModelGrant::new(&k.models)) else {
+            tracing::warn!(key_id = %k.id, "stored key is malformed; skipped");
+            continue;
+        };
+        let kind = if k.kind == "service" {
+            PrincipalKind::Service
+        } else {
+            PrincipalKind::User
+        };
+        index.insert(
+            hash,
+            KeyEntry {
+                principal: Arc::new(Principal {
+                    subject: k.principal.as_str().into(),
+                    kind,
+                    groups: k.groups.clone().into(),
+                    key_id: k.id.as_str().into(),
+                }),
+                models,
+            },
+        );
+    }
+    index
+}
