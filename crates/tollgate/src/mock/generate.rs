@@ -265,6 +265,9 @@ fn paced(events: Vec<Bytes>, knobs: &Knobs) -> BoxStream<'static, Result<Bytes, 
         }
         let (i, event) = iter.next()?;
         if cut == Some(i) {
+            // Let the chunks before the cut reach the wire first, as they
+            // would from a real upstream that dies mid-answer.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             return Some((Err(StreamCut(i)), (iter, true)));
         }
         let delay = if i == 0 { ttft } else { gap };

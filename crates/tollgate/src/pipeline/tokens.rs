@@ -32,8 +32,10 @@ pub fn count(text: &str) -> i64 {
 fn text_of(v: &Value, out: &mut String) {
     match v {
         Value::String(s) => {
+            if !out.is_empty() {
+                out.push('\n');
+            }
             out.push_str(s);
-            out.push('\n');
         }
         Value::Array(items) => items.iter().for_each(|i| text_of(i, out)),
         Value::Object(o) => {

@@ -1,0 +1,226 @@
+//! Test harness: a real mock upstream and a real gateway, each on port 0,
+//! configured through a real YAML file in a temp dir.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tollgate::server::Running;
+use tollgate::store::Store;
+
+pub const KEY: &str = "tg-test-key-full";
+pub const KEY_LIMITED: &str = "tg-test-key-limited";
+pub const UPSTREAM_KEY: &str = "upstream-secret-value";
+
+pub fn hash(key: &str) -> String {
+    tollgate::auth::format_hash(&tollgate::auth::hash_key(key))
+}
+
+pub struct Mock {
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Mock {
+    pub fn base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// What the upstream received, oldest first.
+    pub async fn received(&self) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("http://{}/_mock/requests", self.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub async fn start_mock(require_key: Option<&str>) -> Mock {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let opts = tollgate::mock::server::MockOptions {
+        require_key: require_key.map(str::to_owned),
+    };
+    tokio::spawn(tollgate::mock::server::serve(listener, opts, async {
+        let _ = rx.await;
+    }));
+    Mock { addr, _stop: tx }
+}
+
+/// An address nothing listens on.
+pub async fn dead_addr() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+/// The standard test config: providers `local` (in-process mock), `up`
+/// (the mock upstream, credential checked), `dead` (connection refused),
+/// `slow` (short timeouts); keys KEY (broad) and KEY_LIMITED.
+pub fn standard_config(mock: &Mock, dead: SocketAddr, db: &str) -> String {
+    format!(
+        r#"
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  max_body_bytes: 65536
+  shutdown_grace: 5s
+storage:
+  url: {db}
+  key_refresh: 100ms
+ledger:
+  flush_interval: 20ms
+providers:
+  - name: local
+    kind: mock
+  - name: up
+    kind: openai
+    base_url: {base}
+    api_key: {UPSTREAM_KEY}
+    forward_headers: ["x-mock-*"]
+  - name: dead
+    kind: openai
+    base_url: http://{dead}/v1
+  - name: slow
+    kind: openai
+    base_url: {base}
+    api_key: {UPSTREAM_KEY}
+    forward_headers: ["x-mock-*"]
+    timeouts: {{ connect: 1s, first_byte: 300ms, total: 700ms }}
+models:
+  - name: chat-local
+    provider: local
+    price: {{ input_per_mtok: 1.0, output_per_mtok: 2.0 }}
+  - name: chat-up
+    provider: up
+    upstream_model: mock-chat
+    price: {{ input_per_mtok: 10.0, output_per_mtok: 20.0 }}
+  - name: embed-up
+    provider: up
+    upstream_model: mock-embed
+    endpoints: [embeddings]
+  - name: chat-dead
+    provider: dead
+  - name: chat-slow
+    provider: slow
+    upstream_model: mock-chat
+  - name: secret-model
+    provider: local
+keys:
+  - id: full
+    hash: {full}
+    principal: alice
+    groups: [eng]
+    models: ["chat-*", "embed-*"]
+  - id: limited
+    hash: {limited}
+    principal: bob
+    kind: service
+    models: ["chat-local"]
+"#,
+        base = mock.base(),
+        full = hash(KEY),
+        limited = hash(KEY_LIMITED),
+    )
+}
+
+pub struct Gateway {
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub config_path: PathBuf,
+    pub db_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// Graceful shutdown (flushes the ledger), then the store for assertions.
+    pub async fn stop(&mut self) -> Store {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+            tokio::time::timeout(Duration::from_secs(15), r.wait())
+                .await
+                .expect("shutdown within 15s")
+                .expect("clean shutdown");
+        }
+        Store::open(&self.db_url).await.unwrap()
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().unwrap()
+    }
+}
+
+pub async fn start_gateway_with(make: impl FnOnce(&str) -> String) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let config_path = dir.path().join("tollgate.yaml");
+    std::fs::write(&config_path, make(&db_url)).unwrap();
+    let running = tollgate::server::start(&config_path).await.unwrap();
+    Gateway {
+        addr: running.addr,
+        admin: running.admin_addr,
+        running: Some(running),
+        config_path,
+        db_url,
+        dir,
+    }
+}
+
+pub async fn start_standard(mock: &Mock) -> Gateway {
+    let dead = dead_addr().await;
+    start_gateway_with(|db| standard_config(mock, dead, db)).await
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+pub fn chat_body(model: &str, content: &str) -> Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}]})
+}
+
+pub async fn post(gw: &Gateway, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+    let mut req = client().post(gw.url(path)).json(body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    req.send().await.unwrap()
+}
+
+/// Splits an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|ev| ev.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until the store has at least `n` usage records.
+pub async fn wait_records(store: &Store, n: usize) -> Vec<tollgate::ledger::UsageRecord> {
+    for _ in 0..200 {
+        let recs = store.usage_since(0).await.unwrap();
+        if recs.len() >= n {
+            return recs;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    store.usage_since(0).await.unwrap()
+}

@@ -1,0 +1,224 @@
+//! The usage ledger: one exact record per request, streamed or not, written
+//! off the request path; a failing store never fails a request.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn records_stream_and_non_stream_exactly() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_standard(&mock).await;
+    let plain = post(
+        &gw,
+        "/v1/chat/completions",
+        Some(KEY),
+        &chat_body("chat-up", "one two three"),
+    )
+    .await;
+    let plain_id = plain.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(plain.status(), 200);
+    plain.bytes().await.unwrap();
+
+    let mut body = chat_body("chat-up", "one two three");
+    body["stream"] = json!(true);
+    let streamed = post(
+        &gw,
+        "/v1/chat/completions",
+        Some(KEY_LIMITED),
+        &chat_body("chat-local", "four five"),
+    )
+    .await;
+    streamed.bytes().await.unwrap();
+    let s = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    let stream_id = s.headers()["x-request-id"].to_str().unwrap().to_owned();
+    s.text().await.unwrap();
+
+    let failed = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock-status", "503")
+        .json(&chat_body("chat-up", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 502);
+    // Unauthenticated requests are counted in metrics, not written to the ledger.
+    assert_eq!(
+        post(&gw, "/v1/chat/completions", None, &body)
+            .await
+            .status(),
+        401
+    );
+
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+
+    let p = recs.iter().find(|r| r.request_id == plain_id).unwrap();
+    assert_eq!((p.principal.as_str(), p.key_id.as_str()), ("alice", "full"));
+    assert_eq!(
+        (
+            p.requested_model.as_str(),
+            p.provider.as_str(),
+            p.upstream_model.as_str()
+        ),
+        ("chat-up", "up", "mock-chat")
+    );
+    assert_eq!(
+        (p.prompt_tokens, p.completion_tokens, p.tokens_estimated),
+        (3, 16, false)
+    );
+    assert!(
+        (p.cost - (3.0 * 10.0 + 16.0 * 20.0) / 1e6).abs() < 1e-12,
+        "{}",
+        p.cost
+    );
+    assert_eq!(
+        (p.status, p.stream, p.endpoint.as_str()),
+        (200, false, "chat")
+    );
+    assert!(p.latency_ms > 0.0 && p.ttft_ms.is_some());
+
+    let st = recs.iter().find(|r| r.request_id == stream_id).unwrap();
+    assert!(st.stream);
+    assert_eq!(
+        (
+            st.prompt_tokens,
+            st.completion_tokens,
+            st.tokens_estimated,
+            st.status
+        ),
+        (3, 16, false, 200)
+    );
+    assert!(st.ttft_ms.unwrap() <= st.latency_ms);
+
+    let bob = recs.iter().find(|r| r.principal == "bob").unwrap();
+    assert_eq!(
+        (bob.key_id.as_str(), bob.provider.as_str()),
+        ("limited", "local")
+    );
+    assert_eq!((bob.prompt_tokens, bob.completion_tokens), (2, 16));
+
+    let f = recs.iter().find(|r| r.status == 502).unwrap();
+    assert_eq!(f.error, "upstream_status");
+    assert_eq!((f.prompt_tokens, f.completion_tokens), (0, 0));
+}
+
+#[tokio::test]
+async fn tokens_are_estimated_when_the_upstream_reports_none() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_standard(&mock).await;
+    for stream in [false, true] {
+        let mut body = chat_body("chat-up", "count these tokens please");
+        body["stream"] = json!(stream);
+        let resp = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("x-mock-no-usage", "1")
+            .header("x-mock-tokens", "8")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    assert_eq!(recs.len(), 2);
+    for r in recs {
+        assert!(r.tokens_estimated, "{r:?}");
+        // 8 short English words, each one cl100k token; prompt 4 words + framing.
+        assert_eq!(r.completion_tokens, 8, "{r:?}");
+        assert!(r.prompt_tokens >= 4, "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn caller_going_away_mid_stream_is_recorded() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_standard(&mock).await;
+    let mut body = chat_body("chat-up", "long story");
+    body["stream"] = json!(true);
+    let mut resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock-tokens-per-sec", "50")
+        .header("x-mock-tokens", "500")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut got = 0;
+    while got < 3 {
+        if resp.chunk().await.unwrap().is_some() {
+            got += 1;
+        }
+    }
+    drop(resp);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        (recs[0].status, recs[0].error.as_str()),
+        (499, "client_closed")
+    );
+    assert!(
+        recs[0].tokens_estimated && recs[0].completion_tokens >= 2,
+        "{:?}",
+        recs[0]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_store_never_fails_requests() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_standard(&mock).await;
+    let store = tollgate::store::Store::open(&gw.db_url).await.unwrap();
+    // Break the ledger table underneath the running gateway.
+    sqlx_break(&gw.db_url).await;
+    for _ in 0..5 {
+        let r = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body("chat-local", "x"),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    let mut dropped = false;
+    for _ in 0..100 {
+        let m = client()
+            .get(gw.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("tollgate_ledger_dropped_total{reason=\"store_error\"}") {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dropped, "store errors are counted as drops");
+    drop(store);
+    gw.stop().await;
+}
+
+async fn sqlx_break(url: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    sqlx::query("DROP TABLE usage")
+        .execute(&mut c)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,175 @@
+//! Config reload (good and bad), admin endpoints, graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn reload_good_then_bad_keeps_the_last_good_snapshot() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_standard(&mock).await;
+    let original = std::fs::read_to_string(&gw.config_path).unwrap();
+    assert_eq!(
+        post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body("chat-new", "x")
+        )
+        .await
+        .status(),
+        404
+    );
+
+    // A good change, picked up by the file watcher.
+    let added = original.replace(
+        "  - name: secret-model\n",
+        "  - name: chat-new\n    provider: local\n  - name: secret-model\n",
+    );
+    std::fs::write(&gw.config_path, &added).unwrap();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body("chat-new", "x"),
+        )
+        .await
+        .status()
+        .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "watcher did not reload");
+
+    // A bad file: reload fails with a path-aware reason, the old snapshot stays.
+    std::fs::write(
+        &gw.config_path,
+        added.replace("kind: mock", "kind: nonsense"),
+    )
+    .unwrap();
+    let err = gw.running().reload().unwrap_err();
+    assert!(err.contains("providers[0].kind"), "{err}");
+    std::fs::write(&gw.config_path, "server: [unclosed").unwrap();
+    assert!(gw.running().reload().is_err());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body("chat-new", "x")
+        )
+        .await
+        .status(),
+        200
+    );
+
+    // Explicit reload (what SIGHUP does) back to the original.
+    std::fs::write(&gw.config_path, &original).unwrap();
+    gw.running().reload().unwrap();
+    assert_eq!(
+        post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body("chat-new", "x")
+        )
+        .await
+        .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_standard(&mock).await;
+    post(
+        &gw,
+        "/v1/chat/completions",
+        Some(KEY),
+        &chat_body("chat-local", "x"),
+    )
+    .await;
+    let health = client().get(gw.admin_url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = client().get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "tollgate_requests_total{endpoint=\"chat\",model=\"chat-local\",provider=\"local\",status=\"200\"}",
+        "tollgate_request_duration_seconds_bucket",
+        "tollgate_tokens_total",
+        "tollgate_ledger_queue_depth",
+    ] {
+        assert!(metrics.contains(name), "missing {name}");
+    }
+    // The admin surface is not on the data plane.
+    let resp = client().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_streams_finish_and_flushes_the_ledger() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_standard(&mock).await;
+    let mut body = chat_body("chat-up", "finish me");
+    body["stream"] = json!(true);
+    let mut resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock-tokens-per-sec", "20")
+        .header("x-mock-tokens", "10")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+
+    let running = gw.running.take().unwrap();
+    let addr = running.addr;
+    running.shutdown();
+    let waiter = tokio::spawn(running.wait());
+
+    let mut rest = Vec::new();
+    while let Some(c) = resp.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    let rest = String::from_utf8(rest).unwrap();
+    assert!(
+        rest.ends_with("data: [DONE]\n\n"),
+        "stream cut by shutdown: {rest}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // No longer accepting.
+    assert!(reqwest::Client::new()
+        .get(format!("http://{addr}/v1/models"))
+        .send()
+        .await
+        .is_err());
+    let store = tollgate::store::Store::open(&gw.db_url).await.unwrap();
+    let recs = store.usage_since(0).await.unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0].status, recs[0].completion_tokens), (200, 10));
+}
