@@ -125,6 +125,7 @@ async fn model_allow_list_is_deny_by_default() {
             "chat-local",
             "chat-up",
             "embed-up",
+            "chat-h2",
             "chat-dead",
             "chat-slow"
         ]

@@ -228,3 +228,20 @@ async fn completions_and_embeddings() {
     let v: Value = wrong.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unsupported_endpoint");
 }
+
+#[tokio::test]
+async fn upstream_over_http2_and_http1() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_standard(&mock).await;
+    for (model, version) in [("chat-h2", "HTTP/2.0"), ("chat-up", "HTTP/1.1")] {
+        for stream in [false, true] {
+            let mut body = chat_body(model, "over the wire");
+            body["stream"] = json!(stream);
+            let resp = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+            assert_eq!(resp.status(), 200);
+            assert!(resp.text().await.unwrap().contains("chat"));
+            let got = mock.received().await;
+            assert_eq!(got.last().unwrap()["version"], version, "{model}");
+        }
+    }
+}

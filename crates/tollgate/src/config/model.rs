@@ -113,6 +113,10 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// `auto` (HTTP/2 when TLS ALPN offers it, else HTTP/1.1), `http1`, or
+    /// `http2` (prior knowledge, also over plain http: h2c).
+    #[serde(default)]
+    pub http_version: HttpVersion,
     /// Client request headers copied to the upstream request (exact names or
     /// `prefix-*`). Nothing else from the client reaches the upstream.
     #[serde(default)]
@@ -120,6 +124,15 @@ pub struct ProviderConfig {
     /// Extra static headers sent upstream (values may use `${ENV_VAR}`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpVersion {
+    #[default]
+    Auto,
+    Http1,
+    Http2,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -83,6 +83,7 @@ fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Respons
 async fn admit(
     state: &MockState,
     path: &str,
+    version: http::Version,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<(Map<String, Value>, Knobs), Response> {
@@ -96,7 +97,12 @@ async fn admit(
             received.pop_front();
         }
         let recorded = parsed.as_ref().map_or(Value::Null, Clone::clone);
-        received.push_back(json!({"path": path, "headers": header_map, "body": recorded}));
+        received.push_back(json!({
+            "path": path,
+            "version": format!("{version:?}"),
+            "headers": header_map,
+            "body": recorded,
+        }));
     }
     if let Some(key) = &state.opts.require_key {
         let expected = format!("Bearer {key}");
@@ -152,8 +158,13 @@ fn sse_response(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
-    match admit(&state, "/v1/chat/completions", &headers, &body).await {
+async fn chat(
+    State(state): State<Arc<MockState>>,
+    version: http::Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match admit(&state, "/v1/chat/completions", version, &headers, &body).await {
         Err(resp) => resp,
         Ok((body, knobs)) if is_stream(&body) => sse_response(generate::chat_stream(&body, &knobs)),
         Ok((body, knobs)) => Json(generate::chat_json(&body, &knobs)).into_response(),
@@ -162,10 +173,11 @@ async fn chat(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Byt
 
 async fn completions(
     State(state): State<Arc<MockState>>,
+    version: http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/completions", &headers, &body).await {
+    match admit(&state, "/v1/completions", version, &headers, &body).await {
         Err(resp) => resp,
         Ok((body, knobs)) if is_stream(&body) => {
             sse_response(generate::completion_stream(&body, &knobs))
@@ -176,10 +188,11 @@ async fn completions(
 
 async fn embeddings(
     State(state): State<Arc<MockState>>,
+    version: http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/embeddings", &headers, &body).await {
+    match admit(&state, "/v1/embeddings", version, &headers, &body).await {
         Err(resp) => resp,
         Ok((body, _)) => match generate::embeddings_json(&body) {
             Ok(v) => Json(v).into_response(),

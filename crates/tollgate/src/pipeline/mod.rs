@@ -11,6 +11,7 @@ mod stream;
 mod tokens;
 
 pub use context::{RequestCtx, Usage};
+pub use ingress::{parse as parse_request, Parsed};
 pub use sse::{Event, SseSplitter};
 
 use std::sync::Arc;

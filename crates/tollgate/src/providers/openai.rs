@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use super::{
     header_allowed, Provider, ProviderBody, ProviderCall, ProviderError, ProviderResponse,
 };
-use crate::config::{Endpoint, ProviderConfig};
+use crate::config::{Endpoint, HttpVersion, ProviderConfig};
 
 /// Most bytes of an upstream error body read to build the caller's message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -41,11 +41,17 @@ impl OpenAiProvider {
             reqwest::Url::parse(&format!("{base}{path}"))
                 .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))
         };
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(cfg.timeouts.connect)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
-            .use_rustls_tls()
+            .use_rustls_tls();
+        let builder = match cfg.http_version {
+            HttpVersion::Auto => builder,
+            HttpVersion::Http1 => builder.http1_only(),
+            HttpVersion::Http2 => builder.http2_prior_knowledge(),
+        };
+        let client = builder
             .build()
             .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))?;
         let mut headers = HeaderMap::new();

@@ -84,6 +84,11 @@ providers:
     base_url: {base}
     api_key: {UPSTREAM_KEY}
     forward_headers: ["x-mock-*"]
+  - name: up-h2
+    kind: openai
+    base_url: {base}
+    api_key: {UPSTREAM_KEY}
+    http_version: http2
   - name: dead
     kind: openai
     base_url: http://{dead}/v1
@@ -105,6 +110,9 @@ models:
     provider: up
     upstream_model: mock-embed
     endpoints: [embeddings]
+  - name: chat-h2
+    provider: up-h2
+    upstream_model: mock-chat
   - name: chat-dead
     provider: dead
   - name: chat-slow

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Load benchmark for the foundation: the gateway pinned to core 0, the mock
+# upstream and the load generator (oha) on core 1. Compares the gateway with
+# calling the mock upstream directly, in the same run:
+#   - saturation throughput (requests/s), small non-streaming chat
+#   - added latency p50/p99 at a fixed 1,000 requests/s
+#   - resident memory idle and after load
+# Key auth and the SQLite usage ledger are on. Prints a Markdown section;
+# `bench/load.sh >> bench/RESULTS.md` records it.
+#
+# Env: DURATION (default 10s), CONNS (default 64), RATE (default 1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+RATE=${RATE:-1000}
+GW_CORE=${GW_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+
+command -v oha >/dev/null || cargo install oha --locked
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+cargo build --release -q
+BIN=$PWD/target/release/tollgate
+
+WORK=$(mktemp -d)
+cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_addr() { # file pattern -> addr
+  for _ in $(seq 1 100); do
+    addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
+    [ -n "$addr" ] && { echo "$addr"; return; }
+    sleep 0.1
+  done
+  echo "no $2 in $1" >&2; cat "$1" >&2; exit 1
+}
+
+RUST_LOG=warn,tollgate=info taskset -c "$LOAD_CORE" "$BIN" mock-upstream --listen 127.0.0.1:0 --require-key upstream-key 2>"$WORK/mock.log" &
+MOCK_PID=$!
+MOCK=$(wait_addr "$WORK/mock.log" addr)
+
+KEY=tg-bench-key
+HASH=$(printf %s "$KEY" | "$BIN" keys hash)
+cat >"$WORK/bench.yaml" <<YAML
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  watch_config: false
+storage:
+  url: sqlite://$WORK/bench.db
+providers:
+  - name: up
+    kind: openai
+    base_url: http://$MOCK/v1
+    api_key: upstream-key
+models:
+  - name: bench-chat
+    provider: up
+    upstream_model: mock-chat
+    price: { input_per_mtok: 1.0, output_per_mtok: 2.0 }
+keys:
+  - id: bench
+    hash: $HASH
+    principal: bench
+    models: ["*"]
+YAML
+RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
+GW_PID=$!
+GW=$(wait_addr "$WORK/gw.log" " addr")
+ADMIN=$(wait_addr "$WORK/gw.log" admin_addr)
+sleep 0.5
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+IDLE_RSS=$(rss $GW_PID)
+
+BODY='{"model":"MODEL","messages":[{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":16}'
+printf %s "${BODY/MODEL/mock-chat}" >"$WORK/direct.json"
+printf %s "${BODY/MODEL/bench-chat}" >"$WORK/gw.json"
+
+load() { # url bodyfile extra-args... -> json file on stdout path
+  local out=$WORK/$RANDOM.json
+  taskset -c "$LOAD_CORE" oha --no-tui --output-format json -m POST -H "content-type: application/json" \
+    -H "authorization: Bearer $3" -D "$2" "${@:4}" "$1" >"$out"
+  echo "$out"
+}
+num() { jq -r "$2" "$1"; }
+ms() { jq -r "$2 * 1000 | . * 1000 | round / 1000" "$1"; }
+
+# Warm up both paths (connection pools, page cache).
+load "http://$MOCK/v1/chat/completions" "$WORK/direct.json" upstream-key -z 2s -c "$CONNS" >/dev/null
+load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$KEY" -z 2s -c "$CONNS" >/dev/null
+
+D_SAT=$(load "http://$MOCK/v1/chat/completions" "$WORK/direct.json" upstream-key -z "$DURATION" -c "$CONNS")
+G_SAT=$(load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$KEY" -z "$DURATION" -c "$CONNS")
+D_FIX=$(load "http://$MOCK/v1/chat/completions" "$WORK/direct.json" upstream-key -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
+G_FIX=$(load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$KEY" -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
+LOAD_RSS=$(rss $GW_PID)
+
+for f in "$G_SAT" "$G_FIX"; do
+  ok=$(jq -r '.statusCodeDistribution["200"] // 0' "$f")
+  total=$(jq -r '[.statusCodeDistribution[]] | add // 0' "$f")
+  [ "$ok" = "$total" ] || { echo "non-200 responses through the gateway: $(jq -c .statusCodeDistribution "$f")" >&2; exit 1; }
+done
+sleep 1
+WRITTEN=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_ledger_written_total/ {print $2}')
+DROPPED=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_ledger_dropped_total/ {s+=$2} END {print s+0}')
+
+d_rps=$(num "$D_SAT" .summary.requestsPerSec); g_rps=$(num "$G_SAT" .summary.requestsPerSec)
+d50=$(ms "$D_FIX" '.latencyPercentiles.p50'); g50=$(ms "$G_FIX" '.latencyPercentiles.p50')
+d99=$(ms "$D_FIX" '.latencyPercentiles.p99'); g99=$(ms "$G_FIX" '.latencyPercentiles.p99')
+
+cat <<MD
+
+## $(date -u +%Y-%m-%dT%H:%MZ) — foundation load benchmark ($(nproc) cores, gateway on core $GW_CORE, mock + oha on core $LOAD_CORE)
+
+Command: \`bench/load.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE); key auth on, SQLite ledger on, small non-streaming chat (16 completion tokens).
+
+| measure | mock upstream direct | through Tollgate | gateway / direct |
+| --- | --- | --- | --- |
+| saturation, requests/s ($CONNS connections) | $(printf %.0f "$d_rps") | $(printf %.0f "$g_rps") | $(awk "BEGIN {printf \"%.2f\", $g_rps/$d_rps}") |
+| latency p50 at $RATE req/s (ms) | $d50 | $g50 | added $(awk "BEGIN {printf \"%.3f\", $g50-$d50}") ms |
+| latency p99 at $RATE req/s (ms) | $d99 | $g99 | added $(awk "BEGIN {printf \"%.3f\", $g99-$d99}") ms |
+
+Gateway resident memory: idle $IDLE_RSS MB, after load $LOAD_RSS MB. Ledger: $WRITTEN records written, $DROPPED dropped.
+MD

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command: builds the gateway, runs every Rust test, then drives
+# the real binary with the official `openai` Python SDK (tests/python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo build"
+cargo build
+
+echo "==> cargo test --workspace"
+cargo test --workspace
+
+echo "==> python venv (.venv)"
+if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+    rm -rf .venv
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+echo "==> pytest tests/python"
+TOLLGATE_BIN="$PWD/target/debug/tollgate" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
