@@ -8,7 +8,8 @@
 # Key auth and the SQLite usage ledger are on. Prints a Markdown section;
 # `bench/load.sh >> bench/RESULTS.md` records it.
 #
-# Env: DURATION (default 10s), CONNS (default 64), RATE (default 1000).
+# Env: DURATION (default 10s), CONNS (default 64), RATE (default 1000),
+#      LEDGER (default on; `off` disables the usage ledger for comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,11 +18,13 @@ CONNS=${CONNS:-64}
 RATE=${RATE:-1000}
 GW_CORE=${GW_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
+LEDGER=${LEDGER:-on}
+LEDGER_ENABLED=$([ "$LEDGER" = off ] && echo false || echo true)
 
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 cargo build --release -q
-BIN=$PWD/target/release/tollgate
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
 
 WORK=$(mktemp -d)
 cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -49,6 +52,8 @@ server:
   watch_config: false
 storage:
   url: sqlite://$WORK/bench.db
+ledger:
+  enabled: $LEDGER_ENABLED
 providers:
   - name: up
     kind: openai
@@ -113,7 +118,7 @@ cat <<MD
 
 ## $(date -u +%Y-%m-%dT%H:%MZ) — foundation load benchmark ($(nproc) cores, gateway on core $GW_CORE, mock + oha on core $LOAD_CORE)
 
-Command: \`bench/load.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE); key auth on, SQLite ledger on, small non-streaming chat (16 completion tokens).
+Command: \`bench/load.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE); key auth on, SQLite ledger $LEDGER, small non-streaming chat (16 completion tokens).
 
 | measure | mock upstream direct | through Tollgate | gateway / direct |
 | --- | --- | --- | --- |

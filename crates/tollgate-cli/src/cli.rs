@@ -140,7 +140,10 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match rt.block_on(run(cli.command)) {
+    let result = rt.block_on(run(cli.command));
+    // Idle blocking threads (file watcher, SQLite) must not delay the exit.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    match result {
         Ok(code) => code,
         Err(msg) => fail(&msg),
     }

@@ -245,3 +245,32 @@ async fn upstream_over_http2_and_http1() {
         }
     }
 }
+
+#[tokio::test]
+async fn gateway_owned_headers_are_never_forwarded() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let gw = start_gateway_with(|db| {
+        standard_config(&mock, dead, db).replace(
+            "forward_headers: [\"x-mock-*\"]\n  - name: up-h2",
+            "forward_headers: [\"x-*\", \"cookie*\"]\n  - name: up-h2",
+        )
+    })
+    .await;
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-api-key", KEY)
+        .header("x-trace-tag", "kept")
+        .header("cookie", "session=secret")
+        .json(&chat_body("chat-up", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = mock.received().await;
+    let headers = &got.last().unwrap()["headers"];
+    assert_eq!(headers["x-trace-tag"], "kept");
+    assert!(headers.get("x-api-key").is_none(), "{headers}");
+    assert!(headers.get("cookie").is_none(), "{headers}");
+    assert_eq!(headers["authorization"], format!("Bearer {UPSTREAM_KEY}"));
+}

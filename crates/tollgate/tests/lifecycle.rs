@@ -173,3 +173,36 @@ async fn shutdown_lets_in_flight_streams_finish_and_flushes_the_ledger() {
     assert_eq!(recs.len(), 1);
     assert_eq!((recs[0].status, recs[0].completion_tokens), (200, 10));
 }
+
+#[tokio::test]
+async fn readiness_turns_503_while_draining() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_standard(&mock).await;
+    let mut body = chat_body("chat-up", "keep going");
+    body["stream"] = json!(true);
+    let mut resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock-tokens-per-sec", "20")
+        .header("x-mock-tokens", "10")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    resp.chunk().await.unwrap();
+    let running = gw.running.take().unwrap();
+    running.shutdown();
+    let mut saw_503 = false;
+    for _ in 0..40 {
+        match client().get(gw.admin_url("/readyz")).send().await {
+            Ok(r) if r.status() == 503 => {
+                saw_503 = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    assert!(saw_503, "readyz never reported draining");
+    while resp.chunk().await.unwrap().is_some() {}
+    running.wait().await.unwrap();
+}

@@ -194,4 +194,19 @@ mod tests {
             assert!(cfg.ledger.enabled);
         }
     }
+
+    #[test]
+    fn gateway_owned_headers_and_duplicate_keys_are_rejected() {
+        let text = format!(
+            "{MINIMAL}providers:\n  - name: p\n    kind: mock\n    forward_headers: [Authorization]\n\
+             keys:\n  - {{id: a, hash: \"sha256:{h}\", principal: x}}\n  - {{id: b, hash: \"sha256:{h}\", principal: y}}\n",
+            h = "ab".repeat(32)
+        );
+        let err = parse_with_env(&text, &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("providers[0].forward_headers[0]"), "{err}");
+        assert!(err.contains("keys[1].hash"), "{err}");
+    }
 }

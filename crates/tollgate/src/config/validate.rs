@@ -60,6 +60,20 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
                 p.push(format!(
                     "{at}.forward_headers[{j}]: {h:?} is not a header name"
                 ));
+            } else if crate::providers::NEVER_FORWARDED
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(h))
+            {
+                p.push(format!(
+                    "{at}.forward_headers[{j}]: {h:?} is set by the gateway and is never forwarded"
+                ));
+            }
+        }
+        if let Some(key) = &prov.api_key {
+            if http::HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+                p.push(format!(
+                    "{at}.api_key: contains characters not allowed in a header"
+                ));
             }
         }
         for (name, value) in &prov.headers {
@@ -102,10 +116,14 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     }
 
     let mut key_ids = HashSet::new();
+    let mut key_hashes = HashSet::new();
     for (i, k) in cfg.keys.iter().enumerate() {
         let at = format!("keys[{i}]");
         if !key_ids.insert(k.id.as_str()) {
             p.push(format!("{at}.id: duplicate key id {:?}", k.id));
+        }
+        if !key_hashes.insert(k.hash.to_ascii_lowercase()) {
+            p.push(format!("{at}.hash: the same key is declared twice"));
         }
         if crate::auth::parse_hash(&k.hash).is_none() {
             p.push(format!(

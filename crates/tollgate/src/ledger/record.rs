@@ -19,7 +19,10 @@ pub struct UsageRecord {
     /// True when the upstream gave no usage and the tokens were counted here.
     pub tokens_estimated: bool,
     pub cost: f64,
-    /// HTTP status the caller saw (499: the caller went away first).
+    /// The request's outcome as an HTTP status: what the caller saw, except
+    /// for a stream that failed after its first byte (the caller saw 200 and
+    /// then an error event; this holds the failure's status, e.g. 502/504).
+    /// 499: the caller went away first.
     pub status: u16,
     /// Low-cardinality error label, empty on success.
     pub error: String,

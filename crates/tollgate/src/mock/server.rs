@@ -133,7 +133,8 @@ async fn admit(
     if let Some(d) = knobs.latency {
         tokio::time::sleep(d).await;
     }
-    if let Some(status) = knobs.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+    let forced = knobs.status.filter(|s| !(200..300).contains(s));
+    if let Some(status) = forced.and_then(|s| StatusCode::from_u16(s).ok()) {
         return Err(error(
             status,
             &format!("mock upstream: forced status {status}"),

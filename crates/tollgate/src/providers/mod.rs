@@ -58,8 +58,32 @@ pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
     }
 }
 
+/// Headers the gateway owns: never copied from the caller, whatever
+/// `forward_headers` says (credentials, framing, hop-by-hop).
+pub const NEVER_FORWARDED: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "accept",
+    "accept-encoding",
+];
+
 /// Whether a client header may be forwarded under `rules` (`name` or `prefix-*`).
 pub(crate) fn header_allowed(rules: &[String], name: &str) -> bool {
+    if NEVER_FORWARDED.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+        return false;
+    }
     rules.iter().any(|r| match r.strip_suffix('*') {
         Some(prefix) => {
             name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)

@@ -158,8 +158,11 @@ async fn run(
 ) -> Result<(), ServeError> {
     let data = axum::serve(listener, crate::api::router(state.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // The admin listener outlives the data plane's drain, so load balancers
+    // see /readyz turn 503 while in-flight requests finish.
+    let (admin_stop, admin_stop_rx) = watch::channel(false);
     let admin = axum::serve(admin_listener, admin::router(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        .with_graceful_shutdown(stopped(admin_stop_rx));
     let admin_task = tokio::spawn(async move { admin.await });
 
     let data_task = tokio::spawn(async move { data.await });
@@ -183,6 +186,7 @@ async fn run(
     for t in background {
         t.abort();
     }
+    let _ = admin_stop.send(true);
     if let Ok(Err(e)) = admin_task.await {
         tracing::error!(error = %e, "admin server error");
     }

@@ -18,14 +18,27 @@ pub fn reload(state: &AppState) -> Result<(), String> {
         .map_err(|e| e.to_string())
         .and_then(|cfg| {
             let current = state.snapshot.load();
-            if cfg.server.listen != current.config.server.listen
-                || cfg.server.admin_listen != current.config.server.admin_listen
-                || cfg.storage != current.config.storage
-                || cfg.ledger != current.config.ledger
-            {
-                tracing::warn!(
-                    "server listen addresses, storage and ledger settings apply at restart only"
-                );
+            let (new, old) = (&cfg, &current.config);
+            let restart_only = [
+                ("server.listen", new.server.listen != old.server.listen),
+                (
+                    "server.admin_listen",
+                    new.server.admin_listen != old.server.admin_listen,
+                ),
+                (
+                    "server.watch_config",
+                    new.server.watch_config != old.server.watch_config,
+                ),
+                ("storage.url", new.storage.url != old.storage.url),
+                ("ledger", new.ledger != old.ledger),
+            ];
+            for (field, changed) in restart_only {
+                if changed {
+                    tracing::warn!(
+                        field,
+                        "changed in the file; takes effect at the next restart"
+                    );
+                }
             }
             Snapshot::build(cfg, Some(&current))
         });

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use crate::config::PrincipalKind;
 use crate::ledger::UsageRecord;
@@ -114,35 +114,41 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// Writes a batch in one transaction with one cached single-row
+    /// statement. (A multi-row INSERT is re-prepared for every batch size
+    /// and holds the SQLite thread for one long step; single rows keep each
+    /// step short, which matters when the writer shares a core with the
+    /// request path.)
     pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
-        // SQLite allows 32766 bound parameters per statement; 17 per row.
-        for chunk in records.chunks(1000) {
-            let mut qb = QueryBuilder::new(
+        let mut tx = self.pool.begin().await?;
+        for r in records {
+            sqlx::query(
                 "INSERT INTO usage (ts_ms, request_id, principal, key_id, endpoint, requested_model, \
                  provider, upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, \
-                 cost, status, error, latency_ms, ttft_ms) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.ts_ms)
-                    .push_bind(&r.request_id)
-                    .push_bind(&r.principal)
-                    .push_bind(&r.key_id)
-                    .push_bind(&r.endpoint)
-                    .push_bind(&r.requested_model)
-                    .push_bind(&r.provider)
-                    .push_bind(&r.upstream_model)
-                    .push_bind(r.stream)
-                    .push_bind(r.prompt_tokens)
-                    .push_bind(r.completion_tokens)
-                    .push_bind(r.tokens_estimated)
-                    .push_bind(r.cost)
-                    .push_bind(i64::from(r.status))
-                    .push_bind(&r.error)
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.ttft_ms);
-            });
-            qb.build().execute(&self.pool).await?;
+                 cost, status, error, latency_ms, ttft_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.ts_ms)
+            .bind(&r.request_id)
+            .bind(&r.principal)
+            .bind(&r.key_id)
+            .bind(&r.endpoint)
+            .bind(&r.requested_model)
+            .bind(&r.provider)
+            .bind(&r.upstream_model)
+            .bind(r.stream)
+            .bind(r.prompt_tokens)
+            .bind(r.completion_tokens)
+            .bind(r.tokens_estimated)
+            .bind(r.cost)
+            .bind(i64::from(r.status))
+            .bind(&r.error)
+            .bind(r.latency_ms)
+            .bind(r.ttft_ms)
+            .execute(&mut *tx)
+            .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
