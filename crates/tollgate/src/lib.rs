@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod mock;
 pub mod pipeline;
 pub mod providers;
+pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod store;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::auth::{parse_hash, KeyEntry, KeyIndex, ModelGrant, Principal};
 use crate::config::{Config, Endpoint, Price, PrincipalKind, ProviderConfig};
 use crate::providers::{self, Provider};
+use crate::routing::VirtualModel;
 use crate::store::StoredKey;
 
 /// A model callers may name, bound to its provider.
@@ -38,16 +39,41 @@ impl ModelRoute {
     }
 }
 
+/// What a requested model name resolves to.
+#[derive(Clone)]
+pub enum Resolved {
+    Model(Arc<ModelRoute>),
+    Virtual(Arc<VirtualModel>),
+}
+
 pub struct Snapshot {
     pub config: Config,
     pub models: HashMap<String, Arc<ModelRoute>>,
-    /// Model names in config order, for `GET /v1/models`.
+    pub virtual_models: HashMap<String, Arc<VirtualModel>>,
+    /// Model and virtual model names in config order, for `GET /v1/models`.
     pub model_order: Vec<String>,
     pub keys: KeyIndex,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
 impl Snapshot {
+    pub fn resolve(&self, name: &str) -> Option<Resolved> {
+        if let Some(m) = self.models.get(name) {
+            return Some(Resolved::Model(m.clone()));
+        }
+        self.virtual_models
+            .get(name)
+            .map(|v| Resolved::Virtual(v.clone()))
+    }
+
+    /// The provider that owns a listed name (a virtual model's is `virtual`).
+    pub fn owner_of(&self, name: &str) -> Option<&str> {
+        match self.models.get(name) {
+            Some(m) => Some(&m.provider_name),
+            None => self.virtual_models.get(name).map(|_| "virtual"),
+        }
+    }
+
     /// Builds the runtime form of an already validated config.
     pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Self, String> {
         let mut providers = HashMap::new();
@@ -87,6 +113,14 @@ impl Snapshot {
             );
             model_order.push(m.name.clone());
         }
+        let mut virtual_models = HashMap::new();
+        for vm in &config.virtual_models {
+            let previous = previous.and_then(|s| s.virtual_models.get(&vm.name));
+            let built =
+                VirtualModel::build(vm, |name| models.get(name).cloned(), previous.map(|p| &**p))?;
+            virtual_models.insert(vm.name.clone(), Arc::new(built));
+            model_order.push(vm.name.clone());
+        }
         let mut keys = KeyIndex::default();
         for k in &config.keys {
             let hash = parse_hash(&k.hash).ok_or_else(|| format!("key {}: bad hash", k.id))?;
@@ -107,6 +141,7 @@ impl Snapshot {
         Ok(Self {
             config,
             models,
+            virtual_models,
             model_order,
             keys,
             providers,

@@ -59,9 +59,9 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
         .model_order
         .iter()
         .filter(|name| key.models.allows(name))
-        .filter_map(|name| snap.models.get(name))
+        .filter_map(|name| snap.owner_of(name).map(|owner| (name, owner)))
         .map(
-            |m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": m.provider_name}),
+            |(name, owner)| json!({"id": name, "object": "model", "created": 0, "owned_by": owner}),
         )
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()

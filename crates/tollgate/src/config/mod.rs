@@ -5,7 +5,9 @@
 pub mod duration;
 mod load;
 mod model;
+mod routing;
 mod validate;
 
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
+pub use routing::*;

@@ -22,6 +22,9 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Names that map to several `models` with a routing strategy.
+    #[serde(default)]
+    pub virtual_models: Vec<super::routing::VirtualModelConfig>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
 }

@@ -115,6 +115,8 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
         }
     }
 
+    super::routing::validate(&cfg.virtual_models, &models, &mut p);
+
     let mut key_ids = HashSet::new();
     let mut key_hashes = HashSet::new();
     for (i, k) in cfg.keys.iter().enumerate() {

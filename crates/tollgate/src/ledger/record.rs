@@ -29,4 +29,6 @@ pub struct UsageRecord {
     pub latency_ms: f64,
     /// Time to first token (streams) or to the full response.
     pub ttft_ms: Option<f64>,
+    /// Every upstream try, JSON: `[{"target","status","error"}]`.
+    pub attempts: String,
 }

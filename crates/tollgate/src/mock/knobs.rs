@@ -11,6 +11,7 @@
 //! | tokens | x-mock-tokens | completion length in tokens (words), default 16 |
 //! | cut_after | x-mock-cut-after | stream: break the connection after N chunks |
 //! | no_usage | x-mock-no-usage | omit the usage block (tests token estimation) |
+//! | fail_first | x-mock-fail-first | mock-upstream: apply `status` only to the first N requests with this model string, then answer normally |
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub struct Knobs {
     pub tokens: Option<usize>,
     pub cut_after: Option<usize>,
     pub no_usage: bool,
+    pub fail_first: Option<u64>,
 }
 
 /// Longest completion the mock writes, whatever is asked.
@@ -61,6 +63,7 @@ impl Knobs {
             "tokens" => self.tokens = value.parse().ok().map(|t: usize| t.min(MAX_TOKENS)),
             "cut_after" => self.cut_after = value.parse().ok(),
             "no_usage" => self.no_usage = matches!(value, "1" | "true" | "yes"),
+            "fail_first" => self.fail_first = value.parse().ok(),
             _ => {}
         }
     }

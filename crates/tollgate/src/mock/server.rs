@@ -31,12 +31,15 @@ pub struct MockOptions {
 struct MockState {
     opts: MockOptions,
     received: Mutex<VecDeque<Value>>,
+    /// Requests seen per model string, for the `fail_first` knob.
+    seen: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 pub fn router(opts: MockOptions) -> Router {
     let state = Arc::new(MockState {
         opts,
         received: Mutex::new(VecDeque::new()),
+        seen: Mutex::new(std::collections::HashMap::new()),
     });
     Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -133,7 +136,17 @@ async fn admit(
     if let Some(d) = knobs.latency {
         tokio::time::sleep(d).await;
     }
-    let forced = knobs.status.filter(|s| !(200..300).contains(s));
+    let mut forced = knobs.status.filter(|s| !(200..300).contains(s));
+    if let (Some(n), Some(_)) = (knobs.fail_first, forced) {
+        let count = state.seen.lock().map_or(0, |mut seen| {
+            let c = seen.entry(model.to_string()).or_insert(0);
+            *c += 1;
+            *c
+        });
+        if count > n {
+            forced = None;
+        }
+    }
     if let Some(status) = forced.and_then(|s| StatusCode::from_u16(s).ok()) {
         return Err(error(
             status,

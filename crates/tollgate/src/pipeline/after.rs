@@ -61,6 +61,18 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         .increment(1);
     }
 
+    // Feed the latency strategy and SLA: time per output token.
+    if let (Some(stats), true) = (&ctx.stats, ctx.status == 200 && ctx.usage.completion > 0) {
+        let secs = match (ctx.stream, ctx.first_token) {
+            (true, Some(ttft)) => {
+                latency.saturating_sub(ttft).as_secs_f64()
+                    / (ctx.usage.completion - 1).max(1) as f64
+            }
+            _ => latency.as_secs_f64() / ctx.usage.completion as f64,
+        };
+        stats.record_latency(crate::routing::clock::now_ms(), secs * 1e6);
+    }
+
     let (principal, key_id) = match &ctx.key {
         Some(k) => (
             k.principal.subject.to_string(),
@@ -102,6 +114,7 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         error: ctx.error.to_string(),
         latency_ms: latency.as_secs_f64() * 1e3,
         ttft_ms: ctx.first_token.map(|t| t.as_secs_f64() * 1e3),
+        attempts: attempts_json(&ctx.attempts),
     });
 }
 
@@ -122,4 +135,13 @@ fn status_label(status: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
+}
+
+/// The tries made, as JSON: `[{"target":"p/m","status":503,"error":"upstream_status"},…]`.
+fn attempts_json(attempts: &[super::Attempt]) -> String {
+    let list: Vec<serde_json::Value> = attempts
+        .iter()
+        .map(|a| serde_json::json!({"target": a.target, "status": a.status, "error": a.error}))
+        .collect();
+    serde_json::Value::Array(list).to_string()
 }

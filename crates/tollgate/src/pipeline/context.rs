@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::api::error::ApiShape;
 use crate::auth::KeyEntry;
 use crate::config::Endpoint;
+use crate::routing::TargetStats;
 use crate::snapshot::ModelRoute;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,6 +16,17 @@ pub struct Usage {
     pub completion: i64,
     /// Counted by the gateway because the upstream reported none.
     pub estimated: bool,
+}
+
+/// One try of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// `provider/upstream_model`.
+    pub target: String,
+    /// Upstream HTTP status (0 when none: timeout, unreachable).
+    pub status: u16,
+    /// Error label, empty on success.
+    pub error: &'static str,
 }
 
 pub struct RequestCtx {
@@ -26,6 +38,10 @@ pub struct RequestCtx {
     pub key: Option<Arc<KeyEntry>>,
     pub requested_model: String,
     pub route: Option<Arc<ModelRoute>>,
+    /// Every try made, in order (virtual models may try several targets).
+    pub attempts: Vec<Attempt>,
+    /// The served target's stats, fed with its latency when the request ends.
+    pub stats: Option<Arc<TargetStats>>,
     pub stream: bool,
     pub usage: Usage,
     pub first_token: Option<Duration>,
@@ -45,6 +61,8 @@ impl RequestCtx {
             key: None,
             requested_model: String::new(),
             route: None,
+            attempts: Vec::new(),
+            stats: None,
             stream: false,
             usage: Usage::default(),
             first_token: None,

@@ -4,13 +4,14 @@
 //! upstream call, and recording happens after the response (`after.rs`).
 
 mod after;
+mod attempt;
 mod context;
 mod ingress;
 mod sse;
 mod stream;
 mod tokens;
 
-pub use context::{RequestCtx, Usage};
+pub use context::{Attempt, RequestCtx, Usage};
 pub use ingress::{parse as parse_request, Parsed};
 pub use sse::{Event, SseSplitter};
 
@@ -25,9 +26,10 @@ use serde_json::Value;
 use crate::api::error::ApiError;
 use crate::auth;
 use crate::config::Endpoint;
-use crate::providers::{ProviderBody, ProviderCall, ProviderError};
+use crate::providers::{ProviderBody, ProviderError};
+use crate::routing;
 use crate::server::AppState;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Resolved, Snapshot};
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const RESOLVED_MODEL: &str = "x-tollgate-resolved-model";
@@ -87,37 +89,46 @@ async fn run(
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;
 
-    // 3. resolve — model name → route (virtual models: issue 5).
-    let route = snap
-        .models
-        .get(&parsed.model)
-        .cloned()
+    // 3. resolve — model name → a plain model or a virtual model.
+    let resolved = snap
+        .resolve(&parsed.model)
         .ok_or_else(|| ApiError::ModelNotFound {
             model: parsed.model.clone(),
         })?;
 
-    // 4. authorize — deny by default; checked before anything reveals more
-    //    about the model than its existence.
-    if !key.models.allows(&route.name) {
+    // 4. authorize — deny by default, on the name the caller asked for;
+    //    checked before anything reveals more than the name's existence.
+    if !key.models.allows(&parsed.model) {
         return Err(ApiError::ModelForbidden {
-            model: route.name.clone(),
+            model: parsed.model.clone(),
         });
     }
-    if !route.serves(ctx.endpoint) {
+
+    // 4b. route — the ordered targets (strategy and health, all in memory).
+    let plan = match &resolved {
+        Resolved::Model(route) => attempt::Plan::single(route.clone()),
+        Resolved::Virtual(vm) => {
+            let order = vm.plan(
+                routing::clock::now_ms(),
+                vm.sticky_key(headers, &parsed.body),
+                rand::random(),
+            );
+            attempt::Plan::virtual_model(vm, &order, ctx.endpoint)
+        }
+    };
+    if plan.targets.is_empty() || !plan.targets.iter().any(|t| t.route.serves(ctx.endpoint)) {
         return Err(ApiError::WrongEndpoint {
-            model: route.name.clone(),
+            model: parsed.model.clone(),
             endpoint: ctx.endpoint.as_str(),
         });
     }
-    ctx.route = Some(route.clone());
 
     // 5. admit — rate limits, quotas, budgets (issue 6).
     // 6. input guardrails (issue 7).
     // 7. cache lookup (issue 9).
 
-    // 8. attempt the upstream.
+    // 8. attempt the targets: retries, fallback, one overall deadline.
     let mut body = parsed.body;
-    body.insert("model".into(), Value::String(route.upstream_model.clone()));
     let strip_usage = parsed.stream && !parsed.wants_usage;
     if parsed.stream {
         // Always ask for usage so streamed spend is exact; `strip_usage`
@@ -129,19 +140,12 @@ async fn run(
             o.insert("include_usage".into(), Value::Bool(true));
         }
     }
-    let deadline = tokio::time::Instant::now() + route.total_timeout;
-    let call = ProviderCall {
-        endpoint: ctx.endpoint,
-        body,
-        stream: parsed.stream,
-        client_headers: headers,
-    };
-    let upstream = tokio::time::timeout_at(deadline, route.provider.call(call))
-        .await
-        .map_err(|_| ProviderError::Timeout {
-            provider: route.provider_name.clone(),
-            stage: "total",
-        })??;
+    let served = attempt::run(ctx, &plan, body, headers, parsed.stream).await?;
+    let route = served.route;
+    let deadline = served.deadline;
+    let upstream = served.response;
+    ctx.route = Some(route.clone());
+    ctx.stats = served.stats;
 
     // 9. output guardrails (issue 7).
 

@@ -88,6 +88,9 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ms)",
 ];
 
+/// Columns added after the first release: (table, column, definition).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("usage", "attempts", "TEXT NOT NULL DEFAULT '[]'")];
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -111,6 +114,19 @@ impl Store {
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&pool).await?;
         }
+        for (table, column, def) in ADDED_COLUMNS {
+            let present: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?"
+            ))
+            .bind(column)
+            .fetch_optional(&pool)
+            .await?;
+            if present.is_none() {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))
+                    .execute(&pool)
+                    .await?;
+            }
+        }
         Ok(Self { pool })
     }
 
@@ -125,8 +141,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO usage (ts_ms, request_id, principal, key_id, endpoint, requested_model, \
                  provider, upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, \
-                 cost, status, error, latency_ms, ttft_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 cost, status, error, latency_ms, ttft_ms, attempts) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.ts_ms)
             .bind(&r.request_id)
@@ -145,6 +161,7 @@ impl Store {
             .bind(&r.error)
             .bind(r.latency_ms)
             .bind(r.ttft_ms)
+            .bind(&r.attempts)
             .execute(&mut *tx)
             .await?;
         }
@@ -156,7 +173,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
-             error, latency_ms, ttft_ms FROM usage WHERE ts_ms >= ? ORDER BY seq",
+             error, latency_ms, ttft_ms, attempts FROM usage WHERE ts_ms >= ? ORDER BY seq",
         )
         .bind(since_ms)
         .fetch_all(&self.pool)
@@ -181,6 +198,7 @@ impl Store {
                     error: r.try_get(14)?,
                     latency_ms: r.try_get(15)?,
                     ttft_ms: r.try_get(16)?,
+                    attempts: r.try_get(17)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

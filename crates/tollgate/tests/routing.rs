@@ -1,0 +1,339 @@
+//! Virtual models over several real mock upstreams: fallback, retries with
+//! Retry-After, timeouts, health windows, weighted and sticky splits, the
+//! latency strategy, and streams failing before and after the first byte.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn config(a: &Mock, b: &Mock, db: &str) -> String {
+    format!(
+        r#"
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+storage:
+  url: {db}
+ledger:
+  flush_interval: 20ms
+providers:
+  - name: a
+    kind: openai
+    base_url: {a}
+  - name: b
+    kind: openai
+    base_url: {b}
+  - name: a-short
+    kind: openai
+    base_url: {a}
+    timeouts: {{ connect: 1s, first_byte: 300ms, total: 5s }}
+  - name: local
+    kind: mock
+models:
+  - {{ name: a-ok, provider: a, upstream_model: mock-chat }}
+  - {{ name: a-503, provider: a, upstream_model: "mock-chat?status=503" }}
+  - {{ name: a-429-once, provider: a, upstream_model: "mock-chat?status=429&retry_after=1&fail_first=1" }}
+  - {{ name: a-slow, provider: a-short, upstream_model: "mock-chat?latency_ms=2000" }}
+  - {{ name: a-cut-early, provider: a, upstream_model: "mock-chat?cut_after=0" }}
+  - {{ name: a-cut-late, provider: a, upstream_model: "mock-chat?cut_after=3" }}
+  - {{ name: b-ok, provider: b, upstream_model: mock-chat }}
+  - {{ name: lat-slow, provider: a, upstream_model: "mock-chat?latency_ms=40" }}
+  - {{ name: lat-fast, provider: b, upstream_model: "mock-chat?latency_ms=2" }}
+  - {{ name: eq-1, provider: a, upstream_model: "mock-chat?latency_ms=10" }}
+  - {{ name: eq-2, provider: b, upstream_model: "mock-chat?latency_ms=10" }}
+  - {{ name: local-1, provider: local }}
+  - {{ name: local-2, provider: local }}
+virtual_models:
+  - name: vm-fallback
+    targets: [{{ model: a-503, priority: 0 }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+  - name: vm-retry
+    targets: [{{ model: a-429-once }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 2, max_retry_after: 5s }}
+  - name: vm-timeout
+    targets: [{{ model: a-slow }}, {{ model: b-ok, priority: 1 }}]
+  - name: vm-health
+    targets: [{{ model: a-503 }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+    health: {{ failures: 2, window: 1s }}
+  - name: vm-weighted
+    strategy: weighted
+    targets: [{{ model: local-1, weight: 80 }}, {{ model: local-2, weight: 20 }}]
+  - name: vm-sticky
+    strategy: weighted
+    sticky: {{ header: x-session-id }}
+    targets: [{{ model: local-1, weight: 50 }}, {{ model: local-2, weight: 50 }}]
+  - name: vm-latency
+    strategy: latency
+    targets: [{{ model: lat-slow }}, {{ model: lat-fast }}]
+  - name: vm-equal
+    strategy: latency
+    targets: [{{ model: eq-1 }}, {{ model: eq-2 }}]
+  - name: vm-stream-early
+    targets: [{{ model: a-cut-early }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+  - name: vm-stream-late
+    targets: [{{ model: a-cut-late }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+keys:
+  - {{ id: k, hash: "{hash}", principal: tester, models: ["vm-*"] }}
+"#,
+        a = a.base(),
+        b = b.base(),
+        hash = hash(KEY),
+    )
+}
+
+async fn setup() -> (Mock, Mock, Gateway) {
+    let a = start_mock(None).await;
+    let b = start_mock(None).await;
+    let gw = start_gateway_with(|db| config(&a, &b, db)).await;
+    (a, b, gw)
+}
+
+async fn ask(gw: &Gateway, model: &str, extra: &[(&str, &str)]) -> (u16, String, Value) {
+    let mut req = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&chat_body(model, "route me"));
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let served = resp
+        .headers()
+        .get("x-tollgate-resolved-model")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, served, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn primary_503_is_served_by_the_fallback_and_recorded() {
+    let (_a, _b, mut gw) = setup().await;
+    let (status, served, body) = ask(&gw, "vm-fallback", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served, "b/mock-chat");
+    // The caller may use the virtual model, not its targets.
+    let (status, _, _) = ask(&gw, "b-ok", &[]).await;
+    assert_eq!(status, 403);
+    let models: Value = client()
+        .get(gw.url("/v1/models"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"vm-fallback") && !ids.contains(&"b-ok"),
+        "{ids:?}"
+    );
+
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    let r = recs
+        .iter()
+        .find(|r| r.requested_model == "vm-fallback")
+        .unwrap();
+    assert_eq!(
+        (r.provider.as_str(), r.upstream_model.as_str(), r.status),
+        ("b", "mock-chat", 200)
+    );
+    let attempts: Value = serde_json::from_str(&r.attempts).unwrap();
+    assert_eq!(attempts[0]["status"], 503);
+    assert_eq!(attempts[0]["target"], "a/mock-chat?status=503");
+    assert_eq!(attempts[1]["status"], 200);
+    assert_eq!(attempts.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_the_same_target() {
+    let (a, _b, gw) = setup().await;
+    let start = Instant::now();
+    let (status, served, _) = ask(&gw, "vm-retry", &[]).await;
+    let took = start.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(served, "a/mock-chat?status=429&retry_after=1&fail_first=1");
+    assert!(
+        took >= Duration::from_millis(950),
+        "Retry-After: 1 not honoured: {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(a.received().await.len(), 2);
+}
+
+#[tokio::test]
+async fn timeout_falls_back() {
+    let (_a, _b, gw) = setup().await;
+    let start = Instant::now();
+    let (status, served, _) = ask(&gw, "vm-timeout", &[]).await;
+    assert_eq!((status, served.as_str()), (200, "b/mock-chat"));
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn unhealthy_target_goes_last_then_recovers() {
+    let (a, _b, gw) = setup().await;
+    for _ in 0..2 {
+        assert_eq!(ask(&gw, "vm-health", &[]).await.0, 200);
+    }
+    assert_eq!(
+        a.received().await.len(),
+        2,
+        "both tries hit the primary first"
+    );
+    // Two failures inside the 1 s window: the primary is now tried last.
+    for _ in 0..3 {
+        let (status, served, _) = ask(&gw, "vm-health", &[]).await;
+        assert_eq!((status, served.as_str()), (200, "b/mock-chat"));
+    }
+    assert_eq!(
+        a.received().await.len(),
+        2,
+        "unhealthy primary was not skipped"
+    );
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tollgate_target_healthy{virtual_model=\"vm-health\",target=\"a/mock-chat?status=503\"} 0"),
+        "{metrics}"
+    );
+    // Failures age out of the window: the primary is tried first again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ask(&gw, "vm-health", &[]).await;
+    assert_eq!(a.received().await.len(), 3);
+}
+
+#[tokio::test]
+async fn weighted_split_within_three_percent() {
+    let (_a, _b, gw) = setup().await;
+    let total = 10_000;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let per = total / 20;
+    for _ in 0..20 {
+        let url = gw.url("/v1/chat/completions");
+        tasks.spawn(async move {
+            let c = client();
+            let mut local: HashMap<String, usize> = HashMap::new();
+            for _ in 0..per {
+                let resp = c
+                    .post(&url)
+                    .bearer_auth(KEY)
+                    .json(&chat_body("vm-weighted", "w"))
+                    .send()
+                    .await
+                    .unwrap();
+                let served = resp.headers()["x-tollgate-resolved-model"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                *local.entry(served).or_default() += 1;
+            }
+            local
+        });
+    }
+    while let Some(local) = tasks.join_next().await {
+        for (k, v) in local.unwrap() {
+            *counts.entry(k).or_default() += v;
+        }
+    }
+    let first = counts.get("local/local-1").copied().unwrap_or(0) as f64 / total as f64;
+    let second = counts.get("local/local-2").copied().unwrap_or(0) as f64 / total as f64;
+    assert!((first - 0.80).abs() <= 0.03, "{counts:?}");
+    assert!((second - 0.20).abs() <= 0.03, "{counts:?}");
+}
+
+#[tokio::test]
+async fn sticky_sessions_keep_their_target() {
+    let (_a, _b, gw) = setup().await;
+    let mut seen_targets = std::collections::HashSet::new();
+    for session in 0..20 {
+        let id = format!("session-{session}");
+        let (_, first, _) = ask(&gw, "vm-sticky", &[("x-session-id", &id)]).await;
+        for _ in 0..5 {
+            let (_, again, _) = ask(&gw, "vm-sticky", &[("x-session-id", &id)]).await;
+            assert_eq!(again, first, "{id} moved");
+        }
+        seen_targets.insert(first);
+    }
+    assert_eq!(seen_targets.len(), 2, "sessions spread over both targets");
+}
+
+#[tokio::test]
+async fn latency_strategy_moves_to_the_faster_target_and_does_not_flap() {
+    let (_a, _b, gw) = setup().await;
+    let mut served = Vec::new();
+    for _ in 0..20 {
+        served.push(ask(&gw, "vm-latency", &[]).await.1);
+    }
+    assert!(
+        served[..3].iter().all(|s| s.contains("latency_ms=40")),
+        "gathers samples first: {served:?}"
+    );
+    assert!(
+        served[10..].iter().all(|s| s.contains("latency_ms=2")),
+        "{served:?}"
+    );
+
+    let mut picks = Vec::new();
+    for _ in 0..30 {
+        picks.push(ask(&gw, "vm-equal", &[]).await.1);
+    }
+    let switches = picks.windows(2).filter(|w| w[0] != w[1]).count();
+    // One switch when the first target has its samples and the second has
+    // none; after that, equal targets (within 1.2×) keep the current pick.
+    assert!(switches <= 2, "flapping between equal targets: {picks:?}");
+}
+
+#[tokio::test]
+async fn streams_fall_back_only_before_the_first_byte() {
+    let (_a, _b, gw) = setup().await;
+    let mut body = chat_body("vm-stream-early", "stream");
+    body["stream"] = json!(true);
+    let resp = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-resolved-model"], "b/mock-chat");
+    let events = sse_data(&resp.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    body["model"] = json!("vm-stream-late");
+    let resp = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-tollgate-resolved-model"],
+        "a/mock-chat?cut_after=3"
+    );
+    let events = sse_data(&resp.text().await.unwrap());
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_interrupted");
+    assert_eq!(
+        events.len(),
+        4,
+        "three chunks, then the error event: {events:?}"
+    );
+}
