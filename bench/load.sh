@@ -9,7 +9,10 @@
 # `bench/load.sh >> bench/RESULTS.md` records it.
 #
 # Env: DURATION (default 10s), CONNS (default 64), RATE (default 1000),
-#      LEDGER (default on; `off` disables the usage ledger for comparison).
+#      LEDGER (default on; `off` disables the usage ledger for comparison),
+#      ROUNDS (default 0): after the main table, this many interleaved
+#      saturation rounds of a plain model against a virtual model with three
+#      targets (priority), in the same gateway process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +67,11 @@ models:
     provider: up
     upstream_model: mock-chat
     price: { input_per_mtok: 1.0, output_per_mtok: 2.0 }
+  - { name: bench-t2, provider: up, upstream_model: mock-chat }
+  - { name: bench-t3, provider: up, upstream_model: mock-chat }
+virtual_models:
+  - name: bench-vm
+    targets: [{ model: bench-chat }, { model: bench-t2, priority: 1 }, { model: bench-t3, priority: 2 }]
 keys:
   - id: bench
     hash: $HASH
@@ -128,3 +136,20 @@ Command: \`bench/load.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE); key a
 
 Gateway resident memory: idle $IDLE_RSS MB, after load $LOAD_RSS MB. Ledger: $WRITTEN records written, $DROPPED dropped.
 MD
+
+ROUNDS=${ROUNDS:-0}
+if [ "$ROUNDS" -gt 0 ]; then
+  printf %s "${BODY/MODEL/bench-vm}" >"$WORK/vm.json"
+  plain=(); virt=()
+  for _ in $(seq 1 "$ROUNDS"); do
+    f=$(load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$KEY" -z 5s -c "$CONNS"); plain+=("$(num "$f" .summary.requestsPerSec)")
+    f=$(load "http://$GW/v1/chat/completions" "$WORK/vm.json" "$KEY" -z 5s -c "$CONNS"); virt+=("$(num "$f" .summary.requestsPerSec)")
+  done
+  med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+  mp=$(med "${plain[@]}"); mv=$(med "${virt[@]}")
+  cat <<MD
+
+Virtual model with 3 targets vs plain model, $ROUNDS interleaved 5 s rounds each, same process (requests/s):
+plain ${plain[*]} → median $(printf %.0f "$mp"); virtual ${virt[*]} → median $(printf %.0f "$mv"); virtual / plain = $(awk "BEGIN {printf \"%.3f\", $mv/$mp}").
+MD
+fi
