@@ -73,22 +73,8 @@ async fn model_allow_list_is_deny_by_default() {
     assert_eq!(err["error"]["type"], "permission_error");
     assert_eq!(err["error"]["param"], "model");
 
-    let limited_ok = post(
-        &gw,
-        "/v1/chat/completions",
-        Some(KEY_LIMITED),
-        &chat_body("chat-local", "x"),
-    )
-    .await;
-    assert_eq!(limited_ok.status(), 200);
-    let limited_no = post(
-        &gw,
-        "/v1/chat/completions",
-        Some(KEY_LIMITED),
-        &chat_body("chat-up", "x"),
-    )
-    .await;
-    assert_eq!(limited_no.status(), 403);
+    assert_eq!(chat_status(&gw, KEY_LIMITED, "chat-local").await, 200);
+    assert_eq!(chat_status(&gw, KEY_LIMITED, "chat-up").await, 403);
 
     let unknown = post(
         &gw,

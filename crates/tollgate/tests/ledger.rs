@@ -143,17 +143,7 @@ async fn tokens_are_estimated_when_the_upstream_reports_none() {
 async fn caller_going_away_mid_stream_is_recorded() {
     let mock = start_mock(Some(UPSTREAM_KEY)).await;
     let mut gw = start_standard(&mock).await;
-    let mut body = chat_body("chat-up", "long story");
-    body["stream"] = json!(true);
-    let mut resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(KEY)
-        .header("x-mock-tokens-per-sec", "50")
-        .header("x-mock-tokens", "500")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = paced_stream(&gw, "long story", 50, 500).await;
     let mut got = 0;
     while got < 3 {
         if resp.chunk().await.unwrap().is_some() {

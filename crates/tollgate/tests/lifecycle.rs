@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::json;
 
 #[tokio::test]
 async fn reload_good_then_bad_keeps_the_last_good_snapshot() {
@@ -128,17 +127,7 @@ async fn admin_endpoints() {
 async fn shutdown_lets_in_flight_streams_finish_and_flushes_the_ledger() {
     let mock = start_mock(Some(UPSTREAM_KEY)).await;
     let mut gw = start_standard(&mock).await;
-    let mut body = chat_body("chat-up", "finish me");
-    body["stream"] = json!(true);
-    let mut resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(KEY)
-        .header("x-mock-tokens-per-sec", "20")
-        .header("x-mock-tokens", "10")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = paced_stream(&gw, "finish me", 20, 10).await;
     let first = resp.chunk().await.unwrap().unwrap();
     assert!(!first.is_empty());
 
@@ -178,17 +167,7 @@ async fn shutdown_lets_in_flight_streams_finish_and_flushes_the_ledger() {
 async fn readiness_turns_503_while_draining() {
     let mock = start_mock(Some(UPSTREAM_KEY)).await;
     let mut gw = start_standard(&mock).await;
-    let mut body = chat_body("chat-up", "keep going");
-    body["stream"] = json!(true);
-    let mut resp = client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(KEY)
-        .header("x-mock-tokens-per-sec", "20")
-        .header("x-mock-tokens", "10")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = paced_stream(&gw, "keep going", 20, 10).await;
     resp.chunk().await.unwrap();
     let running = gw.running.take().unwrap();
     running.shutdown();

@@ -232,3 +232,36 @@ pub async fn wait_records(store: &Store, n: usize) -> Vec<tollgate::ledger::Usag
     }
     store.usage_since(0).await.unwrap()
 }
+
+/// A streamed chat on `chat-up` paced by the mock: `tokens` at `per_sec`.
+pub async fn paced_stream(
+    gw: &Gateway,
+    content: &str,
+    per_sec: u32,
+    tokens: u32,
+) -> reqwest::Response {
+    let mut body = chat_body("chat-up", content);
+    body["stream"] = serde_json::json!(true);
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock-tokens-per-sec", per_sec.to_string())
+        .header("x-mock-tokens", tokens.to_string())
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The status of a one-message chat on `model` with `key`.
+pub async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
+    post(
+        gw,
+        "/v1/chat/completions",
+        Some(key),
+        &chat_body(model, "x"),
+    )
+    .await
+    .status()
+    .as_u16()
+}
