@@ -9,3 +9,4 @@ mod validate;
 
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
+pub use validate::OIDC_ALGORITHMS;
