@@ -5,6 +5,8 @@
 #   - saturation throughput (requests/s), small non-streaming chat
 #   - added latency p50/p99 at a fixed 1,000 requests/s
 #   - resident memory idle and after load
+#   - saturation throughput under JWT auth (RS256 token, keys cached from a
+#     local JWKS, policy by group) next to API-key auth
 # Key auth and the SQLite usage ledger are on. Prints a Markdown section;
 # `bench/load.sh >> bench/RESULTS.md` records it.
 #
@@ -30,7 +32,7 @@ cargo build --release -q
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
 
 WORK=$(mktemp -d)
-cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${IDP_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 wait_addr() { # file pattern -> addr
@@ -48,6 +50,27 @@ MOCK=$(wait_addr "$WORK/mock.log" addr)
 
 KEY=tg-bench-key
 HASH=$(printf %s "$KEY" | "$BIN" keys hash)
+
+# JWT auth: the test fixture's public keys served as a JWKS, a token signed
+# with its RSA key (tests/fixtures/jwt, test-only keys).
+FIX=$PWD/crates/tollgate/tests/fixtures/jwt
+mkdir -p "$WORK/idp" && cp "$FIX/jwks.json" "$WORK/idp/jwks.json"
+(cd "$WORK/idp" && exec taskset -c "$LOAD_CORE" python3 -u -m http.server --bind 127.0.0.1 0 >"$WORK/idp.log" 2>&1) &
+IDP_PID=$!
+for _ in $(seq 1 100); do
+  IDP_PORT=$(grep -o 'port [0-9]*' "$WORK/idp.log" | head -1 | cut -d' ' -f2 || true)
+  [ -n "$IDP_PORT" ] && break
+  sleep 0.1
+done
+[ -n "$IDP_PORT" ] || { echo "JWKS server did not start" >&2; cat "$WORK/idp.log" >&2; exit 1; }
+JWT=$(node -e '
+const c = require("crypto"), fs = require("fs");
+const b = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+const now = Math.floor(Date.now() / 1000);
+const h = b({ alg: "RS256", typ: "JWT", kid: "test-rsa" });
+const p = b({ iss: "https://idp.bench.example", aud: "tollgate", sub: "bench-user", exp: now + 3600, groups: ["bench"] });
+const s = c.sign("sha256", Buffer.from(h + "." + p), fs.readFileSync(process.argv[1])).toString("base64url");
+console.log(h + "." + p + "." + s);' "$FIX/rsa.pem")
 cat >"$WORK/bench.yaml" <<YAML
 server:
   listen: 127.0.0.1:0
@@ -77,6 +100,17 @@ keys:
     hash: $HASH
     principal: bench
     models: ["*"]
+auth:
+  oidc:
+    - issuer: https://idp.bench.example
+      audiences: [tollgate]
+      discovery: false
+      jwks_url: http://127.0.0.1:$IDP_PORT/jwks.json
+policy:
+  rules:
+    - name: bench
+      groups: [bench]
+      models: ["*"]
 YAML
 RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
 GW_PID=$!
@@ -102,14 +136,19 @@ ms() { jq -r "$2 * 1000 | . * 1000 | round / 1000" "$1"; }
 # Warm up both paths (connection pools, page cache).
 load "http://$MOCK/v1/chat/completions" "$WORK/direct.json" upstream-key -z 2s -c "$CONNS" >/dev/null
 load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$KEY" -z 2s -c "$CONNS" >/dev/null
+load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$JWT" -z 2s -c "$CONNS" >/dev/null
 
 D_SAT=$(load "http://$MOCK/v1/chat/completions" "$WORK/direct.json" upstream-key -z "$DURATION" -c "$CONNS")
+# JWT runs bracket the API-key run: throughput drifts down as the ledger's
+# SQLite file grows, and the mean of before and after cancels that drift.
+J_PRE=$(load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$JWT" -z "$DURATION" -c "$CONNS")
 G_SAT=$(load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$KEY" -z "$DURATION" -c "$CONNS")
+J_POST=$(load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$JWT" -z "$DURATION" -c "$CONNS")
 D_FIX=$(load "http://$MOCK/v1/chat/completions" "$WORK/direct.json" upstream-key -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
 G_FIX=$(load "http://$GW/v1/chat/completions" "$WORK/gw.json" "$KEY" -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
 LOAD_RSS=$(rss $GW_PID)
 
-for f in "$G_SAT" "$G_FIX"; do
+for f in "$G_SAT" "$G_FIX" "$J_PRE" "$J_POST"; do
   ok=$(jq -r '.statusCodeDistribution["200"] // 0' "$f")
   total=$(jq -r '[.statusCodeDistribution[]] | add // 0' "$f")
   [ "$ok" = "$total" ] || { echo "non-200 responses through the gateway: $(jq -c .statusCodeDistribution "$f")" >&2; exit 1; }
@@ -119,6 +158,7 @@ WRITTEN=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_ledger_written_total
 DROPPED=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_ledger_dropped_total/ {s+=$2} END {print s+0}')
 
 d_rps=$(num "$D_SAT" .summary.requestsPerSec); g_rps=$(num "$G_SAT" .summary.requestsPerSec)
+j_rps=$(awk "BEGIN {print ($(num "$J_PRE" .summary.requestsPerSec) + $(num "$J_POST" .summary.requestsPerSec)) / 2}")
 d50=$(ms "$D_FIX" '.latencyPercentiles.p50'); g50=$(ms "$G_FIX" '.latencyPercentiles.p50')
 d99=$(ms "$D_FIX" '.latencyPercentiles.p99'); g99=$(ms "$G_FIX" '.latencyPercentiles.p99')
 
@@ -131,6 +171,7 @@ Command: \`bench/load.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE); key a
 | measure | mock upstream direct | through Tollgate | gateway / direct |
 | --- | --- | --- | --- |
 | saturation, requests/s ($CONNS connections) | $(printf %.0f "$d_rps") | $(printf %.0f "$g_rps") | $(awk "BEGIN {printf \"%.2f\", $g_rps/$d_rps}") |
+| saturation under JWT auth (RS256; mean of runs before and after the key run), requests/s | — | $(printf %.0f "$j_rps") | JWT / API key $(awk "BEGIN {printf \"%.2f\", $j_rps/$g_rps}") |
 | latency p50 at $RATE req/s (ms) | $d50 | $g50 | added $(awk "BEGIN {printf \"%.3f\", $g50-$d50}") ms |
 | latency p99 at $RATE req/s (ms) | $d99 | $g99 | added $(awk "BEGIN {printf \"%.3f\", $g99-$d99}") ms |
 

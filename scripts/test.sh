@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The one test command: builds the gateway, runs every Rust test, then drives
-# the real binary with the official `openai` Python SDK (tests/python).
+# The one test command: installs the test OIDC issuer (oauth2-mock-server,
+# tests/oidc), builds the gateway, runs every Rust test, then drives the real
+# binary with the official `openai` Python SDK (tests/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "==> cargo build"
 cargo build
+
+echo "==> npm ci --prefix tests/oidc (the OIDC issuer the identity tests run against)"
+command -v node >/dev/null || { echo "node (>= 20.19) is required for tests/oidc" >&2; exit 1; }
+npm ci --prefix tests/oidc --no-audit --no-fund
 
 echo "==> cargo test --workspace"
 cargo test --workspace

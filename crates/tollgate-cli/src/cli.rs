@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate::config::PrincipalKind;
-use tollgate::store::{GroupBy, Store};
+use tollgate::store::{GroupBy, NewKey, Store};
 
 #[derive(Parser)]
 #[command(name = "tollgate", version, about = "Tollgate AI gateway")]
@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Inspect credentials: how a token or API key is authenticated and what it may use.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Usage totals from the ledger.
     Usage {
         #[command(flatten)]
@@ -79,6 +84,21 @@ enum Command {
         /// Require `Authorization: Bearer KEY` on every request.
         #[arg(long, env = "MOCK_REQUIRE_KEY")]
         require_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Show which issuer or key matches, the validation result (with the failing
+    /// check), the mapped principal and the models it may use. Fetches the
+    /// issuers' JWKS itself.
+    Inspect {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The JWT or API key; read from stdin when left out (keeps it out of shell history).
+        token: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
 }
 
@@ -109,9 +129,34 @@ enum KeysCommand {
         /// Group membership (repeatable).
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// Model name or glob the key may use (repeatable); none means no access.
+        /// Model name or glob the key may use (repeatable); none means no access
+        /// unless a policy rule grants its principal, groups or tenant.
         #[arg(long = "model")]
         models: Vec<String>,
+        /// The tenant owning the key (keys for external clients).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The key stops working after this long, e.g. 90d, 12h.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// Rotate a key: create a new key for the same principal, grants and tenant
+    /// (printed once) and let the old one expire after the overlap.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The key to replace.
+        #[arg(long)]
+        id: String,
+        /// How long both keys work, e.g. 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        overlap: String,
+        /// The new key's id (default: ID-v2, ID-v3, …).
+        #[arg(long)]
+        new_id: Option<String>,
+        /// The new key expires after this long.
+        #[arg(long)]
+        expires_in: Option<String>,
     },
     /// List keys (ids, principals, grants; never the keys).
     List {
@@ -186,6 +231,14 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
         },
         Command::Keys { command } => keys(command).await,
+        Command::Token {
+            command:
+                TokenCommand::Inspect {
+                    config,
+                    token,
+                    format,
+                },
+        } => token_inspect(&config, token, format).await,
         Command::Usage {
             store,
             since,
@@ -245,11 +298,20 @@ async fn keys(command: KeysCommand) -> Result<ExitCode, String> {
             kind,
             groups,
             models,
+            tenant,
+            expires_in,
         } => {
             for m in &models {
                 tollgate::auth::ModelGrant::new(std::slice::from_ref(m))
                     .map_err(|e| format!("--model {m}: {e}"))?;
             }
+            if tenant.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                return Err("--tenant must not be empty".into());
+            }
+            let expires_ms = expires_in
+                .as_deref()
+                .map(|d| in_future(d, "--expires-in"))
+                .transpose()?;
             let store = open_store(&store).await?;
             let key = tollgate::auth::generate_key();
             let hash = tollgate::auth::format_hash(&tollgate::auth::hash_key(&key));
@@ -258,13 +320,61 @@ async fn keys(command: KeysCommand) -> Result<ExitCode, String> {
                 Kind::Service => PrincipalKind::Service,
             };
             store
-                .create_key(&id, &hash, &principal, kind, &groups, &models)
+                .create(&NewKey {
+                    id: id.clone(),
+                    hash,
+                    principal,
+                    kind,
+                    groups,
+                    models,
+                    tenant,
+                    expires_ms,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            out(&key)?;
+            let until = expires_ms
+                .map(|e| format!(", valid until {}", tollgate::auth::rfc3339(e)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                std::io::stderr(),
+                "created key {id:?}{until}; it is shown only once"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Rotate {
+            store,
+            id,
+            overlap,
+            new_id,
+            expires_in,
+        } => {
+            let overlap: Duration = humantime::parse_duration(&overlap)
+                .map_err(|e| format!("--overlap {overlap:?}: {e}"))?;
+            let expires_ms = expires_in
+                .as_deref()
+                .map(|d| in_future(d, "--expires-in"))
+                .transpose()?;
+            let store = open_store(&store).await?;
+            let key = tollgate::auth::generate_key();
+            let hash = tollgate::auth::format_hash(&tollgate::auth::hash_key(&key));
+            let rotated = store
+                .rotate_key(
+                    &id,
+                    new_id.as_deref(),
+                    &hash,
+                    i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX),
+                    expires_ms,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             out(&key)?;
             let _ = writeln!(
                 std::io::stderr(),
-                "created key {id:?}; it is shown only once"
+                "created key {:?} for the same principal and grants; it is shown only once.\n\
+                 key {id:?} keeps working until {}",
+                rotated.new_id,
+                tollgate::auth::rfc3339(rotated.old_expires_ms)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -278,21 +388,27 @@ async fn keys(command: KeysCommand) -> Result<ExitCode, String> {
                 out(&serde_json::to_string_pretty(&keys).map_err(|e| e.to_string())?)?;
             } else {
                 out(&format!(
-                    "{:<20} {:<20} {:<8} {:<8} {:<24} GROUPS",
-                    "ID", "PRINCIPAL", "KIND", "STATUS", "MODELS"
+                    "{:<20} {:<20} {:<8} {:<8} {:<12} {:<21} {:<24} GROUPS",
+                    "ID", "PRINCIPAL", "KIND", "STATUS", "TENANT", "EXPIRES", "MODELS"
                 ))?;
+                let now = tollgate::store::now_ms();
                 for k in keys {
                     let status = if k.revoked_ms.is_some() {
                         "revoked"
+                    } else if k.expires_ms.is_some_and(|e| e <= now) {
+                        "expired"
                     } else {
                         "active"
                     };
                     out(&format!(
-                        "{:<20} {:<20} {:<8} {:<8} {:<24} {}",
+                        "{:<20} {:<20} {:<8} {:<8} {:<12} {:<21} {:<24} {}",
                         k.id,
                         k.principal,
                         k.kind,
                         status,
+                        k.tenant.as_deref().unwrap_or("-"),
+                        k.expires_ms
+                            .map_or_else(|| "-".to_string(), tollgate::auth::rfc3339),
                         k.models.join(","),
                         k.groups.join(",")
                     ))?;
@@ -326,6 +442,86 @@ async fn keys(command: KeysCommand) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Now + a human duration, in Unix ms.
+fn in_future(text: &str, flag: &str) -> Result<i64, String> {
+    let d: Duration =
+        humantime::parse_duration(text).map_err(|e| format!("{flag} {text:?}: {e}"))?;
+    Ok(tollgate::store::now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+}
+
+async fn token_inspect(
+    config: &Path,
+    token: Option<String>,
+    format: Format,
+) -> Result<ExitCode, String> {
+    let token = match token {
+        Some(t) => t,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            line
+        }
+    };
+    let token = token.trim();
+    if token.is_empty() {
+        return Err("pass the token or key as an argument or on stdin".into());
+    }
+    let cfg =
+        tollgate::config::load_file(config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let snap = tollgate::snapshot::Snapshot::build(cfg, None)?;
+    // An operator tool may call the identity providers directly.
+    let is_jwt = tollgate::auth::jwt::looks_like_jwt(token.trim_start_matches("Bearer ").trim());
+    let fetches = snap
+        .issuers
+        .all()
+        .iter()
+        .filter(|_| is_jwt)
+        .map(|i| async move {
+            let r = tokio::time::timeout(Duration::from_secs(10), i.jwks.refresh()).await;
+            if !matches!(r, Ok(Ok(_))) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: cannot fetch the signing keys of {}",
+                    i.issuer
+                );
+            }
+        });
+    futures_util::future::join_all(fetches).await;
+    let store_keys = match Store::open(&snap.config.storage.url).await {
+        Ok(store) => {
+            let keys = store.list_keys().await.map_err(|e| e.to_string())?;
+            store.close().await;
+            tollgate::snapshot::store_key_index(&keys)
+        }
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: store not read ({e}); config keys only"
+            );
+            tollgate::auth::KeyIndex::default()
+        }
+    };
+    let report = tollgate::auth::inspect::inspect(
+        &snap.credentials(&store_keys),
+        &snap.policy,
+        snap.models_with_owner(),
+        token,
+    )
+    .await;
+    if format == Format::Json {
+        out(&serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)?;
+    } else {
+        out(report.render().trim_end())?;
+    }
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn usage(store: StoreArgs, since: &str, by: By, format: Format) -> Result<ExitCode, String> {

@@ -59,6 +59,15 @@ fn describe() {
         "tollgate_auth_failures_total",
         "Rejected credentials by reason"
     );
+    metrics::describe_counter!(
+        "tollgate_access_denied_total",
+        "Authenticated requests refused by the access policy, by reason"
+    );
+    metrics::describe_counter!(
+        "tollgate_jwks_refreshes_total",
+        "JWKS fetches by trigger (start, timer, unknown_kid)"
+    );
+    metrics::describe_counter!("tollgate_jwks_errors_total", "Failed JWKS fetches");
     metrics::describe_gauge!(
         "tollgate_ledger_queue_depth",
         "Usage records waiting to be written"

@@ -6,7 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::auth::{parse_hash, KeyEntry, KeyIndex, ModelGrant, Principal};
+use crate::auth::jwks::JwksCache;
+use crate::auth::{
+    parse_hash, AuthMethod, Credentials, Issuers, KeyEntry, KeyIndex, ModelGrant, OidcIssuer,
+    Policy, Principal,
+};
 use crate::config::{Config, Endpoint, Price, PrincipalKind, ProviderConfig};
 use crate::providers::{self, Provider};
 use crate::routing::VirtualModel;
@@ -20,6 +24,8 @@ pub struct ModelRoute {
     pub upstream_model: String,
     pub endpoints: Option<Vec<Endpoint>>,
     pub price: Price,
+    /// Owning tenant: only its principals may use the model.
+    pub tenant: Option<String>,
     /// The provider's total timeout: the request's deadline.
     pub total_timeout: std::time::Duration,
     /// `provider/upstream_model`, sent as `x-tollgate-resolved-model`.
@@ -53,6 +59,9 @@ pub struct Snapshot {
     /// Model and virtual model names in config order, for `GET /v1/models`.
     pub model_order: Vec<String>,
     pub keys: KeyIndex,
+    /// OIDC issuers whose tokens are accepted; their key caches outlive reloads.
+    pub issuers: Issuers,
+    pub policy: Policy,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -64,6 +73,11 @@ impl Snapshot {
         self.virtual_models
             .get(name)
             .map(|v| Resolved::Virtual(v.clone()))
+    }
+
+    /// The owning tenant of a model (virtual models have none).
+    pub fn tenant_of(&self, name: &str) -> Option<&str> {
+        self.models.get(name).and_then(|m| m.tenant.as_deref())
     }
 
     /// The provider that owns a listed name (a virtual model's is `virtual`).
@@ -107,6 +121,7 @@ impl Snapshot {
                     upstream_model,
                     endpoints: m.endpoints.clone(),
                     price: m.price.unwrap_or_default(),
+                    tenant: m.tenant.clone(),
                     total_timeout: provider_cfg.timeouts.total,
                     resolved,
                 }),
@@ -132,19 +147,61 @@ impl Snapshot {
                         subject: k.principal.as_str().into(),
                         kind: k.kind,
                         groups: k.groups.clone().into(),
-                        key_id: k.id.as_str().into(),
+                        tenant: k.tenant.as_deref().map(Arc::from),
+                        key_id: Some(k.id.as_str().into()),
+                        issuer: None,
+                        method: AuthMethod::ApiKey,
                     }),
                     models,
+                    expires_ms: k.expires.map(|e| e.unix_ms),
                 },
             );
         }
+        let mut issuers = Issuers::default();
+        for o in &config.auth.oidc {
+            let source = OidcIssuer::source(o);
+            let reused = previous.and_then(|s| {
+                s.issuers
+                    .all()
+                    .iter()
+                    .find(|i| i.jwks.source == source)
+                    .map(|i| i.jwks.clone())
+            });
+            let jwks = match reused {
+                Some(c) => c,
+                None => Arc::new(JwksCache::new(source)?),
+            };
+            issuers
+                .insert(OidcIssuer::new(o, jwks).map_err(|e| format!("issuer {}: {e}", o.issuer))?);
+        }
+        let policy = Policy::build(&config.policy)?;
         Ok(Self {
             config,
             models,
             virtual_models,
             model_order,
             keys,
+            issuers,
+            policy,
             providers,
+        })
+    }
+
+    /// What authentication reads, with the store's keys alongside.
+    pub fn credentials<'a>(&'a self, store_keys: &'a KeyIndex) -> Credentials<'a> {
+        Credentials {
+            config_keys: &self.keys,
+            store_keys,
+            issuers: &self.issuers,
+        }
+    }
+
+    /// Configured models with their owning tenant, in listing order.
+    pub fn models_with_owner(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.model_order.iter().filter_map(|name| {
+            self.models
+                .get(name)
+                .map(|m| (m.name.as_str(), m.tenant.as_deref()))
         })
     }
 }
@@ -153,6 +210,7 @@ impl Snapshot {
 pub fn store_key_index(stored: &[StoredKey]) -> KeyIndex {
     let mut index = KeyIndex::default();
     for k in stored.iter().filter(|k| k.revoked_ms.is_none()) {
+        // Expired keys stay in the index so callers learn why they fail.
         let (Some(hash), Ok(models)) = (parse_hash(&k.hash), ModelGrant::new(&k.models)) else {
             tracing::warn!(key_id = %k.id, "stored key is malformed; skipped");
             continue;
@@ -169,9 +227,13 @@ pub fn store_key_index(stored: &[StoredKey]) -> KeyIndex {
                     subject: k.principal.as_str().into(),
                     kind,
                     groups: k.groups.clone().into(),
-                    key_id: k.id.as_str().into(),
+                    tenant: k.tenant.as_deref().map(Arc::from),
+                    key_id: Some(k.id.as_str().into()),
+                    issuer: None,
+                    method: AuthMethod::ApiKey,
                 }),
                 models,
+                expires_ms: k.expires_ms,
             },
         );
     }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Denial, Principal};
 use crate::providers::ProviderError;
 
 /// The API dialect the caller speaks; errors are rendered in it.
@@ -21,8 +21,14 @@ pub enum ApiShape {
 pub enum ApiError {
     #[error("{0}")]
     Auth(#[from] AuthError),
-    #[error("the model `{model}` is not allowed for this API key")]
-    ModelForbidden { model: String },
+    #[error("model `{model}` is not granted to principal `{principal}` ({detail})")]
+    ModelForbidden {
+        model: String,
+        principal: String,
+        /// `groups: …; tenant: …; kind: …` — the inputs the policy saw.
+        detail: String,
+        denial: Denial,
+    },
     #[error("the model `{model}` does not exist or is not served by this gateway")]
     ModelNotFound { model: String },
     #[error("the model `{model}` does not serve {endpoint}")]
@@ -57,6 +63,34 @@ impl ApiError {
         }
     }
 
+    /// A policy denial for `model`; the message names the principal and the
+    /// groups and tenant the policy saw (never the credential).
+    pub fn forbidden(model: &str, principal: &Principal, denial: Denial) -> Self {
+        ApiError::ModelForbidden {
+            model: model.to_string(),
+            principal: principal.subject.to_string(),
+            detail: crate::auth::policy::describe(principal),
+            denial,
+        }
+    }
+
+    /// Logs authentication and authorization denials with their reason.
+    pub fn log_denial(&self, request_id: &str) {
+        match self {
+            ApiError::Auth(e) => {
+                tracing::info!(request_id, reason = e.label(), detail = %e, "authentication failed")
+            }
+            ApiError::ModelForbidden {
+                model,
+                principal,
+                detail,
+                denial,
+            } => tracing::info!(request_id, reason = denial.label(), %model, %principal,
+                %detail, "access denied"),
+            _ => {}
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
@@ -77,6 +111,10 @@ impl ApiError {
     pub fn label(&self) -> &'static str {
         match self {
             ApiError::Auth(e) => e.label(),
+            ApiError::ModelForbidden {
+                denial: Denial::TenantMismatch,
+                ..
+            } => "tenant_mismatch",
             ApiError::ModelForbidden { .. } => "model_forbidden",
             ApiError::ModelNotFound { .. } => "model_not_found",
             ApiError::WrongEndpoint { .. } => "wrong_endpoint",
@@ -101,7 +139,7 @@ impl ApiError {
 
     fn openai_type_and_code(&self) -> (&'static str, Option<&'static str>) {
         match self {
-            ApiError::Auth(_) => ("authentication_error", Some("invalid_api_key")),
+            ApiError::Auth(e) => ("authentication_error", Some(e.code())),
             ApiError::ModelForbidden { .. } => ("permission_error", Some("model_not_allowed")),
             ApiError::ModelNotFound { .. } => ("invalid_request_error", Some("model_not_found")),
             ApiError::WrongEndpoint { .. } => {

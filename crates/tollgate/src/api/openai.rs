@@ -45,20 +45,31 @@ async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
     pipeline::handle(app, Endpoint::Embeddings, headers, body).await
 }
 
-/// The models the caller's key may use, in config order.
+/// Exactly the models the caller may use (policy, key grant, tenant), in
+/// config order.
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let snap = app.snapshot.load();
-    let key = match auth::authenticate(&headers, &snap.keys, &app.store_keys.load()) {
-        Ok(k) => k,
+    let snap = app.snapshot.load_full();
+    let store_keys = app.store_keys.load_full();
+    let identity = match auth::authenticate(&headers, &snap.credentials(&store_keys)).await {
+        Ok(i) => i,
         Err(e) => {
             metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
-            return ApiError::from(e).into_response();
+            let err = ApiError::from(e);
+            let id = headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            err.log_denial(id);
+            return err.into_response();
         }
     };
+    let access = snap
+        .policy
+        .evaluate(&identity.principal, identity.key_grant());
     let data: Vec<Value> = snap
         .model_order
         .iter()
-        .filter(|name| key.models.allows(name))
+        .filter(|name| access.allows(name, snap.tenant_of(name)))
         .filter_map(|name| snap.owner_of(name).map(|owner| (name, owner)))
         .map(
             |(name, owner)| json!({"id": name, "object": "model", "created": 0, "owned_by": owner}),

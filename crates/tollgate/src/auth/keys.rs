@@ -42,6 +42,8 @@ pub fn generate_key() -> String {
 pub struct KeyEntry {
     pub principal: Arc<Principal>,
     pub models: ModelGrant,
+    /// Unix ms after which the key is refused (rotation overlap, expiry).
+    pub expires_ms: Option<i64>,
 }
 
 /// The models a key may use: exact names and globs; deny by default.

@@ -186,6 +186,99 @@ mod tests {
     }
 
     #[test]
+    fn identity_sections_are_validated_with_paths() {
+        let text = format!(
+            r#"{MINIMAL}auth:
+  oidc:
+    - issuer: https://idp.example
+      audiences: []
+      algorithms: [RS256, HS256, none, XY999]
+    - issuer: not-a-url
+      audiences: [a]
+      discovery: false
+      claims: {{ groups: ".bad", service_values: [x] }}
+policy:
+  rules:
+    - name: r
+      models: ["chat-*"]
+    - name: r
+      groups: [g]
+      models: ["[bad"]
+    - name: empty
+      tenants: [t]
+keys:
+  - id: k
+    hash: sha256:{zero}
+    principal: p
+    tenant: ""
+"#,
+            zero = "0".repeat(64)
+        );
+        let err = parse_with_env(&text, &env).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        for want in [
+            "auth.oidc[0].audiences: list at least one audience",
+            "auth.oidc[0].algorithms[1]: \"HS256\": HMAC algorithms are not accepted",
+            "auth.oidc[0].algorithms[2]: \"none\": unsigned tokens are never accepted",
+            "auth.oidc[0].algorithms[3]: \"XY999\": unknown algorithm",
+            "auth.oidc[1].issuer: \"not-a-url\" is not an http(s) URL",
+            "auth.oidc[1].jwks_url: required when discovery is false",
+            "auth.oidc[1].claims.groups",
+            "auth.oidc[1].claims.service_values: needs claims.kind_claim",
+            "policy.rules[0]: list at least one selector",
+            "policy.rules[1].name: duplicate rule \"r\"",
+            "policy.rules[1].models[0]",
+            "policy.rules[2]: grants nothing",
+            "keys[0].tenant: must not be empty",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn identity_defaults_and_expiry_formats() {
+        let text = format!(
+            "{MINIMAL}auth:\n  oidc:\n    - issuer: https://idp.example\n      audiences: [t]\nkeys:\n  - id: a\n    hash: sha256:{z}\n    principal: p\n    expires: 2026-01-31T00:00:00Z\n  - id: b\n    hash: sha256:{z}1\n    principal: p\n    expires: 1767225600\n",
+            z = "0".repeat(64)
+        );
+        // Two distinct valid hashes.
+        let text = text.replace(
+            &format!("sha256:{}1", "0".repeat(64)),
+            &format!("sha256:{}", "1".repeat(64)),
+        );
+        let cfg = parse_with_env(&text, &env).unwrap();
+        let o = &cfg.auth.oidc[0];
+        assert!(o.discovery);
+        assert_eq!(o.algorithms, ["RS256", "PS256", "ES256", "EdDSA"]);
+        assert_eq!(o.leeway, std::time::Duration::from_secs(60));
+        assert_eq!(o.claims.subject, "sub");
+        assert_eq!(o.claims.groups.as_deref(), Some("groups"));
+        assert_eq!(
+            cfg.keys[0].expires.map(|e| e.unix_ms),
+            Some(1_769_817_600_000)
+        );
+        assert_eq!(
+            cfg.keys[1].expires.map(|e| e.unix_ms),
+            Some(1_767_225_600_000)
+        );
+        let bad = text.replace("2026-01-31T00:00:00Z", "soon");
+        let err = parse_with_env(&bad, &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("keys[0].expires"), "{err}");
+        let unknown = text.replace("audiences: [t]", "audiences: [t]\n      audience: x");
+        let err = parse_with_env(&unknown, &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("auth.oidc[0]") && err.contains("audience"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn minimal_parses_with_defaults() {
         let cfg = parse_with_env(MINIMAL, &env);
         assert!(cfg.is_ok(), "{cfg:?}");

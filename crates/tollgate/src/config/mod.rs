@@ -11,3 +11,4 @@ mod validate;
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
 pub use routing::*;
+pub use validate::OIDC_ALGORITHMS;

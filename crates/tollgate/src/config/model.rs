@@ -27,6 +27,12 @@ pub struct Config {
     pub virtual_models: Vec<super::routing::VirtualModelConfig>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// How callers prove who they are besides API keys (OIDC/JWT issuers).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Who may use what: deny by default (see docs/identity.md).
+    #[serde(default)]
+    pub policy: PolicyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -194,6 +200,10 @@ pub struct ModelConfig {
     pub endpoints: Option<Vec<Endpoint>>,
     #[serde(default)]
     pub price: Option<Price>,
+    /// Owning tenant: when set, only principals of this tenant may use the
+    /// model, whatever their grants say. Unset: shared by every tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Default)]
@@ -207,7 +217,7 @@ pub struct Price {
     pub output_per_mtok: f64,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     #[default]
@@ -237,11 +247,192 @@ pub struct KeyConfig {
     pub kind: PrincipalKind,
     #[serde(default)]
     pub groups: Vec<String>,
-    /// Model names or globs (`gpt-*`, `*`) this key may use. Empty: none.
+    /// Model names or globs (`gpt-*`, `*`) this key may use. Empty: none
+    /// (policy rules may still grant models to its principal, groups, tenant).
     #[serde(default)]
     pub models: Vec<String>,
+    /// The tenant owning the key (external clients are issued keys per tenant).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// When the key stops working: RFC 3339 (`2026-01-31T00:00:00Z`) or Unix seconds.
+    #[serde(default)]
+    pub expires: Option<Expiry>,
 }
 
+/// A point in time, written as RFC 3339 or Unix seconds; kept in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub unix_ms: i64,
+}
+
+impl Expiry {
+    /// Parses RFC 3339 (`2026-01-31T00:00:00Z`) or Unix seconds.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(secs) = text.parse::<i64>() {
+            return Ok(Self {
+                unix_ms: secs.saturating_mul(1000),
+            });
+        }
+        let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+            format!("invalid time {text:?} ({e}); use RFC 3339 like 2026-01-31T00:00:00Z or Unix seconds")
+        })?;
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| format!("time {text:?} is before 1970"))?
+            .as_millis();
+        Ok(Self {
+            unix_ms: i64::try_from(ms).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+impl Serialize for Expiry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.unix_ms / 1000)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expiry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(secs) => Ok(Self {
+                unix_ms: secs.saturating_mul(1000),
+            }),
+            Raw::Text(t) => Self::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// OIDC issuers whose JWT bearer tokens are accepted.
+    #[serde(default)]
+    pub oidc: Vec<OidcConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Must equal the token's `iss` exactly.
+    pub issuer: String,
+    /// The token's `aud` must contain at least one of these.
+    pub audiences: Vec<String>,
+    /// Fetch `{issuer}/.well-known/openid-configuration` for `jwks_uri`.
+    #[serde(default = "default_true")]
+    pub discovery: bool,
+    /// JWKS URL; overrides discovery.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Accepted signing algorithms (asymmetric only).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(default = "default_leeway", with = "duration")]
+    pub leeway: Duration,
+    /// How often the JWKS is re-fetched in the background.
+    #[serde(default = "default_jwks_refresh", with = "duration")]
+    pub refresh: Duration,
+    /// A token with an unknown `kid` triggers at most one JWKS fetch per
+    /// this interval (the only identity-provider call a request can wait on).
+    #[serde(default = "default_unknown_kid_refresh", with = "duration")]
+    pub unknown_kid_refresh: Duration,
+    #[serde(default)]
+    pub claims: ClaimsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsConfig {
+    /// Claim path of the subject (default `sub`).
+    #[serde(default = "default_subject_claim")]
+    pub subject: String,
+    /// Claim path of the groups/roles: `groups`, `realm_access.roles`, `scp`
+    /// (a space-separated string becomes a list). Default `groups`.
+    #[serde(default = "default_groups_claim")]
+    pub groups: Option<String>,
+    /// Claim path of the tenant (e.g. `tid`); unset: tokens carry no tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Claim path deciding the principal kind (e.g. `gty`, `idtyp`, `azp`).
+    #[serde(default)]
+    pub kind_claim: Option<String>,
+    /// Values of `kind_claim` meaning "service"; empty: the claim being
+    /// present at all means "service".
+    #[serde(default)]
+    pub service_values: Vec<String>,
+}
+
+impl Default for ClaimsConfig {
+    fn default() -> Self {
+        Self {
+            subject: default_subject_claim(),
+            groups: default_groups_claim(),
+            tenant: None,
+            kind_claim: None,
+            service_values: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
+}
+
+/// One grant. It applies to a principal matching ANY of its selectors; an
+/// empty selector list matches nothing on that dimension.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    pub name: String,
+    /// Principal subjects (API key `principal`, token subject).
+    #[serde(default)]
+    pub principals: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    #[serde(default)]
+    pub kinds: Vec<PrincipalKind>,
+    /// Model names or globs granted.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Grants the admin role (gates admin endpoints).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "EdDSA"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+fn default_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_unknown_kid_refresh() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_subject_claim() -> String {
+    "sub".to_string()
+}
+fn default_groups_claim() -> Option<String> {
+    Some("groups".to_string())
+}
 fn default_body_limit() -> usize {
     10 * 1024 * 1024
 }

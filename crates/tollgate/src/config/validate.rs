@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 
 use super::model::{Config, ProviderKind};
 
+/// Signing algorithms an OIDC issuer may be configured with (asymmetric only).
+pub const OIDC_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
 pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     let mut p = Vec::new();
     for (path, addr) in [
@@ -137,11 +142,131 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
                 p.push(format!("{at}.models[{j}]: {g:?} is not a valid glob"));
             }
         }
+        if matches!(&k.tenant, Some(t) if t.trim().is_empty()) {
+            p.push(format!("{at}.tenant: must not be empty"));
+        }
     }
+
+    for (i, m) in cfg.models.iter().enumerate() {
+        if matches!(&m.tenant, Some(t) if t.trim().is_empty()) {
+            p.push(format!("models[{i}].tenant: must not be empty"));
+        }
+    }
+
+    validate_auth(cfg, &mut p);
+    validate_policy(cfg, &mut p);
 
     if p.is_empty() {
         Ok(())
     } else {
         Err(p)
+    }
+}
+
+fn validate_auth(cfg: &Config, p: &mut Vec<String>) {
+    let mut issuers = HashSet::new();
+    for (i, o) in cfg.auth.oidc.iter().enumerate() {
+        let at = format!("auth.oidc[{i}]");
+        if !issuers.insert(o.issuer.as_str()) {
+            p.push(format!("{at}.issuer: duplicate issuer {:?}", o.issuer));
+        }
+        match reqwest::Url::parse(&o.issuer) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => p.push(format!(
+                "{at}.issuer: {:?} is not an http(s) URL (it must equal the tokens' `iss`)",
+                o.issuer
+            )),
+        }
+        if o.audiences.is_empty() {
+            p.push(format!(
+                "{at}.audiences: list at least one audience (tokens whose `aud` contains none of them are rejected)"
+            ));
+        }
+        for (j, a) in o.audiences.iter().enumerate() {
+            if a.is_empty() {
+                p.push(format!("{at}.audiences[{j}]: must not be empty"));
+            }
+        }
+        if let Some(url) = &o.jwks_url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => p.push(format!("{at}.jwks_url: {url:?} is not an http(s) URL")),
+            }
+        } else if !o.discovery {
+            p.push(format!("{at}.jwks_url: required when discovery is false"));
+        }
+        if o.algorithms.is_empty() {
+            p.push(format!("{at}.algorithms: list at least one algorithm"));
+        }
+        for (j, a) in o.algorithms.iter().enumerate() {
+            if OIDC_ALGORITHMS.contains(&a.as_str()) {
+                continue;
+            }
+            let why = if a.eq_ignore_ascii_case("none") {
+                "unsigned tokens are never accepted".to_string()
+            } else if a.to_ascii_uppercase().starts_with("HS") {
+                "HMAC algorithms are not accepted for OIDC issuers (they publish asymmetric keys)"
+                    .to_string()
+            } else {
+                format!(
+                    "unknown algorithm; use one of {}",
+                    OIDC_ALGORITHMS.join(", ")
+                )
+            };
+            p.push(format!("{at}.algorithms[{j}]: {a:?}: {why}"));
+        }
+        if o.refresh < std::time::Duration::from_secs(1) {
+            p.push(format!("{at}.refresh: must be at least 1s"));
+        }
+        let c = &o.claims;
+        let paths = [
+            ("subject", Some(&c.subject)),
+            ("groups", c.groups.as_ref()),
+            ("tenant", c.tenant.as_ref()),
+            ("kind_claim", c.kind_claim.as_ref()),
+        ];
+        for (name, path) in paths {
+            if let Some(path) = path {
+                if path.is_empty() || path.starts_with('.') || path.ends_with('.') {
+                    p.push(format!(
+                        "{at}.claims.{name}: {path:?} is not a claim path like `groups` or `realm_access.roles`"
+                    ));
+                }
+            }
+        }
+        if !c.service_values.is_empty() && c.kind_claim.is_none() {
+            p.push(format!(
+                "{at}.claims.service_values: needs claims.kind_claim"
+            ));
+        }
+    }
+}
+
+fn validate_policy(cfg: &Config, p: &mut Vec<String>) {
+    let mut names = HashSet::new();
+    for (i, r) in cfg.policy.rules.iter().enumerate() {
+        let at = format!("policy.rules[{i}]");
+        if r.name.is_empty() {
+            p.push(format!("{at}.name: must not be empty"));
+        } else if !names.insert(r.name.as_str()) {
+            p.push(format!("{at}.name: duplicate rule {:?}", r.name));
+        }
+        if r.principals.is_empty()
+            && r.groups.is_empty()
+            && r.tenants.is_empty()
+            && r.kinds.is_empty()
+        {
+            p.push(format!(
+                "{at}: list at least one selector (principals, groups, tenants or kinds); a rule without one matches nobody"
+            ));
+        }
+        if r.models.is_empty() && !r.admin {
+            p.push(format!("{at}: grants nothing (no models, admin: false)"));
+        }
+        for (j, g) in r.models.iter().enumerate() {
+            if globset::Glob::new(g).is_err() {
+                p.push(format!("{at}.models[{j}]: {g:?} is not a valid glob"));
+            }
+        }
     }
 }

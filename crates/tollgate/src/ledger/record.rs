@@ -8,7 +8,14 @@ pub struct UsageRecord {
     pub ts_ms: i64,
     pub request_id: String,
     pub principal: String,
+    /// The API key's id; empty for tokens.
     pub key_id: String,
+    /// The principal's tenant; empty when it has none.
+    pub tenant: String,
+    /// `api_key` or `jwt`.
+    pub auth_method: String,
+    /// The token's issuer; empty for API keys.
+    pub issuer: String,
     pub endpoint: String,
     pub requested_model: String,
     pub provider: String,

@@ -55,6 +55,9 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
     if ctx.status == 401 {
         metrics::counter!("tollgate_auth_failures_total", "reason" => ctx.error).increment(1);
     }
+    if ctx.status == 403 {
+        metrics::counter!("tollgate_access_denied_total", "reason" => ctx.error).increment(1);
+    }
     if ctx.error.starts_with("upstream_") {
         metrics::counter!("tollgate_upstream_errors_total", "provider" => provider.to_string(),
             "kind" => ctx.error)
@@ -73,16 +76,18 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         stats.record_latency(crate::routing::clock::now_ms(), secs * 1e6);
     }
 
-    let (principal, key_id) = match &ctx.key {
-        Some(k) => (
-            k.principal.subject.to_string(),
-            k.principal.key_id.to_string(),
-        ),
-        None => (String::new(), String::new()),
-    };
+    let p = ctx.identity.as_ref().map(|i| &*i.principal);
+    let text = |v: Option<&str>| v.unwrap_or("").to_string();
+    let principal = text(p.map(|p| &*p.subject));
+    let key_id = text(p.and_then(|p| p.key_id.as_deref()));
+    let tenant = text(p.and_then(|p| p.tenant.as_deref()));
+    let issuer = text(p.and_then(|p| p.issuer.as_deref()));
+    let auth_method = text(p.map(|p| p.method.as_str()));
     if ctx.status >= 500 {
         tracing::warn!(request_id = %ctx.request_id, status = ctx.status, error = ctx.error,
             principal = %principal, model = %ctx.requested_model, provider, "request failed");
+    } else if ctx.status == 401 || ctx.status == 403 {
+        // Logged with their reason where they were decided (`log_denial`).
     } else if ctx.status >= 400 {
         tracing::info!(request_id = %ctx.request_id, status = ctx.status, error = ctx.error,
             principal = %principal, model = %ctx.requested_model, "request rejected");
@@ -93,7 +98,7 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
 
     // Requests turned away before authentication are counted, not recorded:
     // an unauthenticated flood must not fill the ledger.
-    if ctx.key.is_none() {
+    if ctx.identity.is_none() {
         return;
     }
     app.ledger.record(UsageRecord {
@@ -101,6 +106,9 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         request_id: ctx.request_id,
         principal,
         key_id,
+        tenant,
+        auth_method,
+        issuer,
         endpoint: endpoint.to_string(),
         requested_model: ctx.requested_model,
         provider: provider.to_string(),

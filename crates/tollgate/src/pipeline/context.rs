@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::error::ApiShape;
-use crate::auth::KeyEntry;
+use crate::auth::Identity;
 use crate::config::Endpoint;
 use crate::routing::TargetStats;
 use crate::snapshot::ModelRoute;
@@ -35,7 +35,8 @@ pub struct RequestCtx {
     pub shape: ApiShape,
     pub started: Instant,
     pub received_ms: i64,
-    pub key: Option<Arc<KeyEntry>>,
+    /// Who is calling, once authenticated.
+    pub identity: Option<Identity>,
     pub requested_model: String,
     pub route: Option<Arc<ModelRoute>>,
     /// Every try made, in order (virtual models may try several targets).
@@ -58,7 +59,7 @@ impl RequestCtx {
             shape: ApiShape::OpenAi,
             started: Instant::now(),
             received_ms: crate::store::now_ms(),
-            key: None,
+            identity: None,
             requested_model: String::new(),
             route: None,
             attempts: Vec::new(),

@@ -60,6 +60,7 @@ pub async fn handle(
         Err(err) => {
             ctx.status = err.status().as_u16();
             ctx.error = err.label();
+            err.log_denial(&ctx.request_id);
             let resolved = ctx.route.as_ref().map(|r| r.resolved.clone());
             let mut resp = err.into_response_shaped(ctx.shape);
             if let Some(v) = resolved {
@@ -79,9 +80,12 @@ async fn run(
     body: Body,
 ) -> Result<Reply, ApiError> {
     // 1. authenticate — headers only, before reading a byte of the body, so
-    //    unauthenticated callers cost nothing.
-    let key = auth::authenticate(headers, &snap.keys, &app.store_keys.load())?;
-    ctx.key = Some(key.clone());
+    //    unauthenticated callers cost nothing. API keys and JWTs alike end in
+    //    one `Principal`; verification uses cached keys only (an unknown JWT
+    //    `kid` may wait ≤ 2 s on one rate-limited JWKS refresh).
+    let store_keys = app.store_keys.load_full();
+    let identity = auth::authenticate(headers, &snap.credentials(&store_keys)).await?;
+    ctx.identity = Some(identity.clone());
 
     // 2. ingress — body under the size limit, parsed and checked.
     let bytes = ingress::read_body(headers, body, snap.config.server.max_body_bytes).await?;
@@ -96,12 +100,22 @@ async fn run(
             model: parsed.model.clone(),
         })?;
 
-    // 4. authorize — deny by default, on the name the caller asked for;
-    //    checked before anything reveals more than the name's existence.
-    if !key.models.allows(&parsed.model) {
-        return Err(ApiError::ModelForbidden {
-            model: parsed.model.clone(),
-        });
+    // 4. authorize — deny by default (policy rules, the key's own grant, the
+    //    model's owning tenant) on the name the caller asked for; checked
+    //    before anything reveals more than the name's existence.
+    let access = snap
+        .policy
+        .evaluate(&identity.principal, identity.key_grant());
+    let tenant = match &resolved {
+        Resolved::Model(route) => route.tenant.as_deref(),
+        Resolved::Virtual(_) => None,
+    };
+    if let Err(denial) = access.decide(&parsed.model, tenant) {
+        return Err(ApiError::forbidden(
+            &parsed.model,
+            &identity.principal,
+            denial,
+        ));
     }
 
     // 4b. route — the ordered targets (strategy and health, all in memory).

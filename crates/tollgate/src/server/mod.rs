@@ -1,6 +1,7 @@
 //! Process lifecycle: build the first snapshot, open the store, start the
-//! ledger, bind the data-plane and admin listeners, run background tasks
-//! (key refresh, config watch), and shut down gracefully: stop accepting,
+//! ledger, bind the data-plane and admin listeners, fetch the OIDC issuers'
+//! signing keys, run background tasks (key refresh, JWKS refresh, config
+//! watch), and shut down gracefully: stop accepting,
 //! let in-flight requests and streams finish within the grace period, flush
 //! the ledger, return.
 
@@ -105,8 +106,12 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         ready: AtomicBool::new(true),
         config_path: config_path.to_path_buf(),
     });
+    // Signing keys of the OIDC issuers: a first fetch, waited on briefly;
+    // an identity provider that is down does not stop the start.
+    reload::initial_jwks(&state).await;
     let (stop, stop_rx) = watch::channel(false);
     let background = vec![
+        tokio::spawn(reload::refresh_jwks(state.clone(), stop_rx.clone())),
         tokio::spawn(reload::refresh_store_keys(
             state.clone(),
             store.clone(),

@@ -1,5 +1,5 @@
-//! Reloading: the config file (SIGHUP, or a change on disk) and the store's
-//! keys (polled). A reload builds a complete new snapshot and swaps it in one
+//! Reloading: the config file (SIGHUP, or a change on disk), the store's
+//! keys (polled) and the OIDC issuers' signing keys (JWKS, on a timer). A reload builds a complete new snapshot and swaps it in one
 //! step; a bad file keeps the running snapshot and logs why.
 
 use std::sync::Arc;
@@ -74,6 +74,64 @@ pub async fn refresh_store_keys(
             Ok(keys) => state.store_keys.store(Arc::new(store_key_index(&keys))),
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh API keys; keeping the current set")
+            }
+        }
+    }
+}
+
+/// How long `start` waits for the first JWKS fetches.
+const FIRST_JWKS_WAIT: Duration = Duration::from_secs(3);
+
+/// Fetches every issuer's keys once, concurrently, waiting at most
+/// `FIRST_JWKS_WAIT`; failures are logged and retried in the background.
+pub async fn initial_jwks(state: &Arc<AppState>) {
+    let snap = state.snapshot.load_full();
+    let now = std::time::Instant::now();
+    let tasks: Vec<_> = snap
+        .issuers
+        .all()
+        .iter()
+        .filter(|i| i.jwks.take_due(now))
+        .map(|i| tokio::spawn(fetch_jwks(i.clone(), "start")))
+        .collect();
+    if tasks.is_empty() {
+        return;
+    }
+    let all = futures_util::future::join_all(tasks);
+    if tokio::time::timeout(FIRST_JWKS_WAIT, all).await.is_err() {
+        tracing::warn!(
+            "identity provider(s) slow to answer; JWKS fetch continues in the background"
+        );
+    }
+}
+
+async fn fetch_jwks(issuer: Arc<crate::auth::OidcIssuer>, trigger: &'static str) {
+    metrics::counter!("tollgate_jwks_refreshes_total", "trigger" => trigger).increment(1);
+    let r = issuer.jwks.refresh().await;
+    match &r {
+        Ok(n) => tracing::debug!(issuer = %issuer.issuer, keys = n, "JWKS fetched"),
+        Err(e) => {
+            metrics::counter!("tollgate_jwks_errors_total").increment(1);
+            tracing::warn!(issuer = %issuer.issuer, error = %e,
+                "cannot fetch signing keys; keeping the cached keys and retrying");
+        }
+    }
+    issuer.jwks.schedule_next(r.is_ok(), issuer.config.refresh);
+}
+
+/// Re-fetches each issuer's JWKS every `refresh` (sooner, with backoff,
+/// after a failure). Issuers added by a reload are picked up on the next tick.
+pub async fn refresh_jwks(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let snap = state.snapshot.load_full();
+        let now = std::time::Instant::now();
+        for issuer in snap.issuers.all() {
+            if issuer.jwks.take_due(now) {
+                tokio::spawn(fetch_jwks(issuer.clone(), "timer"));
             }
         }
     }

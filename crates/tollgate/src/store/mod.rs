@@ -36,6 +36,30 @@ pub struct StoredKey {
     pub models: Vec<String>,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+    pub tenant: Option<String>,
+    /// Unix ms after which the key is refused.
+    pub expires_ms: Option<i64>,
+}
+
+/// A key to create (its hash only).
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub id: String,
+    pub hash: String,
+    pub principal: String,
+    pub kind: PrincipalKind,
+    pub groups: Vec<String>,
+    pub models: Vec<String>,
+    pub tenant: Option<String>,
+    pub expires_ms: Option<i64>,
+}
+
+/// The outcome of a rotation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotated {
+    pub new_id: String,
+    /// When the old key stops working (Unix ms).
+    pub old_expires_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +113,15 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// Columns added after the first release: (table, column, definition).
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("usage", "attempts", "TEXT NOT NULL DEFAULT '[]'")];
+/// Existing databases get them with `ALTER TABLE … ADD COLUMN`.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("api_keys", "tenant", "TEXT"),
+    ("api_keys", "expires_ms", "INTEGER"),
+    ("usage", "tenant", "TEXT NOT NULL DEFAULT ''"),
+    ("usage", "auth_method", "TEXT NOT NULL DEFAULT ''"),
+    ("usage", "issuer", "TEXT NOT NULL DEFAULT ''"),
+    ("usage", "attempts", "TEXT NOT NULL DEFAULT '[]'"),
+];
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -115,13 +147,13 @@ impl Store {
             sqlx::query(stmt).execute(&pool).await?;
         }
         for (table, column, def) in ADDED_COLUMNS {
-            let present: Option<i64> = sqlx::query_scalar(&format!(
-                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?"
-            ))
-            .bind(column)
-            .fetch_optional(&pool)
-            .await?;
-            if present.is_none() {
+            let rows = sqlx::query(&format!("PRAGMA table_info({table})"))
+                .fetch_all(&pool)
+                .await?;
+            let present = rows
+                .iter()
+                .any(|r| r.try_get::<String, _>(1).is_ok_and(|n| n == *column));
+            if !present {
                 sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))
                     .execute(&pool)
                     .await?;
@@ -139,15 +171,18 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for r in records {
             sqlx::query(
-                "INSERT INTO usage (ts_ms, request_id, principal, key_id, endpoint, requested_model, \
-                 provider, upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, \
-                 cost, status, error, latency_ms, ttft_ms, attempts) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO usage (ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
+                 endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
+                 completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.ts_ms)
             .bind(&r.request_id)
             .bind(&r.principal)
             .bind(&r.key_id)
+            .bind(&r.tenant)
+            .bind(&r.auth_method)
+            .bind(&r.issuer)
             .bind(&r.endpoint)
             .bind(&r.requested_model)
             .bind(&r.provider)
@@ -173,7 +208,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
-             error, latency_ms, ttft_ms, attempts FROM usage WHERE ts_ms >= ? ORDER BY seq",
+             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer FROM usage \
+             WHERE ts_ms >= ? ORDER BY seq",
         )
         .bind(since_ms)
         .fetch_all(&self.pool)
@@ -199,6 +235,9 @@ impl Store {
                     latency_ms: r.try_get(15)?,
                     ttft_ms: r.try_get(16)?,
                     attempts: r.try_get(17)?,
+                    tenant: r.try_get(18)?,
+                    auth_method: r.try_get(19)?,
+                    issuer: r.try_get(20)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -247,28 +286,86 @@ impl Store {
         groups: &[String],
         models: &[String],
     ) -> Result<(), StoreError> {
-        let json =
-            |v: &[String]| serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()));
-        sqlx::query(
-            "INSERT INTO api_keys (id, hash, principal, kind, groups_json, models_json, created_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(hash)
-        .bind(principal)
-        .bind(kind.as_str())
-        .bind(json(groups)?)
-        .bind(json(models)?)
-        .bind(now_ms())
-        .execute(&self.pool)
+        self.create(&NewKey {
+            id: id.into(),
+            hash: hash.into(),
+            principal: principal.into(),
+            kind,
+            groups: groups.to_vec(),
+            models: models.to_vec(),
+            tenant: None,
+            expires_ms: None,
+        })
         .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => {
-                StoreError::Invalid(format!("a key with id {id:?} already exists"))
-            }
-            other => StoreError::Sql(other),
-        })?;
-        Ok(())
+    }
+
+    pub async fn create(&self, key: &NewKey) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_key(&mut conn, key).await
+    }
+
+    /// Rotation: a new key (hash `new_hash`) for the same principal, grants
+    /// and tenant, and the old key set to expire after `overlap` (or keeps
+    /// its own earlier expiry), so both work meanwhile. One transaction.
+    pub async fn rotate_key(
+        &self,
+        old_id: &str,
+        new_id: Option<&str>,
+        new_hash: &str,
+        overlap_ms: i64,
+        new_expires_ms: Option<i64>,
+    ) -> Result<Rotated, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "{KEY_COLUMNS} WHERE id = ? AND revoked_ms IS NULL"
+        ))
+        .bind(old_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("no active key with id {old_id:?}")))?;
+        let old = key_from_row(&row)?;
+        let now = now_ms();
+        if old.expires_ms.is_some_and(|e| e <= now) {
+            return Err(StoreError::Invalid(format!(
+                "key {old_id:?} has already expired; create a new key instead"
+            )));
+        }
+        let new_id = match new_id {
+            Some(id) => id.to_string(),
+            None => next_version_id(old_id),
+        };
+        let kind = if old.kind == "service" {
+            PrincipalKind::Service
+        } else {
+            PrincipalKind::User
+        };
+        insert_key(
+            &mut tx,
+            &NewKey {
+                id: new_id.clone(),
+                hash: new_hash.to_string(),
+                principal: old.principal,
+                kind,
+                groups: old.groups,
+                models: old.models,
+                tenant: old.tenant,
+                expires_ms: new_expires_ms,
+            },
+        )
+        .await?;
+        let old_expires = old
+            .expires_ms
+            .map_or(now + overlap_ms, |e| e.min(now + overlap_ms));
+        sqlx::query("UPDATE api_keys SET expires_ms = ? WHERE id = ?")
+            .bind(old_expires)
+            .bind(old_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Rotated {
+            new_id,
+            old_expires_ms: old_expires,
+        })
     }
 
     /// Marks a key revoked; false when no active key has that id.
@@ -283,32 +380,119 @@ impl Store {
     }
 
     pub async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, hash, principal, kind, groups_json, models_json, created_ms, revoked_ms \
-             FROM api_keys ORDER BY created_ms, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let groups: String = r.try_get(4)?;
-                let models: String = r.try_get(5)?;
-                Ok(StoredKey {
-                    id: r.try_get(0)?,
-                    hash: r.try_get(1)?,
-                    principal: r.try_get(2)?,
-                    kind: r.try_get(3)?,
-                    groups: serde_json::from_str(&groups).unwrap_or_default(),
-                    models: serde_json::from_str(&models).unwrap_or_default(),
-                    created_ms: r.try_get(6)?,
-                    revoked_ms: r.try_get(7)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        let rows = sqlx::query(&format!("{KEY_COLUMNS} ORDER BY created_ms, id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from_row).collect()
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "SELECT id, hash, principal, kind, groups_json, models_json, created_ms, \
+     revoked_ms, tenant, expires_ms FROM api_keys";
+
+fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredKey, StoreError> {
+    let groups: String = r.try_get(4)?;
+    let models: String = r.try_get(5)?;
+    Ok(StoredKey {
+        id: r.try_get(0)?,
+        hash: r.try_get(1)?,
+        principal: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        groups: serde_json::from_str(&groups).unwrap_or_default(),
+        models: serde_json::from_str(&models).unwrap_or_default(),
+        created_ms: r.try_get(6)?,
+        revoked_ms: r.try_get(7)?,
+        tenant: r.try_get(8)?,
+        expires_ms: r.try_get(9)?,
+    })
+}
+
+async fn insert_key(conn: &mut sqlx::SqliteConnection, key: &NewKey) -> Result<(), StoreError> {
+    let json =
+        |v: &[String]| serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()));
+    sqlx::query(
+        "INSERT INTO api_keys (id, hash, principal, kind, groups_json, models_json, created_ms, \
+         tenant, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&key.id)
+    .bind(&key.hash)
+    .bind(&key.principal)
+    .bind(key.kind.as_str())
+    .bind(json(&key.groups)?)
+    .bind(json(&key.models)?)
+    .bind(now_ms())
+    .bind(&key.tenant)
+    .bind(key.expires_ms)
+    .execute(conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Invalid(format!("a key with id {:?} already exists", key.id))
+        }
+        other => StoreError::Sql(other),
+    })?;
+    Ok(())
+}
+
+/// `bot` → `bot-v2`, `bot-v2` → `bot-v3`.
+pub fn next_version_id(id: &str) -> String {
+    if let Some((base, n)) = id.rsplit_once("-v") {
+        if let Ok(n) = n.parse::<u32>() {
+            return format!("{base}-v{}", n.saturating_add(1));
+        }
+    }
+    format!("{id}-v2")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ids() {
+        assert_eq!(next_version_id("bot"), "bot-v2");
+        assert_eq!(next_version_id("bot-v2"), "bot-v3");
+        assert_eq!(next_version_id("my-vault"), "my-vault-v2");
+    }
+
+    #[tokio::test]
+    async fn migrates_an_old_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        {
+            let opts = SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            // The foundation's tables, without the identity columns.
+            for stmt in [
+                "CREATE TABLE api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, principal TEXT NOT NULL, kind TEXT NOT NULL, groups_json TEXT NOT NULL, models_json TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER)",
+                "INSERT INTO api_keys VALUES ('k', 'sha256:00', 'p', 'user', '[]', '[]', 1, NULL)",
+                "CREATE TABLE usage (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, request_id TEXT NOT NULL, principal TEXT NOT NULL, key_id TEXT NOT NULL, endpoint TEXT NOT NULL, requested_model TEXT NOT NULL, provider TEXT NOT NULL, upstream_model TEXT NOT NULL, stream INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, tokens_estimated INTEGER NOT NULL, cost REAL NOT NULL, status INTEGER NOT NULL, error TEXT NOT NULL, latency_ms REAL NOT NULL, ttft_ms REAL)",
+                "INSERT INTO usage (ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, error, latency_ms) VALUES (5, 'r', 'p', 'k', 'chat', 'm', 'x', 'm', 0, 1, 1, 0, 0.0, 200, '', 1.0)",
+            ] {
+                sqlx::query(stmt).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let store = Store::open(&url).await.unwrap();
+        let keys = store.list_keys().await.unwrap();
+        assert_eq!(
+            (keys[0].tenant.as_deref(), keys[0].expires_ms),
+            (None, None)
+        );
+        let usage = store.usage_since(0).await.unwrap();
+        assert_eq!(
+            (usage[0].tenant.as_str(), usage[0].auth_method.as_str()),
+            ("", "")
+        );
+        store.close().await;
+        // Opening again is a no-op.
+        Store::open(&url).await.unwrap().close().await;
     }
 }
