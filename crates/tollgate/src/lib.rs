@@ -5,6 +5,8 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod guard;
+pub mod guardrails;
 pub mod ledger;
 pub mod metrics;
 pub mod mock;

@@ -62,6 +62,7 @@ pub struct Snapshot {
     /// OIDC issuers whose tokens are accepted; their key caches outlive reloads.
     pub issuers: Issuers,
     pub policy: Policy,
+    pub guards: crate::guard::Guards,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -175,6 +176,7 @@ impl Snapshot {
                 .insert(OidcIssuer::new(o, jwks).map_err(|e| format!("issuer {}: {e}", o.issuer))?);
         }
         let policy = Policy::build(&config.policy)?;
+        let guards = crate::guard::Guards::build(&config.guardrails)?;
         Ok(Self {
             config,
             models,
@@ -183,6 +185,7 @@ impl Snapshot {
             keys,
             issuers,
             policy,
+            guards,
             providers,
         })
     }

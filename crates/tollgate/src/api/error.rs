@@ -53,6 +53,8 @@ pub enum ApiError {
     ShuttingDown,
     #[error("internal error")]
     Internal,
+    #[error("{0}")]
+    Guardrail(#[from] crate::guard::GuardError),
 }
 
 impl ApiError {
@@ -104,6 +106,12 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Guardrail(crate::guard::GuardError::Blocked { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -125,6 +133,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Internal => "internal",
+            ApiError::Guardrail(crate::guard::GuardError::Blocked { .. }) => "guardrail_blocked",
+            ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => "guardrail_error",
         }
     }
 
@@ -156,6 +166,12 @@ impl ApiError {
             }
             ApiError::ShuttingDown => ("server_error", Some("shutting_down")),
             ApiError::Internal => ("server_error", Some("internal_error")),
+            ApiError::Guardrail(crate::guard::GuardError::Blocked { .. }) => {
+                ("invalid_request_error", Some("guardrail_blocked"))
+            }
+            ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
+                ("server_error", Some("guardrail_error"))
+            }
         }
     }
 

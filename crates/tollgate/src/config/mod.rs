@@ -3,11 +3,13 @@
 //! runtime form (`crate::snapshot`). Loading never touches the network.
 
 pub mod duration;
+mod guardrails;
 mod load;
 mod model;
 mod routing;
 mod validate;
 
+pub use guardrails::*;
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
 pub use routing::*;

@@ -33,6 +33,9 @@ pub struct Config {
     /// Who may use what: deny by default (see docs/identity.md).
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Content guardrails on input and output (see docs/guardrails.md).
+    #[serde(default)]
+    pub guardrails: super::guardrails::GuardrailsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -121,6 +121,7 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     }
 
     super::routing::validate(&cfg.virtual_models, &models, &mut p);
+    super::guardrails::validate_guardrails(&cfg.guardrails, &mut p);
 
     let mut key_ids = HashSet::new();
     let mut key_hashes = HashSet::new();

@@ -38,4 +38,7 @@ pub struct UsageRecord {
     pub ttft_ms: Option<f64>,
     /// Every upstream try, JSON: `[{"target","status","error"}]`.
     pub attempts: String,
+    /// Guardrail verdicts, JSON: `[{"policy","direction","category","action","count"}]`
+    /// (never the matched values).
+    pub guardrails: String,
 }

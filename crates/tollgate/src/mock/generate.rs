@@ -97,6 +97,42 @@ fn completion_prompt(body: &Map<String, Value>) -> (u64, usize) {
     (fnv1a(&joined), count_words(&joined).max(1))
 }
 
+/// The words of the last message (chat) or the prompt (completions).
+fn echo_words(body: &Map<String, Value>) -> Vec<String> {
+    let text = match body.get("messages").and_then(Value::as_array) {
+        Some(ms) => ms
+            .last()
+            .and_then(|m| m.get("content"))
+            .map(content_text)
+            .unwrap_or_default(),
+        None => body
+            .get("prompt")
+            .map(strings_of)
+            .unwrap_or_default()
+            .join(" "),
+    };
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The completion's words: generated, or echoed with the `echo` knob.
+fn answer(body: &Map<String, Value>, knobs: &Knobs, seed: u64) -> Vec<String> {
+    if knobs.echo {
+        let mut w = echo_words(body);
+        w.truncate(n_tokens(
+            body,
+            &Knobs {
+                tokens: Some(w.len()),
+                ..Knobs::default()
+            },
+        ));
+        return w;
+    }
+    words(seed, n_tokens(body, knobs))
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn n_tokens(body: &Map<String, Value>, knobs: &Knobs) -> usize {
     let max = body
         .get("max_tokens")
@@ -112,7 +148,12 @@ fn finish_reason(n: usize, body: &Map<String, Value>, knobs: &Knobs) -> &'static
         .or_else(|| body.get("max_completion_tokens"))
         .and_then(Value::as_u64)
         .is_some_and(|m| (m as usize) <= n);
-    if n < knobs.tokens.unwrap_or(DEFAULT_TOKENS) || (capped && n == 0) {
+    let wanted = if knobs.echo {
+        echo_words(body).len()
+    } else {
+        knobs.tokens.unwrap_or(DEFAULT_TOKENS)
+    };
+    if n < wanted || (capped && n == 0) {
         "length"
     } else {
         "stop"
@@ -125,8 +166,9 @@ fn usage(prompt: usize, completion: usize) -> Value {
 
 pub fn chat_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
     let (seed, prompt) = chat_prompt(body);
-    let n = n_tokens(body, knobs);
-    let text = words(seed, n).join(" ");
+    let answer = answer(body, knobs, seed);
+    let n = answer.len();
+    let text = answer.join(" ");
     let mut out = json!({
         "id": format!("chatcmpl-mock-{seed:016x}"),
         "object": "chat.completion",
@@ -147,7 +189,8 @@ pub fn chat_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
 
 pub fn completion_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
     let (seed, prompt) = completion_prompt(body);
-    let n = n_tokens(body, knobs);
+    let answer = answer(body, knobs, seed);
+    let n = answer.len();
     let mut out = json!({
         "id": format!("cmpl-mock-{seed:016x}"),
         "object": "text_completion",
@@ -155,7 +198,7 @@ pub fn completion_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
         "model": model_of(body),
         "choices": [{
             "index": 0,
-            "text": words(seed, n).join(" "),
+            "text": answer.join(" "),
             "logprobs": null,
             "finish_reason": finish_reason(n, body, knobs),
         }],
@@ -180,7 +223,8 @@ fn sse(v: &Value) -> Bytes {
 /// The whole event list of a streamed chat completion, `[DONE]` included.
 fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
     let (seed, prompt) = chat_prompt(body);
-    let n = n_tokens(body, knobs);
+    let answer = answer(body, knobs, seed);
+    let n = answer.len();
     let id = format!("chatcmpl-mock-{seed:016x}");
     let (created, model) = (now(), model_of(body));
     let chunk = |delta: Value, finish: Value| {
@@ -193,7 +237,7 @@ fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
         json!({"role": "assistant", "content": ""}),
         Value::Null,
     )];
-    for (i, w) in words(seed, n).into_iter().enumerate() {
+    for (i, w) in answer.iter().enumerate() {
         let piece = if i == 0 {
             w.to_string()
         } else {
@@ -214,7 +258,8 @@ fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
 
 fn completion_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
     let (seed, prompt) = completion_prompt(body);
-    let n = n_tokens(body, knobs);
+    let answer = answer(body, knobs, seed);
+    let n = answer.len();
     let id = format!("cmpl-mock-{seed:016x}");
     let (created, model) = (now(), model_of(body));
     let chunk = |text: &str, finish: Value| {
@@ -224,7 +269,7 @@ fn completion_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
         }))
     };
     let mut events = Vec::with_capacity(n + 3);
-    for (i, w) in words(seed, n).into_iter().enumerate() {
+    for (i, w) in answer.iter().enumerate() {
         let piece = if i == 0 {
             w.to_string()
         } else {

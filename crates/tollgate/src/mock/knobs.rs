@@ -11,6 +11,7 @@
 //! | tokens | x-mock-tokens | completion length in tokens (words), default 16 |
 //! | cut_after | x-mock-cut-after | stream: break the connection after N chunks |
 //! | no_usage | x-mock-no-usage | omit the usage block (tests token estimation) |
+//! | echo | x-mock-echo | answer with the last message's (or prompt's) words instead of generated ones |
 //! | fail_first | x-mock-fail-first | mock-upstream: apply `status` only to the first N requests with this model string, then answer normally |
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub struct Knobs {
     pub cut_after: Option<usize>,
     pub no_usage: bool,
     pub fail_first: Option<u64>,
+    pub echo: bool,
 }
 
 /// Longest completion the mock writes, whatever is asked.
@@ -64,6 +66,7 @@ impl Knobs {
             "cut_after" => self.cut_after = value.parse().ok(),
             "no_usage" => self.no_usage = matches!(value, "1" | "true" | "yes"),
             "fail_first" => self.fail_first = value.parse().ok(),
+            "echo" => self.echo = matches!(value, "1" | "true" | "yes"),
             _ => {}
         }
     }

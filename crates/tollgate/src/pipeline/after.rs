@@ -123,6 +123,7 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         latency_ms: latency.as_secs_f64() * 1e3,
         ttft_ms: ctx.first_token.map(|t| t.as_secs_f64() * 1e3),
         attempts: attempts_json(&ctx.attempts),
+        guardrails: serde_json::to_string(&ctx.verdicts).unwrap_or_else(|_| "[]".into()),
     });
 }
 

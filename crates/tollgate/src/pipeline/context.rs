@@ -43,6 +43,8 @@ pub struct RequestCtx {
     pub attempts: Vec<Attempt>,
     /// The served target's stats, fed with its latency when the request ends.
     pub stats: Option<Arc<TargetStats>>,
+    /// Guardrail verdicts, input and output.
+    pub verdicts: Vec<crate::guard::Verdict>,
     pub stream: bool,
     pub usage: Usage,
     pub first_token: Option<Duration>,
@@ -64,6 +66,7 @@ impl RequestCtx {
             route: None,
             attempts: Vec::new(),
             stats: None,
+            verdicts: Vec::new(),
             stream: false,
             usage: Usage::default(),
             first_token: None,

@@ -26,6 +26,8 @@ use serde_json::Value;
 use crate::api::error::ApiError;
 use crate::auth;
 use crate::config::Endpoint;
+use crate::guard;
+use crate::guardrails::Masker;
 use crate::providers::{ProviderBody, ProviderError};
 use crate::routing;
 use crate::server::AppState;
@@ -138,11 +140,28 @@ async fn run(
     }
 
     // 5. admit — rate limits, quotas, budgets (issue 6).
-    // 6. input guardrails (issue 7).
+
+    // 6. input guardrails — detectors and webhooks over the request's text;
+    //    block (400), mask in place, or audit. One masker per request keeps
+    //    placeholders consistent between input and output.
+    let guards = snap.guards.applicable(&parsed.model, &identity.principal);
+    let mut masker = Masker::default();
+    let mut body = parsed.body;
+    if !guards.is_empty() {
+        guard::check_input(
+            &guards,
+            &parsed.model,
+            &identity.principal,
+            &mut body,
+            &mut masker,
+            &mut ctx.verdicts,
+        )
+        .await?;
+    }
+
     // 7. cache lookup (issue 9).
 
     // 8. attempt the targets: retries, fallback, one overall deadline.
-    let mut body = parsed.body;
     let strip_usage = parsed.stream && !parsed.wants_usage;
     if parsed.stream {
         // Always ask for usage so streamed spend is exact; `strip_usage`
@@ -161,14 +180,28 @@ async fn run(
     ctx.route = Some(route.clone());
     ctx.stats = served.stats;
 
-    // 9. output guardrails (issue 7).
-
-    // 10. respond.
+    // 9. output guardrails (whole responses here; streams in stream.rs)
+    //    and 10. respond.
     let status = StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::OK);
     match upstream.body {
         ProviderBody::Full(body_bytes) => {
             ctx.mark_first_token();
             ctx.usage = usage_of(&body_bytes, &route.provider_name, &bytes)?;
+            let mut body_bytes = body_bytes;
+            if !guards.is_empty() {
+                if let Some(rewritten) = guard::check_output(
+                    &guards,
+                    &parsed.model,
+                    &identity.principal,
+                    &body_bytes,
+                    &mut masker,
+                    &mut ctx.verdicts,
+                )
+                .await?
+                {
+                    body_bytes = bytes::Bytes::from(rewritten);
+                }
+            }
             let mut resp = Response::new(Body::from(body_bytes));
             *resp.status_mut() = status;
             let h = resp.headers_mut();
@@ -188,6 +221,7 @@ async fn run(
                 upstream_stream,
                 deadline,
                 strip_usage,
+                guard::StreamGuard::new(&guards),
             );
             let mut resp = Response::new(Body::from_stream(out));
             *resp.status_mut() = status;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::error::ApiError;
+use crate::guard::{Rewrite, StreamGuard};
 use crate::providers::ProviderError;
 use crate::server::AppState;
 
@@ -98,6 +99,13 @@ impl Drop for Accounting {
     }
 }
 
+/// Why a stream ends early: the upstream failed, or an output guardrail
+/// blocked (with the bytes already approved in the same read).
+enum StreamStop {
+    Provider(ProviderError),
+    Guard(crate::guard::GuardError, Bytes),
+}
+
 struct State {
     upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
     splitter: SseSplitter,
@@ -106,6 +114,8 @@ struct State {
     provider: String,
     /// The gateway asked for usage the caller did not: drop the usage-only chunk.
     strip_usage: bool,
+    /// Output guardrails over the streamed text (hold-back window, masking, block).
+    guard: Option<StreamGuard>,
     saw_done: bool,
     ended: bool,
 }
@@ -117,6 +127,7 @@ pub fn observe(
     upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
     deadline: tokio::time::Instant,
     strip_usage: bool,
+    guard: Option<StreamGuard>,
 ) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {
     let provider = ctx
         .route
@@ -136,6 +147,7 @@ pub fn observe(
         deadline,
         provider,
         strip_usage,
+        guard,
         saw_done: false,
         ended: false,
     };
@@ -145,33 +157,50 @@ pub fn observe(
                 return None;
             }
             let next = tokio::time::timeout_at(st.deadline, st.upstream.next()).await;
-            let failure = match next {
+            let (err, approved) = match next {
                 Ok(Some(Ok(chunk))) => match st.on_chunk(&chunk) {
                     Ok(Some(out)) => return Some((Ok(out), st)),
                     Ok(None) => continue,
-                    Err(e) => e,
+                    Err(StreamStop::Provider(e)) => (ApiError::Provider(e), Bytes::new()),
+                    Err(StreamStop::Guard(e, approved)) => (ApiError::Guardrail(e), approved),
                 },
-                Ok(Some(Err(e))) => e,
+                Ok(Some(Err(e))) => (ApiError::Provider(e), Bytes::new()),
                 Ok(None) if st.saw_done => {
                     st.ended = true;
+                    if let Some(g) = st.guard.as_mut() {
+                        if let Some(ctx) = st.acct.ctx.as_mut() {
+                            ctx.verdicts.append(&mut g.take_verdicts());
+                        }
+                    }
                     st.acct.settle(200, "");
                     return None;
                 }
-                Ok(None) => ProviderError::StreamInterrupted {
-                    provider: st.provider.clone(),
-                    message: "the stream closed without [DONE]".into(),
-                },
-                Err(_) => ProviderError::Timeout {
-                    provider: st.provider.clone(),
-                    stage: "total",
-                },
+                Ok(None) => (
+                    ApiError::Provider(ProviderError::StreamInterrupted {
+                        provider: st.provider.clone(),
+                        message: "the stream closed without [DONE]".into(),
+                    }),
+                    Bytes::new(),
+                ),
+                Err(_) => (
+                    ApiError::Provider(ProviderError::Timeout {
+                        provider: st.provider.clone(),
+                        stage: "total",
+                    }),
+                    Bytes::new(),
+                ),
             };
             st.ended = true;
-            let err = ApiError::Provider(failure);
-            st.acct.settle(err.status().as_u16(), err.label());
             let shape = st.acct.ctx.as_ref().map(|c| c.shape).unwrap_or_default();
-            let event = format!("data: {}\n\n", err.body(shape));
-            return Some((Ok(Bytes::from(event)), st));
+            if let Some(g) = st.guard.as_mut() {
+                if let Some(ctx) = st.acct.ctx.as_mut() {
+                    ctx.verdicts.append(&mut g.take_verdicts());
+                }
+            }
+            st.acct.settle(err.status().as_u16(), err.label());
+            let mut out = BytesMut::from(&approved[..]);
+            out.extend_from_slice(format!("data: {}\n\n", err.body(shape)).as_bytes());
+            return Some((Ok(out.freeze()), st));
         }
     })
     .boxed()
@@ -179,21 +208,31 @@ pub fn observe(
 
 impl State {
     /// Forwards the complete events in `chunk`; `None` when nothing is ready.
-    fn on_chunk(&mut self, chunk: &[u8]) -> Result<Option<Bytes>, ProviderError> {
+    fn on_chunk(&mut self, chunk: &[u8]) -> Result<Option<Bytes>, StreamStop> {
         let events = self.splitter.push(chunk);
         if self.splitter.pending() > MAX_EVENT_BYTES {
-            return Err(ProviderError::Protocol {
+            return Err(StreamStop::Provider(ProviderError::Protocol {
                 provider: self.provider.clone(),
                 message: format!("stream event larger than {MAX_EVENT_BYTES} bytes"),
-            });
+            }));
         }
         if events.is_empty() {
             return Ok(None);
         }
         let mut out = BytesMut::new();
         for ev in events {
-            if self.inspect(&ev.data()) {
-                out.extend_from_slice(&ev.raw);
+            let data = ev.data();
+            if !self.inspect(&data) {
+                continue;
+            }
+            match self.guard.as_mut().map(|g| g.on_event(&data)) {
+                None | Some(Rewrite::Keep) => out.extend_from_slice(&ev.raw),
+                Some(Rewrite::Replace(new)) => {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(new.as_bytes());
+                    out.extend_from_slice(b"\n\n");
+                }
+                Some(Rewrite::Block(e)) => return Err(StreamStop::Guard(e, out.freeze())),
             }
         }
         Ok((!out.is_empty()).then(|| out.freeze()))

@@ -121,6 +121,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "auth_method", "TEXT NOT NULL DEFAULT ''"),
     ("usage", "issuer", "TEXT NOT NULL DEFAULT ''"),
     ("usage", "attempts", "TEXT NOT NULL DEFAULT '[]'"),
+    ("usage", "guardrails", "TEXT NOT NULL DEFAULT '[]'"),
 ];
 
 pub fn now_ms() -> i64 {
@@ -173,8 +174,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO usage (ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
                  endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
-                 completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
+                 guardrails) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.ts_ms)
             .bind(&r.request_id)
@@ -197,6 +199,7 @@ impl Store {
             .bind(r.latency_ms)
             .bind(r.ttft_ms)
             .bind(&r.attempts)
+            .bind(&r.guardrails)
             .execute(&mut *tx)
             .await?;
         }
@@ -208,7 +211,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
-             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer FROM usage \
+             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails FROM usage \
              WHERE ts_ms >= ? ORDER BY seq",
         )
         .bind(since_ms)
@@ -238,6 +241,7 @@ impl Store {
                     tenant: r.try_get(18)?,
                     auth_method: r.try_get(19)?,
                     issuer: r.try_get(20)?,
+                    guardrails: r.try_get(21)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

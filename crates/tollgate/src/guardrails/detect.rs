@@ -1,0 +1,247 @@
+//! The built-in detectors. Regexes find candidates; checksums and range
+//! rules (Luhn, IBAN mod-97, SSN ranges, IP octets, entropy) confirm them, so
+//! near-misses (a bad card number, a version string) are not reported.
+
+use regex::Regex;
+
+use super::Category;
+
+pub(super) struct Builtins {
+    pub email: Regex,
+    pub card: Regex,
+    pub ssn: Regex,
+    pub iban: Regex,
+    pub phone: Regex,
+    pub ipv4: Regex,
+    pub ipv6: Regex,
+    pub secret: Regex,
+    pub token: Regex,
+}
+
+/// A candidate span and its category.
+pub(super) type Hit = (usize, usize, Category);
+
+impl Builtins {
+    pub fn new() -> Result<Self, regex::Error> {
+        Ok(Self {
+            email: Regex::new(
+                r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+            )?,
+            card: Regex::new(r"\b\d(?:[ -]?\d){12,18}\b")?,
+            ssn: Regex::new(r"\b(\d{3})-(\d{2})-(\d{4})\b")?,
+            iban: Regex::new(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")?,
+            phone: Regex::new(concat!(
+                r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}\b",
+                r"|\(\d{3}\) ?\d{3}[-. ]\d{4}\b",
+                r"|\b\d{3}[-.]\d{3}[-.]\d{4}\b",
+                r"|\b0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4}\b",
+            ))?,
+            ipv4: Regex::new(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")?,
+            ipv6: Regex::new(r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}")?,
+            secret: Regex::new(concat!(
+                r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+                r"|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----(?:[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----)?",
+                r"|\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
+                r"|\bsk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{20,}",
+                r"|\bgh[pousr]_[A-Za-z0-9]{36,}\b",
+                r"|\bxox[baprs]-[A-Za-z0-9-]{10,}",
+                r"|\bAIza[0-9A-Za-z_-]{35}\b",
+            ))?,
+            token: Regex::new(r"[A-Za-z0-9_+/=-]{20,}")?,
+        })
+    }
+}
+
+pub(super) fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(d - b'0');
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum.is_multiple_of(10)
+}
+
+pub(super) fn iban_valid(raw: &str) -> bool {
+    let s: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(15..=34).contains(&s.len()) {
+        return false;
+    }
+    let rearranged = format!("{}{}", &s[4..], &s[..4]);
+    let mut rem: u32 = 0;
+    for c in rearranged.chars() {
+        let v = match c {
+            '0'..='9' => c as u32 - '0' as u32,
+            'A'..='Z' => c as u32 - 'A' as u32 + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn ssn_valid(area: &str, group: &str, serial: &str) -> bool {
+    let area: u32 = area.parse().unwrap_or(0);
+    area != 0 && area != 666 && area < 900 && group != "00" && serial != "0000"
+}
+
+fn shannon(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// A generic secret: long, mixed letters and digits (and mixed case), and
+/// random-looking (Shannon entropy per character above `threshold`).
+fn high_entropy(s: &str, threshold: f64) -> bool {
+    let digit = s.bytes().any(|b| b.is_ascii_digit());
+    let lower = s.bytes().any(|b| b.is_ascii_lowercase());
+    let upper = s.bytes().any(|b| b.is_ascii_uppercase());
+    digit && lower && upper && shannon(s) >= threshold
+}
+
+fn before_is(text: &str, start: usize, f: impl Fn(char) -> bool) -> bool {
+    text[..start].chars().next_back().is_some_and(f)
+}
+
+fn after_is(text: &str, end: usize, f: impl Fn(char) -> bool) -> bool {
+    text[end..].chars().next().is_some_and(f)
+}
+
+impl Builtins {
+    pub fn email(&self, text: &str, out: &mut Vec<Hit>) {
+        if !text.contains('@') {
+            return;
+        }
+        out.extend(
+            self.email
+                .find_iter(text)
+                .map(|m| (m.start(), m.end(), Category::Email)),
+        );
+    }
+
+    pub fn card(&self, text: &str, out: &mut Vec<Hit>) {
+        for m in self.card.find_iter(text) {
+            let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_digit).collect();
+            if (13..=19).contains(&digits.len()) && luhn(&digits) {
+                out.push((m.start(), m.end(), Category::CreditCard));
+            }
+        }
+    }
+
+    pub fn ssn(&self, text: &str, out: &mut Vec<Hit>) {
+        for c in self.ssn.captures_iter(text) {
+            if let (Some(all), Some(a), Some(g), Some(s)) = (c.get(0), c.get(1), c.get(2), c.get(3))
+            {
+                if ssn_valid(a.as_str(), g.as_str(), s.as_str()) {
+                    out.push((all.start(), all.end(), Category::Ssn));
+                }
+            }
+        }
+    }
+
+    pub fn iban(&self, text: &str, out: &mut Vec<Hit>) {
+        for m in self.iban.find_iter(text) {
+            if iban_valid(m.as_str()) {
+                out.push((m.start(), m.end(), Category::Iban));
+            }
+        }
+    }
+
+    pub fn phone(&self, text: &str, out: &mut Vec<Hit>) {
+        for m in self.phone.find_iter(text) {
+            let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
+            // Part of a longer number or a dotted version: not a phone.
+            let glued = before_is(text, m.start(), |c| c.is_ascii_digit() || c == '.')
+                || after_is(text, m.end(), |c| c.is_ascii_digit());
+            if (7..=15).contains(&digits) && !glued {
+                out.push((m.start(), m.end(), Category::Phone));
+            }
+        }
+    }
+
+    pub fn ip(&self, text: &str, out: &mut Vec<Hit>) {
+        for m in self.ipv4.find_iter(text) {
+            let ok = m
+                .as_str()
+                .split('.')
+                .all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255));
+            // 1.2.3.4.5 is a version, not an address.
+            let dotted = (before_is(text, m.start(), |c| c == '.')
+                && text[..m.start()]
+                    .chars()
+                    .rev()
+                    .nth(1)
+                    .is_some_and(|c| c.is_ascii_digit()))
+                || (after_is(text, m.end(), |c| c == '.')
+                    && text[m.end()..]
+                        .chars()
+                        .nth(1)
+                        .is_some_and(|c| c.is_ascii_digit()));
+            if ok && !dotted {
+                out.push((m.start(), m.end(), Category::IpAddress));
+            }
+        }
+        if text.contains("::") || text.bytes().filter(|b| *b == b':').count() >= 7 {
+            for m in self.ipv6.find_iter(text) {
+                let s = m.as_str();
+                if s.len() >= 3 && s.contains(':') && s.parse::<std::net::Ipv6Addr>().is_ok() {
+                    out.push((m.start(), m.end(), Category::IpAddress));
+                }
+            }
+        }
+    }
+
+    pub fn secret(&self, text: &str, entropy: f64, out: &mut Vec<Hit>) {
+        out.extend(
+            self.secret
+                .find_iter(text)
+                .map(|m| (m.start(), m.end(), Category::Secret)),
+        );
+        for m in self.token.find_iter(text) {
+            if high_entropy(m.as_str(), entropy) {
+                out.push((m.start(), m.end(), Category::Secret));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums() {
+        assert!(luhn(b"4111111111111111"));
+        assert!(!luhn(b"4111111111111112"));
+        assert!(iban_valid("GB82 WEST 1234 5698 7654 32"));
+        assert!(iban_valid("DE89370400440532013000"));
+        assert!(!iban_valid("GB82 WEST 1234 5698 7654 33"));
+        assert!(ssn_valid("123", "45", "6789"));
+        assert!(!ssn_valid("000", "45", "6789"));
+        assert!(!ssn_valid("666", "45", "6789"));
+        assert!(!ssn_valid("923", "45", "6789"));
+        assert!(!ssn_valid("123", "00", "6789"));
+        assert!(high_entropy("Zx9Qm2LpR7tVw4Ks8NbYc3Hd", 3.5));
+        assert!(!high_entropy("aaaaaaaaaaaaaaaaaaaaaaaaa1A", 3.5));
+    }
+}

@@ -1,0 +1,174 @@
+use std::sync::Arc;
+
+use super::*;
+
+fn all() -> DetectorSet {
+    DetectorSet::new(&DetectorSpec {
+        builtins: vec![
+            Builtin::Email,
+            Builtin::Phone,
+            Builtin::CreditCard,
+            Builtin::Ssn,
+            Builtin::Iban,
+            Builtin::IpAddress,
+            Builtin::Secret,
+        ],
+        custom: vec![CustomDetector {
+            name: "ticket".into(),
+            pattern: r"\bTCK-\d{6}\b".into(),
+        }],
+        deny_lists: vec![DenyList {
+            name: "weapons".into(),
+            terms: vec!["bomb".into(), "café".into()],
+            whole_word: true,
+        }],
+        entropy_threshold: 3.8,
+    })
+    .unwrap()
+}
+
+fn cats(text: &str) -> Vec<&'static str> {
+    all()
+        .scan(text)
+        .iter()
+        .map(|f| f.category.as_str())
+        .collect()
+}
+
+#[test]
+fn positives() {
+    assert_eq!(cats("mail bob.smith+x@mail.example.co.uk now"), ["email"]);
+    assert_eq!(cats("call +44 20 7946 0958 today"), ["phone"]);
+    assert_eq!(cats("call (415) 555-0132"), ["phone"]);
+    assert_eq!(cats("call 202-555-0143"), ["phone"]);
+    assert_eq!(cats("card 4111 1111 1111 1111 ok"), ["credit_card"]);
+    assert_eq!(cats("card 5500-0000-0000-0004"), ["credit_card"]);
+    assert_eq!(cats("ssn 123-45-6789"), ["ssn"]);
+    assert_eq!(cats("iban GB82 WEST 1234 5698 7654 32"), ["iban"]);
+    assert_eq!(cats("iban DE89370400440532013000"), ["iban"]);
+    assert_eq!(cats("host 192.168.1.20 up"), ["ip_address"]);
+    assert_eq!(cats("v6 2001:db8::8a2e:370:7334 up"), ["ip_address"]);
+    assert_eq!(cats("key AKIAIOSFODNN7EXAMPLE"), ["secret"]);
+    assert_eq!(cats("tok sk-proj-abcdefghijklmnopqrstuvwx12"), ["secret"]);
+    assert_eq!(cats("ghp_abcdefghijklmnopqrstuvwxyz0123456789"), ["secret"]);
+    assert_eq!(
+        cats("-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----"),
+        ["secret"]
+    );
+    assert_eq!(
+        cats("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijk"),
+        ["secret"]
+    );
+    assert_eq!(cats("random Zx9Qm2LpR7tVw4Ks8NbYc3Hd"), ["secret"]);
+    assert_eq!(cats("see TCK-123456"), ["custom"]);
+    assert_eq!(cats("a Bomb here"), ["keyword"]);
+    assert_eq!(cats("at the Café"), ["keyword"]);
+}
+
+#[test]
+fn near_misses() {
+    assert!(cats("card 4111 1111 1111 1112").is_empty());
+    assert!(cats("iban GB82 WEST 1234 5698 7654 33").is_empty());
+    assert!(cats("ssn 000-12-3456 and 666-12-3456 and 923-12-3456").is_empty());
+    assert!(cats("version 1.2.3.4.5 and 10.0.0.256").is_empty());
+    assert!(cats("bombastic cafés").is_empty());
+    assert!(cats("the year 2024 and order 12345").is_empty());
+    assert!(cats("plain words only, nothing to see").is_empty());
+    assert!(cats("time 12:30:45").is_empty());
+}
+
+#[test]
+fn masks_consistently() {
+    let d = all();
+    let text = "a@b.io wrote to c@d.io and a@b.io";
+    let f = d.scan(text);
+    let mut m = Masker::default();
+    assert_eq!(
+        m.mask(text, &f),
+        "[EMAIL_1] wrote to [EMAIL_2] and [EMAIL_1]"
+    );
+    assert_eq!(
+        m.mask("again a@b.io", &d.scan("again a@b.io")),
+        "again [EMAIL_1]"
+    );
+}
+
+#[test]
+fn finding_never_shows_the_value() {
+    let text = "secret 4111 1111 1111 1111";
+    let f = all().scan(text);
+    assert!(!format!("{f:?}").contains("4111"));
+}
+
+/// Every value, split at every position into two pushes, is still found
+/// and masked, and the rest of the text comes out unchanged.
+#[test]
+fn stream_finds_values_split_anywhere() {
+    let d = Arc::new(all());
+    let values = [
+        ("bob@example.com", "[EMAIL_1]"),
+        ("4111 1111 1111 1111", "[CREDIT_CARD_1]"),
+        ("+44 20 7946 0958", "[PHONE_1]"),
+        ("123-45-6789", "[SSN_1]"),
+        ("GB82 WEST 1234 5698 7654 32", "[IBAN_1]"),
+        ("192.168.1.20", "[IP_ADDRESS_1]"),
+        ("AKIAIOSFODNN7EXAMPLE", "[SECRET_1]"),
+        ("TCK-123456", "[CUSTOM_1]"),
+        ("café", "[KEYWORD_1]"),
+    ];
+    for (value, placeholder) in values {
+        let text = format!("before {value} after");
+        for cut in 1..text.len() {
+            if !text.is_char_boundary(cut) {
+                continue;
+            }
+            let mut s = StreamScanner::new(d.clone(), 64, true);
+            let mut out = String::new();
+            let mut found = 0;
+            for part in [&text[..cut], &text[cut..]] {
+                let o = s.push(part);
+                out.push_str(&o.emit);
+                found += o.findings.len();
+            }
+            let o = s.finish();
+            out.push_str(&o.emit);
+            found += o.findings.len();
+            assert_eq!(
+                out,
+                format!("before {placeholder} after"),
+                "{value} cut at {cut}"
+            );
+            assert_eq!(found, 1, "{value} cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn stream_holds_back_at_most_the_window_and_handles_unicode() {
+    let d = Arc::new(all());
+    let mut s = StreamScanner::new(d, 32, true);
+    let mut out = String::new();
+    let text = "héllo wörld ✓ ".repeat(50);
+    let mut pushed = 0;
+    for ch in text.chars() {
+        pushed += ch.len_utf8();
+        let o = s.push(&ch.to_string());
+        out.push_str(&o.emit);
+        assert!(
+            pushed - out.len() <= 32 + 3,
+            "held {} bytes",
+            pushed - out.len()
+        );
+    }
+    out.push_str(&s.finish().emit);
+    assert_eq!(out, text);
+}
+
+#[test]
+fn long_input_is_scanned() {
+    let mut text = "lorem ipsum dolor sit amet ".repeat(40_000);
+    text.push_str("contact zed@example.org");
+    let f = all().scan(&text);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].category, Category::Email);
+}
