@@ -178,3 +178,16 @@ fn token_parsing_never_panics() {
         }
     }
 }
+
+#[test]
+fn deeply_nested_bodies_are_refused_not_crashed() {
+    let depth = 100_000;
+    let body = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":{}1{}}}]}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    for ep in [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings] {
+        assert!(tollgate::pipeline::parse_request(ep, body.as_bytes()).is_err());
+    }
+}

@@ -27,27 +27,27 @@ impl Builtins {
             email: Regex::new(
                 r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
             )?,
-            card: Regex::new(r"\b\d(?:[ -]?\d){12,18}\b")?,
-            ssn: Regex::new(r"\b(\d{3})-(\d{2})-(\d{4})\b")?,
-            iban: Regex::new(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")?,
+            card: Regex::new(r"(?-u)\b\d(?:[ -]?\d){12,18}\b")?,
+            ssn: Regex::new(r"(?-u)\b(\d{3})-(\d{2})-(\d{4})\b")?,
+            iban: Regex::new(r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")?,
             phone: Regex::new(concat!(
-                r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}\b",
+                r"(?-u)(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}\b",
                 r"|\(\d{3}\) ?\d{3}[-. ]\d{4}\b",
                 r"|\b\d{3}[-.]\d{3}[-.]\d{4}\b",
-                r"|\b0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4}\b",
+                r"|\b0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4}\b)",
             ))?,
-            ipv4: Regex::new(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")?,
-            ipv6: Regex::new(r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}")?,
+            ipv4: Regex::new(r"(?-u)\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")?,
+            ipv6: Regex::new(r"(?i-u)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}")?,
             secret: Regex::new(concat!(
-                r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+                r"(?:(?-u:\b)(?:AKIA|ASIA)[0-9A-Z]{16}\b",
                 r"|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----(?:[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----)?",
                 r"|\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
                 r"|\bsk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{20,}",
                 r"|\bgh[pousr]_[A-Za-z0-9]{36,}\b",
                 r"|\bxox[baprs]-[A-Za-z0-9-]{10,}",
-                r"|\bAIza[0-9A-Za-z_-]{35}\b",
+                r"|\bAIza[0-9A-Za-z_-]{35}\b)",
             ))?,
-            token: Regex::new(r"[A-Za-z0-9_+/=-]{20,}")?,
+            token: Regex::new(r"(?-u)[A-Za-z0-9_+/=-]{20,}")?,
         })
     }
 }
@@ -170,9 +170,20 @@ impl Builtins {
     pub fn phone(&self, text: &str, out: &mut Vec<Hit>) {
         for m in self.phone.find_iter(text) {
             let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
-            // Part of a longer number or a dotted version: not a phone.
-            let glued = before_is(text, m.start(), |c| c.is_ascii_digit() || c == '.')
-                || after_is(text, m.end(), |c| c.is_ascii_digit());
+            // Part of a longer number (also across one separator, as in the
+            // groups of a card number) or a dotted version: not a phone.
+            let sep = |c: char| matches!(c, ' ' | '-' | '.');
+            let mut back = text[..m.start()].chars().rev();
+            let mut fwd = text[m.end()..].chars();
+            let glued = match (back.next(), back.next()) {
+                (Some(c), _) if c.is_ascii_digit() || c == '.' => true,
+                (Some(c), Some(d)) => sep(c) && d.is_ascii_digit(),
+                _ => false,
+            } || match (fwd.next(), fwd.next()) {
+                (Some(c), _) if c.is_ascii_digit() => true,
+                (Some(c), Some(d)) => sep(c) && d.is_ascii_digit(),
+                _ => false,
+            };
             if (7..=15).contains(&digits) && !glued {
                 out.push((m.start(), m.end(), Category::Phone));
             }
@@ -204,7 +215,9 @@ impl Builtins {
         if text.contains("::") || text.bytes().filter(|b| *b == b':').count() >= 7 {
             for m in self.ipv6.find_iter(text) {
                 let s = m.as_str();
-                if s.len() >= 3 && s.contains(':') && s.parse::<std::net::Ipv6Addr>().is_ok() {
+                // `a::b` parses, but an address in prose carries digits.
+                let digits = s.bytes().any(|b| b.is_ascii_digit());
+                if s.len() >= 3 && digits && s.parse::<std::net::Ipv6Addr>().is_ok() {
                     out.push((m.start(), m.end(), Category::IpAddress));
                 }
             }

@@ -1,0 +1,100 @@
+//! Precision and recall of every built-in detector over a labelled corpus
+//! of positives and near-misses (tests/data/guardrails/corpus.jsonl, made
+//! by make_corpus.py beside it). Prints the table; holds the floors below.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tollgate::guardrails::{Builtin, DetectorSet, DetectorSpec};
+
+/// Floors per category (precision, recall), set at what the detectors
+/// achieve on this corpus, rounded down.
+const FLOORS: &[(&str, f64, f64)] = &[
+    ("email", 1.0, 1.0),
+    ("phone", 0.9, 0.9),
+    ("credit_card", 1.0, 1.0),
+    ("ssn", 1.0, 1.0),
+    ("iban", 1.0, 1.0),
+    ("ip_address", 1.0, 1.0),
+    ("secret", 0.9, 0.9),
+];
+
+#[test]
+fn precision_and_recall_hold_their_floors() {
+    let set = DetectorSet::new(&DetectorSpec {
+        builtins: vec![
+            Builtin::Email,
+            Builtin::Phone,
+            Builtin::CreditCard,
+            Builtin::Ssn,
+            Builtin::Iban,
+            Builtin::IpAddress,
+            Builtin::Secret,
+        ],
+        ..DetectorSpec::default()
+    })
+    .unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/guardrails/corpus.jsonl"
+    );
+    let corpus = std::fs::read_to_string(path).unwrap();
+    // category -> (true positives, false positives, false negatives)
+    let mut score: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    let mut misses = Vec::new();
+    for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let text = row["text"].as_str().unwrap();
+        let expect: BTreeSet<String> = row["expect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let got: BTreeSet<String> = set
+            .scan(text)
+            .iter()
+            .map(|f| f.category.as_str().to_owned())
+            .collect();
+        for c in expect.union(&got) {
+            let e = score.entry(c.clone()).or_default();
+            match (expect.contains(c), got.contains(c)) {
+                (true, true) => e.0 += 1,
+                (false, true) => {
+                    e.1 += 1;
+                    misses.push(format!("false {c}: {text:?}"));
+                }
+                (true, false) => {
+                    e.2 += 1;
+                    misses.push(format!("missed {c}: {text:?}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    println!(
+        "{:<12} {:>4} {:>4} {:>4} {:>9} {:>7}",
+        "category", "tp", "fp", "fn", "precision", "recall"
+    );
+    for (c, (tp, fp, fnn)) in &score {
+        let p = f64::from(*tp) / f64::from((tp + fp).max(1));
+        let r = f64::from(*tp) / f64::from((tp + fnn).max(1));
+        println!("{c:<12} {tp:>4} {fp:>4} {fnn:>4} {p:>9.3} {r:>7.3}");
+    }
+    for m in &misses {
+        println!("  {m}");
+    }
+    for (c, pf, rf) in FLOORS {
+        let (tp, fp, fnn) = score.get(*c).copied().unwrap_or_default();
+        let p = f64::from(tp) / f64::from((tp + fp).max(1));
+        let r = f64::from(tp) / f64::from((tp + fnn).max(1));
+        assert!(tp > 0, "{c}: no positives in the corpus");
+        assert!(p >= *pf, "{c}: precision {p:.3} below {pf}");
+        assert!(r >= *rf, "{c}: recall {r:.3} below {rf}");
+    }
+}
