@@ -23,18 +23,18 @@ use super::context::{Attempt, RequestCtx};
 /// One target of a plan.
 pub struct PlanTarget {
     pub route: Arc<ModelRoute>,
-    pub retry: Option<RetryConfig>,
+    pub retry: Option<Arc<RetryConfig>>,
     pub stats: Option<Arc<TargetStats>>,
 }
 
 /// The ordered targets for one request.
 pub struct Plan {
     pub targets: Vec<PlanTarget>,
-    pub fallback_on: Vec<u16>,
+    pub fallback_on: Arc<[u16]>,
     pub fallback_on_timeout: bool,
     pub deadline: Duration,
     /// The virtual model's name, for metrics.
-    pub virtual_name: Option<String>,
+    pub virtual_name: Option<Arc<str>>,
 }
 
 impl Plan {
@@ -46,7 +46,7 @@ impl Plan {
                 retry: None,
                 stats: None,
             }],
-            fallback_on: Vec::new(),
+            fallback_on: Arc::from([]),
             fallback_on_timeout: false,
             virtual_name: None,
         }
@@ -120,9 +120,15 @@ pub async fn run(
                 "model".into(),
                 Value::String(t.route.upstream_model.clone()),
             );
+            // The last possible try takes the body; earlier ones copy it.
+            let last = ti + 1 == n && attempt + 1 == tries;
             let call = ProviderCall {
                 endpoint: ctx.endpoint,
-                body: body.clone(),
+                body: if last {
+                    std::mem::take(&mut body)
+                } else {
+                    body.clone()
+                },
                 stream,
                 client_headers: headers,
             };
@@ -197,7 +203,7 @@ pub async fn run(
         }
     }
     Err(last_err.unwrap_or_else(|| ProviderError::Protocol {
-        provider: plan.virtual_name.clone().unwrap_or_default(),
+        provider: plan.virtual_name.as_deref().unwrap_or_default().to_string(),
         message: "no target serves this request".into(),
     }))
 }
@@ -237,7 +243,7 @@ async fn first_chunk(
 
 fn record_attempt(plan: &Plan, t: &PlanTarget, target: &str, outcome: &'static str) {
     let Some(vm) = &plan.virtual_name else { return };
-    metrics::counter!("tollgate_attempts_total", "virtual_model" => vm.clone(),
+    metrics::counter!("tollgate_attempts_total", "virtual_model" => vm.to_string(),
         "target" => target.to_string(), "outcome" => outcome)
     .increment(1);
     if let Some(stats) = &t.stats {
@@ -246,7 +252,7 @@ fn record_attempt(plan: &Plan, t: &PlanTarget, target: &str, outcome: &'static s
         } else {
             0.0
         };
-        metrics::gauge!("tollgate_target_healthy", "virtual_model" => vm.clone(),
+        metrics::gauge!("tollgate_target_healthy", "virtual_model" => vm.to_string(),
             "target" => target.to_string())
         .set(healthy);
     }

@@ -21,17 +21,17 @@ use crate::snapshot::ModelRoute;
 /// One physical target with its retry policy and stats.
 pub struct Target {
     pub route: Arc<ModelRoute>,
-    pub retry: RetryConfig,
+    pub retry: Arc<RetryConfig>,
     pub stats: Arc<TargetStats>,
     pub priority: u32,
     pub weight: u32,
 }
 
 pub struct VirtualModel {
-    pub name: String,
+    pub name: Arc<str>,
     pub strategy: Strategy,
     pub targets: Vec<Target>,
-    pub fallback_on: Vec<u16>,
+    pub fallback_on: Arc<[u16]>,
     pub fallback_on_timeout: bool,
     pub deadline: Duration,
     sticky: Option<StickyConfig>,
@@ -58,17 +58,17 @@ impl VirtualModel {
                 .unwrap_or_else(|| Arc::new(TargetStats::new(&cfg.health, &cfg.latency)));
             targets.push(Target {
                 route,
-                retry: t.retry.clone().unwrap_or_else(|| cfg.retry.clone()),
+                retry: Arc::new(t.retry.clone().unwrap_or_else(|| cfg.retry.clone())),
                 stats,
                 priority: t.priority,
                 weight: t.weight,
             });
         }
         Ok(Self {
-            name: cfg.name.clone(),
+            name: cfg.name.as_str().into(),
             strategy: cfg.strategy,
             targets,
-            fallback_on: cfg.fallback_on.clone(),
+            fallback_on: cfg.fallback_on.as_slice().into(),
             fallback_on_timeout: cfg.fallback_on_timeout,
             deadline: cfg.deadline,
             sticky: cfg.sticky.clone(),
