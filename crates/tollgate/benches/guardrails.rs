@@ -68,6 +68,34 @@ fn bench(c: &mut Criterion) {
         let mut s = StreamScanner::new(set.clone(), 128, true);
         b.iter(|| black_box(s.push(black_box(chunk))))
     });
+    // The 10 KB text as a model streams it: ~4-byte deltas, masked.
+    let deltas: Vec<&str> = {
+        let mut v = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let mut end = (at + 4).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            v.push(&text[at..end]);
+            at = end;
+        }
+        v
+    };
+    c.bench_function(
+        "stream/10KB in 4-byte deltas, 128-char window, masking",
+        |b| {
+            b.iter(|| {
+                let mut s = StreamScanner::new(set.clone(), 128, true);
+                let mut n = 0;
+                for d in &deltas {
+                    n += s.push(d).emit.len();
+                }
+                n += s.finish().emit.len();
+                black_box(n)
+            })
+        },
+    );
 }
 
 criterion_group!(benches, bench);

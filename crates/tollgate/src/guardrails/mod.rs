@@ -4,7 +4,9 @@
 //! A `Finding` holds offsets only, never the matched value, so nothing here
 //! can leak a value into a log or an error.
 
+mod deny;
 mod detect;
+mod json;
 mod mask;
 mod scanner;
 
@@ -119,7 +121,7 @@ pub struct DetectorSet {
     builtins: Option<detect::Builtins>,
     enabled: Vec<Builtin>,
     custom: Vec<(Arc<str>, Regex)>,
-    deny: Vec<(Arc<str>, Regex)>,
+    deny: Vec<(Arc<str>, deny::DenyMatcher)>,
     entropy: f64,
     names: [Arc<str>; 7],
 }
@@ -146,28 +148,18 @@ impl DetectorSet {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let deny = spec
-            .deny_lists
-            .iter()
-            .filter(|d| !d.terms.is_empty())
-            .map(|d| {
-                // regex compiles a large literal alternation to an
-                // Aho-Corasick prefilter; `\b` and `(?i)` are Unicode-aware.
-                let alts: Vec<String> = d.terms.iter().map(|t| regex::escape(t.trim())).collect();
-                let body = alts.join("|");
-                let pattern = if d.whole_word {
-                    format!(r"(?i)\b(?:{body})\b")
-                } else {
-                    format!(r"(?i)(?:{body})")
-                };
-                Regex::new(&pattern)
-                    .map(|r| (Arc::from(d.name.as_str()), r))
-                    .map_err(|e| DetectorError::Pattern {
-                        name: d.name.clone(),
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let mut deny = Vec::new();
+        for d in &spec.deny_lists {
+            let m = deny::DenyMatcher::new(&d.terms, d.whole_word).map_err(|e| {
+                DetectorError::Pattern {
+                    name: d.name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            if let Some(m) = m {
+                deny.push((Arc::from(d.name.as_str()), m));
+            }
+        }
         let name = |c: Category| Arc::<str>::from(c.as_str());
         Ok(Self {
             builtins,
@@ -216,10 +208,14 @@ impl DetectorSet {
                     .map(|m| (m.start(), m.end(), Category::Custom, name.clone())),
             );
         }
-        for (name, re) in &self.deny {
+        let mut spans = Vec::new();
+        for (name, m) in &self.deny {
+            spans.clear();
+            m.find(text, &mut spans);
             hits.extend(
-                re.find_iter(text)
-                    .map(|m| (m.start(), m.end(), Category::Keyword, name.clone())),
+                spans
+                    .iter()
+                    .map(|&(s, e)| (s, e, Category::Keyword, name.clone())),
             );
         }
         hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));

@@ -1,23 +1,35 @@
-//! Streaming detection with a bounded hold-back window. Text is released
-//! only when no finding can still grow into it: the last `window` bytes stay
-//! held, and so does any finding that reaches into them. A value split over
-//! several chunks is therefore seen whole. Trade-off: a value longer than
-//! the window (plus the slack below) may be released in two parts.
+//! Streaming detection with a bounded hold-back window.
+//!
+//! Every push appends to a buffer and scans it whole; then everything but
+//! the last `window` bytes is released (masked when masking is on). A
+//! finding that crosses that cut is released whole, through its end, so it
+//! is never split and the held-back tail never exceeds `window` bytes (a
+//! window of N bytes is at most N characters). A value that fits in the
+//! window is therefore always seen whole, however it is split over chunks.
+//!
+//! Trade-off: a value longer than the window (a long private-key block, say)
+//! may be released before it is complete, and is then found in parts or
+//! only partly masked. Raise the window for that, at the cost of delay.
+//!
+//! The last few released bytes are kept (not re-sent) as left context, so
+//! word boundaries and "part of a longer number" checks see the same text
+//! they would have seen unsplit.
 
 use std::sync::Arc;
 
 use super::{DetectorSet, Finding, Masker};
 
-/// Most bytes ever held, as a multiple of the window, before text is
-/// released regardless (bounds memory and delay on pathological input).
-const MAX_HOLD_FACTOR: usize = 4;
+/// Bytes of already released text kept as left context for the next scan.
+const CONTEXT: usize = 16;
 
 pub struct StreamScanner {
     detectors: Arc<DetectorSet>,
     window: usize,
     mask: bool,
     masker: Masker,
+    /// Released context (`..ctx`) followed by held text (`ctx..`).
     buf: String,
+    ctx: usize,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -28,7 +40,22 @@ pub struct StreamOut {
     pub findings: Vec<Finding>,
 }
 
+fn ceil(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+fn floor(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 impl StreamScanner {
+    /// `window`: most bytes held back (at least 1).
     pub fn new(detectors: Arc<DetectorSet>, window: usize, mask: bool) -> Self {
         Self {
             detectors,
@@ -36,24 +63,44 @@ impl StreamScanner {
             mask,
             masker: Masker::default(),
             buf: String::new(),
+            ctx: 0,
         }
     }
 
-    fn floor(&self, mut i: usize) -> usize {
-        while i > 0 && !self.buf.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
+    /// Bytes currently held back (never more than the window after a push).
+    pub fn held(&self) -> usize {
+        self.buf.len() - self.ctx
+    }
+
+    /// Findings in the held text, offsets relative to `buf`; those starting
+    /// in the context were handled with the released text.
+    fn scan(&self) -> Vec<Finding> {
+        let mut f = self.detectors.scan(&self.buf);
+        f.retain(|f| f.start >= self.ctx);
+        f
     }
 
     fn release(&mut self, upto: usize, findings: Vec<Finding>) -> StreamOut {
-        let released: Vec<Finding> = findings.into_iter().filter(|f| f.end <= upto).collect();
-        let head: String = self.buf.drain(..upto).collect();
+        let ctx = self.ctx;
+        let released: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.end <= upto)
+            .map(|mut f| {
+                f.start -= ctx;
+                f.end -= ctx;
+                f
+            })
+            .collect();
+        let head = &self.buf[ctx..upto];
         let emit = if self.mask {
-            self.masker.mask(&head, &released)
+            self.masker.mask(head, &released)
         } else {
-            head
+            head.to_owned()
         };
+        // Keep up to CONTEXT bytes of released text as left context.
+        let keep_from = floor(&self.buf, upto.saturating_sub(CONTEXT));
+        self.buf.drain(..keep_from);
+        self.ctx = upto - keep_from;
         StreamOut {
             emit,
             findings: released,
@@ -62,26 +109,26 @@ impl StreamScanner {
 
     pub fn push(&mut self, text: &str) -> StreamOut {
         self.buf.push_str(text);
-        if self.buf.len() <= self.window {
+        if self.held() <= self.window {
             return StreamOut::default();
         }
-        let findings = self.detectors.scan(&self.buf);
-        let mut upto = self.floor(self.buf.len() - self.window);
+        let findings = self.scan();
+        let mut upto = ceil(&self.buf, self.buf.len() - self.window);
         for f in &findings {
             if f.start < upto && f.end > upto {
-                upto = f.start;
+                upto = f.end;
             }
-        }
-        if upto == 0 && self.buf.len() > self.window * MAX_HOLD_FACTOR {
-            upto = self.floor(self.buf.len() - self.window);
         }
         self.release(upto, findings)
     }
 
     /// Releases everything still held.
     pub fn finish(&mut self) -> StreamOut {
-        let findings = self.detectors.scan(&self.buf);
+        let findings = self.scan();
         let all = self.buf.len();
-        self.release(all, findings)
+        let out = self.release(all, findings);
+        self.buf.clear();
+        self.ctx = 0;
+        out
     }
 }

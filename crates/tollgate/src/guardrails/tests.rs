@@ -113,6 +113,22 @@ fn stream_finds_values_split_anywhere() {
         ("GB82 WEST 1234 5698 7654 32", "[IBAN_1]"),
         ("192.168.1.20", "[IP_ADDRESS_1]"),
         ("AKIAIOSFODNN7EXAMPLE", "[SECRET_1]"),
+        ("(415) 555-0132", "[PHONE_1]"),
+        ("+1-202-555-0143", "[PHONE_1]"),
+        ("020 7946 0958", "[PHONE_1]"),
+        ("5500-0000-0000-0004", "[CREDIT_CARD_1]"),
+        ("DE89370400440532013000", "[IBAN_1]"),
+        ("2001:db8::8a2e:370:7334", "[IP_ADDRESS_1]"),
+        ("sk-proj-abcdefghijklmnopqrstuvwx12", "[SECRET_1]"),
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "[SECRET_1]"),
+        ("xoxb-1234567890-abcdefghij", "[SECRET_1]"),
+        ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "[SECRET_1]"),
+        (
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijk",
+            "[SECRET_1]",
+        ),
+        ("Zx9Qm2LpR7tVw4Ks8NbYc3Hd", "[SECRET_1]"),
+        ("bomb", "[KEYWORD_1]"),
         ("TCK-123456", "[CUSTOM_1]"),
         ("café", "[KEYWORD_1]"),
     ];
@@ -123,6 +139,7 @@ fn stream_finds_values_split_anywhere() {
                 continue;
             }
             let mut s = StreamScanner::new(d.clone(), 64, true);
+            assert!(value.len() <= 64);
             let mut out = String::new();
             let mut found = 0;
             for part in [&text[..cut], &text[cut..]] {
@@ -155,7 +172,7 @@ fn stream_holds_back_at_most_the_window_and_handles_unicode() {
         let o = s.push(&ch.to_string());
         out.push_str(&o.emit);
         assert!(
-            pushed - out.len() <= 32 + 3,
+            pushed - out.len() <= 32 && s.held() <= 32,
             "held {} bytes",
             pushed - out.len()
         );
@@ -171,4 +188,91 @@ fn long_input_is_scanned() {
     let f = all().scan(&text);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].category, Category::Email);
+}
+
+/// Pushed one character at a time, the whole text comes out masked exactly
+/// as a one-shot mask would, and never more than the window is held.
+#[test]
+fn stream_char_by_char_matches_one_shot() {
+    let d = Arc::new(all());
+    let text = "Grüße — mail bob@example.com, card 4111 1111 1111 1111, \
+                host 10.0.0.1, not 1.2.3.4.5, a bombastic Café, ✓ AKIAIOSFODNN7EXAMPLE end";
+    let mut one = Masker::default();
+    let expect = one.mask(text, &d.scan(text));
+    let mut s = StreamScanner::new(d, 48, true);
+    let mut out = String::new();
+    for ch in text.chars() {
+        out.push_str(&s.push(&ch.to_string()).emit);
+        assert!(s.held() <= 48);
+    }
+    out.push_str(&s.finish().emit);
+    assert_eq!(out, expect);
+}
+
+#[test]
+fn scan_json_reports_paths_and_skips_keys() {
+    let v = serde_json::json!({
+        "bob@example.com": "key is not scanned",
+        "messages": [{"role": "user", "content": "mail a@b.io"}],
+        "a/b~c": ["x", "ssn 123-45-6789"],
+        "n": 4111111111111111u64
+    });
+    let found: Vec<(String, &str)> = all()
+        .scan_json(&v)
+        .into_iter()
+        .map(|(p, f)| (p, f.category.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("/a~1b~0c/1".to_owned(), "ssn"),
+            ("/messages/0/content".to_owned(), "email"),
+        ]
+    );
+}
+
+#[test]
+fn mask_json_in_place_is_consistent() {
+    let d = all();
+    let mut v = serde_json::json!({"a": "to a@b.io", "b": ["a@b.io", {"c": "c@d.io"}]});
+    let mut m = Masker::default();
+    let found = m.mask_json(&d, &mut v);
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        v,
+        serde_json::json!({"a": "to [EMAIL_1]", "b": ["[EMAIL_1]", {"c": "[EMAIL_2]"}]})
+    );
+}
+
+#[test]
+fn deeply_nested_json_does_not_overflow() {
+    let mut v = serde_json::Value::String("mail a@b.io".into());
+    for _ in 0..10_000 {
+        v = serde_json::Value::Array(vec![v]);
+    }
+    let d = all();
+    let found = d.scan_json(&v);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0.len(), 2 * 10_000);
+    let mut m = Masker::default();
+    assert_eq!(m.mask_json(&d, &mut v).len(), 1);
+    // serde_json drops recursively: unwind by hand.
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        if let serde_json::Value::Array(a) = v {
+            stack.extend(a);
+        }
+    }
+}
+
+#[test]
+fn one_megabyte_with_values_throughout() {
+    let para = "Prose with ünïcödé, mail x@y.io, card 4111 1111 1111 1111, v1.2.3.4.5. ";
+    let text = para.repeat(1_048_576 / para.len() + 1);
+    let f = all().scan(&text);
+    let n = text.len() / para.len();
+    assert_eq!(f.len(), 2 * n);
+    let mut m = Masker::default();
+    let masked = m.mask(&text, &f);
+    assert!(!masked.contains("x@y.io") && !masked.contains("4111"));
 }

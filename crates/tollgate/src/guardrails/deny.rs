@@ -1,0 +1,125 @@
+//! Keyword and topic deny lists: every term of a list in one Aho-Corasick
+//! automaton over case-folded text. Folding is Unicode (`char::to_lowercase`),
+//! so "café" matches "Café"; "whole word" checks the original text's
+//! neighbouring characters with Unicode `is_alphanumeric`, so "bomb" does not
+//! match "bombastic" nor "bombé".
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+pub(super) struct DenyMatcher {
+    ac: AhoCorasick,
+    whole_word: bool,
+}
+
+fn fold(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `text` case-folded, and for every byte of the folded text the byte offset
+/// in `text` of the character it came from (plus one entry for the end).
+fn fold_with_map(text: &str) -> (String, Option<Vec<usize>>) {
+    if text.is_ascii() {
+        return (text.to_ascii_lowercase(), None);
+    }
+    let mut folded = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len() + 1);
+    for (i, c) in text.char_indices() {
+        for l in c.to_lowercase() {
+            for _ in 0..l.len_utf8() {
+                map.push(i);
+            }
+            folded.push(l);
+        }
+    }
+    map.push(text.len());
+    (folded, Some(map))
+}
+
+impl DenyMatcher {
+    /// `None` when the list has no non-empty term.
+    pub fn new(
+        terms: &[String],
+        whole_word: bool,
+    ) -> Result<Option<Self>, aho_corasick::BuildError> {
+        let pats: Vec<String> = terms
+            .iter()
+            .map(|t| fold(t.trim()))
+            .filter(|t| !t.is_empty())
+            .collect();
+        if pats.is_empty() {
+            return Ok(None);
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&pats)?;
+        Ok(Some(Self { ac, whole_word }))
+    }
+
+    /// Leftmost-longest non-overlapping spans (byte offsets into `text`).
+    pub fn find(&self, text: &str, out: &mut Vec<(usize, usize)>) {
+        let (folded, map) = fold_with_map(text);
+        let orig = |i: usize| {
+            map.as_ref()
+                .map_or(i, |m| m.get(i).copied().unwrap_or(text.len()))
+        };
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for m in self.ac.find_overlapping_iter(&folded) {
+            let (s, e) = (orig(m.start()), orig(m.end()));
+            // A match must start and end on whole characters of the original.
+            if !text.is_char_boundary(s) || !text.is_char_boundary(e) || s >= e {
+                continue;
+            }
+            // Starts or ends inside the folding of one original character.
+            let split = |i: usize| i > 0 && i < folded.len() && orig(i) == orig(i - 1);
+            if map.is_some() && (split(m.start()) || split(m.end())) {
+                continue;
+            }
+            if self.whole_word
+                && (text[..s].chars().next_back().is_some_and(is_word)
+                    || text[e..].chars().next().is_some_and(is_word))
+            {
+                continue;
+            }
+            spans.push((s, e));
+        }
+        spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut last_end = 0;
+        for (s, e) in spans {
+            if s >= last_end {
+                out.push((s, e));
+                last_end = e;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hits(terms: &[&str], whole: bool, text: &str) -> Vec<String> {
+        let terms: Vec<String> = terms.iter().map(|t| (*t).to_owned()).collect();
+        let m = DenyMatcher::new(&terms, whole).unwrap().unwrap();
+        let mut out = Vec::new();
+        m.find(text, &mut out);
+        out.iter().map(|(s, e)| text[*s..*e].to_owned()).collect()
+    }
+
+    #[test]
+    fn whole_word_unicode_case_insensitive() {
+        assert_eq!(hits(&["bomb"], true, "a BOMB, bombastic, bombé"), ["BOMB"]);
+        assert_eq!(hits(&["café"], true, "Café CAFÉ cafés"), ["Café", "CAFÉ"]);
+        assert_eq!(hits(&["straße"], true, "die Straße!"), ["Straße"]);
+        assert_eq!(hits(&["bomb"], false, "bombastic"), ["bomb"]);
+        assert_eq!(
+            hits(&["new york", "york"], true, "new yorker, new york"),
+            ["new york"]
+        );
+        assert_eq!(hits(&["new", "new york"], true, "new yorker"), ["new"]);
+        assert!(DenyMatcher::new(&[" ".into()], true).unwrap().is_none());
+    }
+}
