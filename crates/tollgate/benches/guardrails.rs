@@ -24,15 +24,7 @@ fn text_10kb() -> String {
 
 fn bench(c: &mut Criterion) {
     let set = DetectorSet::new(&DetectorSpec {
-        builtins: vec![
-            Builtin::Email,
-            Builtin::Phone,
-            Builtin::CreditCard,
-            Builtin::Ssn,
-            Builtin::Iban,
-            Builtin::IpAddress,
-            Builtin::Secret,
-        ],
+        builtins: Builtin::ALL.to_vec(),
         ..DetectorSpec::default()
     })
     .unwrap();
@@ -44,15 +36,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("scan/10KB/all builtins, nothing found", |b| {
         b.iter(|| black_box(set.scan(black_box(&clean))))
     });
-    for b in [
-        Builtin::Email,
-        Builtin::Phone,
-        Builtin::CreditCard,
-        Builtin::Ssn,
-        Builtin::Iban,
-        Builtin::IpAddress,
-        Builtin::Secret,
-    ] {
+    for b in Builtin::ALL {
         let one = DetectorSet::new(&DetectorSpec {
             builtins: vec![b],
             ..DetectorSpec::default()

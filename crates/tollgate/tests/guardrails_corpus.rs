@@ -31,15 +31,7 @@ const FLOORS: &[(&str, f64, f64)] = &[
 #[test]
 fn precision_and_recall_hold_their_floors() {
     let set = DetectorSet::new(&DetectorSpec {
-        builtins: vec![
-            Builtin::Email,
-            Builtin::Phone,
-            Builtin::CreditCard,
-            Builtin::Ssn,
-            Builtin::Iban,
-            Builtin::IpAddress,
-            Builtin::Secret,
-        ],
+        builtins: Builtin::ALL.to_vec(),
         custom: vec![CustomDetector {
             name: "ticket".into(),
             pattern: r"\bTCK-\d{6}\b".into(),

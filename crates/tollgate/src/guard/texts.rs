@@ -32,43 +32,38 @@ fn strings<'a>(v: &'a mut Value, out: &mut Vec<&'a mut String>) {
     }
 }
 
+/// A message's text: `content` (string or text parts) and its tool calls'
+/// `function.arguments`.
+fn message<'a>(m: &'a mut Map<String, Value>, out: &mut Vec<&'a mut String>) {
+    for (k, v) in m.iter_mut() {
+        match (k.as_str(), v) {
+            ("content", v) => content(v, out),
+            ("tool_calls", Value::Array(calls)) => {
+                for call in calls {
+                    if let Some(Value::String(args)) = call.pointer_mut("/function/arguments") {
+                        out.push(args);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Request text: `messages[].content` (and parts), `messages[].tool_calls[].function.arguments`,
 /// `prompt`, `input`.
 pub fn request_texts(body: &mut Map<String, Value>) -> Vec<&mut String> {
     let mut out = Vec::new();
     for (key, value) in body.iter_mut() {
-        match key.as_str() {
-            "messages" => {
-                if let Value::Array(ms) = value {
-                    for m in ms {
-                        if let Value::Object(m) = m {
-                            let (mut c, mut rest): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
-                            for (k, v) in m.iter_mut() {
-                                match k.as_str() {
-                                    "content" => c.push(v),
-                                    "tool_calls" => rest.push(v),
-                                    _ => {}
-                                }
-                            }
-                            for v in c {
-                                content(v, &mut out);
-                            }
-                            for v in rest {
-                                if let Value::Array(calls) = v {
-                                    for call in calls {
-                                        if let Some(Value::String(args)) =
-                                            call.pointer_mut("/function/arguments")
-                                        {
-                                            out.push(args);
-                                        }
-                                    }
-                                }
-                            }
-                        }
+        match (key.as_str(), value) {
+            ("messages", Value::Array(ms)) => {
+                for m in ms {
+                    if let Value::Object(m) = m {
+                        message(m, &mut out);
                     }
                 }
             }
-            "prompt" | "input" => strings(value, &mut out),
+            ("prompt" | "input", value) => strings(value, &mut out),
             _ => {}
         }
     }
@@ -85,32 +80,7 @@ pub fn response_texts(resp: &mut Value) -> Vec<&mut String> {
             for (k, v) in c.iter_mut() {
                 match (k.as_str(), v) {
                     ("text", Value::String(t)) => out.push(t),
-                    ("message", Value::Object(m)) => {
-                        let mut holder: Vec<&mut String> = Vec::new();
-                        let (mut cs, mut tcs) = (Vec::new(), Vec::new());
-                        for (mk, mv) in m.iter_mut() {
-                            match mk.as_str() {
-                                "content" => cs.push(mv),
-                                "tool_calls" => tcs.push(mv),
-                                _ => {}
-                            }
-                        }
-                        for v in cs {
-                            content(v, &mut holder);
-                        }
-                        for v in tcs {
-                            if let Value::Array(calls) = v {
-                                for call in calls {
-                                    if let Some(Value::String(args)) =
-                                        call.pointer_mut("/function/arguments")
-                                    {
-                                        holder.push(args);
-                                    }
-                                }
-                            }
-                        }
-                        out.extend(holder);
-                    }
+                    ("message", Value::Object(m)) => message(m, &mut out),
                     _ => {}
                 }
             }

@@ -30,6 +30,19 @@ pub enum Builtin {
     Secret,
 }
 
+impl Builtin {
+    /// Every built-in detector.
+    pub const ALL: [Builtin; 7] = [
+        Builtin::Email,
+        Builtin::Phone,
+        Builtin::CreditCard,
+        Builtin::Ssn,
+        Builtin::Iban,
+        Builtin::IpAddress,
+        Builtin::Secret,
+    ];
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CustomDetector {

@@ -4,15 +4,7 @@ use super::*;
 
 fn all() -> DetectorSet {
     DetectorSet::new(&DetectorSpec {
-        builtins: vec![
-            Builtin::Email,
-            Builtin::Phone,
-            Builtin::CreditCard,
-            Builtin::Ssn,
-            Builtin::Iban,
-            Builtin::IpAddress,
-            Builtin::Secret,
-        ],
+        builtins: Builtin::ALL.to_vec(),
         custom: vec![CustomDetector {
             name: "ticket".into(),
             pattern: r"\bTCK-\d{6}\b".into(),
