@@ -185,14 +185,7 @@ async fn a_failing_store_never_fails_requests() {
     }
     let mut dropped = false;
     for _ in 0..100 {
-        let m = client()
-            .get(gw.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = metrics_text(&gw).await;
         if m.contains("tollgate_ledger_dropped_total{reason=\"store_error\"}") {
             dropped = true;
             break;

@@ -102,14 +102,7 @@ async fn admin_endpoints() {
     assert_eq!(health.status(), 200);
     let ready = client().get(gw.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     for name in [
         "tollgate_requests_total{endpoint=\"chat\",model=\"chat-local\",provider=\"local\",status=\"200\"}",
         "tollgate_request_duration_seconds_bucket",

@@ -333,14 +333,7 @@ async fn bad_tokens_are_refused_with_the_failed_check() {
             !text.contains(&token) && (sig.is_empty() || !text.contains(sig)),
             "{name}: {text}"
         );
-        let metrics = client()
-            .get(gw.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&gw).await;
         assert!(
             metrics.contains(&format!(
                 "tollgate_auth_failures_total{{reason=\"{reason}\"}}"
@@ -453,14 +446,7 @@ async fn groups_and_tenants_decide_access() {
     let (status, body) = chat(&gw, ACME_KEY, "globex-chat").await;
     assert_eq!(status, 403, "{body}");
 
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("tollgate_access_denied_total{reason=\"tenant_mismatch\"}"),
         "{metrics}"

@@ -210,14 +210,7 @@ async fn unhealthy_target_goes_last_then_recovers() {
         2,
         "unhealthy primary was not skipped"
     );
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("tollgate_target_healthy{virtual_model=\"vm-health\",target=\"a/mock-chat?status=503\"} 0"),
         "{metrics}"

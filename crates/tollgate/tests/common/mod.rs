@@ -265,3 +265,15 @@ pub async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
     .status()
     .as_u16()
 }
+
+/// The admin listener's Prometheus text.
+pub async fn metrics_text(gw: &Gateway) -> String {
+    client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
