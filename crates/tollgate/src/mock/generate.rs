@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{json, Map, Value};
 
+use super::tools::{forced_call, ForcedCall};
 use super::Knobs;
 
 const WORDS: [&str; 32] = [
@@ -37,6 +38,11 @@ fn words(seed: u64, n: usize) -> Vec<&'static str> {
             WORDS[(x % WORDS.len() as u64) as usize]
         })
         .collect()
+}
+
+/// One word of the mock's vocabulary, picked by `seed`.
+pub(super) fn word(seed: u64) -> &'static str {
+    words(seed, 1).first().copied().unwrap_or("the")
 }
 
 fn count_words(text: &str) -> usize {
@@ -164,8 +170,46 @@ fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
 
+/// Completion tokens of a forced tool call: a quarter of its arguments'
+/// characters, rounded up (the mock's documented rule).
+fn call_tokens(call: &ForcedCall) -> usize {
+    call.arguments.len().div_ceil(4).max(1)
+}
+
+fn tool_call_json(
+    body: &Map<String, Value>,
+    knobs: &Knobs,
+    seed: u64,
+    prompt: usize,
+    call: ForcedCall,
+) -> Value {
+    let n = call_tokens(&call);
+    let mut out = json!({
+        "id": format!("chatcmpl-mock-{seed:016x}"),
+        "object": "chat.completion",
+        "created": now(),
+        "model": model_of(body),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": null, "tool_calls": [{
+                "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }]},
+            "logprobs": null,
+            "finish_reason": "tool_calls",
+        }],
+    });
+    if !knobs.no_usage {
+        out["usage"] = usage(prompt, n);
+    }
+    out
+}
+
 pub fn chat_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
     let (seed, prompt) = chat_prompt(body);
+    if let Some(call) = forced_call(body, seed) {
+        return tool_call_json(body, knobs, seed, prompt, call);
+    }
     let answer = answer(body, knobs, seed);
     let n = answer.len();
     let text = answer.join(" ");
@@ -233,6 +277,9 @@ fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
         }))
     };
+    if let Some(call) = forced_call(body, seed) {
+        return tool_call_events(body, knobs, prompt, call, &chunk, &id);
+    }
     let mut events = vec![chunk(
         json!({"role": "assistant", "content": ""}),
         Value::Null,
@@ -249,6 +296,43 @@ fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
     if include_usage(body) && !knobs.no_usage {
         events.push(sse(&json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [], "usage": usage(prompt, n),
+        })));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+/// A streamed forced tool call: the call's id and name first, then its
+/// arguments in pieces of at most 16 characters, like OpenAI's deltas.
+fn tool_call_events(
+    body: &Map<String, Value>,
+    knobs: &Knobs,
+    prompt: usize,
+    call: ForcedCall,
+    chunk: &dyn Fn(Value, Value) -> Bytes,
+    id: &str,
+) -> Vec<Bytes> {
+    let n = call_tokens(&call);
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "index": 0, "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }]}),
+        Value::Null,
+    )];
+    let chars: Vec<char> = call.arguments.chars().collect();
+    for piece in chars.chunks(16) {
+        let piece: String = piece.iter().collect();
+        events.push(chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+            Value::Null,
+        ));
+    }
+    events.push(chunk(json!({}), json!("tool_calls")));
+    if include_usage(body) && !knobs.no_usage {
+        events.push(sse(&json!({
+            "id": id, "object": "chat.completion.chunk", "created": now(), "model": model_of(body),
             "choices": [], "usage": usage(prompt, n),
         })));
     }
