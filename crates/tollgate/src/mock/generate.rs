@@ -176,43 +176,24 @@ fn call_tokens(call: &ForcedCall) -> usize {
     call.arguments.len().div_ceil(4).max(1)
 }
 
-fn tool_call_json(
-    body: &Map<String, Value>,
-    knobs: &Knobs,
-    seed: u64,
-    prompt: usize,
-    call: ForcedCall,
-) -> Value {
-    let n = call_tokens(&call);
-    let mut out = json!({
-        "id": format!("chatcmpl-mock-{seed:016x}"),
-        "object": "chat.completion",
-        "created": now(),
-        "model": model_of(body),
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": null, "tool_calls": [{
-                "id": call.id, "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }]},
-            "logprobs": null,
-            "finish_reason": "tool_calls",
-        }],
-    });
-    if !knobs.no_usage {
-        out["usage"] = usage(prompt, n);
-    }
-    out
-}
-
 pub fn chat_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
     let (seed, prompt) = chat_prompt(body);
-    if let Some(call) = forced_call(body, seed) {
-        return tool_call_json(body, knobs, seed, prompt, call);
-    }
-    let answer = answer(body, knobs, seed);
-    let n = answer.len();
-    let text = answer.join(" ");
+    let (message, finish, n) = match forced_call(body, seed) {
+        Some(call) => {
+            let n = call_tokens(&call);
+            let message = json!({"role": "assistant", "content": null, "tool_calls": [{
+                "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }]});
+            (message, "tool_calls", n)
+        }
+        None => {
+            let answer = answer(body, knobs, seed);
+            let n = answer.len();
+            let message = json!({"role": "assistant", "content": answer.join(" ")});
+            (message, finish_reason(n, body, knobs), n)
+        }
+    };
     let mut out = json!({
         "id": format!("chatcmpl-mock-{seed:016x}"),
         "object": "chat.completion",
@@ -220,9 +201,9 @@ pub fn chat_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
         "model": model_of(body),
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": text},
+            "message": message,
             "logprobs": null,
-            "finish_reason": finish_reason(n, body, knobs),
+            "finish_reason": finish,
         }],
     });
     if !knobs.no_usage {
