@@ -17,6 +17,7 @@ use crate::auth;
 use crate::config::Endpoint;
 use crate::pipeline::{self, REQUEST_ID};
 use crate::server::AppState;
+use crate::snapshot::Snapshot;
 
 pub fn router(app: Arc<AppState>) -> Router {
     Router::new()
@@ -24,6 +25,15 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/prompts", get(super::prompts::list))
+        .route(
+            "/v1/prompts/{name}/completions",
+            post(super::prompts::complete),
+        )
+        .route(
+            "/v1/prompts/{name}/versions/{version}/completions",
+            post(super::prompts::complete_version),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))
@@ -48,20 +58,9 @@ async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
 /// Exactly the models the caller may use (policy, key grant, tenant), in
 /// config order.
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let snap = app.snapshot.load_full();
-    let store_keys = app.store_keys.load_full();
-    let identity = match auth::authenticate(&headers, &snap.credentials(&store_keys)).await {
-        Ok(i) => i,
-        Err(e) => {
-            metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
-            let err = ApiError::from(e);
-            let id = headers
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            err.log_denial(id);
-            return err.into_response();
-        }
+    let (snap, identity) = match identify(&app, &headers).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
     let access = snap
         .policy
@@ -76,6 +75,29 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
         )
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// Authentication for the listing routes (not pipeline calls): the current
+/// snapshot and the caller, or the 401 response.
+pub(super) async fn identify(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Snapshot>, auth::Identity), Response> {
+    let snap = app.snapshot.load_full();
+    let store_keys = app.store_keys.load_full();
+    match auth::authenticate(headers, &snap.credentials(&store_keys)).await {
+        Ok(i) => Ok((snap, i)),
+        Err(e) => {
+            metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
+            let err = ApiError::from(e);
+            let id = headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            err.log_denial(id);
+            Err(err.into_response())
+        }
+    }
 }
 
 async fn not_found(req: Request) -> Response {
