@@ -58,35 +58,30 @@ async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
 /// Exactly the models the caller may use (policy, key grant, tenant), in
 /// config order.
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let (snap, identity) = match identify(&app, &headers).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
-    let access = snap
-        .policy
-        .evaluate(&identity.principal, identity.key_grant());
-    let data: Vec<Value> = snap
-        .model_order
-        .iter()
-        .filter(|name| access.allows(name, snap.tenant_of(name)))
-        .filter_map(|name| snap.owner_of(name).map(|owner| (name, owner)))
-        .map(
-            |(name, owner)| json!({"id": name, "object": "model", "created": 0, "owned_by": owner}),
-        )
-        .collect();
-    Json(json!({"object": "list", "data": data})).into_response()
+    list_for_caller(&app, &headers, |snap, access| {
+        snap.model_order
+            .iter()
+            .filter(|name| access.allows(name, snap.tenant_of(name)))
+            .filter_map(|name| snap.owner_of(name).map(|owner| (name, owner)))
+            .map(|(name, owner)| {
+                json!({"id": name, "object": "model", "created": 0, "owned_by": owner})
+            })
+            .collect()
+    })
+    .await
 }
 
-/// Authentication for the listing routes (not pipeline calls): the current
-/// snapshot and the caller, or the 401 response.
-pub(super) async fn identify(
+/// A listing route (not a pipeline call): authenticates, evaluates the
+/// caller's access once, and answers `{"object":"list","data":[…]}`.
+pub(super) async fn list_for_caller(
     app: &AppState,
     headers: &HeaderMap,
-) -> Result<(Arc<Snapshot>, auth::Identity), Response> {
+    items: impl FnOnce(&Snapshot, &auth::policy::Access<'_>) -> Vec<Value>,
+) -> Response {
     let snap = app.snapshot.load_full();
     let store_keys = app.store_keys.load_full();
-    match auth::authenticate(headers, &snap.credentials(&store_keys)).await {
-        Ok(i) => Ok((snap, i)),
+    let identity = match auth::authenticate(headers, &snap.credentials(&store_keys)).await {
+        Ok(i) => i,
         Err(e) => {
             metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
             let err = ApiError::from(e);
@@ -95,9 +90,14 @@ pub(super) async fn identify(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             err.log_denial(id);
-            Err(err.into_response())
+            return err.into_response();
         }
-    }
+    };
+    let access = snap
+        .policy
+        .evaluate(&identity.principal, identity.key_grant());
+    let data = items(&snap, &access);
+    Json(json!({"object": "list", "data": data})).into_response()
 }
 
 async fn not_found(req: Request) -> Response {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use http::HeaderMap;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::error::ApiError;
 use crate::pipeline;
@@ -48,21 +47,16 @@ pub async fn complete_version(
 
 /// Every template version the caller may call, with its variables.
 pub async fn list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let (snap, identity) = match super::openai::identify(&app, &headers).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
-    let access = snap
-        .policy
-        .evaluate(&identity.principal, identity.key_grant());
-    let data: Vec<Value> = snap
-        .templates
-        .iter()
-        .filter(|(t, _)| access.decide(&t.grant_name(), t.tenant.as_deref()).is_ok())
-        .map(|(t, latest)| {
-            json!({"object": "prompt", "name": t.name, "version": t.version, "latest": latest,
-                "model": t.model, "variables": t.variables, "description": t.description})
-        })
-        .collect();
-    Json(json!({"object": "list", "data": data})).into_response()
+    super::openai::list_for_caller(&app, &headers, |snap, access| {
+        snap.templates
+            .iter()
+            .filter(|(t, _)| access.decide(&t.grant_name(), t.tenant.as_deref()).is_ok())
+            .map(|(t, latest)| {
+                json!({"object": "prompt", "name": t.name, "version": t.version,
+                    "latest": latest, "model": t.model, "variables": t.variables,
+                    "description": t.description})
+            })
+            .collect()
+    })
+    .await
 }

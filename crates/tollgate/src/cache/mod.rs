@@ -181,14 +181,6 @@ impl Cache {
         }
     }
 
-    /// Redis: whether the background connection is up (memory: always).
-    pub fn ready(&self) -> bool {
-        match &self.backend {
-            Backend::Memory(_) => true,
-            Backend::Redis(r) => r.connected(),
-        }
-    }
-
     /// Stores the answer of a miss, if phase 7 asked for it.
     pub fn store(&self, note: &mut CacheNote, meta: Meta, body: bytes::Bytes) {
         if let Some((key, ttl)) = note.pending.take() {
@@ -222,5 +214,123 @@ pub fn count(model: &str, status: CacheStatus, reason: &'static str, saved: f64)
     if saved > 0.0 {
         metrics::gauge!("tollgate_cache_saved_cost_total", "model" => model.to_string())
             .increment(saved);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthMethod;
+    use crate::config::PrincipalKind;
+
+    fn principal() -> Principal {
+        Principal {
+            subject: "alice".into(),
+            kind: PrincipalKind::User,
+            groups: Arc::from(Vec::new()),
+            tenant: Some("acme".into()),
+            key_id: None,
+            issuer: None,
+            method: AuthMethod::ApiKey,
+        }
+    }
+
+    fn rule(any_temperature: bool) -> CacheRule {
+        CacheRule {
+            enabled: true,
+            ttl: None,
+            scope: None,
+            any_temperature,
+        }
+    }
+
+    fn body(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn decide(c: &Cache, r: Option<&CacheRule>, h: &[(&str, &str)], b: &str) -> Decision {
+        let mut headers = HeaderMap::new();
+        for (k, v) in h {
+            headers.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        c.decide(r, &headers, &principal(), Endpoint::Chat, "m", &body(b))
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_override_is_capped_and_entries_expire_on_the_paused_clock() {
+        let cache = Cache::new(&CacheConfig {
+            max_ttl: Duration::from_secs(600),
+            ..CacheConfig::default()
+        })
+        .unwrap();
+        let Decision::Lookup { key, ttl } = decide(
+            &cache,
+            Some(&rule(false)),
+            &[(TTL_HEADER, "1h")],
+            r#"{"messages":[]}"#,
+        ) else {
+            unreachable!("cacheable")
+        };
+        assert_eq!(ttl, Duration::from_secs(600));
+        let entry = Entry {
+            meta: Meta {
+                provider: "p".into(),
+                upstream_model: "m".into(),
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                cost: 0.1,
+            },
+            body: bytes::Bytes::from_static(b"{}"),
+        };
+        cache.put(key, entry, ttl);
+        tokio::time::advance(Duration::from_secs(599)).await;
+        assert!(cache.get(&key).await.is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(cache.get(&key).await.is_none());
+    }
+
+    #[test]
+    fn bypass_temperature_and_opt_in() {
+        let cache = Cache::new(&CacheConfig::default()).unwrap();
+        let b = r#"{"messages":[]}"#;
+        let on = rule(false);
+        assert!(matches!(decide(&cache, None, &[], b), Decision::Off));
+        let off = CacheRule {
+            enabled: false,
+            ..rule(false)
+        };
+        assert!(matches!(decide(&cache, Some(&off), &[], b), Decision::Off));
+        for h in [
+            ("cache-control", "max-age=0, no-cache"),
+            ("cache-control", "no-store"),
+            (HEADER, "Bypass"),
+        ] {
+            let d = decide(&cache, Some(&on), &[h], b);
+            assert!(matches!(d, Decision::Bypass("header")), "{h:?}");
+        }
+        let hot = r#"{"messages":[],"temperature":0.5}"#;
+        assert!(matches!(
+            decide(&cache, Some(&on), &[], hot),
+            Decision::Bypass("temperature")
+        ));
+        assert!(matches!(
+            decide(&cache, Some(&rule(true)), &[], hot),
+            Decision::Lookup { .. }
+        ));
+        let mut headers = HeaderMap::new();
+        headers.insert(TTL_HEADER, "0s".parse().unwrap());
+        let bad = cache.decide(
+            Some(&on),
+            &headers,
+            &principal(),
+            Endpoint::Chat,
+            "m",
+            &body(b),
+        );
+        assert!(bad.is_err());
     }
 }

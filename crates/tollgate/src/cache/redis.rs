@@ -90,9 +90,4 @@ impl Redis {
             }
         });
     }
-
-    /// Whether the background connection is up.
-    pub fn connected(&self) -> bool {
-        self.conn.get().is_some()
-    }
 }
