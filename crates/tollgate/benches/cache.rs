@@ -75,7 +75,7 @@ fn bench(c: &mut Criterion) {
     for (label, words) in [("small request", 20), ("4 KB request", 500)] {
         let raw = request(words);
         let body: Map<String, Value> = serde_json::from_slice(&raw).unwrap();
-        let Decision::Lookup { key, ttl } = cache
+        let lookup = || match cache
             .decide(
                 Some(&rule),
                 &headers,
@@ -85,9 +85,11 @@ fn bench(c: &mut Criterion) {
                 &body,
             )
             .unwrap()
-        else {
-            panic!("cacheable")
+        {
+            Decision::Lookup { key, ttl } => (key, ttl),
+            _ => panic!("cacheable"),
         };
+        let (key, ttl) = lookup();
         cache.put(
             key,
             Entry {
@@ -97,19 +99,7 @@ fn bench(c: &mut Criterion) {
             ttl,
         );
         let hit = |stream: bool| {
-            let Decision::Lookup { key, .. } = cache
-                .decide(
-                    Some(&rule),
-                    &headers,
-                    &principal,
-                    Endpoint::Chat,
-                    "chat",
-                    &body,
-                )
-                .unwrap()
-            else {
-                return None;
-            };
+            let (key, _) = lookup();
             let entry = rt.block_on(cache.get(&key))?;
             if stream {
                 tollgate::cache::to_sse(&entry.body, true)

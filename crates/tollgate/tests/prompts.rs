@@ -236,68 +236,40 @@ async fn access_is_granted_like_models() {
     )
     .await;
     assert!(msg.contains("prompt:summarize"), "{msg}");
-    // A tenant's template: only its tenant.
+    // A tenant's template is only for its tenant; unknown names and
+    // versions; no credential.
     let hello = json!({"variables": {"name": "x"}});
-    assert_eq!(
-        call(&gw, KEY, "/v1/prompts/acme-only/completions", hello.clone())
-            .await
-            .status(),
-        403
-    );
-    assert_eq!(
-        call(&gw, KEY_ACME, "/v1/prompts/acme-only/completions", hello)
-            .await
-            .status(),
-        200
-    );
-    // Unknown names and versions.
-    assert_eq!(
-        call(&gw, KEY, "/v1/prompts/nope/completions", vars.clone())
-            .await
-            .status(),
-        404
-    );
-    assert_eq!(
-        call(
-            &gw,
-            KEY,
+    for (path, key, body, status) in [
+        ("/v1/prompts/acme-only/completions", Some(KEY), &hello, 403),
+        (
+            "/v1/prompts/acme-only/completions",
+            Some(KEY_ACME),
+            &hello,
+            200,
+        ),
+        ("/v1/prompts/nope/completions", Some(KEY), &vars, 404),
+        (
             "/v1/prompts/summarize/versions/9/completions",
-            vars.clone()
-        )
-        .await
-        .status(),
-        404
-    );
-    assert_eq!(
-        call(
-            &gw,
-            KEY,
+            Some(KEY),
+            &vars,
+            404,
+        ),
+        (
             "/v1/prompts/summarize/versions/x/completions",
-            vars
-        )
-        .await
-        .status(),
-        400
-    );
-    assert_eq!(
-        post(&gw, "/v1/prompts/summarize/completions", None, &json!({}))
-            .await
-            .status(),
-        401
-    );
+            Some(KEY),
+            &vars,
+            400,
+        ),
+        ("/v1/prompts/summarize/completions", None, &vars, 401),
+    ] {
+        let resp = post(&gw, path, key, body).await;
+        assert_eq!(resp.status(), status, "{path} {key:?}");
+    }
 
     let list = |key: &'static str| {
-        let url = gw.url("/v1/prompts");
+        let gw = &gw;
         async move {
-            let v: Value = client()
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v = get_json(gw, "/v1/prompts", key).await;
             v["data"]
                 .as_array()
                 .unwrap()
