@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
             let (key, _) = lookup();
             let entry = rt.block_on(cache.get(&key))?;
             if stream {
-                tollgate::cache::to_sse(&entry.body, true)
+                tollgate::cache::to_sse(&entry.body, true, true)
             } else {
                 Some(entry.body.clone())
             }

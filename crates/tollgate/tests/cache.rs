@@ -28,6 +28,10 @@ async fn start(mock: &Mock) -> Gateway {
                 "    price: { input_per_mtok: 1.0, output_per_mtok: 2.0 }\n    cache: { scope: principal, any_temperature: true }\n",
             )
             .replace(
+                "    endpoints: [embeddings]\n",
+                "    endpoints: [embeddings]\n    cache: {}\n",
+            )
+            .replace(
                 "keys:\n",
                 &format!(
                     "keys:\n{}{}{}",
@@ -37,6 +41,7 @@ async fn start(mock: &Mock) -> Gateway {
                 ),
             );
         assert!(cfg.contains("cache: { ttl: 1m }") && cfg.contains("scope: principal"));
+        assert!(cfg.contains("cache: {}"));
         format!("{cfg}cache:\n  max_bytes: 1048576\n")
     })
     .await
@@ -316,4 +321,40 @@ async fn streams_fill_the_cache_once_complete_and_replay_as_sse() {
     assert!(hits
         .iter()
         .all(|r| r.prompt_tokens == 0 && r.cost_saved > 0.0));
+}
+
+#[tokio::test]
+async fn embeddings_and_text_completions_are_cached_too() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start(&mock).await;
+    let embed = json!({"model": "embed-up", "input": ["a b", "c"]});
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = post(&gw, "/v1/embeddings", Some(KEY), &embed).await;
+        assert_eq!(r.status(), 200);
+        let cache = r.headers()["x-tollgate-cache"].to_str().unwrap().to_owned();
+        seen.push((cache, r.json::<Value>().await.unwrap()));
+    }
+    assert_eq!((seen[0].0.as_str(), seen[1].0.as_str()), ("miss", "hit"));
+    assert_eq!(seen[0].1, seen[1].1);
+
+    // Text completions on `chat-local` (in-process mock): a streamed miss,
+    // then a hit replayed as `text_completion` chunks.
+    let body = json!({"model": "chat-local", "prompt": "once upon", "stream": true});
+    let mut texts = Vec::new();
+    for expected in ["miss", "hit"] {
+        let r = post(&gw, "/v1/completions", Some(KEY), &body).await;
+        assert_eq!(r.headers()["x-tollgate-cache"], expected);
+        let events = sse_data(&r.text().await.unwrap());
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+        let text: String = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str::<Value>(e).unwrap())
+            .inspect(|v| assert_eq!(v["object"], "text_completion"))
+            .filter_map(|v| v["choices"][0]["text"].as_str().map(str::to_owned))
+            .collect();
+        texts.push(text);
+    }
+    assert!(!texts[0].is_empty());
+    assert_eq!(texts[0], texts[1]);
 }

@@ -5,16 +5,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{json, Map, Value};
 
-/// SSE bytes for a non-streaming chat or text completion `body`; `None`
-/// when the body is not one.
-pub fn to_sse(body: &[u8], include_usage: bool) -> Option<Bytes> {
+/// SSE bytes for a non-streaming chat (`chat`) or text completion `body`;
+/// `None` when the body is not a JSON object with `choices`.
+pub fn to_sse(body: &[u8], chat: bool, include_usage: bool) -> Option<Bytes> {
     let Ok(Value::Object(resp)) = serde_json::from_slice::<Value>(body) else {
         return None;
-    };
-    let chat = match resp.get("object").and_then(Value::as_str) {
-        Some("chat.completion") => true,
-        Some("text_completion") => false,
-        _ => return None,
     };
     let mut head = Map::new();
     for k in ["id", "created", "model", "system_fingerprint"] {
@@ -130,13 +125,13 @@ mod tests {
         );
         assert_eq!(v["usage"]["total_tokens"], 5);
 
-        let with = events(&to_sse(&body, true).unwrap());
+        let with = events(&to_sse(&body, true, true).unwrap());
         assert_eq!(with.last().map(String::as_str), Some("[DONE]"));
         let first: Value = serde_json::from_str(&with[0]).unwrap();
         assert_eq!(first["choices"][0]["delta"]["content"], "Hello");
         let usage: Value = serde_json::from_str(&with[with.len() - 2]).unwrap();
         assert_eq!(usage["usage"]["prompt_tokens"], 3);
-        let without = events(&to_sse(&body, false).unwrap());
+        let without = events(&to_sse(&body, true, false).unwrap());
         assert_eq!(without.len(), with.len() - 1);
     }
 

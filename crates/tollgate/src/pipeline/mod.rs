@@ -234,7 +234,8 @@ async fn run(
                     .unwrap_or_else(|_| HeaderValue::from_static("cache"));
                 let (out, sse) = match parsed.stream {
                     true => (
-                        cache::to_sse(&out, parsed.wants_usage).ok_or(ApiError::Internal)?,
+                        cache::to_sse(&out, ctx.endpoint == Endpoint::Chat, parsed.wants_usage)
+                            .ok_or(ApiError::Internal)?,
                         true,
                     ),
                     false => (out, false),
