@@ -1,8 +1,14 @@
-//! Response-cache hit path: what phase 7 adds to a request that is answered
-//! from the cache — the canonical key (SHA-256 over the parsed body), the
-//! in-process lookup, and the answer as JSON or replayed as SSE — next to
-//! the parse of the same body that every request pays anyway (target: the
-//! hit path ≤ 50 µs). Run: `cargo bench -p tollgate --bench cache`.
+//! Response-cache hit path (target: ≤ 50 µs added over the gateway's
+//! minimum path).
+//! - `pipeline/…`: one whole request through the data-plane router
+//!   in process (auth, ingress, resolve, policy, phase 7, response, usage
+//!   record): a cache hit next to the same request on a model served by the
+//!   in-process mock provider (the gateway's minimum path: no network).
+//! - `hit/…`: phase 7's own work — the canonical key (SHA-256 over the
+//!   parsed body), the lookup, the answer as JSON or replayed as SSE — next
+//!   to the parse of the same body that every request pays anyway.
+//!
+//! Run: `cargo bench -p tollgate --bench cache`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -42,11 +48,73 @@ fn answer() -> bytes::Bytes {
     )
 }
 
+const GATEWAY: &str = r#"
+server: { listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", watch_config: false }
+storage: { url: "sqlite::memory:" }
+ledger: { enabled: false }
+providers: [{ name: local, kind: mock }]
+models:
+  - { name: plain, provider: local }
+  - { name: cached, provider: local, cache: { ttl: 1h } }
+keys:
+  - { id: k, hash: "HASH", principal: bench, models: ["*"] }
+"#;
+
+/// One chat request through the router, in process.
+fn pipeline(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tollgate.yaml");
+    let hash = tollgate::auth::format_hash(&tollgate::auth::hash_key("bench-key"));
+    std::fs::write(&path, GATEWAY.replace("HASH", &hash)).unwrap();
+    let running = rt.block_on(tollgate::server::start(&path)).unwrap();
+    let router = tollgate::api::router(running.state.clone());
+    let body = |model: &str| {
+        String::from_utf8(request(20))
+            .unwrap()
+            .replace("\"chat\"", &format!("\"{model}\""))
+    };
+    for (model, expect) in [("plain", None), ("cached", Some("hit"))] {
+        let text = body(model);
+        let call = || {
+            let req = http::Request::post("/v1/chat/completions")
+                .header("authorization", "Bearer bench-key")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(text.clone()))
+                .unwrap();
+            let router = router.clone();
+            async move {
+                let resp = router.oneshot(req).await.unwrap();
+                assert_eq!(resp.status(), 200);
+                let cache = resp.headers().get("x-tollgate-cache").cloned();
+                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (cache, bytes.len())
+            }
+        };
+        rt.block_on(call()); // the miss that stores the answer
+        let (cache, _) = rt.block_on(call());
+        assert_eq!(cache.as_ref().map(|v| v.to_str().unwrap()), expect);
+        let label = if expect.is_some() {
+            "cache hit"
+        } else {
+            "in-process mock, uncached"
+        };
+        c.bench_function(&format!("pipeline/{label}"), |b| {
+            b.iter(|| black_box(rt.block_on(call())))
+        });
+    }
+    running.shutdown();
+    let _ = rt.block_on(running.wait());
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    pipeline(c, &rt);
     let _guard = rt.enter();
     let cache = Cache::new(&CacheConfig::default()).unwrap();
     let rule = CacheRule {
