@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -212,14 +212,6 @@ async fn run(
         }
         Decision::Lookup { key, ttl } => match app.cache.get(&key).await {
             Some(entry) => {
-                ctx.cache.status = Some(CacheStatus::Hit);
-                ctx.cache.cost_saved = entry.meta.cost;
-                ctx.cache.origin = Some((
-                    entry.meta.provider.clone(),
-                    entry.meta.upstream_model.clone(),
-                ));
-                cache::count(&parsed.model, CacheStatus::Hit, "", entry.meta.cost);
-                ctx.mark_first_token();
                 let out = respond::guard_output(
                     &guards,
                     &parsed.model,
@@ -229,19 +221,8 @@ async fn run(
                     &mut ctx.verdicts,
                 )
                 .await?;
-                let resolved = format!("{}/{}", entry.meta.provider, entry.meta.upstream_model);
-                let resolved = HeaderValue::from_str(&resolved)
-                    .unwrap_or_else(|_| HeaderValue::from_static("cache"));
-                let (out, sse) = match parsed.stream {
-                    true => (
-                        cache::to_sse(&out, ctx.endpoint == Endpoint::Chat, parsed.wants_usage)
-                            .ok_or(ApiError::Internal)?,
-                        true,
-                    ),
-                    false => (out, false),
-                };
-                let resp =
-                    respond::response(StatusCode::OK, Body::from(out), sse, resolved, &ctx.cache);
+                let (stream, usage) = (parsed.stream, parsed.wants_usage);
+                let resp = respond::cached(ctx, &parsed.model, &entry.meta, out, stream, usage)?;
                 return Ok(Reply::Done(resp));
             }
             None => {

@@ -9,12 +9,13 @@ use http::{HeaderValue, StatusCode};
 
 use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::cache::{CacheNote, Meta};
+use crate::cache::{self, CacheNote, CacheStatus, Meta};
+use crate::config::Endpoint;
 use crate::guard::{self, GuardPolicy, Verdict};
 use crate::guardrails::Masker;
 use crate::snapshot::ModelRoute;
 
-use super::context::Usage;
+use super::context::{RequestCtx, Usage};
 use super::RESOLVED_MODEL;
 
 /// Output guardrails over a whole answer; the body as the caller sees it.
@@ -76,4 +77,36 @@ pub fn cache_meta(route: &ModelRoute, usage: Usage) -> Meta {
         completion_tokens: usage.completion,
         cost: route.cost(usage.prompt, usage.completion),
     }
+}
+
+/// Phase 7's answer on a hit (`body` after output guardrails): JSON, or an
+/// SSE replay for a streaming request; the hit noted for ledger and metrics.
+pub fn cached(
+    ctx: &mut RequestCtx,
+    model: &str,
+    meta: &Meta,
+    body: bytes::Bytes,
+    stream: bool,
+    include_usage: bool,
+) -> Result<Response, ApiError> {
+    ctx.cache.status = Some(CacheStatus::Hit);
+    ctx.cache.cost_saved = meta.cost;
+    ctx.cache.origin = Some((meta.provider.clone(), meta.upstream_model.clone()));
+    cache::count(model, CacheStatus::Hit, "", meta.cost);
+    ctx.mark_first_token();
+    let resolved = HeaderValue::from_str(&format!("{}/{}", meta.provider, meta.upstream_model))
+        .unwrap_or_else(|_| HeaderValue::from_static("cache"));
+    let body = if stream {
+        let chat = ctx.endpoint == Endpoint::Chat;
+        cache::to_sse(&body, chat, include_usage).ok_or(ApiError::Internal)?
+    } else {
+        body
+    };
+    Ok(response(
+        StatusCode::OK,
+        Body::from(body),
+        stream,
+        resolved,
+        &ctx.cache,
+    ))
 }
