@@ -13,6 +13,9 @@ const KEY_ACME: &str = "tg-test-key-acme";
 const KEY_ACME2: &str = "tg-test-key-acme-two";
 const KEY_GLOBEX: &str = "tg-test-key-globex";
 
+/// Output masking of e-mail addresses for one principal only.
+const GUARD: &str = "guardrails:\n  policies:\n    - name: acme2-no-emails\n      applies_to: { models: [chat-up], principals: [acme2] }\n      direction: output\n      detectors: { builtins: [email] }\n      action: mask\n";
+
 /// The standard config with `chat-up` caching (tenant scope), `chat-local`
 /// caching per principal and sampled answers too, and three tenant keys.
 async fn start(mock: &Mock) -> Gateway {
@@ -42,7 +45,9 @@ async fn start(mock: &Mock) -> Gateway {
             );
         assert!(cfg.contains("cache: { ttl: 1m }") && cfg.contains("scope: principal"));
         assert!(cfg.contains("cache: {}"));
-        format!("{cfg}cache:\n  max_bytes: 1048576\n")
+        format!(
+            "{cfg}cache:\n  max_bytes: 1048576\nvirtual_models:\n  - name: chat-vm\n    targets: [{{ model: chat-dead }}, {{ model: chat-up, priority: 1 }}]\n    cache: {{}}\n{GUARD}"
+        )
     })
     .await
 }
@@ -357,4 +362,51 @@ async fn embeddings_and_text_completions_are_cached_too() {
     }
     assert!(!texts[0].is_empty());
     assert_eq!(texts[0], texts[1]);
+}
+
+#[tokio::test]
+async fn virtual_models_opt_in_and_hits_name_the_original_target() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start(&mock).await;
+    let body = chat_body("chat-vm", "through the virtual model");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+        assert_eq!(r.status(), 200);
+        let h = |n: &str| r.headers()[n].to_str().unwrap().to_owned();
+        seen.push((h("x-tollgate-cache"), h("x-tollgate-resolved-model")));
+    }
+    // The first call fell back from the dead target; the hit names who answered.
+    assert_eq!(
+        seen,
+        [
+            ("miss".to_string(), "up/mock-chat".to_string()),
+            ("hit".to_string(), "up/mock-chat".to_string())
+        ]
+    );
+    assert_eq!(upstream_chats(&mock).await, 1);
+}
+
+#[tokio::test]
+async fn output_guardrails_still_apply_to_hits() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start(&mock).await;
+    let body = r#"{"model":"chat-up","messages":[{"role":"user","content":"write to carol@example.com today"}]}"#;
+    let echo = [("x-mock-echo", "1")];
+    let (s1, first) = send(&gw, KEY_ACME, body, &echo).await;
+    let text = |v: &Value| {
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(s1, "miss");
+    assert!(text(&first).contains("carol@example.com"), "{first}");
+    // Same tenant, so a hit, but acme2's output policy masks the address.
+    let (s2, second) = send(&gw, KEY_ACME2, body, &echo).await;
+    assert_eq!(s2, "hit");
+    assert!(!text(&second).contains("carol@example.com"), "{second}");
+    // The stored answer itself is unchanged for acme1.
+    let (s3, third) = send(&gw, KEY_ACME, body, &echo).await;
+    assert_eq!((s3.as_str(), text(&third)), ("hit", text(&first)));
 }
