@@ -273,7 +273,8 @@ async fn run(
                 app.cache.store(&mut ctx.cache, meta, body_bytes.clone());
             }
             let body = Body::from(body_bytes);
-            let resp = respond::response(status, body, false, route.resolved.clone(), &ctx.cache);
+            let resolved = route.resolved.clone();
+            let resp = respond::response(status, body, false, resolved, ctx.cache.status);
             Ok(Reply::Done(resp))
         }
         ProviderBody::Stream(upstream_stream) => {
@@ -291,12 +292,8 @@ async fn run(
                 strip_usage,
                 guard::StreamGuard::new(&guards),
             );
-            let note = cache::CacheNote {
-                status: cache_status,
-                ..Default::default()
-            };
             let body = Body::from_stream(out);
-            let resp = respond::response(status, body, true, route.resolved.clone(), &note);
+            let resp = respond::response(status, body, true, route.resolved.clone(), cache_status);
             Ok(Reply::Streaming(resp))
         }
     }

@@ -9,7 +9,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::cache::{self, CacheNote, CacheStatus, Meta};
+use crate::cache::{self, CacheStatus, Meta};
 use crate::config::Endpoint;
 use crate::guard::{self, GuardPolicy, Verdict};
 use crate::guardrails::Masker;
@@ -43,7 +43,7 @@ pub fn response(
     body: Body,
     sse: bool,
     resolved: HeaderValue,
-    cache: &CacheNote,
+    cache: Option<CacheStatus>,
 ) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -62,7 +62,7 @@ pub fn response(
         HeaderValue::from_static(content_type),
     );
     h.insert(RESOLVED_MODEL, resolved);
-    if let Some(s) = cache.status {
+    if let Some(s) = cache {
         h.insert(crate::cache::HEADER, HeaderValue::from_static(s.as_str()));
     }
     resp
@@ -107,6 +107,6 @@ pub fn cached(
         Body::from(body),
         stream,
         resolved,
-        &ctx.cache,
+        ctx.cache.status,
     ))
 }
