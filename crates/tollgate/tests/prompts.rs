@@ -306,3 +306,33 @@ async fn bad_templates_are_config_errors() {
     assert!(err.contains("unknown model \"nope\""), "{err}");
     assert!(err.contains("never closed"), "{err}");
 }
+
+#[tokio::test]
+async fn the_templates_folder_is_read_again_on_reload() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start(&mock).await;
+    let file = gw.dir.path().join("templates").join("greet.yaml");
+    std::fs::write(&file, FOLDER_TEMPLATE.replace("version: 3", "version: 4")).unwrap();
+    gw.running().reload().unwrap();
+    let v = get_json(&gw, "/v1/prompts", KEY).await;
+    let greet: Vec<_> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == "greet")
+        .map(|t| t["version"].clone())
+        .collect();
+    assert_eq!(greet, [json!(4)]);
+    // A broken file keeps the running templates and says where.
+    std::fs::write(&file, "name: greet\nmodel: [").unwrap();
+    let err = gw.running().reload().unwrap_err();
+    assert!(err.contains("greet.yaml"), "{err}");
+    let resp = call(
+        &gw,
+        KEY,
+        "/v1/prompts/greet/completions",
+        json!({"variables": {"who": "x"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+}
