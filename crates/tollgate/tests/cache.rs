@@ -410,3 +410,23 @@ async fn output_guardrails_still_apply_to_hits() {
     let (s3, third) = send(&gw, KEY_ACME, body, &echo).await;
     assert_eq!((s3.as_str(), text(&third)), ("hit", text(&first)));
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_means_misses_not_errors() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let redis = dead_addr().await;
+    let gw = start_gateway_with(|db| {
+        let cfg = standard_config(&mock, dead, db).replace(
+            "    upstream_model: mock-chat\n    price: { input_per_mtok: 10.0, output_per_mtok: 20.0 }\n",
+            "    upstream_model: mock-chat\n    price: { input_per_mtok: 10.0, output_per_mtok: 20.0 }\n    cache: {}\n",
+        );
+        format!("{cfg}cache:\n  backend: redis\n  redis_url: redis://{redis}/0\n")
+    })
+    .await;
+    let body = r#"{"model":"chat-up","messages":[{"role":"user","content":"no redis"}]}"#;
+    for _ in 0..2 {
+        assert_eq!(send(&gw, KEY, body, &[]).await.0, "miss");
+    }
+    assert_eq!(upstream_chats(&mock).await, 2);
+}

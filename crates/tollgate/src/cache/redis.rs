@@ -27,7 +27,8 @@ impl Redis {
         let cell = conn.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(100);
-            loop {
+            // Stops once the gateway dropped its cache (only this task holds the cell).
+            while Arc::strong_count(&cell) > 1 {
                 match client.get_connection_manager().await {
                     Ok(c) => {
                         let _ = cell.set(c);
