@@ -169,3 +169,18 @@ def test_stream_replay_is_parsed_by_the_sdk(gateways):
     assert plain.headers["x-tollgate-cache"] == "hit"
     assert collect(plain.parse()) == (live_text, None, live_finish)
     assert upstream_calls(gateways, prompt) == 1
+
+
+def test_redis_expiry_follows_the_per_request_ttl(gateways):
+    a, b = (sdk(u) for u in gateways["bases"])
+    prompt = "short lived answer"
+    msgs = [{"role": "user", "content": prompt}]
+    ttl = {"x-tollgate-cache-ttl": "1500ms"}
+    first = a.chat.completions.with_raw_response.create(model="chat-up", messages=msgs,
+                                                        extra_headers=ttl)
+    assert first.headers["x-tollgate-cache"] == "miss"
+    until_hit(lambda: b.chat.completions.with_raw_response.create(model="chat-up", messages=msgs))
+    time.sleep(1.6)
+    later = b.chat.completions.with_raw_response.create(model="chat-up", messages=msgs)
+    assert later.headers["x-tollgate-cache"] == "miss", "expired in Redis"
+    assert upstream_calls(gateways, prompt) == 2
