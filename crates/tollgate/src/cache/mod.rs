@@ -206,6 +206,27 @@ fn bypass_requested(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("bypass"))
 }
 
+/// Descriptions of the cache's metrics (called by `crate::metrics`).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "tollgate_cache_requests_total",
+        "Response cache outcomes (hit, miss, bypass) by model"
+    );
+    metrics::describe_gauge!(
+        "tollgate_cache_hit_ratio",
+        "Response cache hits / lookups since start"
+    );
+    metrics::describe_gauge!(
+        "tollgate_cache_saved_cost_total",
+        "Cost of the upstream calls that cache hits replaced (only increases)"
+    );
+    metrics::describe_counter!("tollgate_cache_stores_total", "Answers stored, by result");
+    metrics::describe_counter!(
+        "tollgate_cache_errors_total",
+        "Redis cache failures by operation"
+    );
+}
+
 /// Counts one request's cache outcome (and the cost a hit saved).
 pub fn count(model: &str, status: CacheStatus, reason: &'static str, saved: f64) {
     metrics::counter!("tollgate_cache_requests_total", "model" => model.to_string(),
