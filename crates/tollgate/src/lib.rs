@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod guard;
 pub mod guardrails;
@@ -11,6 +12,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod mock;
 pub mod pipeline;
+pub mod prompts;
 pub mod providers;
 pub mod routing;
 pub mod server;

@@ -78,4 +78,5 @@ fn describe() {
     );
     metrics::describe_counter!("tollgate_ledger_written_total", "Usage records written");
     metrics::describe_counter!("tollgate_config_reloads_total", "Config reloads by result");
+    crate::cache::describe_metrics();
 }

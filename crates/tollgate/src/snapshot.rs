@@ -63,6 +63,10 @@ pub struct Snapshot {
     pub issuers: Issuers,
     pub policy: Policy,
     pub guards: crate::guard::Guards,
+    /// Response-cache opt-ins by model and virtual model name.
+    pub cache_rules: HashMap<String, crate::config::CacheRule>,
+    /// Prompt templates by name and version.
+    pub templates: crate::prompts::Templates,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -177,6 +181,14 @@ impl Snapshot {
         }
         let policy = Policy::build(&config.policy)?;
         let guards = crate::guard::Guards::build(&config.guardrails)?;
+        let cache_rules = config
+            .models
+            .iter()
+            .map(|m| (&m.name, &m.cache))
+            .chain(config.virtual_models.iter().map(|v| (&v.name, &v.cache)))
+            .filter_map(|(name, rule)| rule.clone().map(|r| (name.clone(), r)))
+            .collect();
+        let templates = crate::prompts::Templates::build(&config.prompts)?;
         Ok(Self {
             config,
             models,
@@ -186,6 +198,8 @@ impl Snapshot {
             issuers,
             policy,
             guards,
+            cache_rules,
+            templates,
             providers,
         })
     }

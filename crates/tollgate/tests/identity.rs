@@ -151,15 +151,7 @@ async fn status_and_body(gw: &Gateway, key: &str, model: &str) -> (u16, Value) {
 }
 
 async fn models(gw: &Gateway, key: &str) -> Vec<String> {
-    let v: Value = client()
-        .get(gw.url("/v1/models"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(gw, "/v1/models", key).await;
     v["data"]
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))

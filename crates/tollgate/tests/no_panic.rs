@@ -13,6 +13,9 @@ fn corpus() -> Vec<Vec<u8>> {
         br#"{"model":"m","input":[[1,2,3]],"encoding_format":"base64"}"#,
         b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]\n\n",
         b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":-1,\"completion_tokens\":1e99}}\r\n\r\n",
+        br#"{"variables":{"a":"{{b}}","b":[1]},"stream":true,"max_tokens":3}"#,
+        br#"{"object":"chat.completion","choices":[{"index":0,"message":{"content":"x","tool_calls":[{"id":"t"}]},"finish_reason":"stop"}],"usage":{}}"#,
+        b"{\"provider\":\"p\",\"upstream_model\":\"m\",\"prompt_tokens\":1,\"completion_tokens\":2,\"cost\":0.5}\n{\"choices\":[]}",
     ];
     seeds.iter().map(|s| s.to_vec()).collect()
 }
@@ -52,8 +55,26 @@ fn mutate(rng: &mut impl Rng, input: &[u8]) -> Vec<u8> {
 fn parsers_never_panic_on_mutated_input() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x70116a7e);
     let corpus = corpus();
+    let prompts: tollgate::config::PromptsConfig = serde_json::from_value(serde_json::json!({
+        "templates": [{"name": "t", "model": "m", "messages": [{"role": "user", "content": "{{a}} and {{ b }}"}]}]
+    }))
+    .unwrap();
+    let templates = tollgate::prompts::Templates::build(&prompts).unwrap();
+    let call = tollgate::prompts::PromptCall {
+        name: "t".into(),
+        version: None,
+    };
+    let template = templates.get(&call).unwrap();
     for round in 0..20_000 {
         let input = mutate(&mut rng, &corpus[round % corpus.len()]);
+        // Prompt-template calls, stored cache entries (Redis bytes), their
+        // SSE replay, and upstream events assembled into a cache entry.
+        let _ = template.expand(&input);
+        let _ = tollgate::cache::Entry::decode(&input);
+        let _ = tollgate::cache::to_sse(&input, round % 2 == 0, true);
+        let mut fill = tollgate::cache::StreamFill::new(Endpoint::Chat);
+        fill.push(&String::from_utf8_lossy(&input));
+        let _ = fill.finish(1, 1);
         for ep in [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings] {
             let _ = tollgate::pipeline::parse_request(ep, &input);
         }

@@ -31,6 +31,8 @@ pub enum ApiError {
     },
     #[error("the model `{model}` does not exist or is not served by this gateway")]
     ModelNotFound { model: String },
+    #[error("the prompt template `{name}`{} does not exist", version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    PromptNotFound { name: String, version: Option<u32> },
     #[error("the model `{model}` does not serve {endpoint}")]
     WrongEndpoint {
         model: String,
@@ -97,9 +99,9 @@ impl ApiError {
         match self {
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelForbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::ModelNotFound { .. } | ApiError::RouteNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::ModelNotFound { .. }
+            | ApiError::RouteNotFound { .. }
+            | ApiError::PromptNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::WrongEndpoint { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Provider(e) => e.status(),
@@ -125,6 +127,7 @@ impl ApiError {
             } => "tenant_mismatch",
             ApiError::ModelForbidden { .. } => "model_forbidden",
             ApiError::ModelNotFound { .. } => "model_not_found",
+            ApiError::PromptNotFound { .. } => "prompt_not_found",
             ApiError::WrongEndpoint { .. } => "wrong_endpoint",
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -152,6 +155,7 @@ impl ApiError {
             ApiError::Auth(e) => ("authentication_error", Some(e.code())),
             ApiError::ModelForbidden { .. } => ("permission_error", Some("model_not_allowed")),
             ApiError::ModelNotFound { .. } => ("invalid_request_error", Some("model_not_found")),
+            ApiError::PromptNotFound { .. } => ("invalid_request_error", Some("prompt_not_found")),
             ApiError::WrongEndpoint { .. } => {
                 ("invalid_request_error", Some("unsupported_endpoint"))
             }

@@ -4,5 +4,6 @@
 
 pub mod error;
 mod openai;
+mod prompts;
 
 pub use openai::router;

@@ -17,6 +17,7 @@ use crate::auth;
 use crate::config::Endpoint;
 use crate::pipeline::{self, REQUEST_ID};
 use crate::server::AppState;
+use crate::snapshot::Snapshot;
 
 pub fn router(app: Arc<AppState>) -> Router {
     Router::new()
@@ -24,6 +25,15 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/prompts", get(super::prompts::list))
+        .route(
+            "/v1/prompts/{name}/completions",
+            post(super::prompts::complete),
+        )
+        .route(
+            "/v1/prompts/{name}/versions/{version}/completions",
+            post(super::prompts::complete_version),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))
@@ -48,9 +58,29 @@ async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
 /// Exactly the models the caller may use (policy, key grant, tenant), in
 /// config order.
 async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    list_for_caller(&app, &headers, |snap, access| {
+        snap.model_order
+            .iter()
+            .filter(|name| access.allows(name, snap.tenant_of(name)))
+            .filter_map(|name| snap.owner_of(name).map(|owner| (name, owner)))
+            .map(|(name, owner)| {
+                json!({"id": name, "object": "model", "created": 0, "owned_by": owner})
+            })
+            .collect()
+    })
+    .await
+}
+
+/// A listing route (not a pipeline call): authenticates, evaluates the
+/// caller's access once, and answers `{"object":"list","data":[…]}`.
+pub(super) async fn list_for_caller(
+    app: &AppState,
+    headers: &HeaderMap,
+    items: impl FnOnce(&Snapshot, &auth::policy::Access<'_>) -> Vec<Value>,
+) -> Response {
     let snap = app.snapshot.load_full();
     let store_keys = app.store_keys.load_full();
-    let identity = match auth::authenticate(&headers, &snap.credentials(&store_keys)).await {
+    let identity = match auth::authenticate(headers, &snap.credentials(&store_keys)).await {
         Ok(i) => i,
         Err(e) => {
             metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
@@ -66,15 +96,7 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
     let access = snap
         .policy
         .evaluate(&identity.principal, identity.key_grant());
-    let data: Vec<Value> = snap
-        .model_order
-        .iter()
-        .filter(|name| access.allows(name, snap.tenant_of(name)))
-        .filter_map(|name| snap.owner_of(name).map(|owner| (name, owner)))
-        .map(
-            |(name, owner)| json!({"id": name, "object": "model", "created": 0, "owned_by": owner}),
-        )
-        .collect();
+    let data = items(&snap, &access);
     Json(json!({"object": "list", "data": data})).into_response()
 }
 

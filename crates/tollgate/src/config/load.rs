@@ -28,7 +28,12 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse_str(&text)
+    let mut cfg = parse_str(&text)?;
+    if cfg.prompts.dir.is_some() {
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        super::prompts::load_dir(&mut cfg, dir)?;
+    }
+    Ok(cfg)
 }
 
 pub fn parse_str(text: &str) -> Result<Config, ConfigError> {

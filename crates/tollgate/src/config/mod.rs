@@ -2,15 +2,19 @@
 //! rejected, path-aware errors. Raw form (`model`) → checked (`validate`) →
 //! runtime form (`crate::snapshot`). Loading never touches the network.
 
+mod cache;
 pub mod duration;
 mod guardrails;
 mod load;
 mod model;
+mod prompts;
 mod routing;
 mod validate;
 
+pub use cache::{CacheBackendKind, CacheConfig, CacheRule, CacheScope};
 pub use guardrails::*;
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
+pub use prompts::{PromptsConfig, TemplateConfig, TemplateMessage, RESERVED_PARAMS};
 pub use routing::*;
 pub use validate::OIDC_ALGORITHMS;

@@ -36,6 +36,12 @@ pub struct Config {
     /// Content guardrails on input and output (see docs/guardrails.md).
     #[serde(default)]
     pub guardrails: super::guardrails::GuardrailsConfig,
+    /// Response cache backend (see docs/cache.md); models opt in.
+    #[serde(default)]
+    pub cache: super::cache::CacheConfig,
+    /// Prompt templates served as APIs (see docs/prompts.md).
+    #[serde(default)]
+    pub prompts: super::prompts::PromptsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -207,6 +213,9 @@ pub struct ModelConfig {
     /// model, whatever their grants say. Unset: shared by every tenant.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Response cache opt-in (see docs/cache.md).
+    #[serde(default)]
+    pub cache: Option<super::cache::CacheRule>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Default)]

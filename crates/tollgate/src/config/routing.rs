@@ -47,6 +47,9 @@ pub struct VirtualModelConfig {
     /// Weighted only: keep a conversation on one target.
     #[serde(default)]
     pub sticky: Option<StickyConfig>,
+    /// Response cache opt-in (see docs/cache.md).
+    #[serde(default)]
+    pub cache: Option<super::cache::CacheRule>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -121,6 +121,8 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     }
 
     super::routing::validate(&cfg.virtual_models, &models, &mut p);
+    super::cache::validate(&cfg.cache, &mut p);
+    super::prompts::validate(cfg, &mut p);
     super::guardrails::validate_guardrails(&cfg.guardrails, &mut p);
 
     let mut key_ids = HashSet::new();

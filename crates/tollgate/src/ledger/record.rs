@@ -41,4 +41,12 @@ pub struct UsageRecord {
     /// Guardrail verdicts, JSON: `[{"policy","direction","category","action","count"}]`
     /// (never the matched values).
     pub guardrails: String,
+    /// Response cache outcome: `hit`, `miss`, `bypass`, or empty when the
+    /// model does not cache. A hit has zero tokens and zero cost.
+    pub cache: String,
+    /// On a hit: the cost of the upstream call the cached answer came from.
+    pub cost_saved: f64,
+    /// The prompt template called, and its version; empty / `None` otherwise.
+    pub template: String,
+    pub template_version: Option<i64>,
 }

@@ -9,16 +9,18 @@ use super::context::RequestCtx;
 
 pub fn finish(app: &AppState, ctx: RequestCtx) {
     let latency = ctx.started.elapsed();
-    let (provider, upstream_model, cost) = match &ctx.route {
-        Some(r) => (
+    let (provider, upstream_model, cost) = match (&ctx.route, &ctx.cache.origin) {
+        (Some(r), _) => (
             r.provider_name.as_str(),
             r.upstream_model.as_str(),
             r.cost(ctx.usage.prompt, ctx.usage.completion),
         ),
-        None => ("", "", 0.0),
+        // A cache hit: who produced the answer; nothing spent now.
+        (None, Some((p, m))) => (p.as_str(), m.as_str(), 0.0),
+        (None, None) => ("", "", 0.0),
     };
     // Metric labels stay low-cardinality: unknown model names collapse.
-    let model_label = if ctx.route.is_some() {
+    let model_label = if ctx.route.is_some() || ctx.cache.origin.is_some() {
         ctx.requested_model.clone()
     } else {
         "unknown".to_string()
@@ -124,6 +126,15 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         ttft_ms: ctx.first_token.map(|t| t.as_secs_f64() * 1e3),
         attempts: attempts_json(&ctx.attempts),
         guardrails: serde_json::to_string(&ctx.verdicts).unwrap_or_else(|_| "[]".into()),
+        cache: ctx
+            .cache
+            .status
+            .map(|s| s.as_str())
+            .unwrap_or("")
+            .to_string(),
+        cost_saved: ctx.cache.cost_saved,
+        template_version: ctx.template.as_ref().map(|t| i64::from(t.1)),
+        template: ctx.template.map(|t| t.0).unwrap_or_default(),
     });
 }
 

@@ -51,6 +51,10 @@ pub struct RequestCtx {
     pub status: u16,
     /// Low-cardinality error label; empty on success.
     pub error: &'static str,
+    /// Response cache outcome (phase 7) and what to store on a miss.
+    pub cache: crate::cache::CacheNote,
+    /// The prompt template called (name, version), if any.
+    pub template: Option<(String, u32)>,
 }
 
 impl RequestCtx {
@@ -72,6 +76,8 @@ impl RequestCtx {
             first_token: None,
             status: 200,
             error: "",
+            cache: crate::cache::CacheNote::default(),
+            template: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod after;
 mod attempt;
 mod context;
 mod ingress;
+mod respond;
 mod sse;
 mod stream;
 mod tokens;
@@ -19,15 +20,17 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::error::ApiError;
 use crate::auth;
+use crate::cache::{self, CacheStatus, Decision};
 use crate::config::Endpoint;
 use crate::guard;
 use crate::guardrails::Masker;
+use crate::prompts::PromptCall;
 use crate::providers::{ProviderBody, ProviderError};
 use crate::routing;
 use crate::server::AppState;
@@ -50,10 +53,31 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    serve(app, endpoint, None, headers, body).await
+}
+
+/// Entry point for a prompt template call: rendered into a chat request in
+/// phase 2, then the same pipeline as `handle`.
+pub async fn handle_prompt(
+    app: Arc<AppState>,
+    call: PromptCall,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, Endpoint::Chat, Some(call), headers, body).await
+}
+
+async fn serve(
+    app: Arc<AppState>,
+    endpoint: Endpoint,
+    prompt: Option<PromptCall>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = request_id(&headers);
     let mut ctx = RequestCtx::new(endpoint, request_id);
     let snap = app.snapshot.load_full();
-    match run(&app, &snap, &mut ctx, &headers, body).await {
+    match run(&app, &snap, &mut ctx, &headers, body, prompt).await {
         Ok(Reply::Streaming(resp)) => resp,
         Ok(Reply::Done(resp)) => {
             after::finish(&app, ctx);
@@ -80,6 +104,7 @@ async fn run(
     ctx: &mut RequestCtx,
     headers: &HeaderMap,
     body: Body,
+    prompt: Option<PromptCall>,
 ) -> Result<Reply, ApiError> {
     // 1. authenticate — headers only, before reading a byte of the body, so
     //    unauthenticated callers cost nothing. API keys and JWTs alike end in
@@ -91,6 +116,16 @@ async fn run(
 
     // 2. ingress — body under the size limit, parsed and checked.
     let bytes = ingress::read_body(headers, body, snap.config.server.max_body_bytes).await?;
+    //    A prompt template call is authorized like a model (`prompt:NAME`)
+    //    and rendered into a chat body, which then goes through every phase.
+    let bytes = match prompt {
+        Some(call) => {
+            let (rendered, template) = crate::prompts::expand_call(snap, &identity, &call, &bytes)?;
+            ctx.template = Some(template);
+            rendered
+        }
+        None => bytes,
+    };
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;
@@ -159,7 +194,44 @@ async fn run(
         .await?;
     }
 
-    // 7. cache lookup (issue 9).
+    // 7. cache lookup — exact match on the canonical request in the
+    //    caller's scope (cache/); a hit is answered here, after phases 1–6.
+    let decision = app.cache.decide(
+        snap.cache_rules.get(&parsed.model),
+        headers,
+        &identity.principal,
+        ctx.endpoint,
+        &parsed.model,
+        &body,
+    )?;
+    match decision {
+        Decision::Off => {}
+        Decision::Bypass(reason) => {
+            ctx.cache.status = Some(CacheStatus::Bypass);
+            cache::count(&parsed.model, CacheStatus::Bypass, reason, 0.0);
+        }
+        Decision::Lookup { key, ttl } => match app.cache.get(&key).await {
+            Some(entry) => {
+                let out = respond::guard_output(
+                    &guards,
+                    &parsed.model,
+                    &identity.principal,
+                    entry.body.clone(),
+                    &mut masker,
+                    &mut ctx.verdicts,
+                )
+                .await?;
+                let (stream, usage) = (parsed.stream, parsed.wants_usage);
+                let resp = respond::cached(ctx, &parsed.model, &entry.meta, out, stream, usage)?;
+                return Ok(Reply::Done(resp));
+            }
+            None => {
+                ctx.cache.status = Some(CacheStatus::Miss);
+                ctx.cache.pending = Some((key, ttl));
+                cache::count(&parsed.model, CacheStatus::Miss, "", 0.0);
+            }
+        },
+    }
 
     // 8. attempt the targets: retries, fallback, one overall deadline.
     let strip_usage = parsed.stream && !parsed.wants_usage;
@@ -187,32 +259,29 @@ async fn run(
         ProviderBody::Full(body_bytes) => {
             ctx.mark_first_token();
             ctx.usage = usage_of(&body_bytes, &route.provider_name, &bytes)?;
-            let mut body_bytes = body_bytes;
-            if !guards.is_empty() {
-                if let Some(rewritten) = guard::check_output(
-                    &guards,
-                    &parsed.model,
-                    &identity.principal,
-                    &body_bytes,
-                    &mut masker,
-                    &mut ctx.verdicts,
-                )
-                .await?
-                {
-                    body_bytes = bytes::Bytes::from(rewritten);
-                }
+            let body_bytes = respond::guard_output(
+                &guards,
+                &parsed.model,
+                &identity.principal,
+                body_bytes,
+                &mut masker,
+                &mut ctx.verdicts,
+            )
+            .await?;
+            if status == StatusCode::OK {
+                let meta = respond::cache_meta(&route, ctx.usage);
+                app.cache.store(&mut ctx.cache, meta, body_bytes.clone());
             }
-            let mut resp = Response::new(Body::from(body_bytes));
-            *resp.status_mut() = status;
-            let h = resp.headers_mut();
-            h.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            h.insert(RESOLVED_MODEL, route.resolved.clone());
+            let body = Body::from(body_bytes);
+            let resolved = route.resolved.clone();
+            let resp = respond::response(status, body, false, resolved, ctx.cache.status);
             Ok(Reply::Done(resp))
         }
         ProviderBody::Stream(upstream_stream) => {
+            if ctx.cache.pending.is_some() {
+                ctx.cache.fill = Some(cache::StreamFill::new(ctx.endpoint));
+            }
+            let cache_status = ctx.cache.status;
             let owned = std::mem::replace(ctx, RequestCtx::new(ctx.endpoint, String::new()));
             let out = stream::observe(
                 app.clone(),
@@ -223,18 +292,8 @@ async fn run(
                 strip_usage,
                 guard::StreamGuard::new(&guards),
             );
-            let mut resp = Response::new(Body::from_stream(out));
-            *resp.status_mut() = status;
-            let h = resp.headers_mut();
-            h.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-            h.insert(RESOLVED_MODEL, route.resolved.clone());
+            let body = Body::from_stream(out);
+            let resp = respond::response(status, body, true, route.resolved.clone(), cache_status);
             Ok(Reply::Streaming(resp))
         }
     }

@@ -89,6 +89,15 @@ impl Accounting {
                 estimated: true,
             },
         };
+        if ctx.status == 200 && ctx.error.is_empty() {
+            // A complete answer is cached; a partial one never is.
+            if let (Some(fill), Some(route)) = (ctx.cache.fill.take(), ctx.route.as_ref()) {
+                if let Some(body) = fill.finish(ctx.usage.prompt, ctx.usage.completion) {
+                    let meta = super::respond::cache_meta(route, ctx.usage);
+                    self.app.cache.store(&mut ctx.cache, meta, body.into());
+                }
+            }
+        }
         after::finish(&self.app, ctx);
     }
 }
@@ -226,8 +235,12 @@ impl State {
                 continue;
             }
             match self.guard.as_mut().map(|g| g.on_event(&data)) {
-                None | Some(Rewrite::Keep) => out.extend_from_slice(&ev.raw),
+                None | Some(Rewrite::Keep) => {
+                    self.fill_cache(&data);
+                    out.extend_from_slice(&ev.raw)
+                }
                 Some(Rewrite::Replace(new)) => {
+                    self.fill_cache(&new);
                     out.extend_from_slice(b"data: ");
                     out.extend_from_slice(new.as_bytes());
                     out.extend_from_slice(b"\n\n");
@@ -236,6 +249,13 @@ impl State {
             }
         }
         Ok((!out.is_empty()).then(|| out.freeze()))
+    }
+
+    /// Feeds an event as the caller sees it to the cache entry being assembled.
+    fn fill_cache(&mut self, data: &str) {
+        if let Some(fill) = self.acct.ctx.as_mut().and_then(|c| c.cache.fill.as_mut()) {
+            fill.push(data);
+        }
     }
 
     /// Reads usage and text off one event; false when it must not be forwarded.

@@ -35,6 +35,8 @@ pub struct AppState {
     pub prometheus: Option<PrometheusHandle>,
     pub ready: AtomicBool,
     pub config_path: PathBuf,
+    /// The response cache (backend settings apply at restart).
+    pub cache: Arc<crate::cache::Cache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let admin_listener = bind(&cfg.server.admin_listen).await?;
     let addr = listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    let cache = crate::cache::Cache::new(&cfg.cache).map_err(ServeError::Build)?;
 
     let state = Arc::new(AppState {
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -105,6 +108,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         prometheus: crate::metrics::handle(),
         ready: AtomicBool::new(true),
         config_path: config_path.to_path_buf(),
+        cache: Arc::new(cache),
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;
     // an identity provider that is down does not stop the start.

@@ -31,6 +31,7 @@ pub fn reload(state: &AppState) -> Result<(), String> {
                 ),
                 ("storage.url", new.storage.url != old.storage.url),
                 ("ledger", new.ledger != old.ledger),
+                ("cache", new.cache != old.cache),
             ];
             for (field, changed) in restart_only {
                 if changed {

@@ -122,6 +122,10 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "issuer", "TEXT NOT NULL DEFAULT ''"),
     ("usage", "attempts", "TEXT NOT NULL DEFAULT '[]'"),
     ("usage", "guardrails", "TEXT NOT NULL DEFAULT '[]'"),
+    ("usage", "cache", "TEXT NOT NULL DEFAULT ''"),
+    ("usage", "cost_saved", "REAL NOT NULL DEFAULT 0"),
+    ("usage", "template", "TEXT NOT NULL DEFAULT ''"),
+    ("usage", "template_version", "INTEGER"),
 ];
 
 pub fn now_ms() -> i64 {
@@ -175,8 +179,8 @@ impl Store {
                 "INSERT INTO usage (ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
                  endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
                  completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
-                 guardrails) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 guardrails, cache, cost_saved, template, template_version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.ts_ms)
             .bind(&r.request_id)
@@ -200,6 +204,10 @@ impl Store {
             .bind(r.ttft_ms)
             .bind(&r.attempts)
             .bind(&r.guardrails)
+            .bind(&r.cache)
+            .bind(r.cost_saved)
+            .bind(&r.template)
+            .bind(r.template_version)
             .execute(&mut *tx)
             .await?;
         }
@@ -211,7 +219,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
-             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails FROM usage \
+             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, cache, \
+             cost_saved, template, template_version FROM usage \
              WHERE ts_ms >= ? ORDER BY seq",
         )
         .bind(since_ms)
@@ -242,6 +251,10 @@ impl Store {
                     auth_method: r.try_get(19)?,
                     issuer: r.try_get(20)?,
                     guardrails: r.try_get(21)?,
+                    cache: r.try_get(22)?,
+                    cost_saved: r.try_get(23)?,
+                    template: r.try_get(24)?,
+                    template_version: r.try_get(25)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

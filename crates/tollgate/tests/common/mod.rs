@@ -277,3 +277,16 @@ pub async fn metrics_text(gw: &Gateway) -> String {
         .await
         .unwrap()
 }
+
+/// `GET path` with `key`, as JSON.
+pub async fn get_json(gw: &Gateway, path: &str, key: &str) -> Value {
+    client()
+        .get(gw.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -1,0 +1,94 @@
+//! Redis backend, shared by every gateway process using the same server.
+//! Connects in the background (a Redis that is down at start does not stop
+//! the gateway; until connected every lookup is a miss). Lookups wait at
+//! most `lookup_timeout`; stores are spawned and never awaited by a request.
+//! Expiry is Redis's own (`PSETEX`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use tokio::sync::OnceCell;
+
+use super::entry::Entry;
+use super::key::Key;
+
+pub struct Redis {
+    conn: Arc<OnceCell<ConnectionManager>>,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Redis {
+    pub fn new(url: &str, prefix: String, timeout: Duration) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("cache.redis_url: {e}"))?;
+        let conn = Arc::new(OnceCell::new());
+        let cell = conn.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(100);
+            // Stops once the gateway dropped its cache (only this task holds the cell).
+            while Arc::strong_count(&cell) > 1 {
+                match client.get_connection_manager().await {
+                    Ok(c) => {
+                        let _ = cell.set(c);
+                        tracing::info!("response cache connected to redis");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "response cache: redis unreachable; retrying");
+                        metrics::counter!("tollgate_cache_errors_total", "op" => "connect")
+                            .increment(1);
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+        Ok(Self {
+            conn,
+            prefix,
+            timeout,
+        })
+    }
+
+    fn name(&self, key: &Key) -> String {
+        format!("{}{}", self.prefix, hex::encode(key))
+    }
+
+    pub async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+        let mut c = self.conn.get()?.clone();
+        let name = self.name(key);
+        let got = tokio::time::timeout(self.timeout, c.get::<_, Option<Vec<u8>>>(name)).await;
+        match got {
+            Ok(Ok(Some(bytes))) => Entry::decode(&bytes).map(Arc::new),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "response cache: redis lookup failed");
+                metrics::counter!("tollgate_cache_errors_total", "op" => "get").increment(1);
+                None
+            }
+            Err(_) => {
+                metrics::counter!("tollgate_cache_errors_total", "op" => "get_timeout")
+                    .increment(1);
+                None
+            }
+        }
+    }
+
+    pub fn put(&self, key: &Key, entry: &Entry, ttl: Duration) {
+        let Some(c) = self.conn.get() else {
+            return;
+        };
+        let mut c = c.clone();
+        let name = self.name(key);
+        let bytes = entry.encode();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        tokio::spawn(async move {
+            if let Err(e) = c.pset_ex::<_, _, ()>(name, bytes, ms).await {
+                tracing::debug!(error = %e, "response cache: redis store failed");
+                metrics::counter!("tollgate_cache_errors_total", "op" => "put").increment(1);
+            }
+        });
+    }
+}
