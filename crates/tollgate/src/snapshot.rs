@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub issuers: Issuers,
     pub policy: Policy,
     pub guards: crate::guard::Guards,
+    /// Rate limits, quotas, budgets; counters carried over from `previous`.
+    pub limits: Arc<crate::limits::Limits>,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -177,6 +179,10 @@ impl Snapshot {
         }
         let policy = Policy::build(&config.policy)?;
         let guards = crate::guard::Guards::build(&config.guardrails)?;
+        let limits = Arc::new(crate::limits::Limits::build(
+            &config.limits,
+            previous.map(|s| &*s.limits),
+        )?);
         Ok(Self {
             config,
             models,
@@ -186,6 +192,7 @@ impl Snapshot {
             issuers,
             policy,
             guards,
+            limits,
             providers,
         })
     }

@@ -55,6 +55,8 @@ pub enum ApiError {
     Internal,
     #[error("{0}")]
     Guardrail(#[from] crate::guard::GuardError),
+    #[error("{0}")]
+    Limit(#[from] crate::limits::LimitError),
 }
 
 impl ApiError {
@@ -112,6 +114,12 @@ impl ApiError {
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Limit(crate::limits::LimitError::Exceeded { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -135,6 +143,8 @@ impl ApiError {
             ApiError::Internal => "internal",
             ApiError::Guardrail(crate::guard::GuardError::Blocked { .. }) => "guardrail_blocked",
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => "guardrail_error",
+            ApiError::Limit(crate::limits::LimitError::Exceeded { .. }) => "rate_limited",
+            ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => "limit_unavailable",
         }
     }
 
@@ -142,7 +152,7 @@ impl ApiError {
     pub fn retryable(&self) -> bool {
         match self {
             ApiError::Provider(e) => e.retryable(),
-            ApiError::ShuttingDown => true,
+            ApiError::ShuttingDown | ApiError::Limit(_) => true,
             _ => false,
         }
     }
@@ -171,6 +181,12 @@ impl ApiError {
             }
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
                 ("server_error", Some("guardrail_error"))
+            }
+            ApiError::Limit(crate::limits::LimitError::Exceeded { .. }) => {
+                ("rate_limit_error", Some("rate_limit_exceeded"))
+            }
+            ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => {
+                ("server_error", Some("limit_store_unavailable"))
             }
         }
     }
@@ -211,6 +227,9 @@ impl ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
+        }
+        if let ApiError::Limit(e) = &self {
+            e.apply_headers(resp.headers_mut());
         }
         if matches!(self, ApiError::Auth(_)) {
             resp.headers_mut().insert(

@@ -4,12 +4,14 @@
 
 pub mod duration;
 mod guardrails;
+mod limits;
 mod load;
 mod model;
 mod routing;
 mod validate;
 
 pub use guardrails::*;
+pub use limits::*;
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
 pub use routing::*;

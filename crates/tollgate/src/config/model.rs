@@ -36,6 +36,9 @@ pub struct Config {
     /// Content guardrails on input and output (see docs/guardrails.md).
     #[serde(default)]
     pub guardrails: super::guardrails::GuardrailsConfig,
+    /// Rate limits, token quotas and budgets (see docs/limits.md).
+    #[serde(default)]
+    pub limits: super::limits::LimitsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -122,6 +122,7 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
 
     super::routing::validate(&cfg.virtual_models, &models, &mut p);
     super::guardrails::validate_guardrails(&cfg.guardrails, &mut p);
+    super::limits::validate_limits(&cfg.limits, &mut p);
 
     let mut key_ids = HashSet::new();
     let mut key_hashes = HashSet::new();

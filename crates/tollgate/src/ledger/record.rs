@@ -41,4 +41,6 @@ pub struct UsageRecord {
     /// Guardrail verdicts, JSON: `[{"policy","direction","category","action","count"}]`
     /// (never the matched values).
     pub guardrails: String,
+    /// Limit decisions, JSON: `[{"rule","cap","counter","window","store","decision","charged"}]`.
+    pub limits: String,
 }

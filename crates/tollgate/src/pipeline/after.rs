@@ -7,7 +7,7 @@ use crate::server::AppState;
 
 use super::context::RequestCtx;
 
-pub fn finish(app: &AppState, ctx: RequestCtx) {
+pub fn finish(app: &AppState, mut ctx: RequestCtx) {
     let latency = ctx.started.elapsed();
     let (provider, upstream_model, cost) = match &ctx.route {
         Some(r) => (
@@ -17,6 +17,10 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         ),
         None => ("", "", 0.0),
     };
+    // Settle the limits' reservations to what was actually used.
+    if let Some(adm) = ctx.admission.take() {
+        ctx.limit_decisions = adm.settle(ctx.usage.prompt, ctx.usage.completion, cost);
+    }
     // Metric labels stay low-cardinality: unknown model names collapse.
     let model_label = if ctx.route.is_some() {
         ctx.requested_model.clone()
@@ -124,6 +128,11 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         ttft_ms: ctx.first_token.map(|t| t.as_secs_f64() * 1e3),
         attempts: attempts_json(&ctx.attempts),
         guardrails: serde_json::to_string(&ctx.verdicts).unwrap_or_else(|_| "[]".into()),
+        limits: if ctx.limit_decisions.is_empty() {
+            "[]".into()
+        } else {
+            ctx.limit_decisions
+        },
     });
 }
 

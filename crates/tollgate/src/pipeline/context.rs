@@ -51,6 +51,10 @@ pub struct RequestCtx {
     pub status: u16,
     /// Low-cardinality error label; empty on success.
     pub error: &'static str,
+    /// Phase 5's reservations, settled in `after::finish`.
+    pub admission: Option<crate::limits::Admission>,
+    /// Limit decisions as ledger JSON (set when admission rejects).
+    pub limit_decisions: String,
 }
 
 impl RequestCtx {
@@ -72,6 +76,8 @@ impl RequestCtx {
             first_token: None,
             status: 200,
             error: "",
+            admission: None,
+            limit_decisions: String::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! the marked slots. Every decision uses in-memory state; the only I/O is the
 //! upstream call, and recording happens after the response (`after.rs`).
 
+mod admit;
 mod after;
 mod attempt;
 mod context;
@@ -139,7 +140,26 @@ async fn run(
         });
     }
 
-    // 5. admit — rate limits, quotas, budgets (issue 6).
+    // 5. admit — rate limits, quotas, budgets: reserve the estimate on every
+    //    counter the request charges (settled in after::finish / stream.rs).
+    let mut limit_headers = crate::limits::RateHeaders::default();
+    if !snap.limits.is_empty() {
+        let demand = admit::demand(&snap.limits, ctx.endpoint, &parsed.body, &plan);
+        match snap
+            .limits
+            .admit(&identity.principal, &parsed.model, demand)
+            .await
+        {
+            Ok(adm) => {
+                limit_headers = adm.headers();
+                ctx.admission = (!adm.is_empty()).then_some(adm);
+            }
+            Err(e) => {
+                ctx.limit_decisions = e.ledger_json();
+                return Err(e.into());
+            }
+        }
+    }
 
     // 6. input guardrails — detectors and webhooks over the request's text;
     //    block (400), mask in place, or audit. One masker per request keeps
@@ -210,6 +230,7 @@ async fn run(
                 HeaderValue::from_static("application/json"),
             );
             h.insert(RESOLVED_MODEL, route.resolved.clone());
+            limit_headers.apply(h);
             Ok(Reply::Done(resp))
         }
         ProviderBody::Stream(upstream_stream) => {
@@ -235,6 +256,7 @@ async fn run(
                 HeaderValue::from_static("no-cache"),
             );
             h.insert(RESOLVED_MODEL, route.resolved.clone());
+            limit_headers.apply(h);
             Ok(Reply::Streaming(resp))
         }
     }

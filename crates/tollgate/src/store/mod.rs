@@ -122,6 +122,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "issuer", "TEXT NOT NULL DEFAULT ''"),
     ("usage", "attempts", "TEXT NOT NULL DEFAULT '[]'"),
     ("usage", "guardrails", "TEXT NOT NULL DEFAULT '[]'"),
+    ("usage", "limits", "TEXT NOT NULL DEFAULT '[]'"),
 ];
 
 pub fn now_ms() -> i64 {
@@ -175,8 +176,8 @@ impl Store {
                 "INSERT INTO usage (ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
                  endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
                  completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
-                 guardrails) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 guardrails, limits) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.ts_ms)
             .bind(&r.request_id)
@@ -200,6 +201,7 @@ impl Store {
             .bind(r.ttft_ms)
             .bind(&r.attempts)
             .bind(&r.guardrails)
+            .bind(&r.limits)
             .execute(&mut *tx)
             .await?;
         }
@@ -211,7 +213,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
-             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails FROM usage \
+             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, limits FROM usage \
              WHERE ts_ms >= ? ORDER BY seq",
         )
         .bind(since_ms)
@@ -242,8 +244,27 @@ impl Store {
                     auth_method: r.try_get(19)?,
                     issuer: r.try_get(20)?,
                     guardrails: r.try_get(21)?,
+                    limits: r.try_get(22)?,
                 })
             })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// `(ts_ms, limits JSON)` of records since `since_ms` that charged a
+    /// limit (budgets are rebuilt from these at start).
+    pub async fn limit_charges_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ts_ms, limits FROM usage WHERE ts_ms >= ? AND limits != '[]' AND limits != ''",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
