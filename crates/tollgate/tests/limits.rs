@@ -1,6 +1,7 @@
 //! Rate limits, token quotas and budgets on one node: exact under 200
 //! concurrent clients, headers, shadow mode, in-flight caps, and a budget
 //! that cuts a stream and survives a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -21,7 +22,8 @@ async fn early_in_minute() {
 async fn start_with_limits(mock: &Mock, limits: &str) -> Gateway {
     let dead = dead_addr().await;
     let limits = limits.to_string();
-    start_gateway_with(move |db| format!("{}\nlimits:\n{limits}", standard_config(mock, dead, db))).await
+    start_gateway_with(move |db| format!("{}\nlimits:\n{limits}", standard_config(mock, dead, db)))
+        .await
 }
 
 fn header(resp: &reqwest::Response, name: &str) -> String {
@@ -71,7 +73,10 @@ async fn request_limit_is_exact_under_200_concurrent_clients() {
     let err = &limited[0].1["error"];
     assert_eq!(err["code"], "rate_limit_exceeded");
     assert_eq!(err["type"], "rate_limit_error");
-    assert!(err["message"].as_str().unwrap().contains("per-key-rpm"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("per-key-rpm"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -132,7 +137,10 @@ async fn headers_on_success_and_rejection() {
     assert!(header(&r, "x-ratelimit-reset-requests").ends_with('s'));
     assert_eq!(header(&r, "x-ratelimit-limit-tokens"), "100000");
     let remaining: f64 = header(&r, "x-ratelimit-remaining-tokens").parse().unwrap();
-    assert!(remaining < 100000.0 - 10.0 && remaining > 99000.0, "{remaining}");
+    assert!(
+        remaining < 100000.0 - 10.0 && remaining > 99000.0,
+        "{remaining}"
+    );
     assert!(header(&r, "x-ratelimit-reset-tokens").ends_with('s'));
     post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
     post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
@@ -144,7 +152,10 @@ async fn headers_on_success_and_rejection() {
     assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "0");
     let b: Value = r.json().await.unwrap();
     assert!(b["error"]["message"].as_str().unwrap().contains("`alice`"));
-    assert!(b["error"]["message"].as_str().unwrap().contains("requests_per_minute"));
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("requests_per_minute"));
     // Another principal is not limited by this rule and sees no headers.
     let r = post(&gw, "/v1/chat/completions", Some(KEY_LIMITED), &body).await;
     assert_eq!(r.status(), 200);
@@ -205,7 +216,11 @@ async fn concurrent_requests_in_flight_are_capped() {
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 4);
     // Released when they finished.
     assert_eq!(chat_status(&gw, KEY, "chat-up").await, 200);
@@ -224,9 +239,15 @@ async fn budget_cuts_a_stream_and_survives_a_restart() {
     let events = sse_data(&text);
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "rate_limit_exceeded", "{text}");
-    assert!(last["error"]["message"].as_str().unwrap().contains("alice-budget"));
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("alice-budget"));
     let content_events = events.len() - 1;
-    assert!(content_events > 1 && content_events < 100, "{content_events} events before the cut");
+    assert!(
+        content_events > 1 && content_events < 100,
+        "{content_events} events before the cut"
+    );
     assert!(!text.contains("[DONE]"));
     // The budget is spent: the next request is refused…
     assert_eq!(chat_status(&gw, KEY, "chat-up").await, 429);
@@ -234,16 +255,29 @@ async fn budget_cuts_a_stream_and_survives_a_restart() {
     let recs = wait_records(&store, 2).await;
     let cut = recs.iter().find(|r| r.stream).unwrap();
     assert_eq!((cut.status, cut.error.as_str()), (429, "rate_limited"));
-    assert!(cut.cost > 0.0005 && cut.cost <= 0.001 + 32.0 * 20.0 / 1e6, "{}", cut.cost);
+    assert!(
+        cut.cost > 0.0005 && cut.cost <= 0.001 + 32.0 * 20.0 / 1e6,
+        "{}",
+        cut.cost
+    );
     store.close().await;
     // …and still after a restart: the counter is rebuilt from the ledger.
     let running = tollgate::server::start(&gw.config_path).await.unwrap();
     gw.addr = running.addr;
     gw.running = Some(running);
-    let r = post(&gw, "/v1/chat/completions", Some(KEY), &chat_body("chat-up", "x")).await;
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        Some(KEY),
+        &chat_body("chat-up", "x"),
+    )
+    .await;
     assert_eq!(r.status(), 429);
     let b: Value = r.json().await.unwrap();
-    assert!(b["error"]["message"].as_str().unwrap().contains("cost_per_day"));
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cost_per_day"));
     // Other principals are untouched.
     assert_eq!(chat_status(&gw, KEY_LIMITED, "chat-local").await, 200);
     gw.stop().await;

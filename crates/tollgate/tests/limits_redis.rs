@@ -1,6 +1,7 @@
 //! Limits shared through a real `redis-server` (Debian package; started here
 //! on a free port in a temp dir): three gateway processes share one cap,
 //! and Redis dies and returns under fail-open and fail-closed rules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -79,10 +80,18 @@ impl Redis {
             .get_multiplexed_async_connection()
             .await
             .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let mut total = 0.0;
         for k in keys {
-            let v: String = redis::cmd("GET").arg(&k).query_async(&mut conn).await.unwrap();
+            let v: String = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
             total += v.parse::<f64>().unwrap();
         }
         total
@@ -100,7 +109,11 @@ fn gateway_bin() -> PathBuf {
         return p.into();
     }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/tollgate");
-    assert!(p.exists(), "{} is missing: run `cargo build` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
@@ -119,8 +132,16 @@ impl Drop for Proc {
 async fn spawn_gateway(config: String, dir: &std::path::Path, n: usize) -> Proc {
     let (port, admin) = (free_port(), free_port());
     let config = config
-        .replacen("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"), 1)
-        .replacen("admin_listen: 127.0.0.1:0", &format!("admin_listen: 127.0.0.1:{admin}"), 1);
+        .replacen(
+            "listen: 127.0.0.1:0",
+            &format!("listen: 127.0.0.1:{port}"),
+            1,
+        )
+        .replacen(
+            "admin_listen: 127.0.0.1:0",
+            &format!("admin_listen: 127.0.0.1:{admin}"),
+            1,
+        );
     let path = dir.join(format!("gw{n}.yaml"));
     std::fs::write(&path, config).unwrap();
     let child = Command::new(gateway_bin())
@@ -136,7 +157,11 @@ async fn spawn_gateway(config: String, dir: &std::path::Path, n: usize) -> Proc 
         addr: format!("127.0.0.1:{port}"),
     };
     for _ in 0..200 {
-        if let Ok(r) = client().get(format!("http://127.0.0.1:{admin}/readyz")).send().await {
+        if let Ok(r) = client()
+            .get(format!("http://127.0.0.1:{admin}/readyz"))
+            .send()
+            .await
+        {
             if r.status() == 200 {
                 return proc;
             }
@@ -162,7 +187,10 @@ async fn three_gateway_processes_share_one_cap() {
     let dir = tempfile::tempdir().unwrap();
     let mut gws = Vec::new();
     for n in 0..3 {
-        let db = format!("sqlite://{}", dir.path().join(format!("gw{n}.db")).display());
+        let db = format!(
+            "sqlite://{}",
+            dir.path().join(format!("gw{n}.db")).display()
+        );
         let cfg = format!(
             "{}\nlimits:\n  redis: {{ url: \"{}\", timeout: 2s }}\n  rules:\n    - name: fleet-rpm\n      store: redis\n      on_store_error: closed\n      requests_per_minute: 300\n",
             standard_config(&mock, dead, &db),
@@ -174,7 +202,10 @@ async fn three_gateway_processes_share_one_cap() {
     let tasks: Vec<_> = (0..900)
         .map(|i| {
             let url = format!("http://{}/v1/chat/completions", gws[i % 3].addr);
-            let req = client.post(url).bearer_auth(KEY).json(&chat_body("chat-local", "hi"));
+            let req = client
+                .post(url)
+                .bearer_auth(KEY)
+                .json(&chat_body("chat-local", "hi"));
             tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
         })
         .collect();
@@ -184,7 +215,10 @@ async fn three_gateway_processes_share_one_cap() {
     }
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let limited = statuses.iter().filter(|s| **s == 429).count();
-    assert!((297..=303).contains(&ok), "a shared cap of 300 admitted {ok}");
+    assert!(
+        (297..=303).contains(&ok),
+        "a shared cap of 300 admitted {ok}"
+    );
     assert_eq!(ok, 300, "the shared counter is exact");
     assert_eq!(ok + limited, 900, "{statuses:?}");
     assert_eq!(redis.sum("tollgate:fleet-rpm:*").await, 300.0);
@@ -212,15 +246,32 @@ async fn redis_down_fails_open_or_closed_per_rule_and_recovers() {
         // Fail-open: served on this node's counters.
         assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
         // Fail-closed: refused while the store is unreachable.
-        let r = post(&gw, "/v1/chat/completions", Some(KEY_LIMITED), &chat_body("chat-local", "x")).await;
+        let r = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY_LIMITED),
+            &chat_body("chat-local", "x"),
+        )
+        .await;
         assert_eq!(r.status(), 503);
         let b: Value = r.json().await.unwrap();
         assert_eq!(b["error"]["code"], "limit_store_unavailable");
-        assert!(b["error"]["message"].as_str().unwrap().contains("bob-closed"));
+        assert!(b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bob-closed"));
     }
     let m = metrics_text(&gw).await;
-    assert!(m.lines().any(|l| l.contains("alice-open") && l.contains("fallback_local")), "{m}");
-    assert!(m.lines().any(|l| l.starts_with("tollgate_limit_store_errors_total")), "{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.contains("alice-open") && l.contains("fallback_local")),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("tollgate_limit_store_errors_total")),
+        "{m}"
+    );
 
     // Redis returns (empty: it kept nothing): the gateway reconnects by itself.
     redis.spawn().await;
@@ -232,11 +283,20 @@ async fn redis_down_fails_open_or_closed_per_rule_and_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(recovered, "fail-closed rule did not recover after Redis returned");
+    assert!(
+        recovered,
+        "fail-closed rule did not recover after Redis returned"
+    );
     assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
-    assert_eq!(redis.sum("tollgate:alice-open:*").await, 1.0, "counted in Redis again");
+    assert_eq!(
+        redis.sum("tollgate:alice-open:*").await,
+        1.0,
+        "counted in Redis again"
+    );
     let store = gw.stop().await;
     let recs = store.usage_since(0).await.unwrap();
     assert!(recs.iter().any(|r| r.limits.contains("fallback_local")));
-    assert!(recs.iter().any(|r| r.error == "limit_unavailable" && r.status == 503));
+    assert!(recs
+        .iter()
+        .any(|r| r.error == "limit_unavailable" && r.status == 503));
 }

@@ -114,7 +114,7 @@ impl ApiError {
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Limit(crate::limits::LimitError::Exceeded { .. }) => {
+            ApiError::Limit(crate::limits::LimitError::Exceeded(_)) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => {
@@ -143,7 +143,7 @@ impl ApiError {
             ApiError::Internal => "internal",
             ApiError::Guardrail(crate::guard::GuardError::Blocked { .. }) => "guardrail_blocked",
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => "guardrail_error",
-            ApiError::Limit(crate::limits::LimitError::Exceeded { .. }) => "rate_limited",
+            ApiError::Limit(crate::limits::LimitError::Exceeded(_)) => "rate_limited",
             ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => "limit_unavailable",
         }
     }
@@ -182,7 +182,7 @@ impl ApiError {
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
                 ("server_error", Some("guardrail_error"))
             }
-            ApiError::Limit(crate::limits::LimitError::Exceeded { .. }) => {
+            ApiError::Limit(crate::limits::LimitError::Exceeded(_)) => {
                 ("rate_limit_error", Some("rate_limit_exceeded"))
             }
             ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => {

@@ -215,7 +215,8 @@ async fn reserve(
         done.push(i);
     }
     if remote.is_empty() {
-        return commit(charges, idx, amounts);
+        commit(charges, idx, amounts);
+        return Ok(());
     }
     let Some(store) = redis else {
         rollback(charges, &done);
@@ -248,7 +249,8 @@ async fn reserve(
                 c.used_after = before + amounts[pos];
                 c.shadow_hit |= c.used_after > c.cap().max;
             }
-            commit(charges, idx, amounts)
+            commit(charges, idx, amounts);
+            Ok(())
         }
         Ok((failed, used)) => {
             let pos = remote.get(failed - 1).copied().unwrap_or(remote[0]);
@@ -286,12 +288,13 @@ async fn reserve(
                 c.shadow_hit |= c.used_after > max;
                 done.push(idx[pos]);
             }
-            commit(charges, idx, amounts)
+            commit(charges, idx, amounts);
+            Ok(())
         }
     }
 }
 
-fn commit(charges: &mut [Charge], idx: &[usize], amounts: &[f64]) -> Result<(), LimitError> {
+fn commit(charges: &mut [Charge], idx: &[usize], amounts: &[f64]) {
     for (pos, &i) in idx.iter().enumerate() {
         charges[i].reserved += amounts[pos];
         if charges[i].shadow_hit && !charges[i].enforce() {
@@ -299,7 +302,6 @@ fn commit(charges: &mut [Charge], idx: &[usize], amounts: &[f64]) -> Result<(), 
                 counter = %charges[i].key, "shadow limit would have rejected this request");
         }
     }
-    Ok(())
 }
 
 fn record_decision(c: &Charge, decision: &'static str) {
@@ -556,18 +558,23 @@ fn format_reset(ms: i64) -> String {
     }
 }
 
+/// A cap that would be crossed, for the 429.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rate limit exceeded: limit `{rule}` ({cap} {max}, used {used}, this request needs {needed}); retry after {retry_after_s}s")]
+pub struct Exceeded {
+    pub rule: String,
+    pub cap: &'static str,
+    pub max: f64,
+    pub used: f64,
+    pub needed: f64,
+    pub retry_after_s: u64,
+    headers: RateHeaders,
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LimitError {
-    #[error("rate limit exceeded: limit `{rule}` ({cap} {max}, used {used}, this request needs {needed}); retry after {retry_after_s}s")]
-    Exceeded {
-        rule: String,
-        cap: &'static str,
-        max: f64,
-        used: f64,
-        needed: f64,
-        retry_after_s: u64,
-        headers: RateHeaders,
-    },
+    #[error("{0}")]
+    Exceeded(Box<Exceeded>),
     #[error("limit `{rule}` cannot be checked: its counter store is unreachable")]
     Unavailable { rule: String },
 }
@@ -581,7 +588,7 @@ impl LimitError {
         };
         let mut headers = RateHeaders::default();
         headers.offer(cap, used, c.window, now);
-        LimitError::Exceeded {
+        LimitError::Exceeded(Box::new(Exceeded {
             rule: c.rule.name.to_string(),
             cap: cap.label,
             max: cap.max,
@@ -589,12 +596,12 @@ impl LimitError {
             needed: (needed * 1e6).round() / 1e6,
             retry_after_s: (reset_ms as u64).div_ceil(1000).max(1),
             headers,
-        }
+        }))
     }
 
     fn record(&self) {
         let (rule, cap, decision) = match self {
-            LimitError::Exceeded { rule, cap, .. } => (rule, *cap, "rejected"),
+            LimitError::Exceeded(e) => (&e.rule, e.cap, "rejected"),
             LimitError::Unavailable { rule } => (rule, "", "unavailable"),
         };
         metrics::counter!("tollgate_limit_decisions_total", "rule" => rule.clone(),
@@ -605,8 +612,8 @@ impl LimitError {
     /// The decision as ledger JSON (a rejected request charges nothing).
     pub fn ledger_json(&self) -> String {
         match self {
-            LimitError::Exceeded { rule, cap, .. } => {
-                json!([{"rule": rule, "cap": cap, "decision": "rejected"}]).to_string()
+            LimitError::Exceeded(e) => {
+                json!([{"rule": e.rule, "cap": e.cap, "decision": "rejected"}]).to_string()
             }
             LimitError::Unavailable { rule } => {
                 json!([{"rule": rule, "decision": "unavailable"}]).to_string()
@@ -616,14 +623,9 @@ impl LimitError {
 
     /// Status, `Retry-After` and rate-limit headers for the response.
     pub fn apply_headers(&self, h: &mut http::HeaderMap) {
-        if let LimitError::Exceeded {
-            retry_after_s,
-            headers,
-            ..
-        } = self
-        {
-            headers.apply(h);
-            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+        if let LimitError::Exceeded(e) = self {
+            e.headers.apply(h);
+            if let Ok(v) = HeaderValue::from_str(&e.retry_after_s.to_string()) {
                 h.insert(http::header::RETRY_AFTER, v);
             }
         }
