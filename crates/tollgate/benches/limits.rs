@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tollgate::auth::{AuthMethod, Principal};
-use tollgate::config::{PrincipalKind, Price};
+use tollgate::config::{Price, PrincipalKind};
 use tollgate::limits::{Demand, Limits};
 
 const RULES: &str = r#"
