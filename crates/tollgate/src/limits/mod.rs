@@ -56,6 +56,17 @@ impl Limits {
         self.rules.is_empty()
     }
 
+    /// Whether a rule with a token or cost cap applies (only then are the
+    /// prompt's tokens counted on the request path).
+    pub fn counts_tokens(&self, principal: &Principal, model: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.caps
+                .iter()
+                .any(|c| matches!(c.kind, CapKind::Tokens(_) | CapKind::Cost))
+                && r.applies(principal, model)
+        })
+    }
+
     /// The rules' counters this request charges, with the estimate reserved.
     fn charges(
         &self,
@@ -121,14 +132,20 @@ impl Limits {
             now,
         )
         .await;
-        match &result {
-            Ok(()) => charges
-                .iter()
-                .for_each(|c| record_decision(c, c.decision())),
-            Err(e) => e.record(),
+        match result {
+            Ok(()) => {
+                charges
+                    .iter()
+                    .for_each(|c| record_decision(c, c.decision()));
+                adm.charges = charges;
+                Ok(adm)
+            }
+            Err(e) => {
+                // Nothing stayed charged: `reserve` rolled back.
+                e.record();
+                Err(e)
+            }
         }
-        adm.charges = charges;
-        result.map(|()| adm)
     }
 }
 

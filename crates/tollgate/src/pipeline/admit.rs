@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::auth::Principal;
 use crate::config::{Endpoint, Price};
 use crate::limits::{Demand, Limits};
 
@@ -16,7 +17,12 @@ pub fn demand(
     endpoint: Endpoint,
     body: &Map<String, Value>,
     plan: &Plan,
+    principal: &Principal,
+    model: &str,
 ) -> Demand {
+    if !limits.counts_tokens(principal, model) {
+        return Demand::default();
+    }
     let asked = ["max_completion_tokens", "max_tokens"]
         .iter()
         .find_map(|f| body.get(*f).and_then(Value::as_i64))

@@ -144,7 +144,14 @@ async fn run(
     //    counter the request charges (settled in after::finish / stream.rs).
     let mut limit_headers = crate::limits::RateHeaders::default();
     if !snap.limits.is_empty() {
-        let demand = admit::demand(&snap.limits, ctx.endpoint, &parsed.body, &plan);
+        let demand = admit::demand(
+            &snap.limits,
+            ctx.endpoint,
+            &parsed.body,
+            &plan,
+            &identity.principal,
+            &parsed.model,
+        );
         match snap
             .limits
             .admit(&identity.principal, &parsed.model, demand)
