@@ -225,3 +225,60 @@ fn default_redis_timeout() -> Duration {
 fn default_prefix() -> String {
     "tollgate".to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{parse_str, ConfigError};
+
+    const BASE: &str = "server: { listen: \"127.0.0.1:0\", admin_listen: \"127.0.0.1:0\" }\n";
+
+    fn problems(limits: &str) -> Vec<String> {
+        match parse_str(&format!("{BASE}limits:\n{limits}")) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected problems, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_rules_with_paths() {
+        let p = problems(
+            "  rules:\n    - { name: a }\n    - { name: a, requests_per_minute: 1, store: redis }\n    - { name: c, cost_per_day: -1 }\n",
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("limits.rules[0]: sets no cap")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("limits.rules[1].name: duplicate")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("limits.rules[1].store: redis needs")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|m| m.contains("limits.rules[2].cost_per_day")),
+            "{p:?}"
+        );
+        let p = problems("  redis: { url: \"http://x\" }\n  rules: []\n");
+        assert!(p.iter().any(|m| m.contains("limits.redis.url")), "{p:?}");
+        // Typos are errors, not silently ignored settings.
+        assert!(parse_str(&format!(
+            "{BASE}limits:\n  rules:\n    - {{ name: x, request_per_minute: 1 }}\n"
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn accepts_a_full_rule() {
+        let cfg = parse_str(&format!(
+            "{BASE}limits:\n  redis: {{ url: \"redis://127.0.0.1:6379/\" }}\n  rules:\n    - name: r\n      match: {{ groups: [eng], models: [\"*\"] }}\n      per: [group, model]\n      tokens_per_minute: 10\n      token_kind: output\n      concurrent: 2\n      cost_per_month: 5\n      mode: shadow\n      store: redis\n      on_store_error: closed\n      stream_overrun: finish\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.limits.rules[0].per.len(), 2);
+        assert_eq!(cfg.limits.default_max_tokens, 4096);
+    }
+}
