@@ -9,6 +9,7 @@ pub mod config;
 pub mod guard;
 pub mod guardrails;
 pub mod ledger;
+pub mod limits;
 pub mod metrics;
 pub mod mock;
 pub mod pipeline;

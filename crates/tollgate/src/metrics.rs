@@ -79,4 +79,12 @@ fn describe() {
     metrics::describe_counter!("tollgate_ledger_written_total", "Usage records written");
     metrics::describe_counter!("tollgate_config_reloads_total", "Config reloads by result");
     crate::cache::describe_metrics();
+    metrics::describe_counter!(
+        "tollgate_limit_decisions_total",
+        "Limit decisions by rule, cap and decision (allowed, rejected, shadow_rejected, fallback_local, unavailable, stream_cut)"
+    );
+    metrics::describe_counter!(
+        "tollgate_limit_store_errors_total",
+        "Failed calls to the shared limit store (Redis), by operation"
+    );
 }

@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub cache_rules: HashMap<String, crate::config::CacheRule>,
     /// Prompt templates by name and version.
     pub templates: crate::prompts::Templates,
+    /// Rate limits, quotas, budgets; counters carried over from `previous`.
+    pub limits: Arc<crate::limits::Limits>,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -189,6 +191,10 @@ impl Snapshot {
             .filter_map(|(name, rule)| rule.clone().map(|r| (name.clone(), r)))
             .collect();
         let templates = crate::prompts::Templates::build(&config.prompts)?;
+        let limits = Arc::new(crate::limits::Limits::build(
+            &config.limits,
+            previous.map(|s| &*s.limits),
+        )?);
         Ok(Self {
             config,
             models,
@@ -200,6 +206,7 @@ impl Snapshot {
             guards,
             cache_rules,
             templates,
+            limits,
             providers,
         })
     }

@@ -57,6 +57,8 @@ pub enum ApiError {
     Internal,
     #[error("{0}")]
     Guardrail(#[from] crate::guard::GuardError),
+    #[error("{0}")]
+    Limit(#[from] crate::limits::LimitError),
 }
 
 impl ApiError {
@@ -114,6 +116,12 @@ impl ApiError {
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Limit(crate::limits::LimitError::Exceeded(_)) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -138,6 +146,8 @@ impl ApiError {
             ApiError::Internal => "internal",
             ApiError::Guardrail(crate::guard::GuardError::Blocked { .. }) => "guardrail_blocked",
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => "guardrail_error",
+            ApiError::Limit(crate::limits::LimitError::Exceeded(_)) => "rate_limited",
+            ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => "limit_unavailable",
         }
     }
 
@@ -145,7 +155,7 @@ impl ApiError {
     pub fn retryable(&self) -> bool {
         match self {
             ApiError::Provider(e) => e.retryable(),
-            ApiError::ShuttingDown => true,
+            ApiError::ShuttingDown | ApiError::Limit(_) => true,
             _ => false,
         }
     }
@@ -175,6 +185,12 @@ impl ApiError {
             }
             ApiError::Guardrail(crate::guard::GuardError::Failed { .. }) => {
                 ("server_error", Some("guardrail_error"))
+            }
+            ApiError::Limit(crate::limits::LimitError::Exceeded(_)) => {
+                ("rate_limit_error", Some("rate_limit_exceeded"))
+            }
+            ApiError::Limit(crate::limits::LimitError::Unavailable { .. }) => {
+                ("server_error", Some("limit_store_unavailable"))
             }
         }
     }
@@ -215,6 +231,9 @@ impl ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
+        }
+        if let ApiError::Limit(e) = &self {
+            e.apply_headers(resp.headers_mut());
         }
         if matches!(self, ApiError::Auth(_)) {
             resp.headers_mut().insert(

@@ -5,6 +5,7 @@
 mod cache;
 pub mod duration;
 mod guardrails;
+mod limits;
 mod load;
 mod model;
 mod prompts;
@@ -13,6 +14,7 @@ mod validate;
 
 pub use cache::{CacheBackendKind, CacheConfig, CacheRule, CacheScope};
 pub use guardrails::*;
+pub use limits::*;
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
 pub use prompts::{PromptsConfig, TemplateConfig, TemplateMessage, RESERVED_PARAMS};

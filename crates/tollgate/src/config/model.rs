@@ -42,6 +42,9 @@ pub struct Config {
     /// Prompt templates served as APIs (see docs/prompts.md).
     #[serde(default)]
     pub prompts: super::prompts::PromptsConfig,
+    /// Rate limits, token quotas and budgets (see docs/limits.md).
+    #[serde(default)]
+    pub limits: super::limits::LimitsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

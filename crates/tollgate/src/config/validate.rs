@@ -124,6 +124,7 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     super::cache::validate(&cfg.cache, &mut p);
     super::prompts::validate(cfg, &mut p);
     super::guardrails::validate_guardrails(&cfg.guardrails, &mut p);
+    super::limits::validate_limits(&cfg.limits, &mut p);
 
     let mut key_ids = HashSet::new();
     let mut key_hashes = HashSet::new();

@@ -49,4 +49,6 @@ pub struct UsageRecord {
     /// The prompt template called, and its version; empty / `None` otherwise.
     pub template: String,
     pub template_version: Option<i64>,
+    /// Limit decisions, JSON: `[{"rule","cap","counter","window","store","decision","charged"}]`.
+    pub limits: String,
 }

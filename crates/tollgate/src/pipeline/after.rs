@@ -7,7 +7,7 @@ use crate::server::AppState;
 
 use super::context::RequestCtx;
 
-pub fn finish(app: &AppState, ctx: RequestCtx) {
+pub fn finish(app: &AppState, mut ctx: RequestCtx) {
     let latency = ctx.started.elapsed();
     let (provider, upstream_model, cost) = match (&ctx.route, &ctx.cache.origin) {
         (Some(r), _) => (
@@ -19,6 +19,10 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         (None, Some((p, m))) => (p.as_str(), m.as_str(), 0.0),
         (None, None) => ("", "", 0.0),
     };
+    // Settle the limits' reservations to what was actually used.
+    if let Some(adm) = ctx.admission.take() {
+        ctx.limit_decisions = adm.settle(ctx.usage.prompt, ctx.usage.completion, cost);
+    }
     // Metric labels stay low-cardinality: unknown model names collapse.
     let model_label = if ctx.route.is_some() || ctx.cache.origin.is_some() {
         ctx.requested_model.clone()
@@ -135,6 +139,11 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         cost_saved: ctx.cache.cost_saved,
         template_version: ctx.template.as_ref().map(|t| i64::from(t.1)),
         template: ctx.template.map(|t| t.0).unwrap_or_default(),
+        limits: if ctx.limit_decisions.is_empty() {
+            "[]".into()
+        } else {
+            ctx.limit_decisions
+        },
     });
 }
 

@@ -55,6 +55,10 @@ pub struct RequestCtx {
     pub cache: crate::cache::CacheNote,
     /// The prompt template called (name, version), if any.
     pub template: Option<(String, u32)>,
+    /// Phase 5's reservations, settled in `after::finish`.
+    pub admission: Option<crate::limits::Admission>,
+    /// Limit decisions as ledger JSON (set when admission rejects).
+    pub limit_decisions: String,
 }
 
 impl RequestCtx {
@@ -78,6 +82,8 @@ impl RequestCtx {
             error: "",
             cache: crate::cache::CacheNote::default(),
             template: None,
+            admission: None,
+            limit_decisions: String::new(),
         }
     }
 

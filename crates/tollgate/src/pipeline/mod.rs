@@ -3,6 +3,7 @@
 //! the marked slots. Every decision uses in-memory state; the only I/O is the
 //! upstream call, and recording happens after the response (`after.rs`).
 
+mod admit;
 mod after;
 mod attempt;
 mod context;
@@ -174,7 +175,33 @@ async fn run(
         });
     }
 
-    // 5. admit — rate limits, quotas, budgets (issue 6).
+    // 5. admit — rate limits, quotas, budgets: reserve the estimate on every
+    //    counter the request charges (settled in after::finish / stream.rs).
+    let mut limit_headers = crate::limits::RateHeaders::default();
+    if !snap.limits.is_empty() {
+        let demand = admit::demand(
+            &snap.limits,
+            ctx.endpoint,
+            &parsed.body,
+            &plan,
+            &identity.principal,
+            &parsed.model,
+        );
+        match snap
+            .limits
+            .admit(&identity.principal, &parsed.model, demand)
+            .await
+        {
+            Ok(adm) => {
+                limit_headers = adm.headers();
+                ctx.admission = (!adm.is_empty()).then_some(adm);
+            }
+            Err(e) => {
+                ctx.limit_decisions = e.ledger_json();
+                return Err(e.into());
+            }
+        }
+    }
 
     // 6. input guardrails — detectors and webhooks over the request's text;
     //    block (400), mask in place, or audit. One masker per request keeps
@@ -222,7 +249,9 @@ async fn run(
                 )
                 .await?;
                 let (stream, usage) = (parsed.stream, parsed.wants_usage);
-                let resp = respond::cached(ctx, &parsed.model, &entry.meta, out, stream, usage)?;
+                let mut resp =
+                    respond::cached(ctx, &parsed.model, &entry.meta, out, stream, usage)?;
+                limit_headers.apply(resp.headers_mut());
                 return Ok(Reply::Done(resp));
             }
             None => {
@@ -274,7 +303,8 @@ async fn run(
             }
             let body = Body::from(body_bytes);
             let resolved = route.resolved.clone();
-            let resp = respond::response(status, body, false, resolved, ctx.cache.status);
+            let mut resp = respond::response(status, body, false, resolved, ctx.cache.status);
+            limit_headers.apply(resp.headers_mut());
             Ok(Reply::Done(resp))
         }
         ProviderBody::Stream(upstream_stream) => {
@@ -293,7 +323,9 @@ async fn run(
                 guard::StreamGuard::new(&guards),
             );
             let body = Body::from_stream(out);
-            let resp = respond::response(status, body, true, route.resolved.clone(), cache_status);
+            let mut resp =
+                respond::response(status, body, true, route.resolved.clone(), cache_status);
+            limit_headers.apply(resp.headers_mut());
             Ok(Reply::Streaming(resp))
         }
     }

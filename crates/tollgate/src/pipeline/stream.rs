@@ -62,6 +62,8 @@ struct Accounting {
     /// The caller's request body, parsed again only if tokens must be estimated.
     request: Bytes,
     completion_text: String,
+    /// How much of `completion_text` the limits have been charged for.
+    metered: usize,
     usage: Option<WireUsage>,
 }
 
@@ -99,6 +101,26 @@ impl Accounting {
             }
         }
         after::finish(&self.app, ctx);
+    }
+}
+
+impl Accounting {
+    /// Charges the limits for the tokens that arrived since the last call;
+    /// an error means a cap with `stream_overrun: cut` would be crossed.
+    async fn meter(&mut self) -> Result<(), crate::limits::LimitError> {
+        let Some(ctx) = self.ctx.as_mut() else {
+            return Ok(());
+        };
+        let (Some(adm), Some(route)) = (ctx.admission.as_mut(), ctx.route.as_ref()) else {
+            return Ok(());
+        };
+        if !adm.meters_stream() || self.metered >= self.completion_text.len() {
+            return Ok(());
+        }
+        let fresh = tokens::count(self.completion_text.get(self.metered..).unwrap_or(""));
+        self.metered = self.completion_text.len();
+        let price = route.price;
+        adm.extend(fresh, &price).await
     }
 }
 
@@ -151,6 +173,7 @@ pub fn observe(
             ctx: Some(ctx),
             request,
             completion_text: String::new(),
+            metered: 0,
             usage: None,
         },
         deadline,
@@ -168,7 +191,10 @@ pub fn observe(
             let next = tokio::time::timeout_at(st.deadline, st.upstream.next()).await;
             let (err, approved) = match next {
                 Ok(Some(Ok(chunk))) => match st.on_chunk(&chunk) {
-                    Ok(Some(out)) => return Some((Ok(out), st)),
+                    Ok(Some(out)) => match st.acct.meter().await {
+                        Ok(()) => return Some((Ok(out), st)),
+                        Err(e) => (ApiError::Limit(e), Bytes::new()),
+                    },
                     Ok(None) => continue,
                     Err(StreamStop::Provider(e)) => (ApiError::Provider(e), Bytes::new()),
                     Err(StreamStop::Guard(e, approved)) => (ApiError::Guardrail(e), approved),

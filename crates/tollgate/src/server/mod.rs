@@ -89,6 +89,14 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let snapshot = Snapshot::build(cfg.clone(), None).map_err(ServeError::Build)?;
     let store = Store::open(&cfg.storage.url).await?;
     let store_keys = store_key_index(&store.list_keys().await?);
+    // Budgets survive a restart: this node's cost counters are rebuilt from
+    // what the ledger recorded in their current windows.
+    if let Some(since) = snapshot.limits.budget_since_ms() {
+        let charges = store.limit_charges_since(since).await?;
+        let limits = &snapshot.limits;
+        let restored = crate::limits::restore(&limits.local, limits, &charges);
+        tracing::info!(restored, "budget counters rebuilt from the usage ledger");
+    }
     let ledger = cfg
         .ledger
         .enabled

@@ -126,6 +126,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "cost_saved", "REAL NOT NULL DEFAULT 0"),
     ("usage", "template", "TEXT NOT NULL DEFAULT ''"),
     ("usage", "template_version", "INTEGER"),
+    ("usage", "limits", "TEXT NOT NULL DEFAULT '[]'"),
 ];
 
 pub fn now_ms() -> i64 {
@@ -179,8 +180,8 @@ impl Store {
                 "INSERT INTO usage (ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
                  endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
                  completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
-                 guardrails, cache, cost_saved, template, template_version) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 guardrails, cache, cost_saved, template, template_version, limits) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.ts_ms)
             .bind(&r.request_id)
@@ -208,6 +209,7 @@ impl Store {
             .bind(r.cost_saved)
             .bind(&r.template)
             .bind(r.template_version)
+            .bind(&r.limits)
             .execute(&mut *tx)
             .await?;
         }
@@ -220,7 +222,7 @@ impl Store {
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
              error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, cache, \
-             cost_saved, template, template_version FROM usage \
+             cost_saved, template, template_version, limits FROM usage \
              WHERE ts_ms >= ? ORDER BY seq",
         )
         .bind(since_ms)
@@ -255,8 +257,27 @@ impl Store {
                     cost_saved: r.try_get(23)?,
                     template: r.try_get(24)?,
                     template_version: r.try_get(25)?,
+                    limits: r.try_get(26)?,
                 })
             })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// `(ts_ms, limits JSON)` of records since `since_ms` that charged a
+    /// limit (budgets are rebuilt from these at start).
+    pub async fn limit_charges_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ts_ms, limits FROM usage WHERE ts_ms >= ? AND limits != '[]' AND limits != ''",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }

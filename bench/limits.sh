@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Limits in Redis mode: what five active limits (requests/s, requests/min,
+# tokens/min, in flight, cost/day; all `store: redis`, one Lua script per
+# admission, one pipelined settlement) add over no limit, in ONE gateway
+# process: key `plain` matches no rule, key `limited` matches all five.
+# Interleaved rounds of each, so drift hits both alike:
+#   - saturation throughput (requests/s), small non-streaming chat
+#   - latency p50/p99 at a fixed RATE (default 500 req/s)
+# Gateway on core 0; mock upstream, redis-server and oha on core 1.
+# `bench/limits.sh >> bench/LIMITS.md` records a run.
+# Env: DURATION (default 5s), CONNS (default 64), RATE (default 500), ROUNDS (default 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-64}
+RATE=${RATE:-500}
+ROUNDS=${ROUNDS:-3}
+command -v oha >/dev/null || cargo install oha --locked
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+cargo build --release -q -p tollgate-cli
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+
+WORK=$(mktemp -d)
+cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${REDIS_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_addr() { # file pattern -> addr
+  for _ in $(seq 1 100); do
+    addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
+    [ -n "$addr" ] && { echo "$addr"; return; }
+    sleep 0.1
+  done
+  echo "no $2 in $1" >&2; cat "$1" >&2; exit 1
+}
+
+REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null &
+REDIS_PID=$!
+RUST_LOG=warn,tollgate=info taskset -c 1 "$BIN" mock-upstream --listen 127.0.0.1:0 --require-key upstream-key 2>"$WORK/mock.log" &
+MOCK_PID=$!
+MOCK=$(wait_addr "$WORK/mock.log" addr)
+PLAIN_HASH=$(printf %s tg-bench-plain | "$BIN" keys hash)
+LIMITED_HASH=$(printf %s tg-bench-limited | "$BIN" keys hash)
+cat >"$WORK/bench.yaml" <<YAML
+server: { listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, watch_config: false }
+storage: { url: "sqlite://$WORK/bench.db" }
+providers:
+  - { name: up, kind: openai, base_url: "http://$MOCK/v1", api_key: upstream-key }
+models:
+  - { name: bench-chat, provider: up, upstream_model: mock-chat, price: { input_per_mtok: 1.0, output_per_mtok: 2.0 } }
+keys:
+  - { id: plain, hash: "$PLAIN_HASH", principal: plain, models: ["*"] }
+  - { id: limited, hash: "$LIMITED_HASH", principal: limited, groups: [bench], tenant: acme, models: ["*"] }
+limits:
+  redis: { url: "redis://127.0.0.1:$REDIS_PORT/", timeout: 100ms }
+  rules:
+    - { name: key-rps, match: { keys: [limited] }, per: [key], requests_per_second: 1000000, store: redis }
+    - { name: user-rpm, match: { principals: [limited] }, per: [principal], requests_per_minute: 100000000, store: redis }
+    - { name: team-tpm, match: { groups: [bench] }, per: [group], tokens_per_minute: 100000000000, store: redis }
+    - { name: tenant-inflight, match: { tenants: [acme] }, per: [tenant], concurrent: 100000, store: redis }
+    - { name: model-budget, match: { keys: [limited] }, per: [model], cost_per_day: 1000000000, store: redis }
+YAML
+RUST_LOG=warn,tollgate::server=info taskset -c 0 "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
+GW_PID=$!
+GW=$(wait_addr "$WORK/gw.log" " addr")
+ADMIN=$(wait_addr "$WORK/gw.log" admin_addr)
+sleep 0.5
+printf %s '{"model":"bench-chat","messages":[{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":16}' >"$WORK/body.json"
+
+load() { # key extra-args... -> json file path
+  local out=$WORK/$RANDOM$RANDOM.json
+  taskset -c 1 oha --no-tui --output-format json -m POST -H "content-type: application/json" \
+    -H "authorization: Bearer $1" -D "$WORK/body.json" "${@:2}" "http://$GW/v1/chat/completions" >"$out"
+  ok=$(jq -r '.statusCodeDistribution["200"] // 0' "$out"); total=$(jq -r '[.statusCodeDistribution[]] | add // 0' "$out")
+  [ "$ok" = "$total" ] || { echo "non-200 responses: $(jq -c .statusCodeDistribution "$out")" >&2; tail -5 "$WORK/gw.log" >&2; exit 1; }
+  echo "$out"
+}
+load tg-bench-plain -z 2s -c "$CONNS" >/dev/null
+load tg-bench-limited -z 2s -c "$CONNS" >/dev/null
+
+p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=()
+for _ in $(seq 1 "$ROUNDS"); do
+  f=$(load tg-bench-plain -z "$DURATION" -c "$CONNS"); p_rps+=("$(jq .summary.requestsPerSec "$f")")
+  f=$(load tg-bench-limited -z "$DURATION" -c "$CONNS"); l_rps+=("$(jq .summary.requestsPerSec "$f")")
+  f=$(load tg-bench-plain -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
+  p50p+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99p+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
+  f=$(load tg-bench-limited -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
+  p50l+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99l+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
+done
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mp=$(med "${p_rps[@]}"); ml=$(med "${l_rps[@]}")
+a50=$(med "${p50p[@]}"); b50=$(med "${p50l[@]}"); a99=$(med "${p99p[@]}"); b99=$(med "${p99l[@]}")
+KEYS=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tollgate:*' | wc -l)
+ERRS=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_errors_total/ {s+=$2} END {print s+0}')
+cat <<MD
+
+## $(date -u +%Y-%m-%dT%H:%MZ) — limits in Redis mode ($(nproc) cores, gateway on core 0; mock, redis-server, oha on core 1)
+
+Command: \`bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE, ROUNDS=$ROUNDS); one gateway process, key \`plain\` (no limit) against key \`limited\` (five Redis limits: requests/s, requests/min, tokens/min, in flight, cost/day), interleaved; medians of $ROUNDS rounds.
+
+| measure | no limit | five Redis limits | ratio / added |
+| --- | --- | --- | --- |
+| saturation, requests/s ($CONNS connections) | $(printf %.0f "$mp") | $(printf %.0f "$ml") | $(awk "BEGIN {printf \"%.3f\", $ml/$mp}") |
+| latency p50 at $RATE req/s (ms) | $(printf %.3f "$a50") | $(printf %.3f "$b50") | added $(awk "BEGIN {printf \"%.3f\", $b50-$a50}") ms |
+| latency p99 at $RATE req/s (ms) | $(printf %.3f "$a99") | $(printf %.3f "$b99") | added $(awk "BEGIN {printf \"%.3f\", $b99-$a99}") ms |
+
+Rounds (requests/s): no limit ${p_rps[*]}; limited ${l_rps[*]}. p99 (ms): no limit ${p99p[*]}; limited ${p99l[*]}.
+Redis counters at the end: $KEYS keys; limit store errors: $ERRS.
+MD

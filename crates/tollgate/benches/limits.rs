@@ -1,0 +1,74 @@
+//! Cost of a local limit check (target: ≤ 2 µs): `Limits::admit` plus
+//! `Admission::settle` for a request charged by five caps on five
+//! dimensions (key, group, principal, tenant, model), against a config
+//! with no applicable rule. Run: `cargo bench -p tollgate --bench limits`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tollgate::auth::{AuthMethod, Principal};
+use tollgate::config::{Price, PrincipalKind};
+use tollgate::limits::{Demand, Limits};
+
+const RULES: &str = r#"
+rules:
+  - { name: key-rpm, per: [key], requests_per_minute: 1000000000 }
+  - { name: team-tpm, per: [group], tokens_per_minute: 1000000000000 }
+  - { name: user-inflight, per: [principal], concurrent: 1000000 }
+  - { name: tenant-budget, per: [tenant], cost_per_day: 1000000000 }
+  - { name: model-rps, per: [model], requests_per_second: 1000000000 }
+"#;
+
+/// Local checks never wait: one poll finishes them.
+fn now<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a local check waited"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let five: tollgate::config::LimitsConfig = serde_yaml_ng::from_str(RULES).unwrap();
+    let limits = Limits::build(&five, None).unwrap();
+    let none = Limits::build(&Default::default(), None).unwrap();
+    let alice = Principal {
+        subject: "alice".into(),
+        kind: PrincipalKind::User,
+        groups: Arc::from(vec!["eng".to_string()]),
+        tenant: Some("acme".into()),
+        key_id: Some("k1".into()),
+        issuer: None,
+        method: AuthMethod::ApiKey,
+    };
+    let demand = Demand {
+        prompt: 120,
+        completion: 256,
+        price: Price {
+            input_per_mtok: 2.5,
+            output_per_mtok: 10.0,
+        },
+    };
+    let mut g = c.benchmark_group("limits");
+    g.bench_function("admit_settle_5_caps", |b| {
+        b.iter(|| {
+            let adm = now(limits.admit(black_box(&alice), "gpt-4o", demand)).unwrap();
+            black_box(adm.settle(100, 200, 0.0023))
+        })
+    });
+    g.bench_function("admit_settle_no_rules", |b| {
+        b.iter(|| {
+            let adm = now(none.admit(black_box(&alice), "gpt-4o", demand)).unwrap();
+            black_box(adm.settle(100, 200, 0.0023))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

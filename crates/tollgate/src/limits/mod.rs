@@ -1,0 +1,703 @@
+//! Rate limits, token quotas and budgets, exact on one node and across many.
+//!
+//! Reserve, then settle: admission reserves the request's estimate (prompt
+//! tokens counted with the tokenizer plus `max_tokens`, or
+//! `default_max_tokens`; cost from the price table) on every counter the
+//! request charges, atomically per store; after the response the
+//! reservation is corrected to the actual usage. Streams extend their
+//! reservation as tokens flow (`Admission::extend`). Counters live on this
+//! node (`local`) or in Redis (`redis`); see docs/limits.md for the bound.
+
+mod local;
+mod redis;
+mod rules;
+mod window;
+
+pub use local::LocalStore;
+pub use redis::RedisStore;
+pub use rules::{Cap, CapKind, Rule};
+pub use window::Window;
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::config::{LimitMode, LimitStore, LimitsConfig, Overrun, Price, StoreFailure};
+
+/// The runtime form of `limits:`; counters outlive config reloads.
+pub struct Limits {
+    rules: Vec<Arc<Rule>>,
+    pub default_max_tokens: i64,
+    pub local: Arc<LocalStore>,
+    pub redis: Option<Arc<RedisStore>>,
+}
+
+impl Limits {
+    pub fn build(cfg: &LimitsConfig, previous: Option<&Limits>) -> Result<Self, String> {
+        let local = previous.map_or_else(Default::default, |p| p.local.clone());
+        let redis = match &cfg.redis {
+            None => None,
+            Some(r) => match previous.and_then(|p| p.redis.as_ref()) {
+                Some(old) if old.config == *r => Some(old.clone()),
+                _ => Some(Arc::new(RedisStore::new(r)?)),
+            },
+        };
+        Ok(Self {
+            rules: cfg.rules.iter().map(|r| Arc::new(Rule::build(r))).collect(),
+            default_max_tokens: cfg.default_max_tokens,
+            local,
+            redis,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether a rule with a token or cost cap applies (only then are the
+    /// prompt's tokens counted on the request path).
+    pub fn counts_tokens(&self, principal: &Principal, model: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.caps
+                .iter()
+                .any(|c| matches!(c.kind, CapKind::Tokens(_) | CapKind::Cost))
+                && r.applies(principal, model)
+        })
+    }
+
+    /// The rules' counters this request charges, with the estimate reserved.
+    fn charges(
+        &self,
+        principal: &Principal,
+        model: &str,
+        demand: &Demand,
+        now_ms: i64,
+    ) -> Vec<Charge> {
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            if !rule.applies(principal, model) {
+                continue;
+            }
+            for part in rule.partitions(principal, model) {
+                for (ci, cap) in rule.caps.iter().enumerate() {
+                    let window = cap.window.id(now_ms);
+                    out.push(Charge {
+                        rule: rule.clone(),
+                        cap: ci,
+                        key: format!("{}:{}:{part}", rule.name, cap.label),
+                        window,
+                        reserved: 0.0,
+                        used_after: 0.0,
+                        fallback: false,
+                        shadow_hit: false,
+                        amount: cap
+                            .kind
+                            .amount(demand.prompt, demand.completion, &demand.price),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Phase 5: reserves the request's estimate on every counter it charges.
+    pub async fn admit(
+        &self,
+        principal: &Principal,
+        model: &str,
+        demand: Demand,
+    ) -> Result<Admission, LimitError> {
+        let now = crate::store::now_ms();
+        let mut charges = self.charges(principal, model, &demand, now);
+        let mut adm = Admission {
+            local: self.local.clone(),
+            redis: self.redis.clone(),
+            charges: Vec::new(),
+            demand,
+            streamed_completion: 0,
+        };
+        if charges.is_empty() {
+            return Ok(adm);
+        }
+        let amounts: Vec<f64> = charges.iter().map(|c| c.amount).collect();
+        let all: Vec<usize> = (0..charges.len()).collect();
+        let result = reserve(
+            &self.local,
+            self.redis.as_deref(),
+            &mut charges,
+            &all,
+            &amounts,
+            now,
+        )
+        .await;
+        match result {
+            Ok(()) => {
+                charges
+                    .iter()
+                    .for_each(|c| record_decision(c, c.decision()));
+                adm.charges = charges;
+                Ok(adm)
+            }
+            Err(e) => {
+                // Nothing stayed charged: `reserve` rolled back.
+                e.record();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What a request is expected to use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Demand {
+    pub prompt: i64,
+    pub completion: i64,
+    /// The dearest price among the request's possible targets.
+    pub price: Price,
+}
+
+/// One counter a request charges.
+pub struct Charge {
+    rule: Arc<Rule>,
+    cap: usize,
+    /// `rule:cap:dimensions`.
+    key: String,
+    window: i64,
+    /// What this request has added to the counter so far.
+    reserved: f64,
+    /// The counter after the latest reservation (for headers).
+    used_after: f64,
+    /// Redis was unreachable: charged on this node instead.
+    fallback: bool,
+    /// Shadow mode: this request would have been rejected.
+    shadow_hit: bool,
+    /// The amount of the latest reservation attempt.
+    amount: f64,
+}
+
+impl Charge {
+    fn cap(&self) -> &Cap {
+        &self.rule.caps[self.cap]
+    }
+    fn enforce(&self) -> bool {
+        self.rule.mode == LimitMode::Enforce
+    }
+    fn on_redis(&self) -> bool {
+        self.rule.store == LimitStore::Redis && !self.fallback
+    }
+    fn decision(&self) -> &'static str {
+        match (self.shadow_hit, self.fallback) {
+            (true, _) => "shadow_rejected",
+            (false, true) => "fallback_local",
+            _ => "allowed",
+        }
+    }
+}
+
+/// Reserves `amounts[i]` on `charges[idx[i]]`: this node's counters first,
+/// then Redis in one script call; all or nothing.
+async fn reserve(
+    local: &LocalStore,
+    redis: Option<&RedisStore>,
+    charges: &mut [Charge],
+    idx: &[usize],
+    amounts: &[f64],
+    now: i64,
+) -> Result<(), LimitError> {
+    let mut done: Vec<usize> = Vec::with_capacity(idx.len());
+    let rollback = |charges: &[Charge], done: &[usize]| {
+        for &d in done {
+            let pos = idx.iter().position(|&x| x == d).unwrap_or(0);
+            local.add(&charges[d].key, charges[d].window, -amounts[pos]);
+        }
+    };
+    let mut remote: Vec<usize> = Vec::new();
+    for (pos, &i) in idx.iter().enumerate() {
+        let c = &mut charges[i];
+        if c.on_redis() {
+            remote.push(pos);
+            continue;
+        }
+        let max = c.cap().max;
+        let (ok, before) = local.try_add(&c.key, c.window, amounts[pos], max, c.enforce());
+        if !ok {
+            let err = LimitError::exceeded(c, before, amounts[pos], now);
+            rollback(charges, &done);
+            return Err(err);
+        }
+        c.used_after = before + amounts[pos];
+        c.shadow_hit |= before + amounts[pos] > max;
+        done.push(i);
+    }
+    if remote.is_empty() {
+        commit(charges, idx, amounts);
+        return Ok(());
+    }
+    let Some(store) = redis else {
+        rollback(charges, &done);
+        return Err(LimitError::Unavailable {
+            rule: charges[idx[remote[0]]].rule.name.to_string(),
+        });
+    };
+    let keys: Vec<String> = remote
+        .iter()
+        .map(|&pos| store.key(&charges[idx[pos]].key, charges[idx[pos]].window))
+        .collect();
+    let items: Vec<redis::Item> = remote
+        .iter()
+        .zip(&keys)
+        .map(|(&pos, key)| {
+            let c = &charges[idx[pos]];
+            redis::Item {
+                key,
+                amount: amounts[pos],
+                max: c.cap().max,
+                ttl_ms: c.cap().window.ttl_ms(c.window, now),
+                enforce: c.enforce(),
+            }
+        })
+        .collect();
+    match store.admit(&items).await {
+        Ok((0, used)) => {
+            for (&pos, before) in remote.iter().zip(used) {
+                let c = &mut charges[idx[pos]];
+                c.used_after = before + amounts[pos];
+                c.shadow_hit |= c.used_after > c.cap().max;
+            }
+            commit(charges, idx, amounts);
+            Ok(())
+        }
+        Ok((failed, used)) => {
+            let pos = remote.get(failed - 1).copied().unwrap_or(remote[0]);
+            let before = used.get(failed - 1).copied().unwrap_or(0.0);
+            let err = LimitError::exceeded(&charges[idx[pos]], before, amounts[pos], now);
+            rollback(charges, &done);
+            Err(err)
+        }
+        Err(e) => {
+            metrics::counter!("tollgate_limit_store_errors_total", "op" => "admit").increment(1);
+            for &pos in &remote {
+                let i = idx[pos];
+                if charges[i].rule.on_store_error == StoreFailure::Closed {
+                    tracing::error!(rule = %charges[i].rule.name, error = %e,
+                        "LIMIT STORE DOWN: rejecting (on_store_error: closed)");
+                    rollback(charges, &done);
+                    return Err(LimitError::Unavailable {
+                        rule: charges[i].rule.name.to_string(),
+                    });
+                }
+            }
+            tracing::warn!(error = %e, rules = remote.len(),
+                "LIMIT STORE DOWN: counting on this node only (on_store_error: open)");
+            for &pos in &remote {
+                let c = &mut charges[idx[pos]];
+                c.fallback = true;
+                let max = c.cap().max;
+                let (ok, before) = local.try_add(&c.key, c.window, amounts[pos], max, c.enforce());
+                if !ok {
+                    let err = LimitError::exceeded(c, before, amounts[pos], now);
+                    rollback(charges, &done);
+                    return Err(err);
+                }
+                c.used_after = before + amounts[pos];
+                c.shadow_hit |= c.used_after > max;
+                done.push(idx[pos]);
+            }
+            commit(charges, idx, amounts);
+            Ok(())
+        }
+    }
+}
+
+fn commit(charges: &mut [Charge], idx: &[usize], amounts: &[f64]) {
+    for (pos, &i) in idx.iter().enumerate() {
+        charges[i].reserved += amounts[pos];
+        if charges[i].shadow_hit && !charges[i].enforce() {
+            tracing::info!(rule = %charges[i].rule.name, cap = charges[i].cap().label,
+                counter = %charges[i].key, "shadow limit would have rejected this request");
+        }
+    }
+}
+
+fn record_decision(c: &Charge, decision: &'static str) {
+    metrics::counter!("tollgate_limit_decisions_total", "rule" => c.rule.name.to_string(),
+        "cap" => c.cap().label, "decision" => decision)
+    .increment(1);
+}
+
+/// A request's reservations, settled exactly once (`settle`).
+pub struct Admission {
+    local: Arc<LocalStore>,
+    redis: Option<Arc<RedisStore>>,
+    charges: Vec<Charge>,
+    demand: Demand,
+    /// Completion tokens seen so far in a stream.
+    streamed_completion: i64,
+}
+
+impl Admission {
+    /// No limit applies.
+    pub fn is_empty(&self) -> bool {
+        self.charges.is_empty()
+    }
+
+    /// Whether streamed tokens must be counted as they flow.
+    pub fn meters_stream(&self) -> bool {
+        self.charges
+            .iter()
+            .any(|c| matches!(c.cap().kind, CapKind::Tokens(_) | CapKind::Cost))
+    }
+
+    /// A stream produced `completion` more tokens. Past the reservation, the
+    /// token and cost counters are charged the excess; a cap with
+    /// `stream_overrun: cut` that would be crossed ends the stream.
+    pub async fn extend(&mut self, completion: i64, price: &Price) -> Result<(), LimitError> {
+        self.streamed_completion += completion;
+        let excess = self.streamed_completion - self.demand.completion;
+        if excess <= 0 {
+            return Ok(());
+        }
+        // Reserve in steps, so a stream costs few store calls.
+        let step = excess.max(32);
+        self.demand.completion += step;
+        let mut idx = Vec::new();
+        let mut amounts = Vec::new();
+        for (i, c) in self.charges.iter().enumerate() {
+            let kind = c.cap().kind;
+            let amount = kind.amount(0, step, price);
+            if matches!(kind, CapKind::Tokens(_) | CapKind::Cost) && amount > 0.0 {
+                idx.push(i);
+                amounts.push(amount);
+            }
+        }
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let now = crate::store::now_ms();
+        // Caps that let streams finish are charged without a check.
+        let cut: Vec<bool> = idx
+            .iter()
+            .map(|&i| self.charges[i].rule.stream_overrun == Overrun::Cut)
+            .collect();
+        let (hard, soft): (Vec<_>, Vec<_>) = (0..idx.len()).partition(|&k| cut[k]);
+        let soft_idx: Vec<usize> = soft.iter().map(|&k| idx[k]).collect();
+        for &k in &soft {
+            let c = &mut self.charges[idx[k]];
+            c.reserved += amounts[k];
+            c.used_after += amounts[k];
+        }
+        let hard_idx: Vec<usize> = hard.iter().map(|&k| idx[k]).collect();
+        let hard_amounts: Vec<f64> = hard.iter().map(|&k| amounts[k]).collect();
+        self.force(
+            &soft_idx,
+            &soft.iter().map(|&k| amounts[k]).collect::<Vec<_>>(),
+            now,
+        );
+        if hard_idx.is_empty() {
+            return Ok(());
+        }
+        let r = reserve(
+            &self.local,
+            self.redis.as_deref(),
+            &mut self.charges,
+            &hard_idx,
+            &hard_amounts,
+            now,
+        )
+        .await;
+        if let Err(e) = &r {
+            tracing::info!(error = %e, "stream cut: a limit would be crossed");
+            for &i in &hard_idx {
+                record_decision(&self.charges[i], "stream_cut");
+            }
+        }
+        r
+    }
+
+    /// Adds to counters without a check (already-spent tokens).
+    fn force(&self, idx: &[usize], amounts: &[f64], now: i64) {
+        let mut remote = Vec::new();
+        for (&i, &a) in idx.iter().zip(amounts) {
+            let c = &self.charges[i];
+            match (&self.redis, c.on_redis()) {
+                (Some(r), true) => remote.push((
+                    r.key(&c.key, c.window),
+                    a,
+                    c.cap().window.ttl_ms(c.window, now),
+                )),
+                _ => self.local.add(&c.key, c.window, a),
+            }
+        }
+        self.send_remote(remote);
+    }
+
+    fn send_remote(&self, items: Vec<(String, f64, i64)>) {
+        let (Some(r), false) = (self.redis.clone(), items.is_empty()) else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Err(e) = r.settle(&items).await {
+                metrics::counter!("tollgate_limit_store_errors_total", "op" => "settle").increment(1);
+                tracing::warn!(error = %e, counters = items.len(), "LIMIT STORE DOWN: settlement lost");
+            }
+        });
+    }
+
+    /// Corrects every reservation to the actual usage; returns the
+    /// decisions as JSON for the ledger.
+    pub fn settle(mut self, prompt: i64, completion: i64, cost: f64) -> String {
+        let now = crate::store::now_ms();
+        let mut remote = Vec::new();
+        let mut list = Vec::with_capacity(self.charges.len());
+        for c in &mut self.charges {
+            let actual = match c.cap().kind {
+                CapKind::Requests => c.reserved,
+                CapKind::Concurrent => 0.0,
+                CapKind::Tokens(k) => rules::tokens_of(k, prompt, completion) as f64,
+                CapKind::Cost => cost,
+            };
+            let delta = actual - c.reserved;
+            if delta != 0.0 {
+                match (&self.redis, c.on_redis()) {
+                    (Some(r), true) => remote.push((
+                        r.key(&c.key, c.window),
+                        delta,
+                        c.cap().window.ttl_ms(c.window, now),
+                    )),
+                    _ => self.local.add(&c.key, c.window, delta),
+                }
+            }
+            c.reserved = actual;
+            list.push(json!({
+                "rule": &*c.rule.name, "cap": c.cap().label, "counter": c.key,
+                "window": c.window, "store": if c.on_redis() { "redis" } else { "local" },
+                "decision": c.decision(), "charged": actual,
+            }));
+        }
+        self.send_remote(std::mem::take(&mut remote));
+        self.charges.clear();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// `x-ratelimit-*` headers: the tightest enforced request and token caps.
+    pub fn headers(&self) -> RateHeaders {
+        let now = crate::store::now_ms();
+        let mut h = RateHeaders::default();
+        for c in self.charges.iter().filter(|c| c.enforce()) {
+            h.offer(c.cap(), c.used_after, c.window, now);
+        }
+        h
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        // Never settled (a request abandoned mid-phase): give it all back.
+        if !self.charges.is_empty() {
+            let charges = std::mem::take(&mut self.charges);
+            let a = Admission {
+                local: self.local.clone(),
+                redis: self.redis.clone(),
+                charges,
+                demand: self.demand,
+                streamed_completion: 0,
+            };
+            let _ = a.settle(0, 0, 0.0);
+        }
+    }
+}
+
+/// Values for the OpenAI-style rate-limit headers.
+#[derive(Debug, Clone, Default)]
+pub struct RateHeaders {
+    requests: Option<(f64, f64, i64)>,
+    tokens: Option<(f64, f64, i64)>,
+}
+
+impl RateHeaders {
+    fn offer(&mut self, cap: &Cap, used: f64, window: i64, now: i64) {
+        let slot = match cap.kind {
+            CapKind::Requests => &mut self.requests,
+            CapKind::Tokens(_) => &mut self.tokens,
+            _ => return,
+        };
+        let remaining = (cap.max - used).max(0.0);
+        let reset = (cap.window.end_ms(window) - now).max(0);
+        if slot.is_none_or(|(_, r, _)| remaining < r) {
+            *slot = Some((cap.max, remaining, reset));
+        }
+    }
+
+    pub fn apply(&self, h: &mut http::HeaderMap) {
+        for (kind, v) in [("requests", self.requests), ("tokens", self.tokens)] {
+            let Some((limit, remaining, reset)) = v else {
+                continue;
+            };
+            for (name, value) in [
+                (
+                    format!("x-ratelimit-limit-{kind}"),
+                    format!("{}", limit.floor()),
+                ),
+                (
+                    format!("x-ratelimit-remaining-{kind}"),
+                    format!("{}", remaining.floor()),
+                ),
+                (format!("x-ratelimit-reset-{kind}"), format_reset(reset)),
+            ] {
+                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                    h.insert(n, v);
+                }
+            }
+        }
+    }
+}
+
+/// OpenAI's reset format: `1s`, `6m0s`, `0.25s`.
+fn format_reset(ms: i64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 60.0 {
+        let s = format!("{secs:.3}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        format!("{s}s")
+    } else {
+        let total = ms / 1000;
+        let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
+        if h > 0 {
+            format!("{h}h{m}m{s}s")
+        } else {
+            format!("{m}m{s}s")
+        }
+    }
+}
+
+/// A cap that would be crossed, for the 429.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rate limit exceeded: limit `{rule}` ({cap} {max}, used {used}, this request needs {needed}); retry after {retry_after_s}s")]
+pub struct Exceeded {
+    pub rule: String,
+    pub cap: &'static str,
+    pub max: f64,
+    pub used: f64,
+    pub needed: f64,
+    pub retry_after_s: u64,
+    headers: RateHeaders,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LimitError {
+    #[error("{0}")]
+    Exceeded(Box<Exceeded>),
+    #[error("limit `{rule}` cannot be checked: its counter store is unreachable")]
+    Unavailable { rule: String },
+}
+
+impl LimitError {
+    fn exceeded(c: &Charge, used: f64, needed: f64, now: i64) -> Self {
+        let cap = c.cap();
+        let reset_ms = match cap.kind {
+            CapKind::Concurrent => 1000,
+            _ => (cap.window.end_ms(c.window) - now).max(0),
+        };
+        let mut headers = RateHeaders::default();
+        headers.offer(cap, used, c.window, now);
+        LimitError::Exceeded(Box::new(Exceeded {
+            rule: c.rule.name.to_string(),
+            cap: cap.label,
+            max: cap.max,
+            used: (used * 1e6).round() / 1e6,
+            needed: (needed * 1e6).round() / 1e6,
+            retry_after_s: (reset_ms as u64).div_ceil(1000).max(1),
+            headers,
+        }))
+    }
+
+    fn record(&self) {
+        let (rule, cap, decision) = match self {
+            LimitError::Exceeded(e) => (&e.rule, e.cap, "rejected"),
+            LimitError::Unavailable { rule } => (rule, "", "unavailable"),
+        };
+        metrics::counter!("tollgate_limit_decisions_total", "rule" => rule.clone(),
+            "cap" => cap, "decision" => decision)
+        .increment(1);
+    }
+
+    /// The decision as ledger JSON (a rejected request charges nothing).
+    pub fn ledger_json(&self) -> String {
+        match self {
+            LimitError::Exceeded(e) => {
+                json!([{"rule": e.rule, "cap": e.cap, "decision": "rejected"}]).to_string()
+            }
+            LimitError::Unavailable { rule } => {
+                json!([{"rule": rule, "decision": "unavailable"}]).to_string()
+            }
+        }
+    }
+
+    /// Status, `Retry-After` and rate-limit headers for the response.
+    pub fn apply_headers(&self, h: &mut http::HeaderMap) {
+        if let LimitError::Exceeded(e) = self {
+            e.headers.apply(h);
+            if let Ok(v) = HeaderValue::from_str(&e.retry_after_s.to_string()) {
+                h.insert(http::header::RETRY_AFTER, v);
+            }
+        }
+    }
+}
+
+/// Charges restored from the usage ledger at start (budgets survive a
+/// restart): each record's `limits` JSON lists what it charged where.
+pub fn restore(local: &LocalStore, rules: &Limits, records: &[(i64, String)]) -> usize {
+    let now = crate::store::now_ms();
+    let mut restored = 0;
+    for (_, json) in records {
+        let Ok(serde_json::Value::Array(list)) = serde_json::from_str::<serde_json::Value>(json)
+        else {
+            continue;
+        };
+        for d in list {
+            let (Some(rule), Some(cap), Some(counter), Some(window), Some(charged)) = (
+                d["rule"].as_str(),
+                d["cap"].as_str(),
+                d["counter"].as_str(),
+                d["window"].as_i64(),
+                d["charged"].as_f64(),
+            ) else {
+                continue;
+            };
+            if d["store"].as_str() != Some("local") {
+                continue;
+            }
+            let Some(c) = rules
+                .rules
+                .iter()
+                .find(|r| &*r.name == rule && r.store == LimitStore::Local)
+                .and_then(|r| r.caps.iter().find(|c| c.label == cap))
+            else {
+                continue;
+            };
+            if matches!(c.kind, CapKind::Cost) && c.window.id(now) == window {
+                local.add(counter, window, charged);
+                restored += 1;
+            }
+        }
+    }
+    restored
+}
+
+impl Limits {
+    /// The earliest start of a budget window in effect now (what `restore` needs).
+    pub fn budget_since_ms(&self) -> Option<i64> {
+        let now = crate::store::now_ms();
+        self.rules
+            .iter()
+            .flat_map(|r| r.caps.iter())
+            .filter(|c| matches!(c.kind, CapKind::Cost))
+            .map(|c| c.window.start_ms(c.window.id(now)))
+            .min()
+    }
+}

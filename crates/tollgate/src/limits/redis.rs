@@ -1,0 +1,138 @@
+//! Counters shared by every gateway node, in Redis. Admission is one Lua
+//! script (one round trip): it reads every counter the request charges,
+//! and adds to all of them only if no enforced cap would be crossed, so
+//! racing nodes can never admit more than the cap together. Settlement is
+//! one pipelined `MULTI` of `INCRBYFLOAT` corrections, sent off the request
+//! path. The connection manager reconnects on its own after Redis returns.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::RedisConfig;
+
+const ADMIT: &str = r#"
+-- KEYS: counters. ARGV: per key, 4 values: amount, max, ttl_ms, enforce (1/0).
+-- Returns {failed index (0: admitted), used-before per key...}.
+local n = #KEYS
+local used = {}
+local failed = 0
+for i = 1, n do
+  local b = (i - 1) * 4
+  local cur = tonumber(redis.call('GET', KEYS[i]) or '0')
+  used[i] = cur
+  if failed == 0 and ARGV[b + 4] == '1' and cur + tonumber(ARGV[b + 1]) > tonumber(ARGV[b + 2]) then
+    failed = i
+  end
+end
+if failed == 0 then
+  for i = 1, n do
+    local b = (i - 1) * 4
+    redis.call('INCRBYFLOAT', KEYS[i], ARGV[b + 1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[b + 3])
+  end
+end
+local out = {failed}
+for i = 1, n do out[i + 1] = tostring(used[i]) end
+return out
+"#;
+
+/// One counter a script call charges.
+pub struct Item<'a> {
+    pub key: &'a str,
+    pub amount: f64,
+    pub max: f64,
+    pub ttl_ms: i64,
+    pub enforce: bool,
+}
+
+pub struct RedisStore {
+    pub config: RedisConfig,
+    conn: ConnectionManager,
+    script: redis::Script,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisFailure {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis: no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis: unexpected reply")]
+    Reply,
+}
+
+impl RedisStore {
+    /// Connects lazily: the first request opens the connection, and a
+    /// Redis that is down at start is only a store error until it returns.
+    pub fn new(config: &RedisConfig) -> Result<Self, String> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| format!("limits.redis.url: {e}"))?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, cfg)
+            .map_err(|e| format!("limits.redis: {e}"))?;
+        Ok(Self {
+            config: config.clone(),
+            conn,
+            script: redis::Script::new(ADMIT),
+        })
+    }
+
+    pub fn key(&self, counter: &str, window: i64) -> String {
+        format!("{}:{counter}:{window}", self.config.prefix)
+    }
+
+    /// Checks and reserves all items at once. `Ok((0, used))` when admitted,
+    /// `Ok((i, used))` when item `i` (1-based) would cross its cap.
+    pub async fn admit(&self, items: &[Item<'_>]) -> Result<(usize, Vec<f64>), RedisFailure> {
+        let mut call = self.script.prepare_invoke();
+        for it in items {
+            call.key(it.key);
+        }
+        for it in items {
+            call.arg(it.amount)
+                .arg(it.max)
+                .arg(it.ttl_ms)
+                .arg(u8::from(it.enforce));
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<redis::Value> =
+            tokio::time::timeout(self.config.timeout, call.invoke_async(&mut conn))
+                .await
+                .map_err(|_| RedisFailure::Timeout(self.config.timeout))??;
+        let mut it = reply.into_iter();
+        let failed = match it.next() {
+            Some(redis::Value::Int(i)) => usize::try_from(i).map_err(|_| RedisFailure::Reply)?,
+            _ => return Err(RedisFailure::Reply),
+        };
+        let used = it
+            .map(|v| match v {
+                redis::Value::BulkString(b) => std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .ok_or(RedisFailure::Reply),
+                _ => Err(RedisFailure::Reply),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((failed, used))
+    }
+
+    /// Applies corrections `(key, delta, ttl_ms)` in one pipelined transaction.
+    pub async fn settle(&self, items: &[(String, f64, i64)]) -> Result<(), RedisFailure> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (key, delta, ttl) in items {
+            pipe.cmd("INCRBYFLOAT").arg(key).arg(*delta).ignore();
+            pipe.cmd("PEXPIRE").arg(key).arg(*ttl).ignore();
+        }
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(self.config.timeout, pipe.query_async::<()>(&mut conn))
+            .await
+            .map_err(|_| RedisFailure::Timeout(self.config.timeout))??;
+        Ok(())
+    }
+}

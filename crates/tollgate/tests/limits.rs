@@ -1,0 +1,284 @@
+//! Rate limits, token quotas and budgets on one node: exact under 200
+//! concurrent clients, headers, shadow mode, in-flight caps, and a budget
+//! that cuts a stream and survives a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Fixed minute windows: start a minute-window test early in a minute, so
+/// the burst cannot straddle two windows.
+async fn early_in_minute() {
+    let secs = (tollgate::store::now_ms() / 1000) % 60;
+    if secs > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - secs as u64)).await;
+    }
+}
+
+async fn start_with_limits(mock: &Mock, limits: &str) -> Gateway {
+    let dead = dead_addr().await;
+    let limits = limits.to_string();
+    start_gateway_with(move |db| format!("{}\nlimits:\n{limits}", standard_config(mock, dead, db)))
+        .await
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn burst(gw: &Gateway, n: usize, body: Value) -> Vec<(u16, Value)> {
+    let client = client();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let req = client
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .json(&body);
+            tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_limit_is_exact_under_200_concurrent_clients() {
+    early_in_minute().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_with_limits(
+        &mock,
+        "  rules:\n    - name: per-key-rpm\n      per: [key]\n      requests_per_minute: 50\n",
+    )
+    .await;
+    let results = burst(&gw, 200, chat_body("chat-local", "hello there")).await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    let limited: Vec<_> = results.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(ok, 50, "a cap of 50 admits exactly 50");
+    assert_eq!(limited.len(), 150);
+    let err = &limited[0].1["error"];
+    assert_eq!(err["code"], "rate_limit_exceeded");
+    assert_eq!(err["type"], "rate_limit_error");
+    assert!(
+        err["message"].as_str().unwrap().contains("per-key-rpm"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_limit_spend_stays_within_the_bound_under_200_concurrent_clients() {
+    early_in_minute().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_with_limits(
+        &mock,
+        "  rules:\n    - name: team-tpm\n      match: { groups: [eng] }\n      per: [group]\n      tokens_per_minute: 2000\n",
+    )
+    .await;
+    let mut body = chat_body("chat-local", "hello there");
+    body["max_tokens"] = json!(16);
+    let results = burst(&gw, 200, body).await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count();
+    let spent: i64 = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b["usage"]["total_tokens"].as_i64().unwrap())
+        .sum();
+    // Every request reserves its estimate (tokenizer prompt + max_tokens)
+    // and uses at most that, so the spend never passes the cap…
+    assert!(spent <= 2000, "spent {spent} tokens of 2000");
+    // …and the reservations (about 24 tokens each) admit at least 2000/24.
+    assert!(ok >= 2000 / 24, "only {ok} admitted");
+    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 429));
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    let ledger_spend: i64 = recs
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.prompt_tokens + r.completion_tokens)
+        .sum();
+    assert_eq!(ledger_spend, spent);
+    let rejected = recs.iter().filter(|r| r.error == "rate_limited").count();
+    assert_eq!(rejected, 200 - ok);
+    assert!(recs
+        .iter()
+        .filter(|r| r.status == 200)
+        .all(|r| r.limits.contains("\"decision\":\"allowed\"") && r.limits.contains("group=eng")));
+}
+
+#[tokio::test]
+async fn headers_on_success_and_rejection() {
+    early_in_minute().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_with_limits(
+        &mock,
+        "  rules:\n    - name: alice\n      match: { principals: [alice] }\n      requests_per_minute: 3\n      tokens_per_minute: 100000\n",
+    )
+    .await;
+    let mut body = chat_body("chat-local", "hello");
+    body["max_tokens"] = json!(10);
+    let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-ratelimit-limit-requests"), "3");
+    assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "2");
+    assert!(header(&r, "x-ratelimit-reset-requests").ends_with('s'));
+    assert_eq!(header(&r, "x-ratelimit-limit-tokens"), "100000");
+    let remaining: f64 = header(&r, "x-ratelimit-remaining-tokens").parse().unwrap();
+    assert!(
+        remaining < 100000.0 - 10.0 && remaining > 99000.0,
+        "{remaining}"
+    );
+    assert!(header(&r, "x-ratelimit-reset-tokens").ends_with('s'));
+    post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = header(&r, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(header(&r, "x-ratelimit-limit-requests"), "3");
+    assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "0");
+    let b: Value = r.json().await.unwrap();
+    assert!(b["error"]["message"].as_str().unwrap().contains("`alice`"));
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("requests_per_minute"));
+    // Another principal is not limited by this rule and sees no headers.
+    let r = post(&gw, "/v1/chat/completions", Some(KEY_LIMITED), &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-ratelimit-limit-requests"), "");
+}
+
+#[tokio::test]
+async fn shadow_mode_rejects_nothing_but_counts() {
+    early_in_minute().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_with_limits(
+        &mock,
+        "  rules:\n    - name: trial-shadow\n      mode: shadow\n      per: [principal]\n      requests_per_minute: 2\n",
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
+    }
+    let m = metrics_text(&gw).await;
+    let line = m
+        .lines()
+        .find(|l| {
+            l.starts_with("tollgate_limit_decisions_total")
+                && l.contains("trial-shadow")
+                && l.contains("shadow_rejected")
+        })
+        .unwrap_or_else(|| panic!("no shadow metric in\n{m}"));
+    assert!(line.ends_with(" 3"), "{line}");
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    let shadow = recs
+        .iter()
+        .filter(|r| r.limits.contains("shadow_rejected"))
+        .count();
+    assert_eq!(shadow, 3);
+}
+
+#[tokio::test]
+async fn concurrent_requests_in_flight_are_capped() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_with_limits(
+        &mock,
+        "  rules:\n    - name: two-at-once\n      per: [key]\n      concurrent: 2\n",
+    )
+    .await;
+    let client = client();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let req = client
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .header("x-mock-latency-ms", "600")
+                .json(&chat_body("chat-up", "hi"));
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 4);
+    // Released when they finished.
+    assert_eq!(chat_status(&gw, KEY, "chat-up").await, 200);
+}
+
+#[tokio::test]
+async fn budget_cuts_a_stream_and_survives_a_restart() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let limits = "  default_max_tokens: 10\n  rules:\n    - name: alice-budget\n      match: { principals: [alice] }\n      per: [principal]\n      cost_per_day: 0.001\n";
+    let mut gw = start_with_limits(&mock, limits).await;
+    // chat-up costs 10/Mtok in and 20/Mtok out: the reservation (~8 prompt
+    // + 10 completion tokens) fits, the 200-token answer does not.
+    let r = paced_stream(&gw, "spend it all", 400, 200).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let events = sse_data(&text);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "rate_limit_exceeded", "{text}");
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("alice-budget"));
+    let content_events = events.len() - 1;
+    assert!(
+        content_events > 1 && content_events < 100,
+        "{content_events} events before the cut"
+    );
+    assert!(!text.contains("[DONE]"));
+    // The budget is spent: the next request is refused…
+    assert_eq!(chat_status(&gw, KEY, "chat-up").await, 429);
+    let store = gw.stop().await;
+    let recs = wait_records(&store, 2).await;
+    let cut = recs.iter().find(|r| r.stream).unwrap();
+    assert_eq!((cut.status, cut.error.as_str()), (429, "rate_limited"));
+    assert!(
+        cut.cost > 0.0005 && cut.cost <= 0.001 + 32.0 * 20.0 / 1e6,
+        "{}",
+        cut.cost
+    );
+    store.close().await;
+    // …and still after a restart: the counter is rebuilt from the ledger.
+    let running = tollgate::server::start(&gw.config_path).await.unwrap();
+    gw.addr = running.addr;
+    gw.running = Some(running);
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        Some(KEY),
+        &chat_body("chat-up", "x"),
+    )
+    .await;
+    assert_eq!(r.status(), 429);
+    let b: Value = r.json().await.unwrap();
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cost_per_day"));
+    // Other principals are untouched.
+    assert_eq!(chat_status(&gw, KEY_LIMITED, "chat-local").await, 200);
+    gw.stop().await;
+}

@@ -1,0 +1,307 @@
+//! Limits shared through a real `redis-server` (Debian package; started here
+//! on a free port in a temp dir): three gateway processes share one cap,
+//! and Redis dies and returns under fail-open and fail-closed rules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        r.spawn().await;
+        r
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server; .ci/run installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if redis::Client::open(self.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    async fn sum(&self, pattern: &str) -> f64 {
+        let mut conn = redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut total = 0.0;
+        for k in keys {
+            let v: String = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            total += v.parse::<f64>().unwrap();
+        }
+        total
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn gateway_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TOLLGATE_BIN") {
+        return p.into();
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/tollgate");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build` first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_gateway(config: String, dir: &std::path::Path, n: usize) -> Proc {
+    let (port, admin) = (free_port(), free_port());
+    let config = config
+        .replacen(
+            "listen: 127.0.0.1:0",
+            &format!("listen: 127.0.0.1:{port}"),
+            1,
+        )
+        .replacen(
+            "admin_listen: 127.0.0.1:0",
+            &format!("admin_listen: 127.0.0.1:{admin}"),
+            1,
+        );
+    let path = dir.join(format!("gw{n}.yaml"));
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(gateway_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if let Ok(r) = client()
+            .get(format!("http://127.0.0.1:{admin}/readyz"))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                return proc;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gateway {n} did not become ready");
+}
+
+async fn early_in_minute() {
+    let secs = (tollgate::store::now_ms() / 1000) % 60;
+    if secs > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - secs as u64)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_gateway_processes_share_one_cap() {
+    early_in_minute().await;
+    let redis = Redis::start().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gws = Vec::new();
+    for n in 0..3 {
+        let db = format!(
+            "sqlite://{}",
+            dir.path().join(format!("gw{n}.db")).display()
+        );
+        let cfg = format!(
+            "{}\nlimits:\n  redis: {{ url: \"{}\", timeout: 10s }}\n  rules:\n    - name: fleet-rpm\n      store: redis\n      on_store_error: closed\n      requests_per_minute: 300\n",
+            standard_config(&mock, dead, &db),
+            redis.url()
+        );
+        gws.push(spawn_gateway(cfg, dir.path(), n).await);
+    }
+    let client = client();
+    let tasks: Vec<_> = (0..900)
+        .map(|i| {
+            let url = format!("http://{}/v1/chat/completions", gws[i % 3].addr);
+            let req = client
+                .post(url)
+                .bearer_auth(KEY)
+                .json(&chat_body("chat-local", "hi"));
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    let other: Vec<_> = statuses
+        .iter()
+        .filter(|s| **s != 200 && **s != 429)
+        .collect();
+    assert!(other.is_empty(), "unexpected statuses: {other:?}");
+    assert!(
+        (297..=303).contains(&ok),
+        "a shared cap of 300 admitted {ok}"
+    );
+    assert_eq!(ok, 300, "the shared counter is exact");
+    assert_eq!(ok + limited, 900, "{statuses:?}");
+    assert_eq!(redis.sum("tollgate:fleet-rpm:*").await, 300.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_open_or_closed_per_rule_and_recovers() {
+    let mut redis = Redis::start().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let url = redis.url();
+    let mut gw = start_gateway_with(|db| {
+        format!(
+            "{}\nlimits:\n  redis: {{ url: \"{url}\", timeout: 200ms }}\n  rules:\n    - name: alice-open\n      match: {{ principals: [alice] }}\n      store: redis\n      on_store_error: open\n      requests_per_minute: 1000\n    - name: bob-closed\n      match: {{ principals: [bob] }}\n      store: redis\n      on_store_error: closed\n      requests_per_minute: 1000\n",
+            standard_config(&mock, dead, db)
+        )
+    })
+    .await;
+    assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
+    assert_eq!(chat_status(&gw, KEY_LIMITED, "chat-local").await, 200);
+    assert_eq!(redis.sum("tollgate:alice-open:*").await, 1.0);
+
+    redis.kill();
+    for _ in 0..3 {
+        // Fail-open: served on this node's counters.
+        assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
+        // Fail-closed: refused while the store is unreachable.
+        let r = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY_LIMITED),
+            &chat_body("chat-local", "x"),
+        )
+        .await;
+        assert_eq!(r.status(), 503);
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["error"]["code"], "limit_store_unavailable");
+        assert!(b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bob-closed"));
+    }
+    let m = metrics_text(&gw).await;
+    assert!(
+        m.lines()
+            .any(|l| l.contains("alice-open") && l.contains("fallback_local")),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("tollgate_limit_store_errors_total")),
+        "{m}"
+    );
+
+    // Redis returns (empty: it kept nothing): the gateway reconnects by itself.
+    redis.spawn().await;
+    let mut recovered = false;
+    for _ in 0..100 {
+        if chat_status(&gw, KEY_LIMITED, "chat-local").await == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "fail-closed rule did not recover after Redis returned"
+    );
+    assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
+    assert_eq!(
+        redis.sum("tollgate:alice-open:*").await,
+        1.0,
+        "counted in Redis again"
+    );
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    assert!(recs.iter().any(|r| r.limits.contains("fallback_local")));
+    assert!(recs
+        .iter()
+        .any(|r| r.error == "limit_unavailable" && r.status == 503));
+}
