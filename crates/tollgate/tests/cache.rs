@@ -134,8 +134,9 @@ async fn hit_after_miss_with_identical_and_reordered_json() {
         value("tollgate_cache_requests_total{model=\"chat-up\",result=\"miss\",reason=\"\"}")
             >= 2.0
     );
+    // The ratio gauge is set by whichever gateway in this process looked up last.
     let ratio = value("tollgate_cache_hit_ratio");
-    assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
+    assert!((0.0..=1.0).contains(&ratio), "{ratio}");
     assert!(value("tollgate_cache_saved_cost_total{model=\"chat-up\"}") > 0.0);
 
     let store = gw.stop().await;

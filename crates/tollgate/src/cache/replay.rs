@@ -23,16 +23,20 @@ pub fn to_sse(body: &[u8], chat: bool, include_usage: bool) -> Option<Bytes> {
         "text_completion"
     };
     head.insert("object".into(), json!(object));
-    let mut out = BytesMut::new();
+    // Every event starts with the same fields: serialised once.
+    let head = Value::Object(head).to_string();
+    let head = head.strip_suffix('}').unwrap_or(&head);
+    let mut out = BytesMut::with_capacity(body.len() * 2 + 256);
     let mut event = |choices: Value, usage: Option<&Value>| {
-        let mut ev = head.clone();
-        ev.insert("choices".into(), choices);
-        if let Some(u) = usage {
-            ev.insert("usage".into(), u.clone());
-        }
         out.put_slice(b"data: ");
-        out.put_slice(Value::Object(ev).to_string().as_bytes());
-        out.put_slice(b"\n\n");
+        out.put_slice(head.as_bytes());
+        out.put_slice(b",\"choices\":");
+        out.put_slice(choices.to_string().as_bytes());
+        if let Some(u) = usage {
+            out.put_slice(b",\"usage\":");
+            out.put_slice(u.to_string().as_bytes());
+        }
+        out.put_slice(b"}\n\n");
     };
     for c in resp.get("choices").and_then(Value::as_array)?.iter() {
         let index = c.get("index").cloned().unwrap_or(json!(0));
