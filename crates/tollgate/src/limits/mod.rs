@@ -18,6 +18,7 @@ pub use redis::RedisStore;
 pub use rules::{Cap, CapKind, Rule};
 pub use window::Window;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
@@ -86,7 +87,7 @@ impl Limits {
                     out.push(Charge {
                         rule: rule.clone(),
                         cap: ci,
-                        key: format!("{}:{}:{part}", rule.name, cap.label),
+                        key: [cap.prefix.as_str(), part.as_str()].concat(),
                         window,
                         reserved: 0.0,
                         used_after: 0.0,
@@ -322,6 +323,10 @@ fn commit(charges: &mut [Charge], idx: &[usize], amounts: &[f64]) {
 }
 
 fn record_decision(c: &Charge, decision: &'static str) {
+    if decision == "allowed" {
+        c.cap().allowed(&c.rule.name).increment(1);
+        return;
+    }
     metrics::counter!("tollgate_limit_decisions_total", "rule" => c.rule.name.to_string(),
         "cap" => c.cap().label, "decision" => decision)
     .increment(1);
@@ -453,7 +458,8 @@ impl Admission {
     pub fn settle(mut self, prompt: i64, completion: i64, cost: f64) -> String {
         let now = crate::store::now_ms();
         let mut remote = Vec::new();
-        let mut list = Vec::with_capacity(self.charges.len());
+        let mut list = String::with_capacity(1 + self.charges.len() * 128);
+        list.push('[');
         for c in &mut self.charges {
             let actual = match c.cap().kind {
                 CapKind::Requests => c.reserved,
@@ -473,15 +479,30 @@ impl Admission {
                 }
             }
             c.reserved = actual;
-            list.push(json!({
-                "rule": &*c.rule.name, "cap": c.cap().label, "counter": c.key,
-                "window": c.window, "store": if c.on_redis() { "redis" } else { "local" },
-                "decision": c.decision(), "charged": actual,
-            }));
+            // Written by hand: this runs on every request, and building
+            // `serde_json::Value`s costs several times more.
+            if list.len() > 1 {
+                list.push(',');
+            }
+            list.push_str("{\"rule\":");
+            push_json_str(&mut list, &c.rule.name);
+            list.push_str(",\"cap\":\"");
+            list.push_str(c.cap().label);
+            list.push_str("\",\"counter\":");
+            push_json_str(&mut list, &c.key);
+            let store = if c.on_redis() { "redis" } else { "local" };
+            let charged = if actual.is_finite() { actual } else { 0.0 };
+            let _ = write!(
+                list,
+                ",\"window\":{},\"store\":\"{store}\",\"decision\":\"{}\",\"charged\":{charged}}}",
+                c.window,
+                c.decision()
+            );
         }
+        list.push(']');
         self.send_remote(std::mem::take(&mut remote));
         self.charges.clear();
-        serde_json::Value::Array(list).to_string()
+        list
     }
 
     /// `x-ratelimit-*` headers: the tightest enforced request and token caps.
@@ -510,6 +531,22 @@ impl Drop for Admission {
             let _ = a.settle(0, 0, 0.0);
         }
     }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Values for the OpenAI-style rate-limit headers.
@@ -699,5 +736,59 @@ impl Limits {
             .filter(|c| matches!(c.kind, CapKind::Cost))
             .map(|c| c.window.start_ms(c.window.id(now)))
             .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthMethod;
+    use crate::config::PrincipalKind;
+
+    #[tokio::test]
+    async fn settle_writes_valid_json_and_restores() {
+        let cfg: LimitsConfig = serde_yaml_ng::from_str(
+            "rules:\n  - { name: \"b\\\"x\", per: [principal], cost_per_day: 1.0, requests_per_minute: 5 }\n",
+        )
+        .unwrap();
+        let limits = Limits::build(&cfg, None).unwrap();
+        let p = Principal {
+            subject: "a\\b\u{1}".into(),
+            kind: PrincipalKind::User,
+            groups: Arc::from(Vec::new()),
+            tenant: None,
+            key_id: None,
+            issuer: None,
+            method: AuthMethod::Jwt,
+        };
+        let price = Price {
+            input_per_mtok: 1e5,
+            output_per_mtok: 1e5,
+        };
+        let demand = Demand {
+            prompt: 1,
+            completion: 2,
+            price,
+        };
+        let adm = limits.admit(&p, "m", demand).await.unwrap();
+        let json = adm.settle(1, 1, 0.2);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v[0]["rule"], "b\"x");
+        assert_eq!(v[0]["counter"], "b\"x:requests_per_minute:principal=a\\b\u{1}|");
+        assert_eq!(v[1]["charged"], 0.2);
+        // A fresh node restores the day's spend from that record.
+        let fresh = Limits::build(&cfg, None).unwrap();
+        assert_eq!(restore(&fresh.local, &fresh, &[(0, json)]), 1);
+        let err = fresh.admit(&p, "m", demand).await;
+        assert!(err.is_ok(), "0.2 + 0.3 fits in 1.0");
+        let demand = Demand {
+            prompt: 10,
+            completion: 0,
+            price,
+        };
+        assert!(matches!(
+            fresh.admit(&p, "m", demand).await,
+            Err(LimitError::Exceeded(_))
+        ));
     }
 }

@@ -1,7 +1,7 @@
 //! A limit rule at run time: which requests it applies to, how its counters
 //! are partitioned, and its caps.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::auth::Principal;
 use crate::config::{
@@ -41,13 +41,27 @@ pub fn tokens_of(kind: TokenKind, prompt: i64, completion: i64) -> i64 {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Cap {
     pub kind: CapKind,
     pub window: Window,
     pub max: f64,
     /// The config field, e.g. `requests_per_minute`.
     pub label: &'static str,
+    /// `rule:label:`, the start of every counter key of this cap.
+    pub prefix: String,
+    /// The `allowed` decision counter, registered on first use (after the
+    /// metrics recorder is installed) so the hot path skips the label lookup.
+    allowed: OnceLock<metrics::Counter>,
+}
+
+impl Cap {
+    pub fn allowed(&self, rule: &str) -> &metrics::Counter {
+        self.allowed.get_or_init(|| {
+            metrics::counter!("tollgate_limit_decisions_total", "rule" => rule.to_string(),
+                "cap" => self.label, "decision" => "allowed")
+        })
+    }
 }
 
 pub struct Rule {
@@ -75,6 +89,8 @@ impl Rule {
                     window,
                     max,
                     label,
+                    prefix: format!("{}:{label}:", r.name),
+                    allowed: OnceLock::new(),
                 });
             }
         };
