@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod credentials;
 pub mod guard;
 pub mod guardrails;
 pub mod ledger;

@@ -2,6 +2,7 @@
 //! rejected, path-aware errors. Raw form (`model`) → checked (`validate`) →
 //! runtime form (`crate::snapshot`). Loading never touches the network.
 
+mod credentials;
 pub mod duration;
 mod guardrails;
 mod load;
@@ -9,6 +10,7 @@ mod model;
 mod routing;
 mod validate;
 
+pub use credentials::*;
 pub use guardrails::*;
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
