@@ -12,7 +12,7 @@ mod stream;
 mod tokens;
 
 pub use context::{Attempt, RequestCtx, Usage};
-pub use ingress::{parse as parse_request, Parsed};
+pub use ingress::{parse as parse_request, read_body, Parsed, ML_PAYLOAD_KEYS};
 pub use sse::{Event, SseSplitter};
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ApiShape};
 use crate::auth;
 use crate::config::Endpoint;
 use crate::guard;
@@ -50,8 +50,21 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    handle_shaped(app, endpoint, ApiShape::OpenAi, headers, body).await
+}
+
+/// `handle` for a caller that speaks another API dialect: errors (and
+/// in-stream error events) are rendered in `shape`.
+pub async fn handle_shaped(
+    app: Arc<AppState>,
+    endpoint: Endpoint,
+    shape: ApiShape,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = request_id(&headers);
     let mut ctx = RequestCtx::new(endpoint, request_id);
+    ctx.shape = shape;
     let snap = app.snapshot.load_full();
     match run(&app, &snap, &mut ctx, &headers, body).await {
         Ok(Reply::Streaming(resp)) => resp,

@@ -47,6 +47,7 @@ pub async fn start_mock(require_key: Option<&str>) -> Mock {
     let (tx, rx) = oneshot::channel::<()>();
     let opts = tollgate::mock::server::MockOptions {
         require_key: require_key.map(str::to_owned),
+        ..Default::default()
     };
     tokio::spawn(tollgate::mock::server::serve(listener, opts, async {
         let _ = rx.await;
