@@ -185,9 +185,13 @@ impl Credentials {
             Mode::Static(s) => Ok(Some(s.header())),
             Mode::Token(t) => Ok(Some((http::header::AUTHORIZATION, t.get().await?))),
             Mode::ExchangeCaller(c) => {
-                let token = caller_bearer(client_headers).ok_or(CredentialError::Caller(
-                    "token exchange needs the caller's bearer JWT (Authorization: Bearer …)",
-                ))?;
+                // Only a JWT is ever sent to the token endpoint: a gateway
+                // API key in the same header must not leave the gateway.
+                let token = caller_bearer(client_headers)
+                    .filter(|t| looks_like_jwt(t))
+                    .ok_or(CredentialError::Caller(
+                        "token exchange needs the caller's bearer JWT (Authorization: Bearer …)",
+                    ))?;
                 Ok(Some((http::header::AUTHORIZATION, c.get(token).await?)))
             }
             Mode::Passthrough => {
@@ -217,4 +221,26 @@ fn caller_bearer(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = v.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Three non-empty base64url segments: the shape of a JWS compact JWT.
+fn looks_like_jwt(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_jwts_are_exchanged() {
+        assert!(super::looks_like_jwt("eyJh.eyJz.c2ln"));
+        assert!(!super::looks_like_jwt("tg-key-123"));
+        assert!(!super::looks_like_jwt("a..b"));
+        assert!(!super::looks_like_jwt("a.b.c.d"));
+    }
 }

@@ -165,7 +165,11 @@ macro_rules! azure_route {
             headers: HeaderMap,
             body: Bytes,
         ) -> Response {
-            let path = format!("/openai/deployments/{deployment}/{}", $tail);
+            let path = format!(
+                "/openai/deployments/{deployment}/{}?api-version={}",
+                $tail,
+                q.api_version.as_deref().unwrap_or("")
+            );
             azure(&state, $kind, path, q, version, &headers, &body).await
         }
     };

@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 use tollgate::server::Running;
 use tollgate::store::Store;
 
+pub mod jwt;
+
 pub const KEY: &str = "tg-test-key-full";
 pub const KEY_LIMITED: &str = "tg-test-key-limited";
 pub const UPSTREAM_KEY: &str = "upstream-secret-value";
@@ -42,13 +44,17 @@ impl Mock {
 }
 
 pub async fn start_mock(require_key: Option<&str>) -> Mock {
+    start_mock_with(tollgate::mock::server::MockOptions {
+        require_key: require_key.map(str::to_owned),
+        ..Default::default()
+    })
+    .await
+}
+
+pub async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let opts = tollgate::mock::server::MockOptions {
-        require_key: require_key.map(str::to_owned),
-        ..Default::default()
-    };
     tokio::spawn(tollgate::mock::server::serve(listener, opts, async {
         let _ = rx.await;
     }));
