@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,3 +64,31 @@ def field(line, name):
     m = re.search(rf"(?<!\w){name}=(\S+)", line)
     assert m, f"no {name}= in {line!r}"
     return m.group(1)
+
+
+@contextmanager
+def stack(tmp, mock_args, make_config, gateway_env=None, mock_env=None):
+    """A `tollgate mock-upstream` and a `tollgate serve` in front of it.
+    `make_config(mock_addr, db)` gives the gateway's YAML. Yields the
+    addresses and the gateway `Proc`; on exit the gateway must stop with 0."""
+    assert Path(BIN).is_file(), f"tollgate binary not found at {BIN} (set TOLLGATE_BIN)"
+    mock = Proc(["mock-upstream", "--listen", "127.0.0.1:0", *mock_args], env=mock_env)
+    gateway = None
+    try:
+        mock_addr = field(mock.wait_for("mock upstream listening"), "addr")
+        db = tmp / "t.db"
+        cfg = tmp / "tollgate.yaml"
+        cfg.write_text(make_config(mock_addr, db))
+        gateway = Proc(["serve", "--config", str(cfg)], env=gateway_env)
+        line = gateway.wait_for("tollgate listening")
+        yield {
+            "host": f"http://{field(line, 'addr')}",
+            "admin": f"http://{field(line, 'admin_addr')}",
+            "mock": f"http://{mock_addr}",
+            "db": f"sqlite://{db}",
+            "gateway": gateway,
+        }
+    finally:
+        code = gateway.stop() if gateway else 0
+        mock.stop()
+        assert code == 0, f"gateway exited {code}; output:\n{''.join(gateway.log)}"

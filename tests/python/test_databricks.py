@@ -9,14 +9,13 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound, Unauthenticated
 from databricks.sdk.service.serving import ChatMessage, ChatMessageRole
 
-from harness import BIN, TIMEOUT, Proc, field
+from harness import TIMEOUT, stack
 
 KEY = "tg-databricks-sdk-key"
 # Distinctive values: any of them in the gateway's output is a leak.
@@ -58,34 +57,19 @@ keys:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    assert Path(BIN).is_file(), f"tollgate binary not found at {BIN} (set TOLLGATE_BIN)"
-    tmp = tmp_path_factory.mktemp("tollgate-dbx")
-    # The mock accepts the static PAT and the Azure key (both checked
-    # separately below), and the service principal's real secret.
-    mock = Proc(["mock-upstream", "--listen", "127.0.0.1:0",
-                 "--client-id", CLIENT_ID, "--client-secret", SECRETS["SP_SECRET"]],
-                env={"MOCK_REQUIRE_KEY": SECRETS["DBX_PAT"]})
-    gateway = None
-    try:
-        mock_addr = field(mock.wait_for("mock upstream listening"), "addr")
-        db = tmp / "t.db"
-        cfg = tmp / "tollgate.yaml"
-        cfg.write_text(CONFIG.format(db=db, mock=mock_addr, client_id=CLIENT_ID,
-                                     hash=hashlib.sha256(KEY.encode()).hexdigest()))
-        # Debug logging everywhere: the most output a secret could slip into.
-        gateway = Proc(["serve", "--config", str(cfg)], env={**SECRETS, "RUST_LOG": "debug"})
-        line = gateway.wait_for("tollgate listening")
-        yield {
-            "host": f"http://{field(line, 'addr')}",
-            "admin": f"http://{field(line, 'admin_addr')}",
-            "mock": f"http://{mock_addr}",
-            "gateway": gateway,
-            "bodies": [],
-        }
-    finally:
-        code = gateway.stop() if gateway else 0
-        mock.stop()
-        assert code == 0, f"gateway exited {code}; output:\n{''.join(gateway.log)}"
+    def config(mock_addr, db):
+        return CONFIG.format(db=db, mock=mock_addr, client_id=CLIENT_ID,
+                             hash=hashlib.sha256(KEY.encode()).hexdigest())
+
+    # The mock accepts the static PAT (not the Azure key: that path fails on
+    # purpose) and the service principal's real secret. The gateway logs at
+    # debug everywhere: the most output a secret could slip into.
+    with stack(tmp_path_factory.mktemp("tollgate-dbx"),
+               ["--client-id", CLIENT_ID, "--client-secret", SECRETS["SP_SECRET"]],
+               config,
+               gateway_env={**SECRETS, "RUST_LOG": "debug"},
+               mock_env={"MOCK_REQUIRE_KEY": SECRETS["DBX_PAT"]}) as s:
+        yield {**s, "bodies": []}
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +140,7 @@ def test_no_secret_in_output_responses_or_metrics(gw):
     gw["gateway"].stop()
     output = "".join(gw["gateway"].log)
     assert "tollgate listening" in output
+    assert "upstream token refresh failed" in output  # the failure path was logged
     everything = output + "\n".join(gw["bodies"])
     for secret in [*SECRETS.values(), *issued]:
         assert secret not in everything, f"secret {secret[:12]}… leaked"

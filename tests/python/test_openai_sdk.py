@@ -7,12 +7,11 @@ import math
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import openai
 import pytest
 
-from harness import BIN, TIMEOUT, Proc, field
+from harness import BIN, TIMEOUT, stack
 
 KEY = "tg-python-sdk-test-key"
 UPSTREAM_KEY = "upstream-secret"
@@ -60,29 +59,13 @@ keys:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    assert Path(BIN).is_file(), f"tollgate binary not found at {BIN} (set TOLLGATE_BIN)"
-    tmp = tmp_path_factory.mktemp("tollgate")
-    mock = Proc(["mock-upstream", "--listen", "127.0.0.1:0", "--require-key", UPSTREAM_KEY])
-    gateway = None
-    try:
-        mock_addr = field(mock.wait_for("mock upstream listening"), "addr")
-        db = tmp / "t.db"
-        cfg = tmp / "tollgate.yaml"
-        cfg.write_text(CONFIG.format(db=db, mock=mock_addr, upstream_key=UPSTREAM_KEY,
-                                     hash=hashlib.sha256(KEY.encode()).hexdigest()))
-        gateway = Proc(["serve", "--config", str(cfg)])
-        line = gateway.wait_for("tollgate listening")
-        yield {
-            "base": f"http://{field(line, 'addr')}/v1",
-            "admin": f"http://{field(line, 'admin_addr')}",
-            "mock": f"http://{mock_addr}",
-            "db": f"sqlite://{db}",
-            "gateway": gateway,
-        }
-    finally:
-        code = gateway.stop() if gateway else 0
-        mock.stop()
-        assert code == 0, f"gateway exited {code}; stderr:\n{''.join(gateway.log)}"
+    def config(mock_addr, db):
+        return CONFIG.format(db=db, mock=mock_addr, upstream_key=UPSTREAM_KEY,
+                             hash=hashlib.sha256(KEY.encode()).hexdigest())
+
+    with stack(tmp_path_factory.mktemp("tollgate"), ["--require-key", UPSTREAM_KEY],
+               config) as s:
+        yield {**s, "base": s["host"] + "/v1"}
 
 
 @pytest.fixture(scope="module")

@@ -22,16 +22,7 @@ const CLIENT_SECRET: &str = "dose-SECRET-client-4242";
 /// A gateway config with `providers` and one model `m` on provider `p`.
 fn config(db: &str, provider: &str, extra: &str) -> String {
     format!(
-        r#"
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  watch_config: false
-storage:
-  url: {db}
-ledger:
-  flush_interval: 20ms
-providers:
+        r#"{head}providers:
 {provider}
 models:
   - name: m
@@ -44,8 +35,14 @@ keys:
     models: ["*"]
 {extra}
 "#,
-        hash = hash(KEY)
+        hash = hash(KEY),
+        head = config_head(db),
     )
+}
+
+/// The service principal's `auth:` block (the secret the mock accepts).
+fn sp_auth() -> String {
+    format!("{{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}")
 }
 
 fn oauth_mock() -> MockOptions {
@@ -154,9 +151,7 @@ async fn static_bearer_is_checked_by_the_upstream() {
 #[tokio::test]
 async fn client_credentials_token_is_cached_and_scoped() {
     let mock = start_mock_with(oauth_mock()).await;
-    let auth = format!(
-        "{{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}"
-    );
+    let auth = sp_auth();
     let gw = start_gateway_with(|db| config(db, &databricks(&mock, &auth), "")).await;
     for _ in 0..5 {
         assert_eq!(chat(&gw, KEY).await.0, 200);
@@ -181,9 +176,7 @@ async fn token_is_refreshed_in_the_background_before_it_expires() {
     })
     .await;
     // refresh_before is capped at half the lifetime: a refresh every ~2 s.
-    let auth = format!(
-        "{{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}"
-    );
+    let auth = sp_auth();
     let gw = start_gateway_with(|db| config(db, &databricks(&mock, &auth), "")).await;
     assert_eq!(chat(&gw, KEY).await.0, 200);
     // No request at all while the refresh is due: the refresher fetches on its own.
@@ -211,9 +204,7 @@ async fn concurrent_requests_during_a_fetch_share_one_token_request() {
     // A slow token endpoint: the startup fetch is still in flight while the
     // 50 requests arrive, and every one of them waits for it.
     oauth_knobs(&mock, json!({"delay_ms": 800})).await;
-    let auth = format!(
-        "{{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}"
-    );
+    let auth = sp_auth();
     let gw = start_gateway_with(|db| config(db, &databricks(&mock, &auth), "")).await;
     let calls = (0..50).map(|_| chat(&gw, KEY));
     let results = futures_util::future::join_all(calls).await;
@@ -225,9 +216,7 @@ async fn concurrent_requests_during_a_fetch_share_one_token_request() {
 async fn refresh_failure_is_a_502_with_a_clear_message_and_recovers() {
     let mock = start_mock_with(oauth_mock()).await;
     oauth_knobs(&mock, json!({"fail_status": 503})).await;
-    let auth = format!(
-        "{{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}"
-    );
+    let auth = sp_auth();
     let gw = start_gateway_with(|db| config(db, &databricks(&mock, &auth), "")).await;
     let (status, body) = chat(&gw, KEY).await;
     assert_eq!(status, 502, "{body}");

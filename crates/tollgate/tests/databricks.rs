@@ -15,16 +15,7 @@ const PAT: &str = "dapi-test-pat-0001";
 
 fn config(mock: &Mock, db: &str) -> String {
     format!(
-        r#"
-server:
-  listen: 127.0.0.1:0
-  admin_listen: 127.0.0.1:0
-  watch_config: false
-storage:
-  url: {db}
-ledger:
-  flush_interval: 20ms
-providers:
+        r#"{head}providers:
   - name: dbx
     kind: databricks
     base_url: http://{addr}
@@ -61,7 +52,8 @@ keys:
     models: ["*"]
 "#,
         addr = mock.addr,
-        hash = hash(KEY)
+        hash = hash(KEY),
+        head = config_head(db),
     )
 }
 
@@ -236,7 +228,9 @@ async fn ingress_runs_chat_completions_and_embeddings_through_the_pipeline() {
     let mut gw = gw;
     let store = gw.stop().await;
     let recs = wait_records(&store, 5).await;
-    assert!(recs.iter().any(|r| r.requested_model == "llama" && r.status == 200 && r.provider == "dbx"));
+    assert!(recs
+        .iter()
+        .any(|r| r.requested_model == "llama" && r.status == 200 && r.provider == "dbx"));
 }
 
 #[tokio::test]

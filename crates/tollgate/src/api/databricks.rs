@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::error::{ApiError, ApiShape};
 use crate::auth;
 use crate::config::Endpoint;
-use crate::pipeline::{self, REQUEST_ID};
+use crate::pipeline;
 use crate::server::AppState;
 
 const SHAPE: ApiShape = ApiShape::Databricks;
@@ -41,14 +41,7 @@ async fn invocations(
     let snap = app.snapshot.load_full();
     let store_keys = app.store_keys.load_full();
     if let Err(e) = auth::authenticate(&headers, &snap.credentials(&store_keys)).await {
-        metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
-        let err = ApiError::from(e);
-        let id = headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        err.log_denial(id);
-        return err.into_response_shaped(SHAPE);
+        return super::openai::auth_failure(e, &headers, SHAPE);
     }
     let limit = snap.config.server.max_body_bytes;
     let (endpoint, bytes) = match prepare(&headers, body, limit, &name).await {

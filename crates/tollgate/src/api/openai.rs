@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiShape};
 use crate::auth;
 use crate::config::Endpoint;
 use crate::pipeline::{self, REQUEST_ID};
@@ -53,16 +53,7 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
     let store_keys = app.store_keys.load_full();
     let identity = match auth::authenticate(&headers, &snap.credentials(&store_keys)).await {
         Ok(i) => i,
-        Err(e) => {
-            metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
-            let err = ApiError::from(e);
-            let id = headers
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            err.log_denial(id);
-            return err.into_response();
-        }
+        Err(e) => return auth_failure(e, &headers, ApiShape::OpenAi),
     };
     let access = snap
         .policy
@@ -77,6 +68,19 @@ async fn models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
         )
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// A failed authentication outside the pipeline: counted, logged with its
+/// reason, rendered in the caller's shape.
+pub(super) fn auth_failure(e: auth::AuthError, headers: &HeaderMap, shape: ApiShape) -> Response {
+    metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
+    let err = ApiError::from(e);
+    let id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    err.log_denial(id);
+    err.into_response_shaped(shape)
 }
 
 async fn not_found(req: Request) -> Response {

@@ -5,12 +5,10 @@
 //! header (`api_key:` or `auth: {type: api_key}`) or an Entra ID bearer
 //! (`auth: {type: client_credentials}` against the tenant's token URL).
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use serde_json::Value;
 
-use super::transport::HttpUpstream;
-use super::{Provider, ProviderCall, ProviderError, ProviderResponse};
+use super::transport::{http_provider, HttpUpstream};
+use super::{ProviderCall, ProviderError, ProviderResponse};
 use crate::config::{Endpoint, ProviderConfig};
 use crate::credentials::CredentialDefaults;
 
@@ -75,19 +73,4 @@ impl AzureOpenAiProvider {
     }
 }
 
-impl Provider for AzureOpenAiProvider {
-    fn name(&self) -> &str {
-        &self.http.name
-    }
-
-    fn call<'a>(
-        &'a self,
-        call: ProviderCall<'a>,
-    ) -> BoxFuture<'a, Result<ProviderResponse, ProviderError>> {
-        self.send(call).boxed()
-    }
-
-    fn reload(&self) {
-        self.http.reload();
-    }
-}
+http_provider!(AzureOpenAiProvider);

@@ -13,12 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::transport::HttpUpstream;
-use super::{Provider, ProviderBody, ProviderCall, ProviderError, ProviderResponse};
+use super::transport::{http_provider, HttpUpstream};
+use super::{ProviderBody, ProviderCall, ProviderError, ProviderResponse};
 use crate::config::{Endpoint, ProviderConfig};
 use crate::credentials::CredentialDefaults;
 
@@ -112,23 +111,9 @@ pub(super) fn bad_base(provider: &str) -> ProviderError {
     }
 }
 
-impl Provider for DatabricksProvider {
-    fn name(&self) -> &str {
-        &self.http.name
-    }
-
-    fn call<'a>(
-        &'a self,
-        call: ProviderCall<'a>,
-    ) -> BoxFuture<'a, Result<ProviderResponse, ProviderError>> {
-        self.send(call).boxed()
-    }
-
+http_provider!(
+    DatabricksProvider,
     fn accepts(&self, _: Endpoint) -> bool {
         true
     }
-
-    fn reload(&self) {
-        self.http.reload();
-    }
-}
+);

@@ -3,11 +3,8 @@
 //! `model` rewritten by the pipeline. The HTTP path (pooling, timeouts,
 //! credentials, errors) is `http.rs`, shared with the other HTTP providers.
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
-
-use super::transport::HttpUpstream;
-use super::{Provider, ProviderCall, ProviderError, ProviderResponse};
+use super::transport::{http_provider, HttpUpstream};
+use super::{ProviderCall, ProviderError, ProviderResponse};
 use crate::config::{Endpoint, ProviderConfig};
 use crate::credentials::CredentialDefaults;
 
@@ -53,19 +50,4 @@ impl OpenAiProvider {
     }
 }
 
-impl Provider for OpenAiProvider {
-    fn name(&self) -> &str {
-        &self.http.name
-    }
-
-    fn call<'a>(
-        &'a self,
-        call: ProviderCall<'a>,
-    ) -> BoxFuture<'a, Result<ProviderResponse, ProviderError>> {
-        self.send(call).boxed()
-    }
-
-    fn reload(&self) {
-        self.http.reload();
-    }
-}
+http_provider!(OpenAiProvider);

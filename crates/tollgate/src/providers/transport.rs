@@ -177,6 +177,35 @@ impl HttpUpstream {
     }
 }
 
+/// `impl Provider` for a provider built on `HttpUpstream` (field `http`,
+/// method `send`), with any extra trait items given after the type.
+macro_rules! http_provider {
+    ($t:ty $(, $extra:item)*) => {
+        impl super::Provider for $t {
+            fn name(&self) -> &str {
+                &self.http.name
+            }
+
+            fn call<'a>(
+                &'a self,
+                call: super::ProviderCall<'a>,
+            ) -> futures_util::future::BoxFuture<
+                'a,
+                Result<super::ProviderResponse, super::ProviderError>,
+            > {
+                futures_util::FutureExt::boxed(self.send(call))
+            }
+
+            fn reload(&self) {
+                self.http.reload();
+            }
+
+            $($extra)*
+        }
+    };
+}
+pub(crate) use http_provider;
+
 pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Bytes {
     let mut buf = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {

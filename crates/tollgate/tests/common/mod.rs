@@ -61,6 +61,15 @@ pub async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock 
     Mock { addr, _stop: tx }
 }
 
+/// The `server`, `storage` and `ledger` sections of a test config (no file
+/// watch, fast ledger flush).
+pub fn config_head(db: &str) -> String {
+    format!(
+        "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  watch_config: false\n\
+         storage:\n  url: {db}\nledger:\n  flush_interval: 20ms\n"
+    )
+}
+
 /// An address nothing listens on.
 pub async fn dead_addr() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
