@@ -45,6 +45,16 @@ fn sp_auth() -> String {
     format!("{{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}")
 }
 
+/// `cfg` with one more model `name` on `provider`.
+fn add_model(cfg: String, name: &str, provider: &str, upstream: &str) -> String {
+    cfg.replace(
+        "keys:",
+        &format!(
+            "  - name: {name}\n    provider: {provider}\n    upstream_model: {upstream}\nkeys:"
+        ),
+    )
+}
+
 fn oauth_mock() -> MockOptions {
     MockOptions {
         client_id: Some(CLIENT_ID.into()),
@@ -128,10 +138,11 @@ async fn static_bearer_is_checked_by_the_upstream() {
         let good = databricks(&mock, "{type: bearer, token: dapi-right}");
         let bad =
             databricks(&mock, "{type: bearer, token: dapi-wrong}").replace("name: p", "name: q");
-        let cfg = config(db, &format!("{good}{bad}"), "");
-        cfg.replace(
-            "keys:",
-            "  - name: wrong\n    provider: q\n    upstream_model: my-endpoint\nkeys:",
+        add_model(
+            config(db, &format!("{good}{bad}"), ""),
+            "wrong",
+            "q",
+            "my-endpoint",
         )
     })
     .await;
@@ -380,21 +391,11 @@ async fn azure_api_key_header_and_entra_id_bearer() {
             "  - name: q\n    kind: azure_openai\n    base_url: http://{a}\n    api_version: 2024-10-21\n    auth: {{type: client_credentials, token_url: http://{a}/oidc/v1/token, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}\n",
             a = mock.addr
         );
-        config(db, &format!("{key}{entra}"), "").replace(
-            "keys:",
-            "  - name: entra\n    provider: q\n    upstream_model: gpt4o-deploy\nkeys:",
-        )
+        add_model(config(db, &format!("{key}{entra}"), ""), "entra", "q", "gpt4o-deploy")
     })
     .await;
     assert_eq!(chat(&gw, KEY).await.0, 200);
-    let r = post(
-        &gw,
-        "/v1/chat/completions",
-        Some(KEY),
-        &chat_body("entra", "x"),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(chat_status(&gw, KEY, "entra").await, 200);
     let recs = mock.received().await;
     let by_key = recs
         .iter()

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::transport::{http_provider, HttpUpstream};
+use super::transport::{self, http_provider, HttpUpstream};
 use super::{ProviderCall, ProviderError, ProviderResponse};
 use crate::config::{Endpoint, ProviderConfig};
 use crate::credentials::CredentialDefaults;
@@ -23,10 +23,7 @@ pub struct AzureOpenAiProvider {
 
 impl AzureOpenAiProvider {
     pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
-        let base = cfg
-            .base_url
-            .as_deref()
-            .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))?;
+        let base = transport::base_url(cfg)?;
         let base = reqwest::Url::parse(base.trim_end_matches('/'))
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;
         let api_version = cfg

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::transport::{http_provider, HttpUpstream};
+use super::transport::{self, http_provider, HttpUpstream};
 use super::{ProviderBody, ProviderCall, ProviderError, ProviderResponse};
 use crate::config::{Endpoint, ProviderConfig};
 use crate::credentials::CredentialDefaults;
@@ -28,11 +28,7 @@ pub struct DatabricksProvider {
 
 impl DatabricksProvider {
     pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
-        let base = cfg
-            .base_url
-            .as_deref()
-            .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))?
-            .trim_end_matches('/');
+        let base = transport::base_url(cfg)?;
         let workspace = reqwest::Url::parse(base)
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;
         let defaults = CredentialDefaults {

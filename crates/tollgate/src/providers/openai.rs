@@ -3,7 +3,7 @@
 //! `model` rewritten by the pipeline. The HTTP path (pooling, timeouts,
 //! credentials, errors) is `http.rs`, shared with the other HTTP providers.
 
-use super::transport::{http_provider, HttpUpstream};
+use super::transport::{self, http_provider, HttpUpstream};
 use super::{ProviderCall, ProviderError, ProviderResponse};
 use crate::config::{Endpoint, ProviderConfig};
 use crate::credentials::CredentialDefaults;
@@ -17,11 +17,7 @@ pub struct OpenAiProvider {
 
 impl OpenAiProvider {
     pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
-        let base = cfg
-            .base_url
-            .as_deref()
-            .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))?
-            .trim_end_matches('/');
+        let base = transport::base_url(cfg)?;
         let url = |path: &str| {
             reqwest::Url::parse(&format!("{base}{path}"))
                 .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))

@@ -206,6 +206,14 @@ macro_rules! http_provider {
 }
 pub(crate) use http_provider;
 
+/// A provider's `base_url` without its trailing `/` (validated as present).
+pub fn base_url(cfg: &ProviderConfig) -> Result<&str, String> {
+    cfg.base_url
+        .as_deref()
+        .map(|b| b.trim_end_matches('/'))
+        .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))
+}
+
 pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Bytes {
     let mut buf = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {
