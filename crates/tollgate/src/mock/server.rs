@@ -2,6 +2,8 @@
 //! deterministic answers of `generate.rs` and the knobs of `knobs.rs`. It
 //! remembers the last requests it received (`GET /_mock/requests`) so tests
 //! can assert on what reached the upstream, and can require a bearer key.
+//! Databricks, Azure and OAuth token routes live in `cloud.rs` and
+//! `oauth.rs`, on the same state.
 
 use std::collections::VecDeque;
 use std::future::Future;
