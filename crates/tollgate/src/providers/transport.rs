@@ -81,22 +81,27 @@ impl HttpUpstream {
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
-        if !self.forward.is_empty() {
-            for (name, value) in client_headers {
-                if header_allowed(&self.forward, name.as_str()) {
-                    req = req.header(name, value);
-                }
-            }
-        }
-        for (name, value) in &self.headers {
-            req = req.header(name, value);
-        }
+        // The credential wins over a static or forwarded header of the same
+        // name (reqwest appends, so duplicates must be skipped here).
         let credential = self.credentials.header(client_headers).await.map_err(|e| {
             ProviderError::Credentials {
                 provider: self.name.clone(),
                 message: e.to_string(),
             }
         })?;
+        let taken = |name: &HeaderName| credential.as_ref().is_some_and(|(n, _)| n == name);
+        if !self.forward.is_empty() {
+            for (name, value) in client_headers {
+                if header_allowed(&self.forward, name.as_str()) && !taken(name) {
+                    req = req.header(name, value);
+                }
+            }
+        }
+        for (name, value) in &self.headers {
+            if !taken(name) {
+                req = req.header(name, value);
+            }
+        }
         if let Some((name, value)) = credential {
             req = req.header(name, value);
         }
