@@ -15,6 +15,8 @@ use crate::providers::transport::{error_chain, read_capped, truncate};
 
 /// Used when a token response has no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest lifetime believed (keeps `Instant` arithmetic in range).
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub enum Grant {
     ClientCredentials {
@@ -178,7 +180,8 @@ impl TokenEndpoint {
             header,
             lifetime: parsed
                 .expires_in
-                .map_or(DEFAULT_LIFETIME, Duration::from_secs),
+                .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+                .min(MAX_LIFETIME),
         })
     }
 }

@@ -25,6 +25,9 @@ use super::CredentialError;
 
 /// How long a failed fetch answers later callers without a new try.
 const FAILURE_HOLD: Duration = Duration::from_secs(1);
+/// Shortest time between two background refreshes (a token that claims a
+/// zero lifetime must not make the refresher spin).
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Background retry delays after a failed refresh.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -166,7 +169,7 @@ async fn refresher(src: Weak<TokenSource>, provider: String) {
         let next = match s.refresh().await {
             Ok(t) => {
                 retry = RETRY_MIN;
-                t.refresh_at
+                t.refresh_at.max(Instant::now() + MIN_INTERVAL)
             }
             Err(e) => {
                 tracing::warn!(%provider, error = %e, "upstream token refresh failed; retrying");

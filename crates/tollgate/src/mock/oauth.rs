@@ -141,7 +141,8 @@ pub async fn token(
     let n = oauth.counter.fetch_add(1, Ordering::Relaxed) + 1;
     let token = format!("mock-at-{n}-{subject}");
     if let Ok(mut issued) = oauth.issued.lock() {
-        issued.insert(token.clone(), Instant::now() + ttl);
+        let expiry = Instant::now().checked_add(ttl).unwrap_or_else(Instant::now);
+        issued.insert(token.clone(), expiry);
     }
     Json(json!({
         "access_token": token,
