@@ -256,6 +256,33 @@ async fn refresh_failure_is_a_502_with_a_clear_message_and_recovers() {
 }
 
 #[tokio::test]
+async fn an_expired_token_that_cannot_be_refreshed_is_a_502_until_the_endpoint_recovers() {
+    let mock = start_mock_with(MockOptions {
+        token_ttl: Duration::from_secs(2),
+        ..oauth_mock()
+    })
+    .await;
+    let auth = sp_auth();
+    let gw = start_gateway_with(|db| config(db, &databricks(&mock, &auth), "")).await;
+    assert_eq!(chat(&gw, KEY).await.0, 200);
+    // From now on every refresh fails; the cached token runs out.
+    oauth_knobs(&mock, json!({"fail_status": 500})).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, body) = chat(&gw, KEY).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("token endpoint returned HTTP 500"));
+    // The endpoint recovers: the next request fetches a token itself.
+    oauth_knobs(&mock, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the failure hold
+    assert_eq!(chat(&gw, KEY).await.0, 200);
+    // Expired tokens were never sent: the mock would have answered 401.
+    assert!(oauth_stats(&mock).await["failed"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test]
 async fn rejected_client_names_the_oauth_error_without_the_secret() {
     let mock = start_mock_with(oauth_mock()).await;
     let gw = start_gateway_with(|db| {
