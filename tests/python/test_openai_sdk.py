@@ -4,25 +4,18 @@ records what it receives) with the official `openai` SDK."""
 import hashlib
 import json
 import math
-import os
-import queue
-import re
-import signal
 import subprocess
-import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import openai
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("TOLLGATE_BIN", str(REPO / "target" / "debug" / "tollgate"))
+from harness import BIN, TIMEOUT, stack
+
 KEY = "tg-python-sdk-test-key"
 UPSTREAM_KEY = "upstream-secret"
 PROMPT = "say something about gateways please"
-TIMEOUT = 10.0
 EMBED_INPUTS = ["first input text", "second", "a third one"]
 
 # What the tests sent to `chat-up`, checked against the ledger at the end.
@@ -38,55 +31,6 @@ def tally(prompt_tokens=0, completion_tokens=0, error=False):
     TALLY["errors"] += int(error)
     TALLY["prompt_tokens"] += prompt_tokens
     TALLY["completion_tokens"] += completion_tokens
-
-
-class Proc:
-    """A subprocess whose stderr is drained by a thread (the pipe never fills)."""
-
-    def __init__(self, args, env=None):
-        self.lines = queue.Queue()
-        self.log = []
-        self.p = subprocess.Popen(
-            [BIN, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "RUST_LOG": "info", **(env or {})},
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.p.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def wait_for(self, marker, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if marker in line:
-                return line
-        raise AssertionError(f"no {marker!r} within {timeout}s; stderr:\n{''.join(self.log)}")
-
-    def stop(self, timeout=15):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait(timeout=5)
-            raise AssertionError(f"{self.p.args} did not exit within {timeout}s after SIGTERM")
-
-
-def field(line, name):
-    m = re.search(rf"(?<!\w){name}=(\S+)", line)
-    assert m, f"no {name}= in {line!r}"
-    return m.group(1)
 
 
 CONFIG = """\
@@ -115,29 +59,13 @@ keys:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    assert Path(BIN).is_file(), f"tollgate binary not found at {BIN} (set TOLLGATE_BIN)"
-    tmp = tmp_path_factory.mktemp("tollgate")
-    mock = Proc(["mock-upstream", "--listen", "127.0.0.1:0", "--require-key", UPSTREAM_KEY])
-    gateway = None
-    try:
-        mock_addr = field(mock.wait_for("mock upstream listening"), "addr")
-        db = tmp / "t.db"
-        cfg = tmp / "tollgate.yaml"
-        cfg.write_text(CONFIG.format(db=db, mock=mock_addr, upstream_key=UPSTREAM_KEY,
-                                     hash=hashlib.sha256(KEY.encode()).hexdigest()))
-        gateway = Proc(["serve", "--config", str(cfg)])
-        line = gateway.wait_for("tollgate listening")
-        yield {
-            "base": f"http://{field(line, 'addr')}/v1",
-            "admin": f"http://{field(line, 'admin_addr')}",
-            "mock": f"http://{mock_addr}",
-            "db": f"sqlite://{db}",
-            "gateway": gateway,
-        }
-    finally:
-        code = gateway.stop() if gateway else 0
-        mock.stop()
-        assert code == 0, f"gateway exited {code}; stderr:\n{''.join(gateway.log)}"
+    def config(mock_addr, db):
+        return CONFIG.format(db=db, mock=mock_addr, upstream_key=UPSTREAM_KEY,
+                             hash=hashlib.sha256(KEY.encode()).hexdigest())
+
+    with stack(tmp_path_factory.mktemp("tollgate"), ["--require-key", UPSTREAM_KEY],
+               config) as s:
+        yield {**s, "base": s["host"] + "/v1"}
 
 
 @pytest.fixture(scope="module")

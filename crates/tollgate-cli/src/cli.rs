@@ -84,6 +84,14 @@ enum Command {
         /// Require `Authorization: Bearer KEY` on every request.
         #[arg(long, env = "MOCK_REQUIRE_KEY")]
         require_key: Option<String>,
+        /// OAuth client accepted by `/oidc/v1/token` (client credentials).
+        #[arg(long, env = "MOCK_CLIENT_ID")]
+        client_id: Option<String>,
+        #[arg(long, env = "MOCK_CLIENT_SECRET")]
+        client_secret: Option<String>,
+        /// Lifetime in seconds of tokens issued by `/oidc/v1/token`.
+        #[arg(long, default_value_t = 3600)]
+        token_ttl_secs: u64,
     },
 }
 
@@ -248,7 +256,18 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         Command::MockUpstream {
             listen,
             require_key,
-        } => mock_upstream(&listen, require_key).await,
+            client_id,
+            client_secret,
+            token_ttl_secs,
+        } => {
+            let opts = tollgate::mock::server::MockOptions {
+                require_key,
+                client_id,
+                client_secret,
+                token_ttl: std::time::Duration::from_secs(token_ttl_secs),
+            };
+            mock_upstream(&listen, opts).await
+        }
     }
 }
 
@@ -558,7 +577,10 @@ async fn usage(store: StoreArgs, since: &str, by: By, format: Format) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-async fn mock_upstream(listen: &str, require_key: Option<String>) -> Result<ExitCode, String> {
+async fn mock_upstream(
+    listen: &str,
+    opts: tollgate::mock::server::MockOptions,
+) -> Result<ExitCode, String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -573,12 +595,8 @@ async fn mock_upstream(listen: &str, require_key: Option<String>) -> Result<Exit
             tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
         }
     };
-    tollgate::mock::server::serve(
-        listener,
-        tollgate::mock::server::MockOptions { require_key },
-        shutdown,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    tollgate::mock::server::serve(listener, opts, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

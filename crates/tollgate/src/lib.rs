@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod credentials;
 pub mod guard;
 pub mod guardrails;
 pub mod ledger;

@@ -34,9 +34,11 @@ pub struct ModelRoute {
 
 impl ModelRoute {
     pub fn serves(&self, endpoint: Endpoint) -> bool {
-        self.endpoints
-            .as_ref()
-            .is_none_or(|e| e.contains(&endpoint))
+        self.provider.accepts(endpoint)
+            && self
+                .endpoints
+                .as_ref()
+                .is_none_or(|e| e.contains(&endpoint))
     }
 
     pub fn cost(&self, prompt: i64, completion: i64) -> f64 {
@@ -104,7 +106,10 @@ impl Snapshot {
                 .filter(|(old_cfg, _)| old_cfg == p)
                 .map(|(_, prov)| prov.clone());
             let prov = match reused {
-                Some(prov) => prov,
+                Some(prov) => {
+                    prov.reload();
+                    prov
+                }
                 None => providers::build(p)?,
             };
             providers.insert(p.name.clone(), (p.clone(), prov));

@@ -5,6 +5,17 @@
 fn every_example_config_is_valid() {
     // SAFETY-free: this test binary is the only reader of this variable.
     unsafe { std::env::set_var("OPENAI_API_KEY", "sk-test-not-real") };
+    for var in [
+        "DATABRICKS_CLIENT_ID",
+        "DATABRICKS_CLIENT_SECRET",
+        "AZURE_OPENAI_API_KEY",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+    ] {
+        // SAFETY: as above, single-threaded test setup.
+        unsafe { std::env::set_var(var, "test-not-real") };
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

@@ -15,6 +15,8 @@ use crate::providers::ProviderError;
 pub enum ApiShape {
     #[default]
     OpenAi,
+    /// Databricks REST: `{"error_code":"…","message":"…"}` (api/databricks.rs).
+    Databricks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +219,10 @@ impl ApiError {
                     "code": code,
                 }})
             }
+            ApiShape::Databricks => json!({
+                "error_code": super::databricks::error_code(self),
+                "message": self.to_string(),
+            }),
         }
     }
 
@@ -247,6 +253,6 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.into_response_shaped(ApiShape::OpenAi)
+        self.into_response_shaped(ApiShape::default())
     }
 }

@@ -2,6 +2,7 @@
 //! the OpenAI-shaped handlers. Handlers are thin: model calls go straight
 //! into `crate::pipeline::handle`.
 
+mod databricks;
 pub mod error;
 mod openai;
 mod prompts;

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiShape};
 use crate::auth;
 use crate::config::Endpoint;
 use crate::pipeline::{self, REQUEST_ID};
@@ -34,6 +34,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/v1/prompts/{name}/versions/{version}/completions",
             post(super::prompts::complete_version),
         )
+        .merge(super::databricks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))
@@ -82,22 +83,26 @@ pub(super) async fn list_for_caller(
     let store_keys = app.store_keys.load_full();
     let identity = match auth::authenticate(headers, &snap.credentials(&store_keys)).await {
         Ok(i) => i,
-        Err(e) => {
-            metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
-            let err = ApiError::from(e);
-            let id = headers
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            err.log_denial(id);
-            return err.into_response();
-        }
+        Err(e) => return auth_failure(e, headers, ApiShape::OpenAi),
     };
     let access = snap
         .policy
         .evaluate(&identity.principal, identity.key_grant());
     let data = items(&snap, &access);
     Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// A failed authentication outside the pipeline: counted, logged with its
+/// reason, rendered in the caller's shape.
+pub(super) fn auth_failure(e: auth::AuthError, headers: &HeaderMap, shape: ApiShape) -> Response {
+    metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
+    let err = ApiError::from(e);
+    let id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    err.log_denial(id);
+    err.into_response_shaped(shape)
 }
 
 async fn not_found(req: Request) -> Response {

@@ -3,6 +3,7 @@
 //! runtime form (`crate::snapshot`). Loading never touches the network.
 
 mod cache;
+mod credentials;
 pub mod duration;
 mod guardrails;
 mod limits;
@@ -13,6 +14,7 @@ mod routing;
 mod validate;
 
 pub use cache::{CacheBackendKind, CacheConfig, CacheRule, CacheScope};
+pub use credentials::*;
 pub use guardrails::*;
 pub use limits::*;
 pub use load::{load_file, parse_str, ConfigError};

@@ -119,6 +119,10 @@ pub enum ProviderKind {
     Openai,
     /// In-process deterministic provider, for the quickstart and tests.
     Mock,
+    /// Databricks Model Serving: `{base_url}/serving-endpoints/{model}/invocations`.
+    Databricks,
+    /// Azure OpenAI: `{base_url}/openai/deployments/{model}/…?api-version=…`.
+    AzureOpenai,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -145,6 +149,13 @@ pub struct ProviderConfig {
     /// Extra static headers sent upstream (values may use `${ENV_VAR}`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How the gateway authenticates upstream (docs/credentials.md); when
+    /// absent, `api_key` (if any) is sent as a bearer token.
+    #[serde(default)]
+    pub auth: Option<super::credentials::UpstreamAuth>,
+    /// `api-version` query parameter (azure_openai).
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -185,6 +196,9 @@ pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    /// A classic ML model payload (`dataframe_records`, `dataframe_split`,
+    /// `instances`, `inputs`) passed through unchanged (databricks only).
+    Invocations,
 }
 
 impl Endpoint {
@@ -193,6 +207,7 @@ impl Endpoint {
             Endpoint::Chat => "chat",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Invocations => "invocations",
         }
     }
 }

@@ -54,6 +54,9 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
             (ProviderKind::Openai, None) => {
                 p.push(format!("{at}.base_url: required for kind openai"))
             }
+            (ProviderKind::Databricks | ProviderKind::AzureOpenai, None) => p.push(format!(
+                "{at}.base_url: required (the workspace or resource endpoint URL)"
+            )),
             (_, Some(url)) if reqwest::Url::parse(url).is_err() || !url.starts_with("http") => {
                 p.push(format!("{at}.base_url: {url:?} is not an http(s) URL"))
             }
@@ -88,6 +91,7 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
                 p.push(format!("{at}.headers.{name}: not a valid header"));
             }
         }
+        p.extend(super::credentials::provider_problems(prov, &at));
         let t = &prov.timeouts;
         if t.connect.is_zero() || t.first_byte.is_zero() || t.total.is_zero() {
             p.push(format!(

@@ -2,8 +2,10 @@
 //! the in-process `mock` provider and `tollgate mock-upstream`, the real HTTP
 //! server that tests, benchmarks and demos run against.
 
+mod cloud;
 mod generate;
 mod knobs;
+mod oauth;
 pub mod server;
 mod tools;
 

@@ -2,6 +2,8 @@
 //! deterministic answers of `generate.rs` and the knobs of `knobs.rs`. It
 //! remembers the last requests it received (`GET /_mock/requests`) so tests
 //! can assert on what reached the upstream, and can require a bearer key.
+//! Databricks, Azure and OAuth token routes live in `cloud.rs` and
+//! `oauth.rs`, on the same state.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -22,17 +24,36 @@ use super::{generate, Knobs};
 /// Requests kept for `GET /_mock/requests`.
 const RECORDED: usize = 256;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MockOptions {
-    /// When set, requests must carry `Authorization: Bearer <key>`.
+    /// When set, requests must carry `Authorization: Bearer <key>` (or
+    /// `api-key: <key>`, Azure's header), or a token issued by the mock's
+    /// `/oidc/v1/token` (see `oauth.rs`).
     pub require_key: Option<String>,
+    /// The OAuth client accepted by the client-credentials grant.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Lifetime of issued tokens (changeable at run time, `POST /_mock/oauth`).
+    pub token_ttl: std::time::Duration,
 }
 
-struct MockState {
-    opts: MockOptions,
+impl Default for MockOptions {
+    fn default() -> Self {
+        Self {
+            require_key: None,
+            client_id: None,
+            client_secret: None,
+            token_ttl: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+pub(super) struct MockState {
+    pub(super) opts: MockOptions,
     received: Mutex<VecDeque<Value>>,
     /// Requests seen per model string, for the `fail_first` knob.
     seen: Mutex<std::collections::HashMap<String, u64>>,
+    pub(super) oauth: super::oauth::OAuthState,
 }
 
 pub fn router(opts: MockOptions) -> Router {
@@ -40,6 +61,7 @@ pub fn router(opts: MockOptions) -> Router {
         opts,
         received: Mutex::new(VecDeque::new()),
         seen: Mutex::new(std::collections::HashMap::new()),
+        oauth: super::oauth::OAuthState::default(),
     });
     Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -47,6 +69,7 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/_mock/requests", get(received).delete(clear))
+        .merge(super::cloud::routes())
         .with_state(state)
 }
 
@@ -60,19 +83,11 @@ pub async fn serve(
         .await
 }
 
-fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
-    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
-        "rate_limit_error"
-    } else if status.is_server_error() {
-        "server_error"
-    } else {
-        "invalid_request_error"
-    };
-    let mut resp = (
-        status,
-        Json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}})),
-    )
-        .into_response();
+/// Renders an error in one upstream's shape.
+pub(super) type ErrorFn = fn(StatusCode, &str, Option<u64>) -> Response;
+
+/// Puts `Retry-After` on an error response.
+pub(super) fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
     if let Some(secs) = retry_after {
         if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(http::header::RETRY_AFTER, v);
@@ -81,14 +96,31 @@ fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Respons
     resp
 }
 
+pub(super) fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
+    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_error"
+    } else if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    let resp = (
+        status,
+        Json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}})),
+    )
+        .into_response();
+    with_retry_after(resp, retry_after)
+}
+
 /// Common front half of every POST: record, check the key, parse, apply
 /// status and latency knobs.
-async fn admit(
+pub(super) async fn admit(
     state: &MockState,
     path: &str,
     version: http::Version,
     headers: &HeaderMap,
     body: &Bytes,
+    error: ErrorFn,
 ) -> Result<(Map<String, Value>, Knobs), Response> {
     let parsed = serde_json::from_slice::<Value>(body);
     let header_map: Map<String, Value> = headers
@@ -107,19 +139,12 @@ async fn admit(
             "body": recorded,
         }));
     }
-    if let Some(key) = &state.opts.require_key {
-        let expected = format!("Bearer {key}");
-        if headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            != Some(&expected)
-        {
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                "mock upstream: wrong or missing key",
-                None,
-            ));
-        }
+    if !super::oauth::authorized(state, headers) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "mock upstream: wrong or missing key",
+            None,
+        ));
     }
     let body = match parsed {
         Ok(Value::Object(map)) => map,
@@ -161,6 +186,48 @@ fn is_stream(body: &Map<String, Value>) -> bool {
     body.get("stream").and_then(Value::as_bool).unwrap_or(false)
 }
 
+/// The OpenAI-shaped answers every mock route gives.
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+pub(super) fn respond(
+    kind: Kind,
+    body: &Map<String, Value>,
+    knobs: &Knobs,
+    error: ErrorFn,
+) -> Response {
+    match kind {
+        Kind::Chat if is_stream(body) => sse_response(generate::chat_stream(body, knobs)),
+        Kind::Chat => Json(generate::chat_json(body, knobs)).into_response(),
+        Kind::Completions if is_stream(body) => {
+            sse_response(generate::completion_stream(body, knobs))
+        }
+        Kind::Completions => Json(generate::completion_json(body, knobs)).into_response(),
+        Kind::Embeddings => match generate::embeddings_json(body) {
+            Ok(v) => Json(v).into_response(),
+            Err(msg) => error(StatusCode::BAD_REQUEST, &msg, None),
+        },
+    }
+}
+
+async fn openai(
+    state: &MockState,
+    kind: Kind,
+    path: &str,
+    version: http::Version,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    match admit(state, path, version, headers, body, error).await {
+        Err(resp) => resp,
+        Ok((body, knobs)) => respond(kind, &body, &knobs, error),
+    }
+}
+
 fn sse_response(
     stream: futures_util::stream::BoxStream<'static, Result<Bytes, generate::StreamCut>>,
 ) -> Response {
@@ -178,11 +245,15 @@ async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/chat/completions", version, &headers, &body).await {
-        Err(resp) => resp,
-        Ok((body, knobs)) if is_stream(&body) => sse_response(generate::chat_stream(&body, &knobs)),
-        Ok((body, knobs)) => Json(generate::chat_json(&body, &knobs)).into_response(),
-    }
+    openai(
+        &state,
+        Kind::Chat,
+        "/v1/chat/completions",
+        version,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 async fn completions(
@@ -191,13 +262,15 @@ async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/completions", version, &headers, &body).await {
-        Err(resp) => resp,
-        Ok((body, knobs)) if is_stream(&body) => {
-            sse_response(generate::completion_stream(&body, &knobs))
-        }
-        Ok((body, knobs)) => Json(generate::completion_json(&body, &knobs)).into_response(),
-    }
+    openai(
+        &state,
+        Kind::Completions,
+        "/v1/completions",
+        version,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 async fn embeddings(
@@ -206,13 +279,15 @@ async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/embeddings", version, &headers, &body).await {
-        Err(resp) => resp,
-        Ok((body, _)) => match generate::embeddings_json(&body) {
-            Ok(v) => Json(v).into_response(),
-            Err(msg) => error(StatusCode::BAD_REQUEST, &msg, None),
-        },
-    }
+    openai(
+        &state,
+        Kind::Embeddings,
+        "/v1/embeddings",
+        version,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 async fn models() -> Json<Value> {

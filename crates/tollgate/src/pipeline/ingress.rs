@@ -34,6 +34,14 @@ pub async fn read_body(
     }
 }
 
+/// The keys of a classic ML model payload (MLflow scoring protocol).
+pub const ML_PAYLOAD_KEYS: &[&str] = &[
+    "dataframe_records",
+    "dataframe_split",
+    "instances",
+    "inputs",
+];
+
 /// What ingress learnt from the body.
 pub struct Parsed {
     pub body: Map<String, Value>,
@@ -134,6 +142,21 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
             if stream {
                 return Err(ApiError::bad_request(
                     "embeddings cannot be streamed",
+                    Some("stream"),
+                ));
+            }
+        }
+        Endpoint::Invocations => {
+            if !ML_PAYLOAD_KEYS.iter().any(|k| body.contains_key(*k)) {
+                return Err(ApiError::bad_request(
+                    "expected one of `messages`, `prompt`, `input`, `dataframe_records`, \
+                     `dataframe_split`, `instances` or `inputs`",
+                    None,
+                ));
+            }
+            if stream {
+                return Err(ApiError::bad_request(
+                    "model payloads (dataframe_records, instances, …) cannot be streamed",
                     Some("stream"),
                 ));
             }

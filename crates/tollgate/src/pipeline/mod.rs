@@ -14,7 +14,7 @@ mod stream;
 mod tokens;
 
 pub use context::{Attempt, RequestCtx, Usage};
-pub use ingress::{parse as parse_request, Parsed};
+pub use ingress::{parse as parse_request, read_body, Parsed, ML_PAYLOAD_KEYS};
 pub use sse::{Event, SseSplitter};
 
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ApiShape};
 use crate::auth;
 use crate::cache::{self, CacheStatus, Decision};
 use crate::config::Endpoint;
@@ -54,7 +54,19 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    serve(app, endpoint, None, headers, body).await
+    serve(app, endpoint, ApiShape::OpenAi, None, headers, body).await
+}
+
+/// `handle` for a caller that speaks another API dialect: errors (and
+/// in-stream error events) are rendered in `shape`.
+pub async fn handle_shaped(
+    app: Arc<AppState>,
+    endpoint: Endpoint,
+    shape: ApiShape,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(app, endpoint, shape, None, headers, body).await
 }
 
 /// Entry point for a prompt template call: rendered into a chat request in
@@ -65,18 +77,20 @@ pub async fn handle_prompt(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    serve(app, Endpoint::Chat, Some(call), headers, body).await
+    serve(app, Endpoint::Chat, ApiShape::OpenAi, Some(call), headers, body).await
 }
 
 async fn serve(
     app: Arc<AppState>,
     endpoint: Endpoint,
+    shape: ApiShape,
     prompt: Option<PromptCall>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let request_id = request_id(&headers);
     let mut ctx = RequestCtx::new(endpoint, request_id);
+    ctx.shape = shape;
     let snap = app.snapshot.load_full();
     match run(&app, &snap, &mut ctx, &headers, body, prompt).await {
         Ok(Reply::Streaming(resp)) => resp,

@@ -23,6 +23,11 @@ pub enum ProviderError {
     Protocol { provider: String, message: String },
     #[error("upstream {provider} stream ended before completion: {message}")]
     StreamInterrupted { provider: String, message: String },
+    /// The gateway could not obtain its own upstream credential (token
+    /// endpoint down, rejected client, missing caller token). The message
+    /// never contains a secret.
+    #[error("upstream {provider} credentials unavailable: {message}")]
+    Credentials { provider: String, message: String },
 }
 
 impl ProviderError {
@@ -50,13 +55,14 @@ impl ProviderError {
             ProviderError::Status { .. } => "upstream_status",
             ProviderError::Protocol { .. } => "upstream_protocol",
             ProviderError::StreamInterrupted { .. } => "upstream_stream_interrupted",
+            ProviderError::Credentials { .. } => "upstream_credentials",
         }
     }
 
     pub fn retryable(&self) -> bool {
         match self {
             ProviderError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            ProviderError::Protocol { .. } => false,
+            ProviderError::Protocol { .. } | ProviderError::Credentials { .. } => false,
             _ => true,
         }
     }
@@ -71,6 +77,7 @@ impl ProviderError {
                 ("invalid_request_error", Some("upstream_rejected"))
             }
             ProviderError::StreamInterrupted { .. } => ("server_error", Some("stream_interrupted")),
+            ProviderError::Credentials { .. } => ("server_error", Some("upstream_credentials")),
             _ => ("server_error", Some("upstream_error")),
         }
     }

@@ -74,6 +74,7 @@ impl MockProvider {
                         retry_after: None,
                     })
             }
+            Endpoint::Invocations => Err(super::not_accepted(&self.name, call.endpoint)),
         }
     }
 }

@@ -5,9 +5,12 @@
 //! first-byte timeout; the pipeline owns the total deadline, usage
 //! accounting and everything the caller sees.
 
+mod azure;
+mod databricks;
 mod error;
 mod mock;
 mod openai;
+pub(crate) mod transport;
 
 pub use error::ProviderError;
 
@@ -48,6 +51,16 @@ pub trait Provider: Send + Sync {
         &'a self,
         call: ProviderCall<'a>,
     ) -> BoxFuture<'a, Result<ProviderResponse, ProviderError>>;
+
+    /// Whether this provider can serve `endpoint` at all. Raw ML payloads
+    /// (`Endpoint::Invocations`) only go to providers that opt in.
+    fn accepts(&self, endpoint: Endpoint) -> bool {
+        endpoint != Endpoint::Invocations
+    }
+
+    /// Called when a config reload keeps this provider: re-read whatever
+    /// the config points at on disk (credential files).
+    fn reload(&self) {}
 }
 
 /// Builds the runtime provider for a validated config entry.
@@ -55,14 +68,33 @@ pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
     match cfg.kind {
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(cfg)?)),
         ProviderKind::Mock => Ok(Arc::new(mock::MockProvider::new(cfg))),
+        ProviderKind::Databricks => Ok(Arc::new(databricks::DatabricksProvider::new(cfg)?)),
+        ProviderKind::AzureOpenai => Ok(Arc::new(azure::AzureOpenAiProvider::new(cfg)?)),
+    }
+}
+
+/// The error for an endpoint a provider cannot serve (the pipeline checks
+/// `Provider::accepts` first, so this is a safety net).
+pub(crate) fn not_accepted(provider: &str, endpoint: Endpoint) -> ProviderError {
+    ProviderError::Status {
+        provider: provider.to_string(),
+        status: 400,
+        message: format!(
+            "this provider does not accept {} requests",
+            endpoint.as_str()
+        ),
+        retry_after: None,
     }
 }
 
 /// Headers the gateway owns: never copied from the caller, whatever
 /// `forward_headers` says (credentials, framing, hop-by-hop).
 pub const NEVER_FORWARDED: &[&str] = &[
+    // `auth: {type: passthrough}` is the one explicit exception: the
+    // credentials module forwards the caller's own Authorization itself.
     "authorization",
     "x-api-key",
+    "api-key",
     "proxy-authorization",
     "cookie",
     "host",

@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 use tollgate::server::Running;
 use tollgate::store::Store;
 
+pub mod jwt;
+
 pub const KEY: &str = "tg-test-key-full";
 pub const KEY_LIMITED: &str = "tg-test-key-limited";
 pub const UPSTREAM_KEY: &str = "upstream-secret-value";
@@ -42,16 +44,30 @@ impl Mock {
 }
 
 pub async fn start_mock(require_key: Option<&str>) -> Mock {
+    start_mock_with(tollgate::mock::server::MockOptions {
+        require_key: require_key.map(str::to_owned),
+        ..Default::default()
+    })
+    .await
+}
+
+pub async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let opts = tollgate::mock::server::MockOptions {
-        require_key: require_key.map(str::to_owned),
-    };
     tokio::spawn(tollgate::mock::server::serve(listener, opts, async {
         let _ = rx.await;
     }));
     Mock { addr, _stop: tx }
+}
+
+/// The `server`, `storage` and `ledger` sections of a test config (no file
+/// watch, fast ledger flush).
+pub fn config_head(db: &str) -> String {
+    format!(
+        "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  watch_config: false\n\
+         storage:\n  url: {db}\nledger:\n  flush_interval: 20ms\n"
+    )
 }
 
 /// An address nothing listens on.
