@@ -1,0 +1,430 @@
+//! OpenAI chat ⇄ Amazon Bedrock Converse, both directions: the `bedrock`
+//! provider uses [`request`] and [`response`]; the mock upstream uses
+//! [`to_openai_request`] and [`from_openai_response`]. Streaming
+//! (ConverseStream's binary event stream) lives in `bedrock_stream.rs`.
+//!
+//! Mapping: `system`/`developer` messages → `system` blocks; user and
+//! assistant content → content blocks (`text`, `image` with raw bytes);
+//! tool calls ⇄ `toolUse`; `tool` messages → `toolResult` blocks in a user
+//! turn (consecutive same-role turns merged, as Converse requires
+//! alternation); tools ⇄ `toolConfig.tools[].toolSpec`; `tool_choice` ⇄
+//! `toolConfig.toolChoice`; sampling ⇄ `inferenceConfig`; `stopReason` and
+//! `usage` (cache reads and writes included) ⇄ `finish_reason` and `usage`.
+
+use serde_json::{json, Map, Value};
+
+use super::openai_parts::{
+    self as oa, bad, content_parts, content_text, function_tools, get, tool_calls, Part,
+    ToolCall, ToolChoice, Unsupported,
+};
+
+const TARGET: &str = "bedrock";
+
+const CARRIED: &[&str] = &[
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "n",
+    "response_format",
+];
+
+/// OpenAI chat request → Converse request body (the model id goes in the path).
+pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
+    oa::check_fields(body, CARRIED, TARGET)?;
+    if get(body, "parallel_tool_calls").and_then(Value::as_bool) == Some(false) {
+        return Err(bad(
+            "parallel_tool_calls",
+            "`parallel_tool_calls: false` cannot be carried to bedrock",
+        ));
+    }
+    if get(body, "n").is_some_and(|n| n.as_u64() != Some(1)) {
+        return Err(bad("n", "bedrock returns one choice: `n` must be 1"));
+    }
+    if let Some(rf) = get(body, "response_format") {
+        if rf.get("type").and_then(Value::as_str) != Some("text") {
+            return Err(bad(
+                "response_format",
+                "`response_format` json modes cannot be carried to bedrock Converse",
+            ));
+        }
+    }
+    let messages = get(body, "messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("messages", "`messages` must be an array"))?;
+    let mut system = Vec::new();
+    let mut turns: Vec<Value> = Vec::new();
+    let mut tool_history = false;
+    for (i, m) in messages.iter().enumerate() {
+        let at = format!("messages[{i}]");
+        check_message_keys(m, &at)?;
+        let (role, blocks) = match m.get("role").and_then(Value::as_str).unwrap_or("") {
+            "system" | "developer" => {
+                system.push(json!({"text": content_text(m.get("content"), &at, TARGET)?}));
+                continue;
+            }
+            "user" => ("user", blocks_of(content_parts(m.get("content"), &at, TARGET)?, &at)?),
+            "assistant" => {
+                let mut blocks = blocks_of(content_parts(m.get("content"), &at, TARGET)?, &at)?;
+                blocks.retain(|b| b.get("text").and_then(Value::as_str) != Some(""));
+                for c in tool_calls(m, &at)? {
+                    tool_history = true;
+                    blocks.push(json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.args}}));
+                }
+                ("assistant", blocks)
+            }
+            "tool" => {
+                tool_history = true;
+                let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
+                    bad(format!("{at}.tool_call_id"), "a tool message needs `tool_call_id`")
+                })?;
+                let text = content_text(m.get("content"), &at, TARGET)?;
+                let content = match serde_json::from_str::<Value>(&text) {
+                    Ok(v @ Value::Object(_)) => json!([{"json": v}]),
+                    _ => json!([{"text": text}]),
+                };
+                (
+                    "user",
+                    vec![json!({"toolResult": {"toolUseId": id, "content": content}})],
+                )
+            }
+            other => {
+                return Err(bad(
+                    format!("{at}.role"),
+                    format!("role `{other}` cannot be carried to bedrock"),
+                ))
+            }
+        };
+        match turns.last_mut() {
+            Some(last) if last["role"] == role => {
+                if let Some(c) = last["content"].as_array_mut() {
+                    c.extend(blocks);
+                }
+            }
+            _ => turns.push(json!({"role": role, "content": blocks})),
+        }
+    }
+    let mut out = json!({"messages": turns});
+    if !system.is_empty() {
+        out["system"] = json!(system);
+    }
+    if let Some(cfg) = tool_config(body, tool_history)? {
+        out["toolConfig"] = cfg;
+    }
+    let mut inf = Map::new();
+    if let Some(m) = oa::max_tokens(body)? {
+        inf.insert("maxTokens".into(), json!(m));
+    }
+    for (from, to) in [("temperature", "temperature"), ("top_p", "topP")] {
+        if let Some(v) = oa::number(body, from)? {
+            inf.insert(to.into(), v);
+        }
+    }
+    if let Some(stop) = oa::stop_sequences(body)? {
+        inf.insert("stopSequences".into(), json!(stop));
+    }
+    if !inf.is_empty() {
+        out["inferenceConfig"] = Value::Object(inf);
+    }
+    Ok(out)
+}
+
+fn check_message_keys(m: &Value, at: &str) -> Result<(), Unsupported> {
+    for (k, v) in m.as_object().into_iter().flatten() {
+        let ok = matches!(k.as_str(), "role" | "content" | "tool_calls" | "tool_call_id")
+            || v.is_null();
+        if !ok {
+            return Err(Unsupported::field(format!("{at}.{k}"), TARGET));
+        }
+    }
+    Ok(())
+}
+
+fn blocks_of(parts: Vec<Part>, at: &str) -> Result<Vec<Value>, Unsupported> {
+    parts
+        .into_iter()
+        .map(|p| match p {
+            Part::Text(t) => Ok(json!({"text": t})),
+            Part::Inline { mime, data } => match mime.as_str() {
+                "image/png" | "image/jpeg" | "image/gif" | "image/webp" => Ok(json!({"image": {
+                    "format": &mime["image/".len()..], "source": {"bytes": data}}})),
+                "image/jpg" => Ok(json!({"image": {"format": "jpeg", "source": {"bytes": data}}})),
+                _ => Err(bad(
+                    format!("{at}.content"),
+                    format!("`{mime}` content at `{at}` cannot be carried to bedrock (png, jpeg, gif or webp images only)"),
+                )),
+            },
+        })
+        .collect()
+}
+
+fn tool_config(body: &Map<String, Value>, tool_history: bool) -> Result<Option<Value>, Unsupported> {
+    let tools = function_tools(body, TARGET)?;
+    let choice = oa::tool_choice(body)?;
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    let choice = match choice {
+        None | Some(ToolChoice::Auto) => json!({"auto": {}}),
+        Some(ToolChoice::Required) => json!({"any": {}}),
+        Some(ToolChoice::Function(name)) => json!({"tool": {"name": name}}),
+        // Converse has no "none": leaving the tools out is the same thing,
+        // unless the conversation already holds tool blocks (then Converse
+        // requires the tool config).
+        Some(ToolChoice::None) if !tool_history => return Ok(None),
+        Some(ToolChoice::None) => {
+            return Err(bad(
+                "tool_choice",
+                "`tool_choice: none` cannot be carried to bedrock once the conversation has tool calls",
+            ))
+        }
+    };
+    let specs: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            let mut spec = json!({
+                "name": t.name,
+                "inputSchema": {"json": t.parameters.clone()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}))},
+            });
+            if let Some(d) = &t.description {
+                spec["description"] = json!(d);
+            }
+            json!({"toolSpec": spec})
+        })
+        .collect();
+    Ok(Some(json!({"tools": specs, "toolChoice": choice})))
+}
+
+/// Converse `stopReason` → OpenAI `finish_reason`.
+pub fn finish_reason(reason: &str) -> &'static str {
+    match reason {
+        "tool_use" => "tool_calls",
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "guardrail_intervened" | "content_filtered" => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Converse usage → OpenAI usage. Bedrock counts cache reads and writes apart
+/// from `inputTokens`; OpenAI's `prompt_tokens` includes them, with reads as
+/// `cached_tokens` and writes as `cache_write_tokens`.
+pub fn usage(u: &Value) -> Value {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64);
+    let read = n("cacheReadInputTokens");
+    let write = n("cacheWriteInputTokens");
+    let prompt = n("inputTokens").unwrap_or(0) + read.unwrap_or(0) + write.unwrap_or(0);
+    let mut out = oa::usage(prompt, n("outputTokens").unwrap_or(0), read, None);
+    if let Some(w) = write {
+        out["prompt_tokens_details"]["cache_write_tokens"] = json!(w);
+        if read.is_none() {
+            out["prompt_tokens_details"]["cached_tokens"] = json!(0);
+        }
+    }
+    out
+}
+
+/// Converse response → OpenAI chat completion.
+pub fn response(b: &Value, id: &str, model: &str, created: u64) -> Value {
+    let (mut text, mut thought, mut calls) = (String::new(), String::new(), Vec::new());
+    for block in b
+        .pointer("/output/message/content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(t) = block.get("text").and_then(Value::as_str) {
+            text.push_str(t);
+        } else if let Some(t) = block
+            .pointer("/reasoningContent/reasoningText/text")
+            .and_then(Value::as_str)
+        {
+            thought.push_str(t);
+        } else if let Some(tu) = block.get("toolUse") {
+            calls.push(ToolCall {
+                id: tu.get("toolUseId").and_then(Value::as_str).unwrap_or("").to_string(),
+                name: tu.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                args: tu.get("input").cloned().unwrap_or_else(|| json!({})),
+            });
+        }
+    }
+    let mut message = oa::assistant_message(&text, &calls);
+    if !thought.is_empty() {
+        message["reasoning_content"] = json!(thought);
+    }
+    let reason = b.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn");
+    let choice = json!({"index": 0, "message": message, "logprobs": null,
+        "finish_reason": finish_reason(reason)});
+    oa::completion(
+        id,
+        model,
+        created,
+        vec![choice],
+        usage(b.get("usage").unwrap_or(&Value::Null)),
+    )
+}
+
+// ---- The other direction (the mock upstream speaks Converse) ----
+
+/// Converse request → OpenAI chat request for `model` (mock upstream).
+pub fn to_openai_request(b: &Value, model: &str, stream: bool) -> Value {
+    let mut messages = Vec::new();
+    let sys: Vec<&str> = b
+        .get("system")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("text").and_then(Value::as_str))
+        .collect();
+    if !sys.is_empty() {
+        messages.push(json!({"role": "system", "content": sys.join("\n")}));
+    }
+    for turn in b.get("messages").and_then(Value::as_array).into_iter().flatten() {
+        let role = turn.get("role").and_then(Value::as_str).unwrap_or("user");
+        let (mut content, mut calls) = (Vec::new(), Vec::new());
+        for block in turn.get("content").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(t) = block.get("text").and_then(Value::as_str) {
+                content.push(json!({"type": "text", "text": t}));
+            } else if let Some(img) = block.get("image") {
+                let format = img.get("format").and_then(Value::as_str).unwrap_or("png");
+                let data = img.pointer("/source/bytes").and_then(Value::as_str).unwrap_or("");
+                content.push(oa::inline_to_openai(&format!("image/{format}"), data));
+            } else if let Some(tu) = block.get("toolUse") {
+                calls.push(ToolCall {
+                    id: tu.get("toolUseId").and_then(Value::as_str).unwrap_or("").to_string(),
+                    name: tu.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    args: tu.get("input").cloned().unwrap_or_else(|| json!({})),
+                });
+            } else if let Some(tr) = block.get("toolResult") {
+                let text: String = tr
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|c| match (c.get("text"), c.get("json")) {
+                        (Some(Value::String(t)), _) => t.clone(),
+                        (_, Some(j)) => j.to_string(),
+                        _ => String::new(),
+                    })
+                    .collect();
+                messages.push(json!({"role": "tool",
+                    "tool_call_id": tr.get("toolUseId").cloned().unwrap_or(Value::Null),
+                    "content": text}));
+            }
+        }
+        if role == "assistant" {
+            let text: String = content
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect();
+            messages.push(oa::assistant_message(&text, &calls));
+        } else if !content.is_empty() {
+            messages.push(json!({"role": "user", "content": content}));
+        }
+    }
+    let mut out = json!({"model": model, "messages": messages});
+    if stream {
+        out["stream"] = json!(true);
+        out["stream_options"] = json!({"include_usage": true});
+    }
+    if let Some(tc) = b.get("toolConfig") {
+        let tools: Vec<Value> = tc
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("toolSpec"))
+            .map(|s| {
+                let mut f = json!({"name": s.get("name").cloned().unwrap_or(Value::Null)});
+                if let Some(d) = s.get("description") {
+                    f["description"] = d.clone();
+                }
+                if let Some(p) = s.pointer("/inputSchema/json") {
+                    f["parameters"] = p.clone();
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+        out["tools"] = json!(tools);
+        let choice = match tc.get("toolChoice") {
+            Some(c) if c.get("any").is_some() => ToolChoice::Required,
+            Some(c) => match c.pointer("/tool/name").and_then(Value::as_str) {
+                Some(name) => ToolChoice::Function(name.to_string()),
+                None => ToolChoice::Auto,
+            },
+            None => ToolChoice::Auto,
+        };
+        out["tool_choice"] = oa::tool_choice_to_openai(&choice);
+    }
+    if let Some(inf) = b.get("inferenceConfig").and_then(Value::as_object) {
+        for (from, to) in [
+            ("maxTokens", "max_tokens"),
+            ("temperature", "temperature"),
+            ("topP", "top_p"),
+            ("stopSequences", "stop"),
+        ] {
+            if let Some(v) = inf.get(from) {
+                out[to] = v.clone();
+            }
+        }
+    }
+    out
+}
+
+/// OpenAI `finish_reason` → Converse `stopReason`.
+pub fn finish_to_bedrock(reason: &str) -> &'static str {
+    match reason {
+        "tool_calls" => "tool_use",
+        "length" => "max_tokens",
+        "content_filter" => "content_filtered",
+        _ => "end_turn",
+    }
+}
+
+/// OpenAI usage → Converse usage.
+pub fn usage_to_bedrock(u: &Value) -> Value {
+    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let cached = n("/prompt_tokens_details/cached_tokens");
+    let input = n("/prompt_tokens").saturating_sub(cached);
+    let mut out = json!({
+        "inputTokens": input,
+        "outputTokens": n("/completion_tokens"),
+        "totalTokens": input + n("/completion_tokens"),
+    });
+    if cached > 0 {
+        out["cacheReadInputTokens"] = json!(cached);
+    }
+    out
+}
+
+/// The Converse content blocks of an OpenAI assistant message.
+pub fn message_to_blocks(text: &str, calls: &[ToolCall]) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    if !text.is_empty() {
+        blocks.push(json!({"text": text}));
+    }
+    for c in calls {
+        blocks.push(json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.args}}));
+    }
+    blocks
+}
+
+/// OpenAI chat completion → Converse response (mock upstream).
+pub fn from_openai_response(o: &Value) -> Value {
+    let choice = o.pointer("/choices/0").unwrap_or(&Value::Null);
+    let msg = choice.get("message").unwrap_or(&Value::Null);
+    let text = msg.get("content").and_then(Value::as_str).unwrap_or("");
+    let calls = tool_calls(msg, "message").unwrap_or_default();
+    let reason = choice.get("finish_reason").and_then(Value::as_str).unwrap_or("stop");
+    json!({
+        "output": {"message": {"role": "assistant", "content": message_to_blocks(text, &calls)}},
+        "stopReason": finish_to_bedrock(reason),
+        "usage": usage_to_bedrock(o.get("usage").unwrap_or(&Value::Null)),
+        "metrics": {"latencyMs": 0},
+    })
+}

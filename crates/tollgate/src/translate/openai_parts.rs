@@ -1,0 +1,573 @@
+//! The OpenAI side of every translation: reading a chat request into typed
+//! parts (messages, content parts, tools, tool choice, sampling settings) and
+//! writing chat completions and chunks. Each provider module maps these to
+//! and from its own shape.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+/// A request field the target shape cannot carry. `field` is the OpenAI
+/// parameter path (`messages[2].content[0].type`), reported as the error's
+/// `param`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Unsupported {
+    pub field: String,
+    pub message: String,
+}
+
+impl Unsupported {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `field` cannot be carried to `target` at all.
+    pub fn field(field: impl Into<String>, target: &str) -> Self {
+        let field = field.into();
+        Self {
+            message: format!("`{field}` cannot be carried to {target}; remove it"),
+            field,
+        }
+    }
+}
+
+/// Top-level request fields every translation accepts without carrying:
+/// routing and framing the gateway or the provider call already handles, and
+/// `user`, an opaque end-user id that does not change the answer.
+const FRAMING: &[&str] = &["model", "stream", "stream_options", "user"];
+
+/// Rejects every top-level field that is neither framing nor in `carried`
+/// (a `null` value counts as absent).
+pub fn check_fields(
+    body: &Map<String, Value>,
+    carried: &[&str],
+    target: &str,
+) -> Result<(), Unsupported> {
+    for (k, v) in body {
+        if v.is_null() || FRAMING.contains(&k.as_str()) || carried.contains(&k.as_str()) {
+            continue;
+        }
+        return Err(Unsupported::field(k.as_str(), target));
+    }
+    Ok(())
+}
+
+/// A non-null field.
+pub fn get<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    body.get(key).filter(|v| !v.is_null())
+}
+
+pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Unsupported {
+    Unsupported::new(field, message)
+}
+
+/// One piece of message content.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    Text(String),
+    /// Inline bytes, base64 as sent: an image (`image/png`, …) or audio.
+    Inline { mime: String, data: String },
+}
+
+/// `content` as parts: a string, or an array of `text`, `image_url` (data
+/// URLs only: the gateway never fetches) and `input_audio` parts.
+pub fn content_parts(
+    content: Option<&Value>,
+    at: &str,
+    target: &str,
+) -> Result<Vec<Part>, Unsupported> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![Part::Text(s.clone())]),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| content_part(p, &format!("{at}.content[{i}]"), target))
+            .collect(),
+        Some(_) => Err(bad(
+            format!("{at}.content"),
+            format!("`{at}.content` must be a string or an array of parts"),
+        )),
+    }
+}
+
+fn content_part(p: &Value, at: &str, target: &str) -> Result<Part, Unsupported> {
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "text" => p
+            .get("text")
+            .and_then(Value::as_str)
+            .map(|t| Part::Text(t.to_string()))
+            .ok_or_else(|| bad(format!("{at}.text"), format!("`{at}.text` must be a string"))),
+        "image_url" => {
+            let url = p
+                .pointer("/image_url/url")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            data_url(url).ok_or_else(|| {
+                bad(
+                    format!("{at}.image_url.url"),
+                    format!(
+                        "`{at}.image_url.url` must be a base64 data: URL for {target} \
+                         (the gateway does not fetch remote images)"
+                    ),
+                )
+            })
+        }
+        "input_audio" => {
+            let data = p.pointer("/input_audio/data").and_then(Value::as_str);
+            let format = p.pointer("/input_audio/format").and_then(Value::as_str);
+            match (data, format) {
+                (Some(data), Some(format)) => Ok(Part::Inline {
+                    mime: format!("audio/{format}"),
+                    data: data.to_string(),
+                }),
+                _ => Err(bad(
+                    format!("{at}.input_audio"),
+                    format!("`{at}.input_audio` needs `data` and `format`"),
+                )),
+            }
+        }
+        other => Err(bad(
+            format!("{at}.type"),
+            format!("content part type `{other}` at `{at}` cannot be carried to {target}"),
+        )),
+    }
+}
+
+/// `data:<mime>;base64,<data>` → an inline part.
+pub fn data_url(url: &str) -> Option<Part> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let mime = meta.strip_suffix(";base64")?;
+    Some(Part::Inline {
+        mime: if mime.is_empty() {
+            "application/octet-stream".into()
+        } else {
+            mime.to_string()
+        },
+        data: data.to_string(),
+    })
+}
+
+/// The OpenAI content part for inline bytes (images as data URLs).
+pub fn inline_to_openai(mime: &str, data: &str) -> Value {
+    match mime.strip_prefix("audio/") {
+        Some(format) => json!({"type": "input_audio", "input_audio": {"data": data, "format": format}}),
+        None => json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{data}")}}),
+    }
+}
+
+/// All text of a content value (tool results): a string or text parts.
+pub fn content_text(content: Option<&Value>, at: &str, target: &str) -> Result<String, Unsupported> {
+    let mut out = String::new();
+    for p in content_parts(content, at, target)? {
+        match p {
+            Part::Text(t) => out.push_str(&t),
+            Part::Inline { .. } => {
+                return Err(bad(
+                    format!("{at}.content"),
+                    format!("`{at}.content` of a tool message must be text for {target}"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One assistant tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The parsed arguments object.
+    pub args: Value,
+}
+
+pub fn tool_calls(msg: &Value, at: &str) -> Result<Vec<ToolCall>, Unsupported> {
+    let Some(calls) = msg.get("tool_calls").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let calls = calls
+        .as_array()
+        .ok_or_else(|| bad(format!("{at}.tool_calls"), "`tool_calls` must be an array"))?;
+    calls
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let at = format!("{at}.tool_calls[{j}]");
+            let name = c
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("{at}.function.name"), "a tool call needs a name"))?;
+            let raw = c
+                .pointer("/function/arguments")
+                .and_then(Value::as_str)
+                .unwrap_or("{}");
+            let args = parse_arguments(raw, &format!("{at}.function.arguments"))?;
+            let id = c
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(|| call_id(name, raw, j), str::to_owned);
+            Ok(ToolCall {
+                id,
+                name: name.to_string(),
+                args,
+            })
+        })
+        .collect()
+}
+
+/// Tool-call arguments: a JSON object (empty text counts as `{}`).
+pub fn parse_arguments(raw: &str, field: &str) -> Result<Value, Unsupported> {
+    if raw.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(bad(field, format!("`{field}` must be a JSON object"))),
+    }
+}
+
+/// A stable id for a tool call a shape gives none: the same call (name,
+/// arguments, position) always gets the same id, so a client's follow-up
+/// tool message finds its call again.
+pub fn call_id(name: &str, args: &str, index: usize) -> String {
+    let h = [name, "\u{0}", args]
+        .iter()
+        .flat_map(|s| s.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("call_{index}_{h:016x}")
+}
+
+/// Tool call id → function name over the conversation so far (tool results
+/// in Gemini name the function, not the call).
+pub fn call_names(messages: &[Value]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (i, m) in messages.iter().enumerate() {
+        if let Ok(calls) = tool_calls(m, &format!("messages[{i}]")) {
+            for c in calls {
+                out.insert(c.id, c.name);
+            }
+        }
+    }
+    out
+}
+
+/// A function tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionTool {
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: Option<Value>,
+}
+
+pub fn function_tools(
+    body: &Map<String, Value>,
+    target: &str,
+) -> Result<Vec<FunctionTool>, Unsupported> {
+    let Some(tools) = get(body, "tools") else {
+        return Ok(Vec::new());
+    };
+    let tools = tools
+        .as_array()
+        .ok_or_else(|| bad("tools", "`tools` must be an array"))?;
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let kind = t.get("type").and_then(Value::as_str).unwrap_or("");
+            if kind != "function" {
+                return Err(bad(
+                    format!("tools[{i}].type"),
+                    format!("tool type `{kind}` cannot be carried to {target}"),
+                ));
+            }
+            let f = t.get("function").unwrap_or(&Value::Null);
+            for k in f.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !matches!(k.as_str(), "name" | "description" | "parameters" | "strict") {
+                    return Err(Unsupported::field(format!("tools[{i}].function.{k}"), target));
+                }
+            }
+            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+                bad(
+                    format!("tools[{i}].function.name"),
+                    "a function tool needs a name",
+                )
+            })?;
+            Ok(FunctionTool {
+                name: name.to_string(),
+                description: f
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                parameters: f.get("parameters").filter(|v| !v.is_null()).cloned(),
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Function(String),
+}
+
+pub fn tool_choice(body: &Map<String, Value>) -> Result<Option<ToolChoice>, Unsupported> {
+    let Some(tc) = get(body, "tool_choice") else {
+        return Ok(None);
+    };
+    let choice = match tc {
+        Value::String(s) if s == "auto" => ToolChoice::Auto,
+        Value::String(s) if s == "none" => ToolChoice::None,
+        Value::String(s) if s == "required" => ToolChoice::Required,
+        Value::Object(_) => match tc.pointer("/function/name").and_then(Value::as_str) {
+            Some(name) if tc.get("type").and_then(Value::as_str) == Some("function") => {
+                ToolChoice::Function(name.to_string())
+            }
+            _ => {
+                return Err(bad(
+                    "tool_choice",
+                    "`tool_choice` must be auto, none, required or a function",
+                ))
+            }
+        },
+        _ => {
+            return Err(bad(
+                "tool_choice",
+                "`tool_choice` must be auto, none, required or a function",
+            ))
+        }
+    };
+    Ok(Some(choice))
+}
+
+pub fn tool_choice_to_openai(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+    }
+}
+
+/// `max_completion_tokens`, else `max_tokens`.
+pub fn max_tokens(body: &Map<String, Value>) -> Result<Option<u64>, Unsupported> {
+    for key in ["max_completion_tokens", "max_tokens"] {
+        if let Some(v) = get(body, key) {
+            return v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| bad(key, format!("`{key}` must be a non-negative integer")));
+        }
+    }
+    Ok(None)
+}
+
+/// `stop` as a list.
+pub fn stop_sequences(body: &Map<String, Value>) -> Result<Option<Vec<String>>, Unsupported> {
+    match get(body, "stop") {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad("stop", "`stop` must be a string or an array of strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(bad("stop", "`stop` must be a string or an array of strings")),
+    }
+}
+
+/// A number field, checked.
+pub fn number(body: &Map<String, Value>, key: &str) -> Result<Option<Value>, Unsupported> {
+    match get(body, key) {
+        None => Ok(None),
+        Some(v @ Value::Number(_)) => Ok(Some(v.clone())),
+        Some(_) => Err(bad(key, format!("`{key}` must be a number"))),
+    }
+}
+
+/// OpenAI usage, with the optional detail blocks only when known.
+pub fn usage(prompt: u64, completion: u64, cached: Option<u64>, reasoning: Option<u64>) -> Value {
+    let mut u = json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    });
+    if let Some(c) = cached {
+        u["prompt_tokens_details"] = json!({"cached_tokens": c});
+    }
+    if let Some(r) = reasoning {
+        u["completion_tokens_details"] = json!({"reasoning_tokens": r});
+    }
+    u
+}
+
+/// The message of a chat completion: text (or null), tool calls.
+pub fn assistant_message(text: &str, calls: &[ToolCall]) -> Value {
+    let mut msg = json!({
+        "role": "assistant",
+        "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) },
+    });
+    if !calls.is_empty() {
+        msg["tool_calls"] = calls
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.args.to_string()}})
+            })
+            .collect();
+    }
+    msg
+}
+
+pub fn completion(id: &str, model: &str, created: u64, choices: Vec<Value>, usage: Value) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+    })
+}
+
+/// Writes OpenAI `chat.completion.chunk` SSE events for one response.
+#[derive(Debug, Clone)]
+pub struct ChunkWriter {
+    pub id: String,
+    pub model: String,
+    pub created: u64,
+}
+
+impl ChunkWriter {
+    pub fn chunk(&self, index: u64, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model,
+            "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    }
+
+    pub fn usage_chunk(&self, usage: Value) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "choices": [], "usage": usage,
+        })
+    }
+}
+
+/// One SSE `data:` event.
+pub fn sse(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Whether the caller asked for a usage chunk at the end of a stream.
+pub fn include_usage(body: &Map<String, Value>) -> bool {
+    body.get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The assembled calls of one streamed OpenAI response, by tool index
+/// (used where a target shape sends whole calls, not deltas).
+#[derive(Debug, Default)]
+pub struct CallAccumulator {
+    calls: Vec<(String, String, String)>,
+}
+
+impl CallAccumulator {
+    /// Folds one `delta.tool_calls` array in.
+    pub fn push(&mut self, deltas: &[Value]) {
+        for d in deltas {
+            let i = d.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            while self.calls.len() <= i {
+                self.calls.push(Default::default());
+            }
+            let slot = &mut self.calls[i];
+            if let Some(id) = d.get("id").and_then(Value::as_str) {
+                slot.0 = id.to_string();
+            }
+            if let Some(n) = d.pointer("/function/name").and_then(Value::as_str) {
+                slot.1.push_str(n);
+            }
+            if let Some(a) = d.pointer("/function/arguments").and_then(Value::as_str) {
+                slot.2.push_str(a);
+            }
+        }
+    }
+
+    pub fn take(&mut self) -> Vec<ToolCall> {
+        std::mem::take(&mut self.calls)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, name, args))| ToolCall {
+                id: if id.is_empty() {
+                    call_id(&name, &args, i)
+                } else {
+                    id
+                },
+                args: serde_json::from_str(&args).unwrap_or_else(|_| json!({})),
+                name,
+            })
+            .collect()
+    }
+}
+
+/// Why a translated stream cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The upstream reported an error inside the stream (status as it would
+    /// have had over HTTP).
+    Upstream {
+        status: u16,
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// Bytes that are not the upstream's wire format.
+    Protocol(String),
+    /// The stream ended before its final event.
+    Interrupted(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_and_ids() {
+        assert_eq!(
+            data_url("data:image/png;base64,AAA="),
+            Some(Part::Inline {
+                mime: "image/png".into(),
+                data: "AAA=".into()
+            })
+        );
+        assert_eq!(data_url("https://x/y.png"), None);
+        assert_eq!(call_id("f", "{}", 0), call_id("f", "{}", 0));
+        assert_ne!(call_id("f", "{}", 0), call_id("f", "{}", 1));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let body = json!({"model": "m", "logit_bias": {"1": 2}, "user": "u", "seed": null});
+        let e = check_fields(body.as_object().unwrap(), &[], "x").unwrap_err();
+        assert_eq!(e.field, "logit_bias");
+    }
+}
