@@ -7,7 +7,7 @@ mod after;
 mod attempt;
 mod context;
 mod ingress;
-mod sse;
+pub(crate) mod sse;
 mod stream;
 mod tokens;
 

@@ -5,9 +5,12 @@
 //! first-byte timeout; the pipeline owns the total deadline, usage
 //! accounting and everything the caller sees.
 
+mod bedrock;
 mod error;
+mod gemini;
 mod mock;
 mod openai;
+mod translated;
 
 pub use error::ProviderError;
 
@@ -55,6 +58,8 @@ pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
     match cfg.kind {
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(cfg)?)),
         ProviderKind::Mock => Ok(Arc::new(mock::MockProvider::new(cfg))),
+        ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg)?)),
+        ProviderKind::Bedrock => Ok(Arc::new(bedrock::BedrockProvider::new(cfg)?)),
     }
 }
 

@@ -14,8 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use super::openai_parts::{
-    self as oa, bad, content_parts, content_text, function_tools, get, tool_calls, Part,
-    ToolCall, ToolChoice, Unsupported,
+    self as oa, bad, content_parts, content_text, function_tools, get, tool_calls, Part, ToolCall,
+    ToolChoice, Unsupported,
 };
 
 const TARGET: &str = "bedrock";
@@ -68,21 +68,32 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
                 system.push(json!({"text": content_text(m.get("content"), &at, TARGET)?}));
                 continue;
             }
-            "user" => ("user", blocks_of(content_parts(m.get("content"), &at, TARGET)?, &at)?),
+            "user" => (
+                "user",
+                blocks_of(content_parts(m.get("content"), &at, TARGET)?, &at)?,
+            ),
             "assistant" => {
                 let mut blocks = blocks_of(content_parts(m.get("content"), &at, TARGET)?, &at)?;
                 blocks.retain(|b| b.get("text").and_then(Value::as_str) != Some(""));
                 for c in tool_calls(m, &at)? {
                     tool_history = true;
-                    blocks.push(json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.args}}));
+                    blocks.push(
+                        json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.args}}),
+                    );
                 }
                 ("assistant", blocks)
             }
             "tool" => {
                 tool_history = true;
-                let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
-                    bad(format!("{at}.tool_call_id"), "a tool message needs `tool_call_id`")
-                })?;
+                let id = m
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        bad(
+                            format!("{at}.tool_call_id"),
+                            "a tool message needs `tool_call_id`",
+                        )
+                    })?;
                 let text = content_text(m.get("content"), &at, TARGET)?;
                 let content = match serde_json::from_str::<Value>(&text) {
                     Ok(v @ Value::Object(_)) => json!([{"json": v}]),
@@ -136,8 +147,10 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
 
 fn check_message_keys(m: &Value, at: &str) -> Result<(), Unsupported> {
     for (k, v) in m.as_object().into_iter().flatten() {
-        let ok = matches!(k.as_str(), "role" | "content" | "tool_calls" | "tool_call_id")
-            || v.is_null();
+        let ok = matches!(
+            k.as_str(),
+            "role" | "content" | "tool_calls" | "tool_call_id"
+        ) || v.is_null();
         if !ok {
             return Err(Unsupported::field(format!("{at}.{k}"), TARGET));
         }
@@ -163,7 +176,10 @@ fn blocks_of(parts: Vec<Part>, at: &str) -> Result<Vec<Value>, Unsupported> {
         .collect()
 }
 
-fn tool_config(body: &Map<String, Value>, tool_history: bool) -> Result<Option<Value>, Unsupported> {
+fn tool_config(
+    body: &Map<String, Value>,
+    tool_history: bool,
+) -> Result<Option<Value>, Unsupported> {
     let tools = function_tools(body, TARGET)?;
     let choice = oa::tool_choice(body)?;
     if tools.is_empty() {
@@ -177,12 +193,10 @@ fn tool_config(body: &Map<String, Value>, tool_history: bool) -> Result<Option<V
         // unless the conversation already holds tool blocks (then Converse
         // requires the tool config).
         Some(ToolChoice::None) if !tool_history => return Ok(None),
-        Some(ToolChoice::None) => {
-            return Err(bad(
-                "tool_choice",
-                "`tool_choice: none` cannot be carried to bedrock once the conversation has tool calls",
-            ))
-        }
+        Some(ToolChoice::None) => return Err(bad(
+            "tool_choice",
+            "`tool_choice: none` cannot be carried to bedrock once the conversation has tool calls",
+        )),
     };
     let specs: Vec<Value> = tools
         .iter()
@@ -247,8 +261,16 @@ pub fn response(b: &Value, id: &str, model: &str, created: u64) -> Value {
             thought.push_str(t);
         } else if let Some(tu) = block.get("toolUse") {
             calls.push(ToolCall {
-                id: tu.get("toolUseId").and_then(Value::as_str).unwrap_or("").to_string(),
-                name: tu.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                id: tu
+                    .get("toolUseId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                name: tu
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 args: tu.get("input").cloned().unwrap_or_else(|| json!({})),
             });
         }
@@ -257,7 +279,10 @@ pub fn response(b: &Value, id: &str, model: &str, created: u64) -> Value {
     if !thought.is_empty() {
         message["reasoning_content"] = json!(thought);
     }
-    let reason = b.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn");
+    let reason = b
+        .get("stopReason")
+        .and_then(Value::as_str)
+        .unwrap_or("end_turn");
     let choice = json!({"index": 0, "message": message, "logprobs": null,
         "finish_reason": finish_reason(reason)});
     oa::completion(
@@ -284,20 +309,41 @@ pub fn to_openai_request(b: &Value, model: &str, stream: bool) -> Value {
     if !sys.is_empty() {
         messages.push(json!({"role": "system", "content": sys.join("\n")}));
     }
-    for turn in b.get("messages").and_then(Value::as_array).into_iter().flatten() {
+    for turn in b
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let role = turn.get("role").and_then(Value::as_str).unwrap_or("user");
         let (mut content, mut calls) = (Vec::new(), Vec::new());
-        for block in turn.get("content").and_then(Value::as_array).into_iter().flatten() {
+        for block in turn
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(t) = block.get("text").and_then(Value::as_str) {
                 content.push(json!({"type": "text", "text": t}));
             } else if let Some(img) = block.get("image") {
                 let format = img.get("format").and_then(Value::as_str).unwrap_or("png");
-                let data = img.pointer("/source/bytes").and_then(Value::as_str).unwrap_or("");
+                let data = img
+                    .pointer("/source/bytes")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 content.push(oa::inline_to_openai(&format!("image/{format}"), data));
             } else if let Some(tu) = block.get("toolUse") {
                 calls.push(ToolCall {
-                    id: tu.get("toolUseId").and_then(Value::as_str).unwrap_or("").to_string(),
-                    name: tu.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    id: tu
+                        .get("toolUseId")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    name: tu
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     args: tu.get("input").cloned().unwrap_or_else(|| json!({})),
                 });
             } else if let Some(tr) = block.get("toolResult") {
@@ -420,7 +466,10 @@ pub fn from_openai_response(o: &Value) -> Value {
     let msg = choice.get("message").unwrap_or(&Value::Null);
     let text = msg.get("content").and_then(Value::as_str).unwrap_or("");
     let calls = tool_calls(msg, "message").unwrap_or_default();
-    let reason = choice.get("finish_reason").and_then(Value::as_str).unwrap_or("stop");
+    let reason = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .unwrap_or("stop");
     json!({
         "output": {"message": {"role": "assistant", "content": message_to_blocks(text, &calls)}},
         "stopReason": finish_to_bedrock(reason),

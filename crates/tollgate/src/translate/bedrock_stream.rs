@@ -128,8 +128,12 @@ impl BedrockToOpenAi {
     /// One event by type and JSON payload.
     pub fn event(&mut self, kind: &str, p: &Value) -> Result<Vec<u8>, Fault> {
         let w = &self.writer;
-        let chunk = |delta: Value, finish: Option<&str>| oa::sse(&w.chunk(0, delta, finish)).to_vec();
-        let block = p.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
+        let chunk =
+            |delta: Value, finish: Option<&str>| oa::sse(&w.chunk(0, delta, finish)).to_vec();
+        let block = p
+            .get("contentBlockIndex")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         Ok(match kind {
             "messageStart" => chunk(json!({"role": "assistant", "content": ""}), None),
             "contentBlockStart" => match p.pointer("/start/toolUse") {
@@ -153,13 +157,16 @@ impl BedrockToOpenAi {
                     chunk(json!({"content": t}), None)
                 } else if let Some(input) = d.pointer("/toolUse/input").and_then(Value::as_str) {
                     let index = self.tools.get(&block).copied().ok_or_else(|| {
-                        Fault::Protocol(format!("tool input for block {block}, which never started"))
+                        Fault::Protocol(format!(
+                            "tool input for block {block}, which never started"
+                        ))
                     })?;
                     chunk(
                         json!({"tool_calls": [{"index": index, "function": {"arguments": input}}]}),
                         None,
                     )
-                } else if let Some(t) = d.pointer("/reasoningContent/text").and_then(Value::as_str) {
+                } else if let Some(t) = d.pointer("/reasoningContent/text").and_then(Value::as_str)
+                {
                     chunk(json!({"reasoning_content": t}), None)
                 } else {
                     Vec::new()
@@ -167,7 +174,10 @@ impl BedrockToOpenAi {
             }
             "messageStop" => {
                 self.stopped = true;
-                let reason = p.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn");
+                let reason = p
+                    .get("stopReason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("end_turn");
                 chunk(json!({}), Some(finish_reason(reason)))
             }
             "metadata" => {
@@ -199,18 +209,36 @@ impl BedrockToOpenAi {
 /// One event frame (`:message-type: event`) with a JSON payload.
 pub fn event_frame(kind: &str, payload: &Value) -> Bytes {
     let msg = Message::new(payload.to_string().into_bytes())
-        .add_header(Header::new(":event-type", HeaderValue::String(kind.to_string().into())))
-        .add_header(Header::new(":content-type", HeaderValue::String("application/json".into())))
-        .add_header(Header::new(":message-type", HeaderValue::String("event".into())));
+        .add_header(Header::new(
+            ":event-type",
+            HeaderValue::String(kind.to_string().into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("event".into()),
+        ));
     encode(&msg)
 }
 
 /// One exception frame, as Bedrock sends mid-stream errors.
 pub fn exception_frame(kind: &str, message: &str) -> Bytes {
     let msg = Message::new(json!({"message": message}).to_string().into_bytes())
-        .add_header(Header::new(":exception-type", HeaderValue::String(kind.to_string().into())))
-        .add_header(Header::new(":content-type", HeaderValue::String("application/json".into())))
-        .add_header(Header::new(":message-type", HeaderValue::String("exception".into())));
+        .add_header(Header::new(
+            ":exception-type",
+            HeaderValue::String(kind.to_string().into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("exception".into()),
+        ));
     encode(&msg)
 }
 
@@ -238,7 +266,10 @@ pub struct OpenAiToBedrock {
 impl OpenAiToBedrock {
     fn close(&mut self, out: &mut Vec<Bytes>) {
         if let Some((i, _)) = self.open.take() {
-            out.push(event_frame("contentBlockStop", &json!({"contentBlockIndex": i})));
+            out.push(event_frame(
+                "contentBlockStop",
+                &json!({"contentBlockIndex": i}),
+            ));
         }
     }
 
@@ -270,7 +301,11 @@ impl OpenAiToBedrock {
             if delta.get("role").is_some() {
                 out.push(event_frame("messageStart", &json!({"role": "assistant"})));
             }
-            if let Some(t) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            if let Some(t) = delta
+                .get("content")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            {
                 let i = self.open_block(true, &mut out);
                 out.push(event_frame(
                     "contentBlockDelta",
@@ -287,14 +322,18 @@ impl OpenAiToBedrock {
                 if let Some(id) = call.get("id") {
                     let i = self.open_block(false, &mut out);
                     self.tools.insert(ti, i);
-                    let name = call.pointer("/function/name").cloned().unwrap_or(Value::Null);
+                    let name = call
+                        .pointer("/function/name")
+                        .cloned()
+                        .unwrap_or(Value::Null);
                     out.push(event_frame(
                         "contentBlockStart",
                         &json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": id, "name": name}}}),
                     ));
                 }
                 let args = call.pointer("/function/arguments").and_then(Value::as_str);
-                if let (Some(args), Some(i)) = (args.filter(|a| !a.is_empty()), self.tools.get(&ti)) {
+                if let (Some(args), Some(i)) = (args.filter(|a| !a.is_empty()), self.tools.get(&ti))
+                {
                     out.push(event_frame(
                         "contentBlockDelta",
                         &json!({"contentBlockIndex": i, "delta": {"toolUse": {"input": args}}}),
@@ -304,7 +343,10 @@ impl OpenAiToBedrock {
             if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
                 self.close(&mut out);
                 self.stopped = true;
-                out.push(event_frame("messageStop", &json!({"stopReason": finish_to_bedrock(f)})));
+                out.push(event_frame(
+                    "messageStop",
+                    &json!({"stopReason": finish_to_bedrock(f)}),
+                ));
             }
         }
         if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {

@@ -62,7 +62,10 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
                 system.push(json!({"text": content_text(m.get("content"), &at, TARGET)?}));
                 continue;
             }
-            "user" => ("user", parts_of(content_parts(m.get("content"), &at, TARGET)?)),
+            "user" => (
+                "user",
+                parts_of(content_parts(m.get("content"), &at, TARGET)?),
+            ),
             "assistant" => {
                 let mut parts = parts_of(content_parts(m.get("content"), &at, TARGET)?);
                 for c in tool_calls(m, &at)? {
@@ -75,7 +78,9 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
                 let name = names.get(id).ok_or_else(|| {
                     bad(
                         format!("{at}.tool_call_id"),
-                        format!("`{at}.tool_call_id` {id:?} matches no earlier assistant tool call"),
+                        format!(
+                            "`{at}.tool_call_id` {id:?} matches no earlier assistant tool call"
+                        ),
                     )
                 })?;
                 let text = content_text(m.get("content"), &at, TARGET)?;
@@ -143,8 +148,10 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
 
 fn check_message_keys(m: &Value, at: &str) -> Result<(), Unsupported> {
     for (k, v) in m.as_object().into_iter().flatten() {
-        let ok = matches!(k.as_str(), "role" | "content" | "tool_calls" | "tool_call_id")
-            || (k == "refusal" && v.is_null())
+        let ok = matches!(
+            k.as_str(),
+            "role" | "content" | "tool_calls" | "tool_call_id"
+        ) || (k == "refusal" && v.is_null())
             || v.is_null();
         if !ok {
             return Err(Unsupported::field(format!("{at}.{k}"), TARGET));
@@ -257,13 +264,10 @@ pub fn candidate_parts(c: &Value, first_call: usize) -> (String, String, Vec<Too
         if let Some(fc) = p.get("functionCall") {
             let name = fc.get("name").and_then(Value::as_str).unwrap_or("");
             let args = fc.get("args").cloned().unwrap_or_else(|| json!({}));
-            let id = fc
-                .get("id")
-                .and_then(Value::as_str)
-                .map_or_else(
-                    || call_id(name, &args.to_string(), first_call + calls.len()),
-                    str::to_owned,
-                );
+            let id = fc.get("id").and_then(Value::as_str).map_or_else(
+                || call_id(name, &args.to_string(), first_call + calls.len()),
+                str::to_owned,
+            );
             calls.push(ToolCall {
                 id,
                 name: name.to_string(),
@@ -290,7 +294,10 @@ pub fn response(g: &Value, model: &str, created: u64) -> Value {
         if !thought.is_empty() {
             message["reasoning_content"] = json!(thought);
         }
-        let reason = c.get("finishReason").and_then(Value::as_str).unwrap_or("STOP");
+        let reason = c
+            .get("finishReason")
+            .and_then(Value::as_str)
+            .unwrap_or("STOP");
         choices.push(json!({
             "index": index, "message": message, "logprobs": null,
             "finish_reason": finish_reason(reason, !calls.is_empty()),
@@ -303,7 +310,10 @@ pub fn response(g: &Value, model: &str, created: u64) -> Value {
             "finish_reason": "content_filter",
         }));
     }
-    let model = g.get("modelVersion").and_then(Value::as_str).unwrap_or(model);
+    let model = g
+        .get("modelVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(model);
     oa::completion(
         &response_id(g),
         model,
@@ -340,7 +350,12 @@ pub fn to_openai_request(g: &Value, model: &str, stream: bool) -> Value {
         let mut content = Vec::new();
         let mut calls = Vec::new();
         let mut results = Vec::new();
-        for p in c.get("parts").and_then(Value::as_array).into_iter().flatten() {
+        for p in c
+            .get("parts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(t) = p.get("text").and_then(Value::as_str) {
                 content.push(json!({"type": "text", "text": t}));
             } else if let Some(d) = p.get("inlineData") {
@@ -495,7 +510,10 @@ pub fn from_openai_response(o: &Value) -> Value {
             let msg = c.get("message").unwrap_or(&Value::Null);
             let text = msg.get("content").and_then(Value::as_str).unwrap_or("");
             let calls = tool_calls(msg, "message").unwrap_or_default();
-            let reason = c.get("finish_reason").and_then(Value::as_str).unwrap_or("stop");
+            let reason = c
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .unwrap_or("stop");
             json!({
                 "content": {"role": "model", "parts": message_to_parts(text, &calls)},
                 "finishReason": finish_to_gemini(reason),
@@ -525,17 +543,26 @@ pub fn embed_request(body: &Map<String, Value>, model: &str) -> Result<Value, Un
             .iter()
             .map(|i| {
                 i.as_str().map(str::to_owned).ok_or_else(|| {
-                    bad("input", "`input` must be text for gemini (token arrays cannot be carried)")
+                    bad(
+                        "input",
+                        "`input` must be text for gemini (token arrays cannot be carried)",
+                    )
                 })
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err(bad("input", "`input` must be a string or a non-empty array")),
+        _ => {
+            return Err(bad(
+                "input",
+                "`input` must be a string or a non-empty array",
+            ))
+        }
     };
     let dims = oa::number(body, "dimensions")?;
     let requests: Vec<Value> = inputs
         .iter()
         .map(|t| {
-            let mut r = json!({"model": format!("models/{model}"), "content": {"parts": [{"text": t}]}});
+            let mut r =
+                json!({"model": format!("models/{model}"), "content": {"parts": [{"text": t}]}});
             if let Some(d) = &dims {
                 r["outputDimensionality"] = d.clone();
             }

@@ -70,7 +70,8 @@ impl GeminiToOpenAi {
             let first_call = match self.calls.get(&index) {
                 Some(n) => *n,
                 None => {
-                    let role = writer.chunk(index, json!({"role": "assistant", "content": ""}), None);
+                    let role =
+                        writer.chunk(index, json!({"role": "assistant", "content": ""}), None);
                     out.extend_from_slice(&oa::sse(&role));
                     0
                 }
@@ -81,7 +82,11 @@ impl GeminiToOpenAi {
                 out.extend_from_slice(&oa::sse(&d));
             }
             if !text.is_empty() {
-                out.extend_from_slice(&oa::sse(&writer.chunk(index, json!({"content": text}), None)));
+                out.extend_from_slice(&oa::sse(&writer.chunk(
+                    index,
+                    json!({"content": text}),
+                    None,
+                )));
             }
             for (k, call) in calls.iter().enumerate() {
                 let delta = json!({"tool_calls": [{
@@ -225,7 +230,8 @@ impl OpenAiToGemini {
             let delta = c.get("delta").unwrap_or(&Value::Null);
             if let Some(t) = delta.get("content").and_then(Value::as_str) {
                 if !t.is_empty() {
-                    let candidate = json!({"content": {"role": "model", "parts": [{"text": t}]}, "index": 0});
+                    let candidate =
+                        json!({"content": {"role": "model", "parts": [{"text": t}]}, "index": 0});
                     out.push(self.event_bytes(candidate, None));
                 }
             }

@@ -12,4 +12,4 @@ pub mod gemini;
 pub mod gemini_stream;
 mod openai_parts;
 
-pub use openai_parts::{Fault, Unsupported};
+pub use openai_parts::{include_usage, ChunkWriter, Fault, Unsupported};

@@ -71,7 +71,10 @@ pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Unsupported 
 pub enum Part {
     Text(String),
     /// Inline bytes, base64 as sent: an image (`image/png`, …) or audio.
-    Inline { mime: String, data: String },
+    Inline {
+        mime: String,
+        data: String,
+    },
 }
 
 /// `content` as parts: a string, or an array of `text`, `image_url` (data
@@ -103,7 +106,12 @@ fn content_part(p: &Value, at: &str, target: &str) -> Result<Part, Unsupported> 
             .get("text")
             .and_then(Value::as_str)
             .map(|t| Part::Text(t.to_string()))
-            .ok_or_else(|| bad(format!("{at}.text"), format!("`{at}.text` must be a string"))),
+            .ok_or_else(|| {
+                bad(
+                    format!("{at}.text"),
+                    format!("`{at}.text` must be a string"),
+                )
+            }),
         "image_url" => {
             let url = p
                 .pointer("/image_url/url")
@@ -158,13 +166,21 @@ pub fn data_url(url: &str) -> Option<Part> {
 /// The OpenAI content part for inline bytes (images as data URLs).
 pub fn inline_to_openai(mime: &str, data: &str) -> Value {
     match mime.strip_prefix("audio/") {
-        Some(format) => json!({"type": "input_audio", "input_audio": {"data": data, "format": format}}),
-        None => json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{data}")}}),
+        Some(format) => {
+            json!({"type": "input_audio", "input_audio": {"data": data, "format": format}})
+        }
+        None => {
+            json!({"type": "image_url", "image_url": {"url": format!("data:{mime};base64,{data}")}})
+        }
     }
 }
 
 /// All text of a content value (tool results): a string or text parts.
-pub fn content_text(content: Option<&Value>, at: &str, target: &str) -> Result<String, Unsupported> {
+pub fn content_text(
+    content: Option<&Value>,
+    at: &str,
+    target: &str,
+) -> Result<String, Unsupported> {
     let mut out = String::new();
     for p in content_parts(content, at, target)? {
         match p {
@@ -293,7 +309,10 @@ pub fn function_tools(
             let f = t.get("function").unwrap_or(&Value::Null);
             for k in f.as_object().into_iter().flat_map(|o| o.keys()) {
                 if !matches!(k.as_str(), "name" | "description" | "parameters" | "strict") {
-                    return Err(Unsupported::field(format!("tools[{i}].function.{k}"), target));
+                    return Err(Unsupported::field(
+                        format!("tools[{i}].function.{k}"),
+                        target,
+                    ));
                 }
             }
             let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
@@ -387,7 +406,10 @@ pub fn stop_sequences(body: &Map<String, Value>) -> Result<Option<Vec<String>>, 
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(_) => Err(bad("stop", "`stop` must be a string or an array of strings")),
+        Some(_) => Err(bad(
+            "stop",
+            "`stop` must be a string or an array of strings",
+        )),
     }
 }
 
