@@ -110,26 +110,48 @@ async fn chat_both_providers_non_stream_and_stream() {
         let streamed: String = events
             .iter()
             .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .collect();
-        assert_eq!(streamed, text, "{model}: the stream says what the whole answer said");
+        assert_eq!(
+            streamed, text,
+            "{model}: the stream says what the whole answer said"
+        );
         // The caller did not ask for usage: no usage-only chunk.
         assert!(events.iter().all(|e| !e.contains("\"usage\"")), "{model}");
     }
     let received = mock.received().await;
-    let paths: Vec<&str> = received.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = received
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
     assert!(paths.contains(&"/v1beta/models/gemini-2.0-flash:generateContent"));
     assert!(paths.contains(&"/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"));
     assert!(paths.contains(&"/model/anthropic.claude-3-haiku-20240307-v1:0/converse"));
     assert!(paths.contains(&"/model/anthropic.claude-3-haiku-20240307-v1:0/converse-stream"));
-    let gem = received.iter().find(|r| r["path"].as_str().unwrap().contains("generateContent")).unwrap();
-    assert_eq!(gem["body"]["systemInstruction"]["parts"][0]["text"], "be brief");
+    let gem = received
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().contains("generateContent"))
+        .unwrap();
+    assert_eq!(
+        gem["body"]["systemInstruction"]["parts"][0]["text"],
+        "be brief"
+    );
     assert_eq!(gem["body"]["generationConfig"]["maxOutputTokens"], 5);
-    let br = received.iter().find(|r| r["path"].as_str().unwrap().ends_with("/converse")).unwrap();
+    let br = received
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().ends_with("/converse"))
+        .unwrap();
     assert_eq!(br["body"]["system"][0]["text"], "be brief");
     assert_eq!(br["body"]["inferenceConfig"]["maxTokens"], 5);
     let auth = br["headers"]["authorization"].as_str().unwrap();
-    assert!(auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/")), "{auth}");
+    assert!(
+        auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/")),
+        "{auth}"
+    );
     assert!(auth.contains("/eu-west-1/bedrock/aws4_request"), "{auth}");
     assert!(!auth.contains(AWS_SECRET));
 
@@ -155,19 +177,34 @@ async fn forced_tool_calls_whole_and_streamed_then_tool_results() {
         let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
-        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{model}: {v}");
+        assert_eq!(
+            v["choices"][0]["finish_reason"], "tool_calls",
+            "{model}: {v}"
+        );
         let call = &v["choices"][0]["message"]["tool_calls"][0];
         assert_eq!(call["function"]["name"], "get_weather");
-        let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-        assert!(args["city"].is_string() && args["days"].is_u64(), "{model}: {args}");
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert!(
+            args["city"].is_string() && args["days"].is_u64(),
+            "{model}: {args}"
+        );
         let id = call["id"].as_str().unwrap().to_string();
 
         body["stream"] = json!(true);
         let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
         let events = sse_data(&r.text().await.unwrap());
-        let (mut name, mut streamed_args, mut finish) = (String::new(), String::new(), String::new());
-        for e in events.iter().filter_map(|e| serde_json::from_str::<Value>(e).ok()) {
-            for tc in e["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        let (mut name, mut streamed_args, mut finish) =
+            (String::new(), String::new(), String::new());
+        for e in events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        {
+            for tc in e["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 name.push_str(tc["function"]["name"].as_str().unwrap_or(""));
                 streamed_args.push_str(tc["function"]["arguments"].as_str().unwrap_or(""));
             }
@@ -175,8 +212,16 @@ async fn forced_tool_calls_whole_and_streamed_then_tool_results() {
                 finish = f.to_string();
             }
         }
-        assert_eq!((name.as_str(), finish.as_str()), ("get_weather", "tool_calls"), "{model}");
-        assert_eq!(serde_json::from_str::<Value>(&streamed_args).unwrap(), args, "{model}");
+        assert_eq!(
+            (name.as_str(), finish.as_str()),
+            ("get_weather", "tool_calls"),
+            "{model}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&streamed_args).unwrap(),
+            args,
+            "{model}"
+        );
 
         // The follow-up turn carries the call and its result across.
         let follow = json!({"model": model, "tools": weather_tools(), "messages": [
@@ -194,16 +239,20 @@ async fn forced_tool_calls_whole_and_streamed_then_tool_results() {
         .rev()
         .find(|r| r["path"].as_str().unwrap().contains(":generateContent"))
         .unwrap();
-    assert_eq!(gem["body"]["contents"][2]["parts"][0]["functionResponse"],
-        json!({"name": "get_weather", "response": {"temp_c": 21}}));
+    assert_eq!(
+        gem["body"]["contents"][2]["parts"][0]["functionResponse"],
+        json!({"name": "get_weather", "response": {"temp_c": 21}})
+    );
     assert_eq!(gem["headers"]["x-goog-api-key"], GEMINI_KEY);
     let br = received
         .iter()
         .rev()
         .find(|r| r["path"].as_str().unwrap().ends_with("/converse"))
         .unwrap();
-    assert_eq!(br["body"]["messages"][2]["content"][0]["toolResult"]["content"][0]["json"],
-        json!({"temp_c": 21}));
+    assert_eq!(
+        br["body"]["messages"][2]["content"][0]["toolResult"]["content"][0]["json"],
+        json!({"temp_c": 21})
+    );
 }
 
 #[tokio::test]
@@ -229,7 +278,13 @@ async fn errors_keep_their_status_and_never_show_credentials() {
     // Bedrock ThrottlingException needs an accepted credential first, so
     // check it through a mock without a key.
     for model in ["br-chat", "br-wrong"] {
-        let r = post(&gw, "/v1/chat/completions", Some(KEY), &chat_body(model, "x")).await;
+        let r = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body(model, "x"),
+        )
+        .await;
         assert_eq!(r.status(), 502, "{model}");
         let text = r.text().await.unwrap();
         for secret in [AWS_SECRET, GEMINI_KEY, AWS_KEY_ID] {

@@ -78,7 +78,9 @@ fn fault_json(f: &Fault) -> Value {
             status,
             message,
             retry_after,
-        } => json!({"fault": "upstream", "status": status, "message": message, "retry_after": retry_after}),
+        } => {
+            json!({"fault": "upstream", "status": status, "message": message, "retry_after": retry_after})
+        }
         Fault::Protocol(m) => json!({"fault": "protocol", "message": m}),
         Fault::Interrupted(m) => json!({"fault": "interrupted", "message": m}),
     }
@@ -91,7 +93,12 @@ fn unsupported(
     let mut out = Vec::new();
     for case in fixture["unsupported"].as_array().into_iter().flatten() {
         let err = translate(&obj(&case["request"])).expect_err("must be refused");
-        assert_eq!(err.field, case["field"].as_str().unwrap(), "{}", err.message);
+        assert_eq!(
+            err.field,
+            case["field"].as_str().unwrap(),
+            "{}",
+            err.message
+        );
         out.push(json!({"field": err.field, "message": err.message}));
     }
     Value::Array(out)
@@ -187,7 +194,12 @@ fn bedrock_golden() {
             snap["request"] = req.clone();
             snap["request_back"] = bedrock::to_openai_request(&req, "anthropic.claude", false);
         }
-        let resp = bedrock::response(&f["response"], "chatcmpl-req-1", "anthropic.claude", CREATED);
+        let resp = bedrock::response(
+            &f["response"],
+            "chatcmpl-req-1",
+            "anthropic.claude",
+            CREATED,
+        );
         snap["response"] = resp.clone();
         snap["response_back"] = bedrock::from_openai_response(&resp);
         let include_usage = f["request"]["stream_options"]["include_usage"] == json!(true);
@@ -255,7 +267,8 @@ fn streams_that_stop_early_are_interrupted() {
         created: 0,
     };
     let mut b = BedrockToOpenAi::new(w, true);
-    b.event("messageStart", &json!({"role": "assistant"})).unwrap();
+    b.event("messageStart", &json!({"role": "assistant"}))
+        .unwrap();
     assert!(matches!(b.finish(), Err(Fault::Interrupted(_))));
     let mut g = GeminiToOpenAi::new("m", 0, true);
     g.event(r#"{"candidates":[{"content":{"parts":[{"text":"a"}]}}]}"#)

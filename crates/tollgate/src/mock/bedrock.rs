@@ -105,52 +105,67 @@ fn request_id(o: &Value) -> HeaderValue {
 }
 
 async fn converse(
-    State(state): State<Arc<MockState>>,
+    state: State<Arc<MockState>>,
     Path(id): Path<String>,
     version: http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = format!("/model/{id}/converse");
-    let (b, knobs) = match admit(&state, &path, version, &headers, &body, &id).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    let o = tr::to_openai_request(&b, &id, false);
-    let answer = generate::chat_json(o.as_object().unwrap_or(&Default::default()), &knobs);
-    let mut resp = Json(tr::from_openai_response(&answer)).into_response();
-    resp.headers_mut()
-        .insert("x-amzn-requestid", request_id(&answer));
-    resp
+    answer(state, id, false, version, headers, body).await
 }
 
 async fn converse_stream(
-    State(state): State<Arc<MockState>>,
+    state: State<Arc<MockState>>,
     Path(id): Path<String>,
     version: http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = format!("/model/{id}/converse-stream");
+    answer(state, id, true, version, headers, body).await
+}
+
+async fn answer(
+    State(state): State<Arc<MockState>>,
+    id: String,
+    stream: bool,
+    version: http::Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!(
+        "/model/{id}/{}",
+        if stream {
+            "converse-stream"
+        } else {
+            "converse"
+        }
+    );
     let (b, knobs) = match admit(&state, &path, version, &headers, &body, &id).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let o = tr::to_openai_request(&b, &id, true);
+    let o = tr::to_openai_request(&b, &id, stream);
+    let o = o.as_object().cloned().unwrap_or_default();
+    if !stream {
+        let answer = generate::chat_json(&o, &knobs);
+        let mut resp = Json(tr::from_openai_response(&answer)).into_response();
+        resp.headers_mut()
+            .insert("x-amzn-requestid", request_id(&answer));
+        return resp;
+    }
     let mut splitter = SseSplitter::default();
     let mut translator = OpenAiToBedrock::default();
-    let frames =
-        generate::chat_stream(o.as_object().unwrap_or(&Default::default()), &knobs).map(move |r| {
-            r.map(|bytes| {
-                let mut out = Vec::new();
-                for ev in splitter.push(&bytes) {
-                    for f in translator.event(&ev.data()) {
-                        out.extend_from_slice(&f);
-                    }
+    let frames = generate::chat_stream(&o, &knobs).map(move |r| {
+        r.map(|bytes| {
+            let mut out = Vec::new();
+            for ev in splitter.push(&bytes) {
+                for f in translator.event(&ev.data()) {
+                    out.extend_from_slice(&f);
                 }
-                Bytes::from(out)
-            })
-        });
+            }
+            Bytes::from(out)
+        })
+    });
     stream_response(frames.boxed(), "application/vnd.amazon.eventstream")
 }
 

@@ -14,8 +14,7 @@
 use serde_json::{json, Map, Value};
 
 use super::openai_parts::{
-    self as oa, bad, content_parts, content_text, function_tools, get, tool_calls, Part, ToolCall,
-    ToolChoice, Unsupported,
+    self as oa, bad, function_tools, get, tool_calls, Msg, Part, ToolCall, ToolChoice, Unsupported,
 };
 
 const TARGET: &str = "bedrock";
@@ -54,71 +53,35 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
             ));
         }
     }
-    let messages = get(body, "messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("messages", "`messages` must be an array"))?;
     let mut system = Vec::new();
     let mut turns: Vec<Value> = Vec::new();
     let mut tool_history = false;
-    for (i, m) in messages.iter().enumerate() {
-        let at = format!("messages[{i}]");
-        check_message_keys(m, &at)?;
-        let (role, blocks) = match m.get("role").and_then(Value::as_str).unwrap_or("") {
-            "system" | "developer" => {
-                system.push(json!({"text": content_text(m.get("content"), &at, TARGET)?}));
+    for (at, m) in oa::messages(body, TARGET)? {
+        let (role, blocks) = match m {
+            Msg::System(text) => {
+                system.push(json!({"text": text}));
                 continue;
             }
-            "user" => (
-                "user",
-                blocks_of(content_parts(m.get("content"), &at, TARGET)?, &at)?,
-            ),
-            "assistant" => {
-                let mut blocks = blocks_of(content_parts(m.get("content"), &at, TARGET)?, &at)?;
-                blocks.retain(|b| b.get("text").and_then(Value::as_str) != Some(""));
-                for c in tool_calls(m, &at)? {
-                    tool_history = true;
-                    blocks.push(
-                        json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.args}}),
-                    );
-                }
+            Msg::User(parts) => ("user", blocks_of(parts, &at)?),
+            Msg::Assistant { parts, calls } => {
+                tool_history |= !calls.is_empty();
+                let mut blocks = blocks_of(parts, &at)?;
+                blocks.extend(message_to_blocks("", &calls));
                 ("assistant", blocks)
             }
-            "tool" => {
+            Msg::Tool { id, text } => {
                 tool_history = true;
-                let id = m
-                    .get("tool_call_id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        bad(
-                            format!("{at}.tool_call_id"),
-                            "a tool message needs `tool_call_id`",
-                        )
-                    })?;
-                let text = content_text(m.get("content"), &at, TARGET)?;
-                let content = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => json!([{"json": v}]),
-                    _ => json!([{"text": text}]),
+                let content = match oa::json_object(&text) {
+                    Some(v) => json!([{"json": v}]),
+                    None => json!([{"text": text}]),
                 };
                 (
                     "user",
                     vec![json!({"toolResult": {"toolUseId": id, "content": content}})],
                 )
             }
-            other => {
-                return Err(bad(
-                    format!("{at}.role"),
-                    format!("role `{other}` cannot be carried to bedrock"),
-                ))
-            }
         };
-        match turns.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(c) = last["content"].as_array_mut() {
-                    c.extend(blocks);
-                }
-            }
-            _ => turns.push(json!({"role": role, "content": blocks})),
-        }
+        oa::push_turn(&mut turns, role, "content", blocks);
     }
     let mut out = json!({"messages": turns});
     if !system.is_empty() {
@@ -143,19 +106,6 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
         out["inferenceConfig"] = Value::Object(inf);
     }
     Ok(out)
-}
-
-fn check_message_keys(m: &Value, at: &str) -> Result<(), Unsupported> {
-    for (k, v) in m.as_object().into_iter().flatten() {
-        let ok = matches!(
-            k.as_str(),
-            "role" | "content" | "tool_calls" | "tool_call_id"
-        ) || v.is_null();
-        if !ok {
-            return Err(Unsupported::field(format!("{at}.{k}"), TARGET));
-        }
-    }
-    Ok(())
 }
 
 fn blocks_of(parts: Vec<Part>, at: &str) -> Result<Vec<Value>, Unsupported> {
@@ -243,15 +193,20 @@ pub fn usage(u: &Value) -> Value {
     out
 }
 
+/// A `toolUse` block as a tool call.
+fn tool_use(tu: &Value) -> ToolCall {
+    let text = |k: &str| tu.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    ToolCall {
+        id: text("toolUseId"),
+        name: text("name"),
+        args: tu.get("input").cloned().unwrap_or_else(|| json!({})),
+    }
+}
+
 /// Converse response → OpenAI chat completion.
 pub fn response(b: &Value, id: &str, model: &str, created: u64) -> Value {
     let (mut text, mut thought, mut calls) = (String::new(), String::new(), Vec::new());
-    for block in b
-        .pointer("/output/message/content")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for block in oa::list(b, "/output/message/content") {
         if let Some(t) = block.get("text").and_then(Value::as_str) {
             text.push_str(t);
         } else if let Some(t) = block
@@ -260,19 +215,7 @@ pub fn response(b: &Value, id: &str, model: &str, created: u64) -> Value {
         {
             thought.push_str(t);
         } else if let Some(tu) = block.get("toolUse") {
-            calls.push(ToolCall {
-                id: tu
-                    .get("toolUseId")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                name: tu
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                args: tu.get("input").cloned().unwrap_or_else(|| json!({})),
-            });
+            calls.push(tool_use(tu));
         }
     }
     let mut message = oa::assistant_message(&text, &calls);
@@ -299,30 +242,16 @@ pub fn response(b: &Value, id: &str, model: &str, created: u64) -> Value {
 /// Converse request → OpenAI chat request for `model` (mock upstream).
 pub fn to_openai_request(b: &Value, model: &str, stream: bool) -> Value {
     let mut messages = Vec::new();
-    let sys: Vec<&str> = b
-        .get("system")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let sys: Vec<&str> = oa::list(b, "/system")
         .filter_map(|s| s.get("text").and_then(Value::as_str))
         .collect();
     if !sys.is_empty() {
         messages.push(json!({"role": "system", "content": sys.join("\n")}));
     }
-    for turn in b
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for turn in oa::list(b, "/messages") {
         let role = turn.get("role").and_then(Value::as_str).unwrap_or("user");
         let (mut content, mut calls) = (Vec::new(), Vec::new());
-        for block in turn
-            .get("content")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for block in oa::list(turn, "/content") {
             if let Some(t) = block.get("text").and_then(Value::as_str) {
                 content.push(json!({"type": "text", "text": t}));
             } else if let Some(img) = block.get("image") {
@@ -333,25 +262,9 @@ pub fn to_openai_request(b: &Value, model: &str, stream: bool) -> Value {
                     .unwrap_or("");
                 content.push(oa::inline_to_openai(&format!("image/{format}"), data));
             } else if let Some(tu) = block.get("toolUse") {
-                calls.push(ToolCall {
-                    id: tu
-                        .get("toolUseId")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    name: tu
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    args: tu.get("input").cloned().unwrap_or_else(|| json!({})),
-                });
+                calls.push(tool_use(tu));
             } else if let Some(tr) = block.get("toolResult") {
-                let text: String = tr
-                    .get("content")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+                let text: String = oa::list(tr, "/content")
                     .map(|c| match (c.get("text"), c.get("json")) {
                         (Some(Value::String(t)), _) => t.clone(),
                         (_, Some(j)) => j.to_string(),
@@ -379,22 +292,9 @@ pub fn to_openai_request(b: &Value, model: &str, stream: bool) -> Value {
         out["stream_options"] = json!({"include_usage": true});
     }
     if let Some(tc) = b.get("toolConfig") {
-        let tools: Vec<Value> = tc
-            .get("tools")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let tools: Vec<Value> = oa::list(tc, "/tools")
             .filter_map(|t| t.get("toolSpec"))
-            .map(|s| {
-                let mut f = json!({"name": s.get("name").cloned().unwrap_or(Value::Null)});
-                if let Some(d) = s.get("description") {
-                    f["description"] = d.clone();
-                }
-                if let Some(p) = s.pointer("/inputSchema/json") {
-                    f["parameters"] = p.clone();
-                }
-                json!({"type": "function", "function": f})
-            })
+            .map(|s| oa::function_tool_json(s, s.pointer("/inputSchema/json")))
             .collect();
         out["tools"] = json!(tools);
         let choice = match tc.get("toolChoice") {
@@ -408,16 +308,13 @@ pub fn to_openai_request(b: &Value, model: &str, stream: bool) -> Value {
         out["tool_choice"] = oa::tool_choice_to_openai(&choice);
     }
     if let Some(inf) = b.get("inferenceConfig").and_then(Value::as_object) {
-        for (from, to) in [
+        let pairs = [
             ("maxTokens", "max_tokens"),
             ("temperature", "temperature"),
             ("topP", "top_p"),
             ("stopSequences", "stop"),
-        ] {
-            if let Some(v) = inf.get(from) {
-                out[to] = v.clone();
-            }
-        }
+        ];
+        oa::copy_renamed(inf, &pairs, &mut out);
     }
     out
 }

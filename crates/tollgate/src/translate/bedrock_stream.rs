@@ -208,37 +208,27 @@ impl BedrockToOpenAi {
 
 /// One event frame (`:message-type: event`) with a JSON payload.
 pub fn event_frame(kind: &str, payload: &Value) -> Bytes {
-    let msg = Message::new(payload.to_string().into_bytes())
-        .add_header(Header::new(
-            ":event-type",
-            HeaderValue::String(kind.to_string().into()),
-        ))
-        .add_header(Header::new(
-            ":content-type",
-            HeaderValue::String("application/json".into()),
-        ))
-        .add_header(Header::new(
-            ":message-type",
-            HeaderValue::String("event".into()),
-        ));
-    encode(&msg)
+    frame("event", (":event-type", kind), payload)
 }
 
 /// One exception frame, as Bedrock sends mid-stream errors.
 pub fn exception_frame(kind: &str, message: &str) -> Bytes {
-    let msg = Message::new(json!({"message": message}).to_string().into_bytes())
-        .add_header(Header::new(
-            ":exception-type",
-            HeaderValue::String(kind.to_string().into()),
-        ))
+    frame(
+        "exception",
+        (":exception-type", kind),
+        &json!({"message": message}),
+    )
+}
+
+fn frame(message_type: &'static str, (name, kind): (&'static str, &str), payload: &Value) -> Bytes {
+    let text = |s: String| HeaderValue::String(s.into());
+    let msg = Message::new(payload.to_string().into_bytes())
+        .add_header(Header::new(name, text(kind.to_string())))
         .add_header(Header::new(
             ":content-type",
-            HeaderValue::String("application/json".into()),
+            text("application/json".into()),
         ))
-        .add_header(Header::new(
-            ":message-type",
-            HeaderValue::String("exception".into()),
-        ));
+        .add_header(Header::new(":message-type", text(message_type.into())));
     encode(&msg)
 }
 
@@ -291,12 +281,7 @@ impl OpenAiToBedrock {
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
             return out;
         };
-        for c in chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for c in oa::list(&chunk, "/choices") {
             let delta = c.get("delta").unwrap_or(&Value::Null);
             if delta.get("role").is_some() {
                 out.push(event_frame("messageStart", &json!({"role": "assistant"})));
@@ -312,12 +297,7 @@ impl OpenAiToBedrock {
                     &json!({"contentBlockIndex": i, "delta": {"text": t}}),
                 ));
             }
-            for call in delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for call in oa::list(delta, "/tool_calls") {
                 let ti = call.get("index").and_then(Value::as_u64).unwrap_or(0);
                 if let Some(id) = call.get("id") {
                     let i = self.open_block(false, &mut out);

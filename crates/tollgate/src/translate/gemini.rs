@@ -14,8 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use super::openai_parts::{
-    self as oa, bad, call_id, call_names, content_parts, content_text, function_tools, get,
-    tool_calls, Part, ToolCall, ToolChoice, Unsupported,
+    self as oa, bad, call_id, call_names, function_tools, get, tool_calls, Msg, Part, ToolCall,
+    ToolChoice, Unsupported,
 };
 
 const TARGET: &str = "gemini";
@@ -47,35 +47,26 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
             "`parallel_tool_calls: false` cannot be carried to gemini",
         ));
     }
-    let messages = get(body, "messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("messages", "`messages` must be an array"))?;
-    let names = call_names(messages);
+    let messages = oa::messages(body, TARGET)?;
+    let names = call_names(&messages);
     let mut system: Vec<Value> = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let at = format!("messages[{i}]");
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-        check_message_keys(m, &at)?;
-        let (role, parts) = match role {
-            "system" | "developer" => {
-                system.push(json!({"text": content_text(m.get("content"), &at, TARGET)?}));
+    for (at, m) in messages {
+        let (role, parts) = match m {
+            Msg::System(text) => {
+                system.push(json!({"text": text}));
                 continue;
             }
-            "user" => (
-                "user",
-                parts_of(content_parts(m.get("content"), &at, TARGET)?),
-            ),
-            "assistant" => {
-                let mut parts = parts_of(content_parts(m.get("content"), &at, TARGET)?);
-                for c in tool_calls(m, &at)? {
+            Msg::User(parts) => ("user", parts_of(parts)),
+            Msg::Assistant { parts, calls } => {
+                let mut parts = parts_of(parts);
+                for c in calls {
                     parts.push(json!({"functionCall": {"name": c.name, "args": c.args}}));
                 }
                 ("model", parts)
             }
-            "tool" => {
-                let id = m.get("tool_call_id").and_then(Value::as_str).unwrap_or("");
-                let name = names.get(id).ok_or_else(|| {
+            Msg::Tool { id, text } => {
+                let name = names.get(&id).ok_or_else(|| {
                     bad(
                         format!("{at}.tool_call_id"),
                         format!(
@@ -83,31 +74,14 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
                         ),
                     )
                 })?;
-                let text = content_text(m.get("content"), &at, TARGET)?;
-                let response = match serde_json::from_str::<Value>(&text) {
-                    Ok(v @ Value::Object(_)) => v,
-                    _ => json!({"content": text}),
-                };
+                let response = oa::json_object(&text).unwrap_or_else(|| json!({"content": text}));
                 (
                     "user",
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
                 )
             }
-            other => {
-                return Err(bad(
-                    format!("{at}.role"),
-                    format!("role `{other}` cannot be carried to gemini"),
-                ))
-            }
         };
-        match contents.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(p) = last["parts"].as_array_mut() {
-                    p.extend(parts);
-                }
-            }
-            _ => contents.push(json!({"role": role, "parts": parts})),
-        }
+        oa::push_turn(&mut contents, role, "parts", parts);
     }
     let mut out = json!({"contents": contents});
     if !system.is_empty() {
@@ -144,20 +118,6 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
         out["generationConfig"] = Value::Object(gen);
     }
     Ok(out)
-}
-
-fn check_message_keys(m: &Value, at: &str) -> Result<(), Unsupported> {
-    for (k, v) in m.as_object().into_iter().flatten() {
-        let ok = matches!(
-            k.as_str(),
-            "role" | "content" | "tool_calls" | "tool_call_id"
-        ) || (k == "refusal" && v.is_null())
-            || v.is_null();
-        if !ok {
-            return Err(Unsupported::field(format!("{at}.{k}"), TARGET));
-        }
-    }
-    Ok(())
 }
 
 fn parts_of(parts: Vec<Part>) -> Vec<Value> {
@@ -248,12 +208,7 @@ pub fn response_id(g: &Value) -> String {
 /// The parts of one candidate: (text, thought text, calls).
 pub fn candidate_parts(c: &Value, first_call: usize) -> (String, String, Vec<ToolCall>) {
     let (mut text, mut thought, mut calls) = (String::new(), String::new(), Vec::new());
-    for p in c
-        .pointer("/content/parts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for p in oa::list(c, "/content/parts") {
         if let Some(t) = p.get("text").and_then(Value::as_str) {
             if p.get("thought").and_then(Value::as_bool) == Some(true) {
                 thought.push_str(t);
@@ -281,13 +236,7 @@ pub fn candidate_parts(c: &Value, first_call: usize) -> (String, String, Vec<Too
 /// Gemini `GenerateContentResponse` → OpenAI chat completion.
 pub fn response(g: &Value, model: &str, created: u64) -> Value {
     let mut choices = Vec::new();
-    for (i, c) in g
-        .get("candidates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, c) in oa::list(g, "/candidates").enumerate() {
         let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
         let (text, thought, calls) = candidate_parts(c, 0);
         let mut message = oa::assistant_message(&text, &calls);
@@ -328,11 +277,7 @@ pub fn response(g: &Value, model: &str, created: u64) -> Value {
 /// Gemini request → OpenAI chat request for `model` (mock upstream).
 pub fn to_openai_request(g: &Value, model: &str, stream: bool) -> Value {
     let mut messages = Vec::new();
-    let sys: Vec<&str> = g
-        .pointer("/systemInstruction/parts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let sys: Vec<&str> = oa::list(g, "/systemInstruction/parts")
         .filter_map(|p| p.get("text").and_then(Value::as_str))
         .collect();
     if !sys.is_empty() {
@@ -340,22 +285,12 @@ pub fn to_openai_request(g: &Value, model: &str, stream: bool) -> Value {
     }
     // Function name → ids of its calls not yet answered, oldest first.
     let mut open: Vec<(String, String)> = Vec::new();
-    for c in g
-        .get("contents")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in oa::list(g, "/contents") {
         let role = c.get("role").and_then(Value::as_str).unwrap_or("user");
         let mut content = Vec::new();
         let mut calls = Vec::new();
         let mut results = Vec::new();
-        for p in c
-            .get("parts")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for p in oa::list(c, "/parts") {
             if let Some(t) = p.get("text").and_then(Value::as_str) {
                 content.push(json!({"type": "text", "text": t}));
             } else if let Some(d) = p.get("inlineData") {
@@ -402,22 +337,10 @@ pub fn to_openai_request(g: &Value, model: &str, stream: bool) -> Value {
         out["stream"] = json!(true);
         out["stream_options"] = json!({"include_usage": true});
     }
-    let decls: Vec<Value> = g
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let decls: Vec<Value> = oa::list(g, "/tools")
         .filter_map(|t| t.get("functionDeclarations").and_then(Value::as_array))
         .flatten()
-        .map(|d| {
-            let mut f = json!({"name": d.get("name").cloned().unwrap_or(Value::Null)});
-            for k in ["description", "parameters"] {
-                if let Some(v) = d.get(k) {
-                    f[k] = v.clone();
-                }
-            }
-            json!({"type": "function", "function": f})
-        })
+        .map(|d| oa::function_tool_json(d, d.get("parameters")))
         .collect();
     if !decls.is_empty() {
         out["tools"] = json!(decls);
@@ -435,7 +358,7 @@ pub fn to_openai_request(g: &Value, model: &str, stream: bool) -> Value {
         out["tool_choice"] = oa::tool_choice_to_openai(&choice);
     }
     if let Some(gen) = g.get("generationConfig").and_then(Value::as_object) {
-        for (from, to) in [
+        let pairs = [
             ("temperature", "temperature"),
             ("topP", "top_p"),
             ("presencePenalty", "presence_penalty"),
@@ -444,11 +367,8 @@ pub fn to_openai_request(g: &Value, model: &str, stream: bool) -> Value {
             ("candidateCount", "n"),
             ("maxOutputTokens", "max_tokens"),
             ("stopSequences", "stop"),
-        ] {
-            if let Some(v) = gen.get(from) {
-                out[to] = v.clone();
-            }
-        }
+        ];
+        oa::copy_renamed(gen, &pairs, &mut out);
         if gen.get("responseMimeType").and_then(Value::as_str) == Some("application/json") {
             out["response_format"] = match gen.get("responseSchema") {
                 Some(s) => {
@@ -501,11 +421,7 @@ pub fn message_to_parts(text: &str, calls: &[ToolCall]) -> Vec<Value> {
 
 /// OpenAI chat completion → Gemini response (mock upstream).
 pub fn from_openai_response(o: &Value) -> Value {
-    let candidates: Vec<Value> = o
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let candidates: Vec<Value> = oa::list(o, "/choices")
         .map(|c| {
             let msg = c.get("message").unwrap_or(&Value::Null);
             let text = msg.get("content").and_then(Value::as_str).unwrap_or("");
@@ -575,11 +491,7 @@ pub fn embed_request(body: &Map<String, Value>, model: &str) -> Result<Value, Un
 /// `batchEmbedContents` response → OpenAI embeddings list.
 pub fn embed_response(g: &Value, model: &str, base64: bool) -> Value {
     use base64::Engine;
-    let data: Vec<Value> = g
-        .get("embeddings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let data: Vec<Value> = oa::list(g, "/embeddings")
         .enumerate()
         .map(|(i, e)| {
             let values = e.get("values").cloned().unwrap_or_else(|| json!([]));
@@ -603,19 +515,11 @@ pub fn embed_response(g: &Value, model: &str, base64: bool) -> Value {
 
 /// `batchEmbedContents` request → OpenAI embeddings request (mock upstream).
 pub fn embed_to_openai(g: &Value, model: &str) -> Value {
-    let reqs: Vec<&Value> = g
-        .get("requests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
+    let reqs: Vec<&Value> = oa::list(g, "/requests").collect();
     let input: Vec<String> = reqs
         .iter()
         .map(|r| {
-            r.pointer("/content/parts")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            oa::list(r, "/content/parts")
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .collect::<Vec<_>>()
                 .join(" ")
@@ -630,11 +534,7 @@ pub fn embed_to_openai(g: &Value, model: &str) -> Value {
 
 /// OpenAI embeddings list → `batchEmbedContents` response (mock upstream).
 pub fn embed_from_openai(o: &Value) -> Value {
-    let embeddings: Vec<Value> = o
-        .get("data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let embeddings: Vec<Value> = oa::list(o, "/data")
         .map(|d| json!({"values": d.get("embedding").cloned().unwrap_or(Value::Null)}))
         .collect();
     json!({"embeddings": embeddings})

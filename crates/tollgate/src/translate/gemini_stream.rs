@@ -221,12 +221,7 @@ impl OpenAiToGemini {
             self.head = chunk.clone();
         }
         let mut out = Vec::new();
-        for c in chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for c in oa::list(&chunk, "/choices") {
             let delta = c.get("delta").unwrap_or(&Value::Null);
             if let Some(t) = delta.get("content").and_then(Value::as_str) {
                 if !t.is_empty() {

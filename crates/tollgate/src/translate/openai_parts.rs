@@ -62,6 +62,34 @@ pub fn get<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     body.get(key).filter(|v| !v.is_null())
 }
 
+/// The items of the array at `pointer` (none when absent or not an array).
+pub fn list<'a>(v: &'a Value, pointer: &str) -> std::slice::Iter<'a, Value> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map_or([].iter(), |a| a.iter())
+}
+
+/// Copies `src[from]` to `out[to]` for each pair present.
+pub fn copy_renamed(src: &Map<String, Value>, pairs: &[(&str, &str)], out: &mut Value) {
+    for (from, to) in pairs {
+        if let Some(v) = src.get(*from) {
+            out[*to] = v.clone();
+        }
+    }
+}
+
+/// An OpenAI function tool from a declaration's name, description, schema.
+pub fn function_tool_json(decl: &Value, parameters: Option<&Value>) -> Value {
+    let mut f = json!({"name": decl.get("name").cloned().unwrap_or(Value::Null)});
+    if let Some(d) = decl.get("description") {
+        f["description"] = d.clone();
+    }
+    if let Some(p) = parameters {
+        f["parameters"] = p.clone();
+    }
+    json!({"type": "function", "function": f})
+}
+
 pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Unsupported {
     Unsupported::new(field, message)
 }
@@ -196,6 +224,101 @@ pub fn content_text(
     Ok(out)
 }
 
+/// One chat message, read and checked: every key it holds is carried
+/// (`name` and other extras are refused, `null`s count as absent).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// `system` and `developer` messages (text only).
+    System(String),
+    User(Vec<Part>),
+    Assistant {
+        parts: Vec<Part>,
+        calls: Vec<ToolCall>,
+    },
+    Tool {
+        id: String,
+        text: String,
+    },
+}
+
+/// `messages`, each with its parameter path (`messages[3]`).
+pub fn messages(
+    body: &Map<String, Value>,
+    target: &str,
+) -> Result<Vec<(String, Msg)>, Unsupported> {
+    let messages = get(body, "messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("messages", "`messages` must be an array"))?;
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let at = format!("messages[{i}]");
+            for (k, v) in m.as_object().into_iter().flatten() {
+                let carried = matches!(
+                    k.as_str(),
+                    "role" | "content" | "tool_calls" | "tool_call_id"
+                );
+                if !carried && !v.is_null() {
+                    return Err(Unsupported::field(format!("{at}.{k}"), target));
+                }
+            }
+            let msg = match m.get("role").and_then(Value::as_str).unwrap_or("") {
+                "system" | "developer" => Msg::System(content_text(m.get("content"), &at, target)?),
+                "user" => Msg::User(content_parts(m.get("content"), &at, target)?),
+                "assistant" => Msg::Assistant {
+                    parts: content_parts(m.get("content"), &at, target)?
+                        .into_iter()
+                        .filter(|p| *p != Part::Text(String::new()))
+                        .collect(),
+                    calls: tool_calls(m, &at)?,
+                },
+                "tool" => Msg::Tool {
+                    id: m
+                        .get("tool_call_id")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            bad(
+                                format!("{at}.tool_call_id"),
+                                "a tool message needs `tool_call_id`",
+                            )
+                        })?
+                        .to_string(),
+                    text: content_text(m.get("content"), &at, target)?,
+                },
+                other => {
+                    return Err(bad(
+                        format!("{at}.role"),
+                        format!("role `{other}` cannot be carried to {target}"),
+                    ))
+                }
+            };
+            Ok((at, msg))
+        })
+        .collect()
+}
+
+/// A tool result that is a JSON object, as the object.
+pub fn json_object(text: &str) -> Option<Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => Some(v),
+        _ => None,
+    }
+}
+
+/// Appends `items` to the last turn when it has the same role (the target
+/// shapes want one turn per speaker change), else starts a turn
+/// `{"role": role, key: items}`.
+pub fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+    if let Some(last) = turns.last_mut().filter(|t| t["role"] == role) {
+        if let Some(list) = last[key].as_array_mut() {
+            list.extend(items);
+            return;
+        }
+    }
+    turns.push(json!({"role": role, key: items}));
+}
+
 /// One assistant tool call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
@@ -263,14 +386,14 @@ pub fn call_id(name: &str, args: &str, index: usize) -> String {
     format!("call_{index}_{h:016x}")
 }
 
-/// Tool call id → function name over the conversation so far (tool results
-/// in Gemini name the function, not the call).
-pub fn call_names(messages: &[Value]) -> HashMap<String, String> {
+/// Tool call id → function name over the conversation (tool results in
+/// Gemini name the function, not the call).
+pub fn call_names(messages: &[(String, Msg)]) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    for (i, m) in messages.iter().enumerate() {
-        if let Ok(calls) = tool_calls(m, &format!("messages[{i}]")) {
+    for (_, m) in messages {
+        if let Msg::Assistant { calls, .. } = m {
             for c in calls {
-                out.insert(c.id, c.name);
+                out.insert(c.id.clone(), c.name.clone());
             }
         }
     }
