@@ -302,7 +302,35 @@ async fn errors_keep_their_status_and_never_show_credentials() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    assert!(r.text().await.unwrap().contains("rate_limit_exceeded"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("rate_limit_exceeded"), "{text}");
+    assert!(text.contains("ThrottlingException"), "{text}");
+
+    // An upstream that dies mid-stream: the caller gets the chunks so far,
+    // then an error event (no [DONE]).
+    for model in ["gem-chat", "br-chat"] {
+        let mut body = chat_body(model, "x");
+        body["stream"] = json!(true);
+        let r = client()
+            .post(gw2.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("x-mock-cut-after", "4")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let events = sse_data(&r.text().await.unwrap());
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert_eq!(
+            last["error"]["code"], "stream_interrupted",
+            "{model}: {events:?}"
+        );
+        assert!(
+            events.iter().any(|e| e.contains("\"content\"")),
+            "{model}: {events:?}"
+        );
+    }
 
     // Fields the target cannot carry: 400 naming the field, nothing sent upstream.
     let before = open.received().await.len();

@@ -146,7 +146,18 @@ pub(super) async fn send(
         })?
         .map_err(|e| (super::openai::transport_error(provider, e), Bytes::new()))?;
     if !resp.status().is_success() {
-        return Err(super::openai::status_error(provider, resp).await);
+        // AWS names the error type in a header (`ThrottlingException:…`).
+        let kind = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(':').next())
+            .map(str::to_owned);
+        let (mut e, body) = super::openai::status_error(provider, resp).await;
+        if let (ProviderError::Status { message, .. }, Some(kind)) = (&mut e, kind) {
+            *message = format!("{kind}: {message}");
+        }
+        return Err((e, body));
     }
     Ok(resp)
 }
