@@ -84,31 +84,31 @@ fn bench(c: &mut Criterion) {
     c.bench_function("gemini/request 1KB parse+translate+serialize", |b| {
         b.iter(|| {
             let m: Map<String, Value> = serde_json::from_slice(black_box(&req)).unwrap();
-            black_box(gemini::request(&m).unwrap().to_string())
+            black_box(serde_json::to_vec(&gemini::request(&m).unwrap()).unwrap())
         })
     });
     c.bench_function("bedrock/request 1KB parse+translate+serialize", |b| {
         b.iter(|| {
             let m: Map<String, Value> = serde_json::from_slice(black_box(&req)).unwrap();
-            black_box(bedrock::request(&m).unwrap().to_string())
+            black_box(serde_json::to_vec(&bedrock::request(&m).unwrap()).unwrap())
         })
     });
     c.bench_function("baseline/response 1KB parse+serialize", |b| {
         b.iter(|| {
             let v: Value = serde_json::from_slice(black_box(&g_resp)).unwrap();
-            black_box(v.to_string())
+            black_box(serde_json::to_vec(&v).unwrap())
         })
     });
     c.bench_function("gemini/response 1KB parse+translate+serialize", |b| {
         b.iter(|| {
             let v: Value = serde_json::from_slice(black_box(&g_resp)).unwrap();
-            black_box(gemini::response(&v, "m", 0).to_string())
+            black_box(serde_json::to_vec(&gemini::response(&v, "m", 0)).unwrap())
         })
     });
     c.bench_function("bedrock/response 1KB parse+translate+serialize", |b| {
         b.iter(|| {
             let v: Value = serde_json::from_slice(black_box(&b_resp)).unwrap();
-            black_box(bedrock::response(&v, "id", "m", 0).to_string())
+            black_box(serde_json::to_vec(&bedrock::response(&v, "id", "m", 0)).unwrap())
         })
     });
 
@@ -120,8 +120,9 @@ fn bench(c: &mut Criterion) {
         model: "m".into(),
         created: 0,
     };
+    let delta_text = delta.to_string();
     c.bench_function("baseline/chunk JSON parse", |b| {
-        b.iter(|| black_box(serde_json::from_str::<Value>(black_box(&delta.to_string())).unwrap()))
+        b.iter(|| black_box(serde_json::from_str::<Value>(black_box(&delta_text)).unwrap()))
     });
     c.bench_function("bedrock/event-stream frame decode (CRC) + chunk", |b| {
         let mut d = FrameDecoder::default();

@@ -24,7 +24,9 @@ const RECORDED: usize = 256;
 
 #[derive(Debug, Clone, Default)]
 pub struct MockOptions {
-    /// When set, requests must carry `Authorization: Bearer <key>`.
+    /// When set, requests must carry the key in their wire format's way:
+    /// `Authorization: Bearer <key>` (OpenAI), `x-goog-api-key` or `?key=`
+    /// (Gemini), a SigV4 `Authorization` by access key id `<key>` (Bedrock).
     pub require_key: Option<String>,
 }
 

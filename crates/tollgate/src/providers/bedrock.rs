@@ -175,7 +175,7 @@ impl BedrockProvider {
         } else {
             "application/json"
         };
-        let req = self.signed(&url, body.to_string().into_bytes(), accept)?;
+        let req = self.signed(&url, translated::to_bytes(&body), accept)?;
         let resp = send(
             &self.name,
             self.first_byte,
@@ -200,7 +200,7 @@ impl BedrockProvider {
             let out = tr::response(&b, &id, &model, translated::now());
             return Ok(ProviderResponse {
                 status: 200,
-                body: ProviderBody::Full(Bytes::from(out.to_string())),
+                body: ProviderBody::Full(Bytes::from(translated::to_bytes(&out))),
             });
         }
         let writer = ChunkWriter {

@@ -77,7 +77,7 @@ impl GeminiProvider {
             .client
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string());
+            .body(translated::to_bytes(body));
         send(
             &self.name,
             self.first_byte,
@@ -170,7 +170,7 @@ impl GeminiProvider {
 fn full(v: Value) -> ProviderResponse {
     ProviderResponse {
         status: 200,
-        body: ProviderBody::Full(Bytes::from(v.to_string())),
+        body: ProviderBody::Full(Bytes::from(translated::to_bytes(&v))),
     }
 }
 

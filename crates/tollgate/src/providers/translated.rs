@@ -51,6 +51,11 @@ pub(super) fn bad_json(provider: &str, e: serde_json::Error) -> ProviderError {
     }
 }
 
+/// JSON bytes of a value (writing a `Value` into a Vec cannot fail).
+pub(super) fn to_bytes(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
 pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

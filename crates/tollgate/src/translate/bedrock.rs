@@ -14,7 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use super::openai_parts::{
-    self as oa, bad, function_tools, get, tool_calls, Msg, Part, ToolCall, ToolChoice, Unsupported,
+    self as oa, bad, function_tools, get, obj, tool_calls, Msg, Part, ToolCall, ToolChoice,
+    Unsupported,
 };
 
 const TARGET: &str = "bedrock";
@@ -59,7 +60,7 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
     for (at, m) in oa::messages(body, TARGET)? {
         let (role, blocks) = match m {
             Msg::System(text) => {
-                system.push(json!({"text": text}));
+                system.push(obj([("text", text.into())]));
                 continue;
             }
             Msg::User(parts) => ("user", blocks_of(parts, &at)?),
@@ -72,20 +73,21 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
             Msg::Tool { id, text } => {
                 tool_history = true;
                 let content = match oa::json_object(&text) {
-                    Some(v) => json!([{"json": v}]),
-                    None => json!([{"text": text}]),
+                    Some(v) => obj([("json", v)]),
+                    None => obj([("text", text.into())]),
                 };
-                (
-                    "user",
-                    vec![json!({"toolResult": {"toolUseId": id, "content": content}})],
-                )
+                let result = obj([
+                    ("toolUseId", id.into()),
+                    ("content", Value::Array(vec![content])),
+                ]);
+                ("user", vec![obj([("toolResult", result)])])
             }
         };
         oa::push_turn(&mut turns, role, "content", blocks);
     }
-    let mut out = json!({"messages": turns});
+    let mut out = obj([("messages", Value::Array(turns))]);
     if !system.is_empty() {
-        out["system"] = json!(system);
+        out["system"] = Value::Array(system);
     }
     if let Some(cfg) = tool_config(body, tool_history)? {
         out["toolConfig"] = cfg;
@@ -112,16 +114,26 @@ fn blocks_of(parts: Vec<Part>, at: &str) -> Result<Vec<Value>, Unsupported> {
     parts
         .into_iter()
         .map(|p| match p {
-            Part::Text(t) => Ok(json!({"text": t})),
-            Part::Inline { mime, data } => match mime.as_str() {
-                "image/png" | "image/jpeg" | "image/gif" | "image/webp" => Ok(json!({"image": {
-                    "format": &mime["image/".len()..], "source": {"bytes": data}}})),
-                "image/jpg" => Ok(json!({"image": {"format": "jpeg", "source": {"bytes": data}}})),
-                _ => Err(bad(
-                    format!("{at}.content"),
-                    format!("`{mime}` content at `{at}` cannot be carried to bedrock (png, jpeg, gif or webp images only)"),
-                )),
-            },
+            Part::Text(t) => Ok(obj([("text", t.into())])),
+            Part::Inline { mime, data } => {
+                let format = match mime.as_str() {
+                    "image/png" => "png",
+                    "image/jpeg" | "image/jpg" => "jpeg",
+                    "image/gif" => "gif",
+                    "image/webp" => "webp",
+                    _ => {
+                        return Err(bad(
+                            format!("{at}.content"),
+                            format!("`{mime}` content at `{at}` cannot be carried to bedrock (png, jpeg, gif or webp images only)"),
+                        ))
+                    }
+                };
+                let source = obj([("bytes", data.into())]);
+                Ok(obj([(
+                    "image",
+                    obj([("format", format.into()), ("source", source)]),
+                )]))
+            }
         })
         .collect()
 }
@@ -151,18 +163,24 @@ fn tool_config(
     let specs: Vec<Value> = tools
         .iter()
         .map(|t| {
-            let mut spec = json!({
-                "name": t.name,
-                "inputSchema": {"json": t.parameters.clone()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}))},
-            });
+            let schema = t
+                .parameters
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            let mut spec = obj([
+                ("name", t.name.as_str().into()),
+                ("inputSchema", obj([("json", schema)])),
+            ]);
             if let Some(d) = &t.description {
-                spec["description"] = json!(d);
+                spec["description"] = d.as_str().into();
             }
-            json!({"toolSpec": spec})
+            obj([("toolSpec", spec)])
         })
         .collect();
-    Ok(Some(json!({"tools": specs, "toolChoice": choice})))
+    Ok(Some(obj([
+        ("tools", Value::Array(specs)),
+        ("toolChoice", choice),
+    ])))
 }
 
 /// Converse `stopReason` → OpenAI `finish_reason`.
@@ -226,8 +244,12 @@ pub fn response(b: &Value, id: &str, model: &str, created: u64) -> Value {
         .get("stopReason")
         .and_then(Value::as_str)
         .unwrap_or("end_turn");
-    let choice = json!({"index": 0, "message": message, "logprobs": null,
-        "finish_reason": finish_reason(reason)});
+    let choice = obj([
+        ("index", 0.into()),
+        ("message", message),
+        ("logprobs", Value::Null),
+        ("finish_reason", finish_reason(reason).into()),
+    ]);
     oa::completion(
         id,
         model,
@@ -349,10 +371,15 @@ pub fn usage_to_bedrock(u: &Value) -> Value {
 pub fn message_to_blocks(text: &str, calls: &[ToolCall]) -> Vec<Value> {
     let mut blocks = Vec::new();
     if !text.is_empty() {
-        blocks.push(json!({"text": text}));
+        blocks.push(obj([("text", text.into())]));
     }
     for c in calls {
-        blocks.push(json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.args}}));
+        let tu = obj([
+            ("toolUseId", c.id.as_str().into()),
+            ("name", c.name.as_str().into()),
+            ("input", c.args.clone()),
+        ]);
+        blocks.push(obj([("toolUse", tu)]));
     }
     blocks
 }

@@ -14,8 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use super::openai_parts::{
-    self as oa, bad, call_id, call_names, function_tools, get, tool_calls, Msg, Part, ToolCall,
-    ToolChoice, Unsupported,
+    self as oa, bad, call_id, call_names, function_tools, get, obj, tool_calls, Msg, Part,
+    ToolCall, ToolChoice, Unsupported,
 };
 
 const TARGET: &str = "gemini";
@@ -54,14 +54,14 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
     for (at, m) in messages {
         let (role, parts) = match m {
             Msg::System(text) => {
-                system.push(json!({"text": text}));
+                system.push(obj([("text", text.into())]));
                 continue;
             }
             Msg::User(parts) => ("user", parts_of(parts)),
             Msg::Assistant { parts, calls } => {
                 let mut parts = parts_of(parts);
                 for c in calls {
-                    parts.push(json!({"functionCall": {"name": c.name, "args": c.args}}));
+                    parts.push(function_call(c));
                 }
                 ("model", parts)
             }
@@ -74,27 +74,26 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
                         ),
                     )
                 })?;
-                let response = oa::json_object(&text).unwrap_or_else(|| json!({"content": text}));
-                (
-                    "user",
-                    vec![json!({"functionResponse": {"name": name, "response": response}})],
-                )
+                let response =
+                    oa::json_object(&text).unwrap_or_else(|| obj([("content", text.into())]));
+                let fr = obj([("name", name.as_str().into()), ("response", response)]);
+                ("user", vec![obj([("functionResponse", fr)])])
             }
         };
         oa::push_turn(&mut contents, role, "parts", parts);
     }
-    let mut out = json!({"contents": contents});
+    let mut out = obj([("contents", Value::Array(contents))]);
     if !system.is_empty() {
-        out["systemInstruction"] = json!({"parts": system});
+        out["systemInstruction"] = obj([("parts", Value::Array(system))]);
     }
     let tools = function_tools(body, TARGET)?;
     if !tools.is_empty() {
         let decls: Vec<Value> = tools
             .iter()
             .map(|t| {
-                let mut d = json!({"name": t.name});
+                let mut d = obj([("name", t.name.as_str().into())]);
                 if let Some(desc) = &t.description {
-                    d["description"] = json!(desc);
+                    d["description"] = desc.as_str().into();
                 }
                 if let Some(p) = &t.parameters {
                     d["parameters"] = p.clone();
@@ -102,7 +101,7 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
                 d
             })
             .collect();
-        out["tools"] = json!([{"functionDeclarations": decls}]);
+        out["tools"] = Value::Array(vec![obj([("functionDeclarations", Value::Array(decls))])]);
     }
     if let Some(choice) = oa::tool_choice(body)? {
         let cfg = match choice {
@@ -120,12 +119,22 @@ pub fn request(body: &Map<String, Value>) -> Result<Value, Unsupported> {
     Ok(out)
 }
 
+fn function_call(c: ToolCall) -> Value {
+    obj([(
+        "functionCall",
+        obj([("name", c.name.into()), ("args", c.args)]),
+    )])
+}
+
 fn parts_of(parts: Vec<Part>) -> Vec<Value> {
     parts
         .into_iter()
         .map(|p| match p {
-            Part::Text(t) => json!({"text": t}),
-            Part::Inline { mime, data } => json!({"inlineData": {"mimeType": mime, "data": data}}),
+            Part::Text(t) => obj([("text", t.into())]),
+            Part::Inline { mime, data } => obj([(
+                "inlineData",
+                obj([("mimeType", mime.into()), ("data", data.into())]),
+            )]),
         })
         .collect()
 }
@@ -247,10 +256,15 @@ pub fn response(g: &Value, model: &str, created: u64) -> Value {
             .get("finishReason")
             .and_then(Value::as_str)
             .unwrap_or("STOP");
-        choices.push(json!({
-            "index": index, "message": message, "logprobs": null,
-            "finish_reason": finish_reason(reason, !calls.is_empty()),
-        }));
+        choices.push(obj([
+            ("index", index.into()),
+            ("message", message),
+            ("logprobs", Value::Null),
+            (
+                "finish_reason",
+                finish_reason(reason, !calls.is_empty()).into(),
+            ),
+        ]));
     }
     if choices.is_empty() {
         // A blocked prompt: no candidates, only `promptFeedback.blockReason`.
@@ -414,7 +428,7 @@ pub fn message_to_parts(text: &str, calls: &[ToolCall]) -> Vec<Value> {
         parts.push(json!({"text": text}));
     }
     for c in calls {
-        parts.push(json!({"functionCall": {"name": c.name, "args": c.args}}));
+        parts.push(function_call(c.clone()));
     }
     parts
 }
