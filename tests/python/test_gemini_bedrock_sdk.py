@@ -1,8 +1,9 @@
 """The official `openai` SDK through a real `tollgate serve` whose providers
 are `kind: gemini` and `kind: bedrock`, in front of `tollgate mock-upstream`
 speaking Gemini's JSON/SSE and Bedrock's Converse with its binary event
-stream. The mock requires the Gemini API key and a SigV4 signature made with
-the configured AWS key id."""
+stream. The mock requires the Gemini API key and a SigV4 signature, which it
+recomputes with the AWS secret (`--require-key KEYID:SECRET`; Gemini is given
+that same string as its key)."""
 
 import hashlib
 import json
@@ -15,7 +16,9 @@ import pytest
 from test_openai_sdk import BIN, TIMEOUT, Proc, field, words
 
 KEY = "tg-python-providers-key"
-UPSTREAM_KEY = "AKIDPYTHONTEST"
+AWS_KEY_ID = "AKIDPYTHONTEST"
+AWS_SECRET = "py-aws-secret-value"
+UPSTREAM_KEY = f"{AWS_KEY_ID}:{AWS_SECRET}"
 PROMPT = "tell me about translated gateways"
 
 CONFIG = """\
@@ -71,11 +74,11 @@ def gw(tmp_path_factory):
                                      hash=hashlib.sha256(KEY.encode()).hexdigest()))
         env = {
             "PY_GEMINI_KEY": UPSTREAM_KEY,
-            "PY_AWS_KEY_ID": UPSTREAM_KEY,
-            "PY_AWS_SECRET": "py-aws-secret-value",
+            "PY_AWS_KEY_ID": AWS_KEY_ID,
+            "PY_AWS_SECRET": AWS_SECRET,
             # br-env takes the usual AWS variables.
-            "AWS_ACCESS_KEY_ID": UPSTREAM_KEY,
-            "AWS_SECRET_ACCESS_KEY": "py-env-secret-value",
+            "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
             "AWS_SESSION_TOKEN": "py-session-token",
             "AWS_REGION": "eu-central-1",
         }
@@ -87,7 +90,7 @@ def gw(tmp_path_factory):
         code = gateway.stop() if gateway else 0
         mock.stop()
         assert code == 0, f"gateway exited {code}; stderr:\n{''.join(gateway.log)}"
-        for secret in ("py-aws-secret-value", "py-env-secret-value", "py-session-token"):
+        for secret in (AWS_SECRET, "py-session-token"):
             assert not any(secret in l for l in (gateway.log if gateway else [])), secret
 
 
@@ -126,7 +129,7 @@ def test_wire_shapes_and_credentials(client, gw):
     seen = received(gw)
     br = [r for r in seen if r["path"] == "/model/meta.llama3-8b-instruct-v1:0/converse"][-1]
     auth = br["headers"]["authorization"]
-    assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={UPSTREAM_KEY}/")
+    assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/")
     assert "/eu-central-1/bedrock/aws4_request" in auth
     assert br["headers"]["x-amz-security-token"] == "py-session-token"
     gem = [r for r in seen if r["path"] == "/v1beta/models/gemini-2.0-flash:generateContent"][-1]

@@ -44,6 +44,10 @@ providers:
     kind: bedrock
     base_url: {base}
     aws: {{ region: eu-west-1, access_key_id: AKIDWRONG, secret_access_key: x }}
+  - name: br-bad-secret
+    kind: bedrock
+    base_url: {base}
+    aws: {{ region: eu-west-1, access_key_id: {AWS_KEY_ID}, secret_access_key: not-the-secret }}
 models:
   - name: gem-chat
     provider: gem
@@ -59,6 +63,9 @@ models:
   - name: br-wrong
     provider: br-wrong
     upstream_model: m
+  - name: br-bad-secret
+    provider: br-bad-secret
+    upstream_model: "anthropic.claude-3-haiku-20240307-v1:0"
 keys:
   - id: full
     hash: {full}
@@ -84,10 +91,12 @@ fn weather_tools() -> Value {
 
 #[tokio::test]
 async fn chat_both_providers_non_stream_and_stream() {
-    let mock = start_mock(Some(AWS_KEY_ID)).await;
-    // The mock's one required key is the AWS key id; Gemini's key must then
-    // match it too, so give Gemini the same value for this test.
-    let mut gw = start_gateway_with(|db| config(&mock, AWS_KEY_ID, db)).await;
+    // `KEYID:SECRET`: the mock recomputes every SigV4 signature with the
+    // secret. Its one required key is also what Gemini must send, so give
+    // Gemini that same value in this test.
+    let required = format!("{AWS_KEY_ID}:{AWS_SECRET}");
+    let mock = start_mock(Some(&required)).await;
+    let mut gw = start_gateway_with(|db| config(&mock, &required, db)).await;
     for model in ["gem-chat", "br-chat"] {
         let mut body = chat_body(model, "one two three");
         body["messages"] = json!([{"role": "system", "content": "be brief"},
@@ -154,10 +163,25 @@ async fn chat_both_providers_non_stream_and_stream() {
     );
     assert!(auth.contains("/eu-west-1/bedrock/aws4_request"), "{auth}");
     assert!(!auth.contains(AWS_SECRET));
+    // The right key id with the wrong secret: the mock's recomputed
+    // signature differs (403), which is the gateway's problem (502).
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        Some(KEY),
+        &chat_body("br-bad-secret", "x"),
+    )
+    .await;
+    assert_eq!(r.status(), 502);
 
     // Streamed usage is exact in the ledger (the gateway asked for it).
     let store = gw.stop().await;
-    let recs = wait_records(&store, 4).await;
+    let recs = wait_records(&store, 5).await;
+    let recs: Vec<_> = recs
+        .into_iter()
+        .filter(|r| r.provider != "br-bad-secret")
+        .collect();
+    assert_eq!(recs.len(), 4);
     for r in &recs {
         assert_eq!((r.prompt_tokens, r.completion_tokens), (5, 5), "{r:?}");
         assert!(!r.tokens_estimated, "{r:?}");

@@ -4,8 +4,8 @@
 //! shape, answered by the deterministic generator and translated back. With
 //! `--require-key` the request must carry a SigV4 `Authorization` header
 //! whose credential scope names that access key id, a date matching
-//! `x-amz-date`, a region, and the `bedrock` service (the signature itself is
-//! not recomputed: the mock does not know the secret).
+//! `x-amz-date`, a region, and the `bedrock` service; given as
+//! `KEYID:SECRET`, the signature itself is recomputed and must match.
 
 use std::sync::Arc;
 
@@ -30,9 +30,17 @@ pub(super) fn routes() -> Router<Arc<MockState>> {
         .route("/model/{id}/converse-stream", post(converse_stream))
 }
 
-/// Whether `Authorization` is a well-formed SigV4 header for access key `key`.
-pub(super) fn sigv4_ok(headers: &HeaderMap, key: &str) -> bool {
+/// Whether `Authorization` is a SigV4 header by access key `key`: credential
+/// scope `key/<date of x-amz-date>/<region>/bedrock/aws4_request`, `host` and
+/// `x-amz-date` signed. With `key` given as `KEYID:SECRET` the signature is
+/// also recomputed (with `aws-sigv4`, over the method, the path as sent, the
+/// signed headers and the body) and must match.
+pub(super) fn sigv4_ok(headers: &HeaderMap, key: &str, raw_path: &str, body: &[u8]) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (key, secret) = match key.split_once(':') {
+        Some((k, s)) => (k, Some(s)),
+        None => (key, None),
+    };
     let (Some(auth), Some(date)) = (header("authorization"), header("x-amz-date")) else {
         return false;
     };
@@ -53,12 +61,87 @@ pub(super) fn sigv4_ok(headers: &HeaderMap, key: &str) -> bool {
     };
     let parts: Vec<&str> = scope.split('/').collect();
     let signed: Vec<&str> = signed.split(';').collect();
-    matches!(parts.as_slice(), [k, d, region, "bedrock", "aws4_request"]
-        if *k == key && date.starts_with(d) && d.len() == 8 && !region.is_empty())
-        && signed.contains(&"host")
-        && signed.contains(&"x-amz-date")
-        && signature.len() == 64
-        && signature.bytes().all(|b| b.is_ascii_hexdigit())
+    let region = match parts.as_slice() {
+        [k, d, region, "bedrock", "aws4_request"]
+            if *k == key && date.starts_with(d) && d.len() == 8 && !region.is_empty() =>
+        {
+            *region
+        }
+        _ => return false,
+    };
+    if !(signed.contains(&"host") && signed.contains(&"x-amz-date")) {
+        return false;
+    }
+    match secret {
+        None => signature.len() == 64 && signature.bytes().all(|b| b.is_ascii_hexdigit()),
+        Some(secret) => {
+            let expected = resign(
+                headers,
+                (key, secret),
+                region,
+                date,
+                &signed,
+                raw_path,
+                body,
+            );
+            expected.as_deref() == Some(signature)
+        }
+    }
+}
+
+/// The signature the client should have computed.
+fn resign(
+    headers: &HeaderMap,
+    (key, secret): (&str, &str),
+    region: &str,
+    date: &str,
+    signed: &[&str],
+    raw_path: &str,
+    body: &[u8],
+) -> Option<String> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token = header("x-amz-security-token").map(str::to_owned);
+    let identity =
+        aws_credential_types::Credentials::new(key, secret, token, None, "mock-upstream").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("bedrock")
+        .time(amz_date(date)?)
+        .settings(SigningSettings::default())
+        .build()
+        .ok()?
+        .into();
+    // The signer adds host, x-amz-date and the session token itself.
+    let own = ["host", "x-amz-date", "x-amz-security-token"];
+    let mut hs = Vec::new();
+    for name in signed.iter().filter(|n| !own.contains(n)) {
+        hs.push((*name, header(name)?));
+    }
+    let url = format!("http://{}{raw_path}", header("host")?);
+    let req = SignableRequest::new("POST", &url, hs.into_iter(), SignableBody::Bytes(body)).ok()?;
+    let (_, signature) = sign(req, &params).ok()?.into_parts();
+    Some(signature)
+}
+
+/// `20261123T230000Z` → the instant.
+fn amz_date(s: &str) -> Option<std::time::SystemTime> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if s.len() != 16 || s.get(8..9) != Some("T") || !s.ends_with('Z') {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let secs = num(9..11)? * 3600 + num(11..13)? * 60 + num(13..15)?;
+    // Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let total = u64::try_from(days * 86_400 + secs).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(total))
 }
 
 /// Bedrock's error shape: `{"message"}` with the type in `x-amzn-ErrorType`.
@@ -78,21 +161,36 @@ fn error(r: Reject) -> Response {
     resp
 }
 
+/// One request as received: the decoded model id, the raw parts.
+struct Received {
+    version: http::Version,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
 async fn admit(
     state: &MockState,
-    path: &str,
-    version: http::Version,
-    headers: &HeaderMap,
-    body: &Bytes,
-    model: &str,
+    id: &str,
+    stream: bool,
+    r: &Received,
 ) -> Result<(Value, super::Knobs), Response> {
-    let req = Incoming {
-        path,
-        version,
-        headers,
-        body,
+    let kind = if stream {
+        "converse-stream"
+    } else {
+        "converse"
     };
-    admit_as(state, &req, &Credential::SigV4, Some(model))
+    let path = format!("/model/{id}/{kind}");
+    let req = Incoming {
+        path: &path,
+        version: r.version,
+        headers: &r.headers,
+        body: &r.body,
+    };
+    let cred = Credential::SigV4 {
+        raw_path: r.uri.path(),
+    };
+    admit_as(state, &req, &cred, Some(id))
         .await
         .map(|(b, k)| (Value::Object(b), k))
         .map_err(error)
@@ -108,39 +206,43 @@ async fn converse(
     state: State<Arc<MockState>>,
     Path(id): Path<String>,
     version: http::Version,
+    uri: http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(state, id, false, version, headers, body).await
+    let r = Received {
+        version,
+        uri,
+        headers,
+        body,
+    };
+    answer(state, id, false, r).await
 }
 
 async fn converse_stream(
     state: State<Arc<MockState>>,
     Path(id): Path<String>,
     version: http::Version,
+    uri: http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(state, id, true, version, headers, body).await
+    let r = Received {
+        version,
+        uri,
+        headers,
+        body,
+    };
+    answer(state, id, true, r).await
 }
 
 async fn answer(
     State(state): State<Arc<MockState>>,
     id: String,
     stream: bool,
-    version: http::Version,
-    headers: HeaderMap,
-    body: Bytes,
+    r: Received,
 ) -> Response {
-    let path = format!(
-        "/model/{id}/{}",
-        if stream {
-            "converse-stream"
-        } else {
-            "converse"
-        }
-    );
-    let (b, knobs) = match admit(&state, &path, version, &headers, &body, &id).await {
+    let (b, knobs) = match admit(&state, &id, stream, &r).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -174,6 +276,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn amz_dates() {
+        let t = amz_date("20261123T230000Z").unwrap();
+        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(secs, 1_795_474_800);
+        assert_eq!(amz_date("19700101T000000Z"), Some(std::time::UNIX_EPOCH));
+        assert_eq!(amz_date("2026-11-23"), None);
+    }
+
+    #[test]
     fn sigv4_header_checks() {
         let mut h = HeaderMap::new();
         h.insert("x-amz-date", HeaderValue::from_static("20261123T230000Z"));
@@ -185,9 +296,16 @@ mod tests {
              Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             ),
         );
-        assert!(sigv4_ok(&h, "AKIDEXAMPLE"));
-        assert!(!sigv4_ok(&h, "AKIDOTHER"));
+        assert!(sigv4_ok(&h, "AKIDEXAMPLE", "/model/m/converse", b""));
+        assert!(!sigv4_ok(&h, "AKIDOTHER", "/model/m/converse", b""));
+        // With the secret, the made-up signature no longer passes.
+        assert!(!sigv4_ok(
+            &h,
+            "AKIDEXAMPLE:secret",
+            "/model/m/converse",
+            b""
+        ));
         h.insert("x-amz-date", HeaderValue::from_static("20261124T000000Z"));
-        assert!(!sigv4_ok(&h, "AKIDEXAMPLE"));
+        assert!(!sigv4_ok(&h, "AKIDEXAMPLE", "/model/m/converse", b""));
     }
 }

@@ -119,8 +119,9 @@ pub(super) enum Credential<'a> {
     Bearer,
     /// `x-goog-api-key: <key>` or `?key=<key>` (Gemini); the query's key.
     GoogleKey(Option<&'a str>),
-    /// `Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/bedrock/aws4_request, …` (Bedrock).
-    SigV4,
+    /// `Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/bedrock/aws4_request, …`
+    /// (Bedrock), over the request's path as sent (still percent-encoded).
+    SigV4 { raw_path: &'a str },
 }
 
 /// A refusal, rendered by each wire format in its own error shape.
@@ -130,14 +131,14 @@ pub(super) struct Reject {
     pub retry_after: Option<u64>,
 }
 
-fn credential_ok(cred: &Credential<'_>, headers: &HeaderMap, key: &str) -> bool {
+fn credential_ok(cred: &Credential<'_>, headers: &HeaderMap, body: &[u8], key: &str) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match cred {
         Credential::Bearer => header("authorization") == Some(&format!("Bearer {key}")),
         Credential::GoogleKey(query) => {
             header("x-goog-api-key") == Some(key) || *query == Some(key)
         }
-        Credential::SigV4 => super::bedrock::sigv4_ok(headers, key),
+        Credential::SigV4 { raw_path } => super::bedrock::sigv4_ok(headers, key, raw_path, body),
     }
 }
 
@@ -178,7 +179,7 @@ pub(super) async fn admit_as(
         }));
     }
     if let Some(key) = &state.opts.require_key {
-        if !credential_ok(cred, headers, key) {
+        if !credential_ok(cred, headers, body, key) {
             let status = match cred {
                 Credential::Bearer => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::FORBIDDEN,
