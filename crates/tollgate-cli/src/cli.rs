@@ -83,7 +83,7 @@ enum Command {
         listen: String,
         /// Require KEY on every request: `Authorization: Bearer KEY` (OpenAI),
         /// `x-goog-api-key: KEY` or `?key=KEY` (Gemini), a SigV4 signature by
-        /// access key id KEY (Bedrock).
+        /// access key id KEY, or with KEYID:SECRET a signature the mock recomputes (Bedrock).
         #[arg(long, env = "MOCK_REQUIRE_KEY")]
         require_key: Option<String>,
     },

@@ -356,6 +356,37 @@ async fn errors_keep_their_status_and_never_show_credentials() {
         );
     }
 
+    // Errors inside the upstream's stream (a Bedrock exception frame, a
+    // Gemini error event): mid-stream they end the caller's stream with an
+    // error event of that kind; before the first chunk they are the status.
+    for (model, kind) in [("br-chat", "throttlingException"), ("gem-chat", "429")] {
+        let mut body = chat_body(model, "x");
+        body["stream"] = json!(true);
+        let send = |cut: &'static str| {
+            client()
+                .post(gw2.url("/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .header("x-mock-cut-after", cut)
+                .header("x-mock-stream-error", kind)
+                .header("x-mock-retry-after", "5")
+                .json(&body)
+                .send()
+        };
+        let r = send("3").await.unwrap();
+        assert_eq!(r.status(), 200);
+        let events = sse_data(&r.text().await.unwrap());
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert_eq!(
+            last["error"]["type"], "rate_limit_error",
+            "{model}: {events:?}"
+        );
+        let r = send("0").await.unwrap();
+        assert_eq!(r.status(), 429, "{model}");
+        if model == "gem-chat" {
+            assert_eq!(r.headers()["retry-after"], "5");
+        }
+    }
+
     // Fields the target cannot carry: 400 naming the field, nothing sent upstream.
     let before = open.received().await.len();
     for (model, field, value) in [

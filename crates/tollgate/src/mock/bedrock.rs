@@ -6,6 +6,11 @@
 //! whose credential scope names that access key id, a date matching
 //! `x-amz-date`, a region, and the `bedrock` service; given as
 //! `KEYID:SECRET`, the signature itself is recomputed and must match.
+//!
+//! `x-mock-stream-error: <exceptionType>` (e.g. `throttlingException`) with
+//! `x-mock-cut-after: N`: instead of breaking the connection after N chunks,
+//! the stream ends with that exception frame, as Bedrock reports mid-stream
+//! failures.
 
 use std::sync::Arc;
 
@@ -15,19 +20,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
 use super::generate;
 use super::server::{admit_as, stream_response, Credential, Incoming, MockState, Reject};
 use crate::pipeline::sse::SseSplitter;
 use crate::translate::bedrock as tr;
-use crate::translate::bedrock_stream::OpenAiToBedrock;
+use crate::translate::bedrock_stream::{exception_frame, OpenAiToBedrock};
 
 pub(super) fn routes() -> Router<Arc<MockState>> {
-    Router::new()
-        .route("/model/{id}/converse", post(converse))
-        .route("/model/{id}/converse-stream", post(converse_stream))
+    Router::new().route("/model/{id}/{op}", post(converse))
 }
 
 /// Whether `Authorization` is a SigV4 header by access key `key`: credential
@@ -196,6 +199,14 @@ async fn admit(
         .map_err(error)
 }
 
+/// The `x-mock-stream-error` header: what a cut stream ends with.
+pub(super) fn stream_error(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-mock-stream-error")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 fn request_id(o: &Value) -> HeaderValue {
     let id = o.get("id").and_then(Value::as_str).unwrap_or("mock");
     HeaderValue::from_str(id.trim_start_matches("chatcmpl-"))
@@ -204,36 +215,24 @@ fn request_id(o: &Value) -> HeaderValue {
 
 async fn converse(
     state: State<Arc<MockState>>,
-    Path(id): Path<String>,
+    Path((id, op)): Path<(String, String)>,
     version: http::Version,
     uri: http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let stream = match op.as_str() {
+        "converse" => false,
+        "converse-stream" => true,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
     let r = Received {
         version,
         uri,
         headers,
         body,
     };
-    answer(state, id, false, r).await
-}
-
-async fn converse_stream(
-    state: State<Arc<MockState>>,
-    Path(id): Path<String>,
-    version: http::Version,
-    uri: http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = Received {
-        version,
-        uri,
-        headers,
-        body,
-    };
-    answer(state, id, true, r).await
+    answer(state, id, stream, r).await
 }
 
 async fn answer(
@@ -257,8 +256,18 @@ async fn answer(
     }
     let mut splitter = SseSplitter::default();
     let mut translator = OpenAiToBedrock::default();
-    let frames = generate::chat_stream(&o, &knobs).map(move |r| {
-        r.map(|bytes| {
+    let exception = stream_error(&r.headers);
+    let frames = generate::chat_stream(&o, &knobs).map(move |res| {
+        let res = match (res, &exception) {
+            (Err(_), Some(kind)) => {
+                return Ok(exception_frame(
+                    kind,
+                    "mock upstream: forced stream exception",
+                ));
+            }
+            (res, _) => res,
+        };
+        res.map(|bytes| {
             let mut out = Vec::new();
             for ev in splitter.push(&bytes) {
                 for f in translator.event(&ev.data()) {

@@ -4,6 +4,10 @@
 //! answered by the deterministic generator (knobs included) and translated
 //! back, so answers match the OpenAI face word for word. With
 //! `--require-key` the key must come in `x-goog-api-key` or `?key=`.
+//!
+//! `x-mock-stream-error: <HTTP status>` with `x-mock-cut-after: N`: instead of
+//! breaking the connection after N chunks, the stream ends with an
+//! `{"error": …}` event of that status, as Gemini reports mid-stream failures.
 
 use std::sync::Arc;
 
@@ -28,6 +32,11 @@ pub(super) fn routes() -> Router<Arc<MockState>> {
 
 /// Google's error shape; a retry delay goes in `RetryInfo`, as Gemini does.
 fn error(r: Reject) -> Response {
+    let status = r.status;
+    (status, Json(error_body(r))).into_response()
+}
+
+fn error_body(r: Reject) -> Value {
     let status = match r.status.as_u16() {
         400 => "INVALID_ARGUMENT",
         401 => "UNAUTHENTICATED",
@@ -43,7 +52,7 @@ fn error(r: Reject) -> Response {
         err["details"] = json!([{"@type": "type.googleapis.com/google.rpc.RetryInfo",
             "retryDelay": format!("{secs}s")}]);
     }
-    (r.status, Json(json!({"error": err}))).into_response()
+    json!({"error": err})
 }
 
 fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
@@ -89,7 +98,8 @@ async fn models_action(
             Json(tr::from_openai_response(&generate::chat_json(&o, &knobs))).into_response()
         }
         "streamGenerateContent" if query_param(query.as_deref(), "alt") == Some("sse") => {
-            stream(&tr::to_openai_request(&g, model, true), &knobs)
+            let error = super::bedrock::stream_error(&headers).and_then(|s| s.parse().ok());
+            stream(&tr::to_openai_request(&g, model, true), &knobs, error)
         }
         "batchEmbedContents" => embed(&tr::embed_to_openai(&g, model), true),
         "embedContent" => {
@@ -108,10 +118,24 @@ fn openai_body(v: &Value) -> serde_json::Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
-fn stream(o: &Value, knobs: &Knobs) -> Response {
+fn stream(o: &Value, knobs: &Knobs, error: Option<u16>) -> Response {
     let mut splitter = SseSplitter::default();
     let mut translator = OpenAiToGemini::new();
+    let knobs_retry = knobs.retry_after;
     let events = generate::chat_stream(&openai_body(o), knobs).map(move |r| {
+        let r = match (r, error) {
+            (Err(_), Some(code)) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let body = error_body(Reject {
+                    status,
+                    message: "mock upstream: forced stream error".into(),
+                    retry_after: knobs_retry,
+                });
+                return Ok(Bytes::from(format!("data: {body}\r\n\r\n")));
+            }
+            (r, _) => r,
+        };
         r.map(|bytes| {
             let mut out = Vec::new();
             for ev in splitter.push(&bytes) {
