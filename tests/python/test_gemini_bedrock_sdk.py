@@ -7,6 +7,7 @@ that same string as its key)."""
 
 import hashlib
 import json
+import math
 import urllib.request
 from pathlib import Path
 
@@ -43,6 +44,7 @@ providers:
     base_url: "http://{mock}"
 models:
   - {{name: gemini, provider: gem, upstream_model: gemini-2.0-flash}}
+  - {{name: gemini-embed, provider: gem, upstream_model: text-embedding-004, endpoints: [embeddings]}}
   - {{name: bedrock, provider: br, upstream_model: "anthropic.claude-3-haiku-20240307-v1:0"}}
   - {{name: bedrock-env, provider: br-env, upstream_model: "meta.llama3-8b-instruct-v1:0"}}
 keys:
@@ -186,6 +188,21 @@ def test_rate_limit_keeps_429_and_retry_after(client):
         client.chat.completions.create(
             model="bedrock", messages=[{"role": "user", "content": "x"}],
             extra_headers={"x-mock-status": "429"})
+
+
+def test_gemini_embeddings_through_the_sdk(client, gw):
+    # The SDK asks for base64 by default; the gateway encodes Gemini's floats.
+    r = client.embeddings.create(model="gemini-embed", input=["one text", "two"], dimensions=8)
+    assert [d.index for d in r.data] == [0, 1]
+    for d in r.data:
+        assert len(d.embedding) == 8
+        assert math.isclose(math.sqrt(sum(x * x for x in d.embedding)), 1.0, rel_tol=1e-4)
+    floats = client.embeddings.create(model="gemini-embed", input="one text", dimensions=8,
+                                      encoding_format="float")
+    assert floats.data[0].embedding == pytest.approx(r.data[0].embedding, rel=1e-6)
+    sent = [e for e in received(gw) if e["path"].endswith(":batchEmbedContents")][-1]["body"]
+    assert sent["requests"][0]["outputDimensionality"] == 8
+    assert sent["requests"][0]["content"] == {"parts": [{"text": "one text"}]}
 
 
 @pytest.mark.parametrize("model,param,kw", [
