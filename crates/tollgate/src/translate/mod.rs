@@ -10,6 +10,7 @@ pub mod bedrock;
 pub mod bedrock_stream;
 pub mod gemini;
 pub mod gemini_stream;
+mod openai_out;
 mod openai_parts;
 
 pub use openai_parts::{include_usage, ChunkWriter, Fault, Unsupported};
