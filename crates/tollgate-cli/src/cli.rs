@@ -81,7 +81,9 @@ enum Command {
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
-        /// Require `Authorization: Bearer KEY` on every request.
+        /// Require KEY on every request: `Authorization: Bearer KEY` (OpenAI),
+        /// `x-goog-api-key: KEY` or `?key=KEY` (Gemini), a SigV4 signature by
+        /// access key id KEY, or with KEYID:SECRET a signature the mock recomputes (Bedrock).
         #[arg(long, env = "MOCK_REQUIRE_KEY")]
         require_key: Option<String>,
         /// OAuth client accepted by `/oidc/v1/token` (client credentials).

@@ -16,6 +16,10 @@ fn every_example_config_is_valid() {
         // SAFETY: as above, single-threaded test setup.
         unsafe { std::env::set_var(var, "test-not-real") };
     }
+    // examples/gemini-bedrock.yaml: a Gemini key and the usual AWS variables.
+    unsafe { std::env::set_var("GEMINI_API_KEY", "gemini-test-not-real") };
+    unsafe { std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDTESTNOTREAL") };
+    unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", "aws-test-not-real") };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

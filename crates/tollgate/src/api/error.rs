@@ -212,10 +212,16 @@ impl ApiError {
         match shape {
             ApiShape::OpenAi => {
                 let (kind, code) = self.openai_type_and_code();
+                let param = match self {
+                    ApiError::Provider(ProviderError::Unsupported { field, .. }) => {
+                        Some(field.as_str())
+                    }
+                    _ => self.param(),
+                };
                 json!({"error": {
                     "message": self.to_string(),
                     "type": kind,
-                    "param": self.param(),
+                    "param": param,
                     "code": code,
                 }})
             }

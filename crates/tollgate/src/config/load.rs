@@ -307,4 +307,20 @@ keys:
         assert!(err.contains("providers[0].forward_headers[0]"), "{err}");
         assert!(err.contains("keys[1].hash"), "{err}");
     }
+
+    #[test]
+    fn aws_settings_belong_to_bedrock() {
+        let text = format!(
+            "{MINIMAL}providers:\n  - name: g\n    kind: gemini\n    aws: {{region: us-east-1}}\n\
+             \x20 - name: b\n    kind: bedrock\n    api_key: k\n\
+             \x20 - name: ok\n    kind: bedrock\n    aws: {{region: eu-west-1, access_key_id: a, secret_access_key: s}}\n"
+        );
+        let err = parse_with_env(&text, &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("providers[0].aws"), "{err}");
+        assert!(err.contains("providers[1].api_key"), "{err}");
+        assert!(!err.contains("providers[2]"), "{err}");
+    }
 }

@@ -123,6 +123,10 @@ pub enum ProviderKind {
     Databricks,
     /// Azure OpenAI: `{base_url}/openai/deployments/{model}/…?api-version=…`.
     AzureOpenai,
+    /// Google Gemini API (`generateContent`); `api_key` goes in `x-goog-api-key`.
+    Gemini,
+    /// Amazon Bedrock Converse, SigV4-signed (see `aws`).
+    Bedrock,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -156,6 +160,28 @@ pub struct ProviderConfig {
     /// `api-version` query parameter (azure_openai).
     #[serde(default)]
     pub api_version: Option<String>,
+    /// `kind: bedrock`: region and static keys; anything unset comes from the
+    /// usual AWS environment variables.
+    #[serde(default)]
+    pub aws: Option<AwsConfig>,
+}
+
+/// AWS SigV4 settings (values may use `${ENV_VAR}`; never logged).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Else `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Else `AWS_ACCESS_KEY_ID`.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Else `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Else `AWS_SESSION_TOKEN` (only when the keys also come from the environment).
+    #[serde(default)]
+    pub session_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

@@ -62,6 +62,14 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
             }
             _ => {}
         }
+        if prov.aws.is_some() && prov.kind != ProviderKind::Bedrock {
+            p.push(format!("{at}.aws: only kind bedrock signs with AWS keys"));
+        }
+        if prov.kind == ProviderKind::Bedrock && prov.api_key.is_some() {
+            p.push(format!(
+                "{at}.api_key: kind bedrock signs requests with AWS keys; set `aws` instead"
+            ));
+        }
         for (j, h) in prov.forward_headers.iter().enumerate() {
             let name = h.strip_suffix('*').unwrap_or(h);
             if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {

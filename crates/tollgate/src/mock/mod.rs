@@ -3,6 +3,8 @@
 //! server that tests, benchmarks and demos run against.
 
 mod cloud;
+mod bedrock;
+mod gemini;
 mod generate;
 mod knobs;
 mod oauth;

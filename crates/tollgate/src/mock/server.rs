@@ -26,9 +26,11 @@ const RECORDED: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct MockOptions {
-    /// When set, requests must carry `Authorization: Bearer <key>` (or
-    /// `api-key: <key>`, Azure's header), or a token issued by the mock's
-    /// `/oidc/v1/token` (see `oauth.rs`).
+    /// When set, requests must carry the key in their wire format's way:
+    /// `Authorization: Bearer <key>` or `api-key: <key>` (OpenAI, Azure) or a
+    /// token issued by the mock's `/oidc/v1/token` (see `oauth.rs`),
+    /// `x-goog-api-key` or `?key=` (Gemini), a SigV4 `Authorization` by access
+    /// key id `<key>` (Bedrock).
     pub require_key: Option<String>,
     /// The OAuth client accepted by the client-credentials grant.
     pub client_id: Option<String>,
@@ -70,6 +72,8 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/models", get(models))
         .route("/_mock/requests", get(received).delete(clear))
         .merge(super::cloud::routes())
+        .merge(super::gemini::routes())
+        .merge(super::bedrock::routes())
         .with_state(state)
 }
 
@@ -122,6 +126,73 @@ pub(super) async fn admit(
     body: &Bytes,
     error: ErrorFn,
 ) -> Result<(Map<String, Value>, Knobs), Response> {
+    let req = Incoming {
+        path,
+        version,
+        headers,
+        body,
+    };
+    admit_as(state, &req, &Credential::Bearer, None)
+        .await
+        .map_err(|r| error(r.status, &r.message, r.retry_after))
+}
+
+/// One request as received.
+pub(super) struct Incoming<'a> {
+    pub path: &'a str,
+    pub version: http::Version,
+    pub headers: &'a HeaderMap,
+    pub body: &'a Bytes,
+}
+
+/// How a wire format carries the credential `--require-key` checks.
+pub(super) enum Credential<'a> {
+    /// `Authorization: Bearer <key>` (OpenAI).
+    Bearer,
+    /// `x-goog-api-key: <key>` or `?key=<key>` (Gemini); the query's key.
+    GoogleKey(Option<&'a str>),
+    /// `Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/bedrock/aws4_request, …`
+    /// (Bedrock), over the request's path as sent (still percent-encoded).
+    SigV4 { raw_path: &'a str },
+}
+
+/// A refusal, rendered by each wire format in its own error shape.
+pub(super) struct Reject {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+fn credential_ok(cred: &Credential<'_>, headers: &HeaderMap, body: &[u8], key: &str) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match cred {
+        Credential::Bearer => header("authorization") == Some(&format!("Bearer {key}")),
+        Credential::GoogleKey(query) => {
+            header("x-goog-api-key") == Some(key) || *query == Some(key)
+        }
+        Credential::SigV4 { raw_path } => super::bedrock::sigv4_ok(headers, key, raw_path, body),
+    }
+}
+
+/// [`admit`] for any wire format: `model` overrides the body's (Gemini and
+/// Bedrock name the model in the path).
+pub(super) async fn admit_as(
+    state: &MockState,
+    req: &Incoming<'_>,
+    cred: &Credential<'_>,
+    model: Option<&str>,
+) -> Result<(Map<String, Value>, Knobs), Reject> {
+    let Incoming {
+        path,
+        version,
+        headers,
+        body,
+    } = *req;
+    let reject = |status: StatusCode, message: &str| Reject {
+        status,
+        message: message.to_string(),
+        retry_after: None,
+    };
     let parsed = serde_json::from_slice::<Value>(body);
     let header_map: Map<String, Value> = headers
         .iter()
@@ -139,24 +210,35 @@ pub(super) async fn admit(
             "body": recorded,
         }));
     }
-    if !super::oauth::authorized(state, headers) {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "mock upstream: wrong or missing key",
-            None,
-        ));
+    let ok = match cred {
+        // Bearer-style formats also take `api-key` and the mock's issued
+        // OAuth tokens (`oauth.rs`).
+        Credential::Bearer => super::oauth::authorized(state, headers),
+        _ => state
+            .opts
+            .require_key
+            .as_deref()
+            .is_none_or(|key| credential_ok(cred, headers, body, key)),
+    };
+    if !ok {
+        let status = match cred {
+            Credential::Bearer => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
+        };
+        return Err(reject(status, "mock upstream: wrong or missing key"));
     }
     let body = match parsed {
         Ok(Value::Object(map)) => map,
         _ => {
-            return Err(error(
+            return Err(reject(
                 StatusCode::BAD_REQUEST,
                 "body must be a JSON object",
-                None,
             ))
         }
     };
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    let model = model
+        .or_else(|| body.get("model").and_then(Value::as_str))
+        .unwrap_or("");
     let knobs = Knobs::from_request(headers, model);
     if let Some(d) = knobs.latency {
         tokio::time::sleep(d).await;
@@ -173,11 +255,11 @@ pub(super) async fn admit(
         }
     }
     if let Some(status) = forced.and_then(|s| StatusCode::from_u16(s).ok()) {
-        return Err(error(
+        return Err(Reject {
             status,
-            &format!("mock upstream: forced status {status}"),
-            knobs.retry_after,
-        ));
+            message: format!("mock upstream: forced status {status}"),
+            retry_after: knobs.retry_after,
+        });
     }
     Ok((body, knobs))
 }
@@ -231,9 +313,17 @@ async fn openai(
 fn sse_response(
     stream: futures_util::stream::BoxStream<'static, Result<Bytes, generate::StreamCut>>,
 ) -> Response {
+    stream_response(stream, "text/event-stream")
+}
+
+/// A streamed 200 of `content_type`; a cut stream breaks the connection.
+pub(super) fn stream_response(
+    stream: futures_util::stream::BoxStream<'static, Result<Bytes, generate::StreamCut>>,
+    content_type: &'static str,
+) -> Response {
     let body = Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other)));
     Response::builder()
-        .header(http::header::CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CONTENT_TYPE, content_type)
         .header(http::header::CACHE_CONTROL, "no-cache")
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())

@@ -86,6 +86,7 @@ pub struct Served {
 fn hurts_health(e: &ProviderError) -> bool {
     match e {
         ProviderError::Status { status, .. } => *status >= 500 || matches!(status, 429 | 401 | 403),
+        ProviderError::Unsupported { .. } => false,
         _ => true,
     }
 }

@@ -9,7 +9,7 @@ mod attempt;
 mod context;
 mod ingress;
 mod respond;
-mod sse;
+pub(crate) mod sse;
 mod stream;
 mod tokens;
 

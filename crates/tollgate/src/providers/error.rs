@@ -28,6 +28,14 @@ pub enum ProviderError {
     /// never contains a secret.
     #[error("upstream {provider} credentials unavailable: {message}")]
     Credentials { provider: String, message: String },
+    /// The request holds something the provider's API cannot express
+    /// (`field` is the OpenAI parameter path); the caller's to fix.
+    #[error("{message} (provider {provider})")]
+    Unsupported {
+        provider: String,
+        field: String,
+        message: String,
+    },
 }
 
 impl ProviderError {
@@ -37,6 +45,7 @@ impl ProviderError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProviderError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProviderError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ProviderError::Status { status, .. } => match *status {
                 400 | 404 | 409 | 413 | 422 | 429 => {
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
@@ -56,13 +65,16 @@ impl ProviderError {
             ProviderError::Protocol { .. } => "upstream_protocol",
             ProviderError::StreamInterrupted { .. } => "upstream_stream_interrupted",
             ProviderError::Credentials { .. } => "upstream_credentials",
+            ProviderError::Unsupported { .. } => "unsupported_field",
         }
     }
 
     pub fn retryable(&self) -> bool {
         match self {
             ProviderError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            ProviderError::Protocol { .. } | ProviderError::Credentials { .. } => false,
+            ProviderError::Protocol { .. }
+            | ProviderError::Credentials { .. }
+            | ProviderError::Unsupported { .. } => false,
             _ => true,
         }
     }
@@ -78,6 +90,9 @@ impl ProviderError {
             }
             ProviderError::StreamInterrupted { .. } => ("server_error", Some("stream_interrupted")),
             ProviderError::Credentials { .. } => ("server_error", Some("upstream_credentials")),
+            ProviderError::Unsupported { .. } => {
+                ("invalid_request_error", Some("unsupported_parameter"))
+            }
             _ => ("server_error", Some("upstream_error")),
         }
     }

@@ -7,10 +7,13 @@
 
 mod azure;
 mod databricks;
+mod bedrock;
 mod error;
+mod gemini;
 mod mock;
 mod openai;
 pub(crate) mod transport;
+mod translated;
 
 pub use error::ProviderError;
 
@@ -70,6 +73,8 @@ pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
         ProviderKind::Mock => Ok(Arc::new(mock::MockProvider::new(cfg))),
         ProviderKind::Databricks => Ok(Arc::new(databricks::DatabricksProvider::new(cfg)?)),
         ProviderKind::AzureOpenai => Ok(Arc::new(azure::AzureOpenAiProvider::new(cfg)?)),
+        ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg)?)),
+        ProviderKind::Bedrock => Ok(Arc::new(bedrock::BedrockProvider::new(cfg)?)),
     }
 }
 

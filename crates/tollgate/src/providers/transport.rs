@@ -30,28 +30,8 @@ pub struct HttpUpstream {
 
 impl HttpUpstream {
     pub fn new(cfg: &ProviderConfig, defaults: CredentialDefaults) -> Result<Self, String> {
-        let builder = reqwest::Client::builder()
-            .connect_timeout(cfg.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .use_rustls_tls();
-        let builder = match cfg.http_version {
-            HttpVersion::Auto => builder,
-            HttpVersion::Http1 => builder.http1_only(),
-            HttpVersion::Http2 => builder.http2_prior_knowledge(),
-        };
-        let client = builder
-            .build()
-            .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("provider {}: bad header name {k}", cfg.name))?;
-            let mut value = HeaderValue::from_str(v)
-                .map_err(|_| format!("provider {}: bad value for header {k}", cfg.name))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
+        let client = http_client(cfg)?;
+        let headers = static_headers(cfg)?;
         let credentials = Credentials::build(cfg, defaults, &cfg.timeouts)?;
         Ok(Self {
             name: cfg.name.clone(),
@@ -150,36 +130,85 @@ impl HttpUpstream {
     }
 
     fn transport_error(&self, e: reqwest::Error) -> ProviderError {
-        if e.is_timeout() {
-            return self.timeout(if e.is_connect() { "connect" } else { "total" });
-        }
-        if e.is_connect() {
-            return ProviderError::Connect {
-                provider: self.name.clone(),
-                message: error_chain(&e),
-            };
-        }
-        ProviderError::Protocol {
-            provider: self.name.clone(),
-            message: error_chain(&e),
-        }
+        transport_error(&self.name, e)
     }
 
     async fn status_error(&self, resp: reqwest::Response) -> ProviderError {
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let body = read_capped(resp, ERROR_BODY_LIMIT).await;
-        ProviderError::Status {
-            provider: self.name.clone(),
-            status,
-            message: upstream_message(&body),
-            retry_after,
-        }
+        status_error(&self.name, resp).await.0
     }
+}
+
+/// The pooled HTTP client a provider config asks for (rustls,
+/// `http_version`, connect timeout).
+pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(cfg.timeouts.connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .use_rustls_tls();
+    let builder = match cfg.http_version {
+        HttpVersion::Auto => builder,
+        HttpVersion::Http1 => builder.http1_only(),
+        HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    };
+    builder
+        .build()
+        .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))
+}
+
+/// The config's static `headers`, marked sensitive.
+pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("provider {}: bad header name {k}", cfg.name))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| format!("provider {}: bad value for header {k}", cfg.name))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        return ProviderError::Timeout {
+            provider: provider.to_string(),
+            stage: if e.is_connect() { "connect" } else { "total" },
+        };
+    }
+    if e.is_connect() {
+        return ProviderError::Connect {
+            provider: provider.to_string(),
+            message: error_chain(&e),
+        };
+    }
+    ProviderError::Protocol {
+        provider: provider.to_string(),
+        message: error_chain(&e),
+    }
+}
+
+/// A non-2xx upstream answer as an error, plus the (capped) body for
+/// provider-specific details.
+pub(crate) async fn status_error(
+    provider: &str,
+    resp: reqwest::Response,
+) -> (ProviderError, Bytes) {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = read_capped(resp, ERROR_BODY_LIMIT).await;
+    let error = ProviderError::Status {
+        provider: provider.to_string(),
+        status,
+        message: upstream_message(&body),
+        retry_after,
+    };
+    (error, body)
 }
 
 /// `impl Provider` for a provider built on `HttpUpstream` (field `http`,
