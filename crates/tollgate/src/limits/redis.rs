@@ -66,8 +66,12 @@ impl RedisStore {
     /// Connects lazily: the first request opens the connection, and a
     /// Redis that is down at start is only a store error until it returns.
     pub fn new(config: &RedisConfig) -> Result<Self, String> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| format!("limits.redis.url: {e}"))?;
+        // Nagle's algorithm (redis-rs leaves it on) holds small pipelined
+        // writes back for up to a delayed-ACK timeout: tens of ms per call.
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
+            .map_err(|e| format!("limits.redis.url: {e}"))?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|e| format!("limits.redis.url: {e}"))?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
