@@ -255,7 +255,10 @@ async fn reserve(
                 key,
                 amount: amounts[pos],
                 max: c.cap().max,
-                ttl_ms: c.cap().window.ttl_ms(c.window, now),
+                ttl_ms: match c.cap().window {
+                    Window::None => -c.cap().window.ttl_ms(c.window, now),
+                    w => w.ttl_ms(c.window, now),
+                },
                 enforce: c.enforce(),
             }
         })
