@@ -255,7 +255,10 @@ async fn reserve(
                 key,
                 amount: amounts[pos],
                 max: c.cap().max,
-                ttl_ms: c.cap().window.ttl_ms(c.window, now),
+                ttl_ms: match c.cap().window {
+                    Window::None => -c.cap().window.ttl_ms(c.window, now),
+                    w => w.ttl_ms(c.window, now),
+                },
                 enforce: c.enforce(),
             }
         })
@@ -536,6 +539,11 @@ impl Drop for Admission {
 /// Appends `s` as a JSON string literal.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),
@@ -774,7 +782,10 @@ mod tests {
         let json = adm.settle(1, 1, 0.2);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v[0]["rule"], "b\"x");
-        assert_eq!(v[0]["counter"], "b\"x:requests_per_minute:principal=a\\b\u{1}|");
+        assert_eq!(
+            v[0]["counter"],
+            "b\"x:requests_per_minute:principal=a\\b\u{1}|"
+        );
         assert_eq!(v[1]["charged"], 0.2);
         // A fresh node restores the day's spend from that record.
         let fresh = Limits::build(&cfg, None).unwrap();

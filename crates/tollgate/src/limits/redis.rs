@@ -2,7 +2,7 @@
 //! script (one round trip): it reads every counter the request charges,
 //! and adds to all of them only if no enforced cap would be crossed, so
 //! racing nodes can never admit more than the cap together. Settlement is
-//! one pipelined `MULTI` of `INCRBYFLOAT` corrections, sent off the request
+//! one pipeline of `INCRBYFLOAT` corrections, sent off the request
 //! path. The connection manager reconnects on its own after Redis returns.
 
 use std::time::Duration;
@@ -25,11 +25,19 @@ for i = 1, n do
     failed = i
   end
 end
+-- A positive ttl is set when the counter is created (windowed counters);
+-- a negative one is refreshed on every admission (in-flight gauges).
 if failed == 0 then
   for i = 1, n do
     local b = (i - 1) * 4
+    local ttl = tonumber(ARGV[b + 3])
+    local created = redis.call('EXISTS', KEYS[i]) == 0
     redis.call('INCRBYFLOAT', KEYS[i], ARGV[b + 1])
-    redis.call('PEXPIRE', KEYS[i], ARGV[b + 3])
+    if ttl < 0 then
+      redis.call('PEXPIRE', KEYS[i], -ttl)
+    elseif created then
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
   end
 end
 local out = {failed}
@@ -66,8 +74,12 @@ impl RedisStore {
     /// Connects lazily: the first request opens the connection, and a
     /// Redis that is down at start is only a store error until it returns.
     pub fn new(config: &RedisConfig) -> Result<Self, String> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| format!("limits.redis.url: {e}"))?;
+        // Nagle's algorithm (redis-rs leaves it on) holds small pipelined
+        // writes back for up to a delayed-ACK timeout: tens of ms per call.
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
+            .map_err(|e| format!("limits.redis.url: {e}"))?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|e| format!("limits.redis.url: {e}"))?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
@@ -121,10 +133,10 @@ impl RedisStore {
         Ok((failed, used))
     }
 
-    /// Applies corrections `(key, delta, ttl_ms)` in one pipelined transaction.
+    /// Applies corrections `(key, delta, ttl_ms)` in one pipelined round trip.
     pub async fn settle(&self, items: &[(String, f64, i64)]) -> Result<(), RedisFailure> {
+        // One pipelined round trip; the corrections are independent, so no MULTI.
         let mut pipe = redis::pipe();
-        pipe.atomic();
         for (key, delta, ttl) in items {
             pipe.cmd("INCRBYFLOAT").arg(key).arg(*delta).ignore();
             pipe.cmd("PEXPIRE").arg(key).arg(*ttl).ignore();
