@@ -1,7 +1,7 @@
 //! The one place errors become HTTP. Every area's error converts into
 //! `ApiError`, which renders in the caller's API shape (OpenAI's
-//! `{"error":{message,type,param,code}}` today; Anthropic's joins in a later
-//! issue) with a status, a low-cardinality metrics label and a retryable flag.
+//! `{"error":{message,type,param,code}}`, or Anthropic's
+//! `{"type":"error","error":{type,message}}`) with a status, a low-cardinality metrics label and a retryable flag.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
@@ -15,6 +15,8 @@ use crate::providers::ProviderError;
 pub enum ApiShape {
     #[default]
     OpenAi,
+    /// Anthropic Messages: `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +198,9 @@ impl ApiError {
                     "param": self.param(),
                     "code": code,
                 }})
+            }
+            ApiShape::Anthropic => {
+                crate::translate::anthropic::error_body(self.status().as_u16(), &self.to_string())
             }
         }
     }

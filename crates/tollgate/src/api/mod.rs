@@ -2,7 +2,9 @@
 //! the OpenAI-shaped handlers. Handlers are thin: model calls go straight
 //! into `crate::pipeline::handle`.
 
+mod anthropic;
 pub mod error;
 mod openai;
+mod responses;
 
 pub use openai::router;

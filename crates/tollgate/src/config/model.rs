@@ -110,6 +110,8 @@ pub enum ProviderKind {
     Openai,
     /// In-process deterministic provider, for the quickstart and tests.
     Mock,
+    /// Anthropic Messages API (`x-api-key`, `anthropic-version`).
+    Anthropic,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

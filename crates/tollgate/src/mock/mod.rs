@@ -2,6 +2,7 @@
 //! the in-process `mock` provider and `tollgate mock-upstream`, the real HTTP
 //! server that tests, benchmarks and demos run against.
 
+mod anthropic;
 mod generate;
 mod knobs;
 pub mod server;

@@ -24,11 +24,12 @@ const RECORDED: usize = 256;
 
 #[derive(Debug, Clone, Default)]
 pub struct MockOptions {
-    /// When set, requests must carry `Authorization: Bearer <key>`.
+    /// When set, requests must carry `Authorization: Bearer <key>`
+    /// (`x-api-key: <key>` on the Anthropic route).
     pub require_key: Option<String>,
 }
 
-struct MockState {
+pub(super) struct MockState {
     opts: MockOptions,
     received: Mutex<VecDeque<Value>>,
     /// Requests seen per model string, for the `fail_first` knob.
@@ -46,6 +47,7 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/messages", post(super::anthropic::messages))
         .route("/_mock/requests", get(received).delete(clear))
         .with_state(state)
 }
@@ -58,6 +60,30 @@ pub async fn serve(
     axum::serve(listener, router(opts))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The wire format a mock route speaks: how it checks the key and shapes errors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wire {
+    OpenAi,
+    Anthropic,
+}
+
+pub(super) fn error_in(
+    wire: Wire,
+    status: StatusCode,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Response {
+    if wire == Wire::OpenAi {
+        return error(status, message, retry_after);
+    }
+    let body = crate::translate::anthropic::error_body(status.as_u16(), message);
+    let mut resp = (status, Json(body)).into_response();
+    if let Some(v) = retry_after.and_then(|s| http::HeaderValue::from_str(&s.to_string()).ok()) {
+        resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
@@ -83,8 +109,9 @@ fn error(status: StatusCode, message: &str, retry_after: Option<u64>) -> Respons
 
 /// Common front half of every POST: record, check the key, parse, apply
 /// status and latency knobs.
-async fn admit(
+pub(super) async fn admit(
     state: &MockState,
+    wire: Wire,
     path: &str,
     version: http::Version,
     headers: &HeaderMap,
@@ -108,13 +135,16 @@ async fn admit(
         }));
     }
     if let Some(key) = &state.opts.require_key {
-        let expected = format!("Bearer {key}");
-        if headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            != Some(&expected)
-        {
-            return Err(error(
+        let (header, expected) = match wire {
+            Wire::OpenAi => (
+                http::header::AUTHORIZATION.as_str(),
+                format!("Bearer {key}"),
+            ),
+            Wire::Anthropic => ("x-api-key", key.clone()),
+        };
+        if headers.get(header).and_then(|v| v.to_str().ok()) != Some(&expected) {
+            return Err(error_in(
+                wire,
                 StatusCode::UNAUTHORIZED,
                 "mock upstream: wrong or missing key",
                 None,
@@ -124,7 +154,8 @@ async fn admit(
     let body = match parsed {
         Ok(Value::Object(map)) => map,
         _ => {
-            return Err(error(
+            return Err(error_in(
+                wire,
                 StatusCode::BAD_REQUEST,
                 "body must be a JSON object",
                 None,
@@ -148,7 +179,8 @@ async fn admit(
         }
     }
     if let Some(status) = forced.and_then(|s| StatusCode::from_u16(s).ok()) {
-        return Err(error(
+        return Err(error_in(
+            wire,
             status,
             &format!("mock upstream: forced status {status}"),
             knobs.retry_after,
@@ -161,7 +193,7 @@ fn is_stream(body: &Map<String, Value>) -> bool {
     body.get("stream").and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn sse_response(
+pub(super) fn sse_response(
     stream: futures_util::stream::BoxStream<'static, Result<Bytes, generate::StreamCut>>,
 ) -> Response {
     let body = Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other)));
@@ -178,7 +210,16 @@ async fn chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/chat/completions", version, &headers, &body).await {
+    match admit(
+        &state,
+        Wire::OpenAi,
+        "/v1/chat/completions",
+        version,
+        &headers,
+        &body,
+    )
+    .await
+    {
         Err(resp) => resp,
         Ok((body, knobs)) if is_stream(&body) => sse_response(generate::chat_stream(&body, &knobs)),
         Ok((body, knobs)) => Json(generate::chat_json(&body, &knobs)).into_response(),
@@ -191,7 +232,16 @@ async fn completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/completions", version, &headers, &body).await {
+    match admit(
+        &state,
+        Wire::OpenAi,
+        "/v1/completions",
+        version,
+        &headers,
+        &body,
+    )
+    .await
+    {
         Err(resp) => resp,
         Ok((body, knobs)) if is_stream(&body) => {
             sse_response(generate::completion_stream(&body, &knobs))
@@ -206,7 +256,16 @@ async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match admit(&state, "/v1/embeddings", version, &headers, &body).await {
+    match admit(
+        &state,
+        Wire::OpenAi,
+        "/v1/embeddings",
+        version,
+        &headers,
+        &body,
+    )
+    .await
+    {
         Err(resp) => resp,
         Ok((body, _)) => match generate::embeddings_json(&body) {
             Ok(v) => Json(v).into_response(),

@@ -7,18 +7,20 @@ mod after;
 mod attempt;
 mod context;
 mod ingress;
+mod shape;
 mod sse;
 mod stream;
 mod tokens;
 
 pub use context::{Attempt, RequestCtx, Usage};
 pub use ingress::{parse as parse_request, Parsed};
-pub use sse::{Event, SseSplitter};
+pub use shape::Ingress;
+pub use sse::{Event, SseSplitter, MAX_EVENT_BYTES};
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
@@ -43,17 +45,29 @@ enum Reply {
     Streaming(Response),
 }
 
-/// Entry point for every model call (chat, completions, embeddings).
+/// Entry point for every OpenAI-shaped model call (chat, completions, embeddings).
 pub async fn handle(
     app: Arc<AppState>,
     endpoint: Endpoint,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    handle_shaped(app, Ingress::OpenAi(endpoint), headers, body).await
+}
+
+/// Entry point for a model call in any ingress shape (OpenAI, Anthropic
+/// Messages, Responses): one pipeline, translated at its edges (`shape.rs`).
+pub async fn handle_shaped(
+    app: Arc<AppState>,
+    ingress: Ingress,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let request_id = request_id(&headers);
-    let mut ctx = RequestCtx::new(endpoint, request_id);
+    let mut ctx = RequestCtx::new(ingress.endpoint(), request_id);
+    ctx.shape = ingress.shape();
     let snap = app.snapshot.load_full();
-    match run(&app, &snap, &mut ctx, &headers, body).await {
+    match run(&app, &snap, &mut ctx, &headers, body, ingress).await {
         Ok(Reply::Streaming(resp)) => resp,
         Ok(Reply::Done(resp)) => {
             after::finish(&app, ctx);
@@ -80,7 +94,9 @@ async fn run(
     ctx: &mut RequestCtx,
     headers: &HeaderMap,
     body: Body,
+    ingress: Ingress,
 ) -> Result<Reply, ApiError> {
+    let mut shaper = shape::Shaper::new(ingress);
     // 1. authenticate — headers only, before reading a byte of the body, so
     //    unauthenticated callers cost nothing. API keys and JWTs alike end in
     //    one `Principal`; verification uses cached keys only (an unknown JWT
@@ -91,6 +107,7 @@ async fn run(
 
     // 2. ingress — body under the size limit, parsed and checked.
     let bytes = ingress::read_body(headers, body, snap.config.server.max_body_bytes).await?;
+    let bytes = shaper.to_chat(bytes)?;
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;
@@ -139,6 +156,15 @@ async fn run(
         });
     }
 
+    let mut body = parsed.body;
+    shaper.fit_targets(&plan, &mut body)?;
+    if shaper.count_only() {
+        let n = tokens::prompt_tokens_of(&bytes);
+        return Ok(Reply::Done(
+            axum::Json(serde_json::json!({"input_tokens": n})).into_response(),
+        ));
+    }
+
     // 5. admit — rate limits, quotas, budgets (issue 6).
 
     // 6. input guardrails — detectors and webhooks over the request's text;
@@ -146,7 +172,6 @@ async fn run(
     //    placeholders consistent between input and output.
     let guards = snap.guards.applicable(&parsed.model, &identity.principal);
     let mut masker = Masker::default();
-    let mut body = parsed.body;
     if !guards.is_empty() {
         guard::check_input(
             &guards,
@@ -162,7 +187,7 @@ async fn run(
     // 7. cache lookup (issue 9).
 
     // 8. attempt the targets: retries, fallback, one overall deadline.
-    let strip_usage = parsed.stream && !parsed.wants_usage;
+    let strip_usage = parsed.stream && !parsed.wants_usage && !shaper.translated();
     if parsed.stream {
         // Always ask for usage so streamed spend is exact; `strip_usage`
         // hides the extra chunk from a caller who did not ask for it.
@@ -202,6 +227,7 @@ async fn run(
                     body_bytes = bytes::Bytes::from(rewritten);
                 }
             }
+            let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
             let mut resp = Response::new(Body::from(body_bytes));
             *resp.status_mut() = status;
             let h = resp.headers_mut();
@@ -223,7 +249,7 @@ async fn run(
                 strip_usage,
                 guard::StreamGuard::new(&guards),
             );
-            let mut resp = Response::new(Body::from_stream(out));
+            let mut resp = Response::new(Body::from_stream(shaper.stream(out)));
             *resp.status_mut() = status;
             let h = resp.headers_mut();
             h.insert(

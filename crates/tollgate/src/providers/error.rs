@@ -23,6 +23,9 @@ pub enum ProviderError {
     Protocol { provider: String, message: String },
     #[error("upstream {provider} stream ended before completion: {message}")]
     StreamInterrupted { provider: String, message: String },
+    /// The request has a field the provider's API cannot express (400).
+    #[error("{message} (provider {provider})")]
+    Unsupported { provider: String, message: String },
 }
 
 impl ProviderError {
@@ -32,6 +35,7 @@ impl ProviderError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProviderError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProviderError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ProviderError::Status { status, .. } => match *status {
                 400 | 404 | 409 | 413 | 422 | 429 => {
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
@@ -50,13 +54,14 @@ impl ProviderError {
             ProviderError::Status { .. } => "upstream_status",
             ProviderError::Protocol { .. } => "upstream_protocol",
             ProviderError::StreamInterrupted { .. } => "upstream_stream_interrupted",
+            ProviderError::Unsupported { .. } => "unsupported_field",
         }
     }
 
     pub fn retryable(&self) -> bool {
         match self {
             ProviderError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            ProviderError::Protocol { .. } => false,
+            ProviderError::Protocol { .. } | ProviderError::Unsupported { .. } => false,
             _ => true,
         }
     }
@@ -71,6 +76,9 @@ impl ProviderError {
                 ("invalid_request_error", Some("upstream_rejected"))
             }
             ProviderError::StreamInterrupted { .. } => ("server_error", Some("stream_interrupted")),
+            ProviderError::Unsupported { .. } => {
+                ("invalid_request_error", Some("unsupported_field"))
+            }
             _ => ("server_error", Some("upstream_error")),
         }
     }

@@ -5,6 +5,7 @@
 //! first-byte timeout; the pipeline owns the total deadline, usage
 //! accounting and everything the caller sees.
 
+mod anthropic;
 mod error;
 mod mock;
 mod openai;
@@ -42,8 +43,20 @@ pub struct ProviderResponse {
     pub body: ProviderBody,
 }
 
+/// The wire format a provider speaks upstream. The pipeline keeps
+/// Anthropic-only request extensions only when every target is `Anthropic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+    Other,
+}
+
 pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
+    fn dialect(&self) -> Dialect {
+        Dialect::OpenAi
+    }
     fn call<'a>(
         &'a self,
         call: ProviderCall<'a>,
@@ -55,6 +68,7 @@ pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
     match cfg.kind {
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(cfg)?)),
         ProviderKind::Mock => Ok(Arc::new(mock::MockProvider::new(cfg))),
+        ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(cfg)?)),
     }
 }
 

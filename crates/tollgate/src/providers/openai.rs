@@ -41,28 +41,8 @@ impl OpenAiProvider {
             reqwest::Url::parse(&format!("{base}{path}"))
                 .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))
         };
-        let builder = reqwest::Client::builder()
-            .connect_timeout(cfg.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .use_rustls_tls();
-        let builder = match cfg.http_version {
-            HttpVersion::Auto => builder,
-            HttpVersion::Http1 => builder.http1_only(),
-            HttpVersion::Http2 => builder.http2_prior_knowledge(),
-        };
-        let client = builder
-            .build()
-            .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("provider {}: bad header name {k}", cfg.name))?;
-            let mut value = HeaderValue::from_str(v)
-                .map_err(|_| format!("provider {}: bad value for header {k}", cfg.name))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
+        let client = http_client(cfg)?;
+        let mut headers = static_headers(cfg)?;
         if let Some(key) = cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
             let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
                 format!("provider {}: api_key is not a valid header value", cfg.name)
@@ -147,35 +127,79 @@ impl OpenAiProvider {
     }
 
     fn transport_error(&self, e: reqwest::Error) -> ProviderError {
-        if e.is_timeout() {
-            return self.timeout(if e.is_connect() { "connect" } else { "total" });
-        }
-        if e.is_connect() {
-            return ProviderError::Connect {
-                provider: self.name.clone(),
-                message: error_chain(&e),
-            };
-        }
-        ProviderError::Protocol {
-            provider: self.name.clone(),
-            message: error_chain(&e),
-        }
+        transport_error(&self.name, e)
     }
 
     async fn status_error(&self, resp: reqwest::Response) -> ProviderError {
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let body = read_capped(resp, ERROR_BODY_LIMIT).await;
-        ProviderError::Status {
-            provider: self.name.clone(),
-            status,
-            message: upstream_message(&body),
-            retry_after,
-        }
+        status_error(&self.name, resp).await
+    }
+}
+
+/// The pooled client every HTTP provider uses: connect timeout, rustls,
+/// keep-alive, the configured HTTP version.
+pub(super) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(cfg.timeouts.connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .use_rustls_tls();
+    let builder = match cfg.http_version {
+        HttpVersion::Auto => builder,
+        HttpVersion::Http1 => builder.http1_only(),
+        HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    };
+    builder
+        .build()
+        .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))
+}
+
+/// The config's static `headers`, marked sensitive.
+pub(super) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("provider {}: bad header name {k}", cfg.name))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| format!("provider {}: bad value for header {k}", cfg.name))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+pub(super) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        return ProviderError::Timeout {
+            provider: provider.to_string(),
+            stage: if e.is_connect() { "connect" } else { "total" },
+        };
+    }
+    if e.is_connect() {
+        return ProviderError::Connect {
+            provider: provider.to_string(),
+            message: error_chain(&e),
+        };
+    }
+    ProviderError::Protocol {
+        provider: provider.to_string(),
+        message: error_chain(&e),
+    }
+}
+
+/// A non-2xx upstream answer: status, `Retry-After`, the error's message.
+pub(super) async fn status_error(provider: &str, resp: reqwest::Response) -> ProviderError {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = read_capped(resp, ERROR_BODY_LIMIT).await;
+    ProviderError::Status {
+        provider: provider.to_string(),
+        status,
+        message: upstream_message(&body),
+        retry_after,
     }
 }
 
@@ -235,7 +259,7 @@ fn truncate(mut s: String, max: usize) -> String {
 }
 
 /// reqwest's top-level message plus its sources ("error sending request: connection refused").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
