@@ -274,3 +274,70 @@ async fn gateway_owned_headers_are_never_forwarded() {
     assert!(headers.get("cookie").is_none(), "{headers}");
     assert_eq!(headers["authorization"], format!("Bearer {UPSTREAM_KEY}"));
 }
+
+fn forced_tool_body(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 3}},
+            "required": ["city", "days"]
+        }}}],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}}
+    })
+}
+
+#[tokio::test]
+async fn forced_tool_choice_gets_a_schema_fitting_call_from_both_mocks() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_standard(&mock).await;
+    for model in ["chat-up", "chat-local"] {
+        let resp = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &forced_tool_body(model, false),
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{model}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{model}");
+        let call = &v["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "get_weather");
+        let args: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert!(args["city"].is_string(), "{args}");
+        assert!((1..=3).contains(&args["days"].as_i64().unwrap()), "{args}");
+
+        // Streamed: the deltas concatenate to the same arguments.
+        let resp = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &forced_tool_body(model, true),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        let mut streamed = String::new();
+        let mut finish = Value::Null;
+        for data in sse_data(&text) {
+            if data == "[DONE]" {
+                continue;
+            }
+            let chunk: Value = serde_json::from_str(&data).unwrap();
+            if let Some(piece) =
+                chunk["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            {
+                streamed.push_str(piece);
+            }
+            if !chunk["choices"][0]["finish_reason"].is_null() {
+                finish = chunk["choices"][0]["finish_reason"].clone();
+            }
+        }
+        assert_eq!(finish, "tool_calls");
+        assert_eq!(streamed, call["function"]["arguments"].as_str().unwrap());
+    }
+}

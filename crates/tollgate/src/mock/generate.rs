@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{json, Map, Value};
 
+use super::tools::{forced_call, ForcedCall};
 use super::Knobs;
 
 const WORDS: [&str; 32] = [
@@ -37,6 +38,11 @@ fn words(seed: u64, n: usize) -> Vec<&'static str> {
             WORDS[(x % WORDS.len() as u64) as usize]
         })
         .collect()
+}
+
+/// One word of the mock's vocabulary, picked by `seed`.
+pub(super) fn word(seed: u64) -> &'static str {
+    words(seed, 1).first().copied().unwrap_or("the")
 }
 
 fn count_words(text: &str) -> usize {
@@ -164,11 +170,30 @@ fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
 
+/// Completion tokens of a forced tool call: a quarter of its arguments'
+/// characters, rounded up (the mock's documented rule).
+fn call_tokens(call: &ForcedCall) -> usize {
+    call.arguments.len().div_ceil(4).max(1)
+}
+
 pub fn chat_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
     let (seed, prompt) = chat_prompt(body);
-    let answer = answer(body, knobs, seed);
-    let n = answer.len();
-    let text = answer.join(" ");
+    let (message, finish, n) = match forced_call(body, seed) {
+        Some(call) => {
+            let n = call_tokens(&call);
+            let message = json!({"role": "assistant", "content": null, "tool_calls": [{
+                "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }]});
+            (message, "tool_calls", n)
+        }
+        None => {
+            let answer = answer(body, knobs, seed);
+            let n = answer.len();
+            let message = json!({"role": "assistant", "content": answer.join(" ")});
+            (message, finish_reason(n, body, knobs), n)
+        }
+    };
     let mut out = json!({
         "id": format!("chatcmpl-mock-{seed:016x}"),
         "object": "chat.completion",
@@ -176,9 +201,9 @@ pub fn chat_json(body: &Map<String, Value>, knobs: &Knobs) -> Value {
         "model": model_of(body),
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": text},
+            "message": message,
             "logprobs": null,
-            "finish_reason": finish_reason(n, body, knobs),
+            "finish_reason": finish,
         }],
     });
     if !knobs.no_usage {
@@ -233,6 +258,9 @@ fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
         }))
     };
+    if let Some(call) = forced_call(body, seed) {
+        return tool_call_events(body, knobs, prompt, call, &chunk, &id);
+    }
     let mut events = vec![chunk(
         json!({"role": "assistant", "content": ""}),
         Value::Null,
@@ -249,6 +277,43 @@ fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
     if include_usage(body) && !knobs.no_usage {
         events.push(sse(&json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [], "usage": usage(prompt, n),
+        })));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+/// A streamed forced tool call: the call's id and name first, then its
+/// arguments in pieces of at most 16 characters, like OpenAI's deltas.
+fn tool_call_events(
+    body: &Map<String, Value>,
+    knobs: &Knobs,
+    prompt: usize,
+    call: ForcedCall,
+    chunk: &dyn Fn(Value, Value) -> Bytes,
+    id: &str,
+) -> Vec<Bytes> {
+    let n = call_tokens(&call);
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "index": 0, "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }]}),
+        Value::Null,
+    )];
+    let chars: Vec<char> = call.arguments.chars().collect();
+    for piece in chars.chunks(16) {
+        let piece: String = piece.iter().collect();
+        events.push(chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+            Value::Null,
+        ));
+    }
+    events.push(chunk(json!({}), json!("tool_calls")));
+    if include_usage(body) && !knobs.no_usage {
+        events.push(sse(&json!({
+            "id": id, "object": "chat.completion.chunk", "created": now(), "model": model_of(body),
             "choices": [], "usage": usage(prompt, n),
         })));
     }

@@ -6,6 +6,7 @@ mod anthropic;
 mod generate;
 mod knobs;
 pub mod server;
+mod tools;
 
 pub use generate::{
     chat_json, chat_stream, completion_json, completion_stream, embeddings_json, models_json,
