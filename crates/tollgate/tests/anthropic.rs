@@ -76,7 +76,10 @@ async fn egress_non_stream_speaks_messages_api_with_credentials() {
             {"role": "user", "content": "hello there gateway"}]});
     let resp = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-tollgate-resolved-model"], "ant/mock-claude");
+    assert_eq!(
+        resp.headers()["x-tollgate-resolved-model"],
+        "ant/mock-claude"
+    );
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
@@ -146,8 +149,14 @@ async fn egress_stream_with_forced_tool_call() {
     let got = mock.received().await;
     let sent = &got.last().unwrap()["body"];
     assert_eq!(sent["stream"], true);
-    assert_eq!(sent["tool_choice"], json!({"type": "tool", "name": "get_weather"}));
-    assert_eq!(sent["tools"][0]["input_schema"]["required"], json!(["city"]));
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "tool", "name": "get_weather"})
+    );
+    assert_eq!(
+        sent["tools"][0]["input_schema"]["required"],
+        json!(["city"])
+    );
 }
 
 #[tokio::test]
@@ -175,7 +184,13 @@ async fn egress_errors_keep_status_and_name_fields() {
         .unwrap();
     assert_eq!(resp.status(), 502);
     let v: Value = resp.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("overloaded"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("overloaded"),
+        "{v}"
+    );
 
     let mut body = chat_body("claude-up", "x");
     body["n"] = json!(2);
@@ -183,7 +198,10 @@ async fn egress_errors_keep_status_and_name_fields() {
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unsupported_field");
-    assert!(v["error"]["message"].as_str().unwrap().contains("`n`"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("`n`"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -204,7 +222,10 @@ async fn ingress_non_stream_against_openai_upstream() {
     let got = mock.received().await;
     let sent = &got.last().unwrap()["body"];
     assert_eq!(got.last().unwrap()["path"], "/v1/chat/completions");
-    assert_eq!(sent["messages"][0], json!({"role": "system", "content": "be brief"}));
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "be brief"})
+    );
     assert_eq!(
         sent["messages"][1]["content"][1],
         json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}})
@@ -226,8 +247,15 @@ async fn ingress_stream_tool_use_full_event_sequence() {
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         let events = named_events(&resp.text().await.unwrap());
         let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names[..3], ["message_start", "ping", "content_block_start"], "{model}");
-        assert_eq!(names[names.len() - 3..], ["content_block_stop", "message_delta", "message_stop"]);
+        assert_eq!(
+            names[..3],
+            ["message_start", "ping", "content_block_start"],
+            "{model}"
+        );
+        assert_eq!(
+            names[names.len() - 3..],
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
         for (n, d) in &events {
             assert_eq!(d["type"], n.as_str());
         }
@@ -292,7 +320,8 @@ async fn ingress_errors_in_anthropic_shape() {
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "authentication_error");
 
-    let body = json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
+    let body =
+        json!({"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
     let resp = messages(&gw, &body).await;
     assert_eq!(resp.status(), 404);
     let v: Value = resp.json().await.unwrap();
@@ -304,13 +333,22 @@ async fn ingress_errors_in_anthropic_shape() {
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("`container`"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`container`"));
 
     let body = json!({"model": "chat-up", "max_tokens": 5,
         "tools": [{"type": "web_search_20250305", "name": "web_search"}],
         "messages": [{"role": "user", "content": "x"}]});
     let v: Value = messages(&gw, &body).await.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("tools[0].type"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tools[0].type"),
+        "{v}"
+    );
 
     let resp = client()
         .post(gw.url("/v1/messages"))
@@ -364,13 +402,22 @@ async fn anthropic_to_anthropic_is_lossless() {
     let resp = messages(&gw, &to_openai).await;
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("`thinking`"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`thinking`"),
+        "{v}"
+    );
     // … and without it and top_k, the caching hints are dropped (documented).
     to_openai.as_object_mut().unwrap().remove("thinking");
     to_openai.as_object_mut().unwrap().remove("top_k");
     assert_eq!(messages(&gw, &to_openai).await.status(), 200);
     let got = mock.received().await;
     let sent = got.last().unwrap()["body"].to_string();
-    assert!(!sent.contains("cache_control") && !sent.contains("thinking"), "{sent}");
+    assert!(
+        !sent.contains("cache_control") && !sent.contains("thinking"),
+        "{sent}"
+    );
     assert!(sent.contains("[tool error] not found"), "{sent}");
 }
