@@ -118,6 +118,12 @@ impl ToOpenAi {
             "content_block_delta" => {
                 let index = ev.get("index").and_then(Value::as_u64).unwrap_or(0);
                 let d = ev.get("delta").unwrap_or(&Value::Null);
+                let empty = ["text", "partial_json", "thinking"]
+                    .iter()
+                    .any(|k| d.get(*k).and_then(Value::as_str) == Some(""));
+                if empty {
+                    return Ok(());
+                }
                 match d.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         self.chunk(out, json!({"content": d.get("text")}), Value::Null, None)

@@ -153,7 +153,11 @@ impl ResponsesStream {
             if self.text.is_none() {
                 let index = self.next_output;
                 self.next_output += 1;
-                let id = format!("msg_{}", self.seq);
+                let resp_id = self
+                    .response
+                    .as_ref()
+                    .map_or("", |r| r["id"].as_str().unwrap_or(""));
+                let id = format!("msg_{resp_id}");
                 self.emit(
                     out,
                     "response.output_item.added",
