@@ -4,12 +4,7 @@ records what it receives) with the official `openai` SDK."""
 import hashlib
 import json
 import math
-import os
-import queue
-import re
-import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,12 +12,11 @@ from pathlib import Path
 import openai
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("TOLLGATE_BIN", str(REPO / "target" / "debug" / "tollgate"))
+from harness import BIN, TIMEOUT, Proc, field
+
 KEY = "tg-python-sdk-test-key"
 UPSTREAM_KEY = "upstream-secret"
 PROMPT = "say something about gateways please"
-TIMEOUT = 10.0
 EMBED_INPUTS = ["first input text", "second", "a third one"]
 
 # What the tests sent to `chat-up`, checked against the ledger at the end.
@@ -38,55 +32,6 @@ def tally(prompt_tokens=0, completion_tokens=0, error=False):
     TALLY["errors"] += int(error)
     TALLY["prompt_tokens"] += prompt_tokens
     TALLY["completion_tokens"] += completion_tokens
-
-
-class Proc:
-    """A subprocess whose stderr is drained by a thread (the pipe never fills)."""
-
-    def __init__(self, args, env=None):
-        self.lines = queue.Queue()
-        self.log = []
-        self.p = subprocess.Popen(
-            [BIN, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "RUST_LOG": "info", **(env or {})},
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.p.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def wait_for(self, marker, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if marker in line:
-                return line
-        raise AssertionError(f"no {marker!r} within {timeout}s; stderr:\n{''.join(self.log)}")
-
-    def stop(self, timeout=15):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait(timeout=5)
-            raise AssertionError(f"{self.p.args} did not exit within {timeout}s after SIGTERM")
-
-
-def field(line, name):
-    m = re.search(rf"(?<!\w){name}=(\S+)", line)
-    assert m, f"no {name}= in {line!r}"
-    return m.group(1)
 
 
 CONFIG = """\
