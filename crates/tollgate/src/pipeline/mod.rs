@@ -107,7 +107,7 @@ async fn run(
 
     // 2. ingress — body under the size limit, parsed and checked.
     let bytes = ingress::read_body(headers, body, snap.config.server.max_body_bytes).await?;
-    let bytes = shaper.to_chat(bytes)?;
+    let bytes = shaper.chat_body(bytes)?;
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;

@@ -46,6 +46,9 @@ impl Ingress {
     }
 }
 
+/// Re-frames one OpenAI event's `data` into the caller's shape.
+type EventTranslator = dyn FnMut(&str, &mut Vec<u8>) + Send;
+
 /// Per-request translation state.
 pub(super) struct Shaper {
     ingress: Ingress,
@@ -76,7 +79,7 @@ impl Shaper {
     }
 
     /// Phase 2: the caller's body as an OpenAI chat body.
-    pub fn to_chat(&mut self, bytes: Bytes) -> Result<Bytes, ApiError> {
+    pub fn chat_body(&mut self, bytes: Bytes) -> Result<Bytes, ApiError> {
         if !self.translated() {
             return Ok(bytes);
         }
@@ -143,7 +146,7 @@ impl Shaper {
         self,
         s: BoxStream<'static, Result<Bytes, std::convert::Infallible>>,
     ) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {
-        let mut translate: Box<dyn FnMut(&str, &mut Vec<u8>) + Send> = match self.ingress {
+        let mut translate: Box<EventTranslator> = match self.ingress {
             Ingress::OpenAi(_) => return s,
             Ingress::Responses => {
                 let mut t = responses::ResponsesStream::new(self.request);
