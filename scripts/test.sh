@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs the test OIDC issuer (oauth2-mock-server,
 # tests/oidc), builds the gateway, runs every Rust test, then drives the real
-# binary with the official `openai` and `databricks-sdk` Python SDKs (tests/python).
+# binary with the official `openai`, `anthropic` and `databricks-sdk` Python SDKs (tests/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -11,7 +11,7 @@ import urllib.request
 import openai
 import pytest
 
-from harness import BIN, TIMEOUT, stack
+from harness import BIN, TIMEOUT, Proc, field, stack
 
 KEY = "tg-python-sdk-test-key"
 UPSTREAM_KEY = "upstream-secret"

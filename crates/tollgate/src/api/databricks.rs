@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::error::{ApiError, ApiShape};
 use crate::auth;
 use crate::config::Endpoint;
-use crate::pipeline;
+use crate::pipeline::{self, Ingress};
 use crate::server::AppState;
 
 const SHAPE: ApiShape = ApiShape::Databricks;
@@ -49,7 +49,7 @@ async fn invocations(
         Err(e) => return e.into_response_shaped(SHAPE),
     };
     headers.remove(http::header::CONTENT_LENGTH);
-    pipeline::handle_shaped(app, endpoint, SHAPE, headers, Body::from(bytes)).await
+    pipeline::handle_shaped(app, Ingress::Databricks(endpoint), headers, Body::from(bytes)).await
 }
 
 /// Reads the body, infers the endpoint and names the model after the path.

@@ -1,7 +1,7 @@
 //! The one place errors become HTTP. Every area's error converts into
 //! `ApiError`, which renders in the caller's API shape (OpenAI's
-//! `{"error":{message,type,param,code}}` today; Anthropic's joins in a later
-//! issue) with a status, a low-cardinality metrics label and a retryable flag.
+//! `{"error":{message,type,param,code}}`, or Anthropic's
+//! `{"type":"error","error":{type,message}}`) with a status, a low-cardinality metrics label and a retryable flag.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
@@ -17,6 +17,8 @@ pub enum ApiShape {
     OpenAi,
     /// Databricks REST: `{"error_code":"…","message":"…"}` (api/databricks.rs).
     Databricks,
+    /// Anthropic Messages: `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +231,9 @@ impl ApiError {
                 "error_code": super::databricks::error_code(self),
                 "message": self.to_string(),
             }),
+            ApiShape::Anthropic => {
+                crate::translate::anthropic::error_body(self.status().as_u16(), &self.to_string())
+            }
         }
     }
 

@@ -2,9 +2,11 @@
 //! the OpenAI-shaped handlers. Handlers are thin: model calls go straight
 //! into `crate::pipeline::handle`.
 
+mod anthropic;
 mod databricks;
 pub mod error;
 mod openai;
 mod prompts;
+mod responses;
 
 pub use openai::router;

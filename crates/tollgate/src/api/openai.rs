@@ -35,6 +35,8 @@ pub fn router(app: Arc<AppState>) -> Router {
             post(super::prompts::complete_version),
         )
         .merge(super::databricks::routes())
+        .merge(super::anthropic::routes())
+        .merge(super::responses::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))

@@ -127,6 +127,8 @@ pub enum ProviderKind {
     Gemini,
     /// Amazon Bedrock Converse, SigV4-signed (see `aws`).
     Bedrock,
+    /// Anthropic Messages API (`x-api-key`, `anthropic-version`).
+    Anthropic,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -5,6 +5,7 @@
 mod cloud;
 mod bedrock;
 mod gemini;
+mod anthropic;
 mod generate;
 mod knobs;
 mod oauth;

@@ -27,6 +27,7 @@ const RECORDED: usize = 256;
 #[derive(Debug, Clone)]
 pub struct MockOptions {
     /// When set, requests must carry the key in their wire format's way:
+    /// `x-api-key: <key>` (Anthropic),
     /// `Authorization: Bearer <key>` or `api-key: <key>` (OpenAI, Azure) or a
     /// token issued by the mock's `/oidc/v1/token` (see `oauth.rs`),
     /// `x-goog-api-key` or `?key=` (Gemini), a SigV4 `Authorization` by access
@@ -70,6 +71,7 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/messages", post(super::anthropic::messages))
         .route("/_mock/requests", get(received).delete(clear))
         .merge(super::cloud::routes())
         .merge(super::gemini::routes())
@@ -149,6 +151,8 @@ pub(super) struct Incoming<'a> {
 pub(super) enum Credential<'a> {
     /// `Authorization: Bearer <key>` (OpenAI).
     Bearer,
+    /// `x-api-key: <key>` (Anthropic).
+    AnthropicKey,
     /// `x-goog-api-key: <key>` or `?key=<key>` (Gemini); the query's key.
     GoogleKey(Option<&'a str>),
     /// `Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/bedrock/aws4_request, …`
@@ -167,6 +171,7 @@ fn credential_ok(cred: &Credential<'_>, headers: &HeaderMap, body: &[u8], key: &
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match cred {
         Credential::Bearer => header("authorization") == Some(&format!("Bearer {key}")),
+        Credential::AnthropicKey => header("x-api-key") == Some(key),
         Credential::GoogleKey(query) => {
             header("x-goog-api-key") == Some(key) || *query == Some(key)
         }
@@ -310,7 +315,7 @@ async fn openai(
     }
 }
 
-fn sse_response(
+pub(super) fn sse_response(
     stream: futures_util::stream::BoxStream<'static, Result<Bytes, generate::StreamCut>>,
 ) -> Response {
     stream_response(stream, "text/event-stream")

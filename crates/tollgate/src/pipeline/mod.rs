@@ -9,23 +9,25 @@ mod attempt;
 mod context;
 mod ingress;
 mod respond;
+mod shape;
 pub(crate) mod sse;
 mod stream;
 mod tokens;
 
 pub use context::{Attempt, RequestCtx, Usage};
 pub use ingress::{parse as parse_request, read_body, Parsed, ML_PAYLOAD_KEYS};
-pub use sse::{Event, SseSplitter};
+pub use shape::Ingress;
+pub use sse::{Event, SseSplitter, MAX_EVENT_BYTES};
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::error::{ApiError, ApiShape};
+use crate::api::error::ApiError;
 use crate::auth;
 use crate::cache::{self, CacheStatus, Decision};
 use crate::config::Endpoint;
@@ -47,26 +49,26 @@ enum Reply {
     Streaming(Response),
 }
 
-/// Entry point for every model call (chat, completions, embeddings).
+/// Entry point for every OpenAI-shaped model call (chat, completions, embeddings).
 pub async fn handle(
     app: Arc<AppState>,
     endpoint: Endpoint,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    serve(app, endpoint, ApiShape::OpenAi, None, headers, body).await
+    serve(app, Ingress::OpenAi(endpoint), None, headers, body).await
 }
 
-/// `handle` for a caller that speaks another API dialect: errors (and
-/// in-stream error events) are rendered in `shape`.
+/// Entry point for a model call in any ingress shape (OpenAI, Anthropic
+/// Messages, Responses, Databricks): one pipeline, translated at its edges
+/// (`shape.rs`); errors rendered in the caller's shape.
 pub async fn handle_shaped(
     app: Arc<AppState>,
-    endpoint: Endpoint,
-    shape: ApiShape,
+    ingress: Ingress,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    serve(app, endpoint, shape, None, headers, body).await
+    serve(app, ingress, None, headers, body).await
 }
 
 /// Entry point for a prompt template call: rendered into a chat request in
@@ -77,22 +79,21 @@ pub async fn handle_prompt(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    serve(app, Endpoint::Chat, ApiShape::OpenAi, Some(call), headers, body).await
+    serve(app, Ingress::OpenAi(Endpoint::Chat), Some(call), headers, body).await
 }
 
 async fn serve(
     app: Arc<AppState>,
-    endpoint: Endpoint,
-    shape: ApiShape,
+    ingress: Ingress,
     prompt: Option<PromptCall>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let request_id = request_id(&headers);
-    let mut ctx = RequestCtx::new(endpoint, request_id);
-    ctx.shape = shape;
+    let mut ctx = RequestCtx::new(ingress.endpoint(), request_id);
+    ctx.shape = ingress.shape();
     let snap = app.snapshot.load_full();
-    match run(&app, &snap, &mut ctx, &headers, body, prompt).await {
+    match run(&app, &snap, &mut ctx, &headers, body, ingress, prompt).await {
         Ok(Reply::Streaming(resp)) => resp,
         Ok(Reply::Done(resp)) => {
             after::finish(&app, ctx);
@@ -119,8 +120,10 @@ async fn run(
     ctx: &mut RequestCtx,
     headers: &HeaderMap,
     body: Body,
+    ingress: Ingress,
     prompt: Option<PromptCall>,
 ) -> Result<Reply, ApiError> {
+    let mut shaper = shape::Shaper::new(ingress);
     // 1. authenticate — headers only, before reading a byte of the body, so
     //    unauthenticated callers cost nothing. API keys and JWTs alike end in
     //    one `Principal`; verification uses cached keys only (an unknown JWT
@@ -141,6 +144,7 @@ async fn run(
         }
         None => bytes,
     };
+    let bytes = shaper.chat_body(bytes)?;
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;
@@ -189,6 +193,15 @@ async fn run(
         });
     }
 
+    let mut body = parsed.body;
+    shaper.fit_targets(&plan, &mut body)?;
+    if shaper.count_only() {
+        let n = tokens::prompt_tokens_of(&bytes);
+        return Ok(Reply::Done(
+            axum::Json(serde_json::json!({"input_tokens": n})).into_response(),
+        ));
+    }
+
     // 5. admit — rate limits, quotas, budgets: reserve the estimate on every
     //    counter the request charges (settled in after::finish / stream.rs).
     let mut limit_headers = crate::limits::RateHeaders::default();
@@ -196,7 +209,7 @@ async fn run(
         let demand = admit::demand(
             &snap.limits,
             ctx.endpoint,
-            &parsed.body,
+            &body,
             &plan,
             &identity.principal,
             &parsed.model,
@@ -222,7 +235,6 @@ async fn run(
     //    placeholders consistent between input and output.
     let guards = snap.guards.applicable(&parsed.model, &identity.principal);
     let mut masker = Masker::default();
-    let mut body = parsed.body;
     if !guards.is_empty() {
         guard::check_input(
             &guards,
@@ -237,8 +249,14 @@ async fn run(
 
     // 7. cache lookup — exact match on the canonical request in the
     //    caller's scope (cache/); a hit is answered here, after phases 1–6.
+    //    Callers in a translated shape (Anthropic, Responses) skip it: the
+    //    cache holds OpenAI answers only (docs/cache.md).
+    let rule = snap
+        .cache_rules
+        .get(&parsed.model)
+        .filter(|_| !shaper.translated());
     let decision = app.cache.decide(
-        snap.cache_rules.get(&parsed.model),
+        rule,
         headers,
         &identity.principal,
         ctx.endpoint,
@@ -277,7 +295,7 @@ async fn run(
     }
 
     // 8. attempt the targets: retries, fallback, one overall deadline.
-    let strip_usage = parsed.stream && !parsed.wants_usage;
+    let strip_usage = parsed.stream && !parsed.wants_usage && !shaper.translated();
     if parsed.stream {
         // Always ask for usage so streamed spend is exact; `strip_usage`
         // hides the extra chunk from a caller who did not ask for it.
@@ -315,6 +333,7 @@ async fn run(
                 let meta = respond::cache_meta(&route, ctx.usage);
                 app.cache.store(&mut ctx.cache, meta, body_bytes.clone());
             }
+            let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
             let body = Body::from(body_bytes);
             let resolved = route.resolved.clone();
             let mut resp = respond::response(status, body, false, resolved, ctx.cache.status);
@@ -336,7 +355,7 @@ async fn run(
                 strip_usage,
                 guard::StreamGuard::new(&guards),
             );
-            let body = Body::from_stream(out);
+            let body = Body::from_stream(shaper.stream(out));
             let mut resp =
                 respond::response(status, body, true, route.resolved.clone(), cache_status);
             limit_headers.apply(resp.headers_mut());

@@ -187,7 +187,7 @@ fn model_name(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(crate::translate::Unsupported::new(
+        return Err(crate::translate::Unsupported::with_message(
             "model",
             format!("{model:?} is not a Gemini model id"),
         ));

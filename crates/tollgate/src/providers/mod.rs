@@ -5,9 +5,10 @@
 //! first-byte timeout; the pipeline owns the total deadline, usage
 //! accounting and everything the caller sees.
 
+mod anthropic;
 mod azure;
-mod databricks;
 mod bedrock;
+mod databricks;
 mod error;
 mod gemini;
 mod mock;
@@ -48,8 +49,20 @@ pub struct ProviderResponse {
     pub body: ProviderBody,
 }
 
+/// The wire format a provider speaks upstream. The pipeline keeps
+/// Anthropic-only request extensions only when every target is `Anthropic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+    Other,
+}
+
 pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
+    fn dialect(&self) -> Dialect {
+        Dialect::OpenAi
+    }
     fn call<'a>(
         &'a self,
         call: ProviderCall<'a>,
@@ -75,6 +88,7 @@ pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
         ProviderKind::AzureOpenai => Ok(Arc::new(azure::AzureOpenAiProvider::new(cfg)?)),
         ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg)?)),
         ProviderKind::Bedrock => Ok(Arc::new(bedrock::BedrockProvider::new(cfg)?)),
+        ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(cfg)?)),
     }
 }
 

@@ -8,34 +8,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 pub use super::openai_out::*;
-
-/// A request field the target shape cannot carry. `field` is the OpenAI
-/// parameter path (`messages[2].content[0].type`), reported as the error's
-/// `param`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Unsupported {
-    pub field: String,
-    pub message: String,
-}
-
-impl Unsupported {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    /// `field` cannot be carried to `target` at all.
-    pub fn field(field: impl Into<String>, target: &str) -> Self {
-        let field = field.into();
-        Self {
-            message: format!("`{field}` cannot be carried to {target}; remove it"),
-            field,
-        }
-    }
-}
+pub use super::Unsupported;
 
 /// Top-level request fields every translation accepts without carrying:
 /// routing and framing the gateway or the provider call already handles, and
@@ -99,7 +72,7 @@ pub fn function_tool_json(decl: &Value, parameters: Option<&Value>) -> Value {
 }
 
 pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Unsupported {
-    Unsupported::new(field, message)
+    Unsupported::with_message(field, message)
 }
 
 /// One piece of message content.
