@@ -197,7 +197,8 @@ async fn egress_errors_keep_status_and_name_fields() {
     let resp = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "unsupported_field");
+    assert_eq!(v["error"]["code"], "unsupported_parameter");
+    assert_eq!(v["error"]["param"], "n");
     assert!(
         v["error"]["message"].as_str().unwrap().contains("`n`"),
         "{v}"
