@@ -124,6 +124,9 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         ttft_ms: ctx.first_token.map(|t| t.as_secs_f64() * 1e3),
         attempts: attempts_json(&ctx.attempts),
         guardrails: serde_json::to_string(&ctx.verdicts).unwrap_or_else(|_| "[]".into()),
+        record_id: uuid::Uuid::now_v7().to_string(),
+        groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
+            .unwrap_or_else(|_| "[]".into()),
     });
 }
 
