@@ -574,8 +574,8 @@ async fn usage(
         Some(t) => time_arg("from", t)?,
         None => {
             let since = &window.since;
-            let d: Duration = humantime::parse_duration(since)
-                .map_err(|e| format!("--since {since:?}: {e}"))?;
+            let d: Duration =
+                humantime::parse_duration(since).map_err(|e| format!("--since {since:?}: {e}"))?;
             now - d.as_millis() as i64
         }
     };
@@ -605,7 +605,14 @@ async fn usage(
         UsageFormat::Table => {
             out(&format!(
                 "{:<24} {:>9} {:>7} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9}",
-                "KEY", "REQUESTS", "ERRORS", "INPUT_TOK", "OUTPUT_TOK", "COST", "P50_MS", "P95_MS",
+                "KEY",
+                "REQUESTS",
+                "ERRORS",
+                "INPUT_TOK",
+                "OUTPUT_TOK",
+                "COST",
+                "P50_MS",
+                "P95_MS",
                 "P99_MS"
             ))?;
             for t in &report.rows {

@@ -40,6 +40,12 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     if cfg.ledger.batch_size == 0 {
         p.push("ledger.batch_size: must be greater than 0".into());
     }
+    if cfg.ledger.retention.is_some_and(|r| r.as_secs() < 60) {
+        p.push("ledger.retention: must be at least 1m".into());
+    }
+    if let Err(e) = crate::store::Backend::of(&cfg.storage.url) {
+        p.push(format!("storage.url: {e}"));
+    }
 
     let mut providers = HashSet::new();
     for (i, prov) in cfg.providers.iter().enumerate() {

@@ -87,10 +87,16 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let snapshot = Snapshot::build(cfg.clone(), None).map_err(ServeError::Build)?;
     let store = Store::open(&cfg.storage.url).await?;
     let store_keys = store_key_index(&store.list_keys().await?);
-    let ledger = cfg
-        .ledger
-        .enabled
-        .then(|| Ledger::start(store.clone(), &cfg.ledger));
+    let ledger = match cfg.ledger.enabled {
+        true => {
+            let spool = cfg.ledger.spool_path.as_ref().map_or_else(
+                || crate::ledger::spool::default_path(&cfg.storage.url),
+                PathBuf::from,
+            );
+            Some(Ledger::start(store.clone(), &cfg.ledger, Some(&spool)).await)
+        }
+        false => None,
+    };
     let listener = bind(&cfg.server.listen).await?;
     let admin_listener = bind(&cfg.server.admin_listen).await?;
     let addr = listener.local_addr()?;
@@ -110,7 +116,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     // an identity provider that is down does not stop the start.
     reload::initial_jwks(&state).await;
     let (stop, stop_rx) = watch::channel(false);
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(reload::refresh_jwks(state.clone(), stop_rx.clone())),
         tokio::spawn(reload::refresh_store_keys(
             state.clone(),
@@ -119,6 +125,13 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         )),
         tokio::spawn(reload::watch_config(state.clone(), stop_rx.clone())),
     ];
+    if let Some(retention) = cfg.ledger.retention {
+        background.push(tokio::spawn(crate::ledger::run_retention(
+            store.clone(),
+            retention,
+            stop_rx.clone(),
+        )));
+    }
     tracing::info!(%addr, %admin_addr, models = state.snapshot.load().models.len(),
         "tollgate listening");
     let task = tokio::spawn(run(

@@ -368,11 +368,13 @@ impl Store {
         let old_expires = old
             .expires_ms
             .map_or(now + overlap_ms, |e| e.min(now + overlap_ms));
-        sqlx::query(&Self::sql("UPDATE api_keys SET expires_ms = ? WHERE id = ?"))
-            .bind(old_expires)
-            .bind(old_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&Self::sql(
+            "UPDATE api_keys SET expires_ms = ? WHERE id = ?",
+        ))
+        .bind(old_expires)
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Rotated {
             new_id,
@@ -382,12 +384,13 @@ impl Store {
 
     /// Marks a key revoked; false when no active key has that id.
     pub async fn revoke_key(&self, id: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query(&Self::sql("UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL"))
-                .bind(now_ms())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(&Self::sql(
+            "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+        ))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 

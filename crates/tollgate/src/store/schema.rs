@@ -219,7 +219,10 @@ mod tests {
             postgres_type("REAL NOT NULL DEFAULT 0"),
             "DOUBLE PRECISION NOT NULL DEFAULT 0"
         );
-        assert_eq!(postgres_type("TEXT NOT NULL DEFAULT ''"), "TEXT NOT NULL DEFAULT ''");
+        assert_eq!(
+            postgres_type("TEXT NOT NULL DEFAULT ''"),
+            "TEXT NOT NULL DEFAULT ''"
+        );
         assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
     }
 }
