@@ -28,12 +28,6 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     if cfg.server.max_body_bytes == 0 {
         p.push("server.max_body_bytes: must be greater than 0".into());
     }
-    if !cfg.storage.url.starts_with("sqlite:") {
-        p.push(format!(
-            "storage.url: {:?} is not supported; use sqlite://PATH",
-            cfg.storage.url
-        ));
-    }
     if cfg.ledger.queue_capacity == 0 {
         p.push("ledger.queue_capacity: must be greater than 0".into());
     }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod reload;
+mod usage_api;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub store_keys: ArcSwap<KeyIndex>,
     pub ledger: LedgerHandle,
+    /// For the admin usage API (background use only, never the request path).
+    pub store: Store,
     pub prometheus: Option<PrometheusHandle>,
     pub ready: AtomicBool,
     pub config_path: PathBuf,
@@ -108,6 +111,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         ledger: ledger
             .as_ref()
             .map_or_else(LedgerHandle::disabled, Ledger::handle),
+        store: store.clone(),
         prometheus: crate::metrics::handle(),
         ready: AtomicBool::new(true),
         config_path: config_path.to_path_buf(),

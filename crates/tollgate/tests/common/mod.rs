@@ -11,6 +11,8 @@ use tokio::sync::oneshot;
 use tollgate::server::Running;
 use tollgate::store::Store;
 
+pub mod pg;
+
 pub const KEY: &str = "tg-test-key-full";
 pub const KEY_LIMITED: &str = "tg-test-key-limited";
 pub const UPSTREAM_KEY: &str = "upstream-secret-value";
