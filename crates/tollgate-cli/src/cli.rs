@@ -14,9 +14,10 @@ use tollgate::store::{NewKey, Store, UsageGroupBy, UsageQuery};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log format: text on stderr, or JSON lines on stdout (default: the
+    /// config's `logging.format` for `serve`, else text).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -195,7 +196,18 @@ enum KeysCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `serve` takes its log level and format from the config (env and flag win).
+    let logging = match &cli.command {
+        Command::Serve { config } => tollgate::config::load_file(config)
+            .map(|c| c.logging)
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let format = cli.log_format.unwrap_or(match logging.format {
+        Some(tollgate::config::LogFormat::Json) => LogFormat::Json,
+        _ => LogFormat::Text,
+    });
+    init_logging(format, logging.level.as_deref());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,16 +229,27 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+/// Level: `TOLLGATE_LOG`, else `RUST_LOG`, else the config's, else `info`.
+/// Text goes to stderr; JSON (one object per line, with the request span's
+/// `request_id`) to stdout.
+fn init_logging(format: LogFormat, config_level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .or_else(|_| EnvFilter::try_new(config_level.unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stdout)
+            .init(),
     }
 }
 

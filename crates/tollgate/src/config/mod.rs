@@ -6,11 +6,13 @@ pub mod duration;
 mod guardrails;
 mod load;
 mod model;
+mod observability;
 mod routing;
 mod validate;
 
 pub use guardrails::*;
 pub use load::{load_file, parse_str, ConfigError};
 pub use model::*;
+pub use observability::*;
 pub use routing::*;
 pub use validate::OIDC_ALGORITHMS;

@@ -36,6 +36,15 @@ pub struct Config {
     /// Content guardrails on input and output (see docs/guardrails.md).
     #[serde(default)]
     pub guardrails: super::guardrails::GuardrailsConfig,
+    /// One structured record per request (see docs/observability.md).
+    #[serde(default)]
+    pub audit: super::observability::AuditConfig,
+    /// Log level and format.
+    #[serde(default)]
+    pub logging: super::observability::LoggingConfig,
+    /// OpenTelemetry traces over OTLP.
+    #[serde(default)]
+    pub tracing: super::observability::TracingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -96,12 +96,7 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
             model = %ctx.requested_model, provider, latency_ms = latency.as_secs_f64() * 1e3, "request served");
     }
 
-    // Requests turned away before authentication are counted, not recorded:
-    // an unauthenticated flood must not fill the ledger.
-    if ctx.identity.is_none() {
-        return;
-    }
-    app.ledger.record(UsageRecord {
+    let record = UsageRecord {
         ts_ms: ctx.received_ms,
         request_id: ctx.request_id,
         principal,
@@ -127,7 +122,23 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         record_id: uuid::Uuid::now_v7().to_string(),
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),
-    });
+    };
+    // The audit log sees every request, refused ones included.
+    if app.audit.enabled() {
+        app.audit.record(crate::audit::AuditEntry {
+            usage: record.clone(),
+            principal_kind: p.map_or("", |p| p.kind.as_str()),
+            headers: ctx.audit_headers,
+            trace_id: None,
+            payload: ctx.payload,
+        });
+    }
+    // Requests turned away before authentication are counted, not recorded:
+    // an unauthenticated flood must not fill the ledger.
+    if ctx.identity.is_none() {
+        return;
+    }
+    app.ledger.record(record);
 }
 
 fn status_label(status: u16) -> &'static str {

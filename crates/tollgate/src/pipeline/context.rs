@@ -51,6 +51,10 @@ pub struct RequestCtx {
     pub status: u16,
     /// Low-cardinality error label; empty on success.
     pub error: &'static str,
+    /// Request headers for the audit log (credentials redacted); empty when it is off.
+    pub audit_headers: Vec<(String, String)>,
+    /// Bodies for the audit log, when payload logging is on for the model.
+    pub payload: Option<crate::audit::Payload>,
 }
 
 impl RequestCtx {
@@ -72,6 +76,8 @@ impl RequestCtx {
             first_token: None,
             status: 200,
             error: "",
+            audit_headers: Vec::new(),
+            payload: None,
         }
     }
 

@@ -52,8 +52,17 @@ pub async fn handle(
 ) -> Response {
     let request_id = request_id(&headers);
     let mut ctx = RequestCtx::new(endpoint, request_id);
+    if app.audit.enabled() {
+        ctx.audit_headers = crate::audit::loggable_headers(&headers);
+    }
     let snap = app.snapshot.load_full();
-    match run(&app, &snap, &mut ctx, &headers, body).await {
+    // Every log line inside carries the request id (JSON logs: `span`).
+    let span = tracing::info_span!("request", request_id = %ctx.request_id);
+    let outcome =
+        tracing::Instrument::instrument(run(&app, &snap, &mut ctx, &headers, body), span.clone())
+            .await;
+    let _entered = span.enter();
+    match outcome {
         Ok(Reply::Streaming(resp)) => resp,
         Ok(Reply::Done(resp)) => {
             after::finish(&app, ctx);
@@ -94,6 +103,12 @@ async fn run(
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;
+    if app.audit.wants_payload(&parsed.model) {
+        ctx.payload = Some(crate::audit::Payload {
+            request: bytes.clone(),
+            response: None,
+        });
+    }
 
     // 3. resolve — model name → a plain model or a virtual model.
     let resolved = snap
@@ -201,6 +216,9 @@ async fn run(
                 {
                     body_bytes = bytes::Bytes::from(rewritten);
                 }
+            }
+            if let Some(p) = ctx.payload.as_mut() {
+                p.response = Some(body_bytes.clone());
             }
             let mut resp = Response::new(Body::from(body_bytes));
             *resp.status_mut() = status;

@@ -33,6 +33,7 @@ pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub store_keys: ArcSwap<KeyIndex>,
     pub ledger: LedgerHandle,
+    pub audit: crate::audit::AuditHandle,
     /// For the admin usage API (background use only, never the request path).
     pub store: Store,
     pub prometheus: Option<PrometheusHandle>,
@@ -100,6 +101,14 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         }
         false => None,
     };
+    let audit = match cfg.audit.enabled {
+        true => Some(
+            crate::audit::Audit::start(&cfg.audit)
+                .await
+                .map_err(|e| ServeError::Build(format!("audit.sink {:?}: {e}", cfg.audit.sink)))?,
+        ),
+        false => None,
+    };
     let listener = bind(&cfg.server.listen).await?;
     let admin_listener = bind(&cfg.server.admin_listen).await?;
     let addr = listener.local_addr()?;
@@ -111,6 +120,9 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         ledger: ledger
             .as_ref()
             .map_or_else(LedgerHandle::disabled, Ledger::handle),
+        audit: audit
+            .as_ref()
+            .map_or_else(Default::default, crate::audit::Audit::handle),
         store: store.clone(),
         prometheus: crate::metrics::handle(),
         ready: AtomicBool::new(true),
@@ -144,6 +156,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         admin_listener,
         stop_rx,
         ledger,
+        audit,
         store,
         background,
     ));
@@ -175,6 +188,7 @@ async fn run(
     admin_listener: TcpListener,
     stop_rx: watch::Receiver<bool>,
     ledger: Option<Ledger>,
+    audit: Option<crate::audit::Audit>,
     store: Store,
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
@@ -217,6 +231,9 @@ async fn run(
         tokio::task::yield_now().await;
         ledger.close().await;
         tracing::info!("usage ledger flushed");
+    }
+    if let Some(audit) = audit {
+        audit.close().await;
     }
     store.close().await;
     Ok(())
