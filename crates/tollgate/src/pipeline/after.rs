@@ -123,13 +123,14 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),
     };
+    let trace_id = ctx.trace.map(|t| end_trace(app, t, &record));
     // The audit log sees every request, refused ones included.
     if app.audit.enabled() {
         app.audit.record(crate::audit::AuditEntry {
             usage: record.clone(),
             principal_kind: p.map_or("", |p| p.kind.as_str()),
             headers: ctx.audit_headers,
-            trace_id: None,
+            trace_id,
             payload: ctx.payload,
         });
     }
@@ -139,6 +140,50 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         return;
     }
     app.ledger.record(record);
+}
+
+/// Ends the request's server span with the GenAI attributes; returns the trace id.
+fn end_trace(app: &AppState, t: crate::telemetry::RequestTrace, r: &UsageRecord) -> String {
+    use crate::telemetry::Attr;
+    let snap = app.snapshot.load();
+    let system = snap
+        .config
+        .providers
+        .iter()
+        .find(|p| p.name == r.provider)
+        .and_then(|p| serde_json::to_value(p.kind).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut attrs = vec![
+        Attr::new("gen_ai.request.model", r.requested_model.clone()),
+        Attr::new("tollgate.request_id", r.request_id.clone()),
+    ];
+    if !r.provider.is_empty() {
+        attrs.extend([
+            Attr::new("gen_ai.system", system.clone()),
+            Attr::new("gen_ai.provider.name", system),
+            Attr::new("gen_ai.response.model", r.upstream_model.clone()),
+            Attr::new("gen_ai.usage.input_tokens", r.prompt_tokens),
+            Attr::new("gen_ai.usage.output_tokens", r.completion_tokens),
+            Attr::new("tollgate.provider", r.provider.clone()),
+            Attr::new("tollgate.cost", r.cost),
+        ]);
+    }
+    if !r.principal.is_empty() {
+        attrs.push(Attr::new("tollgate.auth_method", r.auth_method.clone()));
+    }
+    t.set(attrs);
+    if !r.requested_model.is_empty() {
+        let op = match r.endpoint.as_str() {
+            "completions" => "text_completion",
+            "embeddings" => "embeddings",
+            _ => "chat",
+        };
+        t.rename(format!("{op} {}", r.requested_model));
+    }
+    let id = t.trace_id();
+    t.end(r.status, &r.error);
+    id
 }
 
 fn status_label(status: u16) -> &'static str {

@@ -122,6 +122,14 @@ pub async fn run(
             );
             // The last possible try takes the body; earlier ones copy it.
             let last = ti + 1 == n && attempt + 1 == tries;
+            let (span, traceparent) = match &ctx.trace {
+                Some(trace) => {
+                    let target = t.route.resolved.to_str().unwrap_or("");
+                    let (s, h) = trace.attempt(target, &t.route.upstream_model);
+                    (Some(s), h)
+                }
+                None => (None, None),
+            };
             let call = ProviderCall {
                 endpoint: ctx.endpoint,
                 body: if last {
@@ -131,6 +139,7 @@ pub async fn run(
                 },
                 stream,
                 client_headers: headers,
+                traceparent,
             };
             let result = match tokio::time::timeout_at(deadline, t.route.provider.call(call)).await
             {
@@ -144,6 +153,12 @@ pub async fn run(
             let target_label = t.route.resolved.to_str().unwrap_or("").to_string();
             let e = match result {
                 Ok(response) => {
+                    if let Some(s) = span {
+                        s.set(vec![crate::telemetry::Attr::new(
+                            "http.response.status_code",
+                            i64::from(response.status),
+                        )]);
+                    }
                     ctx.attempts.push(Attempt {
                         target: target_label.clone(),
                         status: response.status,
@@ -159,6 +174,9 @@ pub async fn run(
                 }
                 Err(e) => e,
             };
+            if let Some(s) = span {
+                s.fail(e.label(), upstream_status(&e));
+            }
             ctx.attempts.push(Attempt {
                 target: target_label.clone(),
                 status: upstream_status(&e).unwrap_or(0),

@@ -55,6 +55,8 @@ pub struct RequestCtx {
     pub audit_headers: Vec<(String, String)>,
     /// Bodies for the audit log, when payload logging is on for the model.
     pub payload: Option<crate::audit::Payload>,
+    /// The request's trace (tracing on).
+    pub trace: Option<crate::telemetry::RequestTrace>,
 }
 
 impl RequestCtx {
@@ -78,6 +80,7 @@ impl RequestCtx {
             error: "",
             audit_headers: Vec::new(),
             payload: None,
+            trace: None,
         }
     }
 

@@ -55,6 +55,9 @@ pub async fn handle(
     if app.audit.enabled() {
         ctx.audit_headers = crate::audit::loggable_headers(&headers);
     }
+    if let Some(t) = &app.tracing {
+        ctx.trace = Some(t.start_request(&headers, operation_name(endpoint)));
+    }
     let snap = app.snapshot.load_full();
     // Every log line inside carries the request id (JSON logs: `span`).
     let span = tracing::info_span!("request", request_id = %ctx.request_id);
@@ -95,7 +98,12 @@ async fn run(
     //    one `Principal`; verification uses cached keys only (an unknown JWT
     //    `kid` may wait ≤ 2 s on one rate-limited JWKS refresh).
     let store_keys = app.store_keys.load_full();
-    let identity = auth::authenticate(headers, &snap.credentials(&store_keys)).await?;
+    let span = ctx.trace.as_ref().map(|t| t.child("tollgate.auth"));
+    let identity = auth::authenticate(headers, &snap.credentials(&store_keys)).await;
+    if let (Some(s), Err(e)) = (span, &identity) {
+        s.fail(e.label(), None);
+    }
+    let identity = identity?;
     ctx.identity = Some(identity.clone());
 
     // 2. ingress — body under the size limit, parsed and checked.
@@ -163,6 +171,10 @@ async fn run(
     let mut masker = Masker::default();
     let mut body = parsed.body;
     if !guards.is_empty() {
+        let _span = ctx
+            .trace
+            .as_ref()
+            .map(|t| t.child("tollgate.guardrails.input"));
         guard::check_input(
             &guards,
             &parsed.model,
@@ -204,6 +216,10 @@ async fn run(
             ctx.usage = usage_of(&body_bytes, &route.provider_name, &bytes)?;
             let mut body_bytes = body_bytes;
             if !guards.is_empty() {
+                let _span = ctx
+                    .trace
+                    .as_ref()
+                    .map(|t| t.child("tollgate.guardrails.output"));
                 if let Some(rewritten) = guard::check_output(
                     &guards,
                     &parsed.model,
@@ -284,6 +300,15 @@ fn usage_of(bytes: &[u8], provider: &str, request: &[u8]) -> Result<Usage, ApiEr
         completion: tokens::completion_tokens(&response),
         estimated: true,
     })
+}
+
+/// `gen_ai.operation.name` of an endpoint.
+fn operation_name(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Chat => "chat",
+        Endpoint::Completions => "text_completion",
+        Endpoint::Embeddings => "embeddings",
+    }
 }
 
 /// The id the edge middleware (`api::openai::request_id`) put on the request.

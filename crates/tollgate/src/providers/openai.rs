@@ -113,6 +113,9 @@ impl OpenAiProvider {
         if call.stream {
             req = req.header(http::header::ACCEPT, "text/event-stream");
         }
+        if let Some(tp) = call.traceparent {
+            req = req.header("traceparent", tp);
+        }
         let resp = tokio::time::timeout(self.first_byte, req.send())
             .await
             .map_err(|_| self.timeout("first byte"))?

@@ -34,6 +34,8 @@ pub struct AppState {
     pub store_keys: ArcSwap<KeyIndex>,
     pub ledger: LedgerHandle,
     pub audit: crate::audit::AuditHandle,
+    /// OpenTelemetry (tracing on).
+    pub tracing: Option<crate::telemetry::Tracing>,
     /// For the admin usage API (background use only, never the request path).
     pub store: Store,
     pub prometheus: Option<PrometheusHandle>,
@@ -109,6 +111,10 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         ),
         false => None,
     };
+    let telemetry = match cfg.tracing.enabled {
+        true => Some(crate::telemetry::Telemetry::start(&cfg.tracing).map_err(ServeError::Build)?),
+        false => None,
+    };
     let listener = bind(&cfg.server.listen).await?;
     let admin_listener = bind(&cfg.server.admin_listen).await?;
     let addr = listener.local_addr()?;
@@ -123,6 +129,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         audit: audit
             .as_ref()
             .map_or_else(Default::default, crate::audit::Audit::handle),
+        tracing: telemetry.as_ref().map(crate::telemetry::Telemetry::handle),
         store: store.clone(),
         prometheus: crate::metrics::handle(),
         ready: AtomicBool::new(true),
@@ -157,6 +164,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         stop_rx,
         ledger,
         audit,
+        telemetry,
         store,
         background,
     ));
@@ -189,6 +197,7 @@ async fn run(
     stop_rx: watch::Receiver<bool>,
     ledger: Option<Ledger>,
     audit: Option<crate::audit::Audit>,
+    telemetry: Option<crate::telemetry::Telemetry>,
     store: Store,
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
@@ -234,6 +243,9 @@ async fn run(
     }
     if let Some(audit) = audit {
         audit.close().await;
+    }
+    if let Some(t) = telemetry {
+        t.shutdown().await;
     }
     store.close().await;
     Ok(())
