@@ -34,15 +34,27 @@ pub fn finish(app: &AppState, ctx: RequestCtx) {
         "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone(),
         "status" => status_label(ctx.status))
     .increment(1);
+    let target_label = ctx.route.as_ref().map_or_else(
+        || "none".to_string(),
+        |r| r.resolved.to_str().unwrap_or("none").to_string(),
+    );
     metrics::histogram!("tollgate_request_duration_seconds",
-        "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone())
+        "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone(),
+        "target" => target_label.clone(), "status" => status_label(ctx.status))
     .record(latency.as_secs_f64());
     if let Some(t) = ctx.first_token {
         if ctx.stream {
             metrics::histogram!("tollgate_time_to_first_token_seconds",
-                "model" => model_label.clone(), "provider" => provider_label.clone())
+                "model" => model_label.clone(), "provider" => provider_label.clone(),
+                "target" => target_label)
             .record(t.as_secs_f64());
         }
+    }
+    if cost > 0.0 {
+        // Counters are integers: cost in millionths of the price's currency.
+        metrics::counter!("tollgate_cost_micros_total", "model" => model_label.clone(),
+            "provider" => provider_label.clone())
+        .increment((cost * 1e6).round() as u64);
     }
     if ctx.usage.prompt > 0 || ctx.usage.completion > 0 {
         metrics::counter!("tollgate_tokens_total", "model" => model_label.clone(),

@@ -141,6 +141,7 @@ pub async fn run(
                 client_headers: headers,
                 traceparent,
             };
+            let started = std::time::Instant::now();
             let result = match tokio::time::timeout_at(deadline, t.route.provider.call(call)).await
             {
                 Ok(Ok(resp)) => first_chunk(resp, deadline, &t.route.provider_name).await,
@@ -151,6 +152,7 @@ pub async fn run(
                 }),
             };
             let target_label = t.route.resolved.to_str().unwrap_or("").to_string();
+            upstream_duration(&t.route, &target_label, &result, started.elapsed());
             let e = match result {
                 Ok(response) => {
                     if let Some(s) = span {
@@ -257,6 +259,23 @@ async fn first_chunk(
         status,
         body: ProviderBody::Stream(stream::once(async move { Ok(first) }).chain(s).boxed()),
     })
+}
+
+/// `tollgate_upstream_duration_seconds`: one try, sent to response headers
+/// (streams: to the first chunk), by provider, target and outcome.
+fn upstream_duration(
+    route: &ModelRoute,
+    target: &str,
+    result: &Result<ProviderResponse, ProviderError>,
+    took: Duration,
+) {
+    let status = match result {
+        Ok(r) => r.status.to_string(),
+        Err(e) => upstream_status(e).map_or_else(|| e.label().to_string(), |s| s.to_string()),
+    };
+    metrics::histogram!("tollgate_upstream_duration_seconds",
+        "provider" => route.provider_name.clone(), "target" => target.to_string(), "status" => status)
+    .record(took.as_secs_f64());
 }
 
 fn record_attempt(plan: &Plan, t: &PlanTarget, target: &str, outcome: &'static str) {

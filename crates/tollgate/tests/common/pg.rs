@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A real PostgreSQL server for tests: `initdb` into a temp dir and
 //! `pg_ctl start` on a free port (as the `postgres` OS user when the tests
 //! run as root, since PostgreSQL refuses to run as root). Debian's
