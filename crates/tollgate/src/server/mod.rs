@@ -162,9 +162,11 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         listener,
         admin_listener,
         stop_rx,
-        ledger,
-        audit,
-        telemetry,
+        Recorders {
+            ledger,
+            audit,
+            telemetry,
+        },
         store,
         background,
     ));
@@ -190,14 +192,19 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// The background writers flushed at shutdown, in this order.
+struct Recorders {
+    ledger: Option<Ledger>,
+    audit: Option<crate::audit::Audit>,
+    telemetry: Option<crate::telemetry::Telemetry>,
+}
+
 async fn run(
     state: Arc<AppState>,
     listener: TcpListener,
     admin_listener: TcpListener,
     stop_rx: watch::Receiver<bool>,
-    ledger: Option<Ledger>,
-    audit: Option<crate::audit::Audit>,
-    telemetry: Option<crate::telemetry::Telemetry>,
+    recorders: Recorders,
     store: Store,
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
@@ -235,6 +242,11 @@ async fn run(
     if let Ok(Err(e)) = admin_task.await {
         tracing::error!(error = %e, "admin server error");
     }
+    let Recorders {
+        ledger,
+        audit,
+        telemetry,
+    } = recorders;
     if let Some(ledger) = ledger {
         // Let aborted streams run their accounting before the last flush.
         tokio::task::yield_now().await;

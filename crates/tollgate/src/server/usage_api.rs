@@ -42,36 +42,38 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// Who may read usage: an authenticated principal with the admin grant.
-async fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// Returns the refusal, if any.
+async fn refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
     let snap = app.snapshot.load_full();
     let store_keys = app.store_keys.load_full();
-    let identity = crate::auth::authenticate(headers, &snap.credentials(&store_keys))
-        .await
-        .map_err(|e| {
+    let identity = match crate::auth::authenticate(headers, &snap.credentials(&store_keys)).await {
+        Ok(i) => i,
+        Err(e) => {
             tracing::info!(reason = e.label(), "admin API: authentication failed");
-            problem(
+            return Some(problem(
                 StatusCode::UNAUTHORIZED,
                 "authentication_error",
                 "a valid API key or token is required",
-            )
-        })?;
+            ));
+        }
+    };
     if !snap.policy.is_admin(&identity.principal) {
         tracing::info!(principal = %identity.principal.subject, "admin API: not an admin");
-        return Err(problem(
+        return Some(problem(
             StatusCode::FORBIDDEN,
             "permission_error",
             "the admin grant is required",
         ));
     }
-    Ok(())
+    None
 }
 
-fn time(name: &str, value: Option<&str>, default: i64) -> Result<i64, Response> {
+fn time(name: &str, value: Option<&str>, default: i64) -> Result<i64, String> {
     match value {
         None | Some("") => Ok(default),
         Some(t) => Expiry::parse(t)
             .map(|e| e.unix_ms)
-            .map_err(|e| bad_request(&format!("{name}: {e}"))),
+            .map_err(|e| format!("{name}: {e}")),
     }
 }
 
@@ -80,7 +82,7 @@ pub async fn usage(
     headers: HeaderMap,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(resp) = authorize(&app, &headers).await {
+    if let Some(resp) = refusal(&app, &headers).await {
         return resp;
     }
     let Query(p) = match params {
@@ -97,7 +99,7 @@ pub async fn usage(
         time("to", p.to.as_deref(), now + 1),
     ) {
         (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(e), _) | (_, Err(e)) => return bad_request(&e),
     };
     if from_ms >= to_ms {
         return bad_request("from must be before to");
