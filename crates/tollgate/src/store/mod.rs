@@ -91,6 +91,8 @@ pub struct Rotated {
     pub old_expires_ms: i64,
 }
 
+/// Rows per SQLite INSERT (24 columns: under SQLite's 32,766 variables).
+const SQLITE_ROWS_PER_INSERT: usize = 32;
 /// Rows per PostgreSQL INSERT (24 columns: well under the 65,535 bind limit).
 const PG_ROWS_PER_INSERT: usize = 256;
 
@@ -212,16 +214,15 @@ impl Store {
     }
 
     /// Writes a batch in one transaction, idempotently (a record already
-    /// stored, by `record_id`, is skipped). SQLite: one cached single-row
-    /// statement per record (a multi-row INSERT is re-prepared for every batch
-    /// size and holds the SQLite thread for one long step; single rows keep
-    /// each step short, which matters when the writer shares a core with the
-    /// request path). PostgreSQL: multi-row statements, one round trip per
-    /// `PG_ROWS_PER_INSERT` records.
+    /// stored, by `record_id`, is skipped), in multi-row statements of a
+    /// fixed size (cached; the last chunk of a batch may be shorter). SQLite:
+    /// `SQLITE_ROWS_PER_INSERT` rows, small enough that each step stays short
+    /// when the writer shares a core with the request path. PostgreSQL:
+    /// `PG_ROWS_PER_INSERT` rows per round trip.
     pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows_per_insert = match self.backend {
-            Backend::Sqlite => 1,
+            Backend::Sqlite => SQLITE_ROWS_PER_INSERT,
             Backend::Postgres => PG_ROWS_PER_INSERT,
         };
         for chunk in records.chunks(rows_per_insert) {
