@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tollgate::config::PrincipalKind;
-use tollgate::store::{GroupBy, NewKey, Store};
+use tollgate::store::{NewKey, Store, UsageGroupBy, UsageQuery};
 
 #[derive(Parser)]
 #[command(name = "tollgate", version, about = "Tollgate AI gateway")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log format: text on stderr, or JSON lines on stdout (default: the
+    /// config's `logging.format` for `serve`, else text).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -34,7 +35,19 @@ enum Format {
 #[derive(Clone, Copy, ValueEnum)]
 enum By {
     Principal,
+    Group,
+    Tenant,
     Model,
+    Target,
+    Provider,
+    Day,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum UsageFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,17 +78,23 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Usage totals from the ledger.
+    /// Usage and cost totals from the ledger (the query behind GET /admin/v1/usage).
     Usage {
         #[command(flatten)]
         store: StoreArgs,
-        /// How far back, e.g. 15m, 1h, 7d.
+        /// How far back, e.g. 15m, 1h, 7d (ignored when --from is given).
         #[arg(long, default_value = "24h")]
         since: String,
+        /// Start, RFC 3339 or Unix seconds.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (exclusive), RFC 3339 or Unix seconds; default now.
+        #[arg(long)]
+        to: Option<String>,
         #[arg(long, value_enum, default_value_t = By::Principal)]
         by: By,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
+        format: UsageFormat,
     },
     /// An OpenAI-compatible mock upstream with fault knobs (x-mock-* headers).
     MockUpstream {
@@ -187,7 +206,18 @@ enum KeysCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `serve` takes its log level and format from the config (env and flag win).
+    let logging = match &cli.command {
+        Command::Serve { config } => tollgate::config::load_file(config)
+            .map(|c| c.logging)
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let format = cli.log_format.unwrap_or(match logging.format {
+        Some(tollgate::config::LogFormat::Json) => LogFormat::Json,
+        _ => LogFormat::Text,
+    });
+    init_logging(format, logging.level.as_deref());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -209,16 +239,27 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+/// Level: `TOLLGATE_LOG`, else `RUST_LOG`, else the config's, else `info`.
+/// Text goes to stderr; JSON (one object per line, with the request span's
+/// `request_id`) to stdout.
+fn init_logging(format: LogFormat, config_level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .or_else(|_| EnvFilter::try_new(config_level.unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stdout)
+            .init(),
     }
 }
 
@@ -252,9 +293,14 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         Command::Usage {
             store,
             since,
+            from,
+            to,
             by,
             format,
-        } => usage(store, &since, by, format).await,
+        } => {
+            let window = UsageWindow { since, from, to };
+            usage(store, &window, by, format).await
+        }
         Command::MockUpstream {
             listen,
             require_key,
@@ -545,36 +591,89 @@ async fn token_inspect(
     })
 }
 
-async fn usage(store: StoreArgs, since: &str, by: By, format: Format) -> Result<ExitCode, String> {
-    let window: Duration =
-        humantime::parse_duration(since).map_err(|e| format!("--since {since:?}: {e}"))?;
-    let since_ms = tollgate::store::now_ms() - window.as_millis() as i64;
-    let by = match by {
-        By::Principal => GroupBy::Principal,
-        By::Model => GroupBy::Model,
+struct UsageWindow {
+    since: String,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn time_arg(name: &str, text: &str) -> Result<i64, String> {
+    tollgate::config::Expiry::parse(text)
+        .map(|e| e.unix_ms)
+        .map_err(|e| format!("--{name}: {e}"))
+}
+
+async fn usage(
+    store: StoreArgs,
+    window: &UsageWindow,
+    by: By,
+    format: UsageFormat,
+) -> Result<ExitCode, String> {
+    let now = tollgate::store::now_ms();
+    let to_ms = match &window.to {
+        Some(t) => time_arg("to", t)?,
+        None => now + 1,
     };
-    let totals = open_store(&store)
+    let from_ms = match &window.from {
+        Some(t) => time_arg("from", t)?,
+        None => {
+            let since = &window.since;
+            let d: Duration =
+                humantime::parse_duration(since).map_err(|e| format!("--since {since:?}: {e}"))?;
+            now - d.as_millis() as i64
+        }
+    };
+    let group_by = match by {
+        By::Principal => UsageGroupBy::Principal,
+        By::Group => UsageGroupBy::Group,
+        By::Tenant => UsageGroupBy::Tenant,
+        By::Model => UsageGroupBy::Model,
+        By::Target => UsageGroupBy::Target,
+        By::Provider => UsageGroupBy::Provider,
+        By::Day => UsageGroupBy::Day,
+    };
+    let report = open_store(&store)
         .await?
-        .usage_totals(since_ms, by)
+        .usage_report(&UsageQuery {
+            group_by,
+            from_ms,
+            to_ms,
+        })
         .await
         .map_err(|e| e.to_string())?;
-    if format == Format::Json {
-        out(&serde_json::to_string_pretty(&totals).map_err(|e| e.to_string())?)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let label = match by {
-        GroupBy::Principal => "PRINCIPAL",
-        GroupBy::Model => "MODEL",
-    };
-    out(&format!(
-        "{label:<24} {:>9} {:>7} {:>14} {:>14} {:>12}",
-        "REQUESTS", "ERRORS", "PROMPT_TOK", "COMPL_TOK", "COST"
-    ))?;
-    for t in &totals {
-        out(&format!(
-            "{:<24} {:>9} {:>7} {:>14} {:>14} {:>12.6}",
-            t.key, t.requests, t.errors, t.prompt_tokens, t.completion_tokens, t.cost
-        ))?;
+    match format {
+        UsageFormat::Json => {
+            out(&serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)?;
+        }
+        UsageFormat::Csv => out(report.to_csv().trim_end())?,
+        UsageFormat::Table => {
+            out(&format!(
+                "{:<24} {:>9} {:>7} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9}",
+                "KEY",
+                "REQUESTS",
+                "ERRORS",
+                "INPUT_TOK",
+                "OUTPUT_TOK",
+                "COST",
+                "P50_MS",
+                "P95_MS",
+                "P99_MS"
+            ))?;
+            for t in &report.rows {
+                out(&format!(
+                    "{:<24} {:>9} {:>7} {:>12} {:>12} {:>12.6} {:>9.1} {:>9.1} {:>9.1}",
+                    t.key,
+                    t.requests,
+                    t.errors,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.cost,
+                    t.latency_p50_ms,
+                    t.latency_p95_ms,
+                    t.latency_p99_ms
+                ))?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -77,6 +77,31 @@ fn describe() {
         "Usage records dropped, by reason"
     );
     metrics::describe_counter!("tollgate_ledger_written_total", "Usage records written");
+    metrics::describe_gauge!(
+        "tollgate_ledger_spool_records",
+        "Usage records waiting in the spool file for the store to return"
+    );
+    metrics::describe_counter!(
+        "tollgate_ledger_spooled_total",
+        "Usage records written to the spool while the store was unreachable"
+    );
+    metrics::describe_counter!(
+        "tollgate_ledger_replayed_total",
+        "Spooled usage records replayed into the store"
+    );
+    metrics::describe_histogram!(
+        "tollgate_upstream_duration_seconds",
+        "One upstream try: request sent to response headers (streams: first chunk)"
+    );
+    metrics::describe_counter!(
+        "tollgate_cost_micros_total",
+        "Estimated cost in millionths of the price currency, by model and provider"
+    );
+    metrics::describe_counter!("tollgate_audit_written_total", "Audit log batches written");
+    metrics::describe_counter!(
+        "tollgate_audit_dropped_total",
+        "Audit records dropped (queue full) or batches that failed to write"
+    );
     metrics::describe_counter!("tollgate_config_reloads_total", "Config reloads by result");
     crate::cache::describe_metrics();
     metrics::describe_counter!(

@@ -21,6 +21,7 @@ fn every_example_config_is_valid() {
     unsafe { std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDTESTNOTREAL") };
     unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", "aws-test-not-real") };
     unsafe { std::env::set_var("ANTHROPIC_API_KEY", "sk-ant-test-not-real") };
+    unsafe { std::env::set_var("TOLLGATE_PG_PASSWORD", "not-real") };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

@@ -49,7 +49,13 @@ async fn invocations(
         Err(e) => return e.into_response_shaped(SHAPE),
     };
     headers.remove(http::header::CONTENT_LENGTH);
-    pipeline::handle_shaped(app, Ingress::Databricks(endpoint), headers, Body::from(bytes)).await
+    pipeline::handle_shaped(
+        app,
+        Ingress::Databricks(endpoint),
+        headers,
+        Body::from(bytes),
+    )
+    .await
 }
 
 /// Reads the body, infers the endpoint and names the model after the path.

@@ -45,6 +45,15 @@ pub struct Config {
     /// Rate limits, token quotas and budgets (see docs/limits.md).
     #[serde(default)]
     pub limits: super::limits::LimitsConfig,
+    /// One structured record per request (see docs/observability.md).
+    #[serde(default)]
+    pub audit: super::observability::AuditConfig,
+    /// Log level and format.
+    #[serde(default)]
+    pub logging: super::observability::LoggingConfig,
+    /// OpenTelemetry traces over OTLP.
+    #[serde(default)]
+    pub tracing: super::observability::TracingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -99,6 +108,17 @@ pub struct LedgerConfig {
     /// Longest a record waits before its batch is written.
     #[serde(default = "default_flush_interval", with = "duration")]
     pub flush_interval: Duration,
+    /// Where records go while the store is unreachable (JSON lines, replayed
+    /// in order when it returns). Default: `<sqlite file>.spool.jsonl`, or
+    /// `tollgate-ledger.spool.jsonl` in the working directory.
+    #[serde(default)]
+    pub spool_path: Option<String>,
+    /// Most records the spool holds; past it records are dropped and counted.
+    #[serde(default = "default_spool_max_records")]
+    pub spool_max_records: usize,
+    /// Usage older than this is deleted (hourly); unset: kept forever.
+    #[serde(default, with = "duration::option")]
+    pub retention: Option<Duration>,
 }
 
 impl Default for LedgerConfig {
@@ -108,6 +128,9 @@ impl Default for LedgerConfig {
             queue_capacity: default_queue_capacity(),
             batch_size: default_batch_size(),
             flush_interval: default_flush_interval(),
+            spool_path: None,
+            spool_max_records: default_spool_max_records(),
+            retention: None,
         }
     }
 }
@@ -511,6 +534,9 @@ fn default_queue_capacity() -> usize {
 }
 fn default_batch_size() -> usize {
     512
+}
+fn default_spool_max_records() -> usize {
+    200_000
 }
 fn default_flush_interval() -> Duration {
     Duration::from_millis(200)

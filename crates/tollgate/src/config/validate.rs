@@ -28,17 +28,34 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     if cfg.server.max_body_bytes == 0 {
         p.push("server.max_body_bytes: must be greater than 0".into());
     }
-    if !cfg.storage.url.starts_with("sqlite:") {
-        p.push(format!(
-            "storage.url: {:?} is not supported; use sqlite://PATH",
-            cfg.storage.url
-        ));
-    }
     if cfg.ledger.queue_capacity == 0 {
         p.push("ledger.queue_capacity: must be greater than 0".into());
     }
     if cfg.ledger.batch_size == 0 {
         p.push("ledger.batch_size: must be greater than 0".into());
+    }
+    for (i, g) in cfg.audit.payload_models.iter().enumerate() {
+        if globset::Glob::new(g).is_err() {
+            p.push(format!("audit.payload_models[{i}]: invalid glob {g:?}"));
+        }
+    }
+    if cfg.audit.queue_capacity == 0 {
+        p.push("audit.queue_capacity: must be greater than 0".into());
+    }
+    if !(0.0..=1.0).contains(&cfg.tracing.sample_ratio) {
+        p.push("tracing.sample_ratio: must be between 0 and 1".into());
+    }
+    if cfg.tracing.enabled && !cfg.tracing.endpoint.starts_with("http") {
+        p.push(
+            "tracing.endpoint: an http:// or https:// URL is required when tracing is enabled"
+                .into(),
+        );
+    }
+    if cfg.ledger.retention.is_some_and(|r| r.as_secs() < 60) {
+        p.push("ledger.retention: must be at least 1m".into());
+    }
+    if let Err(e) = crate::store::Backend::of(&cfg.storage.url) {
+        p.push(format!("storage.url: {e}"));
     }
 
     let mut providers = HashSet::new();

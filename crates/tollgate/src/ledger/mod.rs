@@ -4,7 +4,10 @@
 //! failing store never slows or fails a request.
 
 mod record;
+mod retention;
+pub mod spool;
 mod writer;
 
 pub use record::UsageRecord;
+pub use retention::run_retention;
 pub use writer::{Ledger, LedgerHandle};

@@ -1,8 +1,11 @@
 //! One request's usage, as stored.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Serialized as one JSON line in the spool, so every field added later
+/// needs `#[serde(default)]` to read spools written before it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct UsageRecord {
     /// Unix time in milliseconds when the request arrived.
     pub ts_ms: i64,
@@ -51,4 +54,9 @@ pub struct UsageRecord {
     pub template_version: Option<i64>,
     /// Limit decisions, JSON: `[{"rule","cap","counter","window","store","decision","charged"}]`.
     pub limits: String,
+    /// Unique per record (UUIDv7, set when queued): replays insert it once.
+    pub record_id: String,
+    /// The principal's groups, JSON array (`group_by=group` counts a
+    /// request under each of them).
+    pub groups: String,
 }

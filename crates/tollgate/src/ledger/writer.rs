@@ -1,7 +1,11 @@
 //! The background writer: `try_send` on the hot path, batches of up to
 //! `batch_size` written every `flush_interval` (or as soon as a batch is
-//! full), retried a few times on store errors, drained on shutdown.
+//! full), retried a few times on store errors, then spooled to a local file
+//! (`spool.rs`) and replayed in order once the store answers; drained on
+//! shutdown. A crash (not a shutdown) loses what was queued and not yet
+//! written or spooled: at most one `flush_interval` of records.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +13,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::spool::Spool;
 use super::UsageRecord;
 use crate::config::LedgerConfig;
 use crate::store::Store;
 
 const WRITE_ATTEMPTS: usize = 3;
+/// How often a non-empty spool is retried while the store stays down.
+const REPLAY_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The sending side, cheap to clone, kept in the app state.
 #[derive(Clone)]
@@ -32,8 +39,11 @@ impl LedgerHandle {
     }
 
     /// Queues a record; never waits. Returns false when it was dropped.
-    pub fn record(&self, rec: UsageRecord) -> bool {
+    pub fn record(&self, mut rec: UsageRecord) -> bool {
         let Some(tx) = &self.tx else { return true };
+        if rec.record_id.is_empty() {
+            rec.record_id = uuid::Uuid::now_v7().to_string();
+        }
         if self.closed.load(Ordering::Relaxed) {
             metrics::counter!("tollgate_ledger_dropped_total", "reason" => "closed").increment(1);
             return false;
@@ -66,10 +76,29 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn start(store: Store, cfg: &LedgerConfig) -> Self {
+    /// Starts the writer; `spool_path` is where records wait while the store
+    /// is down (None: no spool, such records are dropped and counted).
+    pub async fn start(store: Store, cfg: &LedgerConfig, spool_path: Option<&Path>) -> Self {
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let (stop_tx, stop_rx) = mpsc::channel(1);
-        let task = tokio::spawn(run(store, rx, stop_rx, cfg.batch_size, cfg.flush_interval));
+        let spool = match spool_path {
+            Some(p) => match Spool::open(p, cfg.spool_max_records).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, path = %p.display(),
+                        "ledger spool unavailable; records are dropped while the store is down");
+                    None
+                }
+            },
+            None => None,
+        };
+        let sink = Sink {
+            store,
+            spool,
+            replay_at: tokio::time::Instant::now(),
+            batch_size: cfg.batch_size,
+        };
+        let task = tokio::spawn(run(sink, rx, stop_rx, cfg.flush_interval));
         Self {
             handle: LedgerHandle {
                 tx: Some(tx),
@@ -94,15 +123,74 @@ impl Ledger {
     }
 }
 
-async fn run(
+/// Where batches go: the store, or the spool while the store is down.
+struct Sink {
     store: Store,
+    spool: Option<Spool>,
+    /// When the spool is next replayed.
+    replay_at: tokio::time::Instant,
+    batch_size: usize,
+}
+
+impl Sink {
+    fn spooled(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// Replays the spool if it is due; true when it is empty afterwards.
+    async fn replay(&mut self, force: bool) -> bool {
+        let Some(spool) = self.spool.as_mut() else {
+            return true;
+        };
+        if spool.is_empty() {
+            return true;
+        }
+        if !force && tokio::time::Instant::now() < self.replay_at {
+            return false;
+        }
+        match spool.replay(&self.store, self.batch_size).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, spooled = spool.len(), "ledger store still unreachable");
+                self.replay_at = tokio::time::Instant::now() + REPLAY_BACKOFF;
+                false
+            }
+        }
+    }
+
+    /// Writes a batch (after the spool, keeping order) or spools it.
+    async fn deliver(&mut self, batch: &mut Vec<UsageRecord>, force_replay: bool) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        metrics::gauge!("tollgate_ledger_queue_depth").decrement(n as f64);
+        if self.replay(force_replay).await && write(&self.store, batch).await {
+            metrics::counter!("tollgate_ledger_written_total").increment(n as u64);
+        } else if let Some(spool) = self.spool.as_mut() {
+            spool.append(batch).await;
+            self.replay_at = self
+                .replay_at
+                .max(tokio::time::Instant::now() + REPLAY_BACKOFF);
+        } else {
+            metrics::counter!("tollgate_ledger_dropped_total", "reason" => "store_error")
+                .increment(n as u64);
+        }
+        batch.clear();
+    }
+}
+
+async fn run(
+    mut sink: Sink,
     mut rx: mpsc::Receiver<UsageRecord>,
     mut stop: mpsc::Receiver<()>,
-    batch_size: usize,
     flush_interval: Duration,
 ) {
+    let batch_size = sink.batch_size;
     let mut batch = Vec::with_capacity(batch_size);
     loop {
+        let replay_at = sink.replay_at;
+        let idle_replay = sink.spooled();
         tokio::select! {
             biased;
             _ = stop.recv() => break,
@@ -121,41 +209,43 @@ async fn run(
                         }
                     }
                 }
-                write(&store, &mut batch).await;
+                sink.deliver(&mut batch, false).await;
+            }
+            // No traffic but a spool waiting: replay it when due.
+            _ = tokio::time::sleep_until(replay_at), if idle_replay => {
+                sink.replay(false).await;
             }
         }
     }
-    // Drain: everything already queued is written before shutdown completes.
+    // Drain: everything already queued is written (or spooled) before
+    // shutdown completes; the spool gets one last try.
     rx.close();
+    let mut force = true;
     while rx.recv_many(&mut batch, batch_size).await > 0 {
-        write(&store, &mut batch).await;
+        sink.deliver(&mut batch, force).await;
+        force = false;
     }
-    write(&store, &mut batch).await;
+    if sink.spooled() && !sink.replay(true).await {
+        tracing::warn!(
+            records = sink.spool.as_ref().map_or(0, Spool::len),
+            "ledger store unreachable at shutdown; records stay in the spool for the next start"
+        );
+    }
 }
 
-async fn write(store: &Store, batch: &mut Vec<UsageRecord>) {
-    if batch.is_empty() {
-        return;
-    }
-    let n = batch.len();
-    metrics::gauge!("tollgate_ledger_queue_depth").decrement(n as f64);
+/// One batch, a few tries; false when the store kept failing.
+async fn write(store: &Store, batch: &[UsageRecord]) -> bool {
     for attempt in 1..=WRITE_ATTEMPTS {
         match store.insert_usage(batch).await {
-            Ok(()) => {
-                metrics::counter!("tollgate_ledger_written_total").increment(n as u64);
-                batch.clear();
-                return;
-            }
+            Ok(()) => return true,
             Err(e) if attempt < WRITE_ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, records = n, "ledger write failed; retrying");
+                tracing::warn!(error = %e, attempt, records = batch.len(), "ledger write failed; retrying");
                 tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
             }
             Err(e) => {
-                tracing::error!(error = %e, records = n, "ledger write failed; records dropped");
-                metrics::counter!("tollgate_ledger_dropped_total", "reason" => "store_error")
-                    .increment(n as u64);
+                tracing::error!(error = %e, records = batch.len(), "ledger write failed; spooling");
             }
         }
     }
-    batch.clear();
+    false
 }

@@ -72,4 +72,3 @@ fn error_in(status: StatusCode, message: &str, retry_after: Option<u64>) -> Resp
     let resp = (status, Json(body)).into_response();
     super::server::with_retry_after(resp, retry_after)
 }
-

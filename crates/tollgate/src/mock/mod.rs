@@ -2,10 +2,10 @@
 //! the in-process `mock` provider and `tollgate mock-upstream`, the real HTTP
 //! server that tests, benchmarks and demos run against.
 
-mod cloud;
-mod bedrock;
-mod gemini;
 mod anthropic;
+mod bedrock;
+mod cloud;
+mod gemini;
 mod generate;
 mod knobs;
 mod oauth;

@@ -40,15 +40,27 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
         "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone(),
         "status" => status_label(ctx.status))
     .increment(1);
+    let target_label = ctx.route.as_ref().map_or_else(
+        || "none".to_string(),
+        |r| r.resolved.to_str().unwrap_or("none").to_string(),
+    );
     metrics::histogram!("tollgate_request_duration_seconds",
-        "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone())
+        "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone(),
+        "target" => target_label.clone(), "status" => status_label(ctx.status))
     .record(latency.as_secs_f64());
     if let Some(t) = ctx.first_token {
         if ctx.stream {
             metrics::histogram!("tollgate_time_to_first_token_seconds",
-                "model" => model_label.clone(), "provider" => provider_label.clone())
+                "model" => model_label.clone(), "provider" => provider_label.clone(),
+                "target" => target_label)
             .record(t.as_secs_f64());
         }
+    }
+    if cost > 0.0 {
+        // Counters are integers: cost in millionths of the price's currency.
+        metrics::counter!("tollgate_cost_micros_total", "model" => model_label.clone(),
+            "provider" => provider_label.clone())
+        .increment((cost * 1e6).round() as u64);
     }
     if ctx.usage.prompt > 0 || ctx.usage.completion > 0 {
         metrics::counter!("tollgate_tokens_total", "model" => model_label.clone(),
@@ -102,12 +114,7 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
             model = %ctx.requested_model, provider, latency_ms = latency.as_secs_f64() * 1e3, "request served");
     }
 
-    // Requests turned away before authentication are counted, not recorded:
-    // an unauthenticated flood must not fill the ledger.
-    if ctx.identity.is_none() {
-        return;
-    }
-    app.ledger.record(UsageRecord {
+    let record = UsageRecord {
         ts_ms: ctx.received_ms,
         request_id: ctx.request_id,
         principal,
@@ -144,7 +151,71 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
         } else {
             ctx.limit_decisions
         },
-    });
+        record_id: uuid::Uuid::now_v7().to_string(),
+        groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
+            .unwrap_or_else(|_| "[]".into()),
+    };
+    let trace_id = ctx.trace.map(|t| end_trace(app, t, &record));
+    // The audit log sees every request, refused ones included.
+    if app.audit.enabled() {
+        app.audit.record(crate::audit::AuditEntry {
+            usage: record.clone(),
+            principal_kind: p.map_or("", |p| p.kind.as_str()),
+            headers: ctx.audit_headers,
+            trace_id,
+            payload: ctx.payload,
+        });
+    }
+    // Requests turned away before authentication are counted, not recorded:
+    // an unauthenticated flood must not fill the ledger.
+    if ctx.identity.is_none() {
+        return;
+    }
+    app.ledger.record(record);
+}
+
+/// Ends the request's server span with the GenAI attributes; returns the trace id.
+fn end_trace(app: &AppState, t: crate::telemetry::RequestTrace, r: &UsageRecord) -> String {
+    use crate::telemetry::Attr;
+    let snap = app.snapshot.load();
+    let system = snap
+        .config
+        .providers
+        .iter()
+        .find(|p| p.name == r.provider)
+        .and_then(|p| serde_json::to_value(p.kind).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut attrs = vec![
+        Attr::new("gen_ai.request.model", r.requested_model.clone()),
+        Attr::new("tollgate.request_id", r.request_id.clone()),
+    ];
+    if !r.provider.is_empty() {
+        attrs.extend([
+            Attr::new("gen_ai.system", system.clone()),
+            Attr::new("gen_ai.provider.name", system),
+            Attr::new("gen_ai.response.model", r.upstream_model.clone()),
+            Attr::new("gen_ai.usage.input_tokens", r.prompt_tokens),
+            Attr::new("gen_ai.usage.output_tokens", r.completion_tokens),
+            Attr::new("tollgate.provider", r.provider.clone()),
+            Attr::new("tollgate.cost", r.cost),
+        ]);
+    }
+    if !r.principal.is_empty() {
+        attrs.push(Attr::new("tollgate.auth_method", r.auth_method.clone()));
+    }
+    t.set(attrs);
+    if !r.requested_model.is_empty() {
+        let op = match r.endpoint.as_str() {
+            "completions" => "text_completion",
+            "embeddings" => "embeddings",
+            _ => "chat",
+        };
+        t.rename(format!("{op} {}", r.requested_model));
+    }
+    let id = t.trace_id();
+    t.end(r.status, &r.error);
+    id
 }
 
 fn status_label(status: u16) -> &'static str {

@@ -123,6 +123,14 @@ pub async fn run(
             );
             // The last possible try takes the body; earlier ones copy it.
             let last = ti + 1 == n && attempt + 1 == tries;
+            let (span, traceparent) = match &ctx.trace {
+                Some(trace) => {
+                    let target = t.route.resolved.to_str().unwrap_or("");
+                    let (s, h) = trace.attempt(target, &t.route.upstream_model);
+                    (Some(s), h)
+                }
+                None => (None, None),
+            };
             let call = ProviderCall {
                 endpoint: ctx.endpoint,
                 body: if last {
@@ -132,7 +140,9 @@ pub async fn run(
                 },
                 stream,
                 client_headers: headers,
+                traceparent,
             };
+            let started = std::time::Instant::now();
             let result = match tokio::time::timeout_at(deadline, t.route.provider.call(call)).await
             {
                 Ok(Ok(resp)) => first_chunk(resp, deadline, &t.route.provider_name).await,
@@ -143,8 +153,15 @@ pub async fn run(
                 }),
             };
             let target_label = t.route.resolved.to_str().unwrap_or("").to_string();
+            upstream_duration(&t.route, &target_label, &result, started.elapsed());
             let e = match result {
                 Ok(response) => {
+                    if let Some(s) = span {
+                        s.set(vec![crate::telemetry::Attr::new(
+                            "http.response.status_code",
+                            i64::from(response.status),
+                        )]);
+                    }
                     ctx.attempts.push(Attempt {
                         target: target_label.clone(),
                         status: response.status,
@@ -160,6 +177,9 @@ pub async fn run(
                 }
                 Err(e) => e,
             };
+            if let Some(s) = span {
+                s.fail(e.label(), upstream_status(&e));
+            }
             ctx.attempts.push(Attempt {
                 target: target_label.clone(),
                 status: upstream_status(&e).unwrap_or(0),
@@ -240,6 +260,23 @@ async fn first_chunk(
         status,
         body: ProviderBody::Stream(stream::once(async move { Ok(first) }).chain(s).boxed()),
     })
+}
+
+/// `tollgate_upstream_duration_seconds`: one try, sent to response headers
+/// (streams: to the first chunk), by provider, target and outcome.
+fn upstream_duration(
+    route: &ModelRoute,
+    target: &str,
+    result: &Result<ProviderResponse, ProviderError>,
+    took: Duration,
+) {
+    let status = match result {
+        Ok(r) => r.status.to_string(),
+        Err(e) => upstream_status(e).map_or_else(|| e.label().to_string(), |s| s.to_string()),
+    };
+    metrics::histogram!("tollgate_upstream_duration_seconds",
+        "provider" => route.provider_name.clone(), "target" => target.to_string(), "status" => status)
+    .record(took.as_secs_f64());
 }
 
 fn record_attempt(plan: &Plan, t: &PlanTarget, target: &str, outcome: &'static str) {

@@ -59,6 +59,12 @@ pub struct RequestCtx {
     pub admission: Option<crate::limits::Admission>,
     /// Limit decisions as ledger JSON (set when admission rejects).
     pub limit_decisions: String,
+    /// Request headers for the audit log (credentials redacted); empty when it is off.
+    pub audit_headers: Vec<(String, String)>,
+    /// Bodies for the audit log, when payload logging is on for the model.
+    pub payload: Option<crate::audit::Payload>,
+    /// The request's trace (tracing on).
+    pub trace: Option<crate::telemetry::RequestTrace>,
 }
 
 impl RequestCtx {
@@ -84,6 +90,9 @@ impl RequestCtx {
             template: None,
             admission: None,
             limit_decisions: String::new(),
+            audit_headers: Vec::new(),
+            payload: None,
+            trace: None,
         }
     }
 

@@ -79,7 +79,14 @@ pub async fn handle_prompt(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    serve(app, Ingress::OpenAi(Endpoint::Chat), Some(call), headers, body).await
+    serve(
+        app,
+        Ingress::OpenAi(Endpoint::Chat),
+        Some(call),
+        headers,
+        body,
+    )
+    .await
 }
 
 async fn serve(
@@ -90,10 +97,22 @@ async fn serve(
     body: Body,
 ) -> Response {
     let request_id = request_id(&headers);
-    let mut ctx = RequestCtx::new(ingress.endpoint(), request_id);
+    let endpoint = ingress.endpoint();
+    let mut ctx = RequestCtx::new(endpoint, request_id);
     ctx.shape = ingress.shape();
+    if app.audit.enabled() {
+        ctx.audit_headers = crate::audit::loggable_headers(&headers);
+    }
+    if let Some(t) = &app.tracing {
+        ctx.trace = Some(t.start_request(&headers, operation_name(endpoint)));
+    }
     let snap = app.snapshot.load_full();
-    match run(&app, &snap, &mut ctx, &headers, body, ingress, prompt).await {
+    // Every log line inside carries the request id (JSON logs: `span`).
+    let span = tracing::info_span!("request", request_id = %ctx.request_id);
+    let work = run(&app, &snap, &mut ctx, &headers, body, ingress, prompt);
+    let outcome = tracing::Instrument::instrument(work, span.clone()).await;
+    let _entered = span.enter();
+    match outcome {
         Ok(Reply::Streaming(resp)) => resp,
         Ok(Reply::Done(resp)) => {
             after::finish(&app, ctx);
@@ -129,7 +148,12 @@ async fn run(
     //    one `Principal`; verification uses cached keys only (an unknown JWT
     //    `kid` may wait ≤ 2 s on one rate-limited JWKS refresh).
     let store_keys = app.store_keys.load_full();
-    let identity = auth::authenticate(headers, &snap.credentials(&store_keys)).await?;
+    let span = ctx.trace.as_ref().map(|t| t.child("tollgate.auth"));
+    let identity = auth::authenticate(headers, &snap.credentials(&store_keys)).await;
+    if let (Some(s), Err(e)) = (span, &identity) {
+        s.fail(e.label(), None);
+    }
+    let identity = identity?;
     ctx.identity = Some(identity.clone());
 
     // 2. ingress — body under the size limit, parsed and checked.
@@ -148,6 +172,12 @@ async fn run(
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;
+    if app.audit.wants_payload(&parsed.model) {
+        ctx.payload = Some(crate::audit::Payload {
+            request: bytes.clone(),
+            response: None,
+        });
+    }
 
     // 3. resolve — model name → a plain model or a virtual model.
     let resolved = snap
@@ -236,6 +266,10 @@ async fn run(
     let guards = snap.guards.applicable(&parsed.model, &identity.principal);
     let mut masker = Masker::default();
     if !guards.is_empty() {
+        let _span = ctx
+            .trace
+            .as_ref()
+            .map(|t| t.child("tollgate.guardrails.input"));
         guard::check_input(
             &guards,
             &parsed.model,
@@ -320,15 +354,25 @@ async fn run(
         ProviderBody::Full(body_bytes) => {
             ctx.mark_first_token();
             ctx.usage = usage_of(&body_bytes, &route.provider_name, &bytes)?;
-            let body_bytes = respond::guard_output(
-                &guards,
-                &parsed.model,
-                &identity.principal,
-                body_bytes,
-                &mut masker,
-                &mut ctx.verdicts,
-            )
-            .await?;
+            let body_bytes = {
+                let _span = ctx
+                    .trace
+                    .as_ref()
+                    .filter(|_| !guards.is_empty())
+                    .map(|t| t.child("tollgate.guardrails.output"));
+                respond::guard_output(
+                    &guards,
+                    &parsed.model,
+                    &identity.principal,
+                    body_bytes,
+                    &mut masker,
+                    &mut ctx.verdicts,
+                )
+                .await?
+            };
+            if let Some(p) = ctx.payload.as_mut() {
+                p.response = Some(body_bytes.clone());
+            }
             if status == StatusCode::OK {
                 let meta = respond::cache_meta(&route, ctx.usage);
                 app.cache.store(&mut ctx.cache, meta, body_bytes.clone());
@@ -390,6 +434,16 @@ fn usage_of(bytes: &[u8], provider: &str, request: &[u8]) -> Result<Usage, ApiEr
         completion: tokens::completion_tokens(&response),
         estimated: true,
     })
+}
+
+/// `gen_ai.operation.name` of an endpoint.
+fn operation_name(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Chat => "chat",
+        Endpoint::Completions => "text_completion",
+        Endpoint::Embeddings => "embeddings",
+        Endpoint::Invocations => "invocations",
+    }
 }
 
 /// The id the edge middleware (`api::openai::request_id`) put on the request.

@@ -65,7 +65,13 @@ impl AzureOpenAiProvider {
         let url = self.url(deployment, call.endpoint)?;
         let body = self.http.encode(&call.body)?;
         self.http
-            .post_json(url, body, call.stream, call.client_headers)
+            .post_json(
+                url,
+                body,
+                call.stream,
+                call.client_headers,
+                call.traceparent.as_ref(),
+            )
             .await
     }
 }

@@ -70,7 +70,13 @@ impl DatabricksProvider {
         let bytes = self.http.encode(&body)?;
         let mut resp = self
             .http
-            .post_json(url, bytes, stream, call.client_headers)
+            .post_json(
+                url,
+                bytes,
+                stream,
+                call.client_headers,
+                call.traceparent.as_ref(),
+            )
             .await?;
         if let ProviderBody::Stream(s) = resp.body {
             resp.body = ProviderBody::Stream(ensure_done(s));

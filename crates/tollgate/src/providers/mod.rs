@@ -13,8 +13,8 @@ mod error;
 mod gemini;
 mod mock;
 mod openai;
-pub(crate) mod transport;
 mod translated;
+pub(crate) mod transport;
 
 pub use error::ProviderError;
 
@@ -36,6 +36,8 @@ pub struct ProviderCall<'a> {
     pub stream: bool,
     /// The caller's headers; a provider forwards only what its config allows.
     pub client_headers: &'a HeaderMap,
+    /// W3C trace context of this try (tracing on): sent upstream as `traceparent`.
+    pub traceparent: Option<http::HeaderValue>,
 }
 
 pub enum ProviderBody {

@@ -41,7 +41,13 @@ impl OpenAiProvider {
         };
         let body = self.http.encode(&call.body)?;
         self.http
-            .post_json(url.clone(), body, call.stream, call.client_headers)
+            .post_json(
+                url.clone(),
+                body,
+                call.stream,
+                call.client_headers,
+                call.traceparent.as_ref(),
+            )
             .await
     }
 }

@@ -55,6 +55,7 @@ impl HttpUpstream {
         body: Vec<u8>,
         stream: bool,
         client_headers: &HeaderMap,
+        traceparent: Option<&HeaderValue>,
     ) -> Result<ProviderResponse, ProviderError> {
         let mut req = self
             .client
@@ -87,6 +88,10 @@ impl HttpUpstream {
         }
         if stream {
             req = req.header(http::header::ACCEPT, "text/event-stream");
+        }
+        // W3C trace context of this attempt (tracing on).
+        if let Some(tp) = traceparent {
+            req = req.header("traceparent", tp);
         }
         let resp = tokio::time::timeout(self.first_byte, req.send())
             .await

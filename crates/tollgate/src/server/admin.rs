@@ -1,5 +1,5 @@
-//! The admin listener: liveness, readiness and Prometheus metrics, on its
-//! own port so the data plane never exposes them.
+//! The admin listener: liveness, readiness, Prometheus metrics and the
+//! usage API, on its own port so the data plane never exposes them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/admin/v1/usage", get(super::usage_api::usage))
         .with_state(app)
 }
 

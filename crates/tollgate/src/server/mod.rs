@@ -7,6 +7,7 @@
 
 mod admin;
 mod reload;
+mod usage_api;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,11 @@ pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub store_keys: ArcSwap<KeyIndex>,
     pub ledger: LedgerHandle,
+    pub audit: crate::audit::AuditHandle,
+    /// OpenTelemetry (tracing on).
+    pub tracing: Option<crate::telemetry::Tracing>,
+    /// For the admin usage API (background use only, never the request path).
+    pub store: Store,
     pub prometheus: Option<PrometheusHandle>,
     pub ready: AtomicBool,
     pub config_path: PathBuf,
@@ -97,10 +103,28 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         let restored = crate::limits::restore(&limits.local, limits, &charges);
         tracing::info!(restored, "budget counters rebuilt from the usage ledger");
     }
-    let ledger = cfg
-        .ledger
-        .enabled
-        .then(|| Ledger::start(store.clone(), &cfg.ledger));
+    let ledger = match cfg.ledger.enabled {
+        true => {
+            let spool = cfg.ledger.spool_path.as_ref().map_or_else(
+                || crate::ledger::spool::default_path(&cfg.storage.url),
+                PathBuf::from,
+            );
+            Some(Ledger::start(store.clone(), &cfg.ledger, Some(&spool)).await)
+        }
+        false => None,
+    };
+    let audit = match cfg.audit.enabled {
+        true => Some(
+            crate::audit::Audit::start(&cfg.audit)
+                .await
+                .map_err(|e| ServeError::Build(format!("audit.sink {:?}: {e}", cfg.audit.sink)))?,
+        ),
+        false => None,
+    };
+    let telemetry = match cfg.tracing.enabled {
+        true => Some(crate::telemetry::Telemetry::start(&cfg.tracing).map_err(ServeError::Build)?),
+        false => None,
+    };
     let listener = bind(&cfg.server.listen).await?;
     let admin_listener = bind(&cfg.server.admin_listen).await?;
     let addr = listener.local_addr()?;
@@ -113,6 +137,11 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         ledger: ledger
             .as_ref()
             .map_or_else(LedgerHandle::disabled, Ledger::handle),
+        audit: audit
+            .as_ref()
+            .map_or_else(Default::default, crate::audit::Audit::handle),
+        tracing: telemetry.as_ref().map(crate::telemetry::Telemetry::handle),
+        store: store.clone(),
         prometheus: crate::metrics::handle(),
         ready: AtomicBool::new(true),
         config_path: config_path.to_path_buf(),
@@ -122,7 +151,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     // an identity provider that is down does not stop the start.
     reload::initial_jwks(&state).await;
     let (stop, stop_rx) = watch::channel(false);
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(reload::refresh_jwks(state.clone(), stop_rx.clone())),
         tokio::spawn(reload::refresh_store_keys(
             state.clone(),
@@ -131,6 +160,13 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         )),
         tokio::spawn(reload::watch_config(state.clone(), stop_rx.clone())),
     ];
+    if let Some(retention) = cfg.ledger.retention {
+        background.push(tokio::spawn(crate::ledger::run_retention(
+            store.clone(),
+            retention,
+            stop_rx.clone(),
+        )));
+    }
     tracing::info!(%addr, %admin_addr, models = state.snapshot.load().models.len(),
         "tollgate listening");
     let task = tokio::spawn(run(
@@ -138,7 +174,11 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         listener,
         admin_listener,
         stop_rx,
-        ledger,
+        Recorders {
+            ledger,
+            audit,
+            telemetry,
+        },
         store,
         background,
     ));
@@ -164,12 +204,19 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// The background writers flushed at shutdown, in this order.
+struct Recorders {
+    ledger: Option<Ledger>,
+    audit: Option<crate::audit::Audit>,
+    telemetry: Option<crate::telemetry::Telemetry>,
+}
+
 async fn run(
     state: Arc<AppState>,
     listener: TcpListener,
     admin_listener: TcpListener,
     stop_rx: watch::Receiver<bool>,
-    ledger: Option<Ledger>,
+    recorders: Recorders,
     store: Store,
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
@@ -207,11 +254,22 @@ async fn run(
     if let Ok(Err(e)) = admin_task.await {
         tracing::error!(error = %e, "admin server error");
     }
+    let Recorders {
+        ledger,
+        audit,
+        telemetry,
+    } = recorders;
     if let Some(ledger) = ledger {
         // Let aborted streams run their accounting before the last flush.
         tokio::task::yield_now().await;
         ledger.close().await;
         tracing::info!("usage ledger flushed");
+    }
+    if let Some(audit) = audit {
+        audit.close().await;
+    }
+    if let Some(t) = telemetry {
+        t.shutdown().await;
     }
     store.close().await;
     Ok(())

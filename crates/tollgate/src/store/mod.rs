@@ -1,13 +1,21 @@
 //! The state store: API keys managed with `tollgate keys` and the usage
-//! ledger's table. SQLite by default (file from `storage.url`, WAL mode).
+//! ledger's table. SQLite by default (file from `storage.url`, WAL mode) or
+//! PostgreSQL (`postgres://…`, for several gateway nodes), behind one sqlx
+//! `Any` pool: one set of SQL, `?` placeholders numbered for both.
 //! Only background tasks and CLI commands call it, never the request path.
 
+mod schema;
+mod usage;
+
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
+
+pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 
 use crate::config::PrincipalKind;
 use crate::ledger::UsageRecord;
@@ -22,7 +30,28 @@ pub enum StoreError {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::Invalid(
+                "storage.url must start with sqlite: or postgres://".into(),
+            ))
+        }
+    }
 }
 
 /// A key as stored: the hash only, never the key.
@@ -62,58 +91,65 @@ pub struct Rotated {
     pub old_expires_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    Principal,
-    Model,
+/// Rows per SQLite INSERT (24 columns: under SQLite's 32,766 variables).
+const SQLITE_ROWS_PER_INSERT: usize = 32;
+/// Rows per PostgreSQL INSERT (24 columns: well under the 65,535 bind limit).
+const PG_ROWS_PER_INSERT: usize = 256;
+
+/// The usage columns written, in `bind_usage`'s order.
+const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
+     endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
+     completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
+     guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits";
+const USAGE_COLUMN_COUNT: usize = 29;
+
+fn insert_usage_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; USAGE_COLUMN_COUNT].join(", "));
+    let values = vec![row; rows].join(", ");
+    schema::numbered(&format!(
+        "INSERT INTO usage ({USAGE_COLUMNS}) VALUES {values} ON CONFLICT (record_id) DO NOTHING"
+    ))
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct UsageTotal {
-    pub key: String,
-    pub requests: i64,
-    pub errors: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cost: f64,
+fn bind_usage<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    r: &'q UsageRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(r.ts_ms)
+        .bind(&r.request_id)
+        .bind(&r.principal)
+        .bind(&r.key_id)
+        .bind(&r.tenant)
+        .bind(&r.auth_method)
+        .bind(&r.issuer)
+        .bind(&r.endpoint)
+        .bind(&r.requested_model)
+        .bind(&r.provider)
+        .bind(&r.upstream_model)
+        .bind(i64::from(r.stream))
+        .bind(r.prompt_tokens)
+        .bind(r.completion_tokens)
+        .bind(i64::from(r.tokens_estimated))
+        .bind(r.cost)
+        .bind(i64::from(r.status))
+        .bind(&r.error)
+        .bind(r.latency_ms)
+        .bind(r.ttft_ms)
+        .bind(&r.attempts)
+        .bind(&r.guardrails)
+        .bind(&r.record_id)
+        .bind(&r.groups)
+        .bind(&r.cache)
+        .bind(r.cost_saved)
+        .bind(&r.template)
+        .bind(r.template_version)
+        .bind(&r.limits)
 }
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS api_keys (
-        id TEXT PRIMARY KEY,
-        hash TEXT NOT NULL UNIQUE,
-        principal TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        groups_json TEXT NOT NULL,
-        models_json TEXT NOT NULL,
-        created_ms INTEGER NOT NULL,
-        revoked_ms INTEGER
-    )",
-    "CREATE TABLE IF NOT EXISTS usage (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts_ms INTEGER NOT NULL,
-        request_id TEXT NOT NULL,
-        principal TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        requested_model TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        upstream_model TEXT NOT NULL,
-        stream INTEGER NOT NULL,
-        prompt_tokens INTEGER NOT NULL,
-        completion_tokens INTEGER NOT NULL,
-        tokens_estimated INTEGER NOT NULL,
-        cost REAL NOT NULL,
-        status INTEGER NOT NULL,
-        error TEXT NOT NULL,
-        latency_ms REAL NOT NULL,
-        ttft_ms REAL
-    )",
-    "CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ms)",
-];
-
-/// Columns added after the first release: (table, column, definition).
-/// Existing databases get them with `ALTER TABLE … ADD COLUMN`.
+/// Columns added after the first release: (table, column, definition in
+/// SQLite terms; PostgreSQL gets BIGINT for INTEGER, DOUBLE PRECISION for
+/// REAL). Existing databases get them with `ALTER TABLE … ADD COLUMN` after
+/// the versioned migrations (`schema.rs`) ran.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("api_keys", "tenant", "TEXT"),
     ("api_keys", "expires_ms", "INTEGER"),
@@ -127,6 +163,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "template", "TEXT NOT NULL DEFAULT ''"),
     ("usage", "template_version", "INTEGER"),
     ("usage", "limits", "TEXT NOT NULL DEFAULT '[]'"),
+    ("usage", "groups_json", "TEXT NOT NULL DEFAULT '[]'"),
 ];
 
 pub fn now_ms() -> i64 {
@@ -138,96 +175,89 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Opens (creating when missing) and migrates the store at `url`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        // An in-memory database exists per connection: keep exactly one.
-        let max = if url.contains(":memory:") { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .connect_with(opts)
-            .await?;
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&pool).await?;
-        }
-        for (table, column, def) in ADDED_COLUMNS {
-            let rows = sqlx::query(&format!("PRAGMA table_info({table})"))
-                .fetch_all(&pool)
-                .await?;
-            let present = rows
-                .iter()
-                .any(|r| r.try_get::<String, _>(1).is_ok_and(|n| n == *column));
-            if !present {
-                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))
-                    .execute(&pool)
-                    .await?;
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
+        // Unreachable store: fail fast, the ledger spools meanwhile.
+        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(3));
+        match backend {
+            Backend::Sqlite => {
+                let memory = url.contains(":memory:");
+                if !memory {
+                    // Create the file and switch it to WAL (persistent) once.
+                    let conn = SqliteConnectOptions::from_str(url)?
+                        .create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .connect()
+                        .await?;
+                    conn.close().await?;
+                }
+                // An in-memory database exists per connection: keep exactly one, forever.
+                opts = opts
+                    .max_connections(if memory { 1 } else { 4 })
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000")
+                                .await?;
+                            Ok(())
+                        })
+                    });
             }
+            Backend::Postgres => opts = opts.max_connections(8),
         }
-        Ok(Self { pool })
+        let pool = opts.connect(url).await?;
+        let mut conn = pool.acquire().await?;
+        schema::migrate(&mut conn, backend).await?;
+        drop(conn);
+        Ok(Self { pool, backend })
     }
 
-    /// Writes a batch in one transaction with one cached single-row
-    /// statement. (A multi-row INSERT is re-prepared for every batch size
-    /// and holds the SQLite thread for one long step; single rows keep each
-    /// step short, which matters when the writer shares a core with the
-    /// request path.)
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// `sql` with its `?` placeholders in the numbered form both backends take.
+    fn sql(sql: &str) -> String {
+        schema::numbered(sql)
+    }
+
+    /// Writes a batch in one transaction, idempotently (a record already
+    /// stored, by `record_id`, is skipped), in multi-row statements of a
+    /// fixed size (cached; the last chunk of a batch may be shorter). SQLite:
+    /// `SQLITE_ROWS_PER_INSERT` rows, small enough that each step stays short
+    /// when the writer shares a core with the request path. PostgreSQL:
+    /// `PG_ROWS_PER_INSERT` rows per round trip.
     pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            sqlx::query(
-                "INSERT INTO usage (ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
-                 endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
-                 completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
-                 guardrails, cache, cost_saved, template, template_version, limits) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(r.ts_ms)
-            .bind(&r.request_id)
-            .bind(&r.principal)
-            .bind(&r.key_id)
-            .bind(&r.tenant)
-            .bind(&r.auth_method)
-            .bind(&r.issuer)
-            .bind(&r.endpoint)
-            .bind(&r.requested_model)
-            .bind(&r.provider)
-            .bind(&r.upstream_model)
-            .bind(r.stream)
-            .bind(r.prompt_tokens)
-            .bind(r.completion_tokens)
-            .bind(r.tokens_estimated)
-            .bind(r.cost)
-            .bind(i64::from(r.status))
-            .bind(&r.error)
-            .bind(r.latency_ms)
-            .bind(r.ttft_ms)
-            .bind(&r.attempts)
-            .bind(&r.guardrails)
-            .bind(&r.cache)
-            .bind(r.cost_saved)
-            .bind(&r.template)
-            .bind(r.template_version)
-            .bind(&r.limits)
-            .execute(&mut *tx)
-            .await?;
+        let rows_per_insert = match self.backend {
+            Backend::Sqlite => SQLITE_ROWS_PER_INSERT,
+            Backend::Postgres => PG_ROWS_PER_INSERT,
+        };
+        for chunk in records.chunks(rows_per_insert) {
+            let sql = insert_usage_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = bind_usage(q, r);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn usage_since(&self, since_ms: i64) -> Result<Vec<UsageRecord>, StoreError> {
-        let rows = sqlx::query(
+        let sql = Self::sql(
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
-             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, cache, \
-             cost_saved, template, template_version, limits FROM usage \
-             WHERE ts_ms >= ? ORDER BY seq",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
+             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, \
+             COALESCE(record_id, ''), groups_json, cache, cost_saved, template, template_version, \
+             limits FROM usage WHERE ts_ms >= ? ORDER BY seq",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(UsageRecord {
@@ -239,10 +269,10 @@ impl Store {
                     requested_model: r.try_get(5)?,
                     provider: r.try_get(6)?,
                     upstream_model: r.try_get(7)?,
-                    stream: r.try_get(8)?,
+                    stream: r.try_get::<i64, _>(8)? != 0,
                     prompt_tokens: r.try_get(9)?,
                     completion_tokens: r.try_get(10)?,
-                    tokens_estimated: r.try_get(11)?,
+                    tokens_estimated: r.try_get::<i64, _>(11)? != 0,
                     cost: r.try_get(12)?,
                     status: u16::try_from(r.try_get::<i64, _>(13)?).unwrap_or(0),
                     error: r.try_get(14)?,
@@ -253,11 +283,13 @@ impl Store {
                     auth_method: r.try_get(19)?,
                     issuer: r.try_get(20)?,
                     guardrails: r.try_get(21)?,
-                    cache: r.try_get(22)?,
-                    cost_saved: r.try_get(23)?,
-                    template: r.try_get(24)?,
-                    template_version: r.try_get(25)?,
-                    limits: r.try_get(26)?,
+                    record_id: r.try_get(22)?,
+                    groups: r.try_get(23)?,
+                    cache: r.try_get(24)?,
+                    cost_saved: r.try_get(25)?,
+                    template: r.try_get(26)?,
+                    template_version: r.try_get(27)?,
+                    limits: r.try_get(28)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -270,49 +302,26 @@ impl Store {
         &self,
         since_ms: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query(
+        let sql = Self::sql(
             "SELECT ts_ms, limits FROM usage WHERE ts_ms >= ? AND limits != '[]' AND limits != ''",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
-    pub async fn usage_totals(
-        &self,
-        since_ms: i64,
-        by: GroupBy,
-    ) -> Result<Vec<UsageTotal>, StoreError> {
-        let column = match by {
-            GroupBy::Principal => "principal",
-            GroupBy::Model => "requested_model",
-        };
-        let sql = format!(
-            "SELECT {column}, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), \
-             SUM(prompt_tokens), SUM(completion_tokens), SUM(cost) FROM usage WHERE ts_ms >= ? \
-             GROUP BY {column} ORDER BY {column}"
         );
         let rows = sqlx::query(&sql)
             .bind(since_ms)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok(UsageTotal {
-                    key: r.try_get(0)?,
-                    requests: r.try_get(1)?,
-                    errors: r.try_get(2)?,
-                    prompt_tokens: r.try_get(3)?,
-                    completion_tokens: r.try_get(4)?,
-                    cost: r.try_get(5)?,
-                })
-            })
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    /// Deletes usage older than `before_ms` (the retention setting); returns how many.
+    pub async fn delete_usage_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(&Self::sql("DELETE FROM usage WHERE ts_ms < ?"))
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn create_key(
@@ -354,9 +363,9 @@ impl Store {
         new_expires_ms: Option<i64>,
     ) -> Result<Rotated, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&Self::sql(&format!(
             "{KEY_COLUMNS} WHERE id = ? AND revoked_ms IS NULL"
-        ))
+        )))
         .bind(old_id)
         .fetch_optional(&mut *tx)
         .await?
@@ -394,11 +403,13 @@ impl Store {
         let old_expires = old
             .expires_ms
             .map_or(now + overlap_ms, |e| e.min(now + overlap_ms));
-        sqlx::query("UPDATE api_keys SET expires_ms = ? WHERE id = ?")
-            .bind(old_expires)
-            .bind(old_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&Self::sql(
+            "UPDATE api_keys SET expires_ms = ? WHERE id = ?",
+        ))
+        .bind(old_expires)
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Rotated {
             new_id,
@@ -408,12 +419,13 @@ impl Store {
 
     /// Marks a key revoked; false when no active key has that id.
     pub async fn revoke_key(&self, id: &str) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL")
-                .bind(now_ms())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(&Self::sql(
+            "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+        ))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -433,7 +445,7 @@ const KEY_COLUMNS: &str =
     "SELECT id, hash, principal, kind, groups_json, models_json, created_ms, \
      revoked_ms, tenant, expires_ms FROM api_keys";
 
-fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredKey, StoreError> {
+fn key_from_row(r: &AnyRow) -> Result<StoredKey, StoreError> {
     let groups: String = r.try_get(4)?;
     let models: String = r.try_get(5)?;
     Ok(StoredKey {
@@ -450,13 +462,13 @@ fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredKey, StoreError> {
     })
 }
 
-async fn insert_key(conn: &mut sqlx::SqliteConnection, key: &NewKey) -> Result<(), StoreError> {
+async fn insert_key(conn: &mut AnyConnection, key: &NewKey) -> Result<(), StoreError> {
     let json =
         |v: &[String]| serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()));
-    sqlx::query(
+    sqlx::query(&schema::numbered(
         "INSERT INTO api_keys (id, hash, principal, kind, groups_json, models_json, created_ms, \
          tenant, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
+    ))
     .bind(&key.id)
     .bind(&key.hash)
     .bind(&key.principal)
@@ -490,6 +502,7 @@ pub fn next_version_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::sqlite::SqlitePoolOptions;
 
     #[test]
     fn version_ids() {

@@ -12,6 +12,7 @@ use tollgate::server::Running;
 use tollgate::store::Store;
 
 pub mod jwt;
+pub mod pg;
 
 pub const KEY: &str = "tg-test-key-full";
 pub const KEY_LIMITED: &str = "tg-test-key-limited";

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Cost of observability: the same gateway binary and config twice, once with
+# the usage ledger (SQLite), audit log (file), Prometheus metrics and 10%
+# trace sampling (OTLP/HTTP to a local receiver) on, once with ledger, audit
+# and tracing off (the metrics recorder is always installed). Gateway on core
+# 0, mock upstream + oha + receiver on core 1; ROUNDS interleaved saturation
+# runs of each, medians compared. Prints a Markdown section;
+# `bench/observability.sh >> bench/LEDGER.md` records it.
+#
+# Env: DURATION (default 5s per run), CONNS (default 64), ROUNDS (default 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-3}
+GW_CORE=${GW_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+
+command -v oha >/dev/null || cargo install oha --locked
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
+cargo build --release -q
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_addr() { # file pattern -> addr
+  for _ in $(seq 1 100); do
+    addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
+    [ -n "$addr" ] && { echo "$addr"; return; }
+    sleep 0.1
+  done
+  echo "no $2 in $1" >&2; cat "$1" >&2; exit 1
+}
+
+RUST_LOG=warn,tollgate=info taskset -c "$LOAD_CORE" "$BIN" mock-upstream --listen 127.0.0.1:0 --require-key upstream-key 2>"$WORK/mock.log" &
+PIDS+=($!)
+MOCK=$(wait_addr "$WORK/mock.log" addr)
+
+# A minimal OTLP/HTTP receiver: accepts and counts export requests.
+cat >"$WORK/otlp.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    n = 0
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        H.n += 1
+        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0"); self.end_headers()
+    def do_GET(self):
+        body = str(H.n).encode(); self.send_response(200)
+        self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+PY
+taskset -c "$LOAD_CORE" python3 -u "$WORK/otlp.py" >"$WORK/otlp.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do OTLP_PORT=$(grep -o 'port [0-9]*' "$WORK/otlp.log" | cut -d' ' -f2 || true); [ -n "$OTLP_PORT" ] && break; sleep 0.1; done
+
+KEY=tg-bench-key
+HASH=$(printf %s "$KEY" | "$BIN" keys hash)
+
+config() { # name on|off
+  local on=$([ "$2" = on ] && echo true || echo false)
+  cat <<YAML
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  watch_config: false
+storage:
+  url: sqlite://$WORK/$1.db
+ledger:
+  enabled: $on
+audit:
+  enabled: $on
+  sink: $WORK/$1.audit.jsonl
+tracing:
+  enabled: $on
+  endpoint: http://127.0.0.1:$OTLP_PORT/v1/traces
+  protocol: http_protobuf
+  sample_ratio: 0.1
+providers:
+  - name: up
+    kind: openai
+    base_url: http://$MOCK/v1
+    api_key: upstream-key
+models:
+  - name: bench-chat
+    provider: up
+    upstream_model: mock-chat
+    price: { input_per_mtok: 1.0, output_per_mtok: 2.0 }
+keys:
+  - id: bench
+    hash: $HASH
+    principal: bench
+    groups: [eng]
+    models: ["*"]
+YAML
+}
+
+start_gw() { # name on|off -> "addr admin"
+  config "$1" "$2" >"$WORK/$1.yaml"
+  RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "$BIN" serve --config "$WORK/$1.yaml" 2>"$WORK/$1.log" >/dev/null &
+  PIDS+=($!)
+  echo "$(wait_addr "$WORK/$1.log" " addr") $(wait_addr "$WORK/$1.log" admin_addr)"
+}
+read -r OFF OFF_ADMIN < <(start_gw off off)
+read -r ON ON_ADMIN < <(start_gw on on)
+
+printf '{"model":"bench-chat","messages":[{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":16}' >"$WORK/gw.json"
+rps() { # addr duration
+  local out=$WORK/$RANDOM.json
+  taskset -c "$LOAD_CORE" oha --no-tui --output-format json -m POST -H "content-type: application/json" \
+    -H "authorization: Bearer $KEY" -D "$WORK/gw.json" -z "$2" -c "$CONNS" "http://$1/v1/chat/completions" >"$out"
+  ok=$(jq -r '.statusCodeDistribution["200"] // 0' "$out"); total=$(jq -r '[.statusCodeDistribution[]] | add // 0' "$out")
+  [ "$ok" = "$total" ] || { echo "non-200 responses: $(jq -c .statusCodeDistribution "$out")" >&2; exit 1; }
+  jq -r .summary.requestsPerSec "$out"
+}
+rps "$OFF" 2s >/dev/null; rps "$ON" 2s >/dev/null
+off=(); on=()
+for _ in $(seq 1 "$ROUNDS"); do
+  off+=("$(rps "$OFF" "$DURATION")"); on+=("$(rps "$ON" "$DURATION")")
+done
+sleep 1.5
+metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
+WRITTEN=$(metric "$ON_ADMIN" tollgate_ledger_written_total)
+DROPPED=$(metric "$ON_ADMIN" tollgate_ledger_dropped_total)
+AUDIT_LINES=$(wc -l <"$WORK/on.audit.jsonl")
+EXPORTS=$(curl -s "http://127.0.0.1:$OTLP_PORT/")
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mo=$(med "${off[@]}"); mn=$(med "${on[@]}")
+fmt() { for v in "$@"; do printf '%.0f ' "$v"; done; }
+cat <<MD
+
+## $(date -u +%Y-%m-%dT%H:%MZ) — observability overhead ($(nproc) cores, gateway on core $GW_CORE, mock + oha + OTLP receiver on core $LOAD_CORE)
+
+Command: \`bench/observability.sh\` (DURATION=$DURATION, CONNS=$CONNS, ROUNDS=$ROUNDS interleaved); small non-streaming chat, API key auth.
+
+| gateway | saturation requests/s per round | median |
+| --- | --- | --- |
+| ledger, audit, tracing off (metrics on) | $(fmt "${off[@]}")| $(printf %.0f "$mo") |
+| ledger (SQLite) + audit log (file) + metrics + 10% trace sampling (OTLP/HTTP) | $(fmt "${on[@]}")| $(printf %.0f "$mn") |
+
+All on / all off = **$(awk "BEGIN {printf \"%.3f\", $mn/$mo}")** (target ≥ 0.90). All-on gateway: $WRITTEN ledger records written, $DROPPED dropped, $AUDIT_LINES audit lines, $EXPORTS OTLP export requests received.
+MD

@@ -1,0 +1,109 @@
+//! The audit log: one JSON line per request (authenticated or not) — who,
+//! what, which target, status, latency, tokens, cost, guardrail verdicts,
+//! auth method, request headers (credentials redacted) — written by a
+//! background task to stdout or a file. The request path only `try_send`s;
+//! a full queue drops the record and counts it.
+//!
+//! Payloads are off by default. For models listed in
+//! `audit.payload_models` the request and (non-streamed) response bodies
+//! are added, after every string in them went through the guardrail
+//! detectors (all built-ins) and each finding was replaced by a typed
+//! placeholder. Redaction runs in the writer task, off the request path.
+
+mod writer;
+
+use bytes::Bytes;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use http::HeaderMap;
+use tokio::sync::mpsc;
+
+use crate::config::AuditConfig;
+use crate::ledger::UsageRecord;
+
+pub use writer::{redact_payload, Audit};
+
+/// Request and response bodies captured for payload logging (raw: redacted
+/// by the writer).
+#[derive(Debug, Clone, Default)]
+pub struct Payload {
+    pub request: Bytes,
+    pub response: Option<Bytes>,
+}
+
+/// What the request path hands over.
+#[derive(Debug)]
+pub struct AuditEntry {
+    pub usage: UsageRecord,
+    pub principal_kind: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub trace_id: Option<String>,
+    pub payload: Option<Payload>,
+}
+
+/// The sending side, kept in the app state.
+#[derive(Clone, Default)]
+pub struct AuditHandle {
+    tx: Option<mpsc::Sender<AuditEntry>>,
+    payload_models: Option<GlobSet>,
+}
+
+/// Header names whose values are never logged.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+];
+
+impl AuditHandle {
+    fn new(tx: mpsc::Sender<AuditEntry>, cfg: &AuditConfig) -> Self {
+        let mut b = GlobSetBuilder::new();
+        for g in &cfg.payload_models {
+            if let Ok(g) = Glob::new(g) {
+                b.add(g);
+            }
+        }
+        Self {
+            tx: Some(tx),
+            payload_models: b.build().ok().filter(|s| !s.is_empty()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Whether bodies of calls to `model` are logged.
+    pub fn wants_payload(&self, model: &str) -> bool {
+        self.payload_models
+            .as_ref()
+            .is_some_and(|s| s.is_match(model))
+    }
+
+    pub fn record(&self, entry: AuditEntry) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(entry).is_err() {
+            metrics::counter!("tollgate_audit_dropped_total").increment(1);
+        }
+    }
+}
+
+/// The request headers as logged: credentials' values replaced.
+pub fn loggable_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let name = k.as_str();
+            let secret =
+                SECRET_HEADERS.contains(&name) || name.contains("token") || name.contains("secret");
+            let value = if secret {
+                "[REDACTED]".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (name.to_string(), value)
+        })
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! `GET /admin/v1/usage` on the admin listener: usage and cost grouped by
+//! principal, group, tenant, model, served target, provider or day, as JSON
+//! or CSV. The caller authenticates like any client (API key or OIDC token)
+//! and must hold the policy's admin grant (`policy.rules[].admin`).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::config::Expiry;
+use crate::store::{now_ms, UsageGroupBy, UsageQuery};
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    group_by: Option<String>,
+    /// RFC 3339 or Unix seconds; default 24 hours ago.
+    from: Option<String>,
+    /// RFC 3339 or Unix seconds, exclusive; default now.
+    to: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+fn problem(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"type": kind, "message": message}})),
+    )
+        .into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    problem(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+}
+
+/// Who may read usage: an authenticated principal with the admin grant.
+/// Returns the refusal, if any.
+async fn refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let snap = app.snapshot.load_full();
+    let store_keys = app.store_keys.load_full();
+    let identity = match crate::auth::authenticate(headers, &snap.credentials(&store_keys)).await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::info!(reason = e.label(), "admin API: authentication failed");
+            return Some(problem(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "a valid API key or token is required",
+            ));
+        }
+    };
+    if !snap.policy.is_admin(&identity.principal) {
+        tracing::info!(principal = %identity.principal.subject, "admin API: not an admin");
+        return Some(problem(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "the admin grant is required",
+        ));
+    }
+    None
+}
+
+fn time(name: &str, value: Option<&str>, default: i64) -> Result<i64, String> {
+    match value {
+        None | Some("") => Ok(default),
+        Some(t) => Expiry::parse(t)
+            .map(|e| e.unix_ms)
+            .map_err(|e| format!("{name}: {e}")),
+    }
+}
+
+pub async fn usage(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Some(resp) = refusal(&app, &headers).await {
+        return resp;
+    }
+    let Query(p) = match params {
+        Ok(p) => p,
+        Err(e) => return bad_request(&e.body_text()),
+    };
+    let group_by: UsageGroupBy = match p.group_by.as_deref().unwrap_or("principal").parse() {
+        Ok(g) => g,
+        Err(e) => return bad_request(&e),
+    };
+    let now = now_ms();
+    let (from_ms, to_ms) = match (
+        time("from", p.from.as_deref(), now - DAY_MS),
+        time("to", p.to.as_deref(), now + 1),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return bad_request(&e),
+    };
+    if from_ms >= to_ms {
+        return bad_request("from must be before to");
+    }
+    let csv = match p.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "csv" => true,
+        other => return bad_request(&format!("format {other:?}: expected json or csv")),
+    };
+    let query = UsageQuery {
+        group_by,
+        from_ms,
+        to_ms,
+    };
+    match app.store.usage_report(&query).await {
+        Ok(report) if csv => (
+            [(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.to_csv(),
+        )
+            .into_response(),
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "usage query failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the usage store did not answer",
+            )
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The ledger on both stores with real servers (SQLite file, PostgreSQL
+//! started by the test): the usage API's figures against sums computed from
+//! the responses, and a PostgreSQL outage in the middle of a load.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::pg::Pg;
+use common::*;
+use serde_json::Value;
+use tollgate::store::Store;
+
+/// The standard config on `db`, with alice (KEY) holding the admin grant.
+fn config(mock: &Mock, dead: std::net::SocketAddr, db: &str, extra_ledger: &str) -> String {
+    let base = standard_config(mock, dead, db);
+    let base = base.replace(
+        "ledger:\n  flush_interval: 20ms\n",
+        &format!("ledger:\n  flush_interval: 20ms\n{extra_ledger}"),
+    );
+    format!(
+        "{base}policy:\n  rules:\n    - name: ops\n      principals: [alice]\n      admin: true\n"
+    )
+}
+
+#[derive(Default, Debug, PartialEq)]
+struct Expect {
+    requests: i64,
+    errors: i64,
+    input: i64,
+    output: i64,
+    cost: f64,
+}
+
+async fn usage_api_matches(db: Option<String>) {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let mut gw =
+        start_gateway_with(|sqlite| config(&mock, dead, db.as_deref().unwrap_or(sqlite), "")).await;
+    // (key, principal, model, price in, price out)
+    let plan = [
+        (KEY, "alice", "chat-local", 1.0, 2.0),
+        (KEY, "alice", "chat-up", 10.0, 20.0),
+        (KEY_LIMITED, "bob", "chat-local", 1.0, 2.0),
+        (KEY, "alice", "chat-dead", 0.0, 0.0),
+        (KEY_LIMITED, "bob", "chat-up", 0.0, 0.0),
+    ];
+    let mut by_principal: BTreeMap<&str, Expect> = BTreeMap::new();
+    let mut by_model: BTreeMap<&str, Expect> = BTreeMap::new();
+    for i in 0..30 {
+        let (key, who, model, pin, pout) = plan[i % plan.len()];
+        let text = "word ".repeat(1 + i % 7);
+        let r = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(key),
+            &chat_body(model, &text),
+        )
+        .await;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let input = body["usage"]["prompt_tokens"].as_i64().unwrap_or(0);
+        let output = body["usage"]["completion_tokens"].as_i64().unwrap_or(0);
+        for e in [
+            by_principal.entry(who).or_default(),
+            by_model.entry(model).or_default(),
+        ] {
+            e.requests += 1;
+            e.errors += i64::from(status >= 400);
+            e.input += input;
+            e.output += output;
+            e.cost += (input as f64 * pin + output as f64 * pout) / 1e6;
+        }
+    }
+    assert!(by_principal["alice"].errors > 0 && by_principal["bob"].errors > 0);
+    // Everything written before asking.
+    let store = Store::open(db.as_deref().unwrap_or(&gw.db_url))
+        .await
+        .unwrap();
+    wait_records(&store, 30).await;
+
+    let get = |q: &str, key: Option<&str>| {
+        let mut req = client().get(gw.admin_url(&format!("/admin/v1/usage?{q}")));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        req.send()
+    };
+    assert_eq!(get("group_by=model", None).await.unwrap().status(), 401);
+    assert_eq!(
+        get("group_by=model", Some(KEY_LIMITED))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        get("group_by=color", Some(KEY)).await.unwrap().status(),
+        400
+    );
+
+    for (group_by, expect) in [("principal", &by_principal), ("model", &by_model)] {
+        let v: Value = get(&format!("group_by={group_by}&from=0"), Some(KEY))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = v["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), expect.len(), "{v}");
+        for row in rows {
+            let e = &expect[row["key"].as_str().unwrap()];
+            let got = Expect {
+                requests: row["requests"].as_i64().unwrap(),
+                errors: row["errors"].as_i64().unwrap(),
+                input: row["input_tokens"].as_i64().unwrap(),
+                output: row["output_tokens"].as_i64().unwrap(),
+                cost: row["cost"].as_f64().unwrap(),
+            };
+            assert!((got.cost - e.cost).abs() < 1e-9, "{got:?} vs {e:?}");
+            assert_eq!(
+                (got.requests, got.errors, got.input, got.output),
+                (e.requests, e.errors, e.input, e.output),
+                "{group_by} {row}"
+            );
+            assert!(
+                row["latency_p50_ms"].as_f64().unwrap() <= row["latency_p99_ms"].as_f64().unwrap()
+            );
+        }
+    }
+    // Groups: alice is in `eng`, bob in none; days: all of it today.
+    let v: Value = get("group_by=group&from=0", Some(KEY))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["", "eng"]);
+    let v: Value = get("group_by=day&from=0", Some(KEY))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"][0]["requests"], 30);
+    // CSV carries the same figures.
+    let csv = get("group_by=principal&from=0&format=csv", Some(KEY))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("key,requests,errors,input_tokens,output_tokens,cost"));
+    let alice: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("alice,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(
+        alice[1].parse::<i64>().unwrap(),
+        by_principal["alice"].requests
+    );
+    assert_eq!(
+        alice[3].parse::<i64>().unwrap(),
+        by_principal["alice"].input
+    );
+    // A window before any request is empty.
+    let v: Value = get("group_by=principal&from=0&to=1", Some(KEY))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn usage_api_figures_equal_the_sums_sqlite() {
+    usage_api_matches(None).await;
+}
+
+#[tokio::test]
+async fn usage_api_figures_equal_the_sums_postgres() {
+    let pg = Pg::start();
+    usage_api_matches(Some(pg.url())).await;
+}
+
+#[tokio::test]
+async fn keys_work_on_postgres() {
+    let pg = Pg::start();
+    let store = Store::open(&pg.url()).await.unwrap();
+    store
+        .create_key(
+            "k1",
+            &hash("tg-pg-key"),
+            "pat",
+            tollgate::config::PrincipalKind::User,
+            &["eng".into()],
+            &["chat-*".into()],
+        )
+        .await
+        .unwrap();
+    let rotated = store
+        .rotate_key("k1", None, &hash("tg-pg-key-2"), 60_000, None)
+        .await
+        .unwrap();
+    assert_eq!(rotated.new_id, "k1-v2");
+    assert!(store.revoke_key("k1").await.unwrap());
+    let keys = store.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0].revoked_ms.is_some() && keys[1].groups == ["eng"]);
+    store.close().await;
+    // Opening again (migrations already applied) is a no-op.
+    Store::open(&pg.url()).await.unwrap().close().await;
+}
+
+#[tokio::test]
+async fn postgres_stopped_mid_load_loses_nothing_and_duplicates_nothing() {
+    let pg = Arc::new(Pg::start());
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let spool = pg.dir().join("ledger.spool.jsonl");
+    let extra = format!("  spool_path: {}\n", spool.display());
+    let mut gw = start_gateway_with(|_| config(&mock, dead, &pg.url(), &extra)).await;
+    let gw_url = gw.url("/v1/chat/completions");
+    let served = Arc::new(AtomicUsize::new(0));
+    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let total = 100_000;
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (served, url, stop) = (served.clone(), gw_url.clone(), stop_load.clone());
+        workers.push(tokio::spawn(async move {
+            let c = client();
+            while !stop.load(Ordering::SeqCst) && served.load(Ordering::SeqCst) < total {
+                let r = c
+                    .post(&url)
+                    .bearer_auth(KEY)
+                    .json(&chat_body("chat-local", "hello"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                served.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    while served.load(Ordering::SeqCst) < 100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
+    let stopped_at = served.load(Ordering::SeqCst);
+    // Serve through the outage, then bring the store back.
+    while served.load(Ordering::SeqCst) < stopped_at + 100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // …and until the writer has noticed and spooled.
+    let mut spooled = false;
+    for _ in 0..300 {
+        if metrics_text(&gw)
+            .await
+            .contains("tollgate_ledger_spooled_total")
+        {
+            spooled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(spooled, "records were spooled during the outage");
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.resume())
+        .await
+        .unwrap();
+    // Keep serving a little after the store is back, then stop the load.
+    let resumed_at = served.load(Ordering::SeqCst);
+    while served.load(Ordering::SeqCst) < resumed_at + 100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop_load.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    gw.stop().await;
+    let n = served.load(Ordering::SeqCst);
+    let store = Store::open(&pg.url()).await.unwrap();
+    let recs = store.usage_since(0).await.unwrap();
+    let ids: std::collections::HashSet<&str> = recs.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(recs.len(), n, "one ledger row per request served");
+    assert_eq!(ids.len(), n, "no duplicates");
+    assert!(std::fs::read_to_string(&spool)
+        .unwrap_or_default()
+        .is_empty());
+}
