@@ -19,7 +19,7 @@ PROMPT = "say something about gateways please"
 EMBED_INPUTS = ["first input text", "second", "a third one"]
 
 # What the tests sent to `chat-up`, checked against the ledger at the end.
-TALLY = {"requests": 0, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0}
+TALLY = {"requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0}
 
 
 def words(text):  # the mock's token = one whitespace-separated word
@@ -29,8 +29,8 @@ def words(text):  # the mock's token = one whitespace-separated word
 def tally(prompt_tokens=0, completion_tokens=0, error=False):
     TALLY["requests"] += 1
     TALLY["errors"] += int(error)
-    TALLY["prompt_tokens"] += prompt_tokens
-    TALLY["completion_tokens"] += completion_tokens
+    TALLY["input_tokens"] += prompt_tokens
+    TALLY["output_tokens"] += completion_tokens
 
 
 CONFIG = """\
@@ -227,7 +227,7 @@ def test_usage_ledger_matches(gw):
         out = subprocess.run(
             [BIN, "usage", "--db", gw["db"], "--by", "model", "--format", "json"],
             capture_output=True, text=True, timeout=TIMEOUT, check=True).stdout
-        rows = {row["key"]: row for row in json.loads(out)}
+        rows = {row["key"]: row for row in json.loads(out)["rows"]}
         row = rows.get("chat-up", {"requests": 0})
         if row["requests"] >= TALLY["requests"] or time.monotonic() > deadline:
             break
@@ -236,6 +236,6 @@ def test_usage_ledger_matches(gw):
     got = {k: row.get(k) for k in TALLY}
     assert got == TALLY, f"ledger {rows}"
     assert rows["secret-model"]["errors"] == rows["secret-model"]["requests"] == 1
-    assert rows["secret-model"]["prompt_tokens"] == 0
+    assert rows["secret-model"]["input_tokens"] == 0
     assert rows["embed-up"]["requests"] == 1
-    assert rows["embed-up"]["prompt_tokens"] == sum(words(i) for i in EMBED_INPUTS)
+    assert rows["embed-up"]["input_tokens"] == sum(words(i) for i in EMBED_INPUTS)
