@@ -16,6 +16,7 @@ DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 RATE=${RATE:-500}
 ROUNDS=${ROUNDS:-3}
+STORE=${STORE:-redis}  # redis | local: where the five limits count
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
@@ -56,11 +57,11 @@ keys:
 limits:
   redis: { url: "redis://127.0.0.1:$REDIS_PORT/", timeout: 100ms }
   rules:
-    - { name: key-rps, match: { keys: [limited] }, per: [key], requests_per_second: 1000000, store: redis }
-    - { name: user-rpm, match: { principals: [limited] }, per: [principal], requests_per_minute: 100000000, store: redis }
-    - { name: team-tpm, match: { groups: [bench] }, per: [group], tokens_per_minute: 100000000000, store: redis }
-    - { name: tenant-inflight, match: { tenants: [acme] }, per: [tenant], concurrent: 100000, store: redis }
-    - { name: model-budget, match: { keys: [limited] }, per: [model], cost_per_day: 1000000000, store: redis }
+    - { name: key-rps, match: { keys: [limited] }, per: [key], requests_per_second: 1000000, store: $STORE }
+    - { name: user-rpm, match: { principals: [limited] }, per: [principal], requests_per_minute: 100000000, store: $STORE }
+    - { name: team-tpm, match: { groups: [bench] }, per: [group], tokens_per_minute: 100000000000, store: $STORE }
+    - { name: tenant-inflight, match: { tenants: [acme] }, per: [tenant], concurrent: 100000, store: $STORE }
+    - { name: model-budget, match: { keys: [limited] }, per: [model], cost_per_day: 1000000000, store: $STORE }
 YAML
 RUST_LOG=warn,tollgate::server=info taskset -c 0 "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
 GW_PID=$!
@@ -96,11 +97,11 @@ KEYS=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tollgate:*' | wc -l)
 ERRS=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_errors_total/ {s+=$2} END {print s+0}')
 cat <<MD
 
-## $(date -u +%Y-%m-%dT%H:%MZ) — limits in Redis mode ($(nproc) cores, gateway on core 0; mock, redis-server, oha on core 1)
+## $(date -u +%Y-%m-%dT%H:%MZ) — five limits, store: $STORE ($(nproc) cores, gateway on core 0; mock, redis-server, oha on core 1)
 
-Command: \`bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE, ROUNDS=$ROUNDS); one gateway process, key \`plain\` (no limit) against key \`limited\` (five Redis limits: requests/s, requests/min, tokens/min, in flight, cost/day), interleaved; medians of $ROUNDS rounds.
+Command: \`STORE=$STORE bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE, ROUNDS=$ROUNDS); one gateway process, key \`plain\` (no limit) against key \`limited\` (five limits in the $STORE store: requests/s, requests/min, tokens/min, in flight, cost/day), interleaved; medians of $ROUNDS rounds.
 
-| measure | no limit | five Redis limits | ratio / added |
+| measure | no limit | five $STORE limits | ratio / added |
 | --- | --- | --- | --- |
 | saturation, requests/s ($CONNS connections) | $(printf %.0f "$mp") | $(printf %.0f "$ml") | $(awk "BEGIN {printf \"%.3f\", $ml/$mp}") |
 | latency p50 at $RATE req/s (ms) | $(printf %.3f "$a50") | $(printf %.3f "$b50") | added $(awk "BEGIN {printf \"%.3f\", $b50-$a50}") ms |

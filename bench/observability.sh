@@ -7,7 +7,8 @@
 # runs of each, medians compared. Prints a Markdown section;
 # `bench/observability.sh >> bench/LEDGER.md` records it.
 #
-# Env: DURATION (default 5s per run), CONNS (default 64), ROUNDS (default 3).
+# Env: DURATION (default 5s per run), CONNS (default 64), ROUNDS (default 3);
+# LEDGER=false, AUDIT=false or TRACING=false leave one part off in the "on" run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,12 +76,12 @@ server:
 storage:
   url: sqlite://$WORK/$1.db
 ledger:
-  enabled: $on
+  enabled: $([ "$on" = true ] && echo "${LEDGER:-true}" || echo false)
 audit:
-  enabled: $on
+  enabled: $([ "$on" = true ] && echo "${AUDIT:-true}" || echo false)
   sink: $WORK/$1.audit.jsonl
 tracing:
-  enabled: $on
+  enabled: $([ "$on" = true ] && echo "${TRACING:-true}" || echo false)
   endpoint: http://127.0.0.1:$OTLP_PORT/v1/traces
   protocol: http_protobuf
   sample_ratio: 0.1
@@ -130,7 +131,7 @@ sleep 1.5
 metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
 WRITTEN=$(metric "$ON_ADMIN" tollgate_ledger_written_total)
 DROPPED=$(metric "$ON_ADMIN" tollgate_ledger_dropped_total)
-AUDIT_LINES=$(wc -l <"$WORK/on.audit.jsonl")
+AUDIT_LINES=$(if [ -f "$WORK/on.audit.jsonl" ]; then wc -l <"$WORK/on.audit.jsonl"; else echo 0; fi)
 EXPORTS=$(curl -s "http://127.0.0.1:$OTLP_PORT/")
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mo=$(med "${off[@]}"); mn=$(med "${on[@]}")

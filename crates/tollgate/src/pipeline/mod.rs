@@ -168,6 +168,8 @@ async fn run(
         }
         None => bytes,
     };
+    //    Other shapes (Anthropic Messages, Responses) are translated to an
+    //    OpenAI chat body here (`shape.rs`), so every later phase sees one shape.
     let bytes = shaper.chat_body(bytes)?;
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
@@ -223,6 +225,9 @@ async fn run(
         });
     }
 
+    // 4c. shape fit — Anthropic-only extensions stay only if every target
+    //     speaks Anthropic (else removed or refused, naming the field);
+    //     `count_tokens` is answered here, without an upstream call.
     let mut body = parsed.body;
     shaper.fit_targets(&plan, &mut body)?;
     if shaper.count_only() {
