@@ -97,7 +97,7 @@ fn describe() {
         "tollgate_cost_micros_total",
         "Estimated cost in millionths of the price currency, by model and provider"
     );
-    metrics::describe_counter!("tollgate_audit_written_total", "Audit log batches written");
+    metrics::describe_counter!("tollgate_audit_written_total", "Audit log lines written");
     metrics::describe_counter!(
         "tollgate_audit_dropped_total",
         "Audit records dropped (queue full) or batches that failed to write"

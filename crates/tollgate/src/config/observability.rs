@@ -1,7 +1,11 @@
 //! Settings for what the gateway tells operators: the audit log, logs and
 //! OpenTelemetry traces. Read at start (a reload does not change them).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use super::duration;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +22,10 @@ pub struct AuditConfig {
     /// Records waiting to be written; when full, new records are dropped and counted.
     #[serde(default = "default_audit_queue")]
     pub queue_capacity: usize,
+    /// How often the writer drains the queue and writes (one write and flush
+    /// per interval). A crash loses at most this much of the log.
+    #[serde(default = "default_audit_flush", with = "duration")]
+    pub flush_interval: Duration,
 }
 
 impl Default for AuditConfig {
@@ -27,6 +35,7 @@ impl Default for AuditConfig {
             sink: default_sink(),
             payload_models: Vec::new(),
             queue_capacity: default_audit_queue(),
+            flush_interval: default_audit_flush(),
         }
     }
 }
@@ -96,6 +105,9 @@ impl Default for TracingConfig {
 
 fn default_sink() -> String {
     "stdout".to_string()
+}
+fn default_audit_flush() -> Duration {
+    Duration::from_millis(100)
 }
 fn default_audit_queue() -> usize {
     65_536

@@ -198,18 +198,28 @@ async fn run(
                 if n == 0 {
                     break;
                 }
-                // Let a batch fill for up to `flush_interval` before writing.
+                // Let a batch fill for `flush_interval` before writing. The
+                // task sleeps meanwhile instead of waking per record (a wake
+                // per request cost measurable throughput at saturation); a
+                // queue that holds a full batch is written without waiting.
+                let mut stopping = false;
                 if batch.len() < batch_size {
-                    let deadline = tokio::time::Instant::now() + flush_interval;
+                    tokio::select! {
+                        biased;
+                        _ = stop.recv() => stopping = true,
+                        () = tokio::time::sleep(flush_interval) => {}
+                    }
                     while batch.len() < batch_size {
-                        let room = batch_size - batch.len();
-                        match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => {}
+                        match rx.try_recv() {
+                            Ok(rec) => batch.push(rec),
+                            Err(_) => break,
                         }
                     }
                 }
                 sink.deliver(&mut batch, false).await;
+                if stopping {
+                    break;
+                }
             }
             // No traffic but a spool waiting: replay it when due.
             _ = tokio::time::sleep_until(replay_at), if idle_replay => {

@@ -177,6 +177,12 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
 /// Ends the request's server span with the GenAI attributes; returns the trace id.
 fn end_trace(app: &AppState, t: crate::telemetry::RequestTrace, r: &UsageRecord) -> String {
     use crate::telemetry::Attr;
+    if !t.recording() {
+        // Not sampled: nothing set here would be exported.
+        let id = t.trace_id();
+        t.end(r.status, &r.error);
+        return id;
+    }
     let snap = app.snapshot.load();
     let system = snap
         .config

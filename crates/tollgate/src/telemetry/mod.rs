@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
@@ -108,14 +108,6 @@ impl Extractor for HeaderExtract<'_> {
     }
 }
 
-struct HeaderInject<'a>(&'a mut Vec<(String, String)>);
-
-impl Injector for HeaderInject<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.push((key.to_string(), value));
-    }
-}
-
 impl Tracing {
     /// The request's server span, continuing the caller's `traceparent`.
     pub fn start_request(&self, headers: &HeaderMap, operation: &'static str) -> RequestTrace {
@@ -159,16 +151,27 @@ impl RequestTrace {
         let child = ChildSpan {
             cx: self.cx.with_span(span),
         };
-        let mut out = Vec::new();
-        TraceContextPropagator::new().inject_context(&child.cx, &mut HeaderInject(&mut out));
-        let header = out
-            .into_iter()
-            .find(|(k, _)| k == "traceparent")
-            .and_then(|(_, v)| HeaderValue::from_str(&v).ok());
-        (child, header)
+        // The W3C `traceparent` (version 00), written directly: the
+        // propagator's injector allocates a header list per call.
+        let sc = child.cx.span().span_context().clone();
+        let header = sc.is_valid().then(|| {
+            format!(
+                "00-{}-{}-{:02x}",
+                sc.trace_id(),
+                sc.span_id(),
+                sc.trace_flags().to_u8()
+            )
+        });
+        (child, header.and_then(|v| HeaderValue::from_str(&v).ok()))
     }
 
     /// The trace id (32 hex digits), as the audit log records it.
+    /// False when the sampler left this trace out: attributes set on it
+    /// are discarded, so callers skip building them.
+    pub fn recording(&self) -> bool {
+        self.cx.span().is_recording()
+    }
+
     pub fn trace_id(&self) -> String {
         self.cx.span().span_context().trace_id().to_string()
     }
