@@ -25,7 +25,8 @@ BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
 
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# Gateways start in a subshell (`start_gw`), so their pids go to files.
+cleanup() { for p in "${PIDS[@]}" $(cat "$WORK"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 wait_addr() { # file pattern -> addr
@@ -107,7 +108,7 @@ YAML
 start_gw() { # name on|off -> "addr admin"
   config "$1" "$2" >"$WORK/$1.yaml"
   RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "$BIN" serve --config "$WORK/$1.yaml" 2>"$WORK/$1.log" >/dev/null &
-  PIDS+=($!)
+  echo $! >"$WORK/$1.pid"
   echo "$(wait_addr "$WORK/$1.log" " addr") $(wait_addr "$WORK/$1.log" admin_addr)"
 }
 read -r OFF OFF_ADMIN < <(start_gw off off)

@@ -579,24 +579,34 @@ impl RateHeaders {
     }
 
     pub fn apply(&self, h: &mut http::HeaderMap) {
-        for (kind, v) in [("requests", self.requests), ("tokens", self.tokens)] {
+        // Static names and integer values: this runs on every limited response.
+        const NAMES: [[&str; 3]; 2] = [
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+            [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        ];
+        h.reserve(6);
+        for (names, v) in NAMES.iter().zip([self.requests, self.tokens]) {
             let Some((limit, remaining, reset)) = v else {
                 continue;
             };
-            for (name, value) in [
-                (
-                    format!("x-ratelimit-limit-{kind}"),
-                    format!("{}", limit.floor()),
-                ),
-                (
-                    format!("x-ratelimit-remaining-{kind}"),
-                    format!("{}", remaining.floor()),
-                ),
-                (format!("x-ratelimit-reset-{kind}"), format_reset(reset)),
-            ] {
-                if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-                    h.insert(n, v);
-                }
+            h.insert(
+                HeaderName::from_static(names[0]),
+                HeaderValue::from(limit.floor() as u64),
+            );
+            h.insert(
+                HeaderName::from_static(names[1]),
+                HeaderValue::from(remaining.floor() as u64),
+            );
+            if let Ok(v) = HeaderValue::try_from(format_reset(reset)) {
+                h.insert(HeaderName::from_static(names[2]), v);
             }
         }
     }

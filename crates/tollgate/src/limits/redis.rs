@@ -16,10 +16,13 @@ const ADMIT: &str = r#"
 -- Returns {failed index (0: admitted), used-before per key...}.
 local n = #KEYS
 local used = {}
+local fresh = {}
 local failed = 0
 for i = 1, n do
   local b = (i - 1) * 4
-  local cur = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local v = redis.call('GET', KEYS[i])
+  fresh[i] = not v
+  local cur = tonumber(v or '0')
   used[i] = cur
   if failed == 0 and ARGV[b + 4] == '1' and cur + tonumber(ARGV[b + 1]) > tonumber(ARGV[b + 2]) then
     failed = i
@@ -31,11 +34,10 @@ if failed == 0 then
   for i = 1, n do
     local b = (i - 1) * 4
     local ttl = tonumber(ARGV[b + 3])
-    local created = redis.call('EXISTS', KEYS[i]) == 0
     redis.call('INCRBYFLOAT', KEYS[i], ARGV[b + 1])
     if ttl < 0 then
       redis.call('PEXPIRE', KEYS[i], -ttl)
-    elseif created then
+    elseif fresh[i] then
       redis.call('PEXPIRE', KEYS[i], ttl)
     end
   end
