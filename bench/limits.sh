@@ -81,17 +81,29 @@ load() { # key extra-args... -> json file path
 load tg-bench-plain -z 2s -c "$CONNS" >/dev/null
 load tg-bench-limited -z 2s -c "$CONNS" >/dev/null
 
-p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=()
+# The gateway's own CPU per request (user + system ticks of its process over
+# a saturation run): in Redis mode redis-server shares core 1 with the mock
+# and oha, so saturation can be bound by core 1 while the gateway's core has
+# room; CPU per request is the gateway's capacity whatever bounds the run.
+TCK=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+sat() { # key -> "rps cpu_us_per_request"
+  local t0 t1 f
+  t0=$(ticks); f=$(load "$1" -z "$DURATION" -c "$CONNS"); t1=$(ticks)
+  local n; n=$(jq '[.statusCodeDistribution[]] | add' "$f")
+  echo "$(jq .summary.requestsPerSec "$f") $(awk "BEGIN {print ($t1 - $t0) / $TCK * 1e6 / $n}")"
+}
+p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=(); p_cpu=(); l_cpu=()
 for _ in $(seq 1 "$ROUNDS"); do
-  f=$(load tg-bench-plain -z "$DURATION" -c "$CONNS"); p_rps+=("$(jq .summary.requestsPerSec "$f")")
-  f=$(load tg-bench-limited -z "$DURATION" -c "$CONNS"); l_rps+=("$(jq .summary.requestsPerSec "$f")")
+  read -r r c < <(sat tg-bench-plain); p_rps+=("$r"); p_cpu+=("$c")
+  read -r r c < <(sat tg-bench-limited); l_rps+=("$r"); l_cpu+=("$c")
   f=$(load tg-bench-plain -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
   p50p+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99p+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
   f=$(load tg-bench-limited -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
   p50l+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99l+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-mp=$(med "${p_rps[@]}"); ml=$(med "${l_rps[@]}")
+mp=$(med "${p_rps[@]}"); ml=$(med "${l_rps[@]}"); cp=$(med "${p_cpu[@]}"); cl=$(med "${l_cpu[@]}")
 a50=$(med "${p50p[@]}"); b50=$(med "${p50l[@]}"); a99=$(med "${p99p[@]}"); b99=$(med "${p99l[@]}")
 KEYS=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tollgate:*' | wc -l)
 ERRS=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_errors_total/ {s+=$2} END {print s+0}')
@@ -104,6 +116,7 @@ Command: \`STORE=$STORE bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RAT
 | measure | no limit | five $STORE limits | ratio / added |
 | --- | --- | --- | --- |
 | saturation, requests/s ($CONNS connections) | $(printf %.0f "$mp") | $(printf %.0f "$ml") | $(awk "BEGIN {printf \"%.3f\", $ml/$mp}") |
+| gateway CPU per request at saturation (µs) | $(printf %.1f "$cp") | $(printf %.1f "$cl") | capacity ratio $(awk "BEGIN {printf \"%.3f\", $cp/$cl}") |
 | latency p50 at $RATE req/s (ms) | $(printf %.3f "$a50") | $(printf %.3f "$b50") | added $(awk "BEGIN {printf \"%.3f\", $b50-$a50}") ms |
 | latency p99 at $RATE req/s (ms) | $(printf %.3f "$a99") | $(printf %.3f "$b99") | added $(awk "BEGIN {printf \"%.3f\", $b99-$a99}") ms |
 

@@ -127,15 +127,25 @@ rps "$OFF" 2s >/dev/null; rps "$ON" 2s >/dev/null
 off=(); on=()
 # Rounds alternate which gateway goes first, so drift within a round does
 # not favour one side; each round's on/off ratio is kept (paired).
-ratios=()
+# Each gateway's own CPU per request (user + system ticks over its runs) is
+# kept too: the capacity ratio, less sensitive to what else shares the cores.
+TCK=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$(cat "$WORK/$1.pid")/stat"; }
+ratios=(); cpu_off=0; cpu_on=0; req_off=0; req_on=0
+run_one() { # off|on -> sets o or n
+  local t0 t1 v
+  t0=$(ticks "$1")
+  if [ "$1" = off ]; then v=$(rps "$OFF" "$DURATION"); else v=$(rps "$ON" "$DURATION"); fi
+  t1=$(ticks "$1")
+  if [ "$1" = off ]; then o=$v; cpu_off=$((cpu_off + t1 - t0)); req_off=$(awk "BEGIN {print $req_off + $v * ${DURATION%s}}");
+  else n=$v; cpu_on=$((cpu_on + t1 - t0)); req_on=$(awk "BEGIN {print $req_on + $v * ${DURATION%s}}"); fi
+}
 for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then
-    o=$(rps "$OFF" "$DURATION"); n=$(rps "$ON" "$DURATION")
-  else
-    n=$(rps "$ON" "$DURATION"); o=$(rps "$OFF" "$DURATION")
-  fi
+  if [ $((r % 2)) = 1 ]; then run_one off; run_one on; else run_one on; run_one off; fi
   off+=("$o"); on+=("$n"); ratios+=("$(awk "BEGIN {print $n/$o}")")
 done
+us_off=$(awk "BEGIN {printf \"%.1f\", $cpu_off / $TCK * 1e6 / $req_off}")
+us_on=$(awk "BEGIN {printf \"%.1f\", $cpu_on / $TCK * 1e6 / $req_on}")
 sleep 1.5
 metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 ~ "^"m {s+=$2} END {print s+0}'; }
 WRITTEN=$(metric "$ON_ADMIN" tollgate_ledger_written_total)
@@ -156,5 +166,5 @@ Command: \`bench/observability.sh\` (DURATION=$DURATION, CONNS=$CONNS, ROUNDS=$R
 | ledger, audit, tracing off (metrics on) | $(fmt "${off[@]}")| $(printf %.0f "$mo") |
 | ledger (SQLite) + audit log (file) + metrics + 10% trace sampling (OTLP/HTTP) | $(fmt "${on[@]}")| $(printf %.0f "$mn") |
 
-All on / all off = **$(awk "BEGIN {printf \"%.3f\", $mn/$mo}")** (ratio of medians; target ≥ 0.90); median of the per-round ratios = **$(printf %.3f "$(med "${ratios[@]}")")** (per round: $(for v in "${ratios[@]}"; do printf '%.2f ' "$v"; done)). All-on gateway: $WRITTEN ledger records written, $DROPPED dropped, $AUDIT_LINES audit lines, $EXPORTS OTLP export requests received.
+All on / all off = **$(awk "BEGIN {printf \"%.3f\", $mn/$mo}")** (ratio of medians; target ≥ 0.90); median of the per-round ratios = **$(printf %.3f "$(med "${ratios[@]}")")** (per round: $(for v in "${ratios[@]}"; do printf '%.2f ' "$v"; done)). Gateway CPU per request: $us_off µs off, $us_on µs on; capacity ratio **$(awk "BEGIN {printf \"%.3f\", $us_off/$us_on}")**. All-on gateway: $WRITTEN ledger records written, $DROPPED dropped, $AUDIT_LINES audit lines, $EXPORTS OTLP export requests received.
 MD

@@ -442,18 +442,9 @@ impl Admission {
     }
 
     fn send_remote(&self, items: Vec<(String, f64, i64)>) {
-        let (Some(r), false) = (self.redis.clone(), items.is_empty()) else {
-            return;
-        };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        rt.spawn(async move {
-            if let Err(e) = r.settle(&items).await {
-                metrics::counter!("tollgate_limit_store_errors_total", "op" => "settle").increment(1);
-                tracing::warn!(error = %e, counters = items.len(), "LIMIT STORE DOWN: settlement lost");
-            }
-        });
+        if let (Some(r), false) = (&self.redis, items.is_empty()) {
+            r.settle_later(items);
+        }
     }
 
     /// Corrects every reservation to the actual usage; returns the

@@ -2,12 +2,21 @@
 //! script (one round trip): it reads every counter the request charges,
 //! and adds to all of them only if no enforced cap would be crossed, so
 //! racing nodes can never admit more than the cap together. Settlement is
-//! one pipeline of `INCRBYFLOAT` corrections, sent off the request
-//! path. The connection manager reconnects on its own after Redis returns.
+//! one pipeline of `INCRBYFLOAT` corrections, sent off the request path by
+//! one task per store: corrections that queue while a pipeline is in flight
+//! are merged per counter and go in the next one, so under load many
+//! requests share a round trip (and Redis applies one increment per counter
+//! instead of one per request); when idle a correction goes at once.
+//! Delaying a correction only keeps a reservation (an upper bound) a little
+//! longer, so it can never let a request overspend. The connection manager
+//! reconnects on its own after Redis returns.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
 
 use crate::config::RedisConfig;
 
@@ -60,7 +69,16 @@ pub struct RedisStore {
     pub config: RedisConfig,
     conn: ConnectionManager,
     script: redis::Script,
+    /// The settlement task's queue, started on first use (inside the runtime).
+    settler: OnceLock<mpsc::Sender<Vec<Correction>>>,
 }
+
+/// A settlement correction: (counter key, delta, ttl in ms).
+pub type Correction = (String, f64, i64);
+
+/// Settlements waiting for the settlement task; past it they are dropped
+/// and counted as store errors.
+const SETTLE_QUEUE: usize = 65_536;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisFailure {
@@ -93,6 +111,7 @@ impl RedisStore {
             config: config.clone(),
             conn,
             script: redis::Script::new(ADMIT),
+            settler: OnceLock::new(),
         })
     }
 
@@ -135,18 +154,71 @@ impl RedisStore {
         Ok((failed, used))
     }
 
-    /// Applies corrections `(key, delta, ttl_ms)` in one pipelined round trip.
-    pub async fn settle(&self, items: &[(String, f64, i64)]) -> Result<(), RedisFailure> {
-        // One pipelined round trip; the corrections are independent, so no MULTI.
-        let mut pipe = redis::pipe();
-        for (key, delta, ttl) in items {
-            pipe.cmd("INCRBYFLOAT").arg(key).arg(*delta).ignore();
-            pipe.cmd("PEXPIRE").arg(key).arg(*ttl).ignore();
+    /// Hands one request's corrections to the settlement task; never waits.
+    pub fn settle_later(&self, items: Vec<Correction>) {
+        let tx = match self.settler.get() {
+            Some(tx) => tx,
+            None => {
+                let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                self.settler.get_or_init(|| {
+                    let (tx, rx) = mpsc::channel(SETTLE_QUEUE);
+                    rt.spawn(settle_loop(self.conn.clone(), self.config.timeout, rx));
+                    tx
+                })
+            }
+        };
+        if tx.try_send(items).is_err() {
+            metrics::counter!("tollgate_limit_store_errors_total", "op" => "settle").increment(1);
+            tracing::warn!("LIMIT STORE BEHIND: settlement queue full, correction lost");
         }
-        let mut conn = self.conn.clone();
-        tokio::time::timeout(self.config.timeout, pipe.query_async::<()>(&mut conn))
-            .await
-            .map_err(|_| RedisFailure::Timeout(self.config.timeout))??;
-        Ok(())
     }
+}
+
+/// Sends queued corrections, merged per counter, one pipeline at a time.
+async fn settle_loop(
+    conn: ConnectionManager,
+    timeout: Duration,
+    mut rx: mpsc::Receiver<Vec<Correction>>,
+) {
+    let mut queued = Vec::new();
+    let mut merged: HashMap<String, (f64, i64)> = HashMap::new();
+    while rx.recv_many(&mut queued, 4096).await > 0 {
+        for (key, delta, ttl) in queued.drain(..).flatten() {
+            let e = merged.entry(key).or_insert((0.0, ttl));
+            e.0 += delta;
+            e.1 = e.1.max(ttl);
+        }
+        let items: Vec<Correction> = merged
+            .drain()
+            .filter(|(_, (d, _))| *d != 0.0)
+            .map(|(k, (d, t))| (k, d, t))
+            .collect();
+        if let Err(e) = settle(conn.clone(), timeout, &items).await {
+            metrics::counter!("tollgate_limit_store_errors_total", "op" => "settle").increment(1);
+            tracing::warn!(error = %e, counters = items.len(), "LIMIT STORE DOWN: settlement lost");
+        }
+    }
+}
+
+/// Applies corrections `(key, delta, ttl_ms)` in one pipelined round trip.
+async fn settle(
+    mut conn: ConnectionManager,
+    timeout: Duration,
+    items: &[Correction],
+) -> Result<(), RedisFailure> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    // The corrections are independent, so no MULTI.
+    let mut pipe = redis::pipe();
+    for (key, delta, ttl) in items {
+        pipe.cmd("INCRBYFLOAT").arg(key).arg(*delta).ignore();
+        pipe.cmd("PEXPIRE").arg(key).arg(*ttl).ignore();
+    }
+    tokio::time::timeout(timeout, pipe.query_async::<()>(&mut conn))
+        .await
+        .map_err(|_| RedisFailure::Timeout(timeout))??;
+    Ok(())
 }
