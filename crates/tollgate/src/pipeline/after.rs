@@ -176,13 +176,18 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
 
 /// Ends the request's server span with the GenAI attributes; returns the trace id.
 fn end_trace(app: &AppState, t: crate::telemetry::RequestTrace, r: &UsageRecord) -> String {
-    use crate::telemetry::Attr;
-    if !t.recording() {
-        // Not sampled: nothing set here would be exported.
-        let id = t.trace_id();
-        t.end(r.status, &r.error);
-        return id;
+    // Only a sampled span exports attributes: skip building them otherwise.
+    if t.recording() {
+        annotate(app, &t, r);
     }
+    let id = t.trace_id();
+    t.end(r.status, &r.error);
+    id
+}
+
+/// The GenAI attributes and operation name of a sampled request span.
+fn annotate(app: &AppState, t: &crate::telemetry::RequestTrace, r: &UsageRecord) {
+    use crate::telemetry::Attr;
     let snap = app.snapshot.load();
     let system = snap
         .config
@@ -219,9 +224,6 @@ fn end_trace(app: &AppState, t: crate::telemetry::RequestTrace, r: &UsageRecord)
         };
         t.rename(format!("{op} {}", r.requested_model));
     }
-    let id = t.trace_id();
-    t.end(r.status, &r.error);
-    id
 }
 
 fn status_label(status: u16) -> &'static str {

@@ -1,7 +1,8 @@
 //! The state store: API keys managed with `tollgate keys` and the usage
 //! ledger's table. SQLite by default (file from `storage.url`, WAL mode) or
 //! PostgreSQL (`postgres://…`, for several gateway nodes), behind one sqlx
-//! `Any` pool: one set of SQL, `?` placeholders numbered for both.
+//! `Any` pool: one set of SQL with `?` placeholders, numbered for PostgreSQL
+//! (`schema::placeholders`).
 //! Only background tasks and CLI commands call it, never the request path.
 
 mod schema;
@@ -103,21 +104,14 @@ const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_
      guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits";
 const USAGE_COLUMN_COUNT: usize = 29;
 
-/// The multi-row insert. SQLite gets anonymous `?` placeholders: sqlx looks
-/// every parameter's name up with `sqlite3_bind_parameter_name`, a linear
-/// scan of the statement's named parameters, so `$N` names cost time
-/// quadratic in the row count (18% of the gateway's CPU at 32 rows, measured
-/// with perf); anonymous ones are not in that list.
+/// The multi-row insert of `rows` records.
 fn insert_usage_sql(backend: Backend, rows: usize) -> String {
     let row = format!("({})", vec!["?"; USAGE_COLUMN_COUNT].join(", "));
     let values = vec![row; rows].join(", ");
     let sql = format!(
         "INSERT INTO usage ({USAGE_COLUMNS}) VALUES {values} ON CONFLICT (record_id) DO NOTHING"
     );
-    match backend {
-        Backend::Sqlite => sql,
-        Backend::Postgres => schema::numbered(&sql),
-    }
+    schema::placeholders(backend, &sql).into_owned()
 }
 
 fn bind_usage<'q>(
@@ -226,9 +220,9 @@ impl Store {
         self.backend
     }
 
-    /// `sql` with its `?` placeholders in the numbered form both backends take.
-    fn sql(sql: &str) -> String {
-        schema::numbered(sql)
+    /// `sql` with its `?` placeholders in the form this store's backend takes.
+    fn sql<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        schema::placeholders(self.backend, sql)
     }
 
     /// Writes a batch in one transaction, idempotently (a record already
@@ -256,7 +250,7 @@ impl Store {
     }
 
     pub async fn usage_since(&self, since_ms: i64) -> Result<Vec<UsageRecord>, StoreError> {
-        let sql = Self::sql(
+        let sql = self.sql(
             "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
              error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, \
@@ -311,7 +305,7 @@ impl Store {
         &self,
         since_ms: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let sql = Self::sql(
+        let sql = self.sql(
             "SELECT ts_ms, limits FROM usage WHERE ts_ms >= ? AND limits != '[]' AND limits != ''",
         );
         let rows = sqlx::query(&sql)
@@ -326,7 +320,7 @@ impl Store {
 
     /// Deletes usage older than `before_ms` (the retention setting); returns how many.
     pub async fn delete_usage_before(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(&Self::sql("DELETE FROM usage WHERE ts_ms < ?"))
+        let done = sqlx::query(&self.sql("DELETE FROM usage WHERE ts_ms < ?"))
             .bind(before_ms)
             .execute(&self.pool)
             .await?;
@@ -357,7 +351,7 @@ impl Store {
 
     pub async fn create(&self, key: &NewKey) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        insert_key(&mut conn, key).await
+        insert_key(&mut conn, self.backend, key).await
     }
 
     /// Rotation: a new key (hash `new_hash`) for the same principal, grants
@@ -372,7 +366,7 @@ impl Store {
         new_expires_ms: Option<i64>,
     ) -> Result<Rotated, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&Self::sql(&format!(
+        let row = sqlx::query(&self.sql(&format!(
             "{KEY_COLUMNS} WHERE id = ? AND revoked_ms IS NULL"
         )))
         .bind(old_id)
@@ -397,6 +391,7 @@ impl Store {
         };
         insert_key(
             &mut tx,
+            self.backend,
             &NewKey {
                 id: new_id.clone(),
                 hash: new_hash.to_string(),
@@ -412,13 +407,11 @@ impl Store {
         let old_expires = old
             .expires_ms
             .map_or(now + overlap_ms, |e| e.min(now + overlap_ms));
-        sqlx::query(&Self::sql(
-            "UPDATE api_keys SET expires_ms = ? WHERE id = ?",
-        ))
-        .bind(old_expires)
-        .bind(old_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(&self.sql("UPDATE api_keys SET expires_ms = ? WHERE id = ?"))
+            .bind(old_expires)
+            .bind(old_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Rotated {
             new_id,
@@ -428,9 +421,9 @@ impl Store {
 
     /// Marks a key revoked; false when no active key has that id.
     pub async fn revoke_key(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(&Self::sql(
-            "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-        ))
+        let done = sqlx::query(
+            &self.sql("UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL"),
+        )
         .bind(now_ms())
         .bind(id)
         .execute(&self.pool)
@@ -471,10 +464,15 @@ fn key_from_row(r: &AnyRow) -> Result<StoredKey, StoreError> {
     })
 }
 
-async fn insert_key(conn: &mut AnyConnection, key: &NewKey) -> Result<(), StoreError> {
+async fn insert_key(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    key: &NewKey,
+) -> Result<(), StoreError> {
     let json =
         |v: &[String]| serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()));
-    sqlx::query(&schema::numbered(
+    sqlx::query(&schema::placeholders(
+        backend,
         "INSERT INTO api_keys (id, hash, principal, kind, groups_json, models_json, created_ms, \
          tenant, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ))

@@ -191,9 +191,21 @@ pub(super) fn postgres_type(def: &str) -> String {
     words.join(" ")
 }
 
-/// `?` placeholders → `$1, $2, …` (both backends accept the numbered form;
-/// SQL in this crate never has `?` inside a literal).
-pub(super) fn numbered(sql: &str) -> String {
+/// SQL written with `?` placeholders, in the form `backend` takes: as is
+/// for SQLite (sqlx resolves every *named* SQLite parameter with a linear
+/// scan, so `$N` names cost time quadratic in the parameter count: 18% of
+/// the gateway's CPU on the ledger's multi-row inserts, bench/LEDGER.md),
+/// numbered `$1, $2, …` for PostgreSQL.
+pub(super) fn placeholders(backend: Backend, sql: &str) -> std::borrow::Cow<'_, str> {
+    match backend {
+        Backend::Sqlite => sql.into(),
+        Backend::Postgres => numbered(sql).into(),
+    }
+}
+
+/// `?` placeholders → `$1, $2, …` (SQL in this crate never has `?` inside a
+/// literal).
+fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
     for c in sql.chars() {
@@ -224,5 +236,7 @@ mod tests {
             "TEXT NOT NULL DEFAULT ''"
         );
         assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(placeholders(Backend::Sqlite, "a = ?"), "a = ?");
+        assert_eq!(placeholders(Backend::Postgres, "a = ?"), "a = $1");
     }
 }

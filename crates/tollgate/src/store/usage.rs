@@ -13,7 +13,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{schema, Store, StoreError};
+use super::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,11 +149,12 @@ fn day_of(ts_ms: i64) -> String {
 
 impl Store {
     pub async fn usage_report(&self, q: &UsageQuery) -> Result<UsageReport, StoreError> {
-        let sql = schema::numbered(&format!(
+        let sql = format!(
             "SELECT {}, status, prompt_tokens, completion_tokens, cost, latency_ms FROM usage \
              WHERE ts_ms >= ? AND ts_ms < ?",
             q.group_by.column()
-        ));
+        );
+        let sql = self.sql(&sql);
         let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
         let mut rows = sqlx::query(&sql)
             .bind(q.from_ms)
