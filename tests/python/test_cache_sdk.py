@@ -86,7 +86,7 @@ def gateways(tmp_path_factory, redis_port):
             line = gw.wait_for("tollgate listening")
             logged(gw, "response cache connected to redis")
             bases.append(f"http://{field(line, 'addr')}/v1")
-        yield {"bases": bases, "mock": f"http://{mock_addr}"}
+        yield {"bases": bases, "mock": f"http://{mock_addr}", "redis_port": redis_port}
     finally:
         codes = [gw.stop() for gw in procs]
         mock.stop()
@@ -112,23 +112,39 @@ def upstream_calls(gw, prompt):
                    and e["body"]["messages"][-1]["content"] == prompt)
 
 
-def until_hit(call):
-    """Stores are written after the answer, off the request path: retry briefly."""
-    for _ in range(50):
-        raw = call()
-        if raw.headers.get("x-tollgate-cache") == "hit":
-            return raw
-        time.sleep(0.05)
-    raise AssertionError("no cache hit within 2.5 s")
+def dbsize(port):
+    """`DBSIZE` over RESP: how many keys the shared Redis holds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(b"*1\r\n$6\r\nDBSIZE\r\n")
+        reply = s.recv(64)
+    assert reply.startswith(b":"), reply
+    return int(reply[1:].split(b"\r\n")[0])
+
+
+def until_stored(gw, before):
+    """Stores are written after the answer, off the request path: wait until
+    the entry has landed in Redis, so the other gateway's first try must hit."""
+    for _ in range(100):
+        if dbsize(gw["redis_port"]) > before:
+            return
+        time.sleep(0.025)
+    raise AssertionError("no entry stored in Redis within 2.5 s")
+
+
+def hit(raw):
+    assert raw.headers.get("x-tollgate-cache") == "hit", raw.headers
+    return raw
 
 
 def test_answer_cached_by_one_gateway_is_a_hit_on_the_other(gateways):
     a, b = (sdk(u) for u in gateways["bases"])
     prompt = "shared between gateways"
     msgs = [{"role": "user", "content": prompt}]
+    before = dbsize(gateways["redis_port"])
     first = a.chat.completions.with_raw_response.create(model="chat-up", messages=msgs, temperature=0)
     assert first.headers["x-tollgate-cache"] == "miss"
-    second = until_hit(lambda: b.chat.completions.with_raw_response.create(
+    until_stored(gateways, before)
+    second = hit(b.chat.completions.with_raw_response.create(
         model="chat-up", messages=msgs, temperature=0))
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert second.parse().usage.total_tokens == first.parse().usage.total_tokens
@@ -150,13 +166,15 @@ def test_stream_replay_is_parsed_by_the_sdk(gateways):
     a, b = (sdk(u) for u in gateways["bases"])
     prompt = "stream me from the cache"
     msgs = [{"role": "user", "content": prompt}]
+    before = dbsize(gateways["redis_port"])
     live = a.chat.completions.with_raw_response.create(
         model="chat-up", messages=msgs, stream=True, stream_options={"include_usage": True})
     assert live.headers["x-tollgate-cache"] == "miss"
     live_text, live_usage, live_finish = collect(live.parse())
     assert live_text and live_usage is not None
 
-    replay = until_hit(lambda: b.chat.completions.with_raw_response.create(
+    until_stored(gateways, before)
+    replay = hit(b.chat.completions.with_raw_response.create(
         model="chat-up", messages=msgs, stream=True, stream_options={"include_usage": True}))
     assert replay.headers["content-type"].startswith("text/event-stream")
     text, usage, finish = collect(replay.parse())
@@ -176,10 +194,12 @@ def test_redis_expiry_follows_the_per_request_ttl(gateways):
     prompt = "short lived answer"
     msgs = [{"role": "user", "content": prompt}]
     ttl = {"x-tollgate-cache-ttl": "1500ms"}
+    before = dbsize(gateways["redis_port"])
     first = a.chat.completions.with_raw_response.create(model="chat-up", messages=msgs,
                                                         extra_headers=ttl)
     assert first.headers["x-tollgate-cache"] == "miss"
-    until_hit(lambda: b.chat.completions.with_raw_response.create(model="chat-up", messages=msgs))
+    until_stored(gateways, before)
+    hit(b.chat.completions.with_raw_response.create(model="chat-up", messages=msgs))
     time.sleep(1.6)
     later = b.chat.completions.with_raw_response.create(model="chat-up", messages=msgs)
     assert later.headers["x-tollgate-cache"] == "miss", "expired in Redis"

@@ -195,10 +195,19 @@ async fn a_failing_store_never_fails_requests_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(spooled, 5, "failed writes go to the spool");
-    // (The recorder is process-global: other tests' gateways share it.)
-    assert!(metrics_text(&gw)
-        .await
-        .contains("tollgate_ledger_spooled_total"));
+    // (The recorder is process-global: other tests' gateways share it.) The
+    // counter moves just after the spool write returns, so wait for it too.
+    let mut counted = false;
+    for _ in 0..100 {
+        counted = metrics_text(&gw)
+            .await
+            .contains("tollgate_ledger_spooled_total");
+        if counted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(counted, "the spooled counter is exported");
     // The store comes back: the spool is replayed, in order, once.
     sql(&gw.db_url, "ALTER TABLE usage_away RENAME TO usage").await;
     let store = Store::open(&gw.db_url).await.unwrap();
