@@ -431,3 +431,75 @@ async fn an_unreachable_redis_means_misses_not_errors() {
     }
     assert_eq!(upstream_chats(&mock).await, 2);
 }
+
+/// `chat-up` caching, with a requests cap of 3 per minute and a token cap on
+/// the key; `cache_hits` set as given.
+async fn start_limited(mock: &Mock, cache_hits: &str) -> Gateway {
+    let dead = dead_addr().await;
+    start_gateway_with(|db| {
+        let cfg = standard_config(mock, dead, db).replace(
+            "    upstream_model: mock-chat\n    price: { input_per_mtok: 10.0, output_per_mtok: 20.0 }\n",
+            "    upstream_model: mock-chat\n    price: { input_per_mtok: 10.0, output_per_mtok: 20.0 }\n    cache: { ttl: 1m }\n",
+        );
+        assert!(cfg.contains("cache: { ttl: 1m }") && !cfg.contains("\nlimits:"));
+        format!(
+            "{cfg}limits:\n  cache_hits: {cache_hits}\n  rules:\n    - {{ name: rpm, per: [key], requests_per_minute: 3, tokens_per_minute: 1000000, cost_per_day: 1000 }}\n"
+        )
+    })
+    .await
+}
+
+/// The `charged` amount of each cap in a ledger record's limit decisions.
+fn charged(rec: &tollgate::ledger::UsageRecord) -> (f64, f64, f64) {
+    let list: Vec<Value> = serde_json::from_str(&rec.limits).unwrap();
+    let of = |cap: &str| {
+        list.iter()
+            .find(|d| d["cap"] == cap)
+            .and_then(|d| d["charged"].as_f64())
+            .unwrap_or_else(|| panic!("no {cap} decision in {}", rec.limits))
+    };
+    (
+        of("requests_per_minute"),
+        of("tokens_per_minute"),
+        of("cost_per_day"),
+    )
+}
+
+#[tokio::test]
+async fn limits_count_a_hit_as_a_request_and_tokens_only_when_asked() {
+    let body = r#"{"model":"chat-up","messages":[{"role":"user","content":"cached and limited"}]}"#;
+    for mode in ["requests", "usage"] {
+        let mock = start_mock(Some(UPSTREAM_KEY)).await;
+        let mut gw = start_limited(&mock, mode).await;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(send(&gw, KEY, body, &[]).await.0);
+        }
+        assert_eq!(seen, ["miss", "hit", "hit"], "{mode}");
+        // The fourth would be a hit too, but three requests fill the cap.
+        let r = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &serde_json::from_str(body).unwrap(),
+        )
+        .await;
+        assert_eq!(r.status(), 429, "{mode}: a hit still counts as a request");
+        assert_eq!(upstream_chats(&mock).await, 1);
+
+        let store = gw.stop().await;
+        let recs = wait_records(&store, 4).await;
+        let (miss, hit) = (&recs[0], &recs[1]);
+        assert_eq!((miss.cache.as_str(), hit.cache.as_str()), ("miss", "hit"));
+        let used = (miss.prompt_tokens + miss.completion_tokens) as f64;
+        assert!(used > 0.0 && miss.cost > 0.0);
+        assert_eq!(charged(miss), (1.0, used, miss.cost), "{mode}");
+        let expected = match mode {
+            "requests" => (1.0, 0.0, 0.0),
+            _ => (1.0, used, miss.cost),
+        };
+        assert_eq!(charged(hit), expected, "{mode}: what a hit charges");
+        // The hit's own record still shows nothing spent upstream.
+        assert_eq!((hit.prompt_tokens, hit.cost), (0, 0.0));
+    }
+}

@@ -61,6 +61,9 @@ pub struct CacheNote {
     /// On a hit: the original call's cost, and who served it.
     pub cost_saved: f64,
     pub origin: Option<(String, String)>,
+    /// On a hit with `limits.cache_hits: usage`: the prompt tokens,
+    /// completion tokens and cost the limits are charged.
+    pub charged: Option<(i64, i64, f64)>,
     /// On a streamed miss: the answer being assembled.
     pub fill: Option<StreamFill>,
 }

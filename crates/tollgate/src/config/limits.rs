@@ -19,6 +19,9 @@ pub struct LimitsConfig {
     pub redis: Option<RedisConfig>,
     #[serde(default)]
     pub rules: Vec<LimitRule>,
+    /// What a response-cache hit charges (it always counts as a request).
+    #[serde(default)]
+    pub cache_hits: CacheHits,
 }
 
 impl Default for LimitsConfig {
@@ -27,8 +30,22 @@ impl Default for LimitsConfig {
             default_max_tokens: default_max_tokens(),
             redis: None,
             rules: Vec::new(),
+            cache_hits: CacheHits::default(),
         }
     }
+}
+
+/// How token and cost caps see a response-cache hit.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheHits {
+    /// Request and in-flight caps count it; token and cost caps are charged
+    /// nothing (no upstream token was spent).
+    #[default]
+    Requests,
+    /// Token and cost caps are also charged the cached answer's tokens and
+    /// the cost of the call that produced it, as if it had been served again.
+    Usage,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

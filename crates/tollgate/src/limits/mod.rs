@@ -25,12 +25,13 @@ use http::{HeaderName, HeaderValue};
 use serde_json::json;
 
 use crate::auth::Principal;
-use crate::config::{LimitMode, LimitStore, LimitsConfig, Overrun, Price, StoreFailure};
+use crate::config::{CacheHits, LimitMode, LimitStore, LimitsConfig, Overrun, Price, StoreFailure};
 
 /// The runtime form of `limits:`; counters outlive config reloads.
 pub struct Limits {
     rules: Vec<Arc<Rule>>,
     pub default_max_tokens: i64,
+    pub cache_hits: CacheHits,
     pub local: Arc<LocalStore>,
     pub redis: Option<Arc<RedisStore>>,
 }
@@ -48,6 +49,7 @@ impl Limits {
         Ok(Self {
             rules: cfg.rules.iter().map(|r| Arc::new(Rule::build(r))).collect(),
             default_max_tokens: cfg.default_max_tokens,
+            cache_hits: cfg.cache_hits,
             local,
             redis,
         })

@@ -20,8 +20,14 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
         (None, None) => ("", "", 0.0),
     };
     // Settle the limits' reservations to what was actually used.
+    //    A cache hit charges nothing but the request unless
+    //    `limits.cache_hits: usage` asked for the answer's usage.
     if let Some(adm) = ctx.admission.take() {
-        ctx.limit_decisions = adm.settle(ctx.usage.prompt, ctx.usage.completion, cost);
+        let (prompt, completion, charged) =
+            ctx.cache
+                .charged
+                .unwrap_or((ctx.usage.prompt, ctx.usage.completion, cost));
+        ctx.limit_decisions = adm.settle(prompt, completion, charged);
     }
     // Metric labels stay low-cardinality: unknown model names collapse.
     let model_label = if ctx.route.is_some() || ctx.cache.origin.is_some() {

@@ -322,6 +322,10 @@ async fn run(
                 let (stream, usage) = (parsed.stream, parsed.wants_usage);
                 let mut resp =
                     respond::cached(ctx, &parsed.model, &entry.meta, out, stream, usage)?;
+                if snap.limits.cache_hits == crate::config::CacheHits::Usage {
+                    let m = &entry.meta;
+                    ctx.cache.charged = Some((m.prompt_tokens, m.completion_tokens, m.cost));
+                }
                 limit_headers.apply(resp.headers_mut());
                 return Ok(Reply::Done(resp));
             }
