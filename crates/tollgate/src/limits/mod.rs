@@ -8,20 +8,22 @@
 //! reservation as tokens flow (`Admission::extend`). Counters live on this
 //! node (`local`) or in Redis (`redis`); see docs/limits.md for the bound.
 
+mod decisions;
+mod headers;
 mod local;
 mod redis;
 mod rules;
 mod window;
 
+pub use headers::RateHeaders;
 pub use local::LocalStore;
 pub use redis::RedisStore;
 pub use rules::{Cap, CapKind, Rule};
 pub use window::Window;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use serde_json::json;
 
 use crate::auth::Principal;
@@ -475,24 +477,18 @@ impl Admission {
                 }
             }
             c.reserved = actual;
-            // Written by hand: this runs on every request, and building
-            // `serde_json::Value`s costs several times more.
             if list.len() > 1 {
                 list.push(',');
             }
-            list.push_str("{\"rule\":");
-            push_json_str(&mut list, &c.rule.name);
-            list.push_str(",\"cap\":\"");
-            list.push_str(c.cap().label);
-            list.push_str("\",\"counter\":");
-            push_json_str(&mut list, &c.key);
-            let store = if c.on_redis() { "redis" } else { "local" };
-            let charged = if actual.is_finite() { actual } else { 0.0 };
-            let _ = write!(
-                list,
-                ",\"window\":{},\"store\":\"{store}\",\"decision\":\"{}\",\"charged\":{charged}}}",
+            let part = c.key.get(c.cap().prefix.len()..).unwrap_or_default();
+            decisions::push(
+                &mut list,
+                c.cap(),
+                part,
                 c.window,
-                c.decision()
+                c.on_redis(),
+                c.decision(),
+                actual,
             );
         }
         list.push(']');
@@ -525,100 +521,6 @@ impl Drop for Admission {
                 streamed_completion: 0,
             };
             let _ = a.settle(0, 0, 0.0);
-        }
-    }
-}
-
-/// Appends `s` as a JSON string literal.
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// Values for the OpenAI-style rate-limit headers.
-#[derive(Debug, Clone, Default)]
-pub struct RateHeaders {
-    requests: Option<(f64, f64, i64)>,
-    tokens: Option<(f64, f64, i64)>,
-}
-
-impl RateHeaders {
-    fn offer(&mut self, cap: &Cap, used: f64, window: i64, now: i64) {
-        let slot = match cap.kind {
-            CapKind::Requests => &mut self.requests,
-            CapKind::Tokens(_) => &mut self.tokens,
-            _ => return,
-        };
-        let remaining = (cap.max - used).max(0.0);
-        let reset = (cap.window.end_ms(window) - now).max(0);
-        if slot.is_none_or(|(_, r, _)| remaining < r) {
-            *slot = Some((cap.max, remaining, reset));
-        }
-    }
-
-    pub fn apply(&self, h: &mut http::HeaderMap) {
-        // Static names and integer values: this runs on every limited response.
-        const NAMES: [[&str; 3]; 2] = [
-            [
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests",
-            ],
-            [
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-tokens",
-            ],
-        ];
-        h.reserve(6);
-        for (names, v) in NAMES.iter().zip([self.requests, self.tokens]) {
-            let Some((limit, remaining, reset)) = v else {
-                continue;
-            };
-            h.insert(
-                HeaderName::from_static(names[0]),
-                HeaderValue::from(limit.floor() as u64),
-            );
-            h.insert(
-                HeaderName::from_static(names[1]),
-                HeaderValue::from(remaining.floor() as u64),
-            );
-            if let Ok(v) = HeaderValue::try_from(format_reset(reset)) {
-                h.insert(HeaderName::from_static(names[2]), v);
-            }
-        }
-    }
-}
-
-/// OpenAI's reset format: `1s`, `6m0s`, `0.25s`.
-fn format_reset(ms: i64) -> String {
-    let secs = ms as f64 / 1000.0;
-    if secs < 60.0 {
-        let s = format!("{secs:.3}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        format!("{s}s")
-    } else {
-        let total = ms / 1000;
-        let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
-        if h > 0 {
-            format!("{h}h{m}m{s}s")
-        } else {
-            format!("{m}m{s}s")
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Cap {
     pub label: &'static str,
     /// `rule:label:`, the start of every counter key of this cap.
     pub prefix: String,
+    /// The fixed start of this cap's ledger decisions (`decisions::head`).
+    pub json_head: String,
     /// The `allowed` decision counter, registered on first use (after the
     /// metrics recorder is installed) so the hot path skips the label lookup.
     allowed: OnceLock<metrics::Counter>,
@@ -90,6 +92,11 @@ impl Rule {
                     max,
                     label,
                     prefix: format!("{}:{label}:", r.name),
+                    json_head: super::decisions::head(
+                        &r.name,
+                        label,
+                        &format!("{}:{label}:", r.name),
+                    ),
                     allowed: OnceLock::new(),
                 });
             }
