@@ -41,7 +41,6 @@ impl RateHeaders {
     }
 
     pub fn apply(&self, h: &mut http::HeaderMap) {
-        h.reserve(6);
         for (names, v) in NAMES.into_iter().zip([self.requests, self.tokens]) {
             let Some((limit, remaining, reset)) = v else {
                 continue;
@@ -49,7 +48,8 @@ impl RateHeaders {
             let [limit_name, remaining_name, reset_name] = names;
             h.insert(limit_name, HeaderValue::from(limit.floor() as u64));
             h.insert(remaining_name, HeaderValue::from(remaining.floor() as u64));
-            if let Ok(v) = HeaderValue::from_str(&format_reset(reset)) {
+            // The String's buffer becomes the value's (no copy).
+            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(format_reset(reset))) {
                 h.insert(reset_name, v);
             }
         }

@@ -80,7 +80,7 @@ impl Limits {
         demand: &Demand,
         now_ms: i64,
     ) -> Vec<Charge> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.rules.len() * 2);
         for rule in &self.rules {
             if !rule.applies(principal, model) {
                 continue;
@@ -456,7 +456,7 @@ impl Admission {
     pub fn settle(mut self, prompt: i64, completion: i64, cost: f64) -> String {
         let now = crate::store::now_ms();
         let mut remote = Vec::new();
-        let mut list = String::with_capacity(1 + self.charges.len() * 128);
+        let mut list = String::with_capacity(2 + self.charges.len() * 192);
         list.push('[');
         for c in &mut self.charges {
             let actual = match c.cap().kind {
