@@ -9,7 +9,6 @@ mod schema;
 mod usage;
 
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -105,46 +104,14 @@ const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_
      guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits";
 const USAGE_COLUMN_COUNT: usize = 29;
 
-/// The multi-row insert of `rows` records (`rows` a power of two up to the
-/// backend's maximum), built once per size: every batch is written with
-/// these few texts only, so sqlx keeps each one prepared and SQLite never
-/// re-parses a 3,700-placeholder statement (a callgrind profile showed the
-/// parse of odd-sized remainders at ~2 % of the gateway's instructions).
-fn insert_usage_sql(backend: Backend, rows: usize) -> &'static str {
-    static SQLITE: OnceLock<Vec<String>> = OnceLock::new();
-    static PG: OnceLock<Vec<String>> = OnceLock::new();
-    let (cell, max) = match backend {
-        Backend::Sqlite => (&SQLITE, SQLITE_ROWS_PER_INSERT),
-        Backend::Postgres => (&PG, PG_ROWS_PER_INSERT),
-    };
-    let texts = cell.get_or_init(|| {
-        let row = format!("({})", vec!["?"; USAGE_COLUMN_COUNT].join(", "));
-        (0..=max.trailing_zeros())
-            .map(|log| {
-                let values = vec![row.as_str(); 1 << log].join(", ");
-                let sql = format!(
-                    "INSERT INTO usage ({USAGE_COLUMNS}) VALUES {values} ON CONFLICT (record_id) DO NOTHING"
-                );
-                schema::placeholders(backend, &sql).into_owned()
-            })
-            .collect()
-    });
-    let log = rows.max(1).ilog2() as usize;
-    texts.get(log).map_or("", String::as_str)
-}
-
-/// How a batch of `total` is cut: full chunks of `max`, then the rest in
-/// descending powers of two (77 → 64, 8, 4, 1).
-fn chunk_sizes(total: usize, max: usize) -> impl Iterator<Item = usize> {
-    let mut left = total;
-    std::iter::from_fn(move || {
-        if left == 0 {
-            return None;
-        }
-        let n = if left >= max { max } else { 1 << left.ilog2() };
-        left -= n;
-        Some(n)
-    })
+/// The multi-row insert of `rows` records.
+fn insert_usage_sql(backend: Backend, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; USAGE_COLUMN_COUNT].join(", "));
+    let values = vec![row; rows].join(", ");
+    let sql = format!(
+        "INSERT INTO usage ({USAGE_COLUMNS}) VALUES {values} ON CONFLICT (record_id) DO NOTHING"
+    );
+    schema::placeholders(backend, &sql).into_owned()
 }
 
 fn bind_usage<'q>(
@@ -260,7 +227,7 @@ impl Store {
 
     /// Writes a batch in one transaction, idempotently (a record already
     /// stored, by `record_id`, is skipped), in multi-row statements of a
-    /// few fixed sizes (`chunk_sizes`; each statement stays prepared). SQLite:
+    /// fixed size (cached; the last chunk of a batch may be shorter). SQLite:
     /// `SQLITE_ROWS_PER_INSERT` rows, small enough that each step stays short
     /// when the writer shares a core with the request path. PostgreSQL:
     /// `PG_ROWS_PER_INSERT` rows per round trip.
@@ -270,11 +237,9 @@ impl Store {
             Backend::Sqlite => SQLITE_ROWS_PER_INSERT,
             Backend::Postgres => PG_ROWS_PER_INSERT,
         };
-        let mut rest = records;
-        for n in chunk_sizes(records.len(), rows_per_insert) {
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            let mut q = sqlx::query(insert_usage_sql(self.backend, n));
+        for chunk in records.chunks(rows_per_insert) {
+            let sql = insert_usage_sql(self.backend, chunk.len());
+            let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = bind_usage(q, r);
             }
@@ -545,24 +510,6 @@ pub fn next_version_id(id: &str) -> String {
 mod tests {
     use super::*;
     use sqlx::sqlite::SqlitePoolOptions;
-
-    #[test]
-    fn batches_use_few_statement_sizes() {
-        let sizes: Vec<usize> = chunk_sizes(333, 128).collect();
-        assert_eq!(sizes, [128, 128, 64, 8, 4, 1]);
-        assert_eq!(chunk_sizes(0, 128).count(), 0);
-        for total in 0..600 {
-            let sizes: Vec<usize> = chunk_sizes(total, 128).collect();
-            assert_eq!(sizes.iter().sum::<usize>(), total);
-            assert!(sizes.iter().all(|n| n.is_power_of_two() && *n <= 128));
-        }
-        for n in [1, 2, 64, 128] {
-            let sql = insert_usage_sql(Backend::Sqlite, n);
-            assert_eq!(sql.matches('?').count(), n * USAGE_COLUMN_COUNT);
-        }
-        let pg = insert_usage_sql(Backend::Postgres, 256);
-        assert!(pg.contains(&format!("${}", 256 * USAGE_COLUMN_COUNT)));
-    }
 
     #[test]
     fn version_ids() {
