@@ -66,17 +66,12 @@ fn format_reset(ms: i64) -> String {
         let frac = ms % 1000;
         if frac != 0 {
             // Three digits, trailing zeros dropped: 250 → ".25".
-            let digits = [frac / 100, frac / 10 % 10, frac % 10];
-            let keep = if digits[2] != 0 {
-                3
-            } else if digits[1] != 0 {
-                2
-            } else {
-                1
-            };
             out.push('.');
-            for d in &digits[..keep] {
-                out.push(char::from(b'0' + *d as u8));
+            for d in [frac / 100, frac / 10 % 10, frac % 10] {
+                out.push(char::from(b'0' + d as u8));
+            }
+            while out.ends_with('0') {
+                out.pop();
             }
         }
         out.push('s');

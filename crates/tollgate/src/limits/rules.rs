@@ -86,17 +86,14 @@ impl Rule {
         let mut caps = Vec::new();
         let mut cap = |kind, window, max: Option<f64>, label| {
             if let Some(max) = max {
+                let prefix = format!("{}:{label}:", r.name);
                 caps.push(Cap {
                     kind,
                     window,
                     max,
                     label,
-                    prefix: format!("{}:{label}:", r.name),
-                    json_head: super::decisions::head(
-                        &r.name,
-                        label,
-                        &format!("{}:{label}:", r.name),
-                    ),
+                    json_head: super::decisions::head(&r.name, label, &prefix),
+                    prefix,
                     allowed: OnceLock::new(),
                 });
             }
