@@ -9,6 +9,13 @@
 #
 # Env: DURATION (default 5s per run), CONNS (default 64), ROUNDS (default 3);
 # LEDGER=false, AUDIT=false or TRACING=false leave one part off in the "on" run.
+#
+# CALLGRIND=1: instead of timed rounds, both gateways run under
+# `valgrind --tool=callgrind` and serve the same REQUESTS (default 4000,
+# CONNS 16) after a warm-up; the instructions of the whole process (every
+# thread: request path, ledger writer, SQLite worker, audit thread, trace
+# exporter) per request are compared. Exact and repeatable where the timed
+# rounds swing ±20 %; blind to the kernel's share (syscalls, write-back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +37,7 @@ cleanup() { for p in "${PIDS[@]}" $(cat "$WORK"/*.pid 2>/dev/null); do kill "$p"
 trap cleanup EXIT
 
 wait_addr() { # file pattern -> addr
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 600); do
     addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
     [ -n "$addr" ] && { echo "$addr"; return; }
     sleep 0.1
@@ -107,7 +114,9 @@ YAML
 
 start_gw() { # name on|off -> "addr admin"
   config "$1" "$2" >"$WORK/$1.yaml"
-  RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "$BIN" serve --config "$WORK/$1.yaml" 2>"$WORK/$1.log" >/dev/null &
+  local vg=()
+  [ -n "${CALLGRIND:-}" ] && vg=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/$1.cg")
+  RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "${vg[@]}" "$BIN" serve --config "$WORK/$1.yaml" 2>"$WORK/$1.log" >/dev/null &
   echo $! >"$WORK/$1.pid"
   echo "$(wait_addr "$WORK/$1.log" " addr") $(wait_addr "$WORK/$1.log" admin_addr)"
 }
@@ -123,6 +132,42 @@ rps() { # addr duration
   [ "$ok" = "$total" ] || { echo "non-200 responses: $(jq -c .statusCodeDistribution "$out")" >&2; exit 1; }
   jq -r .summary.requestsPerSec "$out"
 }
+if [ -n "${CALLGRIND:-}" ]; then
+  command -v callgrind_control >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+  N=${REQUESTS:-4000}
+  instr() { # name addr -> instructions per request over N requests
+    local pid out
+    pid=$(cat "$WORK/$1.pid")
+    taskset -c "$LOAD_CORE" oha --no-tui -m POST -H "content-type: application/json" -H "authorization: Bearer $KEY" \
+      -D "$WORK/gw.json" -n 500 -c "${CONNS:-16}" "http://$2/v1/chat/completions" >/dev/null
+    sleep 1
+    callgrind_control -z "$pid" >/dev/null
+    out=$WORK/$1.oha.json
+    taskset -c "$LOAD_CORE" oha --no-tui --output-format json -m POST -H "content-type: application/json" -H "authorization: Bearer $KEY" \
+      -D "$WORK/gw.json" -n "$N" -c "${CONNS:-16}" "http://$2/v1/chat/completions" >"$out"
+    [ "$(jq -r '.statusCodeDistribution["200"] // 0' "$out")" = "$N" ] || { echo "non-200: $(jq -c .statusCodeDistribution "$out")" >&2; exit 1; }
+    sleep 1.5 # the ledger (200 ms) and audit (100 ms) writers flush what is queued
+    callgrind_control -d "$pid" >/dev/null
+    sleep 0.5
+    # The last dump's totals: summed over every thread of the process.
+    awk '/^(summary|totals):/ {t=$2} END {print t}' $(ls -t "$WORK/$1.cg"* | head -1) | awk -v n="$N" '{printf "%.1f", $1 / n / 1000}'
+  }
+  io=$(instr off "$OFF"); in=$(instr on "$ON")
+  cat <<MD
+
+## $(date -u +%Y-%m-%dT%H:%MZ) — observability overhead in instructions (callgrind)
+
+Command: \`CALLGRIND=1 bench/observability.sh\` ($N requests, ${CONNS:-16} connections, after 500 warm-up); small non-streaming chat, API key auth; instructions of the whole gateway process per request (kernel not counted).
+
+| gateway | k instructions / request |
+| --- | --- |
+| ledger, audit, tracing off (metrics on) | $io |
+| ledger (SQLite) + audit log (file) + metrics + 10% trace sampling (OTLP/HTTP) | $in |
+
+Added: **$(awk "BEGIN {printf \"%.1f k (%.1f %%)\", $in - $io, ($in - $io) / $io * 100}")**; instruction ratio off/on **$(awk "BEGIN {printf \"%.3f\", $io / $in}")** (target for throughput ≥ 0.90).
+MD
+  exit 0
+fi
 rps "$OFF" 2s >/dev/null; rps "$ON" 2s >/dev/null
 off=(); on=()
 # Rounds alternate which gateway goes first, so drift within a round does

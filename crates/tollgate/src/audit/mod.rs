@@ -33,7 +33,8 @@ pub struct Payload {
 /// What the request path hands over.
 #[derive(Debug)]
 pub struct AuditEntry {
-    pub usage: UsageRecord,
+    /// The same record the ledger gets (shared, not copied).
+    pub usage: std::sync::Arc<UsageRecord>,
     pub principal_kind: &'static str,
     pub headers: Vec<(String, String)>,
     pub trace_id: Option<String>,

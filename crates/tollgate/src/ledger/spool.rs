@@ -74,12 +74,12 @@ impl Spool {
 
     /// Appends as much of `batch` as the bound allows, synced to disk; the
     /// rest is dropped and counted. Returns how many were spooled.
-    pub async fn append(&mut self, batch: &[UsageRecord]) -> usize {
+    pub async fn append<R: std::borrow::Borrow<UsageRecord>>(&mut self, batch: &[R]) -> usize {
         let room = self.max_records.saturating_sub(self.records);
         let take = batch.len().min(room);
         let mut text = String::new();
         for r in &batch[..take] {
-            if let Ok(line) = serde_json::to_string(r) {
+            if let Ok(line) = serde_json::to_string(r.borrow()) {
                 text.push_str(&line);
                 text.push('\n');
             }

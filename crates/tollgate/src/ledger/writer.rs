@@ -25,7 +25,7 @@ const REPLAY_BACKOFF: Duration = Duration::from_secs(1);
 /// The sending side, cheap to clone, kept in the app state.
 #[derive(Clone)]
 pub struct LedgerHandle {
-    tx: Option<mpsc::Sender<UsageRecord>>,
+    tx: Option<mpsc::Sender<Arc<UsageRecord>>>,
     closed: Arc<AtomicBool>,
 }
 
@@ -39,10 +39,13 @@ impl LedgerHandle {
     }
 
     /// Queues a record; never waits. Returns false when it was dropped.
-    pub fn record(&self, mut rec: UsageRecord) -> bool {
+    /// Shared (`Arc`) with the audit entry of the same request: one record
+    /// built per request, not one per consumer.
+    pub fn record(&self, rec: impl Into<Arc<UsageRecord>>) -> bool {
         let Some(tx) = &self.tx else { return true };
+        let mut rec = rec.into();
         if rec.record_id.is_empty() {
-            rec.record_id = uuid::Uuid::now_v7().to_string();
+            Arc::make_mut(&mut rec).record_id = uuid::Uuid::now_v7().to_string();
         }
         if self.closed.load(Ordering::Relaxed) {
             metrics::counter!("tollgate_ledger_dropped_total", "reason" => "closed").increment(1);
@@ -159,7 +162,7 @@ impl Sink {
     }
 
     /// Writes a batch (after the spool, keeping order) or spools it.
-    async fn deliver(&mut self, batch: &mut Vec<UsageRecord>, force_replay: bool) {
+    async fn deliver(&mut self, batch: &mut Vec<Arc<UsageRecord>>, force_replay: bool) {
         if batch.is_empty() {
             return;
         }
@@ -182,7 +185,7 @@ impl Sink {
 
 async fn run(
     mut sink: Sink,
-    mut rx: mpsc::Receiver<UsageRecord>,
+    mut rx: mpsc::Receiver<Arc<UsageRecord>>,
     mut stop: mpsc::Receiver<()>,
     flush_interval: Duration,
 ) {
@@ -244,7 +247,7 @@ async fn run(
 }
 
 /// One batch, a few tries; false when the store kept failing.
-async fn write(store: &Store, batch: &[UsageRecord]) -> bool {
+async fn write(store: &Store, batch: &[Arc<UsageRecord>]) -> bool {
     for attempt in 1..=WRITE_ATTEMPTS {
         match store.insert_usage(batch).await {
             Ok(()) => return true,

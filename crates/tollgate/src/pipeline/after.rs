@@ -161,11 +161,12 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),
     };
+    let record = std::sync::Arc::new(record);
     let trace_id = ctx.trace.map(|t| end_trace(app, t, &record));
     // The audit log sees every request, refused ones included.
     if app.audit.enabled() {
         app.audit.record(crate::audit::AuditEntry {
-            usage: record.clone(),
+            usage: std::sync::Arc::clone(&record),
             principal_kind: p.map_or("", |p| p.kind.as_str()),
             headers: ctx.audit_headers,
             trace_id,

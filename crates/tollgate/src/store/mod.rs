@@ -231,7 +231,10 @@ impl Store {
     /// `SQLITE_ROWS_PER_INSERT` rows, small enough that each step stays short
     /// when the writer shares a core with the request path. PostgreSQL:
     /// `PG_ROWS_PER_INSERT` rows per round trip.
-    pub async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+    pub async fn insert_usage<R: std::borrow::Borrow<UsageRecord> + Sync>(
+        &self,
+        records: &[R],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows_per_insert = match self.backend {
             Backend::Sqlite => SQLITE_ROWS_PER_INSERT,
@@ -241,7 +244,7 @@ impl Store {
             let sql = insert_usage_sql(self.backend, chunk.len());
             let mut q = sqlx::query(&sql);
             for r in chunk {
-                q = bind_usage(q, r);
+                q = bind_usage(q, r.borrow());
             }
             q.execute(&mut *tx).await?;
         }
