@@ -169,20 +169,15 @@ impl RequestTrace {
         (ChildSpan { cx: Some(cx) }, header)
     }
 
-    /// The trace id (32 hex digits), as the audit log records it.
     /// False when the sampler left this trace out: attributes set on it
     /// are discarded, so callers skip building them.
     pub fn recording(&self) -> bool {
         self.recording
     }
 
+    /// The trace id (32 hex digits), as the audit log records it.
     pub fn trace_id(&self) -> String {
-        let mut out = [0u8; 32];
-        hex_into(
-            &self.cx.span().span_context().trace_id().to_bytes(),
-            &mut out,
-        );
-        String::from_utf8_lossy(&out).into_owned()
+        self.cx.span().span_context().trace_id().to_string()
     }
 
     pub fn set(&self, attrs: Vec<KeyValue>) {
@@ -222,19 +217,11 @@ fn traceparent(sc: &opentelemetry::trace::SpanContext) -> Option<HeaderValue> {
     }
     // 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
     let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    hex_into(&sc.trace_id().to_bytes(), &mut out[3..35]);
-    hex_into(&sc.span_id().to_bytes(), &mut out[36..52]);
-    hex_into(&[sc.trace_flags().to_u8()], &mut out[53..55]);
+    let filled = hex::encode_to_slice(sc.trace_id().to_bytes(), &mut out[3..35])
+        .and_then(|()| hex::encode_to_slice(sc.span_id().to_bytes(), &mut out[36..52]))
+        .and_then(|()| hex::encode_to_slice([sc.trace_flags().to_u8()], &mut out[53..55]));
+    filled.ok()?;
     HeaderValue::from_bytes(&out).ok()
-}
-
-/// Lower-case hex of `bytes` into `out` (twice as long).
-fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
-    }
 }
 
 impl ChildSpan {
