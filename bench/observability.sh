@@ -12,7 +12,7 @@
 #
 # CALLGRIND=1: instead of timed rounds, both gateways run under
 # `valgrind --tool=callgrind` and serve the same REQUESTS (default 4000,
-# CONNS 16) after a warm-up; the instructions of the whole process (every
+# over CONNS connections) after a warm-up; the instructions of the whole process (every
 # thread: request path, ledger writer, SQLite worker, audit thread, trace
 # exporter) per request are compared. Exact and repeatable where the timed
 # rounds swing ±20 %; blind to the kernel's share (syscalls, write-back).
@@ -139,12 +139,12 @@ if [ -n "${CALLGRIND:-}" ]; then
     local pid out
     pid=$(cat "$WORK/$1.pid")
     taskset -c "$LOAD_CORE" oha --no-tui -m POST -H "content-type: application/json" -H "authorization: Bearer $KEY" \
-      -D "$WORK/gw.json" -n 500 -c "${CONNS:-16}" "http://$2/v1/chat/completions" >/dev/null
+      -D "$WORK/gw.json" -n 500 -c "$CONNS" "http://$2/v1/chat/completions" >/dev/null
     sleep 1
     callgrind_control -z "$pid" >/dev/null
     out=$WORK/$1.oha.json
     taskset -c "$LOAD_CORE" oha --no-tui --output-format json -m POST -H "content-type: application/json" -H "authorization: Bearer $KEY" \
-      -D "$WORK/gw.json" -n "$N" -c "${CONNS:-16}" "http://$2/v1/chat/completions" >"$out"
+      -D "$WORK/gw.json" -n "$N" -c "$CONNS" "http://$2/v1/chat/completions" >"$out"
     [ "$(jq -r '.statusCodeDistribution["200"] // 0' "$out")" = "$N" ] || { echo "non-200: $(jq -c .statusCodeDistribution "$out")" >&2; exit 1; }
     sleep 1.5 # the ledger (200 ms) and audit (100 ms) writers flush what is queued
     callgrind_control -d "$pid" >/dev/null
@@ -157,7 +157,7 @@ if [ -n "${CALLGRIND:-}" ]; then
 
 ## $(date -u +%Y-%m-%dT%H:%MZ) — observability overhead in instructions (callgrind)
 
-Command: \`CALLGRIND=1 bench/observability.sh\` ($N requests, ${CONNS:-16} connections, after 500 warm-up); small non-streaming chat, API key auth; instructions of the whole gateway process per request (kernel not counted).
+Command: \`CALLGRIND=1 bench/observability.sh\` ($N requests, $CONNS connections, after 500 warm-up); small non-streaming chat, API key auth; instructions of the whole gateway process per request (kernel not counted).
 
 | gateway | k instructions / request |
 | --- | --- |
