@@ -8,7 +8,8 @@
 # `bench/observability.sh >> bench/LEDGER.md` records it.
 #
 # Env: DURATION (default 5s per run), CONNS (default 64), ROUNDS (default 3);
-# LEDGER=false, AUDIT=false or TRACING=false leave one part off in the "on" run.
+# LEDGER=false, AUDIT=false or TRACING=false leave one part off in the "on" run;
+# SAMPLE sets the trace sampling ratio of the "on" run (default 0.1).
 #
 # CALLGRIND=1: instead of timed rounds, both gateways run under
 # `valgrind --tool=callgrind` and serve the same REQUESTS (default 4000,
@@ -16,6 +17,7 @@
 # thread: request path, ledger writer, SQLite worker, audit thread, trace
 # exporter) per request are compared. Exact and repeatable where the timed
 # rounds swing ±20 %; blind to the kernel's share (syscalls, write-back).
+# KEEP_CG=dir keeps the callgrind outputs there (for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -92,7 +94,7 @@ tracing:
   enabled: $([ "$on" = true ] && echo "${TRACING:-true}" || echo false)
   endpoint: http://127.0.0.1:$OTLP_PORT/v1/traces
   protocol: http_protobuf
-  sample_ratio: 0.1
+  sample_ratio: ${SAMPLE:-0.1}
 providers:
   - name: up
     kind: openai
@@ -166,6 +168,7 @@ Command: \`CALLGRIND=1 bench/observability.sh\` ($N requests, $CONNS connections
 
 Added: **$(awk "BEGIN {printf \"%.1f k (%.1f %%)\", $in - $io, ($in - $io) / $io * 100}")**; instruction ratio off/on **$(awk "BEGIN {printf \"%.3f\", $io / $in}")** (target for throughput ≥ 0.90).
 MD
+  [ -n "${KEEP_CG:-}" ] && mkdir -p "$KEEP_CG" && cp "$WORK"/*.cg* "$KEEP_CG"/
   exit 0
 fi
 rps "$OFF" 2s >/dev/null; rps "$ON" 2s >/dev/null

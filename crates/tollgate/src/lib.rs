@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod guard;
 pub mod guardrails;
+pub mod json_text;
 pub mod ledger;
 pub mod limits;
 pub mod metrics;

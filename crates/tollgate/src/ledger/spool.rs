@@ -6,6 +6,7 @@
 //! Records past the bound are dropped, counted and logged.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -144,7 +145,7 @@ impl Spool {
             let done = line.is_none();
             if let Some(line) = line.filter(|l| !l.trim().is_empty()) {
                 match serde_json::from_str::<UsageRecord>(&line) {
-                    Ok(r) => batch.push(r),
+                    Ok(r) => batch.push(Arc::new(r)),
                     Err(e) => {
                         tracing::error!(error = %e, "unreadable ledger spool line dropped");
                         metrics::counter!("tollgate_ledger_dropped_total", "reason" => "spool_corrupt")
@@ -219,7 +220,10 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Store::open(&url).await.unwrap();
         // A record already stored is not duplicated by the replay.
-        store.insert_usage(&recs[..1]).await.unwrap();
+        store
+            .insert_usage(&[Arc::new(recs[0].clone())])
+            .await
+            .unwrap();
         assert_eq!(spool.replay(&store, 2).await.unwrap(), 3);
         assert!(spool.is_empty());
         let ids: Vec<String> = store

@@ -162,7 +162,9 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
             .unwrap_or_else(|_| "[]".into()),
     };
     let record = std::sync::Arc::new(record);
-    let trace_id = ctx.trace.map(|t| end_trace(app, t, &record));
+    let trace_id = ctx
+        .trace
+        .and_then(|t| end_trace(app, t, &record, app.audit.enabled()));
     // The audit log sees every request, refused ones included.
     if app.audit.enabled() {
         app.audit.record(crate::audit::AuditEntry {
@@ -181,13 +183,19 @@ pub fn finish(app: &AppState, mut ctx: RequestCtx) {
     app.ledger.record(record);
 }
 
-/// Ends the request's server span with the GenAI attributes; returns the trace id.
-fn end_trace(app: &AppState, t: crate::telemetry::RequestTrace, r: &UsageRecord) -> String {
+/// Ends the request's server span with the GenAI attributes; returns the
+/// trace id when `want_id` (the audit log records it).
+fn end_trace(
+    app: &AppState,
+    t: crate::telemetry::RequestTrace,
+    r: &UsageRecord,
+    want_id: bool,
+) -> Option<[u8; 16]> {
     // Only a sampled span exports attributes: skip building them otherwise.
     if t.recording() {
         annotate(app, &t, r);
     }
-    let id = t.trace_id();
+    let id = want_id.then(|| t.trace_id());
     t.end(r.status, &r.error);
     id
 }

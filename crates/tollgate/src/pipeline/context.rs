@@ -59,8 +59,8 @@ pub struct RequestCtx {
     pub admission: Option<crate::limits::Admission>,
     /// Limit decisions as ledger JSON (set when admission rejects).
     pub limit_decisions: String,
-    /// Request headers for the audit log (credentials redacted); empty when it is off.
-    pub audit_headers: Vec<(String, String)>,
+    /// Request headers for the audit log (credentials redacted by its writer); empty when it is off.
+    pub audit_headers: http::HeaderMap,
     /// Bodies for the audit log, when payload logging is on for the model.
     pub payload: Option<crate::audit::Payload>,
     /// The request's trace (tracing on).
@@ -90,7 +90,7 @@ impl RequestCtx {
             template: None,
             admission: None,
             limit_decisions: String::new(),
-            audit_headers: Vec::new(),
+            audit_headers: http::HeaderMap::new(),
             payload: None,
             trace: None,
         }

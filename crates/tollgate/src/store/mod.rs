@@ -6,9 +6,11 @@
 //! Only background tasks and CLI commands call it, never the request path.
 
 mod schema;
+mod sqlite_insert;
 mod usage;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -26,6 +28,8 @@ pub enum StoreError {
     #[error("store: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: {0}")]
     Invalid(String),
 }
 
@@ -33,6 +37,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The ledger insert of a SQLite file (`sqlite_insert.rs`); `None` for
+    /// PostgreSQL and in-memory SQLite, which insert through `pool`.
+    sqlite_insert: Option<Arc<sqlite_insert::SqliteInsert>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +99,10 @@ pub struct Rotated {
     pub old_expires_ms: i64,
 }
 
-/// Rows per SQLite INSERT (24 columns: under SQLite's 32,766 variables).
+/// Rows per in-memory SQLite INSERT (29 columns: under SQLite's 32,766
+/// variables).
 const SQLITE_ROWS_PER_INSERT: usize = 128;
-/// Rows per PostgreSQL INSERT (24 columns: well under the 65,535 bind limit).
+/// Rows per PostgreSQL INSERT (29 columns: well under the 65,535 bind limit).
 const PG_ROWS_PER_INSERT: usize = 256;
 
 /// The usage columns written, in `bind_usage`'s order.
@@ -182,16 +190,17 @@ impl Store {
         let backend = Backend::of(url)?;
         // Unreachable store: fail fast, the ledger spools meanwhile.
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(3));
+        let mut file = None;
         match backend {
             Backend::Sqlite => {
                 let memory = url.contains(":memory:");
                 if !memory {
                     // Create the file and switch it to WAL (persistent) once.
-                    let conn = SqliteConnectOptions::from_str(url)?
+                    let options = SqliteConnectOptions::from_str(url)?
                         .create_if_missing(true)
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .connect()
-                        .await?;
+                        .journal_mode(SqliteJournalMode::Wal);
+                    file = Some(options.get_filename().to_path_buf());
+                    let conn = options.connect().await?;
                     conn.close().await?;
                 }
                 // An in-memory database exists per connection: keep exactly one, forever.
@@ -213,7 +222,16 @@ impl Store {
         let mut conn = pool.acquire().await?;
         schema::migrate(&mut conn, backend).await?;
         drop(conn);
-        Ok(Self { pool, backend })
+        // Opened after the migrations, so the usage table has every column.
+        let sqlite_insert = match file {
+            Some(path) => Some(Arc::new(sqlite_insert::SqliteInsert::open(&path)?)),
+            None => None,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_insert,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -226,15 +244,15 @@ impl Store {
     }
 
     /// Writes a batch in one transaction, idempotently (a record already
-    /// stored, by `record_id`, is skipped), in multi-row statements of a
-    /// fixed size (cached; the last chunk of a batch may be shorter). SQLite:
-    /// `SQLITE_ROWS_PER_INSERT` rows, small enough that each step stays short
-    /// when the writer shares a core with the request path. PostgreSQL:
-    /// `PG_ROWS_PER_INSERT` rows per round trip.
-    pub async fn insert_usage<R: std::borrow::Borrow<UsageRecord> + Sync>(
-        &self,
-        records: &[R],
-    ) -> Result<(), StoreError> {
+    /// stored, by `record_id`, is skipped). A SQLite file: one prepared
+    /// single-row statement per record (`sqlite_insert.rs`). PostgreSQL and
+    /// in-memory SQLite: multi-row statements of a fixed size (cached; the
+    /// last chunk of a batch may be shorter), `PG_ROWS_PER_INSERT` rows per
+    /// PostgreSQL round trip.
+    pub async fn insert_usage(&self, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
+        if let Some(native) = &self.sqlite_insert {
+            return native.insert(records.to_vec()).await;
+        }
         let mut tx = self.pool.begin().await?;
         let rows_per_insert = match self.backend {
             Backend::Sqlite => SQLITE_ROWS_PER_INSERT,
@@ -244,7 +262,7 @@ impl Store {
             let sql = insert_usage_sql(self.backend, chunk.len());
             let mut q = sqlx::query(&sql);
             for r in chunk {
-                q = bind_usage(q, r.borrow());
+                q = bind_usage(q, r);
             }
             q.execute(&mut *tx).await?;
         }

@@ -7,6 +7,7 @@
 //! `tracing.sample_ratio`. Each upstream attempt sends its own
 //! `traceparent`, so the upstream's spans join the trace.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -20,22 +21,26 @@ use opentelemetry_sdk::Resource;
 
 use crate::config::{OtlpProtocol, TracingConfig};
 
+/// The W3C trace context header, read from callers.
+const TRACEPARENT: &str = "traceparent";
+
 /// The exporter and tracer; `shutdown` flushes what is buffered.
 pub struct Telemetry {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
 }
 
-/// The tracer handle kept in the app state.
+/// The tracer handle kept in the app state. Behind an `Arc`: cloning an
+/// `SdkTracer` copies its instrumentation scope, once per request.
 #[derive(Clone)]
 pub struct Tracing {
-    tracer: SdkTracer,
+    tracer: Arc<SdkTracer>,
 }
 
 /// One request's trace: the context holding its server span.
 pub struct RequestTrace {
     cx: Context,
-    tracer: SdkTracer,
+    tracer: Arc<SdkTracer>,
     /// The sampler's verdict on the server span. A trace left out gets no
     /// child spans at all: a non-recording child would be discarded anyway,
     /// and building one (builder, context, name, attributes) cost ~4 µs per
@@ -87,7 +92,7 @@ impl Telemetry {
 
     pub fn handle(&self) -> Tracing {
         Tracing {
-            tracer: self.tracer.clone(),
+            tracer: Arc::new(self.tracer.clone()),
         }
     }
 
@@ -116,18 +121,28 @@ impl Extractor for HeaderExtract<'_> {
 impl Tracing {
     /// The request's server span, continuing the caller's `traceparent`.
     pub fn start_request(&self, headers: &HeaderMap, operation: &'static str) -> RequestTrace {
-        let parent = TraceContextPropagator::new().extract(&HeaderExtract(headers));
+        // Most callers send no trace context: skip the propagator's parsing.
+        let parent = if headers.contains_key(TRACEPARENT) {
+            TraceContextPropagator::new().extract(&HeaderExtract(headers))
+        } else {
+            Context::new()
+        };
         let span = self
             .tracer
             .span_builder(operation)
             .with_kind(SpanKind::Server)
-            .with_attributes([KeyValue::new("gen_ai.operation.name", operation)])
-            .start_with_context(&self.tracer, &parent);
+            .start_with_context(&*self.tracer, &parent);
         let cx = parent.with_span(span);
+        let recording = cx.span().is_recording();
+        // Attributes after the sampler's verdict: a trace left out drops them.
+        if recording {
+            cx.span()
+                .set_attribute(KeyValue::new("gen_ai.operation.name", operation));
+        }
         RequestTrace {
-            recording: cx.span().is_recording(),
+            recording,
             cx,
-            tracer: self.tracer.clone(),
+            tracer: Arc::clone(&self.tracer),
         }
     }
 }
@@ -141,7 +156,7 @@ impl RequestTrace {
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Internal)
-            .start_with_context(&self.tracer, &self.cx);
+            .start_with_context(&*self.tracer, &self.cx);
         ChildSpan {
             cx: Some(self.cx.with_span(span)),
         }
@@ -163,7 +178,7 @@ impl RequestTrace {
                 KeyValue::new("gen_ai.request.model", model.to_string()),
                 KeyValue::new("tollgate.target", target.to_string()),
             ])
-            .start_with_context(&self.tracer, &self.cx);
+            .start_with_context(&*self.tracer, &self.cx);
         let cx = self.cx.with_span(span);
         let header = traceparent(cx.span().span_context());
         (ChildSpan { cx: Some(cx) }, header)
@@ -175,9 +190,9 @@ impl RequestTrace {
         self.recording
     }
 
-    /// The trace id (32 hex digits), as the audit log records it.
-    pub fn trace_id(&self) -> String {
-        self.cx.span().span_context().trace_id().to_string()
+    /// The trace id, as the audit log records it (in 32 hex digits).
+    pub fn trace_id(&self) -> [u8; 16] {
+        self.cx.span().span_context().trace_id().to_bytes()
     }
 
     pub fn set(&self, attrs: Vec<KeyValue>) {

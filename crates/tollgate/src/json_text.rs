@@ -1,0 +1,106 @@
+//! Writing JSON text by hand, for the few lines written once per request in
+//! the background (the ledger's `limits` column, the audit line).
+//!
+//! Why not `serde_json` there: it escapes every key and value byte by byte
+//! and formats through `Serializer` state; a callgrind profile put it at
+//! ~16 k instructions per audit line and among the largest costs of the
+//! limited path (bench/LEDGER.md, bench/LIMITS.md). Here constant keys are
+//! written pre-quoted, a string needing no escape (nearly all) is copied in
+//! one go, and numbers go through `itoa`/`ryu`. The output is checked
+//! against `serde_json` in the tests.
+
+/// Appends `s` escaped for a JSON string literal (without the quotes).
+pub fn push_escaped(out: &mut String, s: &str) {
+    // No early exit: the compiler vectorises this scan.
+    let plain = s
+        .bytes()
+        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        out.push_str(s);
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+}
+
+/// Appends `"s"`, escaped.
+pub fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    push_escaped(out, s);
+    out.push('"');
+}
+
+/// A JSON number: integers without a fraction, others shortest round-trip;
+/// anything not finite as 0 (JSON has no NaN).
+pub fn push_number(out: &mut String, v: f64) {
+    if !v.is_finite() {
+        out.push('0');
+    } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else {
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    }
+}
+
+/// An integer.
+pub fn push_int(out: &mut String, v: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_serde_json() {
+        for s in [
+            "plain",
+            "q\"b\\s",
+            "ctl\u{1}\u{1f}\n\r\t",
+            "ünï",
+            "",
+            "\u{7f}",
+        ] {
+            let mut out = String::new();
+            push_str(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn numbers_round_trip() {
+        for v in [0.0, 1.0, -3.0, 0.2, 1e-7, 123456.75, 1e20] {
+            let mut out = String::new();
+            push_number(&mut out, v);
+            assert_eq!(out.parse::<f64>().unwrap(), v, "{out}");
+        }
+        let mut out = String::new();
+        push_number(&mut out, f64::NAN);
+        assert_eq!(out, "0");
+        out.clear();
+        push_int(&mut out, -42i64);
+        assert_eq!(out, "-42");
+    }
+}
