@@ -9,6 +9,9 @@
 # Gateway on core 0; mock upstream, redis-server and oha on core 1.
 # `bench/limits.sh >> bench/LIMITS.md` records a run.
 # Env: DURATION (default 5s), CONNS (default 64), RATE (default 500), ROUNDS (default 3).
+# CALLGRIND=1: the gateway under callgrind, instructions per request of each
+# key instead of timed rounds (REQUESTS per key, default 3000; KEEP_CG=dir
+# keeps the outputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +31,7 @@ cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${REDIS_PID:-}" 2>/dev/null || t
 trap cleanup EXIT
 
 wait_addr() { # file pattern -> addr
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 600); do
     addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
     [ -n "$addr" ] && { echo "$addr"; return; }
     sleep 0.1
@@ -63,7 +66,9 @@ limits:
     - { name: tenant-inflight, match: { tenants: [acme] }, per: [tenant], concurrent: 100000, store: $STORE }
     - { name: model-budget, match: { keys: [limited] }, per: [model], cost_per_day: 1000000000, store: $STORE }
 YAML
-RUST_LOG=warn,tollgate::server=info taskset -c 0 "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
+VG=()
+[ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/gw.cg")
+RUST_LOG=warn,tollgate::server=info taskset -c 0 "${VG[@]}" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
 GW_PID=$!
 GW=$(wait_addr "$WORK/gw.log" " addr")
 ADMIN=$(wait_addr "$WORK/gw.log" admin_addr)
@@ -78,6 +83,39 @@ load() { # key extra-args... -> json file path
   [ "$ok" = "$total" ] || { echo "non-200 responses: $(jq -c .statusCodeDistribution "$out")" >&2; tail -5 "$WORK/gw.log" >&2; exit 1; }
   echo "$out"
 }
+if [ -n "${CALLGRIND:-}" ]; then
+  # Exact instructions per request of the whole gateway process (every
+  # thread, ledger writer included; kernel not counted): the same REQUESTS
+  # for each key, counters zeroed before and dumped after each.
+  command -v callgrind_control >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+  N=${REQUESTS:-3000}
+  instr() { # key -> k instructions per request
+    load "$1" -n 300 -c 16 >/dev/null
+    sleep 1
+    callgrind_control -z "$GW_PID" >/dev/null
+    load "$1" -n "$N" -c 16 >/dev/null
+    sleep 1.5 # the ledger writer flushes what is queued
+    callgrind_control -d "$GW_PID" >/dev/null
+    sleep 0.5
+    awk '/^(summary|totals):/ {t=$2} END {print t}' $(ls -t "$WORK"/gw.cg* | head -1) | awk -v n="$N" '{printf "%.1f", $1 / n / 1000}'
+  }
+  ip=$(instr tg-bench-plain); il=$(instr tg-bench-limited)
+  [ -n "${KEEP_CG:-}" ] && mkdir -p "$KEEP_CG" && cp "$WORK"/gw.cg* "$KEEP_CG"/
+  cat <<MD
+
+## $(date -u +%Y-%m-%dT%H:%MZ) — five $STORE limits in instructions (callgrind)
+
+Command: \`CALLGRIND=1 STORE=$STORE bench/limits.sh\` ($N requests per key, 16 connections, after 300 warm-up); instructions of the whole gateway process per request (kernel not counted).
+
+| key | k instructions / request |
+| --- | --- |
+| \`plain\` (no limit) | $ip |
+| \`limited\` (five $STORE limits) | $il |
+
+Added: **$(awk "BEGIN {printf \"%.1f k (%.1f %%)\", $il - $ip, ($il - $ip) / $ip * 100}")**; instruction ratio **$(awk "BEGIN {printf \"%.3f\", $ip / $il}")** (throughput target ≥ 0.90).
+MD
+  exit 0
+fi
 load tg-bench-plain -z 2s -c "$CONNS" >/dev/null
 load tg-bench-limited -z 2s -c "$CONNS" >/dev/null
 

@@ -41,25 +41,46 @@ impl RateHeaders {
     }
 
     pub fn apply(&self, h: &mut http::HeaderMap) {
-        for (names, v) in NAMES.into_iter().zip([self.requests, self.tokens]) {
-            let Some((limit, remaining, reset)) = v else {
-                continue;
-            };
-            let [limit_name, remaining_name, reset_name] = names;
-            h.insert(limit_name, HeaderValue::from(limit.floor() as u64));
-            h.insert(remaining_name, HeaderValue::from(remaining.floor() as u64));
-            // The String's buffer becomes the value's (no copy).
-            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(format_reset(reset))) {
-                h.insert(reset_name, v);
+        let slots = [self.requests, self.tokens];
+        let n = slots.iter().flatten().count();
+        if n == 0 {
+            return;
+        }
+        // All values in one buffer, each header a slice of it: one
+        // allocation instead of one per value (six per limited response).
+        let mut text = String::with_capacity(64);
+        let mut ends = [0usize; 6];
+        let mut num = itoa::Buffer::new();
+        for (i, (limit, remaining, reset)) in slots.iter().flatten().enumerate() {
+            text.push_str(num.format(limit.floor() as u64));
+            ends[3 * i] = text.len();
+            text.push_str(num.format(remaining.floor() as u64));
+            ends[3 * i + 1] = text.len();
+            push_reset(&mut text, *reset);
+            ends[3 * i + 2] = text.len();
+        }
+        let buf = bytes::Bytes::from(text);
+        h.reserve(3 * n);
+        let mut start = 0;
+        let present = NAMES
+            .into_iter()
+            .zip(slots)
+            .filter_map(|(names, v)| v.map(|_| names));
+        for (i, names) in present.enumerate() {
+            for (j, name) in names.into_iter().enumerate() {
+                let end = ends[3 * i + j];
+                if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(start..end)) {
+                    h.insert(name, v);
+                }
+                start = end;
             }
         }
     }
 }
 
 /// OpenAI's reset format: `1s`, `0.25s`, `6m0s`, `1h2m3s`.
-fn format_reset(ms: i64) -> String {
+fn push_reset(out: &mut String, ms: i64) {
     let ms = ms.max(0);
-    let mut out = String::with_capacity(12);
     let mut num = itoa::Buffer::new();
     if ms < 60_000 {
         out.push_str(num.format(ms / 1000));
@@ -75,7 +96,7 @@ fn format_reset(ms: i64) -> String {
             }
         }
         out.push('s');
-        return out;
+        return;
     }
     let total = ms / 1000;
     let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
@@ -87,7 +108,6 @@ fn format_reset(ms: i64) -> String {
     out.push('m');
     out.push_str(num.format(s));
     out.push('s');
-    out
 }
 
 #[cfg(test)]
@@ -109,7 +129,36 @@ mod tests {
             (-5, "0s"),
         ];
         for (ms, want) in cases {
-            assert_eq!(format_reset(ms), want, "{ms}");
+            let mut out = String::from("7");
+            push_reset(&mut out, ms);
+            assert_eq!(&out[1..], want, "{ms}");
         }
+    }
+
+    #[test]
+    fn headers_carry_the_tightest_values() {
+        let mut h = http::HeaderMap::new();
+        let rh = RateHeaders {
+            requests: Some((100.0, 41.7, 1_500)),
+            tokens: Some((9_000.0, 0.0, 61_000)),
+        };
+        rh.apply(&mut h);
+        let get = |n: &str| h.get(n).unwrap().to_str().unwrap().to_string();
+        assert_eq!(get("x-ratelimit-limit-requests"), "100");
+        assert_eq!(get("x-ratelimit-remaining-requests"), "41");
+        assert_eq!(get("x-ratelimit-reset-requests"), "1.5s");
+        assert_eq!(get("x-ratelimit-limit-tokens"), "9000");
+        assert_eq!(get("x-ratelimit-remaining-tokens"), "0");
+        assert_eq!(get("x-ratelimit-reset-tokens"), "1m1s");
+        let mut h = http::HeaderMap::new();
+        RateHeaders {
+            requests: None,
+            tokens: Some((5.0, 2.0, 0)),
+        }
+        .apply(&mut h);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.get("x-ratelimit-reset-tokens").unwrap(), "0s");
+        RateHeaders::default().apply(&mut h);
+        assert_eq!(h.len(), 3);
     }
 }

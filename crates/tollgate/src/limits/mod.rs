@@ -81,17 +81,21 @@ impl Limits {
         now_ms: i64,
     ) -> Vec<Charge> {
         let mut out = Vec::with_capacity(self.rules.len() * 2);
+        let mut part = String::new();
         for rule in &self.rules {
             if !rule.applies(principal, model) {
                 continue;
             }
-            for part in rule.partitions(principal, model) {
+            rule.partitions(principal, model, &mut part, |part| {
                 for (ci, cap) in rule.caps.iter().enumerate() {
                     let window = cap.window.id(now_ms);
+                    let mut key = String::with_capacity(cap.prefix.len() + part.len());
+                    key.push_str(&cap.prefix);
+                    key.push_str(part);
                     out.push(Charge {
                         rule: rule.clone(),
                         cap: ci,
-                        key: [cap.prefix.as_str(), part.as_str()].concat(),
+                        key,
                         window,
                         reserved: 0.0,
                         used_after: 0.0,
@@ -102,7 +106,7 @@ impl Limits {
                             .amount(demand.prompt, demand.completion, &demand.price),
                     });
                 }
-            }
+            });
         }
         out
     }

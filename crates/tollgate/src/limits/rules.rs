@@ -158,43 +158,44 @@ impl Rule {
     }
 
     /// The counter suffixes this request charges: one, or one per matching
-    /// group when the rule is partitioned by group. (Sized up front: this
-    /// runs for every rule on every request.)
-    pub fn partitions(&self, p: &Principal, model: &str) -> Vec<String> {
-        let value = |d: &Dimension| match d {
-            Dimension::Key => Some(("key=", p.key_id.as_deref().unwrap_or("-"))),
-            Dimension::Principal => Some(("principal=", &*p.subject)),
-            Dimension::Tenant => Some(("tenant=", p.tenant.as_deref().unwrap_or("-"))),
-            Dimension::Model => Some(("model=", model)),
-            Dimension::Group => None,
-        };
-        let len: usize = self
-            .per
-            .iter()
-            .filter_map(value)
-            .map(|(k, v)| k.len() + v.len() + 1)
-            .sum();
-        let build = |group: Option<&str>| {
-            let mut s = String::with_capacity(len + group.map_or(0, |g| g.len() + 7));
-            for (k, v) in self.per.iter().filter_map(value) {
-                s.push_str(k);
-                s.push_str(v);
-                s.push('|');
-            }
-            if let Some(g) = group {
-                s.push_str("group=");
-                s.push_str(g);
-                s.push('|');
-            }
-            s
-        };
-        if !self.per.contains(&Dimension::Group) {
-            return vec![build(None)];
+    /// group when the rule is partitioned by group. Each is handed to `each`
+    /// in a buffer reused for the next, so nothing is allocated per
+    /// partition (this runs for every rule on every request).
+    pub fn partitions(
+        &self,
+        p: &Principal,
+        model: &str,
+        buf: &mut String,
+        mut each: impl FnMut(&str),
+    ) {
+        buf.clear();
+        for d in &self.per {
+            let (k, v) = match d {
+                Dimension::Key => ("key=", p.key_id.as_deref().unwrap_or("-")),
+                Dimension::Principal => ("principal=", &*p.subject),
+                Dimension::Tenant => ("tenant=", p.tenant.as_deref().unwrap_or("-")),
+                Dimension::Model => ("model=", model),
+                Dimension::Group => continue,
+            };
+            buf.push_str(k);
+            buf.push_str(v);
+            buf.push('|');
         }
-        p.groups
+        if !self.per.contains(&Dimension::Group) {
+            each(buf);
+            return;
+        }
+        let base = buf.len();
+        for g in p
+            .groups
             .iter()
             .filter(|g| self.matches.groups.is_empty() || listed(&self.matches.groups, g))
-            .map(|g| build(Some(g)))
-            .collect()
+        {
+            buf.truncate(base);
+            buf.push_str("group=");
+            buf.push_str(g);
+            buf.push('|');
+            each(buf);
+        }
     }
 }

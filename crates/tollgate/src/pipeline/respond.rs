@@ -47,6 +47,9 @@ pub fn response(
 ) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
+    // Room up front for what follows (request id, the six rate-limit
+    // headers): growing the map rehashes it, twice for a limited response.
+    *resp.headers_mut() = http::HeaderMap::with_capacity(12);
     let h = resp.headers_mut();
     let content_type = if sse {
         h.insert(
