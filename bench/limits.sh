@@ -6,7 +6,8 @@
 # Interleaved rounds of each, so drift hits both alike:
 #   - saturation throughput (requests/s), small non-streaming chat
 #   - latency p50/p99 at a fixed RATE (default 500 req/s)
-# Gateway on core 0; mock upstream, redis-server and oha on core 1.
+# Gateway on core 0; mock upstream, redis-server and oha on core 1
+# (REDIS_CORE=0: redis-server on the gateway's core).
 # `bench/limits.sh >> bench/LIMITS.md` records a run.
 # Env: DURATION (default 5s), CONNS (default 64), RATE (default 500), ROUNDS (default 3).
 # CALLGRIND=1: the gateway under callgrind, instructions per request of each
@@ -20,6 +21,9 @@ CONNS=${CONNS:-64}
 RATE=${RATE:-500}
 ROUNDS=${ROUNDS:-3}
 STORE=${STORE:-redis}  # redis | local: where the five limits count
+# Core of redis-server: 1 (default) shares it with the mock and oha; 0 puts
+# it beside the gateway, as a local sidecar would be.
+REDIS_CORE=${REDIS_CORE:-1}
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
@@ -40,7 +44,7 @@ wait_addr() { # file pattern -> addr
 }
 
 REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null &
+taskset -c "$REDIS_CORE" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >/dev/null &
 REDIS_PID=$!
 RUST_LOG=warn,tollgate=info taskset -c 1 "$BIN" mock-upstream --listen 127.0.0.1:0 --require-key upstream-key 2>"$WORK/mock.log" &
 MOCK_PID=$!
@@ -131,23 +135,46 @@ sat() { # key -> "rps cpu_us_per_request"
   local n; n=$(jq '[.statusCodeDistribution[]] | add' "$f")
   echo "$(jq .summary.requestsPerSec "$f") $(awk "BEGIN {print ($t1 - $t0) / $TCK * 1e6 / $n}")"
 }
+# The admission round-trip histogram (`le count` lines), for the fixed-rate runs.
+hist() { curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_admit_seconds_bucket/ {
+  match($0, /le="[^"]*"/); print substr($0, RSTART + 4, RLENGTH - 5), $2 }'; }
+hist | awk '{print $1, 0}' >"$WORK/hsum"
 p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=(); p_cpu=(); l_cpu=()
 for _ in $(seq 1 "$ROUNDS"); do
   read -r r c < <(sat tg-bench-plain); p_rps+=("$r"); p_cpu+=("$c")
   read -r r c < <(sat tg-bench-limited); l_rps+=("$r"); l_cpu+=("$c")
   f=$(load tg-bench-plain -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
   p50p+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99p+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
+  hist >"$WORK/h0"
   f=$(load tg-bench-limited -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
+  hist >"$WORK/h1"
+  # This run's admissions, added bucket by bucket to the fixed-rate total.
+  awk 'FNR==NR {b[$1]=$2; next} {print $1, $2 - b[$1]}' "$WORK/h0" "$WORK/h1" >"$WORK/hd"
+  awk 'FNR==NR {t[$1]=$2; next} {print $1, $2 + t[$1]}' "$WORK/hsum" "$WORK/hd" >"$WORK/hsum.new"
+  mv "$WORK/hsum.new" "$WORK/hsum"
   p50l+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99l+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
 done
+# Quantile of the admission round trip from the cumulative buckets (ms; the
+# bucket's upper bound, so an overestimate by at most one bucket).
+hq() { awk -v q="$1" '{le[NR]=$1; c[NR]=$2} $1=="+Inf" {tot=$2} END {
+  if (tot == 0) {print "n/a"; exit}
+  for (i=1; i<=NR; i++) if (c[i] >= q*tot) {print (le[i]=="+Inf" ? "inf" : le[i]*1000); exit} }' "$WORK/hsum"; }
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mp=$(med "${p_rps[@]}"); ml=$(med "${l_rps[@]}"); cp=$(med "${p_cpu[@]}"); cl=$(med "${l_cpu[@]}")
 a50=$(med "${p50p[@]}"); b50=$(med "${p50l[@]}"); a99=$(med "${p99p[@]}"); b99=$(med "${p99l[@]}")
+ADMIT_LINE=""
+if [ "$STORE" = redis ]; then
+  # The machine's floor: a bare PING round trip from the gateway's core, same
+  # session (redis-benchmark's own client, one connection).
+  read -r PING50 PING99 < <(taskset -c 0 redis-benchmark -p "$REDIS_PORT" -t ping_mbulk -n 20000 -c 1 --precision 3 2>/dev/null |
+    awk '/avg +min +p50/ {getline; print $3, $5}')
+  ADMIT_LINE="Admission round trip to Redis during the $RATE req/s runs (\`tollgate_limit_store_admit_seconds\`, $(awk '$1 == "+Inf" {print $2}' "$WORK/hsum") admissions; bucket upper bounds): p50 ≤ $(hq 0.5) ms, p99 ≤ $(hq 0.99) ms (redis-server on core $REDIS_CORE). Bare \`PING\` round trip on this machine, same session (\`redis-benchmark -c 1\`): p50 $PING50 ms, p99 $PING99 ms."
+fi
 KEYS=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tollgate:*' | wc -l)
 ERRS=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_errors_total/ {s+=$2} END {print s+0}')
 cat <<MD
 
-## $(date -u +%Y-%m-%dT%H:%MZ) — five limits, store: $STORE ($(nproc) cores, gateway on core 0; mock, redis-server, oha on core 1)
+## $(date -u +%Y-%m-%dT%H:%MZ) — five limits, store: $STORE ($(nproc) cores, gateway on core 0; mock, oha on core 1; redis-server on core $REDIS_CORE)
 
 Command: \`STORE=$STORE bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RATE=$RATE, ROUNDS=$ROUNDS); one gateway process, key \`plain\` (no limit) against key \`limited\` (five limits in the $STORE store: requests/s, requests/min, tokens/min, in flight, cost/day), interleaved; medians of $ROUNDS rounds.
 
@@ -160,4 +187,5 @@ Command: \`STORE=$STORE bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RAT
 
 Rounds (requests/s): no limit ${p_rps[*]}; limited ${l_rps[*]}. p99 (ms): no limit ${p99p[*]}; limited ${p99l[*]}.
 Redis counters at the end: $KEYS keys; limit store errors: $ERRS.
+$ADMIT_LINE
 MD

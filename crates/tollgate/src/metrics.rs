@@ -6,6 +6,13 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// The Redis admission round trip: fine below a millisecond, where the
+/// 0.3 ms p99 target sits (bench/LIMITS.md).
+const STORE_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25,
+];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 120.0, 300.0,
@@ -16,6 +23,11 @@ pub fn handle() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("tollgate_limit_store_admit_seconds".into()),
+                    STORE_BUCKETS,
+                )
+                .ok()?
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .ok()?
                 .build_recorder();
@@ -54,6 +66,10 @@ fn describe() {
     metrics::describe_counter!(
         "tollgate_upstream_errors_total",
         "Upstream failures by provider and kind"
+    );
+    metrics::describe_histogram!(
+        "tollgate_limit_store_admit_seconds",
+        "Redis limits: the admission script's round trip (what a store: redis rule adds to a request)"
     );
     metrics::describe_counter!(
         "tollgate_auth_failures_total",

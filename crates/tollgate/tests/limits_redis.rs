@@ -277,6 +277,19 @@ async fn redis_down_fails_open_or_closed_per_rule_and_recovers() {
             .any(|l| l.starts_with("tollgate_limit_store_errors_total")),
         "{m}"
     );
+    // Every admission's round trip is timed, failed ones included: 2 before
+    // the kill and 6 after (3 per rule); the recorder is process-wide, so
+    // another in-process test may add its own.
+    let admits = m
+        .lines()
+        .find_map(|l| l.strip_prefix("tollgate_limit_store_admit_seconds_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(admits >= 8.0, "{m}");
+    assert!(
+        m.contains("tollgate_limit_store_admit_seconds_bucket{le=\"0.0003\"}"),
+        "{m}"
+    );
 
     // Redis returns (empty: it kept nothing): the gateway reconnects by itself.
     redis.spawn().await;
