@@ -22,27 +22,18 @@ pub struct LocalStore {
     counters: DashMap<String, Arc<Mutex<Cell>>, foldhash::fast::RandomState>,
 }
 
-impl LocalStore {
-    fn cell(&self, key: &str) -> Arc<Mutex<Cell>> {
-        if let Some(c) = self.counters.get(key) {
-            return c.clone();
-        }
-        self.counters.entry(key.to_string()).or_default().clone()
-    }
+/// One counter's cell, kept by the charge that looked it up: admission,
+/// settlement and stream top-ups then skip the map (counters are never
+/// removed, so the handle stays the map's cell).
+#[derive(Clone)]
+pub struct Counter(Arc<Mutex<Cell>>);
 
-    /// Adds `amount` to the counter for window `window` when that keeps it
-    /// at or under `max` (or always when `enforce` is false). Returns
-    /// whether it was added and the amount used before.
-    pub fn try_add(
-        &self,
-        key: &str,
-        window: i64,
-        amount: f64,
-        max: f64,
-        enforce: bool,
-    ) -> (bool, f64) {
-        let cell = self.cell(key);
-        let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
+impl Counter {
+    /// Adds `amount` for window `window` when that keeps the counter at or
+    /// under `max` (or always when `enforce` is false). Returns whether it
+    /// was added and the amount used before.
+    pub fn try_add(&self, window: i64, amount: f64, max: f64, enforce: bool) -> (bool, f64) {
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if c.window != window {
             if c.window > window {
                 // A late reservation for a window already gone: count it now.
@@ -59,15 +50,13 @@ impl LocalStore {
         (true, before)
     }
 
-    /// Adds `delta` (may be negative) to the counter's window `window`. A
-    /// correction for a window that has since rolled over is dropped when it
-    /// would lower the count, and charged to the current window otherwise.
-    pub fn add(&self, key: &str, window: i64, delta: f64) {
+    /// Adds `delta` (a settlement correction, possibly negative) to window
+    /// `window`; a correction for a window already gone is dropped.
+    pub fn add(&self, window: i64, delta: f64) {
         if delta == 0.0 {
             return;
         }
-        let cell = self.cell(key);
-        let mut c = cell.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if c.window < window {
             c.window = window;
             c.used = 0.0;
@@ -75,6 +64,36 @@ impl LocalStore {
             return;
         }
         c.used = (c.used + delta).max(if window == 0 { 0.0 } else { f64::MIN });
+    }
+}
+
+impl LocalStore {
+    /// The counter `key`, created when missing.
+    pub fn counter(&self, key: &str) -> Counter {
+        if let Some(c) = self.counters.get(key) {
+            return Counter(c.clone());
+        }
+        Counter(self.counters.entry(key.to_string()).or_default().clone())
+    }
+
+    /// `Counter::try_add` on the counter `key`.
+    pub fn try_add(
+        &self,
+        key: &str,
+        window: i64,
+        amount: f64,
+        max: f64,
+        enforce: bool,
+    ) -> (bool, f64) {
+        self.counter(key).try_add(window, amount, max, enforce)
+    }
+
+    /// `Counter::add` on the counter `key`.
+    pub fn add(&self, key: &str, window: i64, delta: f64) {
+        if delta == 0.0 {
+            return;
+        }
+        self.counter(key).add(window, delta);
     }
 
     /// The amount used in window `window` (0 when the counter is elsewhere).

@@ -101,6 +101,7 @@ impl Limits {
                         used_after: 0.0,
                         fallback: false,
                         shadow_hit: false,
+                        counter: None,
                         amount: cap
                             .kind
                             .amount(demand.prompt, demand.completion, &demand.price),
@@ -184,9 +185,25 @@ pub struct Charge {
     shadow_hit: bool,
     /// The amount of the latest reservation attempt.
     amount: f64,
+    /// This node's counter, once looked up (local rules, or a Redis rule
+    /// that fell back).
+    counter: Option<local::Counter>,
 }
 
 impl Charge {
+    /// This node's counter for the charge, looked up once.
+    fn counter(&mut self, local: &LocalStore) -> &local::Counter {
+        self.counter.get_or_insert_with(|| local.counter(&self.key))
+    }
+
+    /// Adds `delta` to this node's counter (through the kept handle).
+    fn local_add(&self, local: &LocalStore, delta: f64) {
+        match &self.counter {
+            Some(c) => c.add(self.window, delta),
+            None => local.add(&self.key, self.window, delta),
+        }
+    }
+
     fn cap(&self) -> &Cap {
         &self.rule.caps[self.cap]
     }
@@ -219,7 +236,7 @@ async fn reserve(
     let rollback = |charges: &[Charge], done: &[usize]| {
         for &d in done {
             let pos = idx.iter().position(|&x| x == d).unwrap_or(0);
-            local.add(&charges[d].key, charges[d].window, -amounts[pos]);
+            charges[d].local_add(local, -amounts[pos]);
         }
     };
     let mut remote: Vec<usize> = Vec::new();
@@ -229,8 +246,8 @@ async fn reserve(
             remote.push(pos);
             continue;
         }
-        let max = c.cap().max;
-        let (ok, before) = local.try_add(&c.key, c.window, amounts[pos], max, c.enforce());
+        let (max, window, enforce) = (c.cap().max, c.window, c.enforce());
+        let (ok, before) = c.counter(local).try_add(window, amounts[pos], max, enforce);
         if !ok {
             let err = LimitError::exceeded(c, before, amounts[pos], now);
             rollback(charges, &done);
@@ -309,8 +326,8 @@ async fn reserve(
             for &pos in &remote {
                 let c = &mut charges[idx[pos]];
                 c.fallback = true;
-                let max = c.cap().max;
-                let (ok, before) = local.try_add(&c.key, c.window, amounts[pos], max, c.enforce());
+                let (max, window, enforce) = (c.cap().max, c.window, c.enforce());
+                let (ok, before) = c.counter(local).try_add(window, amounts[pos], max, enforce);
                 if !ok {
                     let err = LimitError::exceeded(c, before, amounts[pos], now);
                     rollback(charges, &done);
@@ -446,7 +463,7 @@ impl Admission {
                     a,
                     c.cap().window.ttl_ms(c.window, now),
                 )),
-                _ => self.local.add(&c.key, c.window, a),
+                _ => c.local_add(&self.local, a),
             }
         }
         self.send_remote(remote);
@@ -480,7 +497,7 @@ impl Admission {
                         delta,
                         c.cap().window.ttl_ms(c.window, now),
                     )),
-                    _ => self.local.add(&c.key, c.window, delta),
+                    _ => c.local_add(&self.local, delta),
                 }
             }
             c.reserved = actual;
