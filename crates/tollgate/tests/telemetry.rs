@@ -191,9 +191,14 @@ async fn traces_arrive(protocol: &str, endpoint: String, got: Received) {
         tp,
         format!("00-{TRACE_ID}-{}-01", hex::encode(&attempt.span_id))
     );
-    assert!(received[1]["headers"]
-        .get("traceparent")
-        .is_none_or(|v| !v.as_str().unwrap().contains(TRACE_ID)));
+    // The unsampled request still propagates a context of its own (flag 00),
+    // so the upstream does not start a trace.
+    let tp = received[1]["headers"]["traceparent"].as_str().unwrap();
+    assert!(
+        !tp.contains(TRACE_ID) && tp.starts_with("00-") && tp.ends_with("-00"),
+        "{tp}"
+    );
+    assert_eq!(tp.len(), 55, "{tp}");
 }
 
 #[tokio::test]
