@@ -318,3 +318,73 @@ async fn redis_down_fails_open_or_closed_per_rule_and_recovers() {
         .iter()
         .any(|r| r.error == "limit_unavailable" && r.status == 503));
 }
+
+/// Settlement: the token counter in Redis ends at the tokens actually used,
+/// not the admission estimates (prompt + `max_tokens`), also when many
+/// requests' corrections are merged into one settlement script; and the
+/// counter keeps its expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_token_counter_settles_to_actual_usage() {
+    early_in_minute().await;
+    let redis = Redis::start().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let url = redis.url();
+    let gw = start_gateway_with(|db| {
+        format!(
+            "{}\nlimits:\n  redis: {{ url: \"{url}\", timeout: 2s }}\n  rules:\n    - name: settle-tpm\n      store: redis\n      tokens_per_minute: 100000000\n",
+            standard_config(&mock, dead, db)
+        )
+    })
+    .await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let req = client()
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .json(&serde_json::json!({
+                    "model": "chat-up",
+                    "messages": [{"role": "user", "content": format!("count these words please {i}")}],
+                    "max_tokens": 500,
+                }));
+            tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let b: Value = r.json().await.unwrap();
+                b["usage"]["total_tokens"].as_f64().unwrap()
+            })
+        })
+        .collect();
+    let mut used = 0.0;
+    for t in tasks {
+        used += t.await.unwrap();
+    }
+    assert!(used > 0.0 && used < 40.0 * 500.0, "{used}");
+    // Settlement is sent after the responses: wait for it to land.
+    let mut total = 0.0;
+    for _ in 0..100 {
+        total = redis.sum("tollgate:settle-tpm:*").await;
+        if total == used {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(total, used, "Redis holds the estimates, not the usage");
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("tollgate:settle-tpm:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "the counter keeps an expiry: {ttl}");
+}

@@ -2,8 +2,8 @@
 //! script (one round trip): it reads every counter the request charges,
 //! and adds to all of them only if no enforced cap would be crossed, so
 //! racing nodes can never admit more than the cap together. Settlement is
-//! one pipeline of `INCRBYFLOAT` corrections, sent off the request path by
-//! one task per store: corrections that queue while a pipeline is in flight
+//! one script of `INCRBYFLOAT` corrections, sent off the request path by
+//! one task per store: corrections that queue while a settlement is in flight
 //! are merged per counter and go in the next one, so under load many
 //! requests share a round trip (and Redis applies one increment per counter
 //! instead of one per request); when idle a correction goes at once.
@@ -55,6 +55,22 @@ local out = {failed}
 for i = 1, n do out[i + 1] = tostring(used[i]) end
 return out
 "#;
+
+/// Settlement: every correction of a batch in one script, so Redis sends one
+/// reply instead of two per counter (redis-rs's reply parser was the largest
+/// cost of a Redis-limited request, bench/LIMITS.md).
+const SETTLE: &str = r#"
+-- KEYS: counters. ARGV: per key, 2 values: delta, ttl_ms.
+for i = 1, #KEYS do
+  redis.call('INCRBYFLOAT', KEYS[i], ARGV[2 * i - 1])
+  redis.call('PEXPIRE', KEYS[i], ARGV[2 * i])
+end
+return #KEYS
+"#;
+
+/// Counters per settlement script: a long script blocks Redis for every
+/// other client meanwhile, so a large merged batch goes in several.
+const SETTLE_CHUNK: usize = 256;
 
 /// One counter a script call charges.
 pub struct Item<'a> {
@@ -209,6 +225,7 @@ async fn settle_loop(
     timeout: Duration,
     mut rx: mpsc::Receiver<Vec<Correction>>,
 ) {
+    let script = redis::Script::new(SETTLE);
     let mut queued = Vec::new();
     // foldhash: every correction's key is hashed here (SipHash showed in profiles).
     let mut merged: HashMap<String, (f64, i64), foldhash::fast::RandomState> = HashMap::default();
@@ -223,31 +240,34 @@ async fn settle_loop(
             .filter(|(_, (d, _))| *d != 0.0)
             .map(|(k, (d, t))| (k, d, t))
             .collect();
-        if let Err(e) = settle(conn.clone(), timeout, &items).await {
+        if let Err(e) = settle(conn.clone(), &script, timeout, &items).await {
             metrics::counter!("tollgate_limit_store_errors_total", "op" => "settle").increment(1);
             tracing::warn!(error = %e, counters = items.len(), "LIMIT STORE DOWN: settlement lost");
         }
     }
 }
 
-/// Applies corrections `(key, delta, ttl_ms)` in one pipelined round trip.
+/// Applies corrections `(key, delta, ttl_ms)`: one script call (one round
+/// trip) per `SETTLE_CHUNK` counters. The corrections are independent, so
+/// a failed chunk does not undo the others.
 async fn settle(
     mut conn: ConnectionManager,
+    script: &redis::Script,
     timeout: Duration,
     items: &[Correction],
 ) -> Result<(), RedisFailure> {
-    if items.is_empty() {
-        return Ok(());
+    for chunk in items.chunks(SETTLE_CHUNK) {
+        let mut call = script.prepare_invoke();
+        for (key, _, _) in chunk {
+            call.key(key);
+        }
+        for (_, delta, ttl) in chunk {
+            call.arg(Num(*delta)).arg(*ttl);
+        }
+        tokio::time::timeout(timeout, call.invoke_async::<i64>(&mut conn))
+            .await
+            .map_err(|_| RedisFailure::Timeout(timeout))??;
     }
-    // The corrections are independent, so no MULTI.
-    let mut pipe = redis::pipe();
-    for (key, delta, ttl) in items {
-        pipe.cmd("INCRBYFLOAT").arg(key).arg(Num(*delta)).ignore();
-        pipe.cmd("PEXPIRE").arg(key).arg(*ttl).ignore();
-    }
-    tokio::time::timeout(timeout, pipe.query_async::<()>(&mut conn))
-        .await
-        .map_err(|_| RedisFailure::Timeout(timeout))??;
     Ok(())
 }
 
