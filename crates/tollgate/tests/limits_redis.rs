@@ -178,12 +178,18 @@ async fn early_in_minute() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_gateway_processes_share_one_cap() {
+/// A Redis server, the mock upstream and a dead address, early in a minute
+/// (so per-minute counters do not roll over mid-test).
+async fn fresh_minute_setup() -> (Redis, Mock, std::net::SocketAddr) {
     early_in_minute().await;
     let redis = Redis::start().await;
     let mock = start_mock(Some(UPSTREAM_KEY)).await;
-    let dead = dead_addr().await;
+    (redis, mock, dead_addr().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_gateway_processes_share_one_cap() {
+    let (redis, mock, dead) = fresh_minute_setup().await;
     let dir = tempfile::tempdir().unwrap();
     let mut gws = Vec::new();
     for n in 0..3 {
@@ -325,10 +331,7 @@ async fn redis_down_fails_open_or_closed_per_rule_and_recovers() {
 /// counter keeps its expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_token_counter_settles_to_actual_usage() {
-    early_in_minute().await;
-    let redis = Redis::start().await;
-    let mock = start_mock(Some(UPSTREAM_KEY)).await;
-    let dead = dead_addr().await;
+    let (redis, mock, dead) = fresh_minute_setup().await;
     let url = redis.url();
     let gw = start_gateway_with(|db| {
         format!(
