@@ -22,7 +22,9 @@ use crate::config::RedisConfig;
 
 const ADMIT: &str = r#"
 -- KEYS: counters. ARGV: per key, 4 values: amount, max, ttl_ms, enforce (1/0).
--- Returns {failed index (0: admitted), used-before per key...}.
+-- Returns one string, "failed,used-before,…": the failed index (0: admitted),
+-- then the amount used before, per key. One bulk reply: redis-rs parses each
+-- element of an array reply separately, at a cost that showed in profiles.
 local n = #KEYS
 local used = {}
 local fresh = {}
@@ -51,9 +53,9 @@ if failed == 0 then
     end
   end
 end
-local out = {failed}
+local out = {tostring(failed)}
 for i = 1, n do out[i + 1] = tostring(used[i]) end
-return out
+return table.concat(out, ',')
 "#;
 
 /// Settlement: every correction of a batch in one script, so Redis sends one
@@ -176,25 +178,10 @@ impl RedisStore {
                 .arg(u8::from(it.enforce));
         }
         let mut conn = self.conn.clone();
-        let reply: Vec<redis::Value> =
-            tokio::time::timeout(self.config.timeout, call.invoke_async(&mut conn))
-                .await
-                .map_err(|_| RedisFailure::Timeout(self.config.timeout))??;
-        let mut it = reply.into_iter();
-        let failed = match it.next() {
-            Some(redis::Value::Int(i)) => usize::try_from(i).map_err(|_| RedisFailure::Reply)?,
-            _ => return Err(RedisFailure::Reply),
-        };
-        let used = it
-            .map(|v| match v {
-                redis::Value::BulkString(b) => std::str::from_utf8(&b)
-                    .ok()
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .ok_or(RedisFailure::Reply),
-                _ => Err(RedisFailure::Reply),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((failed, used))
+        let reply: String = tokio::time::timeout(self.config.timeout, call.invoke_async(&mut conn))
+            .await
+            .map_err(|_| RedisFailure::Timeout(self.config.timeout))??;
+        parse_admit_reply(&reply, items.len())
     }
 
     /// Hands one request's corrections to the settlement task; never waits.
@@ -217,6 +204,23 @@ impl RedisStore {
             tracing::warn!("LIMIT STORE BEHIND: settlement queue full, correction lost");
         }
     }
+}
+
+/// The admission script's reply, `failed,used-before,…` with one
+/// used-before per item.
+fn parse_admit_reply(reply: &str, items: usize) -> Result<(usize, Vec<f64>), RedisFailure> {
+    let mut parts = reply.split(',');
+    let failed = parts
+        .next()
+        .and_then(|f| f.parse::<usize>().ok())
+        .ok_or(RedisFailure::Reply)?;
+    let used = parts
+        .map(|u| u.parse::<f64>().map_err(|_| RedisFailure::Reply))
+        .collect::<Result<Vec<_>, _>>()?;
+    if used.len() != items || failed > items {
+        return Err(RedisFailure::Reply);
+    }
+    Ok((failed, used))
 }
 
 /// Sends queued corrections, merged per counter, one pipeline at a time.
@@ -274,6 +278,24 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use redis::ToRedisArgs;
+
+    #[test]
+    fn admit_replies_parse_or_fail_cleanly() {
+        use super::parse_admit_reply as p;
+        assert_eq!(p("0,12,3.5,0", 3).unwrap(), (0, vec![12.0, 3.5, 0.0]));
+        assert_eq!(p("2,1e+15,7", 2).unwrap(), (2, vec![1e15, 7.0]));
+        for bad in [
+            "",
+            "x,1",
+            "0,1",
+            "0,1,2,3,4",
+            "4,1,2,3",
+            "0,1,,3",
+            "-1,1,2,3",
+        ] {
+            assert!(p(bad, 3).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn numbers_are_written_as_redis_reads_them() {
