@@ -74,17 +74,25 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    async fn sum(&self, pattern: &str) -> f64 {
-        let mut conn = redis::Client::open(self.url())
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
-            .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
+            .unwrap()
+    }
+
+    async fn keys(&self, pattern: &str) -> Vec<String> {
+        redis::cmd("KEYS")
             .arg(pattern)
-            .query_async(&mut conn)
+            .query_async(&mut self.conn().await)
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn sum(&self, pattern: &str) -> f64 {
+        let keys = self.keys(pattern).await;
+        let mut conn = self.conn().await;
         let mut total = 0.0;
         for k in keys {
             let v: String = redis::cmd("GET")
@@ -373,20 +381,11 @@ async fn redis_token_counter_settles_to_actual_usage() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(total, used, "Redis holds the estimates, not the usage");
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("tollgate:settle-tpm:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = redis.keys("tollgate:settle-tpm:*").await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     let ttl: i64 = redis::cmd("PTTL")
         .arg(&keys[0])
-        .query_async(&mut conn)
+        .query_async(&mut redis.conn().await)
         .await
         .unwrap();
     assert!(ttl > 0, "the counter keeps an expiry: {ttl}");

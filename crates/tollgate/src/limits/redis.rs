@@ -223,7 +223,7 @@ fn parse_admit_reply(reply: &str, items: usize) -> Result<(usize, Vec<f64>), Red
     Ok((failed, used))
 }
 
-/// Sends queued corrections, merged per counter, one pipeline at a time.
+/// Sends queued corrections, merged per counter, one settlement at a time.
 async fn settle_loop(
     conn: ConnectionManager,
     timeout: Duration,

@@ -15,9 +15,6 @@ use super::{header_allowed, ProviderBody, ProviderError, ProviderResponse};
 use crate::config::{HttpVersion, ProviderConfig};
 use crate::credentials::{CredentialDefaults, Credentials};
 
-/// A constant name: parsing `"traceparent"` per attempt showed in profiles.
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-
 /// Most bytes of an upstream error body read to build the caller's message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
@@ -94,7 +91,7 @@ impl HttpUpstream {
         }
         // W3C trace context of this attempt (tracing on).
         if let Some(tp) = traceparent {
-            req = req.header(TRACEPARENT, tp);
+            req = req.header(crate::telemetry::TRACEPARENT, tp);
         }
         let resp = tokio::time::timeout(self.first_byte, req.send())
             .await

@@ -105,7 +105,7 @@ const SQLITE_ROWS_PER_INSERT: usize = 128;
 /// Rows per PostgreSQL INSERT (29 columns: well under the 65,535 bind limit).
 const PG_ROWS_PER_INSERT: usize = 256;
 
-/// The usage columns written, in `bind_usage`'s order.
+/// The usage columns written, in `bind_usage`'s (and `sqlite_insert::bind`'s) order.
 const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
      endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
      completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
@@ -244,8 +244,8 @@ impl Store {
     }
 
     /// Writes a batch in one transaction, idempotently (a record already
-    /// stored, by `record_id`, is skipped). A SQLite file: one prepared
-    /// single-row statement per record (`sqlite_insert.rs`). PostgreSQL and
+    /// stored, by `record_id`, is skipped). A SQLite file: two statements
+    /// prepared once, 16 rows and one row (`sqlite_insert.rs`). PostgreSQL and
     /// in-memory SQLite: multi-row statements of a fixed size (cached; the
     /// last chunk of a batch may be shorter), `PG_ROWS_PER_INSERT` rows per
     /// PostgreSQL round trip.

@@ -22,13 +22,20 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior};
 
-use super::{StoreError, USAGE_COLUMNS, USAGE_COLUMN_COUNT};
+use super::{insert_usage_sql, Backend, StoreError, USAGE_COLUMN_COUNT};
 use crate::ledger::UsageRecord;
 
 /// One connection, used by one batch at a time (the ledger writer is the
 /// only caller; the mutex is never contended on the request path).
 pub(super) struct SqliteInsert {
     conn: Arc<Mutex<Connection>>,
+    /// The two statements' SQL, built once (the statement cache is keyed by it).
+    sql: Arc<Sql>,
+}
+
+struct Sql {
+    chunk: String,
+    one: String,
 }
 
 impl SqliteInsert {
@@ -44,6 +51,10 @@ impl SqliteInsert {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            sql: Arc::new(Sql {
+                chunk: insert_usage_sql(Backend::Sqlite, CHUNK_ROWS),
+                one: insert_usage_sql(Backend::Sqlite, 1),
+            }),
         })
     }
 
@@ -51,11 +62,12 @@ impl SqliteInsert {
     /// `record_id`) is skipped.
     pub(super) async fn insert(&self, records: Vec<Arc<UsageRecord>>) -> Result<(), StoreError> {
         let conn = Arc::clone(&self.conn);
+        let sql = Arc::clone(&self.sql);
         tokio::task::spawn_blocking(move || {
             let mut conn = conn
                 .lock()
                 .map_err(|_| StoreError::Invalid("sqlite ledger connection poisoned".into()))?;
-            insert_all(&mut conn, &records)
+            insert_all(&mut conn, &sql, &records)
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("sqlite ledger insert: {e}")))?
@@ -68,31 +80,17 @@ impl SqliteInsert {
 /// conflict check set-up, the statement reset) is paid once per chunk.
 const CHUNK_ROWS: usize = 16;
 
-/// The insert of `rows` records, placeholders numbered `?1…`.
-fn insert_sql(rows: usize) -> String {
-    let values = (0..rows)
-        .map(|row| {
-            let cols = (1..=USAGE_COLUMN_COUNT)
-                .map(|c| format!("?{}", row * USAGE_COLUMN_COUNT + c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({cols})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO usage ({USAGE_COLUMNS}) VALUES {values} ON CONFLICT (record_id) DO NOTHING"
-    )
-}
-
-fn insert_all(conn: &mut Connection, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
+fn insert_all(
+    conn: &mut Connection,
+    sql: &Sql,
+    records: &[Arc<UsageRecord>],
+) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let chunks = records.chunks_exact(CHUNK_ROWS);
         let rest = chunks.remainder();
         if chunks.len() > 0 {
-            // Built per batch (microseconds); the prepared statement is what is kept.
-            let mut stmt = tx.prepare_cached(&insert_sql(CHUNK_ROWS))?;
+            let mut stmt = tx.prepare_cached(&sql.chunk)?;
             for chunk in chunks {
                 for (i, r) in chunk.iter().enumerate() {
                     bind(&mut stmt, i * USAGE_COLUMN_COUNT, r)?;
@@ -101,7 +99,7 @@ fn insert_all(conn: &mut Connection, records: &[Arc<UsageRecord>]) -> Result<(),
             }
         }
         if !rest.is_empty() {
-            let mut stmt = tx.prepare_cached(&insert_sql(1))?;
+            let mut stmt = tx.prepare_cached(&sql.one)?;
             for r in rest {
                 bind(&mut stmt, 0, r)?;
                 stmt.raw_execute()?;
@@ -112,7 +110,8 @@ fn insert_all(conn: &mut Connection, records: &[Arc<UsageRecord>]) -> Result<(),
     Ok(())
 }
 
-/// Binds one record's values at parameters `base + 1 …`, in `USAGE_COLUMNS` order.
+/// Binds one record's values at parameters `base + 1 …` (SQLite numbers
+/// the statement's `?`s in order), in `USAGE_COLUMNS` order.
 fn bind(stmt: &mut Statement<'_>, base: usize, r: &UsageRecord) -> rusqlite::Result<()> {
     let values: [&dyn ToSql; USAGE_COLUMN_COUNT] = [
         &r.ts_ms,
@@ -155,16 +154,15 @@ fn bind(stmt: &mut Statement<'_>, base: usize, r: &UsageRecord) -> rusqlite::Res
 mod tests {
     #[test]
     fn one_placeholder_per_column() {
-        let sql = super::insert_sql(1);
-        assert!(sql.contains("(?1, ?2, "));
-        assert!(sql.contains("?29)"));
-        assert!(!sql.contains("?30"));
-        let sql = super::insert_sql(2);
-        assert!(sql.contains("?29), (?30, "));
-        assert!(sql.contains("?58)"));
+        use super::{insert_usage_sql, Backend, CHUNK_ROWS, USAGE_COLUMN_COUNT};
+        for rows in [1, CHUNK_ROWS] {
+            let sql = insert_usage_sql(Backend::Sqlite, rows);
+            assert_eq!(sql.matches('?').count(), rows * USAGE_COLUMN_COUNT, "{sql}");
+            assert!(!sql.contains('$'), "SQLite keeps `?`: {sql}");
+        }
         assert_eq!(
-            super::USAGE_COLUMNS.split(',').count(),
-            super::USAGE_COLUMN_COUNT
+            crate::store::USAGE_COLUMNS.split(',').count(),
+            USAGE_COLUMN_COUNT
         );
     }
 
