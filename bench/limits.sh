@@ -128,21 +128,21 @@ load tg-bench-limited -z 2s -c "$CONNS" >/dev/null
 # and oha, so saturation can be bound by core 1 while the gateway's core has
 # room; CPU per request is the gateway's capacity whatever bounds the run.
 TCK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
-sat() { # key -> "rps cpu_us_per_request"
-  local t0 t1 f
-  t0=$(ticks); f=$(load "$1" -z "$DURATION" -c "$CONNS"); t1=$(ticks)
+ticks() { awk '{print $14, $15}' "/proc/$GW_PID/stat"; }
+sat() { # key -> "rps cpu_us_per_request user_us system_us"
+  local u0 s0 u1 s1 f
+  read -r u0 s0 < <(ticks); f=$(load "$1" -z "$DURATION" -c "$CONNS"); read -r u1 s1 < <(ticks)
   local n; n=$(jq '[.statusCodeDistribution[]] | add' "$f")
-  echo "$(jq .summary.requestsPerSec "$f") $(awk "BEGIN {print ($t1 - $t0) / $TCK * 1e6 / $n}")"
+  echo "$(jq .summary.requestsPerSec "$f") $(awk "BEGIN {k = $TCK * $n / 1e6; print ($u1 - $u0 + $s1 - $s0) / k, ($u1 - $u0) / k, ($s1 - $s0) / k}")"
 }
 # The admission round-trip histogram (`le count` lines), for the fixed-rate runs.
 hist() { curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_admit_seconds_bucket/ {
   match($0, /le="[^"]*"/); print substr($0, RSTART + 4, RLENGTH - 5), $2 }'; }
 hist | awk '{print $1, 0}' >"$WORK/hsum"
-p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=(); p_cpu=(); l_cpu=()
+p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=(); p_cpu=(); l_cpu=(); p_usr=(); l_usr=(); p_sys=(); l_sys=()
 for _ in $(seq 1 "$ROUNDS"); do
-  read -r r c < <(sat tg-bench-plain); p_rps+=("$r"); p_cpu+=("$c")
-  read -r r c < <(sat tg-bench-limited); l_rps+=("$r"); l_cpu+=("$c")
+  read -r r c u y < <(sat tg-bench-plain); p_rps+=("$r"); p_cpu+=("$c"); p_usr+=("$u"); p_sys+=("$y")
+  read -r r c u y < <(sat tg-bench-limited); l_rps+=("$r"); l_cpu+=("$c"); l_usr+=("$u"); l_sys+=("$y")
   f=$(load tg-bench-plain -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
   p50p+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99p+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
   hist >"$WORK/h0"
@@ -182,6 +182,7 @@ Command: \`STORE=$STORE bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RAT
 | --- | --- | --- | --- |
 | saturation, requests/s ($CONNS connections) | $(printf %.0f "$mp") | $(printf %.0f "$ml") | $(awk "BEGIN {printf \"%.3f\", $ml/$mp}") |
 | gateway CPU per request at saturation (µs) | $(printf %.1f "$cp") | $(printf %.1f "$cl") | capacity ratio $(awk "BEGIN {printf \"%.3f\", $cp/$cl}") |
+| of which user / system (µs, medians) | $(printf %.1f "$(med "${p_usr[@]}")") / $(printf %.1f "$(med "${p_sys[@]}")") | $(printf %.1f "$(med "${l_usr[@]}")") / $(printf %.1f "$(med "${l_sys[@]}")") | |
 | latency p50 at $RATE req/s (ms) | $(printf %.3f "$a50") | $(printf %.3f "$b50") | added $(awk "BEGIN {printf \"%.3f\", $b50-$a50}") ms |
 | latency p99 at $RATE req/s (ms) | $(printf %.3f "$a99") | $(printf %.3f "$b99") | added $(awk "BEGIN {printf \"%.3f\", $b99-$a99}") ms |
 

@@ -11,15 +11,16 @@
 //! Run: `cargo bench -p tollgate --bench cache`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Map, Value};
-use tollgate::auth::{AuthMethod, Principal};
 use tollgate::cache::{Cache, Decision, Entry, Meta};
-use tollgate::config::{CacheConfig, CacheRule, Endpoint, PrincipalKind};
+use tollgate::config::{CacheConfig, CacheRule, Endpoint};
 
 fn request(words: usize) -> Vec<u8> {
     let text: Vec<String> = (0..words).map(|i| format!("word{i}")).collect();
@@ -123,15 +124,7 @@ fn bench(c: &mut Criterion) {
         scope: None,
         any_temperature: false,
     };
-    let principal = Principal {
-        subject: "alice".into(),
-        kind: PrincipalKind::User,
-        groups: Arc::from(vec!["eng".to_string()]),
-        tenant: Some("acme".into()),
-        key_id: Some("k1".into()),
-        issuer: None,
-        method: AuthMethod::ApiKey,
-    };
+    let principal = support::alice();
     let headers = http::HeaderMap::new();
     let meta = Meta {
         provider: "up".into(),

@@ -4,16 +4,16 @@
 //! with no applicable rule. Run: `cargo bench -p tollgate --bench limits`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tollgate::auth::{AuthMethod, Principal};
-use tollgate::config::{Price, PrincipalKind};
-use tollgate::limits::{Demand, Limits};
+use tollgate::limits::Limits;
 
 const RULES: &str = r#"
 rules:
@@ -37,23 +37,8 @@ fn bench(c: &mut Criterion) {
     let five: tollgate::config::LimitsConfig = serde_yaml_ng::from_str(RULES).unwrap();
     let limits = Limits::build(&five, None).unwrap();
     let none = Limits::build(&Default::default(), None).unwrap();
-    let alice = Principal {
-        subject: "alice".into(),
-        kind: PrincipalKind::User,
-        groups: Arc::from(vec!["eng".to_string()]),
-        tenant: Some("acme".into()),
-        key_id: Some("k1".into()),
-        issuer: None,
-        method: AuthMethod::ApiKey,
-    };
-    let demand = Demand {
-        prompt: 120,
-        completion: 256,
-        price: Price {
-            input_per_mtok: 2.5,
-            output_per_mtok: 10.0,
-        },
-    };
+    let alice = support::alice();
+    let demand = support::demand();
     let mut g = c.benchmark_group("limits");
     g.bench_function("admit_settle_5_caps", |b| {
         b.iter(|| {

@@ -1,5 +1,11 @@
 //! The ledger's `limits` column: one JSON object per charged counter,
-//! `{"rule","cap","counter","window","store","decision","charged"}`.
+//! `{"rule","cap","partition","window","decision","charged"}`. The counter
+//! is `rule:cap:partition`; its store follows from the rule (`store:`) and
+//! the decision (`fallback_local`: counted on this node while Redis was
+//! down). Records written before this form have `counter` (the full key)
+//! and `store` instead of `partition`; `limits::restore` reads both. The
+//! shorter form keeps the ledger row small: a row's bytes are what SQLite
+//! copies, pages and checksums (bench/LIMITS.md, sixth session).
 //!
 //! Written by hand (`json_text`) rather than through `serde_json`: it runs
 //! on every limited request, and a callgrind profile of five caps put
@@ -10,16 +16,15 @@
 use super::Cap;
 use crate::json_text::{push_escaped, push_number};
 
-/// `{"rule":"…","cap":"…","counter":"<prefix>` — the part of a decision
-/// fixed by its cap; the counter's partition follows.
-pub fn head(rule: &str, label: &str, prefix: &str) -> String {
-    let mut out = String::with_capacity(32 + rule.len() + label.len() + prefix.len());
+/// `{"rule":"…","cap":"…","partition":"` — the part of a decision fixed
+/// by its cap; the counter's partition follows.
+pub fn head(rule: &str, label: &str) -> String {
+    let mut out = String::with_capacity(40 + rule.len() + label.len());
     out.push_str("{\"rule\":\"");
     push_escaped(&mut out, rule);
     out.push_str("\",\"cap\":\"");
     push_escaped(&mut out, label);
-    out.push_str("\",\"counter\":\"");
-    push_escaped(&mut out, prefix);
+    out.push_str("\",\"partition\":\"");
     out
 }
 
@@ -29,7 +34,6 @@ pub fn push(
     cap: &Cap,
     partition: &str,
     window: i64,
-    redis: bool,
     decision: &str,
     charged: f64,
 ) {
@@ -37,11 +41,7 @@ pub fn push(
     push_escaped(out, partition);
     out.push_str("\",\"window\":");
     out.push_str(itoa::Buffer::new().format(window));
-    out.push_str(if redis {
-        ",\"store\":\"redis\",\"decision\":\""
-    } else {
-        ",\"store\":\"local\",\"decision\":\""
-    });
+    out.push_str(",\"decision\":\"");
     out.push_str(decision);
     out.push_str("\",\"charged\":");
     push_number(out, charged);

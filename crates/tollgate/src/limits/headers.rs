@@ -6,7 +6,7 @@ use http::{HeaderName, HeaderValue};
 
 use super::{Cap, CapKind};
 
-const NAMES: [[HeaderName; 3]; 2] = [
+static NAMES: [[HeaderName; 3]; 2] = [
     [
         HeaderName::from_static("x-ratelimit-limit-requests"),
         HeaderName::from_static("x-ratelimit-remaining-requests"),
@@ -19,11 +19,26 @@ const NAMES: [[HeaderName; 3]; 2] = [
     ],
 ];
 
-/// Values for the rate-limit headers: (limit, remaining, reset in ms).
+/// Values for the rate-limit headers of one kind (requests or tokens).
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The cap's limit, formatted once when the rule was built.
+    limit: HeaderValue,
+    remaining: f64,
+    /// Until the window resets, in ms.
+    reset: i64,
+}
+
+/// The tightest request cap and token cap a response reports.
 #[derive(Debug, Clone, Default)]
 pub struct RateHeaders {
-    requests: Option<(f64, f64, i64)>,
-    tokens: Option<(f64, f64, i64)>,
+    requests: Option<Slot>,
+    tokens: Option<Slot>,
+}
+
+/// A cap's `x-ratelimit-limit-*` value (built once per cap).
+pub(super) fn limit_value(max: f64) -> HeaderValue {
+    HeaderValue::from(max.max(0.0).floor() as u64)
 }
 
 impl RateHeaders {
@@ -34,43 +49,45 @@ impl RateHeaders {
             _ => return,
         };
         let remaining = (cap.max - used).max(0.0);
-        let reset = (cap.window.end_ms(window) - now).max(0);
-        if slot.is_none_or(|(_, r, _)| remaining < r) {
-            *slot = Some((cap.max, remaining, reset));
+        if slot.as_ref().is_none_or(|s| remaining < s.remaining) {
+            *slot = Some(Slot {
+                limit: cap.limit_header.clone(),
+                remaining,
+                reset: (cap.window.end_ms(window) - now).max(0),
+            });
         }
     }
 
     pub fn apply(&self, h: &mut http::HeaderMap) {
-        let slots = [self.requests, self.tokens];
-        let n = slots.iter().flatten().count();
+        let slots = [&self.requests, &self.tokens];
+        let n = slots.iter().copied().flatten().count();
         if n == 0 {
             return;
         }
-        // All values in one buffer, each header a slice of it: one
-        // allocation instead of one per value (six per limited response).
-        let mut text = String::with_capacity(64);
-        let mut ends = [0usize; 6];
+        // The remaining and reset values in one buffer, each header a slice
+        // of it: one allocation instead of one per value.
+        let mut text = String::with_capacity(32);
+        let mut ends = [0usize; 4];
         let mut num = itoa::Buffer::new();
-        for (i, (limit, remaining, reset)) in slots.iter().flatten().enumerate() {
-            text.push_str(num.format(limit.floor() as u64));
-            ends[3 * i] = text.len();
-            text.push_str(num.format(remaining.floor() as u64));
-            ends[3 * i + 1] = text.len();
-            push_reset(&mut text, *reset);
-            ends[3 * i + 2] = text.len();
+        for (i, s) in slots.iter().copied().flatten().enumerate() {
+            text.push_str(num.format(s.remaining.floor() as u64));
+            ends[2 * i] = text.len();
+            push_reset(&mut text, s.reset);
+            ends[2 * i + 1] = text.len();
         }
         let buf = bytes::Bytes::from(text);
         h.reserve(3 * n);
         let mut start = 0;
         let present = NAMES
-            .into_iter()
+            .iter()
             .zip(slots)
-            .filter_map(|(names, v)| v.map(|_| names));
-        for (i, names) in present.enumerate() {
-            for (j, name) in names.into_iter().enumerate() {
-                let end = ends[3 * i + j];
+            .filter_map(|(names, s)| s.as_ref().map(|s| (names, s)));
+        for (i, ([limit, remaining, reset], s)) in present.enumerate() {
+            h.insert(limit.clone(), s.limit.clone());
+            for (j, name) in [remaining, reset].into_iter().enumerate() {
+                let end = ends[2 * i + j];
                 if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(start..end)) {
-                    h.insert(name, v);
+                    h.insert(name.clone(), v);
                 }
                 start = end;
             }
@@ -138,9 +155,16 @@ mod tests {
     #[test]
     fn headers_carry_the_tightest_values() {
         let mut h = http::HeaderMap::new();
+        let slot = |limit: f64, remaining, reset| {
+            Some(Slot {
+                limit: limit_value(limit),
+                remaining,
+                reset,
+            })
+        };
         let rh = RateHeaders {
-            requests: Some((100.0, 41.7, 1_500)),
-            tokens: Some((9_000.0, 0.0, 61_000)),
+            requests: slot(100.0, 41.7, 1_500),
+            tokens: slot(9_000.0, 0.0, 61_000),
         };
         rh.apply(&mut h);
         let get = |n: &str| h.get(n).unwrap().to_str().unwrap().to_string();
@@ -153,7 +177,7 @@ mod tests {
         let mut h = http::HeaderMap::new();
         RateHeaders {
             requests: None,
-            tokens: Some((5.0, 2.0, 0)),
+            tokens: slot(5.0, 2.0, 0),
         }
         .apply(&mut h);
         assert_eq!(h.len(), 3);

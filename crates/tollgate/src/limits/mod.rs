@@ -81,7 +81,8 @@ impl Limits {
         now_ms: i64,
     ) -> Vec<Charge> {
         let mut out = Vec::with_capacity(self.rules.len() * 2);
-        let mut part = String::new();
+        // Sized for typical partitions: growing it showed in profiles.
+        let mut part = String::with_capacity(96);
         for rule in &self.rules {
             if !rule.applies(principal, model) {
                 continue;
@@ -478,9 +479,10 @@ impl Admission {
     /// Corrects every reservation to the actual usage; returns the
     /// decisions as JSON for the ledger.
     pub fn settle(mut self, prompt: i64, completion: i64, cost: f64) -> String {
-        let now = crate::store::now_ms();
+        // The clock is read only for Redis corrections (their TTL).
+        let mut now = None;
         let mut remote = Vec::new();
-        let mut list = String::with_capacity(2 + self.charges.len() * 192);
+        let mut list = String::with_capacity(2 + self.charges.len() * 128);
         list.push('[');
         for c in &mut self.charges {
             let actual = match c.cap().kind {
@@ -495,7 +497,9 @@ impl Admission {
                     (Some(r), true) => remote.push((
                         r.key(&c.key, c.window),
                         delta,
-                        c.cap().window.ttl_ms(c.window, now),
+                        c.cap()
+                            .window
+                            .ttl_ms(c.window, *now.get_or_insert_with(crate::store::now_ms)),
                     )),
                     _ => c.local_add(&self.local, delta),
                 }
@@ -505,15 +509,7 @@ impl Admission {
                 list.push(',');
             }
             let part = c.key.get(c.cap().prefix.len()..).unwrap_or_default();
-            decisions::push(
-                &mut list,
-                c.cap(),
-                part,
-                c.window,
-                c.on_redis(),
-                c.decision(),
-                actual,
-            );
+            decisions::push(&mut list, c.cap(), part, c.window, c.decision(), actual);
         }
         list.push(']');
         self.send_remote(std::mem::take(&mut remote));
@@ -641,18 +637,29 @@ pub fn restore(local: &LocalStore, rules: &Limits, records: &[(i64, String)]) ->
             continue;
         };
         for d in list {
-            let (Some(rule), Some(cap), Some(counter), Some(window), Some(charged)) = (
+            let (Some(rule), Some(cap), Some(window), Some(charged)) = (
                 d["rule"].as_str(),
                 d["cap"].as_str(),
-                d["counter"].as_str(),
                 d["window"].as_i64(),
                 d["charged"].as_f64(),
             ) else {
                 continue;
             };
-            if d["store"].as_str() != Some("local") {
+            // Counted on this node: a local rule (or a Redis rule's
+            // fallback, which the rule lookup below leaves out). Older
+            // records name the store and the full counter key.
+            let counted_here = match d["store"].as_str() {
+                Some(store) => store == "local",
+                None => d["decision"].as_str() != Some("rejected"),
+            };
+            if !counted_here {
                 continue;
             }
+            let counter = match (d["partition"].as_str(), d["counter"].as_str()) {
+                (Some(part), _) => std::borrow::Cow::Owned(format!("{rule}:{cap}:{part}")),
+                (None, Some(key)) => std::borrow::Cow::Borrowed(key),
+                (None, None) => continue,
+            };
             let Some(c) = rules
                 .rules
                 .iter()
@@ -662,7 +669,7 @@ pub fn restore(local: &LocalStore, rules: &Limits, records: &[(i64, String)]) ->
                 continue;
             };
             if matches!(c.kind, CapKind::Cost) && c.window.id(now) == window {
-                local.add(counter, window, charged);
+                local.add(&counter, window, charged);
                 restored += 1;
             }
         }
@@ -718,10 +725,8 @@ mod tests {
         let json = adm.settle(1, 1, 0.2);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v[0]["rule"], "b\"x");
-        assert_eq!(
-            v[0]["counter"],
-            "b\"x:requests_per_minute:principal=a\\b\u{1}|"
-        );
+        assert_eq!(v[0]["partition"], "principal=a\\b\u{1}|");
+        assert_eq!(v[0]["decision"], "allowed");
         assert_eq!(v[1]["charged"], 0.2);
         // A fresh node restores the day's spend from that record.
         let fresh = Limits::build(&cfg, None).unwrap();
@@ -737,5 +742,21 @@ mod tests {
             fresh.admit(&p, "m", demand).await,
             Err(LimitError::Exceeded(_))
         ));
+        // A record written before `partition` (full counter key and store)
+        // restores the same counter; one counted in Redis is left alone.
+        let window = v[1]["window"].as_i64().unwrap();
+        let old = serde_json::json!([
+            {"rule": "b\"x", "cap": "cost_per_day", "counter": "b\"x:cost_per_day:principal=a\\b\u{1}|",
+             "window": window, "store": "local", "decision": "allowed", "charged": 0.2},
+            {"rule": "b\"x", "cap": "cost_per_day", "counter": "b\"x:cost_per_day:principal=a\\b\u{1}|",
+             "window": window, "store": "redis", "decision": "allowed", "charged": 0.5},
+        ])
+        .to_string();
+        let legacy = Limits::build(&cfg, None).unwrap();
+        assert_eq!(restore(&legacy.local, &legacy, &[(0, old)]), 1);
+        assert!(
+            legacy.admit(&p, "m", demand).await.is_err(),
+            "0.2 + 1.0 > 1.0"
+        );
     }
 }

@@ -52,6 +52,8 @@ pub struct Cap {
     pub prefix: String,
     /// The fixed start of this cap's ledger decisions (`decisions::head`).
     pub json_head: String,
+    /// Its `x-ratelimit-limit-*` header value, formatted once.
+    pub limit_header: http::HeaderValue,
     /// The `allowed` decision counter, registered on first use (after the
     /// metrics recorder is installed) so the hot path skips the label lookup.
     allowed: OnceLock<metrics::Counter>,
@@ -92,7 +94,8 @@ impl Rule {
                     window,
                     max,
                     label,
-                    json_head: super::decisions::head(&r.name, label, &prefix),
+                    json_head: super::decisions::head(&r.name, label),
+                    limit_header: super::headers::limit_value(max),
                     prefix,
                     allowed: OnceLock::new(),
                 });
