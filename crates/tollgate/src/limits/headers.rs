@@ -100,18 +100,8 @@ fn push_reset(out: &mut String, ms: i64) {
     let ms = ms.max(0);
     let mut num = itoa::Buffer::new();
     if ms < 60_000 {
-        out.push_str(num.format(ms / 1000));
-        let frac = ms % 1000;
-        if frac != 0 {
-            // Three digits, trailing zeros dropped: 250 → ".25".
-            out.push('.');
-            for d in [frac / 100, frac / 10 % 10, frac % 10] {
-                out.push(char::from(b'0' + d as u8));
-            }
-            while out.ends_with('0') {
-                out.pop();
-            }
-        }
+        // Seconds, three decimals at most: 250 → "0.25s".
+        crate::json_text::push_thousandths(out, ms);
         out.push('s');
         return;
     }

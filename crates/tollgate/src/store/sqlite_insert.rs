@@ -1,5 +1,6 @@
-//! The ledger's insert into a SQLite file, through rusqlite on a blocking
-//! thread rather than through the sqlx `Any` pool.
+//! The ledger's insert into a SQLite file, through rusqlite's connection
+//! and two raw prepared statements on a blocking thread, rather than
+//! through the sqlx `Any` pool.
 //!
 //! Why not sqlx here: a multi-row `INSERT` is parsed again for every batch
 //! size that is not yet in the statement cache (the last chunk of almost
@@ -12,15 +13,26 @@
 //! the records. Everything else (reads, keys, retention, migrations) stays on
 //! sqlx, and PostgreSQL keeps its multi-row insert.
 //!
+//! Why raw statements (the crate's only `unsafe`): rusqlite binds every
+//! text as `SQLITE_TRANSIENT`, so SQLite mallocs and copies each of a
+//! row's 18 texts before the insert copies them again into the record:
+//! 9.7 k of the 21 k instructions a row cost (bench/LEDGER.md, sixth
+//! session). `Insert::run` binds them as `SQLITE_STATIC` (borrowed) and
+//! resets and clears the bindings before it returns, so no binding outlives
+//! the records it borrows. rusqlite offers no borrowed binding and no access
+//! to its statements' handles.
+//!
 //! An in-memory database cannot take this path: a second connection would
 //! open a different, empty database. `Store::open` keeps the sqlx insert
 //! for `sqlite::memory:`.
 
+use std::ffi::{c_int, c_uint, CStr};
 use std::path::Path;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Statement, ToSql, TransactionBehavior};
+use rusqlite::{ffi, Connection, OpenFlags, TransactionBehavior};
 
 use super::{insert_usage_sql, Backend, StoreError, USAGE_COLUMN_COUNT};
 use crate::ledger::UsageRecord;
@@ -28,14 +40,16 @@ use crate::ledger::UsageRecord;
 /// One connection, used by one batch at a time (the ledger writer is the
 /// only caller; the mutex is never contended on the request path).
 pub(super) struct SqliteInsert {
-    conn: Arc<Mutex<Connection>>,
-    /// The two statements' SQL, built once (the statement cache is keyed by it).
-    sql: Arc<Sql>,
+    writer: Arc<Mutex<Writer>>,
 }
 
-struct Sql {
-    chunk: String,
-    one: String,
+/// The connection and its two insert statements. Field order matters:
+/// fields drop in order, so the statements are finalized before the
+/// connection closes.
+struct Writer {
+    chunk: Insert,
+    one: Insert,
+    conn: Connection,
 }
 
 impl SqliteInsert {
@@ -49,25 +63,25 @@ impl SqliteInsert {
         // wait for it as they do; WAL is already on (persistent in the file).
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let writer = Writer {
+            chunk: Insert::prepare(&conn, &insert_usage_sql(Backend::Sqlite, CHUNK_ROWS))?,
+            one: Insert::prepare(&conn, &insert_usage_sql(Backend::Sqlite, 1))?,
+            conn,
+        };
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            sql: Arc::new(Sql {
-                chunk: insert_usage_sql(Backend::Sqlite, CHUNK_ROWS),
-                one: insert_usage_sql(Backend::Sqlite, 1),
-            }),
+            writer: Arc::new(Mutex::new(writer)),
         })
     }
 
     /// Writes the batch in one transaction; a record already stored (same
     /// `record_id`) is skipped.
     pub(super) async fn insert(&self, records: Vec<Arc<UsageRecord>>) -> Result<(), StoreError> {
-        let conn = Arc::clone(&self.conn);
-        let sql = Arc::clone(&self.sql);
+        let writer = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn
+            let mut w = writer
                 .lock()
                 .map_err(|_| StoreError::Invalid("sqlite ledger connection poisoned".into()))?;
-            insert_all(&mut conn, &sql, &records)
+            insert_all(&mut w, &records)
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("sqlite ledger insert: {e}")))?
@@ -80,74 +94,188 @@ impl SqliteInsert {
 /// conflict check set-up, the statement reset) is paid once per chunk.
 const CHUNK_ROWS: usize = 16;
 
-fn insert_all(
-    conn: &mut Connection,
-    sql: &Sql,
-    records: &[Arc<UsageRecord>],
-) -> Result<(), StoreError> {
+fn insert_all(w: &mut Writer, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
+    let Writer { chunk, one, conn } = w;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let chunks = records.chunks_exact(CHUNK_ROWS);
-        let rest = chunks.remainder();
-        if chunks.len() > 0 {
-            let mut stmt = tx.prepare_cached(&sql.chunk)?;
-            for chunk in chunks {
-                for (i, r) in chunk.iter().enumerate() {
-                    bind(&mut stmt, i * USAGE_COLUMN_COUNT, r)?;
-                }
-                stmt.raw_execute()?;
-            }
-        }
-        if !rest.is_empty() {
-            let mut stmt = tx.prepare_cached(&sql.one)?;
-            for r in rest {
-                bind(&mut stmt, 0, r)?;
-                stmt.raw_execute()?;
-            }
-        }
+    let chunks = records.chunks_exact(CHUNK_ROWS);
+    let rest = chunks.remainder();
+    for c in chunks {
+        chunk.run(&tx, c)?;
     }
+    for r in rest {
+        one.run(&tx, std::slice::from_ref(r))?;
+    }
+    // An error above drops `tx`, which rolls the batch back.
     tx.commit()?;
     Ok(())
 }
 
-/// Binds one record's values at parameters `base + 1 …` (SQLite numbers
-/// the statement's `?`s in order), in `USAGE_COLUMNS` order.
-fn bind(stmt: &mut Statement<'_>, base: usize, r: &UsageRecord) -> rusqlite::Result<()> {
-    let values: [&dyn ToSql; USAGE_COLUMN_COUNT] = [
-        &r.ts_ms,
-        &r.request_id,
-        &r.principal,
-        &r.key_id,
-        &r.tenant,
-        &r.auth_method,
-        &r.issuer,
-        &r.endpoint,
-        &r.requested_model,
-        &r.provider,
-        &r.upstream_model,
-        &r.stream,
-        &r.prompt_tokens,
-        &r.completion_tokens,
-        &r.tokens_estimated,
-        &r.cost,
-        &r.status,
-        &r.error,
-        &r.latency_ms,
-        &r.ttft_ms,
-        &r.attempts,
-        &r.guardrails,
-        &r.record_id,
-        &r.groups,
-        &r.cache,
-        &r.cost_saved,
-        &r.template,
-        &r.template_version,
-        &r.limits,
-    ];
-    for (i, v) in values.into_iter().enumerate() {
-        stmt.raw_bind_parameter(base + i + 1, v)?;
+/// One of the two prepared `INSERT`s.
+struct Insert(NonNull<ffi::sqlite3_stmt>);
+
+// SAFETY: SQLite lets a statement move between threads when one thread at a
+// time uses it (the library is built thread-safe); here it lives in
+// `Writer`, behind the insert's mutex, with the connection that owns it.
+unsafe impl Send for Insert {}
+
+impl Insert {
+    fn prepare(conn: &Connection, sql: &str) -> Result<Self, rusqlite::Error> {
+        let len = c_int::try_from(sql.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, None))?;
+        let mut stmt = std::ptr::null_mut();
+        // SAFETY: `conn.handle()` is the open connection; SQLite reads
+        // `len` bytes of `sql` during the call only (the tail is not asked for).
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                conn.handle(),
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT as c_uint,
+                &mut stmt,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(error(conn, rc));
+        }
+        NonNull::new(stmt)
+            .map(Self)
+            .ok_or_else(|| failure(ffi::SQLITE_MISUSE, Some("empty insert statement".into())))
     }
-    Ok(())
+
+    /// Binds `rows` (one record per `USAGE_COLUMN_COUNT` parameters) and
+    /// runs the statement once. Texts are bound borrowed (`SQLITE_STATIC`):
+    /// they are read only by the step below, and the bindings are cleared
+    /// before this returns, while `rows` is still borrowed.
+    fn run(&mut self, conn: &Connection, rows: &[Arc<UsageRecord>]) -> Result<(), rusqlite::Error> {
+        let stmt = self.0.as_ptr();
+        let mut rc = ffi::SQLITE_OK;
+        'bind: for (i, r) in rows.iter().enumerate() {
+            for (j, v) in values(r).into_iter().enumerate() {
+                // Parameters are numbered from 1, in `USAGE_COLUMNS` order.
+                let Ok(idx) = c_int::try_from(i * USAGE_COLUMN_COUNT + j + 1) else {
+                    rc = ffi::SQLITE_RANGE;
+                    break 'bind;
+                };
+                rc = bind(stmt, idx, v);
+                if rc != ffi::SQLITE_OK {
+                    break 'bind;
+                }
+            }
+        }
+        if rc == ffi::SQLITE_OK {
+            // SAFETY: a prepared statement of this connection, every
+            // parameter bound to memory borrowed from `rows`.
+            rc = match unsafe { ffi::sqlite3_step(stmt) } {
+                ffi::SQLITE_DONE => ffi::SQLITE_OK,
+                other => other,
+            };
+        }
+        let result = if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(error(conn, rc))
+        };
+        // SAFETY: same statement; after this no binding points into `rows`.
+        unsafe {
+            ffi::sqlite3_reset(stmt);
+            ffi::sqlite3_clear_bindings(stmt);
+        }
+        result
+    }
+}
+
+impl Drop for Insert {
+    fn drop(&mut self) {
+        // SAFETY: the statement is finalized once, before its connection
+        // closes (`Writer`'s field order).
+        unsafe {
+            ffi::sqlite3_finalize(self.0.as_ptr());
+        }
+    }
+}
+
+/// One bound value.
+enum Value<'a> {
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Null,
+}
+
+/// One record's values, in `USAGE_COLUMNS` order.
+fn values(r: &UsageRecord) -> [Value<'_>; USAGE_COLUMN_COUNT] {
+    use Value::{Int, Real, Text};
+    let opt_real = |v: Option<f64>| v.map_or(Value::Null, Real);
+    [
+        Int(r.ts_ms),
+        Text(&r.request_id),
+        Text(&r.principal),
+        Text(&r.key_id),
+        Text(&r.tenant),
+        Text(&r.auth_method),
+        Text(&r.issuer),
+        Text(&r.endpoint),
+        Text(&r.requested_model),
+        Text(&r.provider),
+        Text(&r.upstream_model),
+        Int(i64::from(r.stream)),
+        Int(r.prompt_tokens),
+        Int(r.completion_tokens),
+        Int(i64::from(r.tokens_estimated)),
+        Real(r.cost),
+        Int(i64::from(r.status)),
+        Text(&r.error),
+        Real(r.latency_ms),
+        opt_real(r.ttft_ms),
+        Text(&r.attempts),
+        Text(&r.guardrails),
+        Text(&r.record_id),
+        Text(&r.groups),
+        Text(&r.cache),
+        Real(r.cost_saved),
+        Text(&r.template),
+        r.template_version.map_or(Value::Null, Int),
+        Text(&r.limits),
+    ]
+}
+
+fn bind(stmt: *mut ffi::sqlite3_stmt, idx: c_int, v: Value<'_>) -> c_int {
+    // SAFETY: `stmt` is a prepared statement and `idx` one of its
+    // parameters (SQLite checks the range). A text is borrowed
+    // (`SQLITE_STATIC`); `Insert::run` clears the binding before the
+    // borrow ends. An empty text points at a static "".
+    unsafe {
+        match v {
+            Value::Int(n) => ffi::sqlite3_bind_int64(stmt, idx, n),
+            Value::Real(x) => ffi::sqlite3_bind_double(stmt, idx, x),
+            Value::Null => ffi::sqlite3_bind_null(stmt, idx),
+            Value::Text(t) => {
+                let Ok(len) = c_int::try_from(t.len()) else {
+                    return ffi::SQLITE_TOOBIG;
+                };
+                let ptr = if t.is_empty() {
+                    "".as_ptr()
+                } else {
+                    t.as_ptr()
+                };
+                ffi::sqlite3_bind_text(stmt, idx, ptr.cast(), len, ffi::SQLITE_STATIC())
+            }
+        }
+    }
+}
+
+/// The connection's message for a failed call.
+fn error(conn: &Connection, rc: c_int) -> rusqlite::Error {
+    // SAFETY: the open connection's message (never null: SQLite returns a
+    // static text when it has none), copied out at once.
+    let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(conn.handle())) }
+        .to_string_lossy()
+        .into_owned();
+    failure(rc, Some(msg))
+}
+
+fn failure(rc: c_int, msg: Option<String>) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
 }
 
 #[cfg(test)]
