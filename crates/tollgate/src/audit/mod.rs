@@ -36,12 +36,54 @@ pub struct AuditEntry {
     /// The same record the ledger gets (shared, not copied).
     pub usage: std::sync::Arc<UsageRecord>,
     pub principal_kind: &'static str,
-    /// The request's headers as received (a cheap clone: shared bytes);
-    /// credentials are redacted by the writer, off the request path.
-    pub headers: HeaderMap,
+    /// The request's headers as received; credentials are redacted by the
+    /// writer, off the request path.
+    pub headers: AuditHeaders,
     /// The request's trace id (bytes: hex-encoded by the writer).
     pub trace_id: Option<[u8; 16]>,
     pub payload: Option<Payload>,
+}
+
+/// A request's headers, copied for the audit writer: names shared (they
+/// are static or separately allocated), values copied into one buffer.
+///
+/// Why not a clone of the `HeaderMap`: its values are slices of hyper's
+/// connection read buffer. Kept alive until the writer's next flush, they
+/// stopped hyper from reusing that buffer, so every request on a
+/// keep-alive connection allocated a fresh one, freed later on the writer's
+/// thread (perf, bench/LEDGER.md, sixth session).
+#[derive(Debug, Default)]
+pub struct AuditHeaders {
+    /// Each name with the end of its value in `values`, in the map's order
+    /// (a repeated name's values are consecutive).
+    names: Vec<(http::HeaderName, usize)>,
+    values: Vec<u8>,
+}
+
+impl AuditHeaders {
+    pub fn copy(headers: &HeaderMap) -> Self {
+        let mut names = Vec::with_capacity(headers.len());
+        let mut values = Vec::with_capacity(headers.iter().map(|(_, v)| v.len()).sum());
+        for (name, value) in headers {
+            values.extend_from_slice(value.as_bytes());
+            names.push((name.clone(), values.len()));
+        }
+        Self { names, values }
+    }
+
+    /// (name, value) pairs; a repeated name yields only its last value.
+    pub fn last_values(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut start = 0;
+        self.names
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, (name, end))| {
+                let value = self.values.get(start..*end).unwrap_or_default();
+                start = *end;
+                let repeated = self.names.get(i + 1).is_some_and(|(next, _)| next == name);
+                (!repeated).then_some((name.as_str(), value))
+            })
+    }
 }
 
 /// The sending side, kept in the app state.

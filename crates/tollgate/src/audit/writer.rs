@@ -12,11 +12,10 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use http::HeaderMap;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{AuditEntry, AuditHandle};
+use super::{AuditEntry, AuditHandle, AuditHeaders};
 use crate::config::AuditConfig;
 use crate::guardrails::{Builtin, DetectorSet, DetectorSpec, Masker};
 use crate::json_text;
@@ -268,24 +267,21 @@ fn push_json(out: &mut String, text: &str) {
 
 /// The request headers as an object, credentials' values redacted; a
 /// repeated name keeps its last value.
-fn push_headers(out: &mut String, headers: &HeaderMap) {
+fn push_headers(out: &mut String, headers: &AuditHeaders) {
     let mut first = true;
-    for name in headers.keys() {
-        let Some(value) = headers.get_all(name).iter().next_back() else {
-            continue;
-        };
+    for (name, value) in headers.last_values() {
         if !first {
             out.push(',');
         }
         first = false;
-        json_text::push_str(out, name.as_str());
+        json_text::push_str(out, name);
         out.push(':');
-        if super::is_secret(name.as_str()) {
+        if super::is_secret(name) {
             out.push_str("\"[REDACTED]\"");
         } else {
-            match value.to_str() {
+            match std::str::from_utf8(value) {
                 Ok(v) => json_text::push_str(out, v),
-                Err(_) => json_text::push_str(out, &String::from_utf8_lossy(value.as_bytes())),
+                Err(_) => json_text::push_str(out, &String::from_utf8_lossy(value)),
             }
         }
     }
@@ -348,7 +344,7 @@ mod tests {
                 ..Default::default()
             }),
             principal_kind: "user",
-            headers,
+            headers: AuditHeaders::copy(&headers),
             trace_id: Some([0xab; 16]),
             payload: None,
         }

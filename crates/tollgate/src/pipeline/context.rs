@@ -60,7 +60,7 @@ pub struct RequestCtx {
     /// Limit decisions as ledger JSON (set when admission rejects).
     pub limit_decisions: String,
     /// Request headers for the audit log (credentials redacted by its writer); empty when it is off.
-    pub audit_headers: http::HeaderMap,
+    pub audit_headers: crate::audit::AuditHeaders,
     /// Bodies for the audit log, when payload logging is on for the model.
     pub payload: Option<crate::audit::Payload>,
     /// The request's trace (tracing on).
@@ -90,7 +90,7 @@ impl RequestCtx {
             template: None,
             admission: None,
             limit_decisions: String::new(),
-            audit_headers: http::HeaderMap::new(),
+            audit_headers: crate::audit::AuditHeaders::default(),
             payload: None,
             trace: None,
         }

@@ -101,7 +101,7 @@ async fn serve(
     let mut ctx = RequestCtx::new(endpoint, request_id);
     ctx.shape = ingress.shape();
     if app.audit.enabled() {
-        ctx.audit_headers = headers.clone();
+        ctx.audit_headers = crate::audit::AuditHeaders::copy(&headers);
     }
     if let Some(t) = &app.tracing {
         ctx.trace = Some(t.start_request(&headers, operation_name(endpoint)));
