@@ -27,8 +27,12 @@ REDIS_CORE=${REDIS_CORE:-1}
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-cargo build --release -q -p tollgate-cli
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+# TOLLGATE_BIN=path: that binary instead of a fresh release build (an A/B
+# against a saved binary in the same session).
+if [ -n "${TOLLGATE_BIN:-}" ]; then BIN=$TOLLGATE_BIN; else
+  cargo build --release -q -p tollgate-cli
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+fi
 
 WORK=$(mktemp -d)
 cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${REDIS_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }

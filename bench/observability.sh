@@ -29,8 +29,12 @@ LOAD_CORE=${LOAD_CORE:-1}
 
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
-cargo build --release -q
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+# TOLLGATE_BIN=path: that binary instead of a fresh release build (an A/B
+# against a saved binary in the same session).
+if [ -n "${TOLLGATE_BIN:-}" ]; then BIN=$TOLLGATE_BIN; else
+  cargo build --release -q
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+fi
 
 WORK=$(mktemp -d)
 PIDS=()

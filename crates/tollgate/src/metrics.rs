@@ -13,6 +13,9 @@ const STORE_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25,
 ];
 
+/// Requests per Redis admission script call.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 120.0, 300.0,
@@ -26,6 +29,11 @@ pub fn handle() -> Option<PrometheusHandle> {
                 .set_buckets_for_metric(
                     Matcher::Full("tollgate_limit_store_admit_seconds".into()),
                     STORE_BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("tollgate_limit_store_admit_batch".into()),
+                    BATCH_BUCKETS,
                 )
                 .ok()?
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
@@ -70,6 +78,10 @@ fn describe() {
     metrics::describe_histogram!(
         "tollgate_limit_store_admit_seconds",
         "Redis limits: the admission script's round trip (what a store: redis rule adds to a request)"
+    );
+    metrics::describe_histogram!(
+        "tollgate_limit_store_admit_batch",
+        "Redis limits: requests checked by one admission script call (admissions that queue behind a call in flight share the next)"
     );
     metrics::describe_counter!(
         "tollgate_auth_failures_total",

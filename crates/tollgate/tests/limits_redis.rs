@@ -1,6 +1,7 @@
 //! Limits shared through a real `redis-server` (Debian package; started here
 //! on a free port in a temp dir): three gateway processes share one cap,
-//! and Redis dies and returns under fail-open and fail-closed rules.
+//! concurrent admissions share script calls and stay exact, and Redis
+//! dies and returns under fail-open and fail-closed rules.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -128,6 +129,7 @@ fn gateway_bin() -> PathBuf {
 struct Proc {
     child: Child,
     addr: String,
+    admin: String,
 }
 
 impl Drop for Proc {
@@ -163,6 +165,7 @@ async fn spawn_gateway(config: String, dir: &std::path::Path, n: usize) -> Proc 
     let proc = Proc {
         child,
         addr: format!("127.0.0.1:{port}"),
+        admin: format!("127.0.0.1:{admin}"),
     };
     for _ in 0..200 {
         if let Ok(r) = client()
@@ -241,6 +244,93 @@ async fn three_gateway_processes_share_one_cap() {
     assert_eq!(ok, 300, "the shared counter is exact");
     assert_eq!(ok + limited, 900, "{statuses:?}");
     assert_eq!(redis.sum("tollgate:fleet-rpm:*").await, 300.0);
+}
+
+/// One value of a Prometheus text exposition (summed over label sets).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// 200 concurrent requests on one gateway against a shared cap of 50 and
+/// a token quota: admissions that queue while a script call is in flight
+/// go together in the next one, each checked after the reservations before
+/// it, so the cap admits exactly 50, the rejected requests reserve nothing
+/// on the token counter, and fewer script calls than requests were made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_admissions_share_script_calls_and_stay_exact() {
+    let (redis, mock, dead) = fresh_minute_setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("gw.db").display());
+    let cfg = format!(
+        "{}\nlimits:\n  redis: {{ url: \"{}\", timeout: 10s }}\n  rules:\n    - name: batch-rpm\n      store: redis\n      on_store_error: closed\n      requests_per_minute: 50\n    - name: batch-tpm\n      store: redis\n      on_store_error: closed\n      tokens_per_minute: 100000000\n",
+        standard_config(&mock, dead, &db),
+        redis.url()
+    );
+    let gw = spawn_gateway(cfg, dir.path(), 0).await;
+    let client = client();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let req = client
+                .post(format!("http://{}/v1/chat/completions", gw.addr))
+                .bearer_auth(KEY)
+                .json(&serde_json::json!({
+                    "model": "chat-up",
+                    "messages": [{"role": "user", "content": format!("batch me {i}")}],
+                    "max_tokens": 100,
+                }));
+            tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                let status = r.status().as_u16();
+                let b: Value = r.json().await.unwrap();
+                (status, b["usage"]["total_tokens"].as_f64().unwrap_or(0.0))
+            })
+        })
+        .collect();
+    let (mut ok, mut limited, mut used) = (0, 0, 0.0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, tokens) => {
+                ok += 1;
+                used += tokens;
+            }
+            (429, _) => limited += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!((ok, limited), (50, 150), "a cap of 50 admits exactly 50");
+    assert_eq!(redis.sum("tollgate:batch-rpm:*").await, 50.0);
+    // The token counter holds the admitted requests' usage once settled:
+    // a request rejected by the other cap of its batch reserved nothing.
+    let mut tokens = 0.0;
+    for _ in 0..100 {
+        tokens = redis.sum("tollgate:batch-tpm:*").await;
+        if tokens == used {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(tokens, used);
+    let text = client
+        .get(format!("http://{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let calls = metric(&text, "tollgate_limit_store_admit_batch_count");
+    let requests = metric(&text, "tollgate_limit_store_admit_batch_sum");
+    assert_eq!(
+        requests, 200.0,
+        "every admission went through a script call"
+    );
+    assert!(
+        (1.0..200.0).contains(&calls),
+        "{calls} script calls for 200 requests"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -268,17 +268,12 @@ async fn reserve(
             rule: charges[idx[remote[0]]].rule.name.to_string(),
         });
     };
-    let keys: Vec<String> = remote
-        .iter()
-        .map(|&pos| store.key(&charges[idx[pos]].key, charges[idx[pos]].window))
-        .collect();
     let items: Vec<redis::Item> = remote
         .iter()
-        .zip(&keys)
-        .map(|(&pos, key)| {
+        .map(|&pos| {
             let c = &charges[idx[pos]];
             redis::Item {
-                key,
+                key: store.key(&c.key, c.window),
                 amount: amounts[pos],
                 max: c.cap().max,
                 ttl_ms: match c.cap().window {
@@ -290,7 +285,7 @@ async fn reserve(
         })
         .collect();
     let started = std::time::Instant::now();
-    let answer = store.admit(&items).await;
+    let answer = store.admit(items).await;
     admit_histogram().record(started.elapsed());
     match answer {
         Ok((0, used)) => {

@@ -1,12 +1,17 @@
 //! Counters shared by every gateway node, in Redis. Admission is one Lua
 //! script (one round trip): it reads every counter the request charges,
 //! and adds to all of them only if no enforced cap would be crossed, so
-//! racing nodes can never admit more than the cap together. Settlement is
-//! one script of `INCRBYFLOAT` corrections, sent off the request path by
-//! one task per store: corrections that queue while a settlement is in flight
-//! are merged per counter and go in the next one, so under load many
-//! requests share a round trip (and Redis applies one increment per counter
-//! instead of one per request); when idle a correction goes at once.
+//! racing nodes can never admit more than the cap together. Admissions go
+//! through one task per store, like settlements: when idle a request's
+//! admission is sent at once; admissions that queue while one is in flight
+//! go together in the next script call, which checks and reserves them one
+//! after the other (each sees the reservations before it, so a batch is as
+//! exact as the same calls one by one). Under load many requests share a
+//! round trip, and Redis runs one script call instead of one per request.
+//! Settlement is one script of `INCRBYFLOAT` corrections, sent off the
+//! request path by the settlement task: corrections that queue while a
+//! settlement is in flight are merged per counter and go in the next one
+//! (Redis applies one increment per counter instead of one per request).
 //! Delaying a correction only keeps a reservation (an upper bound) a little
 //! longer, so it can never let a request overspend. The connection manager
 //! reconnects on its own after Redis returns.
@@ -16,46 +21,59 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RedisConfig;
 
 const ADMIT: &str = r#"
--- KEYS: counters. ARGV: per key, 4 values: amount, max, ttl_ms, enforce (1/0).
--- Returns one string, "failed,used-before,…": the failed index (0: admitted),
--- then the amount used before, per key. One bulk reply: redis-rs parses each
--- element of an array reply separately, at a cost that showed in profiles.
-local n = #KEYS
-local used = {}
-local fresh = {}
-local failed = 0
-for i = 1, n do
-  local b = (i - 1) * 4
-  local v = redis.call('GET', KEYS[i])
-  fresh[i] = not v
-  local cur = tonumber(v or '0')
-  used[i] = cur
-  if failed == 0 and ARGV[b + 4] == '1' and cur + tonumber(ARGV[b + 1]) > tonumber(ARGV[b + 2]) then
-    failed = i
-  end
-end
--- A positive ttl is set when the counter is created (windowed counters);
--- a negative one is refreshed on every admission (in-flight gauges).
-if failed == 0 then
+-- A batch of admissions, one request after the other (each sees the
+-- reservations of those before it). ARGV[1]: the number of requests R;
+-- ARGV[2 .. R+1]: each request's number of counters; then, per counter in
+-- KEYS order, 4 values: amount, max, ttl_ms, enforce (1/0).
+-- Returns one string, the requests' answers joined by ';', each
+-- "failed,used-before,…": the failed index (0: admitted), then the amount
+-- used before, per counter. One bulk reply: redis-rs parses each element of
+-- an array reply separately, at a cost that showed in profiles.
+local reqs = tonumber(ARGV[1])
+local k = 0
+local a = reqs + 1
+local answers = {}
+for r = 1, reqs do
+  local n = tonumber(ARGV[r + 1])
+  local used = {}
+  local fresh = {}
+  local failed = 0
   for i = 1, n do
-    local b = (i - 1) * 4
-    local ttl = tonumber(ARGV[b + 3])
-    redis.call('INCRBYFLOAT', KEYS[i], ARGV[b + 1])
-    if ttl < 0 then
-      redis.call('PEXPIRE', KEYS[i], -ttl)
-    elseif fresh[i] then
-      redis.call('PEXPIRE', KEYS[i], ttl)
+    local b = a + (i - 1) * 4
+    local v = redis.call('GET', KEYS[k + i])
+    fresh[i] = not v
+    local cur = tonumber(v or '0')
+    used[i] = cur
+    if failed == 0 and ARGV[b + 4] == '1' and cur + tonumber(ARGV[b + 1]) > tonumber(ARGV[b + 2]) then
+      failed = i
     end
   end
+  -- A positive ttl is set when the counter is created (windowed counters);
+  -- a negative one is refreshed on every admission (in-flight gauges).
+  if failed == 0 then
+    for i = 1, n do
+      local b = a + (i - 1) * 4
+      local ttl = tonumber(ARGV[b + 3])
+      redis.call('INCRBYFLOAT', KEYS[k + i], ARGV[b + 1])
+      if ttl < 0 then
+        redis.call('PEXPIRE', KEYS[k + i], -ttl)
+      elseif fresh[i] then
+        redis.call('PEXPIRE', KEYS[k + i], ttl)
+      end
+    end
+  end
+  local out = {tostring(failed)}
+  for i = 1, n do out[i + 1] = tostring(used[i]) end
+  answers[r] = table.concat(out, ',')
+  k = k + n
+  a = a + 4 * n
 end
-local out = {tostring(failed)}
-for i = 1, n do out[i + 1] = tostring(used[i]) end
-return table.concat(out, ',')
+return table.concat(answers, ';')
 "#;
 
 /// Settlement: every correction of a batch in one script, so Redis sends one
@@ -74,9 +92,10 @@ return #KEYS
 /// other client meanwhile, so a large merged batch goes in several.
 const SETTLE_CHUNK: usize = 256;
 
-/// One counter a script call charges.
-pub struct Item<'a> {
-    pub key: &'a str,
+/// One counter an admission charges.
+pub struct Item {
+    /// `RedisStore::key`.
+    pub key: String,
     pub amount: f64,
     pub max: f64,
     pub ttl_ms: i64,
@@ -86,10 +105,28 @@ pub struct Item<'a> {
 pub struct RedisStore {
     pub config: RedisConfig,
     conn: ConnectionManager,
-    script: redis::Script,
-    /// The settlement task's queue, started on first use (inside the runtime).
+    /// The admission task's queue, started on first use (inside the runtime).
+    admitter: OnceLock<mpsc::Sender<Pending>>,
+    /// The settlement task's queue, likewise.
     settler: OnceLock<mpsc::Sender<Vec<Correction>>>,
 }
+
+/// One request's admission: what it charges, and where the answer goes.
+struct Pending {
+    items: Vec<Item>,
+    answer: oneshot::Sender<Admission>,
+}
+
+/// `Ok((0, used))` when admitted, `Ok((i, used))` when item `i` (1-based)
+/// would cross its cap; `used`: each counter before this request.
+pub type Admission = Result<(usize, Vec<f64>), RedisFailure>;
+
+/// Admissions waiting for the admission task; past it a request gets a
+/// store error (and its rule's `on_store_error`).
+const ADMIT_QUEUE: usize = 65_536;
+/// Requests per admission script call: the script blocks Redis for every
+/// other client while it runs, so a long queue goes in several calls.
+const ADMIT_BATCH: usize = 128;
 
 /// A settlement correction: (counter key, delta, ttl in ms).
 pub type Correction = (String, f64, i64);
@@ -106,6 +143,13 @@ pub enum RedisFailure {
     Timeout(Duration),
     #[error("redis: unexpected reply")]
     Reply,
+    /// The shared script call of a batch of admissions failed.
+    #[error("{0}")]
+    Batch(String),
+    #[error("redis: admission queue full")]
+    Busy,
+    #[error("redis: admission task stopped")]
+    Stopped,
 }
 
 /// A number for Redis (Lua's `tonumber` and `INCRBYFLOAT` read both forms): integral
@@ -144,7 +188,7 @@ impl RedisStore {
         Ok(Self {
             config: config.clone(),
             conn,
-            script: redis::Script::new(ADMIT),
+            admitter: OnceLock::new(),
             settler: OnceLock::new(),
         })
     }
@@ -164,49 +208,130 @@ impl RedisStore {
         k
     }
 
-    /// Checks and reserves all items at once. `Ok((0, used))` when admitted,
-    /// `Ok((i, used))` when item `i` (1-based) would cross its cap.
-    pub async fn admit(&self, items: &[Item<'_>]) -> Result<(usize, Vec<f64>), RedisFailure> {
-        let mut cmd = evalsha(&self.script, items.len());
-        for it in items {
-            cmd.arg(it.key);
+    /// Checks and reserves all items at once (one request), through the
+    /// admission task; waits at most the configured timeout.
+    pub async fn admit(&self, items: Vec<Item>) -> Admission {
+        let Some(tx) = self.task(&self.admitter, ADMIT_QUEUE, |rx| {
+            admit_loop(self.conn.clone(), self.config.timeout, rx)
+        }) else {
+            return Err(RedisFailure::Stopped);
+        };
+        let (answer, rx) = oneshot::channel();
+        tx.try_send(Pending { items, answer })
+            .map_err(|_| RedisFailure::Busy)?;
+        match tokio::time::timeout(self.config.timeout, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(RedisFailure::Stopped),
+            Err(_) => Err(RedisFailure::Timeout(self.config.timeout)),
         }
-        for it in items {
-            cmd.arg(Num(it.amount))
-                .arg(Num(it.max))
-                .arg(it.ttl_ms)
-                .arg(u8::from(it.enforce));
-        }
-        let mut conn = self.conn.clone();
-        let reply: String = tokio::time::timeout(
-            self.config.timeout,
-            run_script(&mut conn, &self.script, &cmd),
-        )
-        .await
-        .map_err(|_| RedisFailure::Timeout(self.config.timeout))??;
-        parse_admit_reply(&reply, items.len())
     }
 
     /// Hands one request's corrections to the settlement task; never waits.
     pub fn settle_later(&self, items: Vec<Correction>) {
-        let tx = match self.settler.get() {
-            Some(tx) => tx,
-            None => {
-                let Ok(rt) = tokio::runtime::Handle::try_current() else {
-                    return;
-                };
-                self.settler.get_or_init(|| {
-                    let (tx, rx) = mpsc::channel(SETTLE_QUEUE);
-                    rt.spawn(settle_loop(self.conn.clone(), self.config.timeout, rx));
-                    tx
-                })
-            }
+        let Some(tx) = self.task(&self.settler, SETTLE_QUEUE, |rx| {
+            settle_loop(self.conn.clone(), self.config.timeout, rx)
+        }) else {
+            return;
         };
         if tx.try_send(items).is_err() {
             metrics::counter!("tollgate_limit_store_errors_total", "op" => "settle").increment(1);
             tracing::warn!("LIMIT STORE BEHIND: settlement queue full, correction lost");
         }
     }
+
+    /// A background task's queue: the task is spawned on first use, on the
+    /// caller's runtime (None outside one).
+    fn task<'s, T, F>(
+        &self,
+        cell: &'s OnceLock<mpsc::Sender<T>>,
+        capacity: usize,
+        run: impl FnOnce(mpsc::Receiver<T>) -> F,
+    ) -> Option<&'s mpsc::Sender<T>>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if let Some(tx) = cell.get() {
+            return Some(tx);
+        }
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        Some(cell.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(capacity);
+            rt.spawn(run(rx));
+            tx
+        }))
+    }
+}
+
+/// Sends queued admissions, up to `ADMIT_BATCH` per script call, one call
+/// at a time; a request whose caller stopped waiting (timed out) is left
+/// out, so it reserves nothing.
+async fn admit_loop(
+    mut conn: ConnectionManager,
+    timeout: Duration,
+    mut rx: mpsc::Receiver<Pending>,
+) {
+    let script = redis::Script::new(ADMIT);
+    let mut queued = Vec::with_capacity(ADMIT_BATCH);
+    while rx.recv_many(&mut queued, ADMIT_BATCH).await > 0 {
+        queued.retain(|p| !p.answer.is_closed());
+        if queued.is_empty() {
+            continue;
+        }
+        batch_histogram().record(queued.len() as f64);
+        match admit_batch(&mut conn, &script, timeout, &queued).await {
+            Ok(reply) => {
+                let mut answers = reply.split(';');
+                for p in queued.drain(..) {
+                    let a = answers
+                        .next()
+                        .ok_or(RedisFailure::Reply)
+                        .and_then(|a| parse_admit_reply(a, p.items.len()));
+                    let _ = p.answer.send(a);
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for p in queued.drain(..) {
+                    let _ = p.answer.send(Err(RedisFailure::Batch(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Requests per admission script call (how many share a round trip).
+fn batch_histogram() -> &'static metrics::Histogram {
+    static H: OnceLock<metrics::Histogram> = OnceLock::new();
+    H.get_or_init(|| metrics::histogram!("tollgate_limit_store_admit_batch"))
+}
+
+/// One admission script call for a batch of requests.
+async fn admit_batch(
+    conn: &mut ConnectionManager,
+    script: &redis::Script,
+    timeout: Duration,
+    batch: &[Pending],
+) -> Result<String, RedisFailure> {
+    let keys = batch.iter().map(|p| p.items.len()).sum();
+    let mut cmd = evalsha(script, keys);
+    for it in batch.iter().flat_map(|p| &p.items) {
+        cmd.arg(&it.key);
+    }
+    cmd.arg(batch.len());
+    for p in batch {
+        cmd.arg(p.items.len());
+    }
+    for it in batch.iter().flat_map(|p| &p.items) {
+        cmd.arg(Num(it.amount))
+            .arg(Num(it.max))
+            .arg(it.ttl_ms)
+            .arg(u8::from(it.enforce));
+    }
+    Ok(
+        tokio::time::timeout(timeout, run_script(conn, script, &cmd))
+            .await
+            .map_err(|_| RedisFailure::Timeout(timeout))??,
+    )
 }
 
 /// `EVALSHA <sha> <keys>`, the keys and arguments to follow. Built as one
