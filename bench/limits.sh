@@ -133,20 +133,28 @@ load tg-bench-limited -z 2s -c "$CONNS" >/dev/null
 # room; CPU per request is the gateway's capacity whatever bounds the run.
 TCK=$(getconf CLK_TCK)
 ticks() { awk '{print $14, $15}' "/proc/$GW_PID/stat"; }
-sat() { # key -> "rps cpu_us_per_request user_us system_us"
-  local u0 s0 u1 s1 f
-  read -r u0 s0 < <(ticks); f=$(load "$1" -z "$DURATION" -c "$CONNS"); read -r u1 s1 < <(ticks)
+# redis-server's CPU (user + system ticks): what the limits cost the shared
+# Redis per request, the capacity of one Redis for a fleet of gateways.
+rticks() { awk '{print $14 + $15}' "/proc/$REDIS_PID/stat"; }
+sat() { # key -> "rps cpu_us_per_request user_us system_us redis_us_per_request"
+  local u0 s0 u1 s1 r0 r1 f
+  r0=$(rticks); read -r u0 s0 < <(ticks); f=$(load "$1" -z "$DURATION" -c "$CONNS"); read -r u1 s1 < <(ticks); r1=$(rticks)
   local n; n=$(jq '[.statusCodeDistribution[]] | add' "$f")
-  echo "$(jq .summary.requestsPerSec "$f") $(awk "BEGIN {k = $TCK * $n / 1e6; print ($u1 - $u0 + $s1 - $s0) / k, ($u1 - $u0) / k, ($s1 - $s0) / k}")"
+  echo "$(jq .summary.requestsPerSec "$f") $(awk "BEGIN {k = $TCK * $n / 1e6; print ($u1 - $u0 + $s1 - $s0) / k, ($u1 - $u0) / k, ($s1 - $s0) / k, ($r1 - $r0) / k}")"
 }
+# Requests per admission script call (sum and count of the batch histogram).
+batch() { curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_admit_batch_(sum|count)/ {print $2}' | paste -sd' '; }
 # The admission round-trip histogram (`le count` lines), for the fixed-rate runs.
 hist() { curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_admit_seconds_bucket/ {
   match($0, /le="[^"]*"/); print substr($0, RSTART + 4, RLENGTH - 5), $2 }'; }
 hist | awk '{print $1, 0}' >"$WORK/hsum"
-p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=(); p_cpu=(); l_cpu=(); p_usr=(); l_usr=(); p_sys=(); l_sys=()
+p_rps=(); l_rps=(); p99p=(); p99l=(); p50p=(); p50l=(); p_cpu=(); l_cpu=(); p_usr=(); l_usr=(); p_sys=(); l_sys=(); l_red=(); l_bat=()
 for _ in $(seq 1 "$ROUNDS"); do
-  read -r r c u y < <(sat tg-bench-plain); p_rps+=("$r"); p_cpu+=("$c"); p_usr+=("$u"); p_sys+=("$y")
-  read -r r c u y < <(sat tg-bench-limited); l_rps+=("$r"); l_cpu+=("$c"); l_usr+=("$u"); l_sys+=("$y")
+  read -r r c u y _ < <(sat tg-bench-plain); p_rps+=("$r"); p_cpu+=("$c"); p_usr+=("$u"); p_sys+=("$y")
+  read -r b0s b0c < <(batch)
+  read -r r c u y rd < <(sat tg-bench-limited); l_rps+=("$r"); l_cpu+=("$c"); l_usr+=("$u"); l_sys+=("$y"); l_red+=("$rd")
+  read -r b1s b1c < <(batch)
+  l_bat+=("$(awk "BEGIN {d = ${b1c:-0} - ${b0c:-0}; print (d > 0 ? (${b1s:-0} - ${b0s:-0}) / d : 0)}")")
   f=$(load tg-bench-plain -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
   p50p+=("$(jq '.latencyPercentiles.p50 * 1000' "$f")"); p99p+=("$(jq '.latencyPercentiles.p99 * 1000' "$f")")
   hist >"$WORK/h0"
@@ -175,6 +183,8 @@ if [ "$STORE" = redis ]; then
   ADMIT_LINE="Admission round trip to Redis during the $RATE req/s runs (\`tollgate_limit_store_admit_seconds\`, $(awk '$1 == "+Inf" {print $2}' "$WORK/hsum") admissions; bucket upper bounds): p50 ≤ $(hq 0.5) ms, p99 ≤ $(hq 0.99) ms (redis-server on core $REDIS_CORE). Bare \`PING\` round trip on this machine, same session (\`redis-benchmark -c 1\`): p50 $PING50 ms, p99 $PING99 ms."
 fi
 KEYS=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'tollgate:*' | wc -l)
+# Redis's own account of the scripts' time (calls, µs per call).
+CMDSTATS=$(redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_(evalsha|eval|get|incrbyfloat|pexpire):/ {printf "%s %s calls, %s µs/call; ", substr($1, 9), $3, $7}')
 ERRS=$(curl -s "http://$ADMIN/metrics" | awk '/^tollgate_limit_store_errors_total/ {s+=$2} END {print s+0}')
 cat <<MD
 
@@ -192,5 +202,6 @@ Command: \`STORE=$STORE bench/limits.sh\` (DURATION=$DURATION, CONNS=$CONNS, RAT
 
 Rounds (requests/s): no limit ${p_rps[*]}; limited ${l_rps[*]}. p99 (ms): no limit ${p99p[*]}; limited ${p99l[*]}.
 Redis counters at the end: $KEYS keys; limit store errors: $ERRS.
+redis-server CPU per limited request at saturation (median): $(printf %.2f "$(med "${l_red[@]}")") µs; requests per admission script call at saturation (median): $(printf %.1f "$(med "${l_bat[@]}")"). Redis commandstats over the whole run: ${CMDSTATS:-none}.
 $ADMIT_LINE
 MD

@@ -8,6 +8,7 @@
 //! reservation as tokens flow (`Admission::extend`). Counters live on this
 //! node (`local`) or in Redis (`redis`); see docs/limits.md for the bound.
 
+mod admit_batch;
 mod decisions;
 mod headers;
 mod local;

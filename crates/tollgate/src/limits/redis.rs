@@ -6,12 +6,15 @@
 //! admission is sent at once; admissions that queue while one is in flight
 //! go together in the next script call, which checks and reserves them one
 //! after the other (each sees the reservations before it, so a batch is as
-//! exact as the same calls one by one). Under load many requests share a
-//! round trip, and Redis runs one script call instead of one per request.
+//! exact as the same calls one by one; `admit_batch.rs`). Under load many
+//! requests share a round trip, and Redis runs one script call, reading
+//! and writing each counter once, instead of one per request. Up to
+//! `ADMIT_IN_FLIGHT` calls are out at once, pipelined on the connection.
 //! Settlement is one script of `INCRBYFLOAT` corrections, sent off the
 //! request path by the settlement task: corrections that queue while a
-//! settlement is in flight are merged per counter and go in the next one
-//! (Redis applies one increment per counter instead of one per request).
+//! settlement is in flight, or in the short pause after it, are merged per
+//! counter and go in the next one (Redis applies one increment per counter
+//! instead of one per request).
 //! Delaying a correction only keeps a reservation (an upper bound) a little
 //! longer, so it can never let a request overspend. The connection manager
 //! reconnects on its own after Redis returns.
@@ -24,83 +27,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
+use super::admit_batch::Encoded;
 use crate::config::RedisConfig;
-
-const ADMIT: &str = r#"
--- A batch of admissions, one request after the other (each sees the
--- reservations of those before it). ARGV[1]: the number of requests R;
--- ARGV[2 .. R+1]: each request's number of counters; then, per counter in
--- KEYS order, 4 values: amount, max, ttl_ms, enforce (1/0).
--- Returns one string, the requests' answers joined by ';', each
--- "failed,used-before,…": the failed index (0: admitted), then the amount
--- used before, per counter. One bulk reply: redis-rs parses each element of
--- an array reply separately, at a cost that showed in profiles.
--- Requests of one batch mostly charge the same counters, so each counter
--- is read once (GET) and written once (INCRBYFLOAT of the batch's total,
--- then PEXPIRE) however many requests charge it: the script runs
--- atomically, so keeping the values in Lua meanwhile is exact.
-local reqs = tonumber(ARGV[1])
-local k = 0
-local a = reqs + 1
-local val = {}
-local fresh = {}
-local add = {}
-local ttl = {}
-local order = {}
-local answers = {}
-for r = 1, reqs do
-  local n = tonumber(ARGV[r + 1])
-  local failed = 0
-  local out = {''}
-  for i = 1, n do
-    local key = KEYS[k + i]
-    local cur = val[key]
-    if cur == nil then
-      local v = redis.call('GET', key)
-      fresh[key] = not v
-      cur = tonumber(v or '0')
-      val[key] = cur
-    end
-    out[i + 1] = tostring(cur)
-    local b = a + (i - 1) * 4
-    if failed == 0 and ARGV[b + 4] == '1' and cur + tonumber(ARGV[b + 1]) > tonumber(ARGV[b + 2]) then
-      failed = i
-    end
-  end
-  -- A positive ttl is set when the counter is created (windowed counters);
-  -- a negative one is refreshed on every admission (in-flight gauges).
-  if failed == 0 then
-    for i = 1, n do
-      local key = KEYS[k + i]
-      local b = a + (i - 1) * 4
-      local amount = tonumber(ARGV[b + 1])
-      val[key] = val[key] + amount
-      if add[key] == nil then
-        add[key] = 0
-        order[#order + 1] = key
-      end
-      add[key] = add[key] + amount
-      local t = tonumber(ARGV[b + 3])
-      if t < 0 then
-        ttl[key] = math.max(ttl[key] or 0, -t)
-      elseif fresh[key] and ttl[key] == nil then
-        ttl[key] = t
-      end
-    end
-  end
-  out[1] = tostring(failed)
-  answers[r] = table.concat(out, ',')
-  k = k + n
-  a = a + 4 * n
-end
-for _, key in ipairs(order) do
-  redis.call('INCRBYFLOAT', key, add[key])
-  if ttl[key] then
-    redis.call('PEXPIRE', key, ttl[key])
-  end
-end
-return table.concat(answers, ';')
-"#;
 
 /// Settlement: every correction of a batch in one script, so Redis sends one
 /// reply instead of two per counter (redis-rs's reply parser was the largest
@@ -165,6 +93,13 @@ pub type Correction = (String, f64, i64);
 /// Settlements waiting for the settlement task; past it they are dropped
 /// and counted as store errors.
 const SETTLE_QUEUE: usize = 65_536;
+/// The pause after each settlement call, while corrections queue and merge
+/// per counter into the next: under load one call carries many requests'
+/// corrections (Redis applies one increment per counter instead of one per
+/// request); when idle a correction still goes at once. A correction held
+/// back keeps a reservation (or an in-flight slot) this much longer: an
+/// overcount, never an overspend.
+const SETTLE_GAP: Duration = Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisFailure {
@@ -187,7 +122,7 @@ pub enum RedisFailure {
 /// values (request counts, token counts, most caps) as integers through
 /// `itoa`; redis-rs formats every `f64` through ryu, which profiled at
 /// ~770 instructions per value for caps like 1e11.
-struct Num(f64);
+pub(super) struct Num(pub f64);
 
 impl redis::ToRedisArgs for Num {
     fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
@@ -299,7 +234,7 @@ impl RedisStore {
 /// left, so several in flight are as exact as one). A request whose caller
 /// stopped waiting (timed out) is left out, so it reserves nothing.
 async fn admit_loop(conn: ConnectionManager, timeout: Duration, mut rx: mpsc::Receiver<Pending>) {
-    let script = redis::Script::new(ADMIT);
+    let script = redis::Script::new(super::admit_batch::SCRIPT);
     let mut in_flight = FuturesUnordered::new();
     let mut queued = Vec::with_capacity(ADMIT_BATCH);
     let mut open = true;
@@ -330,15 +265,19 @@ async fn admit_and_answer(
     batch: Vec<Pending>,
 ) {
     batch_histogram().record(batch.len() as f64);
-    match admit_batch(&mut conn, script, timeout, &batch).await {
-        Ok(reply) => {
-            let mut answers = reply.split(';');
-            for p in batch {
-                let a = answers
-                    .next()
-                    .ok_or(RedisFailure::Reply)
-                    .and_then(|a| parse_admit_reply(a, p.items.len()));
-                let _ = p.answer.send(a);
+    let requests: Vec<&[Item]> = batch.iter().map(|p| p.items.as_slice()).collect();
+    let encoded = Encoded::new(&requests);
+    let cmd = encoded.command(script, &requests);
+    let reply = tokio::time::timeout(timeout, run_script::<String>(&mut conn, script, &cmd))
+        .await
+        .map_err(|_| RedisFailure::Timeout(timeout))
+        .and_then(|r| r.map_err(RedisFailure::from))
+        .and_then(|reply| encoded.answers(&reply, &requests));
+    drop(requests);
+    match reply {
+        Ok(answers) => {
+            for (p, a) in batch.into_iter().zip(answers) {
+                let _ = p.answer.send(Ok(a));
             }
         }
         Err(e) => {
@@ -356,40 +295,11 @@ fn batch_histogram() -> &'static metrics::Histogram {
     H.get_or_init(|| metrics::histogram!("tollgate_limit_store_admit_batch"))
 }
 
-/// One admission script call for a batch of requests.
-async fn admit_batch(
-    conn: &mut ConnectionManager,
-    script: &redis::Script,
-    timeout: Duration,
-    batch: &[Pending],
-) -> Result<String, RedisFailure> {
-    let keys = batch.iter().map(|p| p.items.len()).sum();
-    let mut cmd = evalsha(script, keys);
-    for it in batch.iter().flat_map(|p| &p.items) {
-        cmd.arg(&it.key);
-    }
-    cmd.arg(batch.len());
-    for p in batch {
-        cmd.arg(p.items.len());
-    }
-    for it in batch.iter().flat_map(|p| &p.items) {
-        cmd.arg(Num(it.amount))
-            .arg(Num(it.max))
-            .arg(it.ttl_ms)
-            .arg(u8::from(it.enforce));
-    }
-    Ok(
-        tokio::time::timeout(timeout, run_script(conn, script, &cmd))
-            .await
-            .map_err(|_| RedisFailure::Timeout(timeout))??,
-    )
-}
-
 /// `EVALSHA <sha> <keys>`, the keys and arguments to follow. Built as one
 /// `Cmd` rather than through `ScriptInvocation`, which allocates a buffer
 /// per key and per argument and then copies them all into a `Cmd`
 /// (~6 k instructions of a five-cap admission, bench/LIMITS.md).
-fn evalsha(script: &redis::Script, keys: usize) -> redis::Cmd {
+pub(super) fn evalsha(script: &redis::Script, keys: usize) -> redis::Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(script.get_hash()).arg(keys);
     cmd
@@ -410,32 +320,6 @@ async fn run_script<T: redis::FromRedisValue>(
         }
         r => r,
     }
-}
-
-/// One used-before value: Lua's `tostring` writes integral counters as
-/// integers, parsed here without the float parser.
-fn parse_used(u: &str) -> Option<f64> {
-    match u.parse::<i64>() {
-        Ok(v) => Some(v as f64),
-        Err(_) => u.parse::<f64>().ok(),
-    }
-}
-
-/// The admission script's reply, `failed,used-before,…` with one
-/// used-before per item.
-fn parse_admit_reply(reply: &str, items: usize) -> Result<(usize, Vec<f64>), RedisFailure> {
-    let mut parts = reply.split(',');
-    let failed = parts
-        .next()
-        .and_then(|f| f.parse::<usize>().ok())
-        .ok_or(RedisFailure::Reply)?;
-    let used = parts
-        .map(|u| parse_used(u).ok_or(RedisFailure::Reply))
-        .collect::<Result<Vec<_>, _>>()?;
-    if used.len() != items || failed > items {
-        return Err(RedisFailure::Reply);
-    }
-    Ok((failed, used))
 }
 
 /// Sends queued corrections, merged per counter, one settlement at a time.
@@ -463,6 +347,7 @@ async fn settle_loop(
             metrics::counter!("tollgate_limit_store_errors_total", "op" => "settle").increment(1);
             tracing::warn!(error = %e, counters = items.len(), "LIMIT STORE DOWN: settlement lost");
         }
+        tokio::time::sleep(SETTLE_GAP).await;
     }
 }
 
@@ -493,24 +378,6 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use redis::ToRedisArgs;
-
-    #[test]
-    fn admit_replies_parse_or_fail_cleanly() {
-        use super::parse_admit_reply as p;
-        assert_eq!(p("0,12,3.5,0", 3).unwrap(), (0, vec![12.0, 3.5, 0.0]));
-        assert_eq!(p("2,1e+15,7", 2).unwrap(), (2, vec![1e15, 7.0]));
-        for bad in [
-            "",
-            "x,1",
-            "0,1",
-            "0,1,2,3,4",
-            "4,1,2,3",
-            "0,1,,3",
-            "-1,1,2,3",
-        ] {
-            assert!(p(bad, 3).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn numbers_are_written_as_redis_reads_them() {
