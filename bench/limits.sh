@@ -9,7 +9,9 @@
 # Gateway on core 0; mock upstream, redis-server and oha on core 1
 # (REDIS_CORE=0: redis-server on the gateway's core).
 # `bench/limits.sh >> bench/LIMITS.md` records a run.
-# Env: DURATION (default 5s), CONNS (default 64), RATE (default 500), ROUNDS (default 3).
+# Env: DURATION (default 5s), CONNS (default 64), RATE (default 500), ROUNDS (default 3);
+# LEDGER=false runs without the usage ledger (what recording the limits'
+# decisions costs, apart from the decisions themselves).
 # CALLGRIND=1: the gateway under callgrind, instructions per request of each
 # key instead of timed rounds (REQUESTS per key, default 3000; KEEP_CG=dir
 # keeps the outputs).
@@ -58,6 +60,7 @@ LIMITED_HASH=$(printf %s tg-bench-limited | "$BIN" keys hash)
 cat >"$WORK/bench.yaml" <<YAML
 server: { listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, watch_config: false }
 storage: { url: "sqlite://$WORK/bench.db" }
+ledger: { enabled: ${LEDGER:-true} }
 providers:
   - { name: up, kind: openai, base_url: "http://$MOCK/v1", api_key: upstream-key }
 models:

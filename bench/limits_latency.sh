@@ -6,7 +6,8 @@
 # Prints a Markdown section; `bench/limits_latency.sh >> bench/LIMITS.md`
 # records it.
 #
-# Env: REQUESTS (default 20000), WORKERS (runtime threads, default 2),
+# Env: REQUESTS (default 20000), WORKERS (runtime threads; default one per
+# core the bench may use, as `tollgate serve` does: 1 on BENCH_CORE),
 # CONCURRENCY (default 1; e.g. 16 for the
 # tail under load, one connection shared as in the gateway).
 set -euo pipefail
@@ -25,6 +26,6 @@ for _ in $(seq 1 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sl
 echo
 echo "## $(date -u +%Y-%m-%dT%H:%MZ) — Redis admission latency (2 cores: bench on core $BENCH_CORE, redis-server on core $REDIS_CORE)"
 echo
-echo "Command: \`bench/limits_latency.sh\` (REQUESTS=${REQUESTS:-20000}, CONCURRENCY=${CONCURRENCY:-1}); \`cargo bench -p tollgate --bench limits_latency\` against a fresh \`redis-server\` on loopback."
+echo "Command: \`bench/limits_latency.sh\` (REQUESTS=${REQUESTS:-20000}, CONCURRENCY=${CONCURRENCY:-1}, WORKERS=${WORKERS:-one per core}); \`cargo bench -p tollgate --bench limits_latency\` against a fresh \`redis-server\` on loopback."
 echo
 TOLLGATE_BENCH_REDIS="redis://127.0.0.1:$PORT/" taskset -c "$BENCH_CORE" cargo bench -q -p tollgate --bench limits_latency 2>/dev/null

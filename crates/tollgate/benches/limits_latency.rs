@@ -10,7 +10,8 @@
 //!
 //! Env: `REQUESTS` (default 20000 of each), `CONCURRENCY` (callers in
 //! flight at once, default 1; >1 measures under load on one connection),
-//! `WORKERS` (runtime worker threads, default 2).
+//! `WORKERS` (runtime worker threads; default one per core the process may
+//! use, as in the gateway).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -77,17 +78,16 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1);
-    // Like the gateway: a multi-thread runtime (two cores here).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::env::var("WORKERS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
-        )
-        .enable_all()
-        .build()
-        .unwrap();
+    // Like the gateway (`tollgate serve`): a multi-thread runtime with one
+    // worker per core the process may use (tokio's default,
+    // `available_parallelism`, which follows `taskset`: one worker on
+    // BENCH_CORE). Two workers on one core made every hand-over between
+    // tasks a context switch, a tail the gateway does not have.
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(w) = std::env::var("WORKERS").ok().and_then(|v| v.parse().ok()) {
+        rt.worker_threads(w);
+    }
+    let rt = rt.enable_all().build().unwrap();
     rt.block_on(run(url, n, conc));
 }
 
