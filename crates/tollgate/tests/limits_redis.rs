@@ -284,23 +284,36 @@ async fn concurrent_admissions_share_script_calls_and_stay_exact() {
             tokio::spawn(async move {
                 let r = req.send().await.unwrap();
                 let status = r.status().as_u16();
+                let remaining = r
+                    .headers()
+                    .get("x-ratelimit-remaining-requests")
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
                 let b: Value = r.json().await.unwrap();
-                (status, b["usage"]["total_tokens"].as_f64().unwrap_or(0.0))
+                let tokens = b["usage"]["total_tokens"].as_f64().unwrap_or(0.0);
+                (status, tokens, remaining)
             })
         })
         .collect();
     let (mut ok, mut limited, mut used) = (0, 0, 0.0);
+    let mut remaining = Vec::new();
     for t in tasks {
         match t.await.unwrap() {
-            (200, tokens) => {
+            (200, tokens, left) => {
                 ok += 1;
                 used += tokens;
+                remaining.push(left.expect("x-ratelimit-remaining-requests on a success"));
             }
-            (429, _) => limited += 1,
+            (429, _, _) => limited += 1,
             other => panic!("unexpected answer {other:?}"),
         }
     }
     assert_eq!((ok, limited), (50, 150), "a cap of 50 admits exactly 50");
+    // Each admitted request saw the counter as the requests before it (in
+    // its batch or an earlier one) left it: the gateway's replay of a batch
+    // gives every request its own used-before, so the remaining counts are
+    // 49, 48, ..., 0, each once.
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..50).collect::<Vec<u64>>());
     assert_eq!(redis.sum("tollgate:batch-rpm:*").await, 50.0);
     // The token counter holds the admitted requests' usage once settled:
     // a request rejected by the other cap of its batch reserved nothing.
