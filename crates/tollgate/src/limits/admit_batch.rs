@@ -28,7 +28,7 @@ pub const SCRIPT: &str = r#"
 -- One bulk reply: redis-rs parses each element of an array reply
 -- separately, at a cost that showed in profiles.
 local d = #KEYS
-local val, fresh, add, used, maxv, ttl, enf = {}, {}, {}, {}, {}, {}, {}
+local val, fresh, add, touched, maxv, ttl, enf = {}, {}, {}, {}, {}, {}, {}
 local start = {}
 for i = 1, d do
   local v = redis.call('GET', KEYS[i])
@@ -59,7 +59,7 @@ for r = 1, tonumber(ARGV[1]) do
       local amount = tonumber(ARGV[p + 2 + 2 * j])
       val[c] = val[c] + amount
       add[c] = add[c] + amount
-      used[c] = true
+      touched[c] = true
     end
   end
   out[r] = failed
@@ -68,7 +68,7 @@ end
 -- A positive ttl is set when the counter is created (windowed counters);
 -- a negative one is refreshed on every admission (in-flight gauges).
 for i = 1, d do
-  if used[i] then
+  if touched[i] then
     redis.call('INCRBYFLOAT', KEYS[i], add[i])
     if ttl[i] < 0 then
       redis.call('PEXPIRE', KEYS[i], -ttl[i])
@@ -166,7 +166,7 @@ impl<'a> Encoded<'a> {
             return Err(RedisFailure::Reply);
         }
         let mut failed = failed.split(',');
-        let mut index = self.index.iter();
+        let mut rest = self.index.as_slice();
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
             let f = failed
@@ -174,10 +174,11 @@ impl<'a> Encoded<'a> {
                 .and_then(|f| f.parse::<usize>().ok())
                 .filter(|&f| f <= r.len())
                 .ok_or(RedisFailure::Reply)?;
-            let idx: Vec<usize> = index.by_ref().take(r.len()).copied().collect();
+            let (idx, tail) = rest.split_at_checked(r.len()).ok_or(RedisFailure::Reply)?;
+            rest = tail;
             let used: Vec<f64> = idx.iter().map(|&i| cur[i]).collect();
             if f == 0 {
-                for (it, &i) in r.iter().zip(&idx) {
+                for (it, &i) in r.iter().zip(idx) {
                     cur[i] += it.amount;
                 }
             }

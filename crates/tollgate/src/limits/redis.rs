@@ -1,23 +1,21 @@
-//! Counters shared by every gateway node, in Redis. Admission is one Lua
-//! script (one round trip): it reads every counter the request charges,
-//! and adds to all of them only if no enforced cap would be crossed, so
-//! racing nodes can never admit more than the cap together. Admissions go
-//! through one task per store, like settlements: when idle a request's
-//! admission is sent at once; admissions that queue while one is in flight
-//! go together in the next script call, which checks and reserves them one
-//! after the other (each sees the reservations before it, so a batch is as
-//! exact as the same calls one by one; `admit_batch.rs`). Under load many
-//! requests share a round trip, and Redis runs one script call, reading
-//! and writing each counter once, instead of one per request. Up to
-//! `ADMIT_IN_FLIGHT` calls are out at once, pipelined on the connection.
-//! Settlement is one script of `INCRBYFLOAT` corrections, sent off the
-//! request path by the settlement task: corrections that queue while a
-//! settlement is in flight, or in the short pause after it, are merged per
-//! counter and go in the next one (Redis applies one increment per counter
-//! instead of one per request).
-//! Delaying a correction only keeps a reservation (an upper bound) a little
-//! longer, so it can never let a request overspend. The connection manager
-//! reconnects on its own after Redis returns.
+//! Counters shared by every gateway node, in Redis. A request's admission
+//! is checked by a Lua script that reads every counter it charges and adds
+//! to all of them only if no enforced cap would be crossed, so racing
+//! nodes can never admit more than the cap together. Admissions go through
+//! one task per store: a request's admission is sent at once while fewer
+//! than `ADMIT_IN_FLIGHT` calls are out (pipelined on the connection);
+//! those that queue meanwhile go together in the next call, which checks
+//! and reserves them one after the other, each against what the ones
+//! before it left (`admit_batch.rs`), so a batch is as exact as the same
+//! calls one by one. Settlement is one script of `INCRBYFLOAT`
+//! corrections, sent off the request path by the settlement task:
+//! corrections that queue while a settlement is in flight, or in the short
+//! pause after it, are merged per counter and go in the next one (Redis
+//! applies one increment per counter instead of one per request). A
+//! delayed correction keeps a reservation a little longer, or adds a
+//! request's excess over its estimate a little later: either stays within
+//! the bound of docs/limits.md. The connection manager reconnects on its
+//! own after Redis returns.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -97,8 +95,9 @@ const SETTLE_QUEUE: usize = 65_536;
 /// per counter into the next: under load one call carries many requests'
 /// corrections (Redis applies one increment per counter instead of one per
 /// request); when idle a correction still goes at once. A correction held
-/// back keeps a reservation (or an in-flight slot) this much longer: an
-/// overcount, never an overspend.
+/// back keeps a reservation (or an in-flight slot) this much longer, or
+/// adds an excess over the estimate this much later (docs/limits.md: the
+/// bound does not depend on when).
 const SETTLE_GAP: Duration = Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +272,6 @@ async fn admit_and_answer(
         .map_err(|_| RedisFailure::Timeout(timeout))
         .and_then(|r| r.map_err(RedisFailure::from))
         .and_then(|reply| encoded.answers(&reply, &requests));
-    drop(requests);
     match reply {
         Ok(answers) => {
             for (p, a) in batch.into_iter().zip(answers) {
