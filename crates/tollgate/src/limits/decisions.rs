@@ -11,9 +11,9 @@
 //! on every limited request, and a callgrind profile of five caps put
 //! `serde_json::Value` building, then `write!` with float formatting, among
 //! the largest costs of the limited path (bench/LIMITS.md). The constant part of each object (rule,
-//! cap, counter prefix) is escaped once per cap when the rules are built.
+//! cap, partition) is escaped once per (caller, model) counter, when its
+//! template is built.
 
-use super::Cap;
 use crate::json_text::{push_escaped, push_number};
 
 /// `{"rule":"…","cap":"…","partition":"` — the part of a decision fixed
@@ -28,18 +28,10 @@ pub fn head(rule: &str, label: &str) -> String {
     out
 }
 
-/// Appends one decision object.
-pub fn push(
-    out: &mut String,
-    cap: &Cap,
-    partition: &str,
-    window: i64,
-    decision: &str,
-    charged: f64,
-) {
-    out.push_str(&cap.json_head);
-    push_escaped(out, partition);
-    out.push_str("\",\"window\":");
+/// Appends one decision object; `head` is `head()` with the counter's
+/// partition and `","window":` appended (`templates.rs`).
+pub fn push(out: &mut String, head: &str, window: i64, decision: &str, charged: f64) {
+    out.push_str(head);
     out.push_str(itoa::Buffer::new().format(window));
     out.push_str(",\"decision\":\"");
     out.push_str(decision);

@@ -2,9 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::auth::Principal;
 use crate::config::{Endpoint, Price};
-use crate::limits::{Demand, Limits};
+use crate::limits::{Counters, Demand, Limits};
 
 use super::attempt::Plan;
 use super::tokens;
@@ -17,10 +16,9 @@ pub fn demand(
     endpoint: Endpoint,
     body: &Map<String, Value>,
     plan: &Plan,
-    principal: &Principal,
-    model: &str,
+    counters: &Counters,
 ) -> Demand {
-    if !limits.counts_tokens(principal, model) {
+    if !counters.counts_tokens() {
         return Demand::default();
     }
     let asked = ["max_completion_tokens", "max_tokens"]

@@ -241,19 +241,9 @@ async fn run(
     //    counter the request charges (settled in after::finish / stream.rs).
     let mut limit_headers = crate::limits::RateHeaders::default();
     if !snap.limits.is_empty() {
-        let demand = admit::demand(
-            &snap.limits,
-            ctx.endpoint,
-            &body,
-            &plan,
-            &identity.principal,
-            &parsed.model,
-        );
-        match snap
-            .limits
-            .admit(&identity.principal, &parsed.model, demand)
-            .await
-        {
+        let counters = snap.limits.counters(&identity.principal, &parsed.model);
+        let demand = admit::demand(&snap.limits, ctx.endpoint, &body, &plan, &counters);
+        match snap.limits.admit_counters(counters, demand).await {
             Ok(adm) => {
                 limit_headers = adm.headers();
                 ctx.admission = (!adm.is_empty()).then_some(adm);

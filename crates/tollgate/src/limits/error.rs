@@ -1,0 +1,82 @@
+//! A limit's refusal: the 429 (or 503 when its store is unreachable), its
+//! headers, its metric and its ledger decision.
+
+use http::HeaderValue;
+use serde_json::json;
+
+use super::templates::Template;
+use super::{CapKind, RateHeaders};
+
+/// A cap that would be crossed, for the 429.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rate limit exceeded: limit `{rule}` ({cap} {max}, used {used}, this request needs {needed}); retry after {retry_after_s}s")]
+pub struct Exceeded {
+    pub rule: String,
+    pub cap: &'static str,
+    pub max: f64,
+    pub used: f64,
+    pub needed: f64,
+    pub retry_after_s: u64,
+    headers: RateHeaders,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LimitError {
+    #[error("{0}")]
+    Exceeded(Box<Exceeded>),
+    #[error("limit `{rule}` cannot be checked: its counter store is unreachable")]
+    Unavailable { rule: String },
+}
+
+impl LimitError {
+    pub(super) fn exceeded(t: &Template, window: i64, used: f64, needed: f64, now: i64) -> Self {
+        let cap = t.cap();
+        let reset_ms = match cap.kind {
+            CapKind::Concurrent => 1000,
+            _ => (cap.window.end_ms(window) - now).max(0),
+        };
+        let mut headers = RateHeaders::default();
+        headers.offer(cap, used, window, now);
+        LimitError::Exceeded(Box::new(Exceeded {
+            rule: t.rule.name.to_string(),
+            cap: cap.label,
+            max: cap.max,
+            used: (used * 1e6).round() / 1e6,
+            needed: (needed * 1e6).round() / 1e6,
+            retry_after_s: (reset_ms as u64).div_ceil(1000).max(1),
+            headers,
+        }))
+    }
+
+    pub(super) fn record(&self) {
+        let (rule, cap, decision) = match self {
+            LimitError::Exceeded(e) => (&e.rule, e.cap, "rejected"),
+            LimitError::Unavailable { rule } => (rule, "", "unavailable"),
+        };
+        metrics::counter!("tollgate_limit_decisions_total", "rule" => rule.clone(),
+            "cap" => cap, "decision" => decision)
+        .increment(1);
+    }
+
+    /// The decision as ledger JSON (a rejected request charges nothing).
+    pub fn ledger_json(&self) -> String {
+        match self {
+            LimitError::Exceeded(e) => {
+                json!([{"rule": e.rule, "cap": e.cap, "decision": "rejected"}]).to_string()
+            }
+            LimitError::Unavailable { rule } => {
+                json!([{"rule": rule, "decision": "unavailable"}]).to_string()
+            }
+        }
+    }
+
+    /// Status, `Retry-After` and rate-limit headers for the response.
+    pub fn apply_headers(&self, h: &mut http::HeaderMap) {
+        if let LimitError::Exceeded(e) = self {
+            e.headers.apply(h);
+            if let Ok(v) = HeaderValue::from_str(&e.retry_after_s.to_string()) {
+                h.insert(http::header::RETRY_AFTER, v);
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The counters a caller charges for a model, worked out once per (caller,
+//! model) and kept until the next config reload.
+//!
+//! Which rules apply and how their counters are partitioned depend only on
+//! the principal (key id, subject, groups, tenant) and the model, so every
+//! request after the first clones one `Arc` instead of matching each rule,
+//! building each counter key and looking each counter up in the local store
+//! (a callgrind profile of five caps put that at ~4.5 k instructions per
+//! request, bench/LIMITS.md). The ledger decision's fixed start, partition
+//! included and escaped, is built here too.
+//!
+//! A plain sharded map, not an LRU (`moka`): a hit must stay a few hundred
+//! instructions, and the only cost of a full map is that it starts over.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use super::local::{Counter, LocalStore};
+use super::{CapKind, Rule};
+use crate::auth::Principal;
+use crate::config::{LimitMode, LimitStore};
+use crate::json_text::push_escaped;
+
+/// One counter a (caller, model) charges.
+pub struct Template {
+    pub rule: Arc<Rule>,
+    /// Index into `rule.caps`.
+    pub cap: usize,
+    /// `rule:cap:partition`.
+    pub key: Box<str>,
+    /// The ledger decision up to its window: `{"rule":…,"partition":"…","window":`.
+    pub json_head: Box<str>,
+    /// This node's counter, for a rule counted here (`store: local`).
+    pub counter: Option<Counter>,
+}
+
+impl Template {
+    pub fn cap(&self) -> &super::Cap {
+        &self.rule.caps[self.cap]
+    }
+
+    pub fn enforce(&self) -> bool {
+        self.rule.mode == LimitMode::Enforce
+    }
+}
+
+/// The counters of one (caller, model): empty when no rule applies.
+#[derive(Clone)]
+pub struct Counters(pub(super) Arc<[Template]>);
+
+impl Counters {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a token or cost cap applies (only then are the prompt's
+    /// tokens counted on the request path).
+    pub fn counts_tokens(&self) -> bool {
+        self.0
+            .iter()
+            .any(|t| matches!(t.cap().kind, CapKind::Tokens(_) | CapKind::Cost))
+    }
+}
+
+/// Past this many (caller, model) pairs the cache starts over: a gateway
+/// with more distinct callers between two reloads pays the uncached cost
+/// for a while, nothing else. An entry of five caps is about 1.3 kB, so
+/// the cache stays under ~6 MB.
+const MAX_ENTRIES: usize = 4_096;
+
+#[derive(Default)]
+pub struct Templates {
+    map: DashMap<Box<str>, Counters, foldhash::fast::RandomState>,
+}
+
+impl Templates {
+    pub fn get(
+        &self,
+        rules: &[Arc<Rule>],
+        local: &LocalStore,
+        p: &Principal,
+        model: &str,
+    ) -> Counters {
+        let mut id = String::with_capacity(
+            64 + p.subject.len() + model.len() + p.groups.iter().map(String::len).sum::<usize>(),
+        );
+        cache_key(&mut id, p, model);
+        if let Some(c) = self.map.get(id.as_str()) {
+            return c.clone();
+        }
+        let built = Counters(build(rules, local, p, model).into());
+        if self.map.len() >= MAX_ENTRIES {
+            self.map.clear();
+        }
+        self.map.insert(id.into_boxed_str(), built.clone());
+        built
+    }
+}
+
+/// Every field a rule's match or partition reads, each length-prefixed so
+/// no two callers share a key whatever their names contain.
+fn cache_key(out: &mut String, p: &Principal, model: &str) {
+    let mut num = itoa::Buffer::new();
+    let mut field = |out: &mut String, v: Option<&str>| match v {
+        None => out.push('~'),
+        Some(v) => {
+            out.push_str(num.format(v.len()));
+            out.push(':');
+            out.push_str(v);
+        }
+    };
+    field(out, p.key_id.as_deref());
+    field(out, Some(&p.subject));
+    field(out, p.tenant.as_deref());
+    field(out, Some(model));
+    for g in p.groups.iter() {
+        field(out, Some(g));
+    }
+}
+
+fn build(rules: &[Arc<Rule>], local: &LocalStore, p: &Principal, model: &str) -> Vec<Template> {
+    let mut out = Vec::with_capacity(rules.len() * 2);
+    let mut part = String::with_capacity(96);
+    for rule in rules {
+        if !rule.applies(p, model) {
+            continue;
+        }
+        rule.partitions(p, model, &mut part, |part| {
+            for (ci, cap) in rule.caps.iter().enumerate() {
+                let key: Box<str> = format!("{}{part}", cap.prefix).into();
+                let mut json_head = String::with_capacity(cap.json_head.len() + part.len() + 12);
+                json_head.push_str(&cap.json_head);
+                push_escaped(&mut json_head, part);
+                json_head.push_str("\",\"window\":");
+                out.push(Template {
+                    rule: rule.clone(),
+                    cap: ci,
+                    counter: (rule.store == LimitStore::Local).then(|| local.counter(&key)),
+                    key,
+                    json_head: json_head.into(),
+                });
+            }
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthMethod;
+    use crate::config::{LimitsConfig, PrincipalKind};
+
+    fn principal(subject: &str, groups: &[&str]) -> Principal {
+        Principal {
+            subject: subject.into(),
+            kind: PrincipalKind::User,
+            groups: groups
+                .iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .into(),
+            tenant: None,
+            key_id: None,
+            issuer: None,
+            method: AuthMethod::Jwt,
+        }
+    }
+
+    #[test]
+    fn callers_whose_fields_concatenate_alike_get_their_own_counters() {
+        let cfg: LimitsConfig = serde_yaml_ng::from_str(
+            "rules:\n  - { name: r, per: [principal, group], requests_per_minute: 5 }\n",
+        )
+        .unwrap();
+        let rules: Vec<Arc<Rule>> = cfg.rules.iter().map(|r| Arc::new(Rule::build(r))).collect();
+        let local = LocalStore::default();
+        let t = Templates::default();
+        let a = t.get(&rules, &local, &principal("ab", &["c"]), "m");
+        let b = t.get(&rules, &local, &principal("a", &["bc"]), "m");
+        let c = t.get(&rules, &local, &principal("a", &["b", "c"]), "m");
+        assert_eq!(&*a.0[0].key, "r:requests_per_minute:principal=ab|group=c|");
+        assert_eq!(&*b.0[0].key, "r:requests_per_minute:principal=a|group=bc|");
+        assert_eq!(c.0.len(), 2, "one counter per group");
+        // A hit is the same list; another model is another entry.
+        let again = t.get(&rules, &local, &principal("ab", &["c"]), "m");
+        assert!(Arc::ptr_eq(&a.0, &again.0));
+        assert!(!Arc::ptr_eq(
+            &a.0,
+            &t.get(&rules, &local, &principal("ab", &["c"]), "n").0
+        ));
+        // Local counters come with the template: the store holds the same cell.
+        a.0[0].counter.as_ref().unwrap().try_add(1, 1.0, 5.0, true);
+        assert_eq!(
+            local.used("r:requests_per_minute:principal=ab|group=c|", 1),
+            1.0
+        );
+    }
+
+    #[test]
+    fn the_cache_starts_over_when_full() {
+        let cfg: LimitsConfig =
+            serde_yaml_ng::from_str("rules:\n  - { name: r, per: [principal], concurrent: 5 }\n")
+                .unwrap();
+        let rules: Vec<Arc<Rule>> = cfg.rules.iter().map(|r| Arc::new(Rule::build(r))).collect();
+        let local = LocalStore::default();
+        let t = Templates::default();
+        for i in 0..MAX_ENTRIES + 10 {
+            t.get(&rules, &local, &principal(&format!("u{i}"), &[]), "m");
+        }
+        assert!(t.map.len() <= MAX_ENTRIES);
+        assert!(!t.map.is_empty());
+    }
+}
