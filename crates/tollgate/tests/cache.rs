@@ -454,8 +454,8 @@ fn charged(rec: &tollgate::ledger::UsageRecord) -> (f64, f64, f64) {
     let list: Vec<Value> = serde_json::from_str(&rec.limits).unwrap();
     let of = |cap: &str| {
         list.iter()
-            .find(|d| d["cap"] == cap)
-            .and_then(|d| d["charged"].as_f64())
+            .find(|d| d[1] == cap)
+            .and_then(|d| d[5].as_f64())
             .unwrap_or_else(|| panic!("no {cap} decision in {}", rec.limits))
     };
     (

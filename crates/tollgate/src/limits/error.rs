@@ -2,7 +2,6 @@
 //! headers, its metric and its ledger decision.
 
 use http::HeaderValue;
-use serde_json::json;
 
 use super::templates::Template;
 use super::{CapKind, RateHeaders};
@@ -18,6 +17,8 @@ pub struct Exceeded {
     pub needed: f64,
     pub retry_after_s: u64,
     headers: RateHeaders,
+    /// The ledger's decision list: this counter, `rejected`, nothing charged.
+    ledger: String,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,6 +38,9 @@ impl LimitError {
         };
         let mut headers = RateHeaders::default();
         headers.offer(cap, used, window, now);
+        let mut ledger = String::from("[");
+        super::decisions::push(&mut ledger, &t.json_head, window, "rejected", 0.0);
+        ledger.push(']');
         LimitError::Exceeded(Box::new(Exceeded {
             rule: t.rule.name.to_string(),
             cap: cap.label,
@@ -45,6 +49,7 @@ impl LimitError {
             needed: (needed * 1e6).round() / 1e6,
             retry_after_s: (reset_ms as u64).div_ceil(1000).max(1),
             headers,
+            ledger,
         }))
     }
 
@@ -61,11 +66,13 @@ impl LimitError {
     /// The decision as ledger JSON (a rejected request charges nothing).
     pub fn ledger_json(&self) -> String {
         match self {
-            LimitError::Exceeded(e) => {
-                json!([{"rule": e.rule, "cap": e.cap, "decision": "rejected"}]).to_string()
-            }
+            LimitError::Exceeded(e) => e.ledger.clone(),
             LimitError::Unavailable { rule } => {
-                json!([{"rule": rule, "decision": "unavailable"}]).to_string()
+                let mut out = String::from("[");
+                let head = super::decisions::head(rule, "", "");
+                super::decisions::push(&mut out, &head, 0, "unavailable", 0.0);
+                out.push(']');
+                out
             }
         }
     }

@@ -174,40 +174,22 @@ pub fn restore(local: &LocalStore, rules: &Limits, records: &[(i64, String)]) ->
         else {
             continue;
         };
-        for d in list {
-            let (Some(rule), Some(cap), Some(window), Some(charged)) = (
-                d["rule"].as_str(),
-                d["cap"].as_str(),
-                d["window"].as_i64(),
-                d["charged"].as_f64(),
-            ) else {
-                continue;
-            };
+        for d in &list {
             // Counted on this node: a local rule (or a Redis rule's
-            // fallback, which the rule lookup below leaves out). Older
-            // records name the store and the full counter key.
-            let counted_here = match d["store"].as_str() {
-                Some(store) => store == "local",
-                None => d["decision"].as_str() != Some("rejected"),
-            };
-            if !counted_here {
+            // fallback, which the rule lookup below leaves out).
+            let Some(d) = decisions::read(d).filter(|d| d.counted_here) else {
                 continue;
-            }
-            let counter = match (d["partition"].as_str(), d["counter"].as_str()) {
-                (Some(part), _) => std::borrow::Cow::Owned(format!("{rule}:{cap}:{part}")),
-                (None, Some(key)) => std::borrow::Cow::Borrowed(key),
-                (None, None) => continue,
             };
             let Some(c) = rules
                 .rules
                 .iter()
-                .find(|r| &*r.name == rule && r.store == LimitStore::Local)
-                .and_then(|r| r.caps.iter().find(|c| c.label == cap))
+                .find(|r| *r.name == *d.rule && r.store == LimitStore::Local)
+                .and_then(|r| r.caps.iter().find(|c| c.label == d.cap))
             else {
                 continue;
             };
-            if matches!(c.kind, CapKind::Cost) && c.window.id(now) == window {
-                local.add(&counter, window, charged);
+            if matches!(c.kind, CapKind::Cost) && c.window.id(now) == d.window {
+                local.add(&d.counter, d.window, d.charged);
                 restored += 1;
             }
         }
@@ -262,10 +244,13 @@ mod tests {
         let adm = limits.admit(&p, "m", demand).await.unwrap();
         let json = adm.settle(1, 1, 0.2);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v[0]["rule"], "b\"x");
-        assert_eq!(v[0]["partition"], "principal=a\\b\u{1}|");
-        assert_eq!(v[0]["decision"], "allowed");
-        assert_eq!(v[1]["charged"], 0.2);
+        assert_eq!(v[0][0], "b\"x");
+        assert_eq!(v[0][1], "requests_per_minute");
+        assert_eq!(v[0][2], "principal=a\\b\u{1}|");
+        assert_eq!(v[0][4], "allowed");
+        assert_eq!(v[0][5], 1.0);
+        assert_eq!(v[1][1], "cost_per_day");
+        assert_eq!(v[1][5], 0.2);
         // A fresh node restores the day's spend from that record.
         let fresh = Limits::build(&cfg, None).unwrap();
         assert_eq!(restore(&fresh.local, &fresh, &[(0, json)]), 1);
@@ -276,13 +261,35 @@ mod tests {
             completion: 0,
             price,
         };
-        assert!(matches!(
-            fresh.admit(&p, "m", demand).await,
-            Err(LimitError::Exceeded(_))
-        ));
+        let Err(rejected) = fresh.admit(&p, "m", demand).await else {
+            panic!("1.0 more does not fit");
+        };
+        // The rejection's ledger line names its counter and charges nothing;
+        // restore skips it.
+        let r: serde_json::Value = serde_json::from_str(&rejected.ledger_json()).unwrap();
+        assert_eq!(r[0][1], "cost_per_day");
+        assert_eq!(r[0][2], "principal=a\\b\u{1}|");
+        assert_eq!(r[0][4], "rejected");
+        assert_eq!(r[0][5], 0);
+        assert_eq!(
+            restore(&fresh.local, &fresh, &[(0, rejected.ledger_json())]),
+            0
+        );
+        let window = v[1][3].as_i64().unwrap();
+        // The object form written before 2026-12-05 restores the same counter.
+        let objects = serde_json::json!([
+            {"rule": "b\"x", "cap": "cost_per_day", "partition": "principal=a\\b\u{1}|",
+             "window": window, "decision": "allowed", "charged": 0.7},
+        ])
+        .to_string();
+        let older = Limits::build(&cfg, None).unwrap();
+        assert_eq!(restore(&older.local, &older, &[(0, objects)]), 1);
+        assert!(
+            older.admit(&p, "m", demand).await.is_err(),
+            "0.7 + 1.0 > 1.0"
+        );
         // A record written before `partition` (full counter key and store)
         // restores the same counter; one counted in Redis is left alone.
-        let window = v[1]["window"].as_i64().unwrap();
         let old = serde_json::json!([
             {"rule": "b\"x", "cap": "cost_per_day", "counter": "b\"x:cost_per_day:principal=a\\b\u{1}|",
              "window": window, "store": "local", "decision": "allowed", "charged": 0.2},

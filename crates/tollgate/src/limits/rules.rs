@@ -50,8 +50,6 @@ pub struct Cap {
     pub label: &'static str,
     /// `rule:label:`, the start of every counter key of this cap.
     pub prefix: String,
-    /// The fixed start of this cap's ledger decisions (`decisions::head`).
-    pub json_head: String,
     /// Its `x-ratelimit-limit-*` header value, formatted once.
     pub limit_header: http::HeaderValue,
     /// The `allowed` decision counter, registered on first use (after the
@@ -94,7 +92,6 @@ impl Rule {
                     window,
                     max,
                     label,
-                    json_head: super::decisions::head(&r.name, label),
                     limit_header: super::headers::limit_value(max),
                     prefix,
                     allowed: OnceLock::new(),

@@ -17,10 +17,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use super::local::{Counter, LocalStore};
-use super::{CapKind, Rule};
+use super::{decisions, CapKind, Rule};
 use crate::auth::Principal;
 use crate::config::{LimitMode, LimitStore};
-use crate::json_text::push_escaped;
 
 /// One counter a (caller, model) charges.
 pub struct Template {
@@ -29,7 +28,7 @@ pub struct Template {
     pub cap: usize,
     /// `rule:cap:partition`.
     pub key: Box<str>,
-    /// The ledger decision up to its window: `{"rule":…,"partition":"…","window":`.
+    /// The ledger decision up to its window (`decisions::head`).
     pub json_head: Box<str>,
     /// This node's counter, for a rule counted here (`store: local`).
     pub counter: Option<Counter>,
@@ -129,16 +128,12 @@ fn build(rules: &[Arc<Rule>], local: &LocalStore, p: &Principal, model: &str) ->
         rule.partitions(p, model, &mut part, |part| {
             for (ci, cap) in rule.caps.iter().enumerate() {
                 let key: Box<str> = format!("{}{part}", cap.prefix).into();
-                let mut json_head = String::with_capacity(cap.json_head.len() + part.len() + 12);
-                json_head.push_str(&cap.json_head);
-                push_escaped(&mut json_head, part);
-                json_head.push_str("\",\"window\":");
                 out.push(Template {
                     rule: rule.clone(),
                     cap: ci,
                     counter: (rule.store == LimitStore::Local).then(|| local.counter(&key)),
                     key,
-                    json_head: json_head.into(),
+                    json_head: decisions::head(&rule.name, cap.label, part).into(),
                 });
             }
         });
