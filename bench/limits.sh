@@ -12,6 +12,8 @@
 # Env: DURATION (default 5s), CONNS (default 64), RATE (default 500), ROUNDS (default 3);
 # LEDGER=false runs without the usage ledger (what recording the limits'
 # decisions costs, apart from the decisions themselves).
+# PERF=1: perf (cpu-clock) samples of the gateway at saturation for each
+# key, top symbols, instead of timed rounds (KEEP_PERF=dir keeps them).
 # CALLGRIND=1: the gateway under callgrind, instructions per request of each
 # key instead of timed rounds (REQUESTS per key, default 3000; KEEP_CG=dir
 # keeps the outputs).
@@ -129,6 +131,23 @@ MD
 fi
 load tg-bench-plain -z 2s -c "$CONNS" >/dev/null
 load tg-bench-limited -z 2s -c "$CONNS" >/dev/null
+
+if [ -n "${PERF:-}" ]; then
+  # Where the gateway's time goes (cpu-clock samples, user and kernel) at
+  # saturation for each key: what instruction counts miss (cache misses,
+  # atomics, the kernel's side of writes). KEEP_PERF=dir keeps the reports.
+  for key in plain limited; do
+    perf record -q -F 2999 -e cpu-clock -g -p "$GW_PID" -o "$WORK/perf.$key" -- sleep "${DURATION%s}" 2>/dev/null &
+    PERF_PID=$!
+    load "tg-bench-$key" -z "$DURATION" -c "$CONNS" >/dev/null
+    wait "$PERF_PID" || true
+    perf report -i "$WORK/perf.$key" --no-children --sort dso,symbol --stdio -g none 2>"$WORK/perf.err" >"$WORK/perf.$key.full" || cat "$WORK/perf.err" >&2
+    grep '%' "$WORK/perf.$key.full" | grep -v '^#' | head -"${PERF_TOP:-60}" >"$WORK/perf.$key.txt" || true
+  done
+  [ -n "${KEEP_PERF:-}" ] && mkdir -p "$KEEP_PERF" && cp "$WORK"/perf.* "$KEEP_PERF"/
+  echo "## plain"; cat "$WORK/perf.plain.txt"; echo "## limited"; cat "$WORK/perf.limited.txt"
+  exit 0
+fi
 
 # The gateway's own CPU per request (user + system ticks of its process over
 # a saturation run): in Redis mode redis-server shares core 1 with the mock

@@ -56,7 +56,8 @@ pub fn push_str(out: &mut String, s: &str) {
 pub fn push_number(out: &mut String, v: f64) {
     if !v.is_finite() {
         out.push('0');
-    } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
+    } else if v.abs() < 9.0e15 && (v as i64) as f64 == v {
+        // (Not `fract()`: a libm call, on every number of every limited request.)
         out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
         out.push_str(ryu::Buffer::new().format_finite(v));

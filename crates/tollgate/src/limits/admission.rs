@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::local::{Counter, LocalStore};
 use super::redis::RedisStore;
-use super::reserve::{record_decision, reserve};
+use super::reserve::{record_decision, reserve, Sel};
 use super::templates::Template;
 use super::{decisions, rules, CapKind, Demand, LimitError, RateHeaders};
 use crate::config::{LimitStore, Overrun, Price};
@@ -124,8 +124,8 @@ impl Admission {
         // Reserve in steps, so a stream costs few store calls.
         let step = excess.max(32);
         self.demand.completion += step;
-        let mut hard = Vec::new();
-        let mut soft = Vec::new();
+        let mut hard = Sel::new();
+        let mut soft = Sel::new();
         for (i, t) in self.tpl.iter().enumerate() {
             let kind = t.cap().kind;
             let amount = kind.amount(0, step, price);

@@ -107,7 +107,7 @@ impl Limits {
             .iter()
             .map(|t| Charge::new(t.cap().window.id(now)))
             .collect();
-        let sel: Vec<(usize, f64)> = tpl
+        let sel: reserve::Sel = tpl
             .iter()
             .enumerate()
             .map(|(i, t)| {

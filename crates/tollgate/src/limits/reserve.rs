@@ -2,11 +2,16 @@
 //! first, then Redis in one script call (shared with concurrent requests,
 //! `admit_batch.rs`); a refusal anywhere gives back what was taken.
 
+use smallvec::SmallVec;
+
 use super::admission::Charge;
 use super::redis::{self, RedisStore};
 use super::templates::Template;
 use super::{admit_histogram, LimitError, LocalStore, Window};
 use crate::config::StoreFailure;
+
+/// `(charge index, amount)` pairs.
+pub(super) type Sel = SmallVec<[(usize, f64); 8]>;
 
 /// Reserves `amount` on `charges[i]` for each `(i, amount)` of `sel`.
 pub(super) async fn reserve(
@@ -17,13 +22,14 @@ pub(super) async fn reserve(
     sel: &[(usize, f64)],
     now: i64,
 ) -> Result<(), LimitError> {
-    let mut done: Vec<(usize, f64)> = Vec::with_capacity(sel.len());
+    // Inline for the usual handful of counters: no allocation per request.
+    let mut done: Sel = SmallVec::new();
     let rollback = |charges: &[Charge], done: &[(usize, f64)]| {
         for &(d, amount) in done {
             charges[d].local_add(&tpl[d], local, -amount);
         }
     };
-    let mut remote: Vec<(usize, f64)> = Vec::new();
+    let mut remote: Sel = SmallVec::new();
     for &(i, amount) in sel {
         let (t, c) = (&tpl[i], &mut charges[i]);
         if c.on_redis(t) {

@@ -81,13 +81,23 @@ impl Templates {
         p: &Principal,
         model: &str,
     ) -> Counters {
-        let mut id = String::with_capacity(
-            64 + p.subject.len() + model.len() + p.groups.iter().map(String::len).sum::<usize>(),
-        );
-        cache_key(&mut id, p, model);
-        if let Some(c) = self.map.get(id.as_str()) {
-            return c.clone();
+        // The key is built in a buffer kept per thread: a hit allocates nothing.
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
+        let hit = KEY.with(|k| {
+            // (A buffer already borrowed cannot happen: nothing here
+            // re-enters; it would only mean a miss.)
+            let mut k = k.try_borrow_mut().ok()?;
+            k.clear();
+            cache_key(&mut k, p, model);
+            self.map.get(k.as_str()).map(|c| c.clone())
+        });
+        if let Some(c) = hit {
+            return c;
+        }
+        let mut id = String::new();
+        cache_key(&mut id, p, model);
         let built = Counters(build(rules, local, p, model).into());
         if self.map.len() >= MAX_ENTRIES {
             self.map.clear();
