@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::decisions::Decision;
 use super::local::{Counter, LocalStore};
 use super::redis::RedisStore;
 use super::reserve::{record_decision, reserve, Sel};
@@ -76,11 +77,11 @@ impl Charge {
         t.rule.store == LimitStore::Redis && !self.fallback
     }
 
-    pub fn decision(&self) -> &'static str {
+    pub fn decision(&self) -> Decision {
         match (self.shadow_hit, self.fallback) {
-            (true, _) => "shadow_rejected",
-            (false, true) => "fallback_local",
-            _ => "allowed",
+            (true, _) => Decision::ShadowRejected,
+            (false, true) => Decision::FallbackLocal,
+            _ => Decision::Allowed,
         }
     }
 }
@@ -94,6 +95,8 @@ pub struct Admission {
     pub(super) demand: Demand,
     /// Completion tokens seen so far in a stream.
     pub(super) streamed_completion: i64,
+    /// When it was admitted (Unix ms): the headers' resets count from it.
+    pub(super) admitted_ms: i64,
 }
 
 impl Admission {
@@ -235,7 +238,7 @@ impl Admission {
 
     /// `x-ratelimit-*` headers: the tightest enforced request and token caps.
     pub fn headers(&self) -> RateHeaders {
-        let now = crate::store::now_ms();
+        let now = self.admitted_ms;
         let mut h = RateHeaders::default();
         for (t, c) in self.pairs().filter(|(t, _)| t.enforce()) {
             h.offer(t.cap(), c.used_after, c.window, now);
@@ -255,6 +258,7 @@ impl Drop for Admission {
                 charges: std::mem::take(&mut self.charges),
                 demand: self.demand,
                 streamed_completion: 0,
+                admitted_ms: self.admitted_ms,
             };
             let _ = a.settle(0, 0, 0.0);
         }

@@ -3,6 +3,7 @@
 
 use http::HeaderValue;
 
+use super::decisions::Decision;
 use super::templates::Template;
 use super::{CapKind, RateHeaders};
 
@@ -39,7 +40,7 @@ impl LimitError {
         let mut headers = RateHeaders::default();
         headers.offer(cap, used, window, now);
         let mut ledger = String::from("[");
-        super::decisions::push(&mut ledger, &t.json_head, window, "rejected", 0.0);
+        super::decisions::push(&mut ledger, &t.json_head, window, Decision::Rejected, 0.0);
         ledger.push(']');
         LimitError::Exceeded(Box::new(Exceeded {
             rule: t.rule.name.to_string(),
@@ -70,7 +71,7 @@ impl LimitError {
             LimitError::Unavailable { rule } => {
                 let mut out = String::from("[");
                 let head = super::decisions::head(rule, "", "");
-                super::decisions::push(&mut out, &head, 0, "unavailable", 0.0);
+                super::decisions::push(&mut out, &head, 0, Decision::Unavailable, 0.0);
                 out.push(']');
                 out
             }

@@ -134,7 +134,7 @@ impl Limits {
                 return Err(e);
             }
             for (t, c) in tpl.iter().zip(&charges) {
-                reserve::record_decision(t, c.decision());
+                reserve::record_decision(t, c.decision().as_str());
             }
         }
         Ok(Admission {
@@ -144,6 +144,7 @@ impl Limits {
             charges,
             demand,
             streamed_completion: 0,
+            admitted_ms: now,
         })
     }
 }
