@@ -137,7 +137,7 @@ if [ -n "${PERF:-}" ]; then
   # saturation for each key: what instruction counts miss (cache misses,
   # atomics, the kernel's side of writes). KEEP_PERF=dir keeps the reports.
   for key in plain limited; do
-    perf record -q -F 2999 -e cpu-clock -g -p "$GW_PID" -o "$WORK/perf.$key" -- sleep "${DURATION%s}" 2>/dev/null &
+    perf record -q -F ${PERF_FREQ:-2999} -e cpu-clock ${PERF_CG:--g} -p "$GW_PID" -o "$WORK/perf.$key" -- sleep "${DURATION%s}" 2>/dev/null &
     PERF_PID=$!
     load "tg-bench-$key" -z "$DURATION" -c "$CONNS" >/dev/null
     wait "$PERF_PID" || true

@@ -53,8 +53,13 @@ pub enum Decision {
 
 impl Decision {
     pub fn as_str(self) -> &'static str {
-        let q = self.quoted();
-        &q[2..q.len() - 2]
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::ShadowRejected => "shadow_rejected",
+            Decision::FallbackLocal => "fallback_local",
+            Decision::Rejected => "rejected",
+            Decision::Unavailable => "unavailable",
+        }
     }
 
     /// `,"allowed",`: the decision with the separators around it, one copy
