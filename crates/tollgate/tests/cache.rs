@@ -455,7 +455,7 @@ fn charged(rec: &tollgate::ledger::UsageRecord) -> (f64, f64, f64) {
     let of = |cap: &str| {
         list.iter()
             .find(|d| d[1] == cap)
-            .and_then(|d| d[5].as_f64())
+            .and_then(|d| d[3].as_f64())
             .unwrap_or_else(|| panic!("no {cap} decision in {}", rec.limits))
     };
     (

@@ -113,10 +113,24 @@ async fn token_limit_spend_stays_within_the_bound_under_200_concurrent_clients()
     assert_eq!(ledger_spend, spent);
     let rejected = recs.iter().filter(|r| r.error == "rate_limited").count();
     assert_eq!(rejected, 200 - ok);
-    assert!(recs
-        .iter()
-        .filter(|r| r.status == 200)
-        .all(|r| r.limits.contains(",\"allowed\",") && r.limits.contains("group=eng")));
+    // Each record shows its decision: an admitted one the tokens it finally
+    // charged, a rejected one the counter that refused it.
+    for r in &recs {
+        let d: serde_json::Value = serde_json::from_str(&r.limits).unwrap();
+        if r.status == 200 {
+            let charged = r.prompt_tokens + r.completion_tokens;
+            assert_eq!(
+                d,
+                json!([["team-tpm", "tokens_per_minute", "allowed", charged]]),
+                "{}",
+                r.limits
+            );
+        } else {
+            assert_eq!(d[0][0], "team-tpm", "{}", r.limits);
+            assert_eq!(d[0][2], "rejected", "{}", r.limits);
+            assert_eq!(d[0][4], "group=eng|", "{}", r.limits);
+        }
+    }
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ pub struct UsageRecord {
     /// The prompt template called, and its version; empty / `None` otherwise.
     pub template: String,
     pub template_version: Option<i64>,
-    /// Limit decisions, JSON: `[["rule","cap","partition",window,"decision",charged]]`
+    /// Limit decisions, JSON: `[["rule","cap","decision",charged(,"partition",window)]]`
     /// (docs/limits.md).
     pub limits: String,
     /// Unique per record (UUIDv7, set when queued): replays insert it once.

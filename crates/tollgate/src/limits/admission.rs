@@ -197,13 +197,8 @@ impl Admission {
         // The clock is read only for Redis corrections (their TTL).
         let mut now = None;
         let mut remote = Vec::new();
-        let mut list = String::with_capacity(
-            2 + self
-                .tpl
-                .iter()
-                .map(|t| t.json_head.len() + 64)
-                .sum::<usize>(),
-        );
+        let mut list =
+            String::with_capacity(2 + self.tpl.iter().map(|t| t.decision.max_len()).sum::<usize>());
         list.push('[');
         let charges = std::mem::take(&mut self.charges);
         for (t, c) in self.tpl.iter().zip(charges) {
@@ -229,7 +224,7 @@ impl Admission {
             if list.len() > 1 {
                 list.push(',');
             }
-            decisions::push(&mut list, &t.json_head, c.window, c.decision(), actual);
+            decisions::push(&mut list, &t.decision, c.window, c.decision(), actual);
         }
         list.push(']');
         self.send_remote(remote);

@@ -1,15 +1,20 @@
 //! The ledger's `limits` column: one array per charged counter,
-//! `["rule","cap","partition",window,"decision",charged]`. The counter is
-//! `rule:cap:partition`; its store follows from the rule (`store:`) and the
-//! decision (`fallback_local`: counted on this node while Redis was down).
+//! `["rule","cap","decision",charged]`, followed by `"partition",window`
+//! for a budget (a `cost_per_*` cap: restore reads them) and for any
+//! decision but `allowed`. The counter is `rule:cap:partition`; its store
+//! follows from the rule (`store:`) and the decision (`fallback_local`:
+//! counted on this node while Redis was down). An allowed request or token
+//! count leaves its partition and window out: both follow from the record
+//! (its caller, model and time) and the rule.
 //!
-//! Positional arrays, not objects: every limited request writes one per
-//! counter, and a row's bytes are what SQLite copies, pages, checksums and
-//! writes to its WAL (bench/LIMITS.md, sixth and eighth sessions); the
-//! field names were half of each decision. Records written before
-//! 2026-12-05 hold objects, `{"rule","cap","partition","window","decision",
-//! "charged"}`, and before 2026-12-04 `counter` (the full key) and `store`
-//! in place of `partition`; `read` takes all three.
+//! Short positional arrays, not objects: every limited request writes one
+//! per counter, and a row's bytes are what SQLite copies, pages, checksums
+//! and writes to its WAL; a run without the decisions in the row was 2-3
+//! points faster in `bench/limits.sh` (bench/LIMITS.md, eighth session).
+//! Records written before 2026-12-05 hold objects, `{"rule","cap",
+//! "partition","window","decision","charged"}`, and before 2026-12-04
+//! `counter` (the full key) and `store` in place of `partition`; `read`
+//! takes every form.
 //!
 //! Written by hand (`json_text`) rather than through `serde_json`: it runs
 //! on every limited request, and a callgrind profile of five caps put
@@ -24,18 +29,40 @@ use serde_json::Value;
 
 use crate::json_text::{push_escaped, push_number};
 
-/// `["rule","cap","partition",` — the part of a decision fixed by its
-/// counter.
-pub fn head(rule: &str, label: &str, partition: &str) -> String {
-    let mut out = String::with_capacity(12 + rule.len() + label.len() + partition.len());
-    out.push_str("[\"");
-    push_escaped(&mut out, rule);
-    out.push_str("\",\"");
-    push_escaped(&mut out, label);
-    out.push_str("\",\"");
-    push_escaped(&mut out, partition);
-    out.push_str("\",");
-    out
+/// The parts of a counter's decisions fixed by the counter, escaped once
+/// (per (caller, model) template, `templates.rs`).
+pub struct Fixed {
+    /// `["rule","cap",`
+    head: Box<str>,
+    /// `,"partition",`
+    part: Box<str>,
+    /// A budget: partition and window are always written.
+    budget: bool,
+}
+
+impl Fixed {
+    pub fn new(rule: &str, label: &str, partition: &str, budget: bool) -> Self {
+        let mut head = String::with_capacity(8 + rule.len() + label.len());
+        head.push_str("[\"");
+        push_escaped(&mut head, rule);
+        head.push_str("\",\"");
+        push_escaped(&mut head, label);
+        head.push_str("\",");
+        let mut part = String::with_capacity(4 + partition.len());
+        part.push_str(",\"");
+        push_escaped(&mut part, partition);
+        part.push_str("\",");
+        Self {
+            head: head.into(),
+            part: part.into(),
+            budget,
+        }
+    }
+
+    /// An upper bound of one decision's length.
+    pub fn max_len(&self) -> usize {
+        self.head.len() + self.part.len() + 64
+    }
 }
 
 /// What a limit decided for one counter.
@@ -62,25 +89,28 @@ impl Decision {
         }
     }
 
-    /// `,"allowed",`: the decision with the separators around it, one copy
-    /// instead of three (this runs per counter of every limited request).
+    /// `"allowed",`: the decision and the separator after it, one copy
+    /// instead of two (this runs per counter of every limited request).
     fn quoted(self) -> &'static str {
         match self {
-            Decision::Allowed => ",\"allowed\",",
-            Decision::ShadowRejected => ",\"shadow_rejected\",",
-            Decision::FallbackLocal => ",\"fallback_local\",",
-            Decision::Rejected => ",\"rejected\",",
-            Decision::Unavailable => ",\"unavailable\",",
+            Decision::Allowed => "\"allowed\",",
+            Decision::ShadowRejected => "\"shadow_rejected\",",
+            Decision::FallbackLocal => "\"fallback_local\",",
+            Decision::Rejected => "\"rejected\",",
+            Decision::Unavailable => "\"unavailable\",",
         }
     }
 }
 
-/// Appends one decision; `head` is `head()` of its counter.
-pub fn push(out: &mut String, head: &str, window: i64, decision: Decision, charged: f64) {
-    out.push_str(head);
-    out.push_str(itoa::Buffer::new().format(window));
+/// Appends one decision.
+pub fn push(out: &mut String, f: &Fixed, window: i64, decision: Decision, charged: f64) {
+    out.push_str(&f.head);
     out.push_str(decision.quoted());
     push_number(out, charged);
+    if f.budget || !matches!(decision, Decision::Allowed | Decision::Unavailable) {
+        out.push_str(&f.part);
+        out.push_str(itoa::Buffer::new().format(window));
+    }
     out.push(']');
 }
 
@@ -100,7 +130,9 @@ pub struct Read<'a> {
 
 pub fn read(d: &Value) -> Option<Read<'_>> {
     if let Value::Array(a) = d {
-        let [rule, cap, part, window, decision, charged] = a.as_slice() else {
+        // Without partition and window (an allowed request or token
+        // count) there is nothing to restore.
+        let [rule, cap, decision, charged, part, window] = a.as_slice() else {
             return None;
         };
         let (rule, cap, part) = (rule.as_str()?, cap.as_str()?, part.as_str()?);
@@ -147,12 +179,19 @@ mod tests {
         ];
         for (d, name) in names {
             assert_eq!(d.as_str(), name);
+            // A budget always carries its counter and window.
             let mut out = String::new();
-            push(&mut out, &head("r\"", "cost_per_day", "key=a|"), 7, d, 0.25);
+            push(
+                &mut out,
+                &Fixed::new("r\"", "cost_per_day", "key=a|", true),
+                7,
+                d,
+                0.25,
+            );
             let v: Value = serde_json::from_str(&out).unwrap();
             assert_eq!(
                 v,
-                serde_json::json!(["r\"", "cost_per_day", "key=a|", 7, name, 0.25])
+                serde_json::json!(["r\"", "cost_per_day", name, 0.25, "key=a|", 7])
             );
             let r = read(&v).unwrap();
             assert_eq!(
@@ -164,7 +203,25 @@ mod tests {
                 r.counted_here,
                 !matches!(d, Decision::Rejected | Decision::Unavailable)
             );
+            // A request count only when the decision is not plain.
+            let mut out = String::new();
+            push(
+                &mut out,
+                &Fixed::new("r", "requests_per_minute", "key=a|", false),
+                7,
+                d,
+                1.0,
+            );
+            let v: Value = serde_json::from_str(&out).unwrap();
+            let short = matches!(d, Decision::Allowed | Decision::Unavailable);
+            assert_eq!(
+                v.as_array().unwrap().len(),
+                if short { 4 } else { 6 },
+                "{out}"
+            );
+            assert_eq!(v[2], name);
         }
-        assert!(read(&serde_json::json!(["r", "c", "p", 1, "allowed"])).is_none());
+        assert!(read(&serde_json::json!(["r", "c", "allowed", 1])).is_none());
+        assert!(read(&serde_json::json!(["r", "c", "allowed", 1, "p"])).is_none());
     }
 }

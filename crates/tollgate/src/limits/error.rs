@@ -40,7 +40,7 @@ impl LimitError {
         let mut headers = RateHeaders::default();
         headers.offer(cap, used, window, now);
         let mut ledger = String::from("[");
-        super::decisions::push(&mut ledger, &t.json_head, window, Decision::Rejected, 0.0);
+        super::decisions::push(&mut ledger, &t.decision, window, Decision::Rejected, 0.0);
         ledger.push(']');
         LimitError::Exceeded(Box::new(Exceeded {
             rule: t.rule.name.to_string(),
@@ -70,8 +70,8 @@ impl LimitError {
             LimitError::Exceeded(e) => e.ledger.clone(),
             LimitError::Unavailable { rule } => {
                 let mut out = String::from("[");
-                let head = super::decisions::head(rule, "", "");
-                super::decisions::push(&mut out, &head, 0, Decision::Unavailable, 0.0);
+                let fixed = super::decisions::Fixed::new(rule, "", "", false);
+                super::decisions::push(&mut out, &fixed, 0, Decision::Unavailable, 0.0);
                 out.push(']');
                 out
             }

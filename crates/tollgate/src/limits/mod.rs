@@ -245,13 +245,16 @@ mod tests {
         let adm = limits.admit(&p, "m", demand).await.unwrap();
         let json = adm.settle(1, 1, 0.2);
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v[0][0], "b\"x");
-        assert_eq!(v[0][1], "requests_per_minute");
-        assert_eq!(v[0][2], "principal=a\\b\u{1}|");
-        assert_eq!(v[0][4], "allowed");
-        assert_eq!(v[0][5], 1.0);
+        // An allowed request count: rule, cap, decision, charged.
+        assert_eq!(
+            v[0],
+            serde_json::json!(["b\"x", "requests_per_minute", "allowed", 1])
+        );
+        // A budget adds its partition and window (what restore reads).
         assert_eq!(v[1][1], "cost_per_day");
-        assert_eq!(v[1][5], 0.2);
+        assert_eq!(v[1][2], "allowed");
+        assert_eq!(v[1][3], 0.2);
+        assert_eq!(v[1][4], "principal=a\\b\u{1}|");
         // A fresh node restores the day's spend from that record.
         let fresh = Limits::build(&cfg, None).unwrap();
         assert_eq!(restore(&fresh.local, &fresh, &[(0, json)]), 1);
@@ -269,14 +272,14 @@ mod tests {
         // restore skips it.
         let r: serde_json::Value = serde_json::from_str(&rejected.ledger_json()).unwrap();
         assert_eq!(r[0][1], "cost_per_day");
-        assert_eq!(r[0][2], "principal=a\\b\u{1}|");
-        assert_eq!(r[0][4], "rejected");
-        assert_eq!(r[0][5], 0);
+        assert_eq!(r[0][2], "rejected");
+        assert_eq!(r[0][3], 0);
+        assert_eq!(r[0][4], "principal=a\\b\u{1}|");
         assert_eq!(
             restore(&fresh.local, &fresh, &[(0, rejected.ledger_json())]),
             0
         );
-        let window = v[1][3].as_i64().unwrap();
+        let window = v[1][5].as_i64().unwrap();
         // The object form written before 2026-12-05 restores the same counter.
         let objects = serde_json::json!([
             {"rule": "b\"x", "cap": "cost_per_day", "partition": "principal=a\\b\u{1}|",

@@ -28,8 +28,8 @@ pub struct Template {
     pub cap: usize,
     /// `rule:cap:partition`.
     pub key: Box<str>,
-    /// The ledger decision up to its window (`decisions::head`).
-    pub json_head: Box<str>,
+    /// The fixed parts of its ledger decisions.
+    pub decision: decisions::Fixed,
     /// This node's counter, for a rule counted here (`store: local`).
     pub counter: Option<Counter>,
 }
@@ -143,7 +143,12 @@ fn build(rules: &[Arc<Rule>], local: &LocalStore, p: &Principal, model: &str) ->
                     cap: ci,
                     counter: (rule.store == LimitStore::Local).then(|| local.counter(&key)),
                     key,
-                    json_head: decisions::head(&rule.name, cap.label, part).into(),
+                    decision: decisions::Fixed::new(
+                        &rule.name,
+                        cap.label,
+                        part,
+                        matches!(cap.kind, CapKind::Cost),
+                    ),
                 });
             }
         });
