@@ -198,7 +198,6 @@ impl Store {
                     // Create the file and switch it to WAL (persistent) once.
                     let options = SqliteConnectOptions::from_str(url)?
                         .create_if_missing(true)
-                        .page_size(16_384)
                         .journal_mode(SqliteJournalMode::Wal);
                     file = Some(options.get_filename().to_path_buf());
                     let conn = options.connect().await?;
