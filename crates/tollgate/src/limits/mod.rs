@@ -46,6 +46,8 @@ pub struct Limits {
     pub redis: Option<Arc<RedisStore>>,
     /// Each (caller, model)'s counters, worked out on its first request.
     templates: Templates,
+    /// What `counters` answers when there is no rule (no lookup).
+    none: Counters,
 }
 
 impl Limits {
@@ -65,6 +67,7 @@ impl Limits {
             local,
             redis,
             templates: Templates::default(),
+            none: Counters(Arc::from(Vec::new())),
         })
     }
 
@@ -74,6 +77,9 @@ impl Limits {
 
     /// The counters a request of `principal` for `model` charges.
     pub fn counters(&self, principal: &Principal, model: &str) -> Counters {
+        if self.rules.is_empty() {
+            return self.none.clone();
+        }
         self.templates
             .get(&self.rules, &self.local, principal, model)
     }
