@@ -296,3 +296,54 @@ async fn budget_cuts_a_stream_and_survives_a_restart() {
     assert_eq!(chat_status(&gw, KEY_LIMITED, "chat-local").await, 200);
     gw.stop().await;
 }
+
+/// A reload rebuilds each caller's cached counter list from the new rules
+/// (a changed cap applies at once, a new rule starts counting) and keeps
+/// every count.
+#[tokio::test]
+async fn a_reload_applies_new_caps_and_keeps_the_counts() {
+    early_in_minute().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_with_limits(
+        &mock,
+        "  rules:\n    - name: alice\n      match: { principals: [alice] }\n      requests_per_minute: 3\n",
+    )
+    .await;
+    let body = chat_body("chat-local", "hello");
+    for _ in 0..2 {
+        let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+        assert_eq!(r.status(), 200);
+    }
+    let path = gw.dir.path().join("tollgate.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace("requests_per_minute: 3\n", "requests_per_minute: 4\n")
+        + "    - name: alice-day\n      match: { principals: [alice] }\n      cost_per_day: 1000\n";
+    std::fs::write(&path, text).unwrap();
+    gw.running().reload().unwrap();
+    // The cap is 4 now and the two requests before the reload still count.
+    let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-ratelimit-limit-requests"), "4");
+    assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "1");
+    let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(r.status(), 200);
+    let r = post(&gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(r.status(), 429);
+    // The new rule charged the requests after the reload: its budget
+    // decision is in their ledger records.
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    let with_budget = recs
+        .iter()
+        .filter(|r| {
+            r.limits
+                .contains("\"alice-day\",\"cost_per_day\",\"allowed\"")
+        })
+        .count();
+    assert_eq!(
+        with_budget,
+        2,
+        "{:?}",
+        recs.iter().map(|r| &r.limits).collect::<Vec<_>>()
+    );
+}
