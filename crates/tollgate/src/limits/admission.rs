@@ -37,17 +37,6 @@ impl Charge {
         }
     }
 
-    /// `Counter::try_add` on this node's counter for the charge.
-    pub fn try_add(&mut self, t: &Template, local: &LocalStore, amount: f64) -> (bool, f64) {
-        let counter = match &t.counter {
-            Some(c) => c,
-            None => self
-                .fallback_counter
-                .get_or_insert_with(|| local.counter(&t.key)),
-        };
-        counter.try_add(self.window, amount, t.cap().max, t.enforce())
-    }
-
     /// Reserves `amount` on this node's counter, or says which cap refuses.
     pub fn take_here(
         &mut self,
@@ -56,7 +45,13 @@ impl Charge {
         amount: f64,
         now: i64,
     ) -> Result<(), LimitError> {
-        let (ok, before) = self.try_add(t, local, amount);
+        let counter = match &t.counter {
+            Some(c) => c,
+            None => self
+                .fallback_counter
+                .get_or_insert_with(|| local.counter(&t.key)),
+        };
+        let (ok, before) = counter.try_add(self.window, amount, t.cap().max, t.enforce());
         if !ok {
             return Err(LimitError::exceeded(t, self.window, before, amount, now));
         }

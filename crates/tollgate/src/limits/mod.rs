@@ -84,12 +84,6 @@ impl Limits {
             .get(&self.rules, &self.local, principal, model)
     }
 
-    /// Whether a rule with a token or cost cap applies (only then are the
-    /// prompt's tokens counted on the request path).
-    pub fn counts_tokens(&self, principal: &Principal, model: &str) -> bool {
-        self.counters(principal, model).counts_tokens()
-    }
-
     /// `admit_counters` on the counters of `principal` and `model`.
     pub async fn admit(
         &self,
