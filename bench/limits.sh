@@ -14,6 +14,8 @@
 # decisions costs, apart from the decisions themselves).
 # PERF=1: perf (cpu-clock) samples of the gateway at saturation for each
 # key, top symbols, instead of timed rounds (KEEP_PERF=dir keeps them).
+# STRACE=1: system calls per request of each key (strace -c), instead of
+# timed rounds (REQUESTS per key, default 20000).
 # CALLGRIND=1: the gateway under callgrind, instructions per request of each
 # key instead of timed rounds (REQUESTS per key, default 3000; KEEP_CG=dir
 # keeps the outputs).
@@ -132,6 +134,25 @@ fi
 load tg-bench-plain -z 2s -c "$CONNS" >/dev/null
 load tg-bench-limited -z 2s -c "$CONNS" >/dev/null
 
+if [ -n "${STRACE:-}" ]; then
+  # System calls per request of each key (strace -c over every thread of the
+  # gateway; a fixed number of requests at CONNS connections). strace slows
+  # the gateway several times over: counts, not times, are the measure.
+  command -v strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
+  N=${REQUESTS:-20000}
+  for key in plain limited; do
+    strace -f -c -o "$WORK/strace.$key" -p "$GW_PID" 2>/dev/null &
+    ST_PID=$!
+    sleep 1
+    load "tg-bench-$key" -n "$N" -c "$CONNS" >/dev/null
+    sleep 1.5 # the ledger writer flushes what is queued
+    kill -INT "$ST_PID"; wait "$ST_PID" || true
+    echo "## $key: calls per request (strace -c, $N requests)"
+    awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 {c = $4; name = $NF; printf "%-16s %.3f\n", name, c / n}' "$WORK/strace.$key" | sort -k2 -gr | head -20
+  done
+  exit 0
+fi
+
 if [ -n "${PERF:-}" ]; then
   # Where the gateway's time goes (cpu-clock samples, user and kernel) at
   # saturation for each key: what instruction counts miss (cache misses,
@@ -139,12 +160,14 @@ if [ -n "${PERF:-}" ]; then
   for key in plain limited; do
     perf record -q -F ${PERF_FREQ:-2999} -e cpu-clock ${PERF_CG:--g} -p "$GW_PID" -o "$WORK/perf.$key" -- sleep "${DURATION%s}" 2>/dev/null &
     PERF_PID=$!
-    load "tg-bench-$key" -z "$DURATION" -c "$CONNS" >/dev/null
+    f=$(load "tg-bench-$key" -z "$DURATION" -c "$CONNS")
     wait "$PERF_PID" || true
+    echo "$key $(jq .summary.requestsPerSec "$f")" >>"$WORK/perf.rps"
     perf report -i "$WORK/perf.$key" --no-children --sort dso,symbol --stdio -g none 2>"$WORK/perf.err" >"$WORK/perf.$key.full" || cat "$WORK/perf.err" >&2
     grep '%' "$WORK/perf.$key.full" | grep -v '^#' | head -"${PERF_TOP:-60}" >"$WORK/perf.$key.txt" || true
   done
   [ -n "${KEEP_PERF:-}" ] && mkdir -p "$KEEP_PERF" && cp "$WORK"/perf.* "$KEEP_PERF"/
+  echo "## requests/s while sampled"; cat "$WORK/perf.rps"
   echo "## plain"; cat "$WORK/perf.plain.txt"; echo "## limited"; cat "$WORK/perf.limited.txt"
   exit 0
 fi

@@ -34,6 +34,12 @@ use crate::json_text::{push_escaped, push_number};
 pub struct Fixed {
     /// `["rule","cap",`
     head: Box<str>,
+    /// `["rule","cap","allowed",`: the common case in one copy.
+    allowed: Box<str>,
+    /// A counter whose charge is always the same when allowed (a request
+    /// count: 1; in flight: 0 once settled): its whole decision, written
+    /// once. `constant`.
+    whole: Option<(f64, Box<str>)>,
     /// `,"partition",`
     part: Box<str>,
     /// A budget: partition and window are always written.
@@ -52,11 +58,27 @@ impl Fixed {
         part.push_str(",\"");
         push_escaped(&mut part, partition);
         part.push_str("\",");
+        let mut allowed = head.clone();
+        allowed.push_str(Decision::Allowed.quoted());
         Self {
             head: head.into(),
+            allowed: allowed.into(),
+            whole: None,
             part: part.into(),
             budget,
         }
+    }
+
+    /// An allowed decision charging `charged` is written whole, from one
+    /// string built here (not for a budget, which carries its window).
+    pub fn constant(mut self, charged: Option<f64>) -> Self {
+        self.whole = charged.filter(|_| !self.budget).map(|v| {
+            let mut text = String::from(&*self.allowed);
+            push_number(&mut text, v);
+            text.push(']');
+            (v, text.into())
+        });
+        self
     }
 
     /// An upper bound of one decision's length.
@@ -104,6 +126,21 @@ impl Decision {
 
 /// Appends one decision.
 pub fn push(out: &mut String, f: &Fixed, window: i64, decision: Decision, charged: f64) {
+    if decision == Decision::Allowed {
+        match &f.whole {
+            Some((v, text)) if *v == charged => out.push_str(text),
+            _ => {
+                out.push_str(&f.allowed);
+                push_number(out, charged);
+                if f.budget {
+                    out.push_str(&f.part);
+                    out.push_str(itoa::Buffer::new().format(window));
+                }
+                out.push(']');
+            }
+        }
+        return;
+    }
     out.push_str(&f.head);
     out.push_str(decision.quoted());
     push_number(out, charged);
@@ -220,6 +257,19 @@ mod tests {
                 "{out}"
             );
             assert_eq!(v[2], name);
+            // A counter with a constant charge writes the same text, for
+            // that charge (written whole) and any other.
+            for (budget, charged) in [(false, 1.0), (false, 2.5), (true, 1.0)] {
+                let text = |f: &Fixed| {
+                    let mut out = String::new();
+                    push(&mut out, f, 7, d, charged);
+                    out
+                };
+                let plain = Fixed::new("r", "requests_per_minute", "key=a|", budget);
+                let constant =
+                    Fixed::new("r", "requests_per_minute", "key=a|", budget).constant(Some(1.0));
+                assert_eq!(text(&plain), text(&constant));
+            }
         }
         assert!(read(&serde_json::json!(["r", "c", "allowed", 1])).is_none());
         assert!(read(&serde_json::json!(["r", "c", "allowed", 1, "p"])).is_none());

@@ -153,7 +153,12 @@ fn build(rules: &[Arc<Rule>], local: &LocalStore, p: &Principal, model: &str) ->
                         cap.label,
                         part,
                         matches!(cap.kind, CapKind::Cost),
-                    ),
+                    )
+                    .constant(match cap.kind {
+                        CapKind::Requests => Some(1.0),
+                        CapKind::Concurrent => Some(0.0),
+                        _ => None,
+                    }),
                 });
             }
         });

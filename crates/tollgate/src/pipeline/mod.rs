@@ -310,13 +310,19 @@ async fn run(
                 )
                 .await?;
                 let (stream, usage) = (parsed.stream, parsed.wants_usage);
-                let mut resp =
-                    respond::cached(ctx, &parsed.model, &entry.meta, out, stream, usage)?;
+                let resp = respond::cached(
+                    ctx,
+                    &parsed.model,
+                    &entry.meta,
+                    out,
+                    stream,
+                    usage,
+                    &limit_headers,
+                )?;
                 if snap.limits.cache_hits == crate::config::CacheHits::Usage {
                     let m = &entry.meta;
                     ctx.cache.charged = Some((m.prompt_tokens, m.completion_tokens, m.cost));
                 }
-                limit_headers.apply(resp.headers_mut());
                 return Ok(Reply::Done(resp));
             }
             None => {
@@ -379,8 +385,14 @@ async fn run(
             let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
             let body = Body::from(body_bytes);
             let resolved = route.resolved.clone();
-            let mut resp = respond::response(status, body, false, resolved, ctx.cache.status);
-            limit_headers.apply(resp.headers_mut());
+            let resp = respond::response(
+                status,
+                body,
+                false,
+                resolved,
+                ctx.cache.status,
+                &limit_headers,
+            );
             Ok(Reply::Done(resp))
         }
         ProviderBody::Stream(upstream_stream) => {
@@ -399,9 +411,14 @@ async fn run(
                 guard::StreamGuard::new(&guards),
             );
             let body = Body::from_stream(shaper.stream(out));
-            let mut resp =
-                respond::response(status, body, true, route.resolved.clone(), cache_status);
-            limit_headers.apply(resp.headers_mut());
+            let resp = respond::response(
+                status,
+                body,
+                true,
+                route.resolved.clone(),
+                cache_status,
+                &limit_headers,
+            );
             Ok(Reply::Streaming(resp))
         }
     }

@@ -13,6 +13,7 @@ use crate::cache::{self, CacheStatus, Meta};
 use crate::config::Endpoint;
 use crate::guard::{self, GuardPolicy, Verdict};
 use crate::guardrails::Masker;
+use crate::limits::RateHeaders;
 use crate::snapshot::ModelRoute;
 
 use super::context::{RequestCtx, Usage};
@@ -44,12 +45,14 @@ pub fn response(
     sse: bool,
     resolved: HeaderValue,
     cache: Option<CacheStatus>,
+    limits: &RateHeaders,
 ) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    // Room up front for what follows (request id, the six rate-limit
-    // headers): growing the map rehashes it, twice for a limited response.
-    *resp.headers_mut() = http::HeaderMap::with_capacity(12);
+    // The rate-limit headers first (`RateHeaders::map`, no hashing), with
+    // room for what follows (these four, the request id): growing the map
+    // would rehash it.
+    *resp.headers_mut() = limits.map(6);
     let h = resp.headers_mut();
     let content_type = if sse {
         h.insert(
@@ -91,6 +94,7 @@ pub fn cached(
     body: bytes::Bytes,
     stream: bool,
     include_usage: bool,
+    limits: &RateHeaders,
 ) -> Result<Response, ApiError> {
     ctx.cache.status = Some(CacheStatus::Hit);
     ctx.cache.cost_saved = meta.cost;
@@ -111,5 +115,6 @@ pub fn cached(
         stream,
         resolved,
         ctx.cache.status,
+        limits,
     ))
 }
