@@ -18,7 +18,7 @@
 # timed rounds (REQUESTS per key, default 20000).
 # CALLGRIND=1: the gateway under callgrind, instructions per request of each
 # key instead of timed rounds (REQUESTS per key, default 3000; KEEP_CG=dir
-# keeps the outputs).
+# keeps the outputs; CG_OPTS=--cache-sim=yes adds simulated cache misses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,7 +82,7 @@ limits:
     - { name: model-budget, match: { keys: [limited] }, per: [model], cost_per_day: 1000000000, store: $STORE }
 YAML
 VG=()
-[ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/gw.cg")
+[ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/gw.cg" ${CG_OPTS:-})
 RUST_LOG=warn,tollgate::server=info taskset -c 0 "${VG[@]}" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
 GW_PID=$!
 GW=$(wait_addr "$WORK/gw.log" " addr")
