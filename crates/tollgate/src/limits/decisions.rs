@@ -36,9 +36,9 @@ pub struct Fixed {
     head: Box<str>,
     /// `["rule","cap","allowed",`: the common case in one copy.
     allowed: Box<str>,
-    /// A counter whose charge is always the same when allowed (a request
-    /// count: 1; in flight: 0 once settled): its whole decision, written
-    /// once. `constant`.
+    /// For a counter whose charge is always the same when allowed (a
+    /// request count: 1; in flight: 0 once settled): that charge and the
+    /// whole decision, built once (`constant`) and copied per request.
     whole: Option<(f64, Box<str>)>,
     /// `,"partition",`
     part: Box<str>,
