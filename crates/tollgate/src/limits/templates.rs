@@ -85,29 +85,34 @@ impl Templates {
         thread_local! {
             static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        let hit = KEY.with(|k| {
+        // A hit answers its entry; a miss, the key to store the new one under.
+        let looked_up = KEY.with(|k| {
+            let mut own = String::new();
             // (A buffer already borrowed cannot happen: nothing here
-            // re-enters; it would only mean a miss.)
-            let mut k = k.try_borrow_mut().ok()?;
+            // re-enters; it would only mean a buffer of its own.)
+            let mut kept = k.try_borrow_mut();
+            let k = kept.as_deref_mut().unwrap_or(&mut own);
             k.clear();
-            cache_key(&mut k, p, model);
-            let hit = self.map.get(k.as_str()).map(|c| c.clone());
+            cache_key(k, p, model);
+            let found = match self.map.get(k.as_str()) {
+                Some(c) => Ok(c.clone()),
+                None => Err(Box::<str>::from(k.as_str())),
+            };
             if k.capacity() > 4096 {
                 // One caller's huge names do not stay allocated per thread.
                 *k = String::new();
             }
-            hit
+            found
         });
-        if let Some(c) = hit {
-            return c;
-        }
-        let mut id = String::new();
-        cache_key(&mut id, p, model);
+        let id = match looked_up {
+            Ok(c) => return c,
+            Err(id) => id,
+        };
         let built = Counters(build(rules, local, p, model).into());
         if self.map.len() >= MAX_ENTRIES {
             self.map.clear();
         }
-        self.map.insert(id.into_boxed_str(), built.clone());
+        self.map.insert(id, built.clone());
         built
     }
 }

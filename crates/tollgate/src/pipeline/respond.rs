@@ -37,8 +37,9 @@ pub async fn guard_output(
     }
 }
 
-/// A response with the gateway's headers: content type, resolved model,
-/// and the cache outcome when the model caches.
+/// A response with the gateway's headers: the `x-ratelimit-*` headers
+/// when a limit applied, content type, resolved model, and the cache
+/// outcome when the model caches.
 pub fn response(
     status: StatusCode,
     body: Body,
