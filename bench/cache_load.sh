@@ -5,7 +5,8 @@
 # warm-up), interleaved in the same gateway process. The gateway is pinned to
 # core 0, the mock upstream and the load generator (oha) to core 1, key auth
 # and the SQLite usage ledger on (as bench/load.sh). Prints a Markdown section;
-# `bench/cache_load.sh >> bench/CACHE.md` records it.
+# `bench/cache_load.sh >> bench/history/CACHE.md` records it (and
+# bench/README.md's table takes the new figure).
 #
 # Env: DURATION (default 8s per round), CONNS (default 64), ROUNDS (default 3).
 set -euo pipefail

@@ -8,7 +8,8 @@
 #   - latency p50/p99 at a fixed RATE (default 500 req/s)
 # Gateway on core 0; mock upstream, redis-server and oha on core 1
 # (REDIS_CORE=0: redis-server on the gateway's core).
-# `bench/limits.sh >> bench/LIMITS.md` records a run.
+# `bench/limits.sh >> bench/history/LIMITS.md` records a run (and
+# bench/README.md's table takes the new figure).
 # Env: DURATION (default 5s), CONNS (default 64), RATE (default 500), ROUNDS (default 3);
 # LEDGER=false runs without the usage ledger (what recording the limits'
 # decisions costs, apart from the decisions themselves).

@@ -3,8 +3,8 @@
 # package) on core REDIS_CORE (default 1), the bench process on core
 # BENCH_CORE (default 0); `Limits::admit` with five Redis caps timed call by
 # call, interleaved with bare PINGs (crates/tollgate/benches/limits_latency.rs).
-# Prints a Markdown section; `bench/limits_latency.sh >> bench/LIMITS.md`
-# records it.
+# Prints a Markdown section; `bench/limits_latency.sh >> bench/history/LIMITS.md`
+# records it (and bench/README.md's table takes the new figure).
 #
 # Env: REQUESTS (default 20000), WORKERS (runtime threads; default one per
 # core the bench may use, as `tollgate serve` does: 1 on BENCH_CORE),

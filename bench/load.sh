@@ -8,7 +8,8 @@
 #   - saturation throughput under JWT auth (RS256 token, keys cached from a
 #     local JWKS, policy by group) next to API-key auth
 # Key auth and the SQLite usage ledger are on. Prints a Markdown section;
-# `bench/load.sh >> bench/RESULTS.md` records it.
+# `bench/load.sh >> bench/history/RESULTS.md` records it (and
+# bench/README.md's table takes the new figure).
 #
 # Env: DURATION (default 10s), CONNS (default 64), RATE (default 1000),
 #      LEDGER (default on; `off` disables the usage ledger for comparison),

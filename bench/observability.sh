@@ -5,7 +5,8 @@
 # and tracing off (the metrics recorder is always installed). Gateway on core
 # 0, mock upstream + oha + receiver on core 1; ROUNDS interleaved saturation
 # runs of each, medians compared. Prints a Markdown section;
-# `bench/observability.sh >> bench/LEDGER.md` records it.
+# `bench/observability.sh >> bench/history/LEDGER.md` records it (and
+# bench/README.md's table takes the new figure).
 #
 # Env: DURATION (default 5s per run), CONNS (default 64), ROUNDS (default 3);
 # LEDGER=false, AUDIT=false or TRACING=false leave one part off in the "on" run;

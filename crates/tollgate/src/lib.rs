@@ -1,26 +1,21 @@
 //! Tollgate: an AI gateway. The binary (`tollgate-cli`) only parses the
-//! command line; everything lives here. See ARCHITECTURE.md for the map.
+//! command line; this crate is the server layer (HTTP edge, admin listener,
+//! lifecycle, reload) and re-exports every layer below it under its module
+//! name, so `tollgate::limits` is `tollgate_policy::limits`. See
+//! ARCHITECTURE.md for the layers and what each may import.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
-pub mod audit;
-pub mod auth;
-pub mod cache;
-pub mod config;
-pub mod credentials;
-pub mod guard;
-pub mod guardrails;
-pub mod json_text;
-pub mod ledger;
-pub mod limits;
 pub mod metrics;
-pub mod mock;
-pub mod pipeline;
-pub mod prompts;
-pub mod providers;
-pub mod routing;
 pub mod server;
-pub mod snapshot;
-pub mod store;
-pub mod telemetry;
-pub mod translate;
+
+pub use tollgate_config as config;
+pub use tollgate_core::json_text;
+pub use tollgate_guardrails as guardrails;
+pub use tollgate_llm::{credentials, providers};
+#[cfg(feature = "mock")]
+pub use tollgate_mock as mock;
+pub use tollgate_pipeline::{pipeline, snapshot};
+pub use tollgate_policy::{auth, cache, guard, limits, prompts, routing};
+pub use tollgate_record::{audit, ledger, store, telemetry};
+pub use tollgate_translate as translate;

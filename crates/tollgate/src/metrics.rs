@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// The Redis admission round trip: fine below a millisecond, where the
-/// 0.3 ms p99 target sits (bench/LIMITS.md).
+/// 0.3 ms p99 target sits (bench/history/LIMITS.md).
 const STORE_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25,

@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use serde_json::Value;
 
 use super::error::{ApiError, ApiShape};
@@ -103,29 +103,10 @@ pub fn infer(body: &serde_json::Map<String, Value>) -> Endpoint {
     }
 }
 
-/// Databricks' `error_code` for an error, by its HTTP status (the codes
-/// the Databricks SDKs map to their exception types).
-pub fn error_code(e: &ApiError) -> &'static str {
-    match e.status() {
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "INVALID_PARAMETER_VALUE",
-        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
-        StatusCode::FORBIDDEN => "PERMISSION_DENIED",
-        StatusCode::NOT_FOUND if matches!(e, ApiError::RouteNotFound { .. }) => {
-            "ENDPOINT_NOT_FOUND"
-        }
-        StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
-        StatusCode::CONFLICT => "RESOURCE_CONFLICT",
-        StatusCode::TOO_MANY_REQUESTS => "REQUEST_LIMIT_EXCEEDED",
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => "TEMPORARILY_UNAVAILABLE",
-        StatusCode::GATEWAY_TIMEOUT => "DEADLINE_EXCEEDED",
-        s if s.is_client_error() => "BAD_REQUEST",
-        _ => "INTERNAL_ERROR",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::error::error_code;
     use serde_json::json;
 
     #[test]

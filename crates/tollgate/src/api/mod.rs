@@ -4,7 +4,7 @@
 
 mod anthropic;
 mod databricks;
-pub mod error;
+pub use tollgate_pipeline::error;
 mod openai;
 mod prompts;
 mod responses;

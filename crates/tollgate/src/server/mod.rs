@@ -15,12 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::KeyIndex;
 use crate::config::{self, ConfigError};
 use crate::ledger::{Ledger, LedgerHandle};
 use crate::snapshot::{store_key_index, Snapshot};
@@ -28,22 +26,7 @@ use crate::store::{Store, StoreError};
 
 pub use reload::reload;
 
-/// Everything the request path reads; swapped pieces live behind `ArcSwap`.
-pub struct AppState {
-    pub snapshot: ArcSwap<Snapshot>,
-    pub store_keys: ArcSwap<KeyIndex>,
-    pub ledger: LedgerHandle,
-    pub audit: crate::audit::AuditHandle,
-    /// OpenTelemetry (tracing on).
-    pub tracing: Option<crate::telemetry::Tracing>,
-    /// For the admin usage API (background use only, never the request path).
-    pub store: Store,
-    pub prometheus: Option<PrometheusHandle>,
-    pub ready: AtomicBool,
-    pub config_path: PathBuf,
-    /// The response cache (backend settings apply at restart).
-    pub cache: Arc<crate::cache::Cache>,
-}
+pub use tollgate_pipeline::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

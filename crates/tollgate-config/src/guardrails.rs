@@ -1,0 +1,164 @@
+//! Guardrail policies: which detectors run on whose traffic, in which
+//! direction, with which action and enforcement mode, plus optional external
+//! webhooks. Schema only; the runtime lives in `tollgate_policy::guard`, the detectors
+//! in `tollgate_guardrails`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+use tollgate_guardrails::DetectorSpec;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailsConfig {
+    #[serde(default)]
+    pub policies: Vec<GuardrailPolicyConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Input,
+    Output,
+    #[default]
+    Both,
+}
+
+impl Direction {
+    pub fn covers_input(self) -> bool {
+        matches!(self, Direction::Input | Direction::Both)
+    }
+    pub fn covers_output(self) -> bool {
+        matches!(self, Direction::Output | Direction::Both)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    /// Block on a violation, and when the guardrail itself fails.
+    #[default]
+    Enforce,
+    /// Block on a violation; let the request through when the guardrail fails.
+    EnforceButIgnoreOnError,
+    /// Record only; never block or rewrite.
+    Audit,
+}
+
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardAction {
+    /// Refuse the request or response, naming policy and category.
+    Block,
+    /// Replace each value with a typed placeholder such as `[EMAIL_1]`.
+    #[default]
+    Mask,
+    /// Allow, record the verdict.
+    Audit,
+}
+
+impl GuardAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardAction::Block => "block",
+            GuardAction::Mask => "mask",
+            GuardAction::Audit => "audit",
+        }
+    }
+}
+
+/// Who a policy applies to. Every listed dimension must match; an empty
+/// list matches everyone on that dimension.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSelector {
+    /// Requested model or virtual model names (globs).
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub principals: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default = "default_webhook_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Static headers (e.g. an auth token via `${ENV}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailPolicyConfig {
+    pub name: String,
+    #[serde(default)]
+    pub applies_to: GuardSelector,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default)]
+    pub mode: Enforcement,
+    /// Built-in and custom detectors this policy runs.
+    #[serde(default)]
+    pub detectors: Option<DetectorSpec>,
+    /// What a finding does (default `mask`).
+    #[serde(default)]
+    pub action: GuardAction,
+    /// Per-category overrides, e.g. `{credit_card: block}`.
+    #[serde(default)]
+    pub actions: BTreeMap<String, GuardAction>,
+    /// An external guardrail called with the content.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+pub fn validate_guardrails(cfg: &GuardrailsConfig, p: &mut Vec<String>) {
+    let mut names = std::collections::HashSet::new();
+    for (i, pol) in cfg.policies.iter().enumerate() {
+        let at = format!("guardrails.policies[{i}]");
+        if !names.insert(pol.name.as_str()) {
+            p.push(format!("{at}.name: duplicate policy {:?}", pol.name));
+        }
+        if pol.detectors.is_none() && pol.webhook.is_none() {
+            p.push(format!("{at}: set detectors, a webhook, or both"));
+        }
+        for (j, g) in pol.applies_to.models.iter().enumerate() {
+            if globset::Glob::new(g).is_err() {
+                p.push(format!(
+                    "{at}.applies_to.models[{j}]: {g:?} is not a valid glob"
+                ));
+            }
+        }
+        if let Some(w) = &pol.webhook {
+            if reqwest::Url::parse(&w.url).is_err() || !w.url.starts_with("http") {
+                p.push(format!(
+                    "{at}.webhook.url: {:?} is not an http(s) URL",
+                    w.url
+                ));
+            }
+            if w.timeout.is_zero() {
+                p.push(format!("{at}.webhook.timeout: must be greater than 0"));
+            }
+        }
+        if let Some(d) = &pol.detectors {
+            if let Err(e) = tollgate_guardrails::DetectorSet::new(d) {
+                p.push(format!("{at}.detectors: {e}"));
+            }
+        }
+    }
+}

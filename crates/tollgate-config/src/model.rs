@@ -1,0 +1,552 @@
+//! The configuration file's shape: plain serde types, `deny_unknown_fields`
+//! everywhere so a typo is an error rather than a silently ignored setting.
+//! This module owns the schema only; checks that span fields live in
+//! `validate.rs` and the runtime form is built by `tollgate_pipeline::snapshot`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    /// Names that map to several `models` with a routing strategy.
+    #[serde(default)]
+    pub virtual_models: Vec<super::routing::VirtualModelConfig>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// How callers prove who they are besides API keys (OIDC/JWT issuers).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Who may use what: deny by default (see docs/identity.md).
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Content guardrails on input and output (see docs/guardrails.md).
+    #[serde(default)]
+    pub guardrails: super::guardrails::GuardrailsConfig,
+    /// Response cache backend (see docs/cache.md); models opt in.
+    #[serde(default)]
+    pub cache: super::cache::CacheConfig,
+    /// Prompt templates served as APIs (see docs/prompts.md).
+    #[serde(default)]
+    pub prompts: super::prompts::PromptsConfig,
+    /// Rate limits, token quotas and budgets (see docs/limits.md).
+    #[serde(default)]
+    pub limits: super::limits::LimitsConfig,
+    /// One structured record per request (see docs/observability.md).
+    #[serde(default)]
+    pub audit: super::observability::AuditConfig,
+    /// Log level and format.
+    #[serde(default)]
+    pub logging: super::observability::LoggingConfig,
+    /// OpenTelemetry traces over OTLP.
+    #[serde(default)]
+    pub tracing: super::observability::TracingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Data-plane address, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub listen: String,
+    /// Admin listener (health, readiness, metrics), on its own port.
+    pub admin_listen: String,
+    /// Largest request body accepted, in bytes (default 10 MiB).
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    /// How long in-flight requests and streams may run after SIGTERM.
+    #[serde(default = "default_grace", with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Watch the config file and reload when it changes (SIGHUP always reloads).
+    #[serde(default = "default_true")]
+    pub watch_config: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://PATH` (created when missing) or `sqlite::memory:`.
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+    /// How often the gateway re-reads API keys managed with `tollgate keys`.
+    #[serde(default = "default_key_refresh", with = "duration")]
+    pub key_refresh: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: default_storage_url(),
+            key_refresh: default_key_refresh(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Records waiting to be written; when full, new records are dropped and counted.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// Most records written in one transaction.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest a record waits before its batch is written.
+    #[serde(default = "default_flush_interval", with = "duration")]
+    pub flush_interval: Duration,
+    /// Where records go while the store is unreachable (JSON lines, replayed
+    /// in order when it returns). Default: `<sqlite file>.spool.jsonl`, or
+    /// `tollgate-ledger.spool.jsonl` in the working directory.
+    #[serde(default)]
+    pub spool_path: Option<String>,
+    /// Most records the spool holds; past it records are dropped and counted.
+    #[serde(default = "default_spool_max_records")]
+    pub spool_max_records: usize,
+    /// Usage older than this is deleted (hourly); unset: kept forever.
+    #[serde(default, with = "duration::option")]
+    pub retention: Option<Duration>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            queue_capacity: default_queue_capacity(),
+            batch_size: default_batch_size(),
+            flush_interval: default_flush_interval(),
+            spool_path: None,
+            spool_max_records: default_spool_max_records(),
+            retention: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible server: OpenAI, vLLM, Ollama, LM Studio, …
+    Openai,
+    /// In-process deterministic provider, for the quickstart and tests.
+    Mock,
+    /// Databricks Model Serving: `{base_url}/serving-endpoints/{model}/invocations`.
+    Databricks,
+    /// Azure OpenAI: `{base_url}/openai/deployments/{model}/…?api-version=…`.
+    AzureOpenai,
+    /// Google Gemini API (`generateContent`); `api_key` goes in `x-goog-api-key`.
+    Gemini,
+    /// Amazon Bedrock Converse, SigV4-signed (see `aws`).
+    Bedrock,
+    /// Anthropic Messages API (`x-api-key`, `anthropic-version`).
+    Anthropic,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Base URL including the version prefix, e.g. `https://api.openai.com/v1`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Bearer key sent upstream; use `${ENV_VAR}`. Never logged.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// `auto` (HTTP/2 when TLS ALPN offers it, else HTTP/1.1), `http1`, or
+    /// `http2` (prior knowledge, also over plain http: h2c).
+    #[serde(default)]
+    pub http_version: HttpVersion,
+    /// Client request headers copied to the upstream request (exact names or
+    /// `prefix-*`). Nothing else from the client reaches the upstream.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// Extra static headers sent upstream (values may use `${ENV_VAR}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// How the gateway authenticates upstream (docs/credentials.md); when
+    /// absent, `api_key` (if any) is sent as a bearer token.
+    #[serde(default)]
+    pub auth: Option<super::credentials::UpstreamAuth>,
+    /// `api-version` query parameter (azure_openai).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `kind: bedrock`: region and static keys; anything unset comes from the
+    /// usual AWS environment variables.
+    #[serde(default)]
+    pub aws: Option<AwsConfig>,
+}
+
+/// AWS SigV4 settings (values may use `${ENV_VAR}`; never logged).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Else `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Else `AWS_ACCESS_KEY_ID`.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Else `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Else `AWS_SESSION_TOKEN` (only when the keys also come from the environment).
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpVersion {
+    #[default]
+    Auto,
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(default = "default_connect", with = "duration")]
+    pub connect: Duration,
+    /// Until the response headers (for streams: the stream's start) arrive.
+    #[serde(default = "default_first_byte", with = "duration")]
+    pub first_byte: Duration,
+    /// The whole exchange, body included.
+    #[serde(default = "default_total", with = "duration")]
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: default_connect(),
+            first_byte: default_first_byte(),
+            total: default_total(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+    /// A classic ML model payload (`dataframe_records`, `dataframe_split`,
+    /// `instances`, `inputs`) passed through unchanged (databricks only).
+    Invocations,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Invocations => "invocations",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The name callers put in `model`.
+    pub name: String,
+    /// A provider's `name`.
+    pub provider: String,
+    /// The model id sent upstream (defaults to `name`).
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    /// Endpoints this model serves (default: all).
+    #[serde(default)]
+    pub endpoints: Option<Vec<Endpoint>>,
+    #[serde(default)]
+    pub price: Option<Price>,
+    /// Owning tenant: when set, only principals of this tenant may use the
+    /// model, whatever their grants say. Unset: shared by every tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Response cache opt-in (see docs/cache.md).
+    #[serde(default)]
+    pub cache: Option<super::cache::CacheRule>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Cost per million prompt tokens.
+    #[serde(default)]
+    pub input_per_mtok: f64,
+    /// Cost per million completion tokens.
+    #[serde(default)]
+    pub output_per_mtok: f64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    #[default]
+    User,
+    Service,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Service => "service",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Key id, shown in the ledger and logs (never the key itself).
+    pub id: String,
+    /// `sha256:<hex>` of the key; `tollgate keys hash` computes it.
+    pub hash: String,
+    /// Principal the key authenticates as.
+    pub principal: String,
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Model names or globs (`gpt-*`, `*`) this key may use. Empty: none
+    /// (policy rules may still grant models to its principal, groups, tenant).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// The tenant owning the key (external clients are issued keys per tenant).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// When the key stops working: RFC 3339 (`2026-01-31T00:00:00Z`) or Unix seconds.
+    #[serde(default)]
+    pub expires: Option<Expiry>,
+}
+
+/// A point in time, written as RFC 3339 or Unix seconds; kept in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub unix_ms: i64,
+}
+
+impl Expiry {
+    /// Parses RFC 3339 (`2026-01-31T00:00:00Z`) or Unix seconds.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Ok(secs) = text.parse::<i64>() {
+            return Ok(Self {
+                unix_ms: secs.saturating_mul(1000),
+            });
+        }
+        let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+            format!("invalid time {text:?} ({e}); use RFC 3339 like 2026-01-31T00:00:00Z or Unix seconds")
+        })?;
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| format!("time {text:?} is before 1970"))?
+            .as_millis();
+        Ok(Self {
+            unix_ms: i64::try_from(ms).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+impl Serialize for Expiry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.unix_ms / 1000)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expiry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(secs) => Ok(Self {
+                unix_ms: secs.saturating_mul(1000),
+            }),
+            Raw::Text(t) => Self::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// OIDC issuers whose JWT bearer tokens are accepted.
+    #[serde(default)]
+    pub oidc: Vec<OidcConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Must equal the token's `iss` exactly.
+    pub issuer: String,
+    /// The token's `aud` must contain at least one of these.
+    pub audiences: Vec<String>,
+    /// Fetch `{issuer}/.well-known/openid-configuration` for `jwks_uri`.
+    #[serde(default = "default_true")]
+    pub discovery: bool,
+    /// JWKS URL; overrides discovery.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Accepted signing algorithms (asymmetric only).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(default = "default_leeway", with = "duration")]
+    pub leeway: Duration,
+    /// How often the JWKS is re-fetched in the background.
+    #[serde(default = "default_jwks_refresh", with = "duration")]
+    pub refresh: Duration,
+    /// A token with an unknown `kid` triggers at most one JWKS fetch per
+    /// this interval (the only identity-provider call a request can wait on).
+    #[serde(default = "default_unknown_kid_refresh", with = "duration")]
+    pub unknown_kid_refresh: Duration,
+    #[serde(default)]
+    pub claims: ClaimsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsConfig {
+    /// Claim path of the subject (default `sub`).
+    #[serde(default = "default_subject_claim")]
+    pub subject: String,
+    /// Claim path of the groups/roles: `groups`, `realm_access.roles`, `scp`
+    /// (a space-separated string becomes a list). Default `groups`.
+    #[serde(default = "default_groups_claim")]
+    pub groups: Option<String>,
+    /// Claim path of the tenant (e.g. `tid`); unset: tokens carry no tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Claim path deciding the principal kind (e.g. `gty`, `idtyp`, `azp`).
+    #[serde(default)]
+    pub kind_claim: Option<String>,
+    /// Values of `kind_claim` meaning "service"; empty: the claim being
+    /// present at all means "service".
+    #[serde(default)]
+    pub service_values: Vec<String>,
+}
+
+impl Default for ClaimsConfig {
+    fn default() -> Self {
+        Self {
+            subject: default_subject_claim(),
+            groups: default_groups_claim(),
+            tenant: None,
+            kind_claim: None,
+            service_values: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
+}
+
+/// One grant. It applies to a principal matching ANY of its selectors; an
+/// empty selector list matches nothing on that dimension.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    pub name: String,
+    /// Principal subjects (API key `principal`, token subject).
+    #[serde(default)]
+    pub principals: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    #[serde(default)]
+    pub kinds: Vec<PrincipalKind>,
+    /// Model names or globs granted.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Grants the admin role (gates admin endpoints).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "EdDSA"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+fn default_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_unknown_kid_refresh() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_subject_claim() -> String {
+    "sub".to_string()
+}
+fn default_groups_claim() -> Option<String> {
+    Some("groups".to_string())
+}
+fn default_body_limit() -> usize {
+    10 * 1024 * 1024
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_storage_url() -> String {
+    "sqlite://tollgate.db".to_string()
+}
+fn default_key_refresh() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_queue_capacity() -> usize {
+    65_536
+}
+fn default_batch_size() -> usize {
+    512
+}
+fn default_spool_max_records() -> usize {
+    200_000
+}
+fn default_flush_interval() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_connect() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_first_byte() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_total() -> Duration {
+    Duration::from_secs(600)
+}

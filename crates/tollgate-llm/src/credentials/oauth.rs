@@ -1,0 +1,209 @@
+//! Talking to an OAuth 2.0 token endpoint: the client-credentials grant
+//! (RFC 6749 §4.4, client authenticated with HTTP Basic as Databricks and
+//! Entra ID both accept) and token exchange (RFC 8693). Error details from
+//! the endpoint are scrubbed of every secret the request carried.
+
+use std::time::Duration;
+
+use http::HeaderValue;
+use serde::Deserialize;
+
+use super::static_secret::read_file;
+use super::CredentialError;
+use crate::providers::transport::{error_chain, read_capped, truncate};
+use tollgate_config::Timeouts;
+
+/// Used when a token response has no `expires_in`.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest lifetime believed (keeps `Instant` arithmetic in range).
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub enum Grant {
+    ClientCredentials {
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
+    Exchange {
+        subject_token_type: String,
+        client_id: Option<String>,
+        scope: Option<String>,
+        /// The workload token file (`subject: file`); `None` for the caller's JWT.
+        subject_file: Option<String>,
+    },
+}
+
+/// A fresh access token.
+pub struct Fetched {
+    /// `Bearer <access_token>`, marked sensitive.
+    pub header: HeaderValue,
+    pub lifetime: Duration,
+}
+
+pub struct TokenEndpoint {
+    pub provider: String,
+    url: reqwest::Url,
+    client: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl TokenEndpoint {
+    pub fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, String> {
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| format!("provider {provider}: bad auth.token_url: {e}"))?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.first_byte + timeouts.connect)
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| format!("provider {provider}: cannot build token client: {e}"))?;
+        Ok(Self {
+            provider: provider.to_string(),
+            url,
+            client,
+        })
+    }
+
+    /// Runs the grant. `caller_token` is the subject token for a caller
+    /// exchange; a file-backed exchange reads its file here, every time, so a
+    /// rotated workload token is picked up.
+    pub async fn fetch(
+        &self,
+        grant: &Grant,
+        caller_token: Option<&str>,
+    ) -> Result<Fetched, CredentialError> {
+        let (form, secrets, basic): (Vec<(&str, String)>, Vec<String>, _) = match grant {
+            Grant::ClientCredentials {
+                client_id,
+                client_secret,
+                scope,
+            } => {
+                let mut form = vec![("grant_type", "client_credentials".to_string())];
+                if let Some(s) = scope {
+                    form.push(("scope", s.clone()));
+                }
+                (
+                    form,
+                    vec![client_secret.clone()],
+                    Some((client_id, client_secret)),
+                )
+            }
+            Grant::Exchange {
+                subject_token_type,
+                client_id,
+                scope,
+                subject_file,
+            } => {
+                let subject = match (subject_file, caller_token) {
+                    (Some(path), _) => read_file(path)?,
+                    (None, Some(t)) => t.to_string(),
+                    (None, None) => {
+                        return Err(CredentialError::Caller(
+                            "token exchange has no subject token",
+                        ))
+                    }
+                };
+                let mut form = vec![
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange".to_string(),
+                    ),
+                    ("subject_token", subject.clone()),
+                    ("subject_token_type", subject_token_type.clone()),
+                ];
+                if let Some(id) = client_id {
+                    form.push(("client_id", id.clone()));
+                }
+                if let Some(s) = scope {
+                    form.push(("scope", s.clone()));
+                }
+                (form, vec![subject], None)
+            }
+        };
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .form(&form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        metrics::counter!("tollgate_upstream_token_requests_total", "provider" => self.provider.clone())
+            .increment(1);
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CredentialError::Unreachable(scrub(error_chain(&e), &secrets)))?;
+        let status = resp.status();
+        let body = read_capped(resp, 64 * 1024).await;
+        if !status.is_success() {
+            let detail = match serde_json::from_slice::<OAuthError>(&body) {
+                Ok(OAuthError {
+                    error: Some(code),
+                    error_description,
+                }) => match error_description {
+                    Some(d) => format!("{code}: {d}"),
+                    None => code,
+                },
+                _ => String::from_utf8_lossy(&body).trim().to_string(),
+            };
+            metrics::counter!("tollgate_upstream_token_failures_total", "provider" => self.provider.clone())
+                .increment(1);
+            return Err(CredentialError::Rejected {
+                status: status.as_u16(),
+                detail: truncate(scrub(detail, &secrets), 300),
+            });
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            CredentialError::BadResponse(format!("expected a JSON token response: {e}"))
+        })?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {}", parsed.access_token))
+            .map_err(|_| {
+                CredentialError::BadResponse("access_token is not a valid header value".into())
+            })?;
+        header.set_sensitive(true);
+        Ok(Fetched {
+            header,
+            lifetime: parsed
+                .expires_in
+                .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+                .min(MAX_LIFETIME),
+        })
+    }
+}
+
+/// Replaces every occurrence of a secret (≥ 4 chars) in `text`.
+fn scrub(mut text: String, secrets: &[String]) -> String {
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        if text.contains(s.as_str()) {
+            text = text.replace(s.as_str(), "[redacted]");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scrubs_secrets() {
+        let out = super::scrub(
+            "bad secret hunter22 in hunter22".into(),
+            &["hunter22".into(), "x".into()],
+        );
+        assert_eq!(out, "bad secret [redacted] in [redacted]");
+    }
+}

@@ -1,0 +1,8 @@
+//! The LLM layer: model providers (the `Provider` trait, one adapter per
+//! upstream API, the shared HTTP transport) and the upstream credentials
+//! they send. Depends on core, config and the translators; knows nothing of
+//! callers, policies or the pipeline.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod credentials;
+pub mod providers;

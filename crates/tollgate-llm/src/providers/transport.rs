@@ -1,0 +1,333 @@
+//! The HTTP path every HTTP provider shares: one pooled reqwest client
+//! (rustls, `http_version`, connect timeout), static and forwarded headers,
+//! upstream credentials (`crate::credentials`), the first-byte timeout, and
+//! upstream errors turned into `ProviderError`. Providers only choose the URL
+//! and the body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{header_allowed, ProviderBody, ProviderError, ProviderResponse};
+use crate::credentials::{CredentialDefaults, Credentials};
+use tollgate_config::{HttpVersion, ProviderConfig};
+
+/// Most bytes of an upstream error body read to build the caller's message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+pub struct HttpUpstream {
+    pub name: String,
+    client: reqwest::Client,
+    /// Static headers from `headers:` (marked sensitive).
+    headers: HeaderMap,
+    forward: Vec<String>,
+    first_byte: Duration,
+    credentials: Arc<Credentials>,
+}
+
+impl HttpUpstream {
+    pub fn new(cfg: &ProviderConfig, defaults: CredentialDefaults) -> Result<Self, String> {
+        let client = http_client(cfg)?;
+        let headers = static_headers(cfg)?;
+        let credentials = Credentials::build(cfg, defaults, &cfg.timeouts)?;
+        Ok(Self {
+            name: cfg.name.clone(),
+            client,
+            headers,
+            forward: cfg.forward_headers.clone(),
+            first_byte: cfg.timeouts.first_byte,
+            credentials,
+        })
+    }
+
+    /// Re-reads file-backed credentials (called on config reload).
+    pub fn reload(&self) {
+        self.credentials.reload();
+    }
+
+    /// POSTs a JSON body; a success is returned whole or as a byte stream.
+    pub async fn post_json(
+        &self,
+        url: reqwest::Url,
+        body: Vec<u8>,
+        stream: bool,
+        client_headers: &HeaderMap,
+        traceparent: Option<&HeaderValue>,
+    ) -> Result<ProviderResponse, ProviderError> {
+        let mut req = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        // The credential wins over a static or forwarded header of the same
+        // name (reqwest appends, so duplicates must be skipped here).
+        let credential = self.credentials.header(client_headers).await.map_err(|e| {
+            ProviderError::Credentials {
+                provider: self.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let taken = |name: &HeaderName| credential.as_ref().is_some_and(|(n, _)| n == name);
+        if !self.forward.is_empty() {
+            for (name, value) in client_headers {
+                if header_allowed(&self.forward, name.as_str()) && !taken(name) {
+                    req = req.header(name, value);
+                }
+            }
+        }
+        for (name, value) in &self.headers {
+            if !taken(name) {
+                req = req.header(name, value);
+            }
+        }
+        if let Some((name, value)) = credential {
+            req = req.header(name, value);
+        }
+        if stream {
+            req = req.header(http::header::ACCEPT, "text/event-stream");
+        }
+        // W3C trace context of this attempt (tracing on).
+        if let Some(tp) = traceparent {
+            req = req.header(tollgate_core::TRACEPARENT, tp);
+        }
+        let resp = tokio::time::timeout(self.first_byte, req.send())
+            .await
+            .map_err(|_| self.timeout("first byte"))?
+            .map_err(|e| self.transport_error(e))?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            return Err(self.status_error(resp).await);
+        }
+        let provider = self.name.clone();
+        let body = if stream {
+            ProviderBody::Stream(
+                resp.bytes_stream()
+                    .map(move |r| {
+                        r.map_err(|e| ProviderError::StreamInterrupted {
+                            provider: provider.clone(),
+                            message: error_chain(&e),
+                        })
+                    })
+                    .boxed(),
+            )
+        } else {
+            ProviderBody::Full(resp.bytes().await.map_err(|e| self.transport_error(e))?)
+        };
+        Ok(ProviderResponse { status, body })
+    }
+
+    /// Encodes a request body, naming the provider on failure.
+    pub fn encode(&self, body: &impl serde::Serialize) -> Result<Vec<u8>, ProviderError> {
+        serde_json::to_vec(body).map_err(|e| ProviderError::Protocol {
+            provider: self.name.clone(),
+            message: format!("cannot encode request: {e}"),
+        })
+    }
+
+    fn timeout(&self, stage: &'static str) -> ProviderError {
+        ProviderError::Timeout {
+            provider: self.name.clone(),
+            stage,
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> ProviderError {
+        transport_error(&self.name, e)
+    }
+
+    async fn status_error(&self, resp: reqwest::Response) -> ProviderError {
+        status_error(&self.name, resp).await.0
+    }
+}
+
+/// The pooled HTTP client a provider config asks for (rustls,
+/// `http_version`, connect timeout).
+pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(cfg.timeouts.connect)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .use_rustls_tls();
+    let builder = match cfg.http_version {
+        HttpVersion::Auto => builder,
+        HttpVersion::Http1 => builder.http1_only(),
+        HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    };
+    builder
+        .build()
+        .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))
+}
+
+/// The config's static `headers`, marked sensitive.
+pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("provider {}: bad header name {k}", cfg.name))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| format!("provider {}: bad value for header {k}", cfg.name))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        return ProviderError::Timeout {
+            provider: provider.to_string(),
+            stage: if e.is_connect() { "connect" } else { "total" },
+        };
+    }
+    if e.is_connect() {
+        return ProviderError::Connect {
+            provider: provider.to_string(),
+            message: error_chain(&e),
+        };
+    }
+    ProviderError::Protocol {
+        provider: provider.to_string(),
+        message: error_chain(&e),
+    }
+}
+
+/// A non-2xx upstream answer as an error, plus the (capped) body for
+/// provider-specific details.
+pub(crate) async fn status_error(
+    provider: &str,
+    resp: reqwest::Response,
+) -> (ProviderError, Bytes) {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = read_capped(resp, ERROR_BODY_LIMIT).await;
+    let error = ProviderError::Status {
+        provider: provider.to_string(),
+        status,
+        message: upstream_message(&body),
+        retry_after,
+    };
+    (error, body)
+}
+
+/// `impl Provider` for a provider built on `HttpUpstream` (field `http`,
+/// method `send`), with any extra trait items given after the type.
+macro_rules! http_provider {
+    ($t:ty $(, $extra:item)*) => {
+        impl super::Provider for $t {
+            fn name(&self) -> &str {
+                &self.http.name
+            }
+
+            fn call<'a>(
+                &'a self,
+                call: super::ProviderCall<'a>,
+            ) -> futures_util::future::BoxFuture<
+                'a,
+                Result<super::ProviderResponse, super::ProviderError>,
+            > {
+                futures_util::FutureExt::boxed(self.send(call))
+            }
+
+            fn reload(&self) {
+                self.http.reload();
+            }
+
+            $($extra)*
+        }
+    };
+}
+pub(crate) use http_provider;
+
+/// A provider's `base_url` without its trailing `/` (validated as present).
+pub fn base_url(cfg: &ProviderConfig) -> Result<&str, String> {
+    cfg.base_url
+        .as_deref()
+        .map(|b| b.trim_end_matches('/'))
+        .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))
+}
+
+pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Bytes {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    Bytes::from(buf)
+}
+
+/// `error.message` from an OpenAI-style error body (or Databricks' top-level
+/// `message`), else the body's text, short.
+pub(crate) fn upstream_message(body: &[u8]) -> String {
+    let from_json = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.pointer("/message"))
+                .and_then(|m| m.as_str().map(str::to_owned))
+        });
+    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    let text = if text.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        text
+    };
+    truncate(text, 500)
+}
+
+pub(crate) fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// reqwest's top-level message plus its sources ("error sending request: connection refused").
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    // reqwest includes the URL; keep it (no credentials live in URLs here).
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_upstream_messages() {
+        assert_eq!(
+            upstream_message(br#"{"error":{"message":"bad model"}}"#),
+            "bad model"
+        );
+        assert_eq!(
+            upstream_message(br#"{"error_code":"X","message":"db says"}"#),
+            "db says"
+        );
+        assert_eq!(upstream_message(b"oops"), "oops");
+        assert_eq!(upstream_message(b""), "(empty body)");
+        assert!(upstream_message(&[b'x'; 2000]).len() < 600);
+    }
+}

@@ -1,0 +1,42 @@
+//! Phase 5's estimate: what a request may use, reserved before it runs.
+
+use serde_json::{Map, Value};
+
+use tollgate_config::{Endpoint, Price};
+use tollgate_policy::limits::{Counters, Demand, Limits};
+
+use super::attempt::Plan;
+use super::tokens;
+
+/// Prompt tokens counted with the tokenizer; completion tokens from
+/// `max_tokens` / `max_completion_tokens` (or the configured default); the
+/// dearest price among the targets the request may be served by.
+pub fn demand(
+    limits: &Limits,
+    endpoint: Endpoint,
+    body: &Map<String, Value>,
+    plan: &Plan,
+    counters: &Counters,
+) -> Demand {
+    if !counters.counts_tokens() {
+        return Demand::default();
+    }
+    let asked = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| body.get(*f).and_then(Value::as_i64))
+        .filter(|n| *n >= 0);
+    let completion = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => asked.unwrap_or(limits.default_max_tokens),
+    };
+    let mut price = Price::default();
+    for t in &plan.targets {
+        price.input_per_mtok = price.input_per_mtok.max(t.route.price.input_per_mtok);
+        price.output_per_mtok = price.output_per_mtok.max(t.route.price.output_per_mtok);
+    }
+    Demand {
+        prompt: tokens::prompt_tokens(body),
+        completion,
+        price,
+    }
+}

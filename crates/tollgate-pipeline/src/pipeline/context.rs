@@ -1,0 +1,104 @@
+//! The one context every phase reads and writes: identity, route, timings,
+//! token counts, outcome. `finish` turns it into the usage record.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::ApiShape;
+use crate::snapshot::ModelRoute;
+use tollgate_config::Endpoint;
+use tollgate_policy::auth::Identity;
+use tollgate_policy::routing::TargetStats;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt: i64,
+    pub completion: i64,
+    /// Counted by the gateway because the upstream reported none.
+    pub estimated: bool,
+}
+
+/// One try of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// `provider/upstream_model`.
+    pub target: String,
+    /// Upstream HTTP status (0 when none: timeout, unreachable).
+    pub status: u16,
+    /// Error label, empty on success.
+    pub error: &'static str,
+}
+
+pub struct RequestCtx {
+    pub request_id: String,
+    pub endpoint: Endpoint,
+    pub shape: ApiShape,
+    pub started: Instant,
+    pub received_ms: i64,
+    /// Who is calling, once authenticated.
+    pub identity: Option<Identity>,
+    pub requested_model: String,
+    pub route: Option<Arc<ModelRoute>>,
+    /// Every try made, in order (virtual models may try several targets).
+    pub attempts: Vec<Attempt>,
+    /// The served target's stats, fed with its latency when the request ends.
+    pub stats: Option<Arc<TargetStats>>,
+    /// Guardrail verdicts, input and output.
+    pub verdicts: Vec<tollgate_policy::guard::Verdict>,
+    pub stream: bool,
+    pub usage: Usage,
+    pub first_token: Option<Duration>,
+    pub status: u16,
+    /// Low-cardinality error label; empty on success.
+    pub error: &'static str,
+    /// Response cache outcome (phase 7) and what to store on a miss.
+    pub cache: tollgate_policy::cache::CacheNote,
+    /// The prompt template called (name, version), if any.
+    pub template: Option<(String, u32)>,
+    /// Phase 5's reservations, settled in `after::finish`.
+    pub admission: Option<tollgate_policy::limits::Admission>,
+    /// Limit decisions as ledger JSON (set when admission rejects).
+    pub limit_decisions: String,
+    /// Request headers for the audit log (credentials redacted by its writer); empty when it is off.
+    pub audit_headers: tollgate_record::audit::AuditHeaders,
+    /// Bodies for the audit log, when payload logging is on for the model.
+    pub payload: Option<tollgate_record::audit::Payload>,
+    /// The request's trace (tracing on).
+    pub trace: Option<tollgate_record::telemetry::RequestTrace>,
+}
+
+impl RequestCtx {
+    pub fn new(endpoint: Endpoint, request_id: String) -> Self {
+        Self {
+            request_id,
+            endpoint,
+            shape: ApiShape::OpenAi,
+            started: Instant::now(),
+            received_ms: tollgate_core::clock::wall_ms(),
+            identity: None,
+            requested_model: String::new(),
+            route: None,
+            attempts: Vec::new(),
+            stats: None,
+            verdicts: Vec::new(),
+            stream: false,
+            usage: Usage::default(),
+            first_token: None,
+            status: 200,
+            error: "",
+            cache: tollgate_policy::cache::CacheNote::default(),
+            template: None,
+            admission: None,
+            limit_decisions: String::new(),
+            audit_headers: tollgate_record::audit::AuditHeaders::default(),
+            payload: None,
+            trace: None,
+        }
+    }
+
+    pub fn mark_first_token(&mut self) {
+        if self.first_token.is_none() {
+            self.first_token = Some(self.started.elapsed());
+        }
+    }
+}

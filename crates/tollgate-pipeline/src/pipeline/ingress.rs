@@ -1,0 +1,239 @@
+//! Ingress: the body read under the size limit, parsed and checked just
+//! enough for the gateway's own needs (model, stream, the endpoint's required
+//! field). Everything else passes through untouched.
+
+use axum::body::Body;
+use http::HeaderMap;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use tollgate_config::Endpoint;
+
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(ApiError::bad_request(
+            format!("could not read request body: {e}"),
+            None,
+        )),
+    }
+}
+
+/// The keys of a classic ML model payload (MLflow scoring protocol).
+pub const ML_PAYLOAD_KEYS: &[&str] = &[
+    "dataframe_records",
+    "dataframe_split",
+    "instances",
+    "inputs",
+];
+
+/// What ingress learnt from the body.
+pub struct Parsed {
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub stream: bool,
+    /// The caller asked for `stream_options.include_usage`.
+    pub wants_usage: bool,
+}
+
+pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body is empty; expected a JSON object",
+            None,
+        ));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}"), None))?;
+    let Value::Object(body) = value else {
+        return Err(ApiError::bad_request(
+            "request body must be a JSON object",
+            None,
+        ));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(Value::String(_)) | None => {
+            return Err(ApiError::bad_request(
+                "you must provide a model parameter",
+                Some("model"),
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`model` must be a string",
+                Some("model"),
+            ))
+        }
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`stream` must be a boolean",
+                Some("stream"),
+            ))
+        }
+    };
+    let wants_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "`stream_options.include_usage` must be a boolean",
+                    Some("stream_options"),
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`stream_options` must be an object",
+                Some("stream_options"),
+            ))
+        }
+    };
+    match endpoint {
+        Endpoint::Chat => check_messages(body.get("messages"))?,
+        Endpoint::Completions => match body.get("prompt") {
+            Some(Value::String(_)) | Some(Value::Array(_)) => {}
+            None => {
+                return Err(ApiError::bad_request(
+                    "`prompt` is required",
+                    Some("prompt"),
+                ))
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "`prompt` must be a string or an array",
+                    Some("prompt"),
+                ))
+            }
+        },
+        Endpoint::Embeddings => {
+            match body.get("input") {
+                Some(Value::String(_)) => {}
+                Some(Value::Array(a)) if !a.is_empty() => {}
+                None => return Err(ApiError::bad_request("`input` is required", Some("input"))),
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "`input` must be a string or a non-empty array",
+                        Some("input"),
+                    ))
+                }
+            }
+            if stream {
+                return Err(ApiError::bad_request(
+                    "embeddings cannot be streamed",
+                    Some("stream"),
+                ));
+            }
+        }
+        Endpoint::Invocations => {
+            if !ML_PAYLOAD_KEYS.iter().any(|k| body.contains_key(*k)) {
+                return Err(ApiError::bad_request(
+                    "expected one of `messages`, `prompt`, `input`, `dataframe_records`, \
+                     `dataframe_split`, `instances` or `inputs`",
+                    None,
+                ));
+            }
+            if stream {
+                return Err(ApiError::bad_request(
+                    "model payloads (dataframe_records, instances, …) cannot be streamed",
+                    Some("stream"),
+                ));
+            }
+        }
+    }
+    Ok(Parsed {
+        body,
+        model,
+        stream,
+        wants_usage,
+    })
+}
+
+fn check_messages(messages: Option<&Value>) -> Result<(), ApiError> {
+    let bad = |msg: String| Err(ApiError::bad_request(msg, Some("messages")));
+    let list = match messages {
+        None => return bad("`messages` is required".into()),
+        Some(Value::Array(list)) if list.is_empty() => {
+            return bad("`messages` must contain at least one message".into())
+        }
+        Some(Value::Array(list)) => list,
+        Some(_) => return bad("`messages` must be an array".into()),
+    };
+    for (i, m) in list.iter().enumerate() {
+        match m.get("role") {
+            Some(Value::String(_)) => {}
+            _ if !m.is_object() => return bad(format!("`messages[{i}]` must be an object")),
+            _ => {
+                return bad(format!(
+                    "`messages[{i}].role` is required and must be a string"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(endpoint: Endpoint, body: &str) -> String {
+        match parse(endpoint, body.as_bytes()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn names_the_problem() {
+        assert!(err(Endpoint::Chat, "{").contains("not valid JSON"));
+        assert!(err(Endpoint::Chat, "[]").contains("JSON object"));
+        assert!(err(Endpoint::Chat, "").contains("empty"));
+        assert!(err(Endpoint::Chat, r#"{"messages":[]}"#).contains("model"));
+        assert!(err(Endpoint::Chat, r#"{"model":1}"#).contains("must be a string"));
+        assert!(err(Endpoint::Chat, r#"{"model":"m"}"#).contains("messages"));
+        assert!(err(Endpoint::Chat, r#"{"model":"m","messages":[{}]}"#).contains("role"));
+        assert!(err(Endpoint::Chat, r#"{"model":"m","messages":[1]}"#).contains("object"));
+        assert!(err(
+            Endpoint::Chat,
+            r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#
+        )
+        .contains("boolean"));
+        assert!(err(Endpoint::Embeddings, r#"{"model":"m"}"#).contains("input"));
+        assert!(err(Endpoint::Completions, r#"{"model":"m"}"#).contains("prompt"));
+    }
+
+    #[test]
+    fn keeps_unknown_fields() {
+        let p = parse(
+            Endpoint::Chat,
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"x_custom":{"a":1},"stream":true,"stream_options":{"include_usage":true}}"#,
+        );
+        let Ok(p) = p else {
+            unreachable!("valid request rejected")
+        };
+        assert!(p.stream && p.wants_usage);
+        assert_eq!(p.body.get("x_custom"), Some(&serde_json::json!({"a":1})));
+    }
+}

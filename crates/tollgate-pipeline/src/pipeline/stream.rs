@@ -1,0 +1,332 @@
+//! Streaming responses: upstream SSE bytes leave as soon as each event is
+//! complete (never buffered whole), while usage is read off the events on
+//! the way through. The total deadline applies between chunks. A failure
+//! after the first byte ends the stream with an error event in the caller's
+//! shape. The accounting state is a guard: if the caller goes away, its
+//! `Drop` still records the request (status 499, tokens seen so far).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use tollgate_llm::providers::ProviderError;
+use tollgate_policy::guard::{Rewrite, StreamGuard};
+
+use super::context::{RequestCtx, Usage};
+use super::sse::{SseSplitter, MAX_EVENT_BYTES};
+use super::{after, tokens};
+
+#[derive(Deserialize)]
+struct Peek {
+    #[serde(default)]
+    choices: Option<Vec<PeekChoice>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct PeekChoice {
+    #[serde(default)]
+    delta: Option<PeekDelta>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PeekDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+pub(super) struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<i64>,
+    #[serde(default)]
+    pub completion_tokens: Option<i64>,
+}
+
+/// Holds the request's accounting until the stream ends one way or another.
+struct Accounting {
+    app: Arc<AppState>,
+    ctx: Option<RequestCtx>,
+    /// The caller's request body, parsed again only if tokens must be estimated.
+    request: Bytes,
+    completion_text: String,
+    /// How much of `completion_text` the limits have been charged for.
+    metered: usize,
+    usage: Option<WireUsage>,
+}
+
+impl Accounting {
+    fn settle(&mut self, status: u16, error: &'static str) {
+        let Some(mut ctx) = self.ctx.take() else {
+            return;
+        };
+        ctx.status = status;
+        if !error.is_empty() {
+            ctx.error = error;
+        } else if !ctx.error.is_empty() {
+            // The upstream sent an error event inside a stream it then closed.
+            ctx.status = 502;
+        }
+        ctx.usage = match self.usage {
+            Some(u) => Usage {
+                prompt: u.prompt_tokens.unwrap_or(0),
+                completion: u.completion_tokens.unwrap_or(0),
+                estimated: false,
+            },
+            None => Usage {
+                prompt: tokens::prompt_tokens_of(&self.request),
+                completion: tokens::count(&self.completion_text),
+                estimated: true,
+            },
+        };
+        if ctx.status == 200 && ctx.error.is_empty() {
+            // A complete answer is cached; a partial one never is.
+            if let (Some(fill), Some(route)) = (ctx.cache.fill.take(), ctx.route.as_ref()) {
+                if let Some(body) = fill.finish(ctx.usage.prompt, ctx.usage.completion) {
+                    let meta = super::respond::cache_meta(route, ctx.usage);
+                    self.app.cache.store(&mut ctx.cache, meta, body.into());
+                }
+            }
+        }
+        after::finish(&self.app, ctx);
+    }
+}
+
+impl Accounting {
+    /// Charges the limits for the tokens that arrived since the last call;
+    /// an error means a cap with `stream_overrun: cut` would be crossed.
+    async fn meter(&mut self) -> Result<(), tollgate_policy::limits::LimitError> {
+        let Some(ctx) = self.ctx.as_mut() else {
+            return Ok(());
+        };
+        let (Some(adm), Some(route)) = (ctx.admission.as_mut(), ctx.route.as_ref()) else {
+            return Ok(());
+        };
+        if !adm.meters_stream() || self.metered >= self.completion_text.len() {
+            return Ok(());
+        }
+        let fresh = tokens::count(self.completion_text.get(self.metered..).unwrap_or(""));
+        self.metered = self.completion_text.len();
+        let price = route.price;
+        adm.extend(fresh, &price).await
+    }
+}
+
+impl Drop for Accounting {
+    fn drop(&mut self) {
+        self.settle(499, "client_closed");
+    }
+}
+
+/// Why a stream ends early: the upstream failed, or an output guardrail
+/// blocked (with the bytes already approved in the same read).
+enum StreamStop {
+    Provider(ProviderError),
+    Guard(tollgate_policy::guard::GuardError, Bytes),
+}
+
+struct State {
+    upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
+    splitter: SseSplitter,
+    acct: Accounting,
+    deadline: tokio::time::Instant,
+    provider: String,
+    /// The gateway asked for usage the caller did not: drop the usage-only chunk.
+    strip_usage: bool,
+    /// Output guardrails over the streamed text (hold-back window, masking, block).
+    guard: Option<StreamGuard>,
+    saw_done: bool,
+    ended: bool,
+}
+
+pub fn observe(
+    app: Arc<AppState>,
+    ctx: RequestCtx,
+    request: Bytes,
+    upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
+    deadline: tokio::time::Instant,
+    strip_usage: bool,
+    guard: Option<StreamGuard>,
+) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {
+    let provider = ctx
+        .route
+        .as_ref()
+        .map(|r| r.provider_name.clone())
+        .unwrap_or_default();
+    let state = State {
+        upstream,
+        splitter: SseSplitter::default(),
+        acct: Accounting {
+            app,
+            ctx: Some(ctx),
+            request,
+            completion_text: String::new(),
+            metered: 0,
+            usage: None,
+        },
+        deadline,
+        provider,
+        strip_usage,
+        guard,
+        saw_done: false,
+        ended: false,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if st.ended {
+                return None;
+            }
+            let next = tokio::time::timeout_at(st.deadline, st.upstream.next()).await;
+            let (err, approved) = match next {
+                Ok(Some(Ok(chunk))) => match st.on_chunk(&chunk) {
+                    Ok(Some(out)) => match st.acct.meter().await {
+                        Ok(()) => return Some((Ok(out), st)),
+                        Err(e) => (ApiError::Limit(e), Bytes::new()),
+                    },
+                    Ok(None) => continue,
+                    Err(StreamStop::Provider(e)) => (ApiError::Provider(e), Bytes::new()),
+                    Err(StreamStop::Guard(e, approved)) => (ApiError::Guardrail(e), approved),
+                },
+                Ok(Some(Err(e))) => (ApiError::Provider(e), Bytes::new()),
+                Ok(None) if st.saw_done => {
+                    st.ended = true;
+                    if let Some(g) = st.guard.as_mut() {
+                        if let Some(ctx) = st.acct.ctx.as_mut() {
+                            ctx.verdicts.append(&mut g.take_verdicts());
+                        }
+                    }
+                    st.acct.settle(200, "");
+                    return None;
+                }
+                Ok(None) => (
+                    ApiError::Provider(ProviderError::StreamInterrupted {
+                        provider: st.provider.clone(),
+                        message: "the stream closed without [DONE]".into(),
+                    }),
+                    Bytes::new(),
+                ),
+                Err(_) => (
+                    ApiError::Provider(ProviderError::Timeout {
+                        provider: st.provider.clone(),
+                        stage: "total",
+                    }),
+                    Bytes::new(),
+                ),
+            };
+            st.ended = true;
+            let shape = st.acct.ctx.as_ref().map(|c| c.shape).unwrap_or_default();
+            if let Some(g) = st.guard.as_mut() {
+                if let Some(ctx) = st.acct.ctx.as_mut() {
+                    ctx.verdicts.append(&mut g.take_verdicts());
+                }
+            }
+            st.acct.settle(err.status().as_u16(), err.label());
+            let mut out = BytesMut::from(&approved[..]);
+            out.extend_from_slice(format!("data: {}\n\n", err.body(shape)).as_bytes());
+            return Some((Ok(out.freeze()), st));
+        }
+    })
+    .boxed()
+}
+
+impl State {
+    /// Forwards the complete events in `chunk`; `None` when nothing is ready.
+    fn on_chunk(&mut self, chunk: &[u8]) -> Result<Option<Bytes>, StreamStop> {
+        let events = self.splitter.push(chunk);
+        if self.splitter.pending() > MAX_EVENT_BYTES {
+            return Err(StreamStop::Provider(ProviderError::Protocol {
+                provider: self.provider.clone(),
+                message: format!("stream event larger than {MAX_EVENT_BYTES} bytes"),
+            }));
+        }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut out = BytesMut::new();
+        for ev in events {
+            let data = ev.data();
+            if !self.inspect(&data) {
+                continue;
+            }
+            match self.guard.as_mut().map(|g| g.on_event(&data)) {
+                None | Some(Rewrite::Keep) => {
+                    self.fill_cache(&data);
+                    out.extend_from_slice(&ev.raw)
+                }
+                Some(Rewrite::Replace(new)) => {
+                    self.fill_cache(&new);
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(new.as_bytes());
+                    out.extend_from_slice(b"\n\n");
+                }
+                Some(Rewrite::Block(e)) => return Err(StreamStop::Guard(e, out.freeze())),
+            }
+        }
+        Ok((!out.is_empty()).then(|| out.freeze()))
+    }
+
+    /// Feeds an event as the caller sees it to the cache entry being assembled.
+    fn fill_cache(&mut self, data: &str) {
+        if let Some(fill) = self.acct.ctx.as_mut().and_then(|c| c.cache.fill.as_mut()) {
+            fill.push(data);
+        }
+    }
+
+    /// Reads usage and text off one event; false when it must not be forwarded.
+    fn inspect(&mut self, data: &str) -> bool {
+        if data == "[DONE]" {
+            self.saw_done = true;
+            return true;
+        }
+        if !data.starts_with('{') {
+            return true;
+        }
+        let Ok(peek) = serde_json::from_str::<Peek>(data) else {
+            return true;
+        };
+        if let Some(ctx) = self.acct.ctx.as_mut() {
+            if peek.error.is_some() {
+                ctx.error = "upstream_stream_error";
+            }
+            if peek.choices.as_ref().is_some_and(|c| !c.is_empty()) {
+                ctx.mark_first_token();
+            }
+        }
+        for c in peek.choices.iter().flatten() {
+            if let Some(t) = &c.text {
+                self.acct.completion_text.push_str(t);
+            }
+            if let Some(d) = &c.delta {
+                if let Some(t) = &d.content {
+                    self.acct.completion_text.push_str(t);
+                }
+                for call in d.tool_calls.iter().flatten() {
+                    if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
+                    {
+                        self.acct.completion_text.push_str(args);
+                    }
+                }
+            }
+        }
+        if let Some(u) = peek.usage {
+            self.acct.usage = Some(u);
+            let usage_only = peek.choices.as_ref().is_none_or(Vec::is_empty);
+            if self.strip_usage && usage_only {
+                return false;
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,32 @@
+//! What every request reads: the current snapshot and store keys (each
+//! behind an `ArcSwap`), the ledger and audit handles, tracing, the cache.
+//! Built by the server at start; the pipeline only reads it.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tollgate_policy::auth::KeyIndex;
+use tollgate_record::ledger::LedgerHandle;
+use tollgate_record::store::Store;
+
+use crate::snapshot::Snapshot;
+
+/// Everything the request path reads; swapped pieces live behind `ArcSwap`.
+pub struct AppState {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub store_keys: ArcSwap<KeyIndex>,
+    pub ledger: LedgerHandle,
+    pub audit: tollgate_record::audit::AuditHandle,
+    /// OpenTelemetry (tracing on).
+    pub tracing: Option<tollgate_record::telemetry::Tracing>,
+    /// For the admin usage API (background use only, never the request path).
+    pub store: Store,
+    pub prometheus: Option<PrometheusHandle>,
+    pub ready: AtomicBool,
+    pub config_path: PathBuf,
+    /// The response cache (backend settings apply at restart).
+    pub cache: Arc<tollgate_policy::cache::Cache>,
+}

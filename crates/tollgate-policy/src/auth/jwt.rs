@@ -1,0 +1,711 @@
+//! JWT bearer tokens from OIDC issuers: the shape check that routes a bearer
+//! value here instead of to the API-key index, header and claim parsing
+//! (for precise reasons before any signature work), offline verification
+//! against the issuer's cached keys, and the claims → `Principal` mapping.
+//! Owns the token rules; the keys themselves live in `jwks.rs`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::jwks::{JwksCache, JwksSource};
+use super::{AuthMethod, Principal};
+use tollgate_config::{ClaimsConfig, OidcConfig, PrincipalKind};
+
+/// Longest bearer token considered (IdP tokens with many groups can be large).
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Most groups kept from one token.
+const MAX_GROUPS: usize = 256;
+/// How long a request may wait for an unknown-kid JWKS refresh.
+pub const KID_REFRESH_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a token was refused. Messages name the failed check and never
+/// contain the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    #[error("token algorithm `none` is not accepted: tokens must be signed")]
+    AlgNone,
+    #[error("token algorithm `{alg}` is not accepted{}", issuer_suffix(.issuer))]
+    AlgNotAllowed { alg: String, issuer: Option<String> },
+    #[error("token header lists critical extensions (`crit`), which are not supported")]
+    CritHeader,
+    #[error("token has no issuer (`iss`)")]
+    MissingIssuer,
+    #[error("token issuer `{0}` is not accepted")]
+    UnknownIssuer(String),
+    #[error("unknown signing key `{kid}` for issuer `{issuer}`")]
+    UnknownKey { kid: String, issuer: String },
+    #[error("no signing keys for issuer `{0}` are available yet (identity provider not reached); try again shortly")]
+    KeysUnavailable(String),
+    #[error("token algorithm `{alg}` does not match signing key `{kid}` ({kind})")]
+    AlgKeyMismatch {
+        alg: String,
+        kid: String,
+        kind: &'static str,
+    },
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+    #[error("token is not valid yet (`nbf` in the future)")]
+    NotYetValid,
+    #[error("token audience not accepted")]
+    WrongAudience,
+    #[error("token issuer does not match")]
+    WrongIssuer,
+    #[error("token has no `{0}` claim")]
+    MissingClaim(String),
+    #[error("token claim `{0}` has the wrong format")]
+    InvalidClaim(String),
+}
+
+fn issuer_suffix(issuer: &Option<String>) -> String {
+    issuer
+        .as_ref()
+        .map(|i| format!(" for issuer `{i}`"))
+        .unwrap_or_default()
+}
+
+impl TokenError {
+    /// Low-cardinality reason for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TokenError::Malformed(_) => "token_malformed",
+            TokenError::AlgNone => "alg_none",
+            TokenError::AlgNotAllowed { .. } => "alg_not_allowed",
+            TokenError::CritHeader => "unsupported_header",
+            TokenError::MissingIssuer | TokenError::UnknownIssuer(_) | TokenError::WrongIssuer => {
+                "issuer_not_accepted"
+            }
+            TokenError::UnknownKey { .. } => "unknown_signing_key",
+            TokenError::KeysUnavailable(_) => "keys_unavailable",
+            TokenError::AlgKeyMismatch { .. } => "alg_key_mismatch",
+            TokenError::BadSignature => "invalid_signature",
+            TokenError::Expired => "token_expired",
+            TokenError::NotYetValid => "token_not_yet_valid",
+            TokenError::WrongAudience => "audience_not_accepted",
+            TokenError::MissingClaim(_) => "missing_claim",
+            TokenError::InvalidClaim(_) => "invalid_claim",
+        }
+    }
+}
+
+/// Whether a bearer value has the shape of a compact JWS: three dot-separated
+/// base64url segments, the first two non-empty (the third is empty in
+/// `alg: none` tokens, which must still be recognised to be refused).
+pub fn looks_like_jwt(value: &str) -> bool {
+    if value.len() > MAX_TOKEN_LEN || !value.starts_with("eyJ") {
+        return false;
+    }
+    let mut parts = 0;
+    for (i, seg) in value.split('.').enumerate() {
+        parts += 1;
+        if parts > 3 || (i < 2 && seg.is_empty()) {
+            return false;
+        }
+        if !seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return false;
+        }
+    }
+    parts == 3
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHeader {
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// A token's header and claims, decoded but NOT verified: used only to pick
+/// the issuer and key and to give precise reasons.
+#[derive(Debug)]
+pub struct Peeked {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub claims: Map<String, Value>,
+    crit: bool,
+}
+
+impl Peeked {
+    pub fn iss(&self) -> Option<&str> {
+        self.claims.get("iss").and_then(Value::as_str)
+    }
+}
+
+fn b64_json<T: serde::de::DeserializeOwned>(
+    seg: &str,
+    what: &'static str,
+) -> Result<T, TokenError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(seg)
+        .map_err(|_| TokenError::Malformed(what))?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed(what))
+}
+
+/// Decodes header and claims without verifying anything.
+pub fn peek(token: &str) -> Result<Peeked, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed("token too long"));
+    }
+    let mut it = token.split('.');
+    let (Some(h), Some(p), Some(_sig), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(TokenError::Malformed(
+            "expected three dot-separated segments",
+        ));
+    };
+    let header: RawHeader = b64_json(h, "header is not base64url JSON")?;
+    let claims: Map<String, Value> = b64_json(p, "payload is not a base64url JSON object")?;
+    Ok(Peeked {
+        alg: header.alg.unwrap_or_default(),
+        kid: header.kid,
+        claims,
+        crit: header.crit.is_some(),
+    })
+}
+
+/// One configured issuer, ready to verify tokens.
+pub struct OidcIssuer {
+    pub issuer: Arc<str>,
+    pub config: OidcConfig,
+    pub algorithms: Vec<Algorithm>,
+    validations: Vec<(Algorithm, Validation)>,
+    pub jwks: Arc<JwksCache>,
+}
+
+impl OidcIssuer {
+    /// Compiles a validated config; `jwks` is the (possibly reused) key cache.
+    pub fn new(config: &OidcConfig, jwks: Arc<JwksCache>) -> Result<Self, String> {
+        let mut algorithms = Vec::new();
+        let mut validations = Vec::new();
+        for a in &config.algorithms {
+            let alg = Algorithm::from_str(a).map_err(|_| format!("unknown algorithm {a:?}"))?;
+            if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(format!("HMAC algorithm {a} is not accepted"));
+            }
+            let mut v = Validation::new(alg);
+            v.leeway = config.leeway.as_secs();
+            v.validate_exp = true;
+            v.validate_nbf = true;
+            v.set_audience(&config.audiences);
+            v.set_issuer(&[config.issuer.as_str()]);
+            v.set_required_spec_claims(&["exp", "iss", "aud"]);
+            algorithms.push(alg);
+            validations.push((alg, v));
+        }
+        Ok(Self {
+            issuer: config.issuer.as_str().into(),
+            config: config.clone(),
+            algorithms,
+            validations,
+            jwks,
+        })
+    }
+
+    pub fn source(config: &OidcConfig) -> JwksSource {
+        JwksSource {
+            issuer: config.issuer.clone(),
+            discovery: config.discovery,
+            jwks_url: config.jwks_url.clone(),
+        }
+    }
+
+    /// The header's algorithm, if this issuer accepts it.
+    fn algorithm(&self, peeked: &Peeked) -> Result<(Algorithm, &Validation), TokenError> {
+        if peeked.alg.eq_ignore_ascii_case("none") || peeked.alg.is_empty() {
+            return Err(TokenError::AlgNone);
+        }
+        let not_allowed = || TokenError::AlgNotAllowed {
+            alg: clip(&peeked.alg),
+            issuer: Some(self.issuer.to_string()),
+        };
+        let alg = Algorithm::from_str(&peeked.alg).map_err(|_| not_allowed())?;
+        self.validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(a, v)| (*a, v))
+            .ok_or_else(not_allowed)
+    }
+
+    /// Verifies signature and claims against the cached keys; no I/O.
+    pub fn verify(&self, token: &str, peeked: &Peeked) -> Result<Principal, TokenError> {
+        let (alg, validation) = self.algorithm(peeked)?;
+        let keys = self.jwks.keys();
+        if keys.is_empty() {
+            return Err(TokenError::KeysUnavailable(self.issuer.to_string()));
+        }
+        let key = match &peeked.kid {
+            Some(kid) => keys.get(kid).ok_or_else(|| TokenError::UnknownKey {
+                kid: clip(kid),
+                issuer: self.issuer.to_string(),
+            })?,
+            // No `kid`: the issuer must have exactly one key fit for `alg`.
+            None => {
+                let mut fit = keys.all().iter().filter(|k| k.accepts(alg));
+                match (fit.next(), fit.next()) {
+                    (Some(k), None) => k,
+                    _ => {
+                        return Err(TokenError::UnknownKey {
+                            kid: "(none)".into(),
+                            issuer: self.issuer.to_string(),
+                        })
+                    }
+                }
+            }
+        };
+        if !key.accepts(alg) {
+            return Err(TokenError::AlgKeyMismatch {
+                alg: peeked.alg.clone(),
+                kid: key.kid.clone().unwrap_or_else(|| "(none)".into()),
+                kind: key.kind.as_str(),
+            });
+        }
+        jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key.key, validation)
+            .map_err(|e| map_error(e.kind()))?;
+        self.principal(&peeked.claims)
+    }
+
+    /// Claims → principal, per `claims` mapping.
+    pub fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, TokenError> {
+        map_claims(&self.config.claims, claims, self.issuer.clone())
+    }
+}
+
+fn map_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(c) => TokenError::MissingClaim(clip(c)),
+        ErrorKind::InvalidClaimFormat(c) => TokenError::InvalidClaim(clip(c)),
+        ErrorKind::InvalidAlgorithm => TokenError::AlgNotAllowed {
+            alg: "(header)".into(),
+            issuer: None,
+        },
+        ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat => TokenError::BadSignature,
+        ErrorKind::Base64(_) => TokenError::Malformed("bad base64url"),
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => TokenError::Malformed("bad JSON"),
+        _ => TokenError::Malformed("cannot be decoded"),
+    }
+}
+
+/// At most 100 characters of something that came from the token.
+fn clip(s: &str) -> String {
+    s.chars()
+        .take(100)
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+}
+
+/// Follows a claim path: `groups`, `realm_access.roles`; a key that itself
+/// contains dots (`https://example.com/groups`) matches as a whole first.
+pub fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    for (i, _) in path.match_indices('.') {
+        if let Some(Value::Object(inner)) = claims.get(&path[..i]) {
+            if let Some(v) = claim(inner, &path[i + 1..]) {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A list claim: an array of strings, or one space-separated string (`scp`).
+fn list(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().filter_map(scalar).take(MAX_GROUPS).collect(),
+        Value::String(s) => s
+            .split_whitespace()
+            .map(str::to_owned)
+            .take(MAX_GROUPS)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn map_claims(
+    cfg: &ClaimsConfig,
+    claims: &Map<String, Value>,
+    issuer: Arc<str>,
+) -> Result<Principal, TokenError> {
+    let subject = match claim(claims, &cfg.subject) {
+        None | Some(Value::Null) => return Err(TokenError::MissingClaim(cfg.subject.clone())),
+        Some(v) => scalar(v).ok_or_else(|| TokenError::InvalidClaim(cfg.subject.clone()))?,
+    };
+    let groups = cfg
+        .groups
+        .as_deref()
+        .and_then(|p| claim(claims, p))
+        .map(list)
+        .unwrap_or_default();
+    let tenant = cfg
+        .tenant
+        .as_deref()
+        .and_then(|p| claim(claims, p))
+        .and_then(scalar)
+        .map(|t| Arc::<str>::from(t.as_str()));
+    let kind = match cfg.kind_claim.as_deref().and_then(|p| claim(claims, p)) {
+        None | Some(Value::Null) => PrincipalKind::User,
+        Some(_) if cfg.service_values.is_empty() => PrincipalKind::Service,
+        Some(v) => {
+            let values = list(v);
+            if values.iter().any(|x| cfg.service_values.contains(x)) {
+                PrincipalKind::Service
+            } else {
+                PrincipalKind::User
+            }
+        }
+    };
+    Ok(Principal {
+        subject: clip_long(&subject).into(),
+        kind,
+        groups: groups.into(),
+        tenant,
+        key_id: None,
+        issuer: Some(issuer),
+        method: AuthMethod::Jwt,
+    })
+}
+
+fn clip_long(s: &str) -> String {
+    s.chars().take(512).collect()
+}
+
+/// Tokens already verified, by SHA-256 of the token: a client reuses its
+/// token for many requests, and the signature check is the expensive part.
+/// An entry is used only while the token is within `exp`/`nbf` (± leeway)
+/// and the issuer's key set that verified it is still the current one, so
+/// a hit answers exactly what a full verification would. Sharded, bounded;
+/// a full shard is cleared.
+struct VerifiedCache {
+    shards: Vec<Mutex<HashMap<[u8; 32], Verified>>>,
+}
+
+#[derive(Clone)]
+struct Verified {
+    principal: Arc<Principal>,
+    issuer: usize,
+    generation: u64,
+    exp: u64,
+    nbf: Option<u64>,
+}
+
+const CACHE_SHARDS: usize = 16;
+const CACHE_SHARD_CAPACITY: usize = 1024;
+
+impl Default for VerifiedCache {
+    fn default() -> Self {
+        Self {
+            shards: (0..CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+        }
+    }
+}
+
+impl VerifiedCache {
+    fn shard(&self, h: &[u8; 32]) -> Option<&Mutex<HashMap<[u8; 32], Verified>>> {
+        self.shards.get(usize::from(h[0]) % CACHE_SHARDS)
+    }
+
+    fn get(&self, h: &[u8; 32]) -> Option<Verified> {
+        self.shard(h)?.lock().ok()?.get(h).cloned()
+    }
+
+    fn put(&self, h: [u8; 32], v: Verified) {
+        if let Some(Ok(mut shard)) = self.shard(&h).map(|s| s.lock()) {
+            if shard.len() >= CACHE_SHARD_CAPACITY {
+                shard.clear();
+            }
+            shard.insert(h, v);
+        }
+    }
+}
+
+/// The configured issuers, by `iss`.
+#[derive(Default)]
+pub struct Issuers {
+    by_iss: HashMap<String, Arc<OidcIssuer>>,
+    order: Vec<Arc<OidcIssuer>>,
+    verified: VerifiedCache,
+}
+
+impl Issuers {
+    pub fn insert(&mut self, issuer: OidcIssuer) {
+        let issuer = Arc::new(issuer);
+        self.by_iss
+            .insert(issuer.issuer.to_string(), issuer.clone());
+        self.order.push(issuer);
+    }
+
+    pub fn get(&self, iss: &str) -> Option<&Arc<OidcIssuer>> {
+        self.by_iss.get(iss)
+    }
+
+    pub fn all(&self) -> &[Arc<OidcIssuer>] {
+        &self.order
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The issuer whose rules apply to this token, before any verification.
+    pub fn select(&self, peeked: &Peeked) -> Result<&Arc<OidcIssuer>, TokenError> {
+        if peeked.crit {
+            return Err(TokenError::CritHeader);
+        }
+        if peeked.alg.eq_ignore_ascii_case("none") || peeked.alg.is_empty() {
+            return Err(TokenError::AlgNone);
+        }
+        let iss = peeked.iss().ok_or(TokenError::MissingIssuer)?;
+        self.get(iss)
+            .ok_or_else(|| TokenError::UnknownIssuer(clip(iss)))
+    }
+
+    /// A verified token seen before, still valid under the current keys.
+    fn cached(&self, hash: &[u8; 32]) -> Option<Arc<Principal>> {
+        let v = self.verified.get(hash)?;
+        let issuer = self.order.get(v.issuer)?;
+        if issuer.jwks.keys().generation != v.generation {
+            return None;
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        let leeway = issuer.config.leeway.as_secs();
+        if v.exp.saturating_add(leeway) < now
+            || v.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return None;
+        }
+        Some(v.principal)
+    }
+
+    fn remember(&self, hash: [u8; 32], peeked: &Peeked, principal: &Arc<Principal>) {
+        let (Some(idx), Some(exp)) = (
+            self.order
+                .iter()
+                .position(|i| Some(&*i.issuer) == principal.issuer.as_deref()),
+            peeked.claims.get("exp").and_then(Value::as_u64),
+        ) else {
+            return;
+        };
+        let Some(issuer) = self.order.get(idx) else {
+            return;
+        };
+        self.verified.put(
+            hash,
+            Verified {
+                principal: principal.clone(),
+                issuer: idx,
+                generation: issuer.jwks.keys().generation,
+                exp,
+                nbf: peeked.claims.get("nbf").and_then(Value::as_u64),
+            },
+        );
+    }
+
+    /// Verifies a token: offline against cached keys (a token verified
+    /// before is answered from the verified-token cache), except that an
+    /// unknown `kid` (or an issuer whose keys were never fetched) triggers
+    /// one rate-limited JWKS refresh, awaited for at most `KID_REFRESH_WAIT`.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(p) = self.cached(&hash) {
+            return Ok(p);
+        }
+        let peeked = peek(token)?;
+        let principal = Arc::new(self.verify_uncached(token, &peeked).await?);
+        self.remember(hash, &peeked, &principal);
+        Ok(principal)
+    }
+
+    /// `verify` through the verified-token cache, without any refresh.
+    pub fn verify_cached_offline(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(p) = self.cached(&hash) {
+            return Ok(p);
+        }
+        let peeked = peek(token)?;
+        let principal = Arc::new(self.select(&peeked)?.verify(token, &peeked)?);
+        self.remember(hash, &peeked, &principal);
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str, peeked: &Peeked) -> Result<Principal, TokenError> {
+        let issuer = self.select(peeked)?;
+        match issuer.verify(token, peeked) {
+            Err(TokenError::UnknownKey { .. } | TokenError::KeysUnavailable(_))
+                if issuer.algorithm(peeked).is_ok() =>
+            {
+                let cfg = &issuer.config;
+                // Whether or not the refresh found the key, verify again:
+                // the answer then names what is (still) missing.
+                issuer
+                    .jwks
+                    .refresh_for_kid(
+                        peeked.kid.as_deref(),
+                        KID_REFRESH_WAIT,
+                        cfg.unknown_kid_refresh,
+                        cfg.refresh,
+                    )
+                    .await;
+                issuer.verify(token, peeked)
+            }
+            other => other,
+        }
+    }
+
+    /// Full verification, no cache, no refresh: benchmarks and tests.
+    pub fn verify_offline(&self, token: &str) -> Result<Principal, TokenError> {
+        let peeked = peek(token)?;
+        self.select(&peeked)?.verify(token, &peeked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jwt_shape() {
+        assert!(looks_like_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."));
+        assert!(looks_like_jwt("eyJh.eyJz.sig-_"));
+        assert!(!looks_like_jwt("tg-abcdef"));
+        assert!(!looks_like_jwt("eyJh.eyJz"));
+        assert!(!looks_like_jwt("eyJh..sig"));
+        assert!(!looks_like_jwt("eyJh.eyJz.a.b"));
+        assert!(!looks_like_jwt("eyJh.eyJ=.sig"));
+    }
+
+    #[test]
+    fn claim_paths() {
+        let c = json!({
+            "sub": "u1",
+            "realm_access": {"roles": ["a", "b"]},
+            "https://x.example/groups": ["g"],
+            "scp": "read write",
+            "tid": 42
+        });
+        let c = c.as_object().unwrap();
+        assert_eq!(claim(c, "realm_access.roles"), Some(&json!(["a", "b"])));
+        assert_eq!(claim(c, "https://x.example/groups"), Some(&json!(["g"])));
+        assert_eq!(claim(c, "realm_access.nope"), None);
+        assert_eq!(list(claim(c, "scp").unwrap()), ["read", "write"]);
+        let cfg = ClaimsConfig {
+            groups: Some("realm_access.roles".into()),
+            tenant: Some("tid".into()),
+            kind_claim: Some("scp".into()),
+            service_values: vec!["write".into()],
+            ..ClaimsConfig::default()
+        };
+        let p = map_claims(&cfg, c, "https://idp".into()).unwrap();
+        assert_eq!(&*p.subject, "u1");
+        assert_eq!(&*p.groups, ["a", "b"]);
+        assert_eq!(p.tenant.as_deref(), Some("42"));
+        assert_eq!(p.kind, PrincipalKind::Service);
+        let no_sub = json!({"x": 1});
+        assert_eq!(
+            map_claims(&cfg, no_sub.as_object().unwrap(), "i".into()),
+            Err(TokenError::MissingClaim("sub".into()))
+        );
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tollgate/tests/fixtures/jwt")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn verified_cache_follows_expiry_and_key_changes() {
+        use super::super::jwks::KeySet;
+        let cfg = OidcConfig {
+            issuer: "https://idp.unit".into(),
+            audiences: vec!["t".into()],
+            discovery: false,
+            jwks_url: Some("http://127.0.0.1:9/jwks".into()),
+            algorithms: vec!["RS256".into()],
+            leeway: Duration::ZERO,
+            refresh: Duration::from_secs(600),
+            unknown_kid_refresh: Duration::from_secs(10),
+            claims: ClaimsConfig::default(),
+        };
+        let cache = Arc::new(JwksCache::new(OidcIssuer::source(&cfg)).unwrap());
+        let jwks = fixture("jwks.json");
+        cache.install(KeySet::parse(&jwks, 1).unwrap().0);
+        let mut issuers = Issuers::default();
+        issuers.insert(OidcIssuer::new(&cfg, cache.clone()).unwrap());
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&fixture("rsa.pem")).unwrap();
+        let mut h = jsonwebtoken::Header::new(Algorithm::RS256);
+        h.kid = Some("test-rsa".into());
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({"iss": "https://idp.unit", "aud": "t", "sub": "u", "exp": now + 1});
+        let token = jsonwebtoken::encode(&h, &claims, &key).unwrap();
+        let a = issuers.verify_cached_offline(&token).unwrap();
+        let b = issuers.verify_cached_offline(&token).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "second answer comes from the cache");
+        // A key set installed anew: a new generation, so the token is re-verified.
+        cache.install(KeySet::parse(&jwks, 2).unwrap().0);
+        let c = issuers.verify_cached_offline(&token).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        // The key removed at the issuer: the cached answer is not used.
+        let only_ec = json!({"keys": [serde_json::from_slice::<Value>(&jwks).unwrap()["keys"][1]]});
+        cache.install(KeySet::parse(only_ec.to_string().as_bytes(), 3).unwrap().0);
+        assert!(matches!(
+            issuers.verify_cached_offline(&token),
+            Err(TokenError::UnknownKey { .. })
+        ));
+        // Expiry is checked on every hit.
+        cache.install(KeySet::parse(&jwks, 4).unwrap().0);
+        assert!(issuers.verify_cached_offline(&token).is_ok());
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(
+            issuers.verify_cached_offline(&token),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn peek_rejects_garbage() {
+        assert!(peek("a.b.c").is_err());
+        assert!(peek("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.").is_ok());
+        assert!(peek("eyJhbGciOiJub25lIn0.W10.").is_err()); // payload is an array
+    }
+}

@@ -1,0 +1,297 @@
+//! Access policy: which principals may use which models, and who is admin.
+//! Deny by default. A rule applies to a principal matching ANY of its
+//! selectors (subject, group, tenant, kind). A model is usable when its
+//! owning tenant (if any) is the principal's tenant — a hard boundary no
+//! grant crosses — and the API key's own `models` list allows it, or any
+//! applying rule does.
+//! Token (JWT) principals have no key grant: only rules grant them models.
+//! Evaluation is in memory over the snapshot; no I/O.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use super::{ModelGrant, Principal};
+use tollgate_config::{PolicyConfig, PrincipalKind};
+
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    principals: HashSet<String>,
+    groups: HashSet<String>,
+    tenants: HashSet<String>,
+    kinds: Vec<PrincipalKind>,
+    pub models: ModelGrant,
+    pub admin: bool,
+}
+
+impl Rule {
+    pub fn applies_to(&self, p: &Principal) -> bool {
+        self.principals.contains(&*p.subject)
+            || p.groups.iter().any(|g| self.groups.contains(g))
+            || p.tenant
+                .as_deref()
+                .is_some_and(|t| self.tenants.contains(t))
+            || self.kinds.contains(&p.kind)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+}
+
+/// How a model came to be allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// The API key's own `models` list.
+    Key,
+    /// A policy rule, by name.
+    Rule(String),
+}
+
+/// Why a model is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// Nothing grants it.
+    NotGranted,
+    /// The model belongs to another tenant (or the principal has none).
+    TenantMismatch,
+}
+
+impl Denial {
+    pub fn label(self) -> &'static str {
+        match self {
+            Denial::NotGranted => "not_granted",
+            Denial::TenantMismatch => "tenant_mismatch",
+        }
+    }
+}
+
+impl Policy {
+    /// Compiles a validated policy.
+    pub fn build(cfg: &PolicyConfig) -> Result<Self, String> {
+        let rules = cfg
+            .rules
+            .iter()
+            .map(|r| {
+                Ok(Rule {
+                    name: r.name.clone(),
+                    principals: r.principals.iter().cloned().collect(),
+                    groups: r.groups.iter().cloned().collect(),
+                    tenants: r.tenants.iter().cloned().collect(),
+                    kinds: r.kinds.clone(),
+                    models: ModelGrant::new(&r.models)
+                        .map_err(|e| format!("policy rule {}: {e}", r.name))?,
+                    admin: r.admin,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { rules })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rules applying to one principal, evaluated once per request.
+    pub fn evaluate<'a>(
+        &'a self,
+        principal: &'a Principal,
+        key_grant: Option<&'a ModelGrant>,
+    ) -> Access<'a> {
+        let rules: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.applies_to(principal))
+            .collect();
+        Access {
+            admin: rules.iter().any(|r| r.admin),
+            principal,
+            key_grant,
+            rules,
+        }
+    }
+
+    /// Whether the principal holds the admin grant (gates admin endpoints).
+    pub fn is_admin(&self, principal: &Principal) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.admin && r.applies_to(principal))
+    }
+}
+
+/// One principal's standing under the policy.
+pub struct Access<'a> {
+    pub principal: &'a Principal,
+    pub key_grant: Option<&'a ModelGrant>,
+    pub rules: Vec<&'a Rule>,
+    pub admin: bool,
+}
+
+impl Access<'_> {
+    /// May the principal use `model`, owned by `owner` (its tenant, if any)?
+    pub fn decide(&self, model: &str, owner: Option<&str>) -> Result<Grant, Denial> {
+        if let Some(owner) = owner {
+            if self.principal.tenant.as_deref() != Some(owner) {
+                return Err(Denial::TenantMismatch);
+            }
+        }
+        if self.key_grant.is_some_and(|g| g.allows(model)) {
+            return Ok(Grant::Key);
+        }
+        self.rules
+            .iter()
+            .find(|r| r.models.allows(model))
+            .map(|r| Grant::Rule(r.name.clone()))
+            .ok_or(Denial::NotGranted)
+    }
+
+    pub fn allows(&self, model: &str, owner: Option<&str>) -> bool {
+        self.decide(model, owner).is_ok()
+    }
+
+    pub fn rule_names(&self) -> Vec<String> {
+        self.rules.iter().map(|r| r.name.clone()).collect()
+    }
+}
+
+/// `groups: a, b; tenant: acme; kind: user` — for denial messages and logs.
+pub fn describe(p: &Principal) -> String {
+    let mut out = String::new();
+    let groups = if p.groups.is_empty() {
+        "none".to_string()
+    } else {
+        p.groups.join(", ")
+    };
+    let _ = write!(
+        out,
+        "groups: {groups}; tenant: {}; kind: {}",
+        p.tenant.as_deref().unwrap_or("none"),
+        p.kind.as_str()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::AuthMethod;
+    use tollgate_config::PolicyRule;
+
+    fn principal(sub: &str, groups: &[&str], tenant: Option<&str>) -> Principal {
+        Principal {
+            subject: sub.into(),
+            kind: PrincipalKind::User,
+            groups: groups
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into(),
+            tenant: tenant.map(Arc::from),
+            key_id: None,
+            issuer: Some("https://idp".into()),
+            method: AuthMethod::Jwt,
+        }
+    }
+
+    fn rule(name: &str, f: impl FnOnce(&mut PolicyRule)) -> PolicyRule {
+        let mut r = PolicyRule {
+            name: name.into(),
+            principals: vec![],
+            groups: vec![],
+            tenants: vec![],
+            kinds: vec![],
+            models: vec![],
+            admin: false,
+        };
+        f(&mut r);
+        r
+    }
+
+    fn policy() -> Policy {
+        Policy::build(&PolicyConfig {
+            rules: vec![
+                rule("eng", |r| {
+                    r.groups = vec!["eng".into()];
+                    r.models = vec!["chat-*".into()];
+                }),
+                rule("acme", |r| {
+                    r.tenants = vec!["acme".into()];
+                    r.models = vec!["acme-*".into()];
+                }),
+                rule("ops-admin", |r| {
+                    r.principals = vec!["root".into()];
+                    r.groups = vec!["ops".into()];
+                    r.admin = true;
+                }),
+                rule("services", |r| {
+                    r.kinds = vec![PrincipalKind::Service];
+                    r.models = vec!["embed".into()];
+                }),
+            ],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn deny_by_default_and_any_selector() {
+        let pol = policy();
+        let nobody = principal("x", &[], None);
+        let a = pol.evaluate(&nobody, None);
+        assert!(a.rules.is_empty() && !a.admin);
+        assert_eq!(a.decide("chat-1", None), Err(Denial::NotGranted));
+
+        let eng = principal("alice", &["eng"], None);
+        let a = pol.evaluate(&eng, None);
+        assert_eq!(a.decide("chat-1", None), Ok(Grant::Rule("eng".into())));
+        assert_eq!(a.decide("acme-chat", None), Err(Denial::NotGranted));
+        assert!(!a.admin);
+
+        let acme_eng = principal("bob", &["eng"], Some("acme"));
+        let a = pol.evaluate(&acme_eng, None);
+        assert!(a.allows("acme-chat", Some("acme")));
+        assert!(a.allows("chat-1", None));
+        assert_eq!(a.rule_names(), ["eng", "acme"]);
+    }
+
+    #[test]
+    fn tenant_boundary_beats_grants() {
+        let pol = policy();
+        let everything = ModelGrant::new(&["*".into()]).unwrap();
+        let globex = principal("k", &[], Some("globex"));
+        let a = pol.evaluate(&globex, Some(&everything));
+        assert_eq!(
+            a.decide("acme-chat", Some("acme")),
+            Err(Denial::TenantMismatch)
+        );
+        assert_eq!(a.decide("shared", None), Ok(Grant::Key));
+        let untenanted = principal("k", &[], None);
+        let a = pol.evaluate(&untenanted, Some(&everything));
+        assert_eq!(
+            a.decide("acme-chat", Some("acme")),
+            Err(Denial::TenantMismatch)
+        );
+    }
+
+    #[test]
+    fn admin_grant() {
+        let pol = policy();
+        assert!(pol.is_admin(&principal("root", &[], None)));
+        assert!(pol.is_admin(&principal("x", &["ops"], None)));
+        assert!(!pol.is_admin(&principal("x", &["eng"], Some("acme"))));
+        let root = principal("root", &[], None);
+        assert!(pol.evaluate(&root, None).admin);
+        let mut svc = principal("svc", &[], None);
+        svc.kind = PrincipalKind::Service;
+        assert!(pol.evaluate(&svc, None).allows("embed", None));
+        assert!(!pol.is_admin(&svc));
+    }
+
+    #[test]
+    fn describes_principal() {
+        let p = principal("a", &["x", "y"], Some("t"));
+        assert_eq!(describe(&p), "groups: x, y; tenant: t; kind: user");
+    }
+}

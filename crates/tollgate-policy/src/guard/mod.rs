@@ -1,0 +1,359 @@
+//! Guardrail policies at run time: which apply to a request, and the input
+//! and output checks (block, mask, audit; webhooks; enforcement modes). The
+//! detectors themselves are `tollgate_guardrails`; this module decides what a
+//! finding does. Verdicts carry policy, category, action and count — never
+//! the matched value.
+
+mod stream;
+mod texts;
+mod webhook;
+
+pub use stream::{Rewrite, StreamGuard};
+pub use texts::{request_texts, response_texts};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use crate::auth::Principal;
+use tollgate_config::{
+    Direction, Enforcement, GuardAction, GuardrailPolicyConfig, GuardrailsConfig,
+};
+use tollgate_guardrails::{DetectorSet, Finding, Masker};
+use webhook::{Webhook, WebhookVerdict};
+
+/// One policy's decision about one request direction, for the ledger and metrics.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Verdict {
+    pub policy: Arc<str>,
+    pub direction: &'static str,
+    pub category: String,
+    pub action: &'static str,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("{direction} blocked by guardrail policy `{policy}` ({category})")]
+    Blocked {
+        policy: Arc<str>,
+        direction: &'static str,
+        category: String,
+    },
+    #[error("guardrail policy `{policy}` failed: {message}")]
+    Failed { policy: Arc<str>, message: String },
+}
+
+pub struct GuardPolicy {
+    pub name: Arc<str>,
+    models: GlobSet,
+    any_model: bool,
+    principals: HashSet<String>,
+    groups: HashSet<String>,
+    tenants: HashSet<String>,
+    pub direction: Direction,
+    pub mode: Enforcement,
+    pub detectors: Option<Arc<DetectorSet>>,
+    action: GuardAction,
+    actions: HashMap<String, GuardAction>,
+    webhook: Option<Webhook>,
+}
+
+impl GuardPolicy {
+    fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, String> {
+        let mut b = GlobSetBuilder::new();
+        for g in &cfg.applies_to.models {
+            b.add(Glob::new(g).map_err(|e| e.to_string())?);
+        }
+        let detectors = match &cfg.detectors {
+            Some(spec) => Some(Arc::new(DetectorSet::new(spec).map_err(|e| e.to_string())?)),
+            None => None,
+        };
+        let webhook = match &cfg.webhook {
+            Some(w) => Some(Webhook::new(w, client.clone())?),
+            None => None,
+        };
+        Ok(Self {
+            name: cfg.name.as_str().into(),
+            models: b.build().map_err(|e| e.to_string())?,
+            any_model: cfg.applies_to.models.is_empty(),
+            principals: cfg.applies_to.principals.iter().cloned().collect(),
+            groups: cfg.applies_to.groups.iter().cloned().collect(),
+            tenants: cfg.applies_to.tenants.iter().cloned().collect(),
+            direction: cfg.direction,
+            mode: cfg.mode,
+            detectors,
+            action: cfg.action,
+            actions: cfg.actions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            webhook,
+        })
+    }
+
+    fn applies(&self, model: &str, p: &Principal) -> bool {
+        (self.any_model || self.models.is_match(model))
+            && (self.principals.is_empty() || self.principals.contains(&*p.subject))
+            && (self.groups.is_empty() || p.groups.iter().any(|g| self.groups.contains(g)))
+            && (self.tenants.is_empty()
+                || p.tenant
+                    .as_deref()
+                    .is_some_and(|t| self.tenants.contains(t)))
+    }
+
+    /// What a finding does under this policy (per-detector name, then
+    /// per-category override, then the policy's action; `audit` mode wins).
+    pub fn action_for(&self, f: &Finding) -> GuardAction {
+        if self.mode == Enforcement::Audit {
+            return GuardAction::Audit;
+        }
+        self.actions
+            .get(&*f.detector)
+            .or_else(|| self.actions.get(f.category.as_str()))
+            .copied()
+            .unwrap_or(self.action)
+    }
+
+    fn failure(&self, message: String) -> Result<(), GuardError> {
+        metrics::counter!("tollgate_guardrail_errors_total", "policy" => self.name.to_string())
+            .increment(1);
+        tracing::warn!(policy = %self.name, error = %message, "guardrail failed");
+        match self.mode {
+            Enforcement::Enforce => Err(GuardError::Failed {
+                policy: self.name.clone(),
+                message,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// All policies of a snapshot.
+#[derive(Default)]
+pub struct Guards {
+    policies: Vec<Arc<GuardPolicy>>,
+}
+
+impl Guards {
+    pub fn build(cfg: &GuardrailsConfig) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| format!("guardrail webhook client: {e}"))?;
+        let policies = cfg
+            .policies
+            .iter()
+            .map(|p| {
+                GuardPolicy::build(p, &client)
+                    .map(Arc::new)
+                    .map_err(|e| format!("guardrail policy {}: {e}", p.name))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { policies })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Policies that apply to this caller and model.
+    pub fn applicable(&self, model: &str, p: &Principal) -> Vec<Arc<GuardPolicy>> {
+        self.policies
+            .iter()
+            .filter(|g| g.applies(model, p))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Runs the detectors of `policy` over `texts`, masking or blocking as
+/// configured; tallies verdicts.
+fn detect(
+    policy: &GuardPolicy,
+    direction: &'static str,
+    texts: &mut [&mut String],
+    masker: &mut Masker,
+    verdicts: &mut Vec<Verdict>,
+) -> Result<(), GuardError> {
+    let Some(detectors) = &policy.detectors else {
+        return Ok(());
+    };
+    let mut tally: BTreeMap<(String, GuardAction), usize> = BTreeMap::new();
+    let mut blocked: Option<String> = None;
+    for text in texts.iter_mut() {
+        let findings = detectors.scan(text);
+        if findings.is_empty() {
+            continue;
+        }
+        let mut to_mask = Vec::new();
+        for f in findings {
+            let action = policy.action_for(&f);
+            *tally
+                .entry((f.category.as_str().to_string(), action))
+                .or_default() += 1;
+            match action {
+                GuardAction::Block => {
+                    blocked.get_or_insert_with(|| f.category.as_str().to_string());
+                }
+                GuardAction::Mask => to_mask.push(f),
+                GuardAction::Audit => {}
+            }
+        }
+        if blocked.is_none() && !to_mask.is_empty() {
+            **text = masker.mask(text, &to_mask);
+        }
+    }
+    for ((category, action), count) in tally {
+        record(
+            verdicts,
+            &policy.name,
+            direction,
+            category,
+            action.as_str(),
+            count,
+        );
+    }
+    match blocked {
+        Some(category) => Err(GuardError::Blocked {
+            policy: policy.name.clone(),
+            direction,
+            category,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn record(
+    verdicts: &mut Vec<Verdict>,
+    policy: &Arc<str>,
+    direction: &'static str,
+    category: String,
+    action: &'static str,
+    count: usize,
+) {
+    metrics::counter!("tollgate_guardrail_verdicts_total", "policy" => policy.to_string(),
+        "direction" => direction, "category" => category.clone(), "action" => action)
+    .increment(count as u64);
+    verdicts.push(Verdict {
+        policy: policy.clone(),
+        direction,
+        category,
+        action,
+        count,
+    });
+}
+
+async fn ask_webhook(
+    policy: &GuardPolicy,
+    direction: &'static str,
+    model: &str,
+    principal: &Principal,
+    texts: &mut [&mut String],
+    verdicts: &mut Vec<Verdict>,
+) -> Result<(), GuardError> {
+    let Some(hook) = &policy.webhook else {
+        return Ok(());
+    };
+    let sent: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    match hook
+        .check(&policy.name, direction, model, principal, &sent)
+        .await
+    {
+        Ok(WebhookVerdict::Allow) => Ok(()),
+        Ok(WebhookVerdict::Block(_reason)) => {
+            let action = if policy.mode == Enforcement::Audit {
+                "audit"
+            } else {
+                "block"
+            };
+            record(
+                verdicts,
+                &policy.name,
+                direction,
+                "webhook".into(),
+                action,
+                1,
+            );
+            if policy.mode == Enforcement::Audit {
+                Ok(())
+            } else {
+                Err(GuardError::Blocked {
+                    policy: policy.name.clone(),
+                    direction,
+                    category: "webhook".into(),
+                })
+            }
+        }
+        Ok(WebhookVerdict::Rewrite(new)) => {
+            let action = if policy.mode == Enforcement::Audit {
+                "audit"
+            } else {
+                "rewrite"
+            };
+            record(
+                verdicts,
+                &policy.name,
+                direction,
+                "webhook".into(),
+                action,
+                1,
+            );
+            if policy.mode != Enforcement::Audit {
+                for (t, n) in texts.iter_mut().zip(new) {
+                    **t = n;
+                }
+            }
+            Ok(())
+        }
+        Err(message) => policy.failure(message),
+    }
+}
+
+/// Phase 6: every applicable input policy over the request's text.
+pub async fn check_input(
+    policies: &[Arc<GuardPolicy>],
+    model: &str,
+    principal: &Principal,
+    body: &mut serde_json::Map<String, serde_json::Value>,
+    masker: &mut Masker,
+    verdicts: &mut Vec<Verdict>,
+) -> Result<(), GuardError> {
+    for p in policies.iter().filter(|p| p.direction.covers_input()) {
+        let mut texts = request_texts(body);
+        detect(p, "input", &mut texts, masker, verdicts)?;
+        ask_webhook(p, "input", model, principal, &mut texts, verdicts).await?;
+    }
+    Ok(())
+}
+
+/// Phase 9 (whole responses): every applicable output policy; `Some` holds
+/// the rewritten body when anything was masked or rewritten.
+pub async fn check_output(
+    policies: &[Arc<GuardPolicy>],
+    model: &str,
+    principal: &Principal,
+    body: &[u8],
+    masker: &mut Masker,
+    verdicts: &mut Vec<Verdict>,
+) -> Result<Option<Vec<u8>>, GuardError> {
+    let active: Vec<&Arc<GuardPolicy>> = policies
+        .iter()
+        .filter(|p| p.direction.covers_output())
+        .collect();
+    if active.is_empty() {
+        return Ok(None);
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(None);
+    };
+    let before = value.clone();
+    for p in active {
+        let mut texts = response_texts(&mut value);
+        detect(p, "output", &mut texts, masker, verdicts)?;
+        ask_webhook(p, "output", model, principal, &mut texts, verdicts).await?;
+    }
+    if value == before {
+        return Ok(None);
+    }
+    Ok(serde_json::to_vec(&value).ok())
+}

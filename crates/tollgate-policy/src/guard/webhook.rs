@@ -1,0 +1,108 @@
+//! External guardrail webhooks: the content and its context are POSTed; the
+//! answer allows, blocks or rewrites.
+//!
+//! Request: `{"policy","direction","model","principal":{"subject","tenant","groups"},"texts":[…]}`.
+//! Answer: `{"action":"allow"}`, `{"action":"block","reason":"…"}` or
+//! `{"action":"rewrite","texts":[…]}` (same length as `texts`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Principal;
+use tollgate_config::WebhookConfig;
+
+pub struct Webhook {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    timeout: Duration,
+    headers: http::HeaderMap,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum WebhookVerdict {
+    Allow,
+    Block(String),
+    Rewrite(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    action: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    texts: Option<Vec<String>>,
+}
+
+impl Webhook {
+    pub fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, String> {
+        let url = reqwest::Url::parse(&cfg.url).map_err(|e| format!("webhook url: {e}"))?;
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("webhook header {k}"))?;
+            let mut value =
+                http::HeaderValue::from_str(v).map_err(|_| format!("webhook header {k}"))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            client,
+            url,
+            timeout: cfg.timeout,
+            headers,
+        })
+    }
+
+    /// Asks the webhook; `Err` is a guardrail failure (down, slow, bad answer).
+    pub async fn check(
+        &self,
+        policy: &str,
+        direction: &str,
+        model: &str,
+        principal: &Principal,
+        texts: &[String],
+    ) -> Result<WebhookVerdict, String> {
+        let body = json!({
+            "policy": policy,
+            "direction": direction,
+            "model": model,
+            "principal": {
+                "subject": &*principal.subject,
+                "tenant": principal.tenant.as_deref(),
+                "groups": &*principal.groups,
+            },
+            "texts": texts,
+        });
+        let send = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .json(&body)
+            .send();
+        let resp = tokio::time::timeout(self.timeout, send)
+            .await
+            .map_err(|_| format!("webhook timed out after {:?}", self.timeout))?
+            .map_err(|e| format!("webhook unreachable: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("webhook answered {}", resp.status().as_u16()));
+        }
+        let answer: Answer = tokio::time::timeout(self.timeout, resp.json())
+            .await
+            .map_err(|_| "webhook timed out reading its answer".to_string())?
+            .map_err(|e| format!("webhook answer is not valid JSON: {e}"))?;
+        match answer.action.as_str() {
+            "allow" => Ok(WebhookVerdict::Allow),
+            "block" => Ok(WebhookVerdict::Block(answer.reason.unwrap_or_default())),
+            "rewrite" => match answer.texts {
+                Some(t) if t.len() == texts.len() => Ok(WebhookVerdict::Rewrite(t)),
+                _ => Err("webhook rewrite must return as many texts as it was sent".into()),
+            },
+            other => Err(format!(
+                "webhook action {other:?} is not allow, block or rewrite"
+            )),
+        }
+    }
+}

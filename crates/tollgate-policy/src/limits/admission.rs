@@ -1,0 +1,257 @@
+//! A request's reservations, from admission to settlement: stream top-ups
+//! (`extend`), the correction to actual usage (`settle`, exactly once) and
+//! the `x-ratelimit-*` headers.
+
+use std::sync::Arc;
+
+use super::decisions::Decision;
+use super::local::{Counter, LocalStore};
+use super::redis::RedisStore;
+use super::reserve::{record_decision, reserve, Sel};
+use super::templates::Template;
+use super::{decisions, rules, CapKind, Demand, LimitError, RateHeaders};
+use tollgate_config::{LimitStore, Overrun, Price};
+
+/// What one request has done on one counter (the counter is the template
+/// of the same index).
+#[derive(Default)]
+pub(super) struct Charge {
+    pub window: i64,
+    /// What this request has added to the counter so far.
+    pub reserved: f64,
+    /// The counter after the latest reservation (for headers).
+    pub used_after: f64,
+    /// Redis was unreachable: charged on this node instead.
+    pub fallback: bool,
+    /// Shadow mode: this request would have been rejected.
+    pub shadow_hit: bool,
+    /// This node's counter for a Redis rule that fell back, once looked up.
+    fallback_counter: Option<Counter>,
+}
+
+impl Charge {
+    pub fn new(window: i64) -> Self {
+        Self {
+            window,
+            ..Self::default()
+        }
+    }
+
+    /// Reserves `amount` on this node's counter, or says which cap refuses.
+    pub fn take_here(
+        &mut self,
+        t: &Template,
+        local: &LocalStore,
+        amount: f64,
+        now: i64,
+    ) -> Result<(), LimitError> {
+        let counter = match &t.counter {
+            Some(c) => c,
+            None => self
+                .fallback_counter
+                .get_or_insert_with(|| local.counter(&t.key)),
+        };
+        let (ok, before) = counter.try_add(self.window, amount, t.cap().max, t.enforce());
+        if !ok {
+            return Err(LimitError::exceeded(t, self.window, before, amount, now));
+        }
+        self.used_after = before + amount;
+        self.shadow_hit |= self.used_after > t.cap().max;
+        Ok(())
+    }
+
+    /// Adds `delta` to this node's counter.
+    pub fn local_add(&self, t: &Template, local: &LocalStore, delta: f64) {
+        match t.counter.as_ref().or(self.fallback_counter.as_ref()) {
+            Some(c) => c.add(self.window, delta),
+            None => local.add(&t.key, self.window, delta),
+        }
+    }
+
+    pub fn on_redis(&self, t: &Template) -> bool {
+        t.rule.store == LimitStore::Redis && !self.fallback
+    }
+
+    pub fn decision(&self) -> Decision {
+        match (self.shadow_hit, self.fallback) {
+            (true, _) => Decision::ShadowRejected,
+            (false, true) => Decision::FallbackLocal,
+            _ => Decision::Allowed,
+        }
+    }
+}
+
+/// A request's reservations, settled exactly once (`settle`).
+pub struct Admission {
+    pub(super) local: Arc<LocalStore>,
+    pub(super) redis: Option<Arc<RedisStore>>,
+    pub(super) tpl: Arc<[Template]>,
+    pub(super) charges: Vec<Charge>,
+    pub(super) demand: Demand,
+    /// Completion tokens seen so far in a stream.
+    pub(super) streamed_completion: i64,
+    /// When it was admitted (Unix ms): the headers' resets count from it.
+    pub(super) admitted_ms: i64,
+}
+
+impl Admission {
+    /// No limit applies.
+    pub fn is_empty(&self) -> bool {
+        self.charges.is_empty()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&Template, &Charge)> {
+        self.tpl.iter().zip(&self.charges)
+    }
+
+    /// Whether streamed tokens must be counted as they flow.
+    pub fn meters_stream(&self) -> bool {
+        self.pairs()
+            .any(|(t, _)| matches!(t.cap().kind, CapKind::Tokens(_) | CapKind::Cost))
+    }
+
+    /// A stream produced `completion` more tokens. Past the reservation, the
+    /// token and cost counters are charged the excess; a cap with
+    /// `stream_overrun: cut` that would be crossed ends the stream.
+    pub async fn extend(&mut self, completion: i64, price: &Price) -> Result<(), LimitError> {
+        self.streamed_completion += completion;
+        let excess = self.streamed_completion - self.demand.completion;
+        if excess <= 0 {
+            return Ok(());
+        }
+        // Reserve in steps, so a stream costs few store calls.
+        let step = excess.max(32);
+        self.demand.completion += step;
+        let mut hard = Sel::new();
+        let mut soft = Sel::new();
+        for (i, t) in self.tpl.iter().enumerate() {
+            let kind = t.cap().kind;
+            let amount = kind.amount(0, step, price);
+            if matches!(kind, CapKind::Tokens(_) | CapKind::Cost) && amount > 0.0 {
+                // Caps that let streams finish are charged without a check.
+                match t.rule.stream_overrun {
+                    Overrun::Cut => hard.push((i, amount)),
+                    _ => soft.push((i, amount)),
+                }
+            }
+        }
+        let now = tollgate_core::clock::wall_ms();
+        for &(i, amount) in &soft {
+            let c = &mut self.charges[i];
+            c.reserved += amount;
+            c.used_after += amount;
+        }
+        self.force(&soft, now);
+        if hard.is_empty() {
+            return Ok(());
+        }
+        let r = reserve(
+            &self.local,
+            self.redis.as_deref(),
+            &self.tpl,
+            &mut self.charges,
+            &hard,
+            now,
+        )
+        .await;
+        if let Err(e) = &r {
+            tracing::info!(error = %e, "stream cut: a limit would be crossed");
+            for &(i, _) in &hard {
+                record_decision(&self.tpl[i], "stream_cut");
+            }
+        }
+        r
+    }
+
+    /// Adds to counters without a check (already-spent tokens).
+    fn force(&self, sel: &[(usize, f64)], now: i64) {
+        let mut remote = Vec::new();
+        for &(i, a) in sel {
+            let (t, c) = (&self.tpl[i], &self.charges[i]);
+            match (&self.redis, c.on_redis(t)) {
+                (Some(r), true) => remote.push((
+                    r.key(&t.key, c.window),
+                    a,
+                    t.cap().window.ttl_ms(c.window, now),
+                )),
+                _ => c.local_add(t, &self.local, a),
+            }
+        }
+        self.send_remote(remote);
+    }
+
+    fn send_remote(&self, items: Vec<(String, f64, i64)>) {
+        if let (Some(r), false) = (&self.redis, items.is_empty()) {
+            r.settle_later(items);
+        }
+    }
+
+    /// Corrects every reservation to the actual usage; returns the
+    /// decisions as JSON for the ledger.
+    pub fn settle(mut self, prompt: i64, completion: i64, cost: f64) -> String {
+        // The clock is read only for Redis corrections (their TTL).
+        let mut now = None;
+        let mut remote = Vec::new();
+        let mut list =
+            String::with_capacity(2 + self.tpl.iter().map(|t| t.decision.max_len()).sum::<usize>());
+        list.push('[');
+        let charges = std::mem::take(&mut self.charges);
+        for (t, c) in self.tpl.iter().zip(charges) {
+            let actual = match t.cap().kind {
+                CapKind::Requests => c.reserved,
+                CapKind::Concurrent => 0.0,
+                CapKind::Tokens(k) => rules::tokens_of(k, prompt, completion) as f64,
+                CapKind::Cost => cost,
+            };
+            let delta = actual - c.reserved;
+            if delta != 0.0 {
+                match (&self.redis, c.on_redis(t)) {
+                    (Some(r), true) => remote.push((
+                        r.key(&t.key, c.window),
+                        delta,
+                        t.cap().window.ttl_ms(
+                            c.window,
+                            *now.get_or_insert_with(tollgate_core::clock::wall_ms),
+                        ),
+                    )),
+                    _ => c.local_add(t, &self.local, delta),
+                }
+            }
+            if list.len() > 1 {
+                list.push(',');
+            }
+            decisions::push(&mut list, &t.decision, c.window, c.decision(), actual);
+        }
+        list.push(']');
+        self.send_remote(remote);
+        list
+    }
+
+    /// `x-ratelimit-*` headers: the tightest enforced request and token caps.
+    pub fn headers(&self) -> RateHeaders {
+        let now = self.admitted_ms;
+        let mut h = RateHeaders::default();
+        for (t, c) in self.pairs().filter(|(t, _)| t.enforce()) {
+            h.offer(t.cap(), c.used_after, c.window, now);
+        }
+        h
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        // Never settled (a request abandoned mid-phase): give it all back.
+        if !self.charges.is_empty() {
+            let a = Admission {
+                local: self.local.clone(),
+                redis: self.redis.clone(),
+                tpl: self.tpl.clone(),
+                charges: std::mem::take(&mut self.charges),
+                demand: self.demand,
+                streamed_completion: 0,
+                admitted_ms: self.admitted_ms,
+            };
+            let _ = a.settle(0, 0, 0.0);
+        }
+    }
+}

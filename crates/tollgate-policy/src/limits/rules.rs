@@ -1,0 +1,201 @@
+//! A limit rule at run time: which requests it applies to, how its counters
+//! are partitioned, and its caps.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::auth::Principal;
+use tollgate_config::{
+    Dimension, LimitMatch, LimitMode, LimitRule, LimitStore, Overrun, Price, StoreFailure,
+    TokenKind,
+};
+
+use super::Window;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapKind {
+    Requests,
+    Tokens(TokenKind),
+    Concurrent,
+    Cost,
+}
+
+impl CapKind {
+    /// What a request with this estimate adds to the counter.
+    pub fn amount(self, prompt: i64, completion: i64, price: &Price) -> f64 {
+        match self {
+            CapKind::Requests | CapKind::Concurrent => 1.0,
+            CapKind::Tokens(k) => tokens_of(k, prompt, completion) as f64,
+            CapKind::Cost => {
+                (prompt as f64 * price.input_per_mtok + completion as f64 * price.output_per_mtok)
+                    / 1_000_000.0
+            }
+        }
+    }
+}
+
+pub fn tokens_of(kind: TokenKind, prompt: i64, completion: i64) -> i64 {
+    match kind {
+        TokenKind::Input => prompt,
+        TokenKind::Output => completion,
+        TokenKind::Total => prompt + completion,
+    }
+}
+
+#[derive(Debug)]
+pub struct Cap {
+    pub kind: CapKind,
+    pub window: Window,
+    pub max: f64,
+    /// The config field, e.g. `requests_per_minute`.
+    pub label: &'static str,
+    /// `rule:label:`, the start of every counter key of this cap.
+    pub prefix: String,
+    /// Its `x-ratelimit-limit-*` header value, formatted once.
+    pub limit_header: http::HeaderValue,
+    /// The `allowed` decision counter, registered on first use (after the
+    /// metrics recorder is installed) so the hot path skips the label lookup.
+    allowed: OnceLock<metrics::Counter>,
+}
+
+impl Cap {
+    pub fn allowed(&self, rule: &str) -> &metrics::Counter {
+        self.allowed.get_or_init(|| {
+            metrics::counter!("tollgate_limit_decisions_total", "rule" => rule.to_string(),
+                "cap" => self.label, "decision" => "allowed")
+        })
+    }
+}
+
+pub struct Rule {
+    pub name: Arc<str>,
+    matches: LimitMatch,
+    per: Vec<Dimension>,
+    pub caps: Vec<Cap>,
+    pub mode: LimitMode,
+    pub store: LimitStore,
+    pub on_store_error: StoreFailure,
+    pub stream_overrun: Overrun,
+}
+
+fn listed(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|v| v == "*" || v == value)
+}
+
+impl Rule {
+    pub fn build(r: &LimitRule) -> Self {
+        let mut caps = Vec::new();
+        let mut cap = |kind, window, max: Option<f64>, label| {
+            if let Some(max) = max {
+                let prefix = format!("{}:{label}:", r.name);
+                caps.push(Cap {
+                    kind,
+                    window,
+                    max,
+                    label,
+                    limit_header: super::headers::limit_value(max),
+                    prefix,
+                    allowed: OnceLock::new(),
+                });
+            }
+        };
+        let n = |v: Option<u64>| v.map(|v| v as f64);
+        cap(
+            CapKind::Concurrent,
+            Window::None,
+            n(r.concurrent),
+            "concurrent",
+        );
+        cap(
+            CapKind::Requests,
+            Window::Second,
+            n(r.requests_per_second),
+            "requests_per_second",
+        );
+        cap(
+            CapKind::Requests,
+            Window::Minute,
+            n(r.requests_per_minute),
+            "requests_per_minute",
+        );
+        cap(
+            CapKind::Tokens(r.token_kind),
+            Window::Minute,
+            n(r.tokens_per_minute),
+            "tokens_per_minute",
+        );
+        cap(CapKind::Cost, Window::Day, r.cost_per_day, "cost_per_day");
+        cap(
+            CapKind::Cost,
+            Window::Week,
+            r.cost_per_week,
+            "cost_per_week",
+        );
+        cap(
+            CapKind::Cost,
+            Window::Month,
+            r.cost_per_month,
+            "cost_per_month",
+        );
+        Self {
+            name: r.name.as_str().into(),
+            matches: r.matches.clone(),
+            per: r.per.clone(),
+            caps,
+            mode: r.mode,
+            store: r.store,
+            on_store_error: r.on_store_error,
+            stream_overrun: r.stream_overrun,
+        }
+    }
+
+    pub fn applies(&self, p: &Principal, model: &str) -> bool {
+        let m = &self.matches;
+        listed(&m.keys, p.key_id.as_deref().unwrap_or(""))
+            && listed(&m.principals, &p.subject)
+            && listed(&m.tenants, p.tenant.as_deref().unwrap_or(""))
+            && listed(&m.models, model)
+            && (m.groups.is_empty() || p.groups.iter().any(|g| listed(&m.groups, g)))
+    }
+
+    /// The counter suffixes this request charges: one, or one per matching
+    /// group when the rule is partitioned by group. Each is handed to `each`
+    /// in a buffer reused for the next, so nothing is allocated per
+    /// partition (this runs for every rule on every request).
+    pub fn partitions(
+        &self,
+        p: &Principal,
+        model: &str,
+        buf: &mut String,
+        mut each: impl FnMut(&str),
+    ) {
+        buf.clear();
+        for d in &self.per {
+            let (k, v) = match d {
+                Dimension::Key => ("key=", p.key_id.as_deref().unwrap_or("-")),
+                Dimension::Principal => ("principal=", &*p.subject),
+                Dimension::Tenant => ("tenant=", p.tenant.as_deref().unwrap_or("-")),
+                Dimension::Model => ("model=", model),
+                Dimension::Group => continue,
+            };
+            buf.push_str(k);
+            buf.push_str(v);
+            buf.push('|');
+        }
+        if !self.per.contains(&Dimension::Group) {
+            each(buf);
+            return;
+        }
+        let base = buf.len();
+        for g in p
+            .groups
+            .iter()
+            .filter(|g| self.matches.groups.is_empty() || listed(&self.matches.groups, g))
+        {
+            buf.truncate(base);
+            buf.push_str("group=");
+            buf.push_str(g);
+            buf.push('|');
+            each(buf);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The record layer: what is written after a request, never on its path.
+//! The store (SQLite or PostgreSQL), the usage ledger and its spool, the
+//! audit log and OpenTelemetry traces. Depends on core, config and the
+//! detectors (payload redaction) only.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod audit;
+pub mod ledger;
+pub mod store;
+pub mod telemetry;

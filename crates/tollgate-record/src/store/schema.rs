@@ -1,0 +1,242 @@
+//! Versioned migrations for both backends, then the `ADDED_COLUMNS` list.
+//!
+//! `schema_version` holds one row per applied migration. Each migration has
+//! its SQLite and its PostgreSQL text; a new one is appended with the next
+//! number. Plain column additions need no migration: append to
+//! `super::ADDED_COLUMNS` (SQLite type names; PostgreSQL gets BIGINT for
+//! INTEGER and DOUBLE PRECISION for REAL).
+
+use sqlx::{AnyConnection, Executor, Row};
+
+use super::{Backend, StoreError, ADDED_COLUMNS};
+
+/// (version, SQLite statements, PostgreSQL statements).
+type Migration = (i64, &'static [&'static str], &'static [&'static str]);
+
+const MIGRATIONS: &[Migration] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY,
+                hash TEXT NOT NULL UNIQUE,
+                principal TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                groups_json TEXT NOT NULL,
+                models_json TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                revoked_ms INTEGER
+            )",
+            "CREATE TABLE IF NOT EXISTS usage (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts_ms INTEGER NOT NULL,
+                request_id TEXT NOT NULL,
+                principal TEXT NOT NULL,
+                key_id TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                requested_model TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                upstream_model TEXT NOT NULL,
+                stream INTEGER NOT NULL,
+                prompt_tokens INTEGER NOT NULL,
+                completion_tokens INTEGER NOT NULL,
+                tokens_estimated INTEGER NOT NULL,
+                cost REAL NOT NULL,
+                status INTEGER NOT NULL,
+                error TEXT NOT NULL,
+                latency_ms REAL NOT NULL,
+                ttft_ms REAL
+            )",
+            "CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ms)",
+        ],
+        &[
+            "CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY,
+                hash TEXT NOT NULL UNIQUE,
+                principal TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                groups_json TEXT NOT NULL,
+                models_json TEXT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                revoked_ms BIGINT
+            )",
+            "CREATE TABLE IF NOT EXISTS usage (
+                seq BIGSERIAL PRIMARY KEY,
+                ts_ms BIGINT NOT NULL,
+                request_id TEXT NOT NULL,
+                principal TEXT NOT NULL,
+                key_id TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                requested_model TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                upstream_model TEXT NOT NULL,
+                stream BIGINT NOT NULL,
+                prompt_tokens BIGINT NOT NULL,
+                completion_tokens BIGINT NOT NULL,
+                tokens_estimated BIGINT NOT NULL,
+                cost DOUBLE PRECISION NOT NULL,
+                status BIGINT NOT NULL,
+                error TEXT NOT NULL,
+                latency_ms DOUBLE PRECISION NOT NULL,
+                ttft_ms DOUBLE PRECISION
+            )",
+            "CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ms)",
+        ],
+    ),
+    (
+        // Idempotent inserts: a batch replayed from the spool after a write
+        // whose outcome was unknown lands once.
+        2,
+        &[
+            "ALTER TABLE usage ADD COLUMN record_id TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS usage_record_id ON usage (record_id)",
+        ],
+        &[
+            "ALTER TABLE usage ADD COLUMN IF NOT EXISTS record_id TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS usage_record_id ON usage (record_id)",
+        ],
+    ),
+];
+
+/// Any PostgreSQL advisory-lock key, fixed: nodes starting together migrate one at a time.
+const PG_MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
+
+pub(super) async fn migrate(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PG_MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply(conn, backend).await;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PG_MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreError> {
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+    )
+    .await?;
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let current: i64 = row.try_get(0)?;
+    for (version, sqlite, postgres) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let stmts = match backend {
+            Backend::Sqlite => *sqlite,
+            Backend::Postgres => *postgres,
+        };
+        // A database from before versioned migrations already has the
+        // columns of version 2 when it was touched by a later build; tolerate it.
+        for stmt in stmts {
+            if let Err(e) = conn.execute(*stmt).await {
+                if !is_duplicate_column(&e) {
+                    return Err(e.into());
+                }
+            }
+        }
+        sqlx::query("INSERT INTO schema_version (version, applied_ms) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(super::now_ms())
+            .execute(&mut *conn)
+            .await?;
+        tracing::info!(version, "store migrated");
+    }
+    for (table, column, def) in ADDED_COLUMNS {
+        match backend {
+            Backend::Sqlite => {
+                let rows = sqlx::query(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let present = rows
+                    .iter()
+                    .any(|r| r.try_get::<String, _>(0).is_ok_and(|n| n == *column));
+                if !present {
+                    conn.execute(&*format!("ALTER TABLE {table} ADD COLUMN {column} {def}"))
+                        .await?;
+                }
+            }
+            Backend::Postgres => {
+                conn.execute(&*format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {}",
+                    postgres_type(def)
+                ))
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_duplicate_column(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.message().contains("duplicate column"))
+}
+
+/// SQLite column definition → PostgreSQL (INTEGER → BIGINT, REAL → DOUBLE PRECISION).
+pub(super) fn postgres_type(def: &str) -> String {
+    let mut words: Vec<&str> = def.split(' ').collect();
+    if let Some(first) = words.first_mut() {
+        match first.to_ascii_uppercase().as_str() {
+            "INTEGER" => *first = "BIGINT",
+            "REAL" => *first = "DOUBLE PRECISION",
+            _ => {}
+        }
+    }
+    words.join(" ")
+}
+
+/// SQL written with `?` placeholders, in the form `backend` takes: as is
+/// for SQLite (sqlx resolves every *named* SQLite parameter with a linear
+/// scan, so `$N` names cost time quadratic in the parameter count: 18% of
+/// the gateway's CPU on the ledger's multi-row inserts, bench/history/LEDGER.md),
+/// numbered `$1, $2, …` for PostgreSQL.
+pub(super) fn placeholders(backend: Backend, sql: &str) -> std::borrow::Cow<'_, str> {
+    match backend {
+        Backend::Sqlite => sql.into(),
+        Backend::Postgres => numbered(sql).into(),
+    }
+}
+
+/// `?` placeholders → `$1, $2, …` (SQL in this crate never has `?` inside a
+/// literal).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translations() {
+        assert_eq!(postgres_type("INTEGER"), "BIGINT");
+        assert_eq!(
+            postgres_type("REAL NOT NULL DEFAULT 0"),
+            "DOUBLE PRECISION NOT NULL DEFAULT 0"
+        );
+        assert_eq!(
+            postgres_type("TEXT NOT NULL DEFAULT ''"),
+            "TEXT NOT NULL DEFAULT ''"
+        );
+        assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(placeholders(Backend::Sqlite, "a = ?"), "a = ?");
+        assert_eq!(placeholders(Backend::Postgres, "a = ?"), "a = $1");
+    }
+}

@@ -1,0 +1,372 @@
+//! The ledger's insert into a SQLite file, through rusqlite's connection
+//! and two raw prepared statements on a blocking thread, rather than
+//! through the sqlx `Any` pool.
+//!
+//! Why not sqlx here: a multi-row `INSERT` is parsed again for every batch
+//! size that is not yet in the statement cache (the last chunk of almost
+//! every batch), and each bound value is copied twice (into `AnyArguments`,
+//! then into the SQLite arguments) before the worker thread binds it. On a
+//! core shared with the request path that cost about a third of the
+//! observability budget (bench/history/LEDGER.md). Here two
+//! statements (`CHUNK_ROWS` rows, one row) are prepared once and kept; a
+//! batch is one `BEGIN IMMEDIATE … COMMIT` of them, binding straight from
+//! the records. Everything else (reads, keys, retention, migrations) stays on
+//! sqlx, and PostgreSQL keeps its multi-row insert.
+//!
+//! Why raw statements (the crate's only `unsafe`): rusqlite binds every
+//! text as `SQLITE_TRANSIENT`, so SQLite mallocs and copies each of a
+//! row's 18 texts before the insert copies them again into the record:
+//! 9.7 k of the 21 k instructions a row cost (bench/history/LEDGER.md). `Insert::run` binds them as `SQLITE_STATIC` (borrowed) and
+//! resets and clears the bindings before it returns, so no binding outlives
+//! the records it borrows. rusqlite offers no borrowed binding and no access
+//! to its statements' handles.
+//!
+//! An in-memory database cannot take this path: a second connection would
+//! open a different, empty database. `Store::open` keeps the sqlx insert
+//! for `sqlite::memory:`.
+
+use std::ffi::{c_int, c_uint, CStr};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{ffi, Connection, OpenFlags, TransactionBehavior};
+
+use super::{insert_usage_sql, Backend, StoreError, USAGE_COLUMN_COUNT};
+use crate::ledger::UsageRecord;
+
+/// One connection, used by one batch at a time (the ledger writer is the
+/// only caller; the mutex is never contended on the request path).
+pub(super) struct SqliteInsert {
+    writer: Arc<Mutex<Writer>>,
+}
+
+/// The connection and its two insert statements. Field order matters:
+/// fields drop in order, so the statements are finalized before the
+/// connection closes.
+struct Writer {
+    chunk: Insert,
+    one: Insert,
+    conn: Connection,
+}
+
+impl SqliteInsert {
+    /// Opens the (already created and migrated) database file.
+    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // The sqlx connections may hold the write lock (keys, retention):
+        // wait for it as they do; WAL is already on (persistent in the file).
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Statement journals in memory: a multi-row INSERT that may meet a
+        // conflict keeps the pages it changes in a sub-journal, which SQLite
+        // otherwise spills to a temporary file, several `pwrite`s per
+        // 16-row chunk (strace: more `pwrite`s than the WAL itself). One
+        // statement's sub-journal is a few pages; nothing else on this
+        // connection makes temporary tables.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        let writer = Writer {
+            chunk: Insert::prepare(&conn, &insert_usage_sql(Backend::Sqlite, CHUNK_ROWS))?,
+            one: Insert::prepare(&conn, &insert_usage_sql(Backend::Sqlite, 1))?,
+            conn,
+        };
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+        })
+    }
+
+    /// Writes the batch in one transaction; a record already stored (same
+    /// `record_id`) is skipped.
+    pub(super) async fn insert(&self, records: Vec<Arc<UsageRecord>>) -> Result<(), StoreError> {
+        let writer = Arc::clone(&self.writer);
+        // The records come back, to be released here on the runtime's
+        // thread that allocated them: freed on the blocking thread, each
+        // of a record's strings went through the allocator's cross-thread
+        // free list (`_mi_page_free_collect` in perf, bench/history/LEDGER.md).
+        let (result, records) = tokio::task::spawn_blocking(move || {
+            let result = match writer.lock() {
+                Ok(mut w) => insert_all(&mut w, &records),
+                Err(_) => Err(StoreError::Invalid(
+                    "sqlite ledger connection poisoned".into(),
+                )),
+            };
+            (result, records)
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("sqlite ledger insert: {e}")))?;
+        drop(records);
+        result
+    }
+}
+
+/// Rows per multi-row statement: a batch goes in statements of this many
+/// rows, the remainder row by row, so exactly two statements are ever
+/// prepared. Per-statement work (the `AUTOINCREMENT` sequence update, the
+/// conflict check set-up, the statement reset) is paid once per chunk.
+const CHUNK_ROWS: usize = 16;
+
+fn insert_all(w: &mut Writer, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
+    let Writer { chunk, one, conn } = w;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let chunks = records.chunks_exact(CHUNK_ROWS);
+    let rest = chunks.remainder();
+    for c in chunks {
+        chunk.run(&tx, c)?;
+    }
+    for r in rest {
+        one.run(&tx, std::slice::from_ref(r))?;
+    }
+    // An error above drops `tx`, which rolls the batch back.
+    tx.commit()?;
+    Ok(())
+}
+
+/// One of the two prepared `INSERT`s.
+struct Insert(NonNull<ffi::sqlite3_stmt>);
+
+// SAFETY: SQLite lets a statement move between threads when one thread at a
+// time uses it (the library is built thread-safe); here it lives in
+// `Writer`, behind the insert's mutex, with the connection that owns it.
+unsafe impl Send for Insert {}
+
+impl Insert {
+    fn prepare(conn: &Connection, sql: &str) -> Result<Self, rusqlite::Error> {
+        let len = c_int::try_from(sql.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, None))?;
+        let mut stmt = std::ptr::null_mut();
+        // SAFETY: `conn.handle()` is the open connection; SQLite reads
+        // `len` bytes of `sql` during the call only (the tail is not asked for).
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                conn.handle(),
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT as c_uint,
+                &mut stmt,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(error(conn, rc));
+        }
+        NonNull::new(stmt)
+            .map(Self)
+            .ok_or_else(|| failure(ffi::SQLITE_MISUSE, Some("empty insert statement".into())))
+    }
+
+    /// Binds `rows` (one record per `USAGE_COLUMN_COUNT` parameters) and
+    /// runs the statement once. Texts are bound borrowed (`SQLITE_STATIC`):
+    /// they are read only by the step below, and the bindings are cleared
+    /// before this returns, while `rows` is still borrowed.
+    fn run(&mut self, conn: &Connection, rows: &[Arc<UsageRecord>]) -> Result<(), rusqlite::Error> {
+        let stmt = self.0.as_ptr();
+        let mut rc = ffi::SQLITE_OK;
+        'bind: for (i, r) in rows.iter().enumerate() {
+            for (j, v) in values(r).into_iter().enumerate() {
+                // Parameters are numbered from 1, in `USAGE_COLUMNS` order.
+                let Ok(idx) = c_int::try_from(i * USAGE_COLUMN_COUNT + j + 1) else {
+                    rc = ffi::SQLITE_RANGE;
+                    break 'bind;
+                };
+                rc = bind(stmt, idx, v);
+                if rc != ffi::SQLITE_OK {
+                    break 'bind;
+                }
+            }
+        }
+        if rc == ffi::SQLITE_OK {
+            // SAFETY: a prepared statement of this connection, every
+            // parameter bound to memory borrowed from `rows`.
+            rc = match unsafe { ffi::sqlite3_step(stmt) } {
+                ffi::SQLITE_DONE => ffi::SQLITE_OK,
+                other => other,
+            };
+        }
+        let result = if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(error(conn, rc))
+        };
+        // SAFETY: same statement; after this no binding points into `rows`.
+        unsafe {
+            ffi::sqlite3_reset(stmt);
+            ffi::sqlite3_clear_bindings(stmt);
+        }
+        result
+    }
+}
+
+impl Drop for Insert {
+    fn drop(&mut self) {
+        // SAFETY: the statement is finalized once, before its connection
+        // closes (`Writer`'s field order).
+        unsafe {
+            ffi::sqlite3_finalize(self.0.as_ptr());
+        }
+    }
+}
+
+/// One bound value.
+enum Value<'a> {
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Null,
+}
+
+/// One record's values, in `USAGE_COLUMNS` order.
+fn values(r: &UsageRecord) -> [Value<'_>; USAGE_COLUMN_COUNT] {
+    use Value::{Int, Real, Text};
+    let opt_real = |v: Option<f64>| v.map_or(Value::Null, Real);
+    [
+        Int(r.ts_ms),
+        Text(&r.request_id),
+        Text(&r.principal),
+        Text(&r.key_id),
+        Text(&r.tenant),
+        Text(&r.auth_method),
+        Text(&r.issuer),
+        Text(&r.endpoint),
+        Text(&r.requested_model),
+        Text(&r.provider),
+        Text(&r.upstream_model),
+        Int(i64::from(r.stream)),
+        Int(r.prompt_tokens),
+        Int(r.completion_tokens),
+        Int(i64::from(r.tokens_estimated)),
+        Real(r.cost),
+        Int(i64::from(r.status)),
+        Text(&r.error),
+        Real(r.latency_ms),
+        opt_real(r.ttft_ms),
+        Text(&r.attempts),
+        Text(&r.guardrails),
+        Text(&r.record_id),
+        Text(&r.groups),
+        Text(&r.cache),
+        Real(r.cost_saved),
+        Text(&r.template),
+        r.template_version.map_or(Value::Null, Int),
+        Text(&r.limits),
+    ]
+}
+
+fn bind(stmt: *mut ffi::sqlite3_stmt, idx: c_int, v: Value<'_>) -> c_int {
+    // SAFETY: `stmt` is a prepared statement and `idx` one of its
+    // parameters (SQLite checks the range). A text is borrowed
+    // (`SQLITE_STATIC`); `Insert::run` clears the binding before the
+    // borrow ends. An empty text points at a static "".
+    unsafe {
+        match v {
+            Value::Int(n) => ffi::sqlite3_bind_int64(stmt, idx, n),
+            Value::Real(x) => ffi::sqlite3_bind_double(stmt, idx, x),
+            Value::Null => ffi::sqlite3_bind_null(stmt, idx),
+            Value::Text(t) => {
+                let Ok(len) = c_int::try_from(t.len()) else {
+                    return ffi::SQLITE_TOOBIG;
+                };
+                let ptr = if t.is_empty() {
+                    "".as_ptr()
+                } else {
+                    t.as_ptr()
+                };
+                ffi::sqlite3_bind_text(stmt, idx, ptr.cast(), len, ffi::SQLITE_STATIC())
+            }
+        }
+    }
+}
+
+/// The connection's message for a failed call.
+fn error(conn: &Connection, rc: c_int) -> rusqlite::Error {
+    // SAFETY: the open connection's message (never null: SQLite returns a
+    // static text when it has none), copied out at once.
+    let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(conn.handle())) }
+        .to_string_lossy()
+        .into_owned();
+    failure(rc, Some(msg))
+}
+
+fn failure(rc: c_int, msg: Option<String>) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_placeholder_per_column() {
+        use super::{insert_usage_sql, Backend, CHUNK_ROWS, USAGE_COLUMN_COUNT};
+        for rows in [1, CHUNK_ROWS] {
+            let sql = insert_usage_sql(Backend::Sqlite, rows);
+            assert_eq!(sql.matches('?').count(), rows * USAGE_COLUMN_COUNT, "{sql}");
+            assert!(!sql.contains('$'), "SQLite keeps `?`: {sql}");
+        }
+        assert_eq!(
+            crate::store::USAGE_COLUMNS.split(',').count(),
+            USAGE_COLUMN_COUNT
+        );
+    }
+
+    /// Every column round-trips, in chunks and in the row-by-row rest, and
+    /// a batch written twice is stored once.
+    #[tokio::test]
+    async fn batches_round_trip_and_stay_idempotent() {
+        use std::sync::Arc;
+
+        use crate::ledger::UsageRecord;
+        use crate::store::Store;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let n = 2 * super::CHUNK_ROWS + 5;
+        let recs: Vec<Arc<UsageRecord>> = (0..n)
+            .map(|i| {
+                Arc::new(UsageRecord {
+                    ts_ms: 1_700_000_000_000 + i as i64,
+                    request_id: format!("req-{i}"),
+                    principal: format!("p{i}"),
+                    key_id: "k".into(),
+                    tenant: "acme".into(),
+                    auth_method: "api_key".into(),
+                    issuer: String::new(),
+                    endpoint: "chat".into(),
+                    requested_model: "m".into(),
+                    provider: "up".into(),
+                    upstream_model: "mock".into(),
+                    stream: i % 2 == 0,
+                    prompt_tokens: i as i64,
+                    completion_tokens: 2 * i as i64,
+                    tokens_estimated: i % 3 == 0,
+                    cost: i as f64 * 0.5,
+                    status: 200 + (i % 2) as u16,
+                    error: if i % 2 == 0 {
+                        String::new()
+                    } else {
+                        "x\"y".into()
+                    },
+                    latency_ms: 1.25,
+                    ttft_ms: (i % 2 == 0).then_some(0.5),
+                    attempts: "[]".into(),
+                    guardrails: "[]".into(),
+                    cache: "miss".into(),
+                    cost_saved: 0.0,
+                    template: if i == 3 { "t".into() } else { String::new() },
+                    template_version: (i == 3).then_some(7),
+                    limits: "[]".into(),
+                    record_id: format!("id-{i}"),
+                    groups: r#"["eng"]"#.into(),
+                })
+            })
+            .collect();
+        store.insert_usage(&recs).await.unwrap();
+        store.insert_usage(&recs[..n - 1]).await.unwrap();
+        let stored = store.usage_since(0).await.unwrap();
+        assert_eq!(stored.len(), n);
+        for (got, want) in stored.iter().zip(&recs) {
+            assert_eq!(got, &**want);
+        }
+    }
+}
