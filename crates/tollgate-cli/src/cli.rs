@@ -204,7 +204,7 @@ enum KeysCommand {
     Hash,
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` takes its log level and format from the config (env and flag win).
     let logging = match &cli.command {

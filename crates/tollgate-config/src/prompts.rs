@@ -68,7 +68,7 @@ enum OneOrMany {
 
 /// Adds the templates found in `prompts.dir` (relative to `config_dir`)
 /// and checks every template.
-pub fn load_dir(cfg: &mut Config, config_dir: &Path) -> Result<(), ConfigError> {
+pub(crate) fn load_dir(cfg: &mut Config, config_dir: &Path) -> Result<(), ConfigError> {
     if let Some(dir) = cfg.prompts.dir.clone() {
         let dir = config_dir.join(dir);
         let read_err = |source| ConfigError::Read {
@@ -107,7 +107,7 @@ pub fn load_dir(cfg: &mut Config, config_dir: &Path) -> Result<(), ConfigError> 
     }
 }
 
-pub fn validate(cfg: &Config, p: &mut Vec<String>) {
+pub(crate) fn validate(cfg: &Config, p: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     for (i, t) in cfg.prompts.templates.iter().enumerate() {
         let at = format!("prompts.templates[{i}] ({}@{})", t.name, t.version);

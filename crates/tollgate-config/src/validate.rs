@@ -13,7 +13,7 @@ pub const OIDC_ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 
-pub fn validate(cfg: &Config) -> Result<(), Vec<String>> {
+pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     let mut p = Vec::new();
     for (path, addr) in [
         ("server.listen", &cfg.server.listen),

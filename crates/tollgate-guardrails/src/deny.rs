@@ -41,7 +41,7 @@ fn fold_with_map(text: &str) -> (String, Option<Vec<usize>>) {
 
 impl DenyMatcher {
     /// `None` when the list has no non-empty term.
-    pub fn new(
+    pub(crate) fn new(
         terms: &[String],
         whole_word: bool,
     ) -> Result<Option<Self>, aho_corasick::BuildError> {
@@ -60,7 +60,7 @@ impl DenyMatcher {
     }
 
     /// Leftmost-longest non-overlapping spans (byte offsets into `text`).
-    pub fn find(&self, text: &str, out: &mut Vec<(usize, usize)>) {
+    pub(crate) fn find(&self, text: &str, out: &mut Vec<(usize, usize)>) {
         let (folded, map) = fold_with_map(text);
         let orig = |i: usize| {
             map.as_ref()

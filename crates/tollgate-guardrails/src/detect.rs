@@ -22,7 +22,7 @@ pub(super) struct Builtins {
 pub(super) type Hit = (usize, usize, Category);
 
 impl Builtins {
-    pub fn new() -> Result<Self, regex::Error> {
+    pub(crate) fn new() -> Result<Self, regex::Error> {
         Ok(Self {
             email: Regex::new(
                 r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
@@ -128,7 +128,7 @@ fn after_is(text: &str, end: usize, f: impl Fn(char) -> bool) -> bool {
 }
 
 impl Builtins {
-    pub fn email(&self, text: &str, out: &mut Vec<Hit>) {
+    pub(crate) fn email(&self, text: &str, out: &mut Vec<Hit>) {
         if !text.contains('@') {
             return;
         }
@@ -139,7 +139,7 @@ impl Builtins {
         );
     }
 
-    pub fn card(&self, text: &str, out: &mut Vec<Hit>) {
+    pub(crate) fn card(&self, text: &str, out: &mut Vec<Hit>) {
         for m in self.card.find_iter(text) {
             let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_digit).collect();
             if (13..=19).contains(&digits.len()) && luhn(&digits) {
@@ -148,7 +148,7 @@ impl Builtins {
         }
     }
 
-    pub fn ssn(&self, text: &str, out: &mut Vec<Hit>) {
+    pub(crate) fn ssn(&self, text: &str, out: &mut Vec<Hit>) {
         for c in self.ssn.captures_iter(text) {
             if let (Some(all), Some(a), Some(g), Some(s)) = (c.get(0), c.get(1), c.get(2), c.get(3))
             {
@@ -159,7 +159,7 @@ impl Builtins {
         }
     }
 
-    pub fn iban(&self, text: &str, out: &mut Vec<Hit>) {
+    pub(crate) fn iban(&self, text: &str, out: &mut Vec<Hit>) {
         for m in self.iban.find_iter(text) {
             if iban_valid(m.as_str()) {
                 out.push((m.start(), m.end(), Category::Iban));
@@ -167,7 +167,7 @@ impl Builtins {
         }
     }
 
-    pub fn phone(&self, text: &str, out: &mut Vec<Hit>) {
+    pub(crate) fn phone(&self, text: &str, out: &mut Vec<Hit>) {
         for m in self.phone.find_iter(text) {
             let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
             // Part of a longer number (also across one separator, as in the
@@ -190,7 +190,7 @@ impl Builtins {
         }
     }
 
-    pub fn ip(&self, text: &str, out: &mut Vec<Hit>) {
+    pub(crate) fn ip(&self, text: &str, out: &mut Vec<Hit>) {
         for m in self.ipv4.find_iter(text) {
             let ok = m
                 .as_str()
@@ -224,7 +224,7 @@ impl Builtins {
         }
     }
 
-    pub fn secret(&self, text: &str, entropy: f64, out: &mut Vec<Hit>) {
+    pub(crate) fn secret(&self, text: &str, entropy: f64, out: &mut Vec<Hit>) {
         out.extend(
             self.secret
                 .find_iter(text)

@@ -24,7 +24,7 @@ use serde_json::{json, Map, Value};
 use super::oauth;
 use super::server::{admit, respond, with_retry_after, Kind, MockState};
 
-pub fn routes() -> Router<Arc<MockState>> {
+pub(crate) fn routes() -> Router<Arc<MockState>> {
     Router::new()
         .route("/serving-endpoints/{name}/invocations", post(invocations))
         .route("/oidc/v1/token", post(oauth::token))

@@ -3,7 +3,7 @@
 //! easy to check: prompt tokens = words in the input, completion tokens = the
 //! words written.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -77,9 +77,7 @@ fn model_of(body: &Map<String, Value>) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    tollgate_core::clock::wall_secs()
 }
 
 /// (seed, prompt tokens) of a chat request.

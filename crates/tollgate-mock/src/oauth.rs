@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +26,7 @@ use serde_json::{json, Value};
 use super::server::MockState;
 
 #[derive(Debug, Default)]
-pub struct OAuthState {
+pub(crate) struct OAuthState {
     counter: AtomicU64,
     client_credentials: AtomicU64,
     token_exchange: AtomicU64,
@@ -45,7 +47,7 @@ struct Knobs {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct TokenForm {
+pub(crate) struct TokenForm {
     grant_type: String,
     #[serde(default)]
     client_id: Option<String>,
@@ -68,7 +70,7 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
 }
 
 /// `POST /oidc/v1/token`.
-pub async fn token(
+pub(crate) async fn token(
     State(state): State<std::sync::Arc<MockState>>,
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
@@ -154,7 +156,7 @@ pub async fn token(
 }
 
 /// `GET /_mock/oauth`.
-pub async fn stats(State(state): State<std::sync::Arc<MockState>>) -> Json<Value> {
+pub(crate) async fn stats(State(state): State<std::sync::Arc<MockState>>) -> Json<Value> {
     let o = &state.oauth;
     Json(json!({
         "client_credentials": o.client_credentials.load(Ordering::Relaxed),
@@ -166,7 +168,7 @@ pub async fn stats(State(state): State<std::sync::Arc<MockState>>) -> Json<Value
 }
 
 /// `POST /_mock/oauth`: replaces the run-time knobs.
-pub async fn set(
+pub(crate) async fn set(
     State(state): State<std::sync::Arc<MockState>>,
     Json(knobs): Json<Value>,
 ) -> StatusCode {
@@ -183,7 +185,7 @@ pub async fn set(
 
 /// Whether a request to a mock route carries an acceptable credential.
 /// Nothing configured (no key, no OAuth client, no token issued) → open.
-pub fn authorized(state: &MockState, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(state: &MockState, headers: &HeaderMap) -> bool {
     let key = state.opts.require_key.as_deref();
     let issued_any = state.oauth.counter.load(Ordering::Relaxed) > 0;
     if key.is_none() && state.opts.client_id.is_none() && !issued_any {

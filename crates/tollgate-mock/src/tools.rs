@@ -11,7 +11,7 @@
 use serde_json::{json, Map, Value};
 
 /// The tool call a request forces, if any: (function name, arguments JSON).
-pub struct ForcedCall {
+pub(crate) struct ForcedCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
@@ -20,7 +20,7 @@ pub struct ForcedCall {
 const MAX_DEPTH: usize = 8;
 
 /// The function `tool_choice` forces, looked up in `tools`.
-pub fn forced_call(body: &Map<String, Value>, seed: u64) -> Option<ForcedCall> {
+pub(crate) fn forced_call(body: &Map<String, Value>, seed: u64) -> Option<ForcedCall> {
     let tools = body.get("tools")?.as_array()?;
     let functions = || {
         tools

@@ -103,7 +103,5 @@ pub(crate) fn data_event(out: &mut Vec<u8>, data: &Value) {
 }
 
 pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    tollgate_core::clock::wall_secs()
 }

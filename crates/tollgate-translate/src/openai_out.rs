@@ -8,7 +8,12 @@ use serde_json::{json, Map, Value};
 use super::openai_parts::{call_id, obj, ToolCall};
 
 /// OpenAI usage, with the optional detail blocks only when known.
-pub fn usage(prompt: u64, completion: u64, cached: Option<u64>, reasoning: Option<u64>) -> Value {
+pub(crate) fn usage(
+    prompt: u64,
+    completion: u64,
+    cached: Option<u64>,
+    reasoning: Option<u64>,
+) -> Value {
     let mut u = json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -24,7 +29,7 @@ pub fn usage(prompt: u64, completion: u64, cached: Option<u64>, reasoning: Optio
 }
 
 /// The message of a chat completion: text (or null), tool calls.
-pub fn assistant_message(text: &str, calls: &[ToolCall]) -> Value {
+pub(crate) fn assistant_message(text: &str, calls: &[ToolCall]) -> Value {
     let content = if text.is_empty() && !calls.is_empty() {
         Value::Null
     } else {
@@ -50,7 +55,13 @@ pub fn assistant_message(text: &str, calls: &[ToolCall]) -> Value {
     msg
 }
 
-pub fn completion(id: &str, model: &str, created: u64, choices: Vec<Value>, usage: Value) -> Value {
+pub(crate) fn completion(
+    id: &str,
+    model: &str,
+    created: u64,
+    choices: Vec<Value>,
+    usage: Value,
+) -> Value {
     obj([
         ("id", id.into()),
         ("object", "chat.completion".into()),
@@ -98,7 +109,7 @@ impl ChunkWriter {
 }
 
 /// One SSE `data:` event.
-pub fn sse(v: &Value) -> Bytes {
+pub(crate) fn sse(v: &Value) -> Bytes {
     let mut out = b"data: ".to_vec();
     // Writing a `Value` into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, v);
@@ -106,7 +117,7 @@ pub fn sse(v: &Value) -> Bytes {
     Bytes::from(out)
 }
 
-pub const DONE: &[u8] = b"data: [DONE]\n\n";
+pub(crate) const DONE: &[u8] = b"data: [DONE]\n\n";
 
 /// Whether the caller asked for a usage chunk at the end of a stream.
 pub fn include_usage(body: &Map<String, Value>) -> bool {
@@ -119,13 +130,13 @@ pub fn include_usage(body: &Map<String, Value>) -> bool {
 /// The assembled calls of one streamed OpenAI response, by tool index
 /// (used where a target shape sends whole calls, not deltas).
 #[derive(Debug, Default)]
-pub struct CallAccumulator {
+pub(crate) struct CallAccumulator {
     calls: Vec<(String, String, String)>,
 }
 
 impl CallAccumulator {
     /// Folds one `delta.tool_calls` array in.
-    pub fn push(&mut self, deltas: &[Value]) {
+    pub(crate) fn push(&mut self, deltas: &[Value]) {
         for d in deltas {
             let i = d.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
             while self.calls.len() <= i {
@@ -144,7 +155,7 @@ impl CallAccumulator {
         }
     }
 
-    pub fn take(&mut self) -> Vec<ToolCall> {
+    pub(crate) fn take(&mut self) -> Vec<ToolCall> {
         std::mem::take(&mut self.calls)
             .into_iter()
             .enumerate()

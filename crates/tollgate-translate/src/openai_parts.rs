@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 pub use super::openai_out::*;
-pub use super::Unsupported;
+pub(crate) use super::Unsupported;
 
 /// Top-level request fields every translation accepts without carrying:
 /// routing and framing the gateway or the provider call already handles, and
@@ -17,7 +17,7 @@ const FRAMING: &[&str] = &["model", "stream", "stream_options", "user"];
 
 /// Rejects every top-level field that is neither framing nor in `carried`
 /// (a `null` value counts as absent).
-pub fn check_fields(
+pub(crate) fn check_fields(
     body: &Map<String, Value>,
     carried: &[&str],
     target: &str,
@@ -32,26 +32,26 @@ pub fn check_fields(
 }
 
 /// A non-null field.
-pub fn get<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     body.get(key).filter(|v| !v.is_null())
 }
 
 /// A JSON object from moved values. `json!` copies every interpolated value
 /// through serde's serializer, which costs more than the whole translation
 /// on nested values; the hot paths build with this instead.
-pub fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+pub(crate) fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// The items of the array at `pointer` (none when absent or not an array).
-pub fn list<'a>(v: &'a Value, pointer: &str) -> std::slice::Iter<'a, Value> {
+pub(crate) fn list<'a>(v: &'a Value, pointer: &str) -> std::slice::Iter<'a, Value> {
     v.pointer(pointer)
         .and_then(Value::as_array)
         .map_or([].iter(), |a| a.iter())
 }
 
 /// Copies `src[from]` to `out[to]` for each pair present.
-pub fn copy_renamed(src: &Map<String, Value>, pairs: &[(&str, &str)], out: &mut Value) {
+pub(crate) fn copy_renamed(src: &Map<String, Value>, pairs: &[(&str, &str)], out: &mut Value) {
     for (from, to) in pairs {
         if let Some(v) = src.get(*from) {
             out[*to] = v.clone();
@@ -60,7 +60,7 @@ pub fn copy_renamed(src: &Map<String, Value>, pairs: &[(&str, &str)], out: &mut 
 }
 
 /// An OpenAI function tool from a declaration's name, description, schema.
-pub fn function_tool_json(decl: &Value, parameters: Option<&Value>) -> Value {
+pub(crate) fn function_tool_json(decl: &Value, parameters: Option<&Value>) -> Value {
     let mut f = json!({"name": decl.get("name").cloned().unwrap_or(Value::Null)});
     if let Some(d) = decl.get("description") {
         f["description"] = d.clone();
@@ -71,13 +71,13 @@ pub fn function_tool_json(decl: &Value, parameters: Option<&Value>) -> Value {
     json!({"type": "function", "function": f})
 }
 
-pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Unsupported {
+pub(crate) fn bad(field: impl Into<String>, message: impl Into<String>) -> Unsupported {
     Unsupported::with_message(field, message)
 }
 
 /// One piece of message content.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Part {
+pub(crate) enum Part {
     Text(String),
     /// Inline bytes, base64 as sent: an image (`image/png`, …) or audio.
     Inline {
@@ -88,7 +88,7 @@ pub enum Part {
 
 /// `content` as parts: a string, or an array of `text`, `image_url` (data
 /// URLs only: the gateway never fetches) and `input_audio` parts.
-pub fn content_parts(
+pub(crate) fn content_parts(
     content: Option<&Value>,
     at: &str,
     target: &str,
@@ -158,7 +158,7 @@ fn content_part(p: &Value, at: &str, target: &str) -> Result<Part, Unsupported> 
 }
 
 /// `data:<mime>;base64,<data>` → an inline part.
-pub fn data_url(url: &str) -> Option<Part> {
+pub(crate) fn data_url(url: &str) -> Option<Part> {
     let rest = url.strip_prefix("data:")?;
     let (meta, data) = rest.split_once(',')?;
     let mime = meta.strip_suffix(";base64")?;
@@ -173,7 +173,7 @@ pub fn data_url(url: &str) -> Option<Part> {
 }
 
 /// The OpenAI content part for inline bytes (images as data URLs).
-pub fn inline_to_openai(mime: &str, data: &str) -> Value {
+pub(crate) fn inline_to_openai(mime: &str, data: &str) -> Value {
     match mime.strip_prefix("audio/") {
         Some(format) => {
             json!({"type": "input_audio", "input_audio": {"data": data, "format": format}})
@@ -185,7 +185,7 @@ pub fn inline_to_openai(mime: &str, data: &str) -> Value {
 }
 
 /// All text of a content value (tool results): a string or text parts.
-pub fn content_text(
+pub(crate) fn content_text(
     content: Option<&Value>,
     at: &str,
     target: &str,
@@ -208,7 +208,7 @@ pub fn content_text(
 /// One chat message, read and checked: every key it holds is carried
 /// (`name` and other extras are refused, `null`s count as absent).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Msg {
+pub(crate) enum Msg {
     /// `system` and `developer` messages (text only).
     System(String),
     User(Vec<Part>),
@@ -223,7 +223,7 @@ pub enum Msg {
 }
 
 /// `messages`, each with its parameter path (`messages[3]`).
-pub fn messages(
+pub(crate) fn messages(
     body: &Map<String, Value>,
     target: &str,
 ) -> Result<Vec<(String, Msg)>, Unsupported> {
@@ -280,7 +280,7 @@ pub fn messages(
 }
 
 /// A tool result that is a JSON object, as the object.
-pub fn json_object(text: &str) -> Option<Value> {
+pub(crate) fn json_object(text: &str) -> Option<Value> {
     match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => Some(v),
         _ => None,
@@ -290,7 +290,7 @@ pub fn json_object(text: &str) -> Option<Value> {
 /// Appends `items` to the last turn when it has the same role (the target
 /// shapes want one turn per speaker change), else starts a turn
 /// `{"role": role, key: items}`.
-pub fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
     if let Some(last) = turns.last_mut().filter(|t| t["role"] == role) {
         if let Some(list) = last[key].as_array_mut() {
             list.extend(items);
@@ -309,7 +309,7 @@ pub struct ToolCall {
     pub args: Value,
 }
 
-pub fn tool_calls(msg: &Value, at: &str) -> Result<Vec<ToolCall>, Unsupported> {
+pub(crate) fn tool_calls(msg: &Value, at: &str) -> Result<Vec<ToolCall>, Unsupported> {
     let Some(calls) = msg.get("tool_calls").filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
@@ -344,7 +344,7 @@ pub fn tool_calls(msg: &Value, at: &str) -> Result<Vec<ToolCall>, Unsupported> {
 }
 
 /// Tool-call arguments: a JSON object (empty text counts as `{}`).
-pub fn parse_arguments(raw: &str, field: &str) -> Result<Value, Unsupported> {
+pub(crate) fn parse_arguments(raw: &str, field: &str) -> Result<Value, Unsupported> {
     if raw.trim().is_empty() {
         return Ok(json!({}));
     }
@@ -357,7 +357,7 @@ pub fn parse_arguments(raw: &str, field: &str) -> Result<Value, Unsupported> {
 /// A stable id for a tool call a shape gives none: the same call (name,
 /// arguments, position) always gets the same id, so a client's follow-up
 /// tool message finds its call again.
-pub fn call_id(name: &str, args: &str, index: usize) -> String {
+pub(crate) fn call_id(name: &str, args: &str, index: usize) -> String {
     let h = [name, "\u{0}", args]
         .iter()
         .flat_map(|s| s.bytes())
@@ -369,7 +369,7 @@ pub fn call_id(name: &str, args: &str, index: usize) -> String {
 
 /// Tool call id → function name over the conversation (tool results in
 /// Gemini name the function, not the call).
-pub fn call_names(messages: &[(String, Msg)]) -> HashMap<String, String> {
+pub(crate) fn call_names(messages: &[(String, Msg)]) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for (_, m) in messages {
         if let Msg::Assistant { calls, .. } = m {
@@ -383,13 +383,13 @@ pub fn call_names(messages: &[(String, Msg)]) -> HashMap<String, String> {
 
 /// A function tool.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FunctionTool {
+pub(crate) struct FunctionTool {
     pub name: String,
     pub description: Option<String>,
     pub parameters: Option<Value>,
 }
 
-pub fn function_tools(
+pub(crate) fn function_tools(
     body: &Map<String, Value>,
     target: &str,
 ) -> Result<Vec<FunctionTool>, Unsupported> {
@@ -438,14 +438,14 @@ pub fn function_tools(
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolChoice {
+pub(crate) enum ToolChoice {
     Auto,
     None,
     Required,
     Function(String),
 }
 
-pub fn tool_choice(body: &Map<String, Value>) -> Result<Option<ToolChoice>, Unsupported> {
+pub(crate) fn tool_choice(body: &Map<String, Value>) -> Result<Option<ToolChoice>, Unsupported> {
     let Some(tc) = get(body, "tool_choice") else {
         return Ok(None);
     };
@@ -474,7 +474,7 @@ pub fn tool_choice(body: &Map<String, Value>) -> Result<Option<ToolChoice>, Unsu
     Ok(Some(choice))
 }
 
-pub fn tool_choice_to_openai(choice: &ToolChoice) -> Value {
+pub(crate) fn tool_choice_to_openai(choice: &ToolChoice) -> Value {
     match choice {
         ToolChoice::Auto => json!("auto"),
         ToolChoice::None => json!("none"),
@@ -484,7 +484,7 @@ pub fn tool_choice_to_openai(choice: &ToolChoice) -> Value {
 }
 
 /// `max_completion_tokens`, else `max_tokens`.
-pub fn max_tokens(body: &Map<String, Value>) -> Result<Option<u64>, Unsupported> {
+pub(crate) fn max_tokens(body: &Map<String, Value>) -> Result<Option<u64>, Unsupported> {
     for key in ["max_completion_tokens", "max_tokens"] {
         if let Some(v) = get(body, key) {
             return v
@@ -497,7 +497,9 @@ pub fn max_tokens(body: &Map<String, Value>) -> Result<Option<u64>, Unsupported>
 }
 
 /// `stop` as a list.
-pub fn stop_sequences(body: &Map<String, Value>) -> Result<Option<Vec<String>>, Unsupported> {
+pub(crate) fn stop_sequences(
+    body: &Map<String, Value>,
+) -> Result<Option<Vec<String>>, Unsupported> {
     match get(body, "stop") {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
@@ -518,7 +520,7 @@ pub fn stop_sequences(body: &Map<String, Value>) -> Result<Option<Vec<String>>, 
 }
 
 /// A number field, checked.
-pub fn number(body: &Map<String, Value>, key: &str) -> Result<Option<Value>, Unsupported> {
+pub(crate) fn number(body: &Map<String, Value>, key: &str) -> Result<Option<Value>, Unsupported> {
     match get(body, key) {
         None => Ok(None),
         Some(v @ Value::Number(_)) => Ok(Some(v.clone())),

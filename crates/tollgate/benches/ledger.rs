@@ -2,7 +2,13 @@
 //! 512 → store): 20,000 records per iteration into a SQLite file and into
 //! a PostgreSQL server started here (Debian's binaries, as in the tests).
 //! `cargo bench -p tollgate --bench ledger -- --warm-up-time 1 --measurement-time 3`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A bench times real work on the real clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 #[path = "../tests/common/pg.rs"]
 mod pg;

@@ -2,7 +2,13 @@
 //! (`check_5_caps`) and with `Admission::settle` for a request charged by five caps on five
 //! dimensions (key, group, principal, tenant, model), against a config
 //! with no applicable rule. Run: `cargo bench -p tollgate --bench limits`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A bench times real work on the real clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 #[path = "support/mod.rs"]
 mod support;

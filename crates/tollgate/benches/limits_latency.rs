@@ -16,7 +16,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::print_stdout
+    clippy::print_stdout,
+    clippy::disallowed_methods // a bench times real work on the real clock
 )]
 
 #[path = "support/mod.rs"]

@@ -150,7 +150,7 @@ async fn stream_chunks_arrive_as_produced() {
         .send()
         .await
         .unwrap();
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     let mut resp = resp;
     let mut arrivals = Vec::new();
     while let Some(chunk) = resp.chunk().await.unwrap() {

@@ -23,14 +23,14 @@ const MAX_SUBJECTS: usize = 10_000;
 
 type Entry = Arc<tokio::sync::Mutex<Option<Token>>>;
 
-pub struct SubjectCache {
+pub(super) struct SubjectCache {
     endpoint: TokenEndpoint,
     grant: Grant,
     entries: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
 impl SubjectCache {
-    pub fn new(endpoint: TokenEndpoint, grant: Grant) -> Self {
+    pub(super) fn new(endpoint: TokenEndpoint, grant: Grant) -> Self {
         Self {
             endpoint,
             grant,
@@ -38,7 +38,7 @@ impl SubjectCache {
         }
     }
 
-    pub async fn get(&self, subject_token: &str) -> Result<HeaderValue, CredentialError> {
+    pub(super) async fn get(&self, subject_token: &str) -> Result<HeaderValue, CredentialError> {
         let key: [u8; 32] = Sha256::digest(subject_token.as_bytes()).into();
         let entry = self.entry(key);
         let mut slot = entry.lock().await;

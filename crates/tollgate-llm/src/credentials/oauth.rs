@@ -18,7 +18,7 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// Longest lifetime believed (keeps `Instant` arithmetic in range).
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
-pub enum Grant {
+pub(super) enum Grant {
     ClientCredentials {
         client_id: String,
         client_secret: String,
@@ -34,13 +34,13 @@ pub enum Grant {
 }
 
 /// A fresh access token.
-pub struct Fetched {
+pub(super) struct Fetched {
     /// `Bearer <access_token>`, marked sensitive.
     pub header: HeaderValue,
     pub lifetime: Duration,
 }
 
-pub struct TokenEndpoint {
+pub(super) struct TokenEndpoint {
     pub provider: String,
     url: reqwest::Url,
     client: reqwest::Client,
@@ -62,7 +62,7 @@ struct OAuthError {
 }
 
 impl TokenEndpoint {
-    pub fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, String> {
+    pub(super) fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, String> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| format!("provider {provider}: bad auth.token_url: {e}"))?;
         let client = reqwest::Client::builder()
@@ -81,7 +81,7 @@ impl TokenEndpoint {
     /// Runs the grant. `caller_token` is the subject token for a caller
     /// exchange; a file-backed exchange reads its file here, every time, so a
     /// rotated workload token is picked up.
-    pub async fn fetch(
+    pub(super) async fn fetch(
         &self,
         grant: &Grant,
         caller_token: Option<&str>,

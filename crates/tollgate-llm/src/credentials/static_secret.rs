@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue};
 use super::CredentialError;
 use tollgate_config::Secret;
 
-pub struct StaticSecret {
+pub(super) struct StaticSecret {
     provider: String,
     name: HeaderName,
     prefix: &'static str,
@@ -19,7 +19,7 @@ pub struct StaticSecret {
 }
 
 impl StaticSecret {
-    pub fn new(
+    pub(super) fn new(
         provider: &str,
         name: HeaderName,
         prefix: &'static str,
@@ -41,7 +41,7 @@ impl StaticSecret {
     }
 
     /// The provider's legacy `api_key:` field, sent as a bearer token.
-    pub fn bearer_value(provider: &str, key: &str) -> Result<Self, String> {
+    pub(super) fn bearer_value(provider: &str, key: &str) -> Result<Self, String> {
         Self::new(
             provider,
             http::header::AUTHORIZATION,
@@ -52,13 +52,13 @@ impl StaticSecret {
         .map_err(|_| format!("provider {provider}: api_key is not a valid header value"))
     }
 
-    pub fn header(&self) -> (HeaderName, HeaderValue) {
+    pub(super) fn header(&self) -> (HeaderName, HeaderValue) {
         (self.name.clone(), HeaderValue::clone(&self.value.load()))
     }
 
     /// Re-reads the file; on failure the previous value stays (and the
     /// failure is logged with the path only).
-    pub fn reload(&self) {
+    pub(super) fn reload(&self) {
         let Some(path) = &self.file else { return };
         match read_file(path).map(|raw| header_value(self.prefix, &raw)) {
             Ok(Some(v)) => self.value.store(Arc::new(v)),
@@ -72,7 +72,7 @@ impl StaticSecret {
 
 /// The secret from the inline value or the file (exactly one is set; the
 /// config validator checks that).
-pub fn read_value(
+pub(super) fn read_value(
     inline: &Option<Secret>,
     file: &Option<String>,
 ) -> Result<String, CredentialError> {
@@ -85,7 +85,7 @@ pub fn read_value(
 
 /// A secret file's content without surrounding whitespace (files usually
 /// end in a newline).
-pub fn read_file(path: &str) -> Result<String, CredentialError> {
+pub(super) fn read_file(path: &str) -> Result<String, CredentialError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
         .map_err(|e| CredentialError::File {

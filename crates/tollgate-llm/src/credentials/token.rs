@@ -32,7 +32,7 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-pub struct Token {
+pub(super) struct Token {
     header: HeaderValue,
     /// Treated as expired from here (a little before the real expiry, so a
     /// token does not run out while a request is in flight).
@@ -46,7 +46,7 @@ struct LastFailure {
     error: Option<CredentialError>,
 }
 
-pub struct TokenSource {
+pub(super) struct TokenSource {
     endpoint: TokenEndpoint,
     grant: Grant,
     refresh_before: Duration,
@@ -59,7 +59,7 @@ pub struct TokenSource {
 
 impl TokenSource {
     /// Builds the source and, inside a Tokio runtime, starts its refresher.
-    pub fn start(
+    pub(super) fn start(
         provider: &str,
         endpoint: TokenEndpoint,
         grant: Grant,
@@ -80,7 +80,7 @@ impl TokenSource {
     }
 
     /// The header for a request: the cached token while unexpired.
-    pub async fn get(&self) -> Result<HeaderValue, CredentialError> {
+    pub(super) async fn get(&self) -> Result<HeaderValue, CredentialError> {
         if let Some(t) = self.valid() {
             return Ok(t.header.clone());
         }
@@ -141,7 +141,7 @@ impl TokenSource {
 }
 
 /// When a token fetched at `started` counts as expired and when to refresh it.
-pub fn schedule(f: Fetched, started: Instant, refresh_before: Duration) -> Token {
+pub(super) fn schedule(f: Fetched, started: Instant, refresh_before: Duration) -> Token {
     let life = f.lifetime;
     let skew = (life / 10).min(Duration::from_secs(5));
     let ahead = refresh_before.min(life / 2);
@@ -153,11 +153,11 @@ pub fn schedule(f: Fetched, started: Instant, refresh_before: Duration) -> Token
 }
 
 impl Token {
-    pub fn header(&self) -> &HeaderValue {
+    pub(super) fn header(&self) -> &HeaderValue {
         &self.header
     }
 
-    pub fn expired(&self) -> bool {
+    pub(super) fn expired(&self) -> bool {
         Instant::now() >= self.expires_at
     }
 }

@@ -24,10 +24,10 @@ use tollgate_config::{Endpoint, ProviderConfig};
 use tollgate_core::sse::SseSplitter;
 use tollgate_translate::anthropic::{to_anthropic, to_openai, ToOpenAi};
 
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
-pub const API_VERSION: &str = "2023-06-01";
+pub(super) const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
+pub(super) const API_VERSION: &str = "2023-06-01";
 
-pub struct AnthropicProvider {
+pub(super) struct AnthropicProvider {
     name: String,
     client: reqwest::Client,
     url: reqwest::Url,
@@ -37,7 +37,7 @@ pub struct AnthropicProvider {
 }
 
 impl AnthropicProvider {
-    pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
         let base = cfg
             .base_url
             .as_deref()

@@ -15,14 +15,14 @@ use tollgate_config::{Endpoint, ProviderConfig};
 /// The Entra ID scope for Azure OpenAI (Cognitive Services).
 const ENTRA_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 
-pub struct AzureOpenAiProvider {
+pub(super) struct AzureOpenAiProvider {
     http: HttpUpstream,
     base: reqwest::Url,
     api_version: String,
 }
 
 impl AzureOpenAiProvider {
-    pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
         let base = transport::base_url(cfg)?;
         let base = reqwest::Url::parse(base.trim_end_matches('/'))
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;

@@ -5,7 +5,7 @@
 //! or the usual AWS environment variables, read when the provider is built
 //! (at start and on reload). Translation: `tollgate_translate::bedrock`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -26,7 +26,7 @@ use tollgate_translate::{ChunkWriter, Fault};
 /// The SigV4 service name of the Bedrock runtime.
 const SERVICE: &str = "bedrock";
 
-pub struct BedrockProvider {
+pub(super) struct BedrockProvider {
     name: String,
     client: reqwest::Client,
     base: String,
@@ -46,7 +46,7 @@ fn setting(configured: Option<&String>, env: &[&str]) -> Option<String> {
 }
 
 impl BedrockProvider {
-    pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
         let aws = cfg.aws.clone().unwrap_or_default();
         let AwsConfig {
             region,
@@ -120,7 +120,7 @@ impl BedrockProvider {
             .identity(&identity)
             .region(&self.region)
             .name(SERVICE)
-            .time(SystemTime::now())
+            .time(tollgate_core::clock::wall_time())
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| protocol(format!("cannot sign: {e}")))?
@@ -225,7 +225,7 @@ impl BedrockProvider {
 
 /// Percent-encodes a model id (`anthropic.claude-3-haiku-20240307-v1:0`, an
 /// inference profile ARN) as one path segment, as the AWS SDKs do.
-pub fn encode_segment(s: &str) -> String {
+pub(super) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -21,13 +21,13 @@ use super::{ProviderBody, ProviderCall, ProviderError, ProviderResponse};
 use crate::credentials::CredentialDefaults;
 use tollgate_config::{Endpoint, ProviderConfig};
 
-pub struct DatabricksProvider {
+pub(super) struct DatabricksProvider {
     http: HttpUpstream,
     workspace: reqwest::Url,
 }
 
 impl DatabricksProvider {
-    pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
         let base = transport::base_url(cfg)?;
         let workspace = reqwest::Url::parse(base)
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;

@@ -21,9 +21,9 @@ use tollgate_translate::gemini::{self as tr};
 use tollgate_translate::gemini_stream::{retry_delay, GeminiToOpenAi};
 use tollgate_translate::Fault;
 
-pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com/v1beta";
+pub(super) const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com/v1beta";
 
-pub struct GeminiProvider {
+pub(super) struct GeminiProvider {
     name: String,
     client: reqwest::Client,
     base: String,
@@ -34,7 +34,7 @@ pub struct GeminiProvider {
 }
 
 impl GeminiProvider {
-    pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
         let base = cfg
             .base_url
             .as_deref()

@@ -13,12 +13,12 @@ use tollgate_config::{Endpoint, ProviderConfig};
 use tollgate_mock as mock;
 use tollgate_mock::Knobs;
 
-pub struct MockProvider {
+pub(super) struct MockProvider {
     name: String,
 }
 
 impl MockProvider {
-    pub fn new(cfg: &ProviderConfig) -> Self {
+    pub(super) fn new(cfg: &ProviderConfig) -> Self {
         Self {
             name: cfg.name.clone(),
         }

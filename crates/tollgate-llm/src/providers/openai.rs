@@ -8,7 +8,7 @@ use super::{ProviderCall, ProviderError, ProviderResponse};
 use crate::credentials::CredentialDefaults;
 use tollgate_config::{Endpoint, ProviderConfig};
 
-pub struct OpenAiProvider {
+pub(super) struct OpenAiProvider {
     http: HttpUpstream,
     chat_url: reqwest::Url,
     completions_url: reqwest::Url,
@@ -16,7 +16,7 @@ pub struct OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    pub fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
         let base = transport::base_url(cfg)?;
         let url = |path: &str| {
             reqwest::Url::parse(&format!("{base}{path}"))

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::transport::error_chain;
 use super::ProviderError;
@@ -57,9 +56,7 @@ pub(super) fn to_bytes(v: &serde_json::Value) -> Vec<u8> {
 }
 
 pub(super) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    tollgate_core::clock::wall_secs()
 }
 
 struct State<S, T> {

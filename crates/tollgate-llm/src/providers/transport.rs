@@ -18,7 +18,7 @@ use tollgate_config::{HttpVersion, ProviderConfig};
 /// Most bytes of an upstream error body read to build the caller's message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-pub struct HttpUpstream {
+pub(crate) struct HttpUpstream {
     pub name: String,
     client: reqwest::Client,
     /// Static headers from `headers:` (marked sensitive).
@@ -29,7 +29,7 @@ pub struct HttpUpstream {
 }
 
 impl HttpUpstream {
-    pub fn new(cfg: &ProviderConfig, defaults: CredentialDefaults) -> Result<Self, String> {
+    pub(crate) fn new(cfg: &ProviderConfig, defaults: CredentialDefaults) -> Result<Self, String> {
         let client = http_client(cfg)?;
         let headers = static_headers(cfg)?;
         let credentials = Credentials::build(cfg, defaults, &cfg.timeouts)?;
@@ -44,12 +44,12 @@ impl HttpUpstream {
     }
 
     /// Re-reads file-backed credentials (called on config reload).
-    pub fn reload(&self) {
+    pub(crate) fn reload(&self) {
         self.credentials.reload();
     }
 
     /// POSTs a JSON body; a success is returned whole or as a byte stream.
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &self,
         url: reqwest::Url,
         body: Vec<u8>,
@@ -120,7 +120,7 @@ impl HttpUpstream {
     }
 
     /// Encodes a request body, naming the provider on failure.
-    pub fn encode(&self, body: &impl serde::Serialize) -> Result<Vec<u8>, ProviderError> {
+    pub(crate) fn encode(&self, body: &impl serde::Serialize) -> Result<Vec<u8>, ProviderError> {
         serde_json::to_vec(body).map_err(|e| ProviderError::Protocol {
             provider: self.name.clone(),
             message: format!("cannot encode request: {e}"),
@@ -246,7 +246,7 @@ macro_rules! http_provider {
 pub(crate) use http_provider;
 
 /// A provider's `base_url` without its trailing `/` (validated as present).
-pub fn base_url(cfg: &ProviderConfig) -> Result<&str, String> {
+pub(crate) fn base_url(cfg: &ProviderConfig) -> Result<&str, String> {
     cfg.base_url
         .as_deref()
         .map(|b| b.trim_end_matches('/'))

@@ -11,7 +11,7 @@ use super::tokens;
 /// Prompt tokens counted with the tokenizer; completion tokens from
 /// `max_tokens` / `max_completion_tokens` (or the configured default); the
 /// dearest price among the targets the request may be served by.
-pub fn demand(
+pub(super) fn demand(
     limits: &Limits,
     endpoint: Endpoint,
     body: &Map<String, Value>,

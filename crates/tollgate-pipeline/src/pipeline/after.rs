@@ -7,7 +7,7 @@ use tollgate_record::ledger::UsageRecord;
 
 use super::context::RequestCtx;
 
-pub fn finish(app: &AppState, mut ctx: RequestCtx) {
+pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
     let latency = ctx.started.elapsed();
     let (provider, upstream_model, cost) = match (&ctx.route, &ctx.cache.origin) {
         (Some(r), _) => (

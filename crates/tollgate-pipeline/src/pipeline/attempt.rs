@@ -23,14 +23,14 @@ use crate::snapshot::VirtualModel;
 use super::context::{Attempt, RequestCtx};
 
 /// One target of a plan.
-pub struct PlanTarget {
+pub(super) struct PlanTarget {
     pub route: Arc<ModelRoute>,
     pub retry: Option<Arc<RetryConfig>>,
     pub stats: Option<Arc<TargetStats>>,
 }
 
 /// The ordered targets for one request.
-pub struct Plan {
+pub(super) struct Plan {
     pub targets: Vec<PlanTarget>,
     pub fallback_on: Arc<[u16]>,
     pub fallback_on_timeout: bool,
@@ -40,7 +40,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn single(route: Arc<ModelRoute>) -> Self {
+    pub(super) fn single(route: Arc<ModelRoute>) -> Self {
         Self {
             deadline: route.total_timeout,
             targets: vec![PlanTarget {
@@ -56,7 +56,7 @@ impl Plan {
 
     /// Targets in the order the virtual model's strategy chose, minus those
     /// that do not serve this endpoint.
-    pub fn virtual_model(vm: &VirtualModel, order: &[usize], endpoint: Endpoint) -> Self {
+    pub(super) fn virtual_model(vm: &VirtualModel, order: &[usize], endpoint: Endpoint) -> Self {
         let targets = order
             .iter()
             .filter_map(|&i| vm.targets.get(i))
@@ -77,7 +77,7 @@ impl Plan {
     }
 }
 
-pub struct Served {
+pub(super) struct Served {
     pub route: Arc<ModelRoute>,
     pub response: ProviderResponse,
     pub deadline: Instant,
@@ -104,7 +104,7 @@ fn jittered(d: Duration) -> Duration {
     d.mul_f64(0.8 + rand::random::<f64>() * 0.4)
 }
 
-pub async fn run(
+pub(super) async fn run(
     ctx: &mut RequestCtx,
     plan: &Plan,
     mut body: Map<String, Value>,
@@ -144,7 +144,7 @@ pub async fn run(
                 client_headers: headers,
                 traceparent,
             };
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let result = match tokio::time::timeout_at(deadline, t.route.provider.call(call)).await
             {
                 Ok(Ok(resp)) => first_chunk(resp, deadline, &t.route.provider_name).await,

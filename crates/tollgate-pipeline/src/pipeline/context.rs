@@ -2,7 +2,9 @@
 //! token counts, outcome. `finish` turns it into the usage record.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::error::ApiShape;
 use crate::snapshot::ModelRoute;

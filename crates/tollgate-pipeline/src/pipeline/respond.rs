@@ -20,7 +20,7 @@ use super::context::{RequestCtx, Usage};
 use super::RESOLVED_MODEL;
 
 /// Output guardrails over a whole answer; the body as the caller sees it.
-pub async fn guard_output(
+pub(super) async fn guard_output(
     guards: &[Arc<GuardPolicy>],
     model: &str,
     principal: &Principal,
@@ -40,7 +40,7 @@ pub async fn guard_output(
 /// A response with the gateway's headers: the `x-ratelimit-*` headers
 /// when a limit applied, content type, resolved model, and the cache
 /// outcome when the model caches.
-pub fn response(
+pub(super) fn response(
     status: StatusCode,
     body: Body,
     sse: bool,
@@ -79,7 +79,7 @@ pub fn response(
 }
 
 /// What a cached answer records about the call that produced it.
-pub fn cache_meta(route: &ModelRoute, usage: Usage) -> Meta {
+pub(super) fn cache_meta(route: &ModelRoute, usage: Usage) -> Meta {
     Meta {
         provider: route.provider_name.clone(),
         upstream_model: route.upstream_model.clone(),
@@ -91,7 +91,7 @@ pub fn cache_meta(route: &ModelRoute, usage: Usage) -> Meta {
 
 /// Phase 7's answer on a hit (`body` after output guardrails): JSON, or an
 /// SSE replay for a streaming request; the hit noted for ledger and metrics.
-pub fn cached(
+pub(super) fn cached(
     ctx: &mut RequestCtx,
     model: &str,
     meta: &Meta,

@@ -65,7 +65,7 @@ fn bad(e: Unsupported) -> ApiError {
 }
 
 impl Shaper {
-    pub fn new(ingress: Ingress) -> Self {
+    pub(super) fn new(ingress: Ingress) -> Self {
         Self {
             ingress,
             request: Map::new(),
@@ -74,16 +74,16 @@ impl Shaper {
 
     /// Whether the caller's shape is not OpenAI's (the usage chunk is then
     /// always wanted: the translators report usage in their own events).
-    pub fn translated(&self) -> bool {
+    pub(super) fn translated(&self) -> bool {
         !matches!(self.ingress, Ingress::OpenAi(_) | Ingress::Databricks(_))
     }
 
-    pub fn count_only(&self) -> bool {
+    pub(super) fn count_only(&self) -> bool {
         self.ingress == Ingress::AnthropicCountTokens
     }
 
     /// Phase 2: the caller's body as an OpenAI chat body.
-    pub fn chat_body(&mut self, bytes: Bytes) -> Result<Bytes, ApiError> {
+    pub(super) fn chat_body(&mut self, bytes: Bytes) -> Result<Bytes, ApiError> {
         if !self.translated() {
             return Ok(bytes);
         }
@@ -111,7 +111,11 @@ impl Shaper {
 
     /// Phase 4b: Anthropic-only extensions stay only when every target
     /// speaks Anthropic; otherwise they are removed or refused.
-    pub fn fit_targets(&self, plan: &Plan, body: &mut Map<String, Value>) -> Result<(), ApiError> {
+    pub(super) fn fit_targets(
+        &self,
+        plan: &Plan,
+        body: &mut Map<String, Value>,
+    ) -> Result<(), ApiError> {
         let all_anthropic = plan
             .targets
             .iter()
@@ -123,7 +127,7 @@ impl Shaper {
     }
 
     /// Phase 10, whole answers: the OpenAI body in the caller's shape.
-    pub fn full(&self, bytes: Bytes, provider: &str) -> Result<Bytes, ApiError> {
+    pub(super) fn full(&self, bytes: Bytes, provider: &str) -> Result<Bytes, ApiError> {
         if !self.translated() {
             return Ok(bytes);
         }
@@ -146,7 +150,7 @@ impl Shaper {
     }
 
     /// Phase 10, streams: OpenAI chunk events re-framed event by event.
-    pub fn stream(
+    pub(super) fn stream(
         self,
         s: BoxStream<'static, Result<Bytes, std::convert::Infallible>>,
     ) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {

@@ -151,7 +151,7 @@ struct State {
     ended: bool,
 }
 
-pub fn observe(
+pub(super) fn observe(
     app: Arc<AppState>,
     ctx: RequestCtx,
     request: Bytes,

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-pub fn count(text: &str) -> i64 {
+pub(super) fn count(text: &str) -> i64 {
     if text.is_empty() {
         return 0;
     }
@@ -85,7 +85,7 @@ fn count_memo(text: &str) -> i64 {
 /// Prompt tokens of a request, as OpenAI's cookbook counts them: each
 /// message's content counted on its own (+3 per message, +3 for the reply's
 /// priming), or the `prompt` / `input` text.
-pub fn prompt_tokens(body: &Map<String, Value>) -> i64 {
+pub(super) fn prompt_tokens(body: &Map<String, Value>) -> i64 {
     let mut total = 0;
     if let Some(Value::Array(messages)) = body.get("messages") {
         for m in messages {
@@ -105,7 +105,7 @@ pub fn prompt_tokens(body: &Map<String, Value>) -> i64 {
 }
 
 /// Prompt tokens of a raw request body (0 when it does not parse).
-pub fn prompt_tokens_of(request: &[u8]) -> i64 {
+pub(super) fn prompt_tokens_of(request: &[u8]) -> i64 {
     match serde_json::from_slice::<Value>(request) {
         Ok(Value::Object(map)) => prompt_tokens(&map),
         _ => 0,
@@ -113,7 +113,7 @@ pub fn prompt_tokens_of(request: &[u8]) -> i64 {
 }
 
 /// Completion tokens of a non-streamed response body.
-pub fn completion_tokens(response: &Value) -> i64 {
+pub(super) fn completion_tokens(response: &Value) -> i64 {
     let mut text = String::new();
     if let Some(Value::Array(choices)) = response.get("choices") {
         for c in choices {

@@ -278,6 +278,9 @@ impl OidcIssuer {
         }
         jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key.key, validation)
             .map_err(|e| map_error(e.kind()))?;
+        // `exp`/`nbf` once more on the gateway's clock (the library reads
+        // the system clock itself), so every time check follows one clock.
+        within_times(&peeked.claims, validation.leeway)?;
         self.principal(&peeked.claims)
     }
 
@@ -285,6 +288,21 @@ impl OidcIssuer {
     pub fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, TokenError> {
         map_claims(&self.config.claims, claims, self.issuer.clone())
     }
+}
+
+/// `exp` (required) and `nbf` (optional) against `tollgate_core::clock`.
+fn within_times(claims: &Map<String, Value>, leeway: u64) -> Result<(), TokenError> {
+    let now = tollgate_core::clock::wall_secs();
+    let secs = |name: &str| claims.get(name).and_then(Value::as_f64).map(|v| v as u64);
+    match secs("exp") {
+        Some(exp) if exp.saturating_add(leeway) < now => return Err(TokenError::Expired),
+        Some(_) => {}
+        None => return Err(TokenError::InvalidClaim("exp".into())),
+    }
+    if secs("nbf").is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }
 
 fn map_error(kind: &ErrorKind) -> TokenError {
@@ -503,7 +521,7 @@ impl Issuers {
         if issuer.jwks.keys().generation != v.generation {
             return None;
         }
-        let now = jsonwebtoken::get_current_timestamp();
+        let now = tollgate_core::clock::wall_secs();
         let leeway = issuer.config.leeway.as_secs();
         if v.exp.saturating_add(leeway) < now
             || v.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway))
@@ -695,7 +713,7 @@ mod tests {
         // Expiry is checked on every hit.
         cache.install(KeySet::parse(&jwks, 4).unwrap().0);
         assert!(issuers.verify_cached_offline(&token).is_ok());
-        std::thread::sleep(Duration::from_millis(2100));
+        tollgate_core::clock::advance_wall(Duration::from_millis(2100));
         assert_eq!(
             issuers.verify_cached_offline(&token),
             Err(TokenError::Expired)

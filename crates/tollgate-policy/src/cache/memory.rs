@@ -26,12 +26,12 @@ impl Expiry<Key, Slot> for PerEntry {
     }
 }
 
-pub struct Memory {
+pub(super) struct Memory {
     cache: Cache<Key, Slot>,
 }
 
 impl Memory {
-    pub fn new(max_bytes: u64) -> Self {
+    pub(super) fn new(max_bytes: u64) -> Self {
         Self {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
@@ -41,7 +41,7 @@ impl Memory {
         }
     }
 
-    pub fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+    pub(super) fn get(&self, key: &Key) -> Option<Arc<Entry>> {
         let slot = self.cache.get(key)?;
         if slot.expires <= tokio::time::Instant::now() {
             self.cache.invalidate(key);
@@ -50,7 +50,7 @@ impl Memory {
         Some(slot.entry)
     }
 
-    pub fn put(&self, key: Key, entry: Entry, ttl: Duration) {
+    pub(super) fn put(&self, key: Key, entry: Entry, ttl: Duration) {
         let expires = tokio::time::Instant::now() + ttl;
         self.cache.insert(
             key,
@@ -64,7 +64,7 @@ impl Memory {
 
     /// Bytes held (after pending maintenance).
     #[cfg(test)]
-    pub fn weighted_size(&self) -> u64 {
+    pub(super) fn weighted_size(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.weighted_size()
     }

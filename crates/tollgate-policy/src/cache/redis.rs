@@ -14,14 +14,14 @@ use tokio::sync::OnceCell;
 use super::entry::Entry;
 use super::key::Key;
 
-pub struct Redis {
+pub(super) struct Redis {
     conn: Arc<OnceCell<ConnectionManager>>,
     prefix: String,
     timeout: Duration,
 }
 
 impl Redis {
-    pub fn new(url: &str, prefix: String, timeout: Duration) -> Result<Self, String> {
+    pub(super) fn new(url: &str, prefix: String, timeout: Duration) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("cache.redis_url: {e}"))?;
         let conn = Arc::new(OnceCell::new());
         let cell = conn.clone();
@@ -56,7 +56,7 @@ impl Redis {
         format!("{}{}", self.prefix, hex::encode(key))
     }
 
-    pub async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+    pub(super) async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
         let mut c = self.conn.get()?.clone();
         let name = self.name(key);
         let got = tokio::time::timeout(self.timeout, c.get::<_, Option<Vec<u8>>>(name)).await;
@@ -76,7 +76,7 @@ impl Redis {
         }
     }
 
-    pub fn put(&self, key: &Key, entry: &Entry, ttl: Duration) {
+    pub(super) fn put(&self, key: &Key, entry: &Entry, ttl: Duration) {
         let Some(c) = self.conn.get() else {
             return;
         };

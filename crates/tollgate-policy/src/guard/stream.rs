@@ -15,7 +15,7 @@ use tollgate_config::{Enforcement, GuardAction};
 use tollgate_guardrails::{Finding, StreamScanner};
 
 /// Characters held back while a match may still be growing.
-pub const HOLD_BACK: usize = 128;
+pub(super) const HOLD_BACK: usize = 128;
 
 /// Which text stream of a response: a choice's content, or one of its
 /// tool calls' arguments.

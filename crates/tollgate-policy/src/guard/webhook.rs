@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::auth::Principal;
 use tollgate_config::WebhookConfig;
 
-pub struct Webhook {
+pub(super) struct Webhook {
     client: reqwest::Client,
     url: reqwest::Url,
     timeout: Duration,
@@ -21,7 +21,7 @@ pub struct Webhook {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum WebhookVerdict {
+pub(super) enum WebhookVerdict {
     Allow,
     Block(String),
     Rewrite(Vec<String>),
@@ -37,7 +37,7 @@ struct Answer {
 }
 
 impl Webhook {
-    pub fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, String> {
+    pub(super) fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, String> {
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| format!("webhook url: {e}"))?;
         let mut headers = http::HeaderMap::new();
         for (k, v) in &cfg.headers {
@@ -57,7 +57,7 @@ impl Webhook {
     }
 
     /// Asks the webhook; `Err` is a guardrail failure (down, slow, bad answer).
-    pub async fn check(
+    pub(super) async fn check(
         &self,
         policy: &str,
         direction: &str,

@@ -30,7 +30,7 @@ pub(super) struct Charge {
 }
 
 impl Charge {
-    pub fn new(window: i64) -> Self {
+    pub(super) fn new(window: i64) -> Self {
         Self {
             window,
             ..Self::default()
@@ -38,7 +38,7 @@ impl Charge {
     }
 
     /// Reserves `amount` on this node's counter, or says which cap refuses.
-    pub fn take_here(
+    pub(super) fn take_here(
         &mut self,
         t: &Template,
         local: &LocalStore,
@@ -61,18 +61,18 @@ impl Charge {
     }
 
     /// Adds `delta` to this node's counter.
-    pub fn local_add(&self, t: &Template, local: &LocalStore, delta: f64) {
+    pub(super) fn local_add(&self, t: &Template, local: &LocalStore, delta: f64) {
         match t.counter.as_ref().or(self.fallback_counter.as_ref()) {
             Some(c) => c.add(self.window, delta),
             None => local.add(&t.key, self.window, delta),
         }
     }
 
-    pub fn on_redis(&self, t: &Template) -> bool {
+    pub(super) fn on_redis(&self, t: &Template) -> bool {
         t.rule.store == LimitStore::Redis && !self.fallback
     }
 
-    pub fn decision(&self) -> Decision {
+    pub(super) fn decision(&self) -> Decision {
         match (self.shadow_hit, self.fallback) {
             (true, _) => Decision::ShadowRejected,
             (false, true) => Decision::FallbackLocal,

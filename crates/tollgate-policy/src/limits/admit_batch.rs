@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use super::redis::{Item, Num, RedisFailure};
 
-pub const SCRIPT: &str = r#"
+pub(super) const SCRIPT: &str = r#"
 -- KEYS: the batch's counters, each once. ARGV[1]: the number of requests
 -- R; then per counter (KEYS order) 3 values: max, ttl_ms, enforce (1/0);
 -- then per request: its number of charges n, then n pairs (counter index
@@ -90,7 +90,7 @@ struct Counter<'a> {
 
 /// A batch's counters, each once, and every item's counter index, in the
 /// order the requests and their items come.
-pub struct Encoded<'a> {
+pub(super) struct Encoded<'a> {
     counters: Vec<Counter<'a>>,
     /// Per item of every request, flattened: its index into `counters`.
     index: Vec<usize>,
@@ -100,7 +100,7 @@ impl<'a> Encoded<'a> {
     /// Names each counter once. Items of one counter carry the same cap
     /// but across a config reload; then the tighter one is checked
     /// (smaller max, enforced if any is) for the whole batch.
-    pub fn new(requests: &[&'a [Item]]) -> Self {
+    pub(super) fn new(requests: &[&'a [Item]]) -> Self {
         let total: usize = requests.iter().map(|r| r.len()).sum();
         let mut seen: HashMap<&str, usize, foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(total.min(64), Default::default());
@@ -131,7 +131,7 @@ impl<'a> Encoded<'a> {
     }
 
     /// `EVALSHA` of the script with the batch's keys and arguments.
-    pub fn command(&self, script: &redis::Script, requests: &[&[Item]]) -> redis::Cmd {
+    pub(super) fn command(&self, script: &redis::Script, requests: &[&[Item]]) -> redis::Cmd {
         let mut cmd = super::redis::evalsha(script, self.counters.len());
         for c in &self.counters {
             cmd.arg(c.key);
@@ -152,7 +152,7 @@ impl<'a> Encoded<'a> {
 
     /// Each request's answer from the script's reply: `(failed, used)`,
     /// the used-before amounts found by replaying the batch in order.
-    pub fn answers(
+    pub(super) fn answers(
         &self,
         reply: &str,
         requests: &[&[Item]],

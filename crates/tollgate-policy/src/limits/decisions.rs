@@ -31,7 +31,7 @@ use tollgate_core::json_text::{push_escaped, push_number};
 
 /// The parts of a counter's decisions fixed by the counter, escaped once
 /// (per (caller, model) template, `templates.rs`).
-pub struct Fixed {
+pub(super) struct Fixed {
     /// `["rule","cap",`
     head: Box<str>,
     /// `["rule","cap","allowed",`: the common case in one copy.
@@ -47,7 +47,7 @@ pub struct Fixed {
 }
 
 impl Fixed {
-    pub fn new(rule: &str, label: &str, partition: &str, budget: bool) -> Self {
+    pub(super) fn new(rule: &str, label: &str, partition: &str, budget: bool) -> Self {
         let mut head = String::with_capacity(8 + rule.len() + label.len());
         head.push_str("[\"");
         push_escaped(&mut head, rule);
@@ -71,7 +71,7 @@ impl Fixed {
 
     /// An allowed decision charging `charged` is written whole, from one
     /// string built here (not for a budget, which carries its window).
-    pub fn constant(mut self, charged: Option<f64>) -> Self {
+    pub(super) fn constant(mut self, charged: Option<f64>) -> Self {
         self.whole = charged.filter(|_| !self.budget).map(|v| {
             let mut text = String::from(&*self.allowed);
             push_number(&mut text, v);
@@ -82,14 +82,14 @@ impl Fixed {
     }
 
     /// An upper bound of one decision's length.
-    pub fn max_len(&self) -> usize {
+    pub(super) fn max_len(&self) -> usize {
         self.head.len() + self.part.len() + 64
     }
 }
 
 /// What a limit decided for one counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(super) enum Decision {
     Allowed,
     /// Shadow mode: would have been rejected.
     ShadowRejected,
@@ -101,7 +101,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Decision::Allowed => "allowed",
             Decision::ShadowRejected => "shadow_rejected",
@@ -125,7 +125,7 @@ impl Decision {
 }
 
 /// Appends one decision.
-pub fn push(out: &mut String, f: &Fixed, window: i64, decision: Decision, charged: f64) {
+pub(super) fn push(out: &mut String, f: &Fixed, window: i64, decision: Decision, charged: f64) {
     if decision == Decision::Allowed {
         match &f.whole {
             Some((v, text)) if *v == charged => out.push_str(text),
@@ -152,7 +152,7 @@ pub fn push(out: &mut String, f: &Fixed, window: i64, decision: Decision, charge
 }
 
 /// One decision read back from a record (any of the three forms).
-pub struct Read<'a> {
+pub(super) struct Read<'a> {
     pub rule: &'a str,
     pub cap: &'a str,
     /// `rule:cap:partition`.
@@ -165,7 +165,7 @@ pub struct Read<'a> {
     pub counted_here: bool,
 }
 
-pub fn read(d: &Value) -> Option<Read<'_>> {
+pub(super) fn read(d: &Value) -> Option<Read<'_>> {
     if let Value::Array(a) = d {
         // Without partition and window (an allowed request or token
         // count) there is nothing to restore.

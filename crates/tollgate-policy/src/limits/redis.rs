@@ -71,7 +71,7 @@ struct Pending {
 
 /// `Ok((0, used))` when admitted, `Ok((i, used))` when item `i` (1-based)
 /// would cross its cap; `used`: each counter before this request.
-pub type Admission = Result<(usize, Vec<f64>), RedisFailure>;
+pub(super) type Admission = Result<(usize, Vec<f64>), RedisFailure>;
 
 /// Admissions waiting for the admission task; past it a request gets a
 /// store error (and its rule's `on_store_error`).
@@ -86,7 +86,7 @@ const ADMIT_BATCH: usize = 128;
 const ADMIT_IN_FLIGHT: usize = 4;
 
 /// A settlement correction: (counter key, delta, ttl in ms).
-pub type Correction = (String, f64, i64);
+pub(super) type Correction = (String, f64, i64);
 
 /// Settlements waiting for the settlement task; past it they are dropped
 /// and counted as store errors.

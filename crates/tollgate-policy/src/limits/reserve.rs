@@ -68,7 +68,7 @@ pub(super) async fn reserve(
             }
         })
         .collect();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let answer = store.admit(items).await;
     admit_histogram().record(started.elapsed());
     match answer {

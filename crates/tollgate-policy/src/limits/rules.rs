@@ -33,7 +33,7 @@ impl CapKind {
     }
 }
 
-pub fn tokens_of(kind: TokenKind, prompt: i64, completion: i64) -> i64 {
+pub(super) fn tokens_of(kind: TokenKind, prompt: i64, completion: i64) -> i64 {
     match kind {
         TokenKind::Input => prompt,
         TokenKind::Output => completion,

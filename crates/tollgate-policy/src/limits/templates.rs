@@ -22,7 +22,7 @@ use crate::auth::Principal;
 use tollgate_config::{LimitMode, LimitStore};
 
 /// One counter a (caller, model) charges.
-pub struct Template {
+pub(super) struct Template {
     pub rule: Arc<Rule>,
     /// Index into `rule.caps`.
     pub cap: usize,
@@ -35,11 +35,11 @@ pub struct Template {
 }
 
 impl Template {
-    pub fn cap(&self) -> &super::Cap {
+    pub(super) fn cap(&self) -> &super::Cap {
         &self.rule.caps[self.cap]
     }
 
-    pub fn enforce(&self) -> bool {
+    pub(super) fn enforce(&self) -> bool {
         self.rule.mode == LimitMode::Enforce
     }
 }
@@ -69,12 +69,12 @@ impl Counters {
 const MAX_ENTRIES: usize = 4_096;
 
 #[derive(Default)]
-pub struct Templates {
+pub(super) struct Templates {
     map: DashMap<Box<str>, Counters, foldhash::fast::RandomState>,
 }
 
 impl Templates {
-    pub fn get(
+    pub(super) fn get(
         &self,
         rules: &[Arc<Rule>],
         local: &LocalStore,

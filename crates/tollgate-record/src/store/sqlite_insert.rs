@@ -13,25 +13,22 @@
 //! the records. Everything else (reads, keys, retention, migrations) stays on
 //! sqlx, and PostgreSQL keeps its multi-row insert.
 //!
-//! Why raw statements (the crate's only `unsafe`): rusqlite binds every
-//! text as `SQLITE_TRANSIENT`, so SQLite mallocs and copies each of a
-//! row's 18 texts before the insert copies them again into the record:
-//! 9.7 k of the 21 k instructions a row cost (bench/history/LEDGER.md). `Insert::run` binds them as `SQLITE_STATIC` (borrowed) and
-//! resets and clears the bindings before it returns, so no binding outlives
-//! the records it borrows. rusqlite offers no borrowed binding and no access
-//! to its statements' handles.
+//! Why prepared statements bound from borrowed text (`tollgate-sqlite`,
+//! the workspace's one crate with `unsafe`): rusqlite binds every text as
+//! `SQLITE_TRANSIENT`, so SQLite mallocs and copies each of a row's 18
+//! texts before the insert copies them again into the record: 9.7 k of the
+//! 21 k instructions a row cost (bench/history/LEDGER.md).
 //!
 //! An in-memory database cannot take this path: a second connection would
 //! open a different, empty database. `Store::open` keeps the sqlx insert
 //! for `sqlite::memory:`.
 
-use std::ffi::{c_int, c_uint, CStr};
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{ffi, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
+use tollgate_sqlite::{Prepared, Value};
 
 use super::{insert_usage_sql, Backend, StoreError, USAGE_COLUMN_COUNT};
 use crate::ledger::UsageRecord;
@@ -42,14 +39,10 @@ pub(super) struct SqliteInsert {
     writer: Arc<Mutex<Writer>>,
 }
 
-/// The connection and its two insert statements. Field order matters:
-/// fields drop in order, so the statements are finalized before the
-/// connection closes.
-struct Writer {
-    chunk: Insert,
-    one: Insert,
-    conn: Connection,
-}
+/// The connection and its two insert statements, in this order.
+type Writer = Prepared;
+const CHUNK: usize = 0;
+const ONE: usize = 1;
 
 impl SqliteInsert {
     /// Opens the (already created and migrated) database file.
@@ -69,11 +62,13 @@ impl SqliteInsert {
         // statement's sub-journal is a few pages; nothing else on this
         // connection makes temporary tables.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        let writer = Writer {
-            chunk: Insert::prepare(&conn, &insert_usage_sql(Backend::Sqlite, CHUNK_ROWS))?,
-            one: Insert::prepare(&conn, &insert_usage_sql(Backend::Sqlite, 1))?,
+        let writer = Prepared::new(
             conn,
-        };
+            &[
+                &insert_usage_sql(Backend::Sqlite, CHUNK_ROWS),
+                &insert_usage_sql(Backend::Sqlite, 1),
+            ],
+        )?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
         })
@@ -110,111 +105,18 @@ impl SqliteInsert {
 const CHUNK_ROWS: usize = 16;
 
 fn insert_all(w: &mut Writer, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
-    let Writer { chunk, one, conn } = w;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let chunks = records.chunks_exact(CHUNK_ROWS);
     let rest = chunks.remainder();
-    for c in chunks {
-        chunk.run(&tx, c)?;
-    }
-    for r in rest {
-        one.run(&tx, std::slice::from_ref(r))?;
-    }
-    // An error above drops `tx`, which rolls the batch back.
-    tx.commit()?;
+    w.transaction(|batch| {
+        for c in chunks {
+            batch.run(CHUNK, c.iter().flat_map(|r| values(r)))?;
+        }
+        for r in rest {
+            batch.run(ONE, values(r))?;
+        }
+        Ok(())
+    })?;
     Ok(())
-}
-
-/// One of the two prepared `INSERT`s.
-struct Insert(NonNull<ffi::sqlite3_stmt>);
-
-// SAFETY: SQLite lets a statement move between threads when one thread at a
-// time uses it (the library is built thread-safe); here it lives in
-// `Writer`, behind the insert's mutex, with the connection that owns it.
-unsafe impl Send for Insert {}
-
-impl Insert {
-    fn prepare(conn: &Connection, sql: &str) -> Result<Self, rusqlite::Error> {
-        let len = c_int::try_from(sql.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, None))?;
-        let mut stmt = std::ptr::null_mut();
-        // SAFETY: `conn.handle()` is the open connection; SQLite reads
-        // `len` bytes of `sql` during the call only (the tail is not asked for).
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v3(
-                conn.handle(),
-                sql.as_ptr().cast(),
-                len,
-                ffi::SQLITE_PREPARE_PERSISTENT as c_uint,
-                &mut stmt,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(error(conn, rc));
-        }
-        NonNull::new(stmt)
-            .map(Self)
-            .ok_or_else(|| failure(ffi::SQLITE_MISUSE, Some("empty insert statement".into())))
-    }
-
-    /// Binds `rows` (one record per `USAGE_COLUMN_COUNT` parameters) and
-    /// runs the statement once. Texts are bound borrowed (`SQLITE_STATIC`):
-    /// they are read only by the step below, and the bindings are cleared
-    /// before this returns, while `rows` is still borrowed.
-    fn run(&mut self, conn: &Connection, rows: &[Arc<UsageRecord>]) -> Result<(), rusqlite::Error> {
-        let stmt = self.0.as_ptr();
-        let mut rc = ffi::SQLITE_OK;
-        'bind: for (i, r) in rows.iter().enumerate() {
-            for (j, v) in values(r).into_iter().enumerate() {
-                // Parameters are numbered from 1, in `USAGE_COLUMNS` order.
-                let Ok(idx) = c_int::try_from(i * USAGE_COLUMN_COUNT + j + 1) else {
-                    rc = ffi::SQLITE_RANGE;
-                    break 'bind;
-                };
-                rc = bind(stmt, idx, v);
-                if rc != ffi::SQLITE_OK {
-                    break 'bind;
-                }
-            }
-        }
-        if rc == ffi::SQLITE_OK {
-            // SAFETY: a prepared statement of this connection, every
-            // parameter bound to memory borrowed from `rows`.
-            rc = match unsafe { ffi::sqlite3_step(stmt) } {
-                ffi::SQLITE_DONE => ffi::SQLITE_OK,
-                other => other,
-            };
-        }
-        let result = if rc == ffi::SQLITE_OK {
-            Ok(())
-        } else {
-            Err(error(conn, rc))
-        };
-        // SAFETY: same statement; after this no binding points into `rows`.
-        unsafe {
-            ffi::sqlite3_reset(stmt);
-            ffi::sqlite3_clear_bindings(stmt);
-        }
-        result
-    }
-}
-
-impl Drop for Insert {
-    fn drop(&mut self) {
-        // SAFETY: the statement is finalized once, before its connection
-        // closes (`Writer`'s field order).
-        unsafe {
-            ffi::sqlite3_finalize(self.0.as_ptr());
-        }
-    }
-}
-
-/// One bound value.
-enum Value<'a> {
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-    Null,
 }
 
 /// One record's values, in `USAGE_COLUMNS` order.
@@ -252,45 +154,6 @@ fn values(r: &UsageRecord) -> [Value<'_>; USAGE_COLUMN_COUNT] {
         r.template_version.map_or(Value::Null, Int),
         Text(&r.limits),
     ]
-}
-
-fn bind(stmt: *mut ffi::sqlite3_stmt, idx: c_int, v: Value<'_>) -> c_int {
-    // SAFETY: `stmt` is a prepared statement and `idx` one of its
-    // parameters (SQLite checks the range). A text is borrowed
-    // (`SQLITE_STATIC`); `Insert::run` clears the binding before the
-    // borrow ends. An empty text points at a static "".
-    unsafe {
-        match v {
-            Value::Int(n) => ffi::sqlite3_bind_int64(stmt, idx, n),
-            Value::Real(x) => ffi::sqlite3_bind_double(stmt, idx, x),
-            Value::Null => ffi::sqlite3_bind_null(stmt, idx),
-            Value::Text(t) => {
-                let Ok(len) = c_int::try_from(t.len()) else {
-                    return ffi::SQLITE_TOOBIG;
-                };
-                let ptr = if t.is_empty() {
-                    "".as_ptr()
-                } else {
-                    t.as_ptr()
-                };
-                ffi::sqlite3_bind_text(stmt, idx, ptr.cast(), len, ffi::SQLITE_STATIC())
-            }
-        }
-    }
-}
-
-/// The connection's message for a failed call.
-fn error(conn: &Connection, rc: c_int) -> rusqlite::Error {
-    // SAFETY: the open connection's message (never null: SQLite returns a
-    // static text when it has none), copied out at once.
-    let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(conn.handle())) }
-        .to_string_lossy()
-        .into_owned();
-    failure(rc, Some(msg))
-}
-
-fn failure(rc: c_int, msg: Option<String>) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
 }
 
 #[cfg(test)]

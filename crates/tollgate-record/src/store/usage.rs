@@ -129,7 +129,7 @@ impl Acc {
 }
 
 /// Nearest-rank percentile of sorted values (0 when empty).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

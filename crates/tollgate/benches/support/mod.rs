@@ -9,7 +9,7 @@ use tollgate::config::{Price, PrincipalKind};
 use tollgate::limits::Demand;
 
 /// A user with one group, a tenant and an API key: every limit dimension set.
-pub fn alice() -> Principal {
+pub(crate) fn alice() -> Principal {
     Principal {
         subject: "alice".into(),
         kind: PrincipalKind::User,
@@ -22,7 +22,7 @@ pub fn alice() -> Principal {
 }
 
 /// A chat request's estimate: 120 prompt tokens, `max_tokens` 256.
-pub fn demand() -> Demand {
+pub(crate) fn demand() -> Demand {
     Demand {
         prompt: 120,
         completion: 256,

@@ -25,7 +25,7 @@ use crate::server::AppState;
 
 const SHAPE: ApiShape = ApiShape::Databricks;
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/serving-endpoints/{name}/invocations", post(invocations))
 }
 
@@ -91,7 +91,7 @@ async fn prepare(
 /// The kind of call a Databricks invocation body is. Anything that is not
 /// chat, completions or embeddings is treated as a model payload, whose
 /// ingress check names the expected keys.
-pub fn infer(body: &serde_json::Map<String, Value>) -> Endpoint {
+pub(super) fn infer(body: &serde_json::Map<String, Value>) -> Endpoint {
     if body.contains_key("messages") {
         Endpoint::Chat
     } else if body.contains_key("prompt") {

@@ -15,7 +15,7 @@ use crate::pipeline;
 use crate::prompts::PromptCall;
 use crate::server::AppState;
 
-pub async fn complete(
+pub(super) async fn complete(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -28,7 +28,7 @@ pub async fn complete(
     pipeline::handle_prompt(app, call, headers, body).await
 }
 
-pub async fn complete_version(
+pub(super) async fn complete_version(
     State(app): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
@@ -46,7 +46,7 @@ pub async fn complete_version(
 }
 
 /// Every template version the caller may call, with its variables.
-pub async fn list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(super) async fn list(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     super::openai::list_for_caller(&app, &headers, |snap, access| {
         snap.templates
             .iter()

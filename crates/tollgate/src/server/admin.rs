@@ -12,7 +12,7 @@ use http::StatusCode;
 
 use super::AppState;
 
-pub fn router(app: Arc<AppState>) -> Router {
+pub(super) fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -60,7 +60,7 @@ pub fn reload(state: &AppState) -> Result<(), String> {
 }
 
 /// Re-reads the store's keys so `tollgate keys create|revoke` take effect.
-pub async fn refresh_store_keys(
+pub(super) async fn refresh_store_keys(
     state: Arc<AppState>,
     store: Store,
     mut stop: watch::Receiver<bool>,
@@ -85,9 +85,9 @@ const FIRST_JWKS_WAIT: Duration = Duration::from_secs(3);
 
 /// Fetches every issuer's keys once, concurrently, waiting at most
 /// `FIRST_JWKS_WAIT`; failures are logged and retried in the background.
-pub async fn initial_jwks(state: &Arc<AppState>) {
+pub(super) async fn initial_jwks(state: &Arc<AppState>) {
     let snap = state.snapshot.load_full();
-    let now = std::time::Instant::now();
+    let now = tokio::time::Instant::now();
     let tasks: Vec<_> = snap
         .issuers
         .all()
@@ -122,14 +122,14 @@ async fn fetch_jwks(issuer: Arc<crate::auth::OidcIssuer>, trigger: &'static str)
 
 /// Re-fetches each issuer's JWKS every `refresh` (sooner, with backoff,
 /// after a failure). Issuers added by a reload are picked up on the next tick.
-pub async fn refresh_jwks(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn refresh_jwks(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         let snap = state.snapshot.load_full();
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         for issuer in snap.issuers.all() {
             if issuer.jwks.take_due(now) {
                 tokio::spawn(fetch_jwks(issuer.clone(), "timer"));
@@ -140,7 +140,7 @@ pub async fn refresh_jwks(state: Arc<AppState>, mut stop: watch::Receiver<bool>)
 
 /// Reloads when the config file changes on disk (watching its directory, so
 /// editors that replace the file by rename are seen too).
-pub async fn watch_config(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn watch_config(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     if !state.snapshot.load().config.server.watch_config {
         return;
     }

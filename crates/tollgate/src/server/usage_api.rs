@@ -19,7 +19,7 @@ const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Params {
+pub(super) struct Params {
     group_by: Option<String>,
     /// RFC 3339 or Unix seconds; default 24 hours ago.
     from: Option<String>,
@@ -77,7 +77,7 @@ fn time(name: &str, value: Option<&str>, default: i64) -> Result<i64, String> {
     }
 }
 
-pub async fn usage(
+pub(super) async fn usage(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,

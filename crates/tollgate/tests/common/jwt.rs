@@ -9,9 +9,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 /// The issuer `sign` puts in `iss` (audience `tollgate`).
-pub const ISSUER: &str = "https://idp.test.example";
+pub(crate) const ISSUER: &str = "https://idp.test.example";
 
-pub fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/jwt")
@@ -21,7 +21,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// Serves the fixture JWKS at /jwks.
-pub async fn jwks_server() -> SocketAddr {
+pub(crate) async fn jwks_server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let body = String::from_utf8(fixture("jwks.json")).unwrap();
@@ -36,7 +36,7 @@ pub async fn jwks_server() -> SocketAddr {
     addr
 }
 
-pub fn sign(alg: Algorithm, claims: Value) -> String {
+pub(crate) fn sign(alg: Algorithm, claims: Value) -> String {
     let (kid, key) = match alg {
         Algorithm::RS256 | Algorithm::PS256 | Algorithm::RS384 => (
             "test-rsa",

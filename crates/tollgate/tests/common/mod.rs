@@ -11,29 +11,29 @@ use tokio::sync::oneshot;
 use tollgate::server::Running;
 use tollgate::store::Store;
 
-pub mod jwt;
-pub mod pg;
+pub(crate) mod jwt;
+pub(crate) mod pg;
 
-pub const KEY: &str = "tg-test-key-full";
-pub const KEY_LIMITED: &str = "tg-test-key-limited";
-pub const UPSTREAM_KEY: &str = "upstream-secret-value";
+pub(crate) const KEY: &str = "tg-test-key-full";
+pub(crate) const KEY_LIMITED: &str = "tg-test-key-limited";
+pub(crate) const UPSTREAM_KEY: &str = "upstream-secret-value";
 
-pub fn hash(key: &str) -> String {
+pub(crate) fn hash(key: &str) -> String {
     tollgate::auth::format_hash(&tollgate::auth::hash_key(key))
 }
 
-pub struct Mock {
+pub(crate) struct Mock {
     pub addr: SocketAddr,
     _stop: oneshot::Sender<()>,
 }
 
 impl Mock {
-    pub fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
 
     /// What the upstream received, oldest first.
-    pub async fn received(&self) -> Vec<Value> {
+    pub(crate) async fn received(&self) -> Vec<Value> {
         let v: Value = reqwest::get(format!("http://{}/_mock/requests", self.addr))
             .await
             .unwrap()
@@ -44,7 +44,7 @@ impl Mock {
     }
 }
 
-pub async fn start_mock(require_key: Option<&str>) -> Mock {
+pub(crate) async fn start_mock(require_key: Option<&str>) -> Mock {
     start_mock_with(tollgate::mock::server::MockOptions {
         require_key: require_key.map(str::to_owned),
         ..Default::default()
@@ -52,7 +52,7 @@ pub async fn start_mock(require_key: Option<&str>) -> Mock {
     .await
 }
 
-pub async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock {
+pub(crate) async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -64,7 +64,7 @@ pub async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock 
 
 /// The `server`, `storage` and `ledger` sections of a test config (no file
 /// watch, fast ledger flush).
-pub fn config_head(db: &str) -> String {
+pub(crate) fn config_head(db: &str) -> String {
     format!(
         "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  watch_config: false\n\
          storage:\n  url: {db}\nledger:\n  flush_interval: 20ms\n"
@@ -72,7 +72,7 @@ pub fn config_head(db: &str) -> String {
 }
 
 /// An address nothing listens on.
-pub async fn dead_addr() -> SocketAddr {
+pub(crate) async fn dead_addr() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap()
 }
@@ -80,7 +80,7 @@ pub async fn dead_addr() -> SocketAddr {
 /// The standard test config: providers `local` (in-process mock), `up`
 /// (the mock upstream, credential checked), `dead` (connection refused),
 /// `slow` (short timeouts); keys KEY (broad) and KEY_LIMITED.
-pub fn standard_config(mock: &Mock, dead: SocketAddr, db: &str) -> String {
+pub(crate) fn standard_config(mock: &Mock, dead: SocketAddr, db: &str) -> String {
     format!(
         r#"
 server:
@@ -155,7 +155,7 @@ keys:
     )
 }
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub running: Option<Running>,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
@@ -165,16 +165,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub fn admin_url(&self, path: &str) -> String {
+    pub(crate) fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
     }
 
     /// Graceful shutdown (flushes the ledger), then the store for assertions.
-    pub async fn stop(&mut self) -> Store {
+    pub(crate) async fn stop(&mut self) -> Store {
         if let Some(r) = self.running.take() {
             r.shutdown();
             tokio::time::timeout(Duration::from_secs(15), r.wait())
@@ -185,12 +185,12 @@ impl Gateway {
         Store::open(&self.db_url).await.unwrap()
     }
 
-    pub fn running(&self) -> &Running {
+    pub(crate) fn running(&self) -> &Running {
         self.running.as_ref().unwrap()
     }
 }
 
-pub async fn start_gateway_with(make: impl FnOnce(&str) -> String) -> Gateway {
+pub(crate) async fn start_gateway_with(make: impl FnOnce(&str) -> String) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("t.db").display());
     let config_path = dir.path().join("tollgate.yaml");
@@ -206,23 +206,28 @@ pub async fn start_gateway_with(make: impl FnOnce(&str) -> String) -> Gateway {
     }
 }
 
-pub async fn start_standard(mock: &Mock) -> Gateway {
+pub(crate) async fn start_standard(mock: &Mock) -> Gateway {
     let dead = dead_addr().await;
     start_gateway_with(|db| standard_config(mock, dead, db)).await
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
 }
 
-pub fn chat_body(model: &str, content: &str) -> Value {
+pub(crate) fn chat_body(model: &str, content: &str) -> Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}]})
 }
 
-pub async fn post(gw: &Gateway, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(
+    gw: &Gateway,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
     let mut req = client().post(gw.url(path)).json(body);
     if let Some(k) = key {
         req = req.bearer_auth(k);
@@ -231,7 +236,7 @@ pub async fn post(gw: &Gateway, path: &str, key: Option<&str>, body: &Value) -> 
 }
 
 /// Splits an SSE body into its `data:` payloads.
-pub fn sse_data(body: &str) -> Vec<String> {
+pub(crate) fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter_map(|ev| ev.strip_prefix("data: "))
         .map(str::to_owned)
@@ -239,7 +244,7 @@ pub fn sse_data(body: &str) -> Vec<String> {
 }
 
 /// Waits until the store has at least `n` usage records.
-pub async fn wait_records(store: &Store, n: usize) -> Vec<tollgate::ledger::UsageRecord> {
+pub(crate) async fn wait_records(store: &Store, n: usize) -> Vec<tollgate::ledger::UsageRecord> {
     for _ in 0..200 {
         let recs = store.usage_since(0).await.unwrap();
         if recs.len() >= n {
@@ -251,7 +256,7 @@ pub async fn wait_records(store: &Store, n: usize) -> Vec<tollgate::ledger::Usag
 }
 
 /// A streamed chat on `chat-up` paced by the mock: `tokens` at `per_sec`.
-pub async fn paced_stream(
+pub(crate) async fn paced_stream(
     gw: &Gateway,
     content: &str,
     per_sec: u32,
@@ -271,7 +276,7 @@ pub async fn paced_stream(
 }
 
 /// The status of a one-message chat on `model` with `key`.
-pub async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
+pub(crate) async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
     post(
         gw,
         "/v1/chat/completions",
@@ -284,7 +289,7 @@ pub async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
 }
 
 /// The admin listener's Prometheus text.
-pub async fn metrics_text(gw: &Gateway) -> String {
+pub(crate) async fn metrics_text(gw: &Gateway) -> String {
     client()
         .get(gw.admin_url("/metrics"))
         .send()
@@ -296,7 +301,7 @@ pub async fn metrics_text(gw: &Gateway) -> String {
 }
 
 /// `GET path` with `key`, as JSON.
-pub async fn get_json(gw: &Gateway, path: &str, key: &str) -> Value {
+pub(crate) async fn get_json(gw: &Gateway, path: &str, key: &str) -> Value {
     client()
         .get(gw.url(path))
         .bearer_auth(key)

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub struct Pg {
+pub(crate) struct Pg {
     pub port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -44,7 +44,7 @@ fn free_port() -> u16 {
 }
 
 impl Pg {
-    pub fn start() -> Pg {
+    pub(crate) fn start() -> Pg {
         let bin = bin_dir();
         let dir = tempfile::tempdir().unwrap();
         if is_root() {
@@ -102,12 +102,12 @@ impl Pg {
         );
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// Starts (again) on the same port and data.
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         let opts = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
             self.port,
@@ -130,7 +130,7 @@ impl Pg {
     }
 
     /// Stops the server now (fast shutdown: open connections are cut).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.run(
             "pg_ctl",
             &[
@@ -144,7 +144,7 @@ impl Pg {
         );
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 }
