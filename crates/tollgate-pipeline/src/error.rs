@@ -1,274 +1,160 @@
-//! The one place errors become HTTP. Every area's error converts into
-//! `ApiError`, which renders in the caller's API shape (OpenAI's
-//! `{"error":{message,type,param,code}}`, or Anthropic's
-//! `{"type":"error","error":{type,message}}`) with a status, a low-cardinality metrics label and a retryable flag.
+//! Errors as the caller sees them. The error itself is core's
+//! [`GatewayError`] (every area converts into it beside its own error
+//! type); this module holds the pipeline's own refusals (unknown model,
+//! access denied, …) and renders any error in the caller's API shape:
+//! OpenAI's `{"error":{message,type,param,code}}`, Anthropic's
+//! `{"type":"error","error":{type,message}}` (type from the status) or
+//! Databricks' `{"error_code","message"}` (code from the status), with
+//! `Retry-After`, the error's own headers (rate-limit state) and
+//! `WWW-Authenticate: Bearer` on 401. The rendering moves to the server
+//! crate once the pipeline stops building HTTP responses (issue 23).
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use tollgate_llm::providers::ProviderError;
-use tollgate_policy::auth::{AuthError, Denial, Principal};
+pub use tollgate_core::error::{ApiShape, ErrorKind, GatewayError};
+use tollgate_policy::auth::{policy, Denial, Principal};
 
-/// The API dialect the caller speaks; errors are rendered in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ApiShape {
-    #[default]
-    OpenAi,
-    /// Databricks REST: `{"error_code":"…","message":"…"}` (api/databricks.rs).
-    Databricks,
-    /// Anthropic Messages: `{"type":"error","error":{"type","message"}}`.
-    Anthropic,
+/// A policy denial for `model`; the message names the principal and the
+/// groups and tenant the policy saw (never the credential).
+pub fn forbidden(model: &str, principal: &Principal, denial: Denial) -> GatewayError {
+    let label = match denial {
+        Denial::TenantMismatch => "tenant_mismatch",
+        _ => "model_forbidden",
+    };
+    let detail = policy::describe(principal);
+    GatewayError::new(
+        ErrorKind::Permission,
+        403,
+        label,
+        format!(
+            "model `{model}` is not granted to principal `{}` ({detail})",
+            principal.subject
+        ),
+    )
+    .with_code("model_not_allowed")
+    .with_param("model")
+    .with_detail(format!("{}: {detail}", denial.label()))
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    Auth(#[from] AuthError),
-    #[error("model `{model}` is not granted to principal `{principal}` ({detail})")]
-    ModelForbidden {
-        model: String,
-        principal: String,
-        /// `groups: …; tenant: …; kind: …` — the inputs the policy saw.
-        detail: String,
-        denial: Denial,
-    },
-    #[error("the model `{model}` does not exist or is not served by this gateway")]
-    ModelNotFound { model: String },
-    #[error("the prompt template `{name}`{} does not exist", version.map(|v| format!(" version {v}")).unwrap_or_default())]
-    PromptNotFound { name: String, version: Option<u32> },
-    #[error("the model `{model}` does not serve {endpoint}")]
-    WrongEndpoint {
-        model: String,
-        endpoint: &'static str,
-    },
-    #[error("{message}")]
-    BadRequest {
-        message: String,
-        param: Option<&'static str>,
-    },
-    #[error("request body exceeds the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    #[error("{0}")]
-    Provider(#[from] ProviderError),
-    #[error("not found: {path}")]
-    RouteNotFound { path: String },
-    #[error("method {method} is not allowed on this route")]
-    MethodNotAllowed { method: String },
-    #[error("the gateway is shutting down")]
-    ShuttingDown,
-    #[error("internal error")]
-    Internal,
-    #[error("{0}")]
-    Guardrail(#[from] tollgate_policy::guard::GuardError),
-    #[error("{0}")]
-    Limit(#[from] tollgate_policy::limits::LimitError),
+pub fn model_not_found(model: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        404,
+        "model_not_found",
+        format!("the model `{model}` does not exist or is not served by this gateway"),
+    )
+    .with_code("model_not_found")
+    .with_param("model")
 }
 
-impl From<tollgate_core::error::InvalidRequest> for ApiError {
-    fn from(e: tollgate_core::error::InvalidRequest) -> Self {
-        ApiError::BadRequest {
-            message: e.message,
-            param: e.param,
-        }
+pub fn prompt_not_found(name: &str, version: Option<u32>) -> GatewayError {
+    let version = version.map(|v| format!(" version {v}")).unwrap_or_default();
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        404,
+        "prompt_not_found",
+        format!("the prompt template `{name}`{version} does not exist"),
+    )
+    .with_code("prompt_not_found")
+}
+
+pub fn wrong_endpoint(model: &str, endpoint: &'static str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        400,
+        "wrong_endpoint",
+        format!("the model `{model}` does not serve {endpoint}"),
+    )
+    .with_code("unsupported_endpoint")
+    .with_param("model")
+}
+
+pub fn payload_too_large(limit: usize) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        413,
+        "payload_too_large",
+        format!("request body exceeds the limit of {limit} bytes"),
+    )
+    .with_code("payload_too_large")
+}
+
+pub fn route_not_found(path: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        404,
+        "route_not_found",
+        format!("not found: {path}"),
+    )
+    .with_code("unknown_url")
+}
+
+pub fn method_not_allowed(method: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        405,
+        "method_not_allowed",
+        format!("method {method} is not allowed on this route"),
+    )
+    .with_code("method_not_allowed")
+}
+
+/// Logs authentication and authorization refusals with their reason.
+pub fn log_denial(err: &GatewayError, request_id: &str) {
+    match err.status() {
+        401 => tracing::info!(request_id, reason = err.label(), detail = %err,
+            "authentication failed"),
+        403 => tracing::info!(request_id, reason = err.label(),
+            policy = err.detail().unwrap_or(""), detail = %err, "access denied"),
+        _ => {}
     }
 }
 
-impl ApiError {
-    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
-        ApiError::BadRequest {
-            message: message.into(),
-            param,
-        }
-    }
+/// Renders an error in the caller's shape.
+pub trait Render {
+    /// The JSON body (also used for in-stream error events).
+    fn body(&self, shape: ApiShape) -> serde_json::Value;
+    /// The whole response: status, body, headers.
+    fn into_response_shaped(self, shape: ApiShape) -> Response;
+}
 
-    /// A policy denial for `model`; the message names the principal and the
-    /// groups and tenant the policy saw (never the credential).
-    pub fn forbidden(model: &str, principal: &Principal, denial: Denial) -> Self {
-        ApiError::ModelForbidden {
-            model: model.to_string(),
-            principal: principal.subject.to_string(),
-            detail: tollgate_policy::auth::policy::describe(principal),
-            denial,
-        }
-    }
-
-    /// Logs authentication and authorization denials with their reason.
-    pub fn log_denial(&self, request_id: &str) {
-        match self {
-            ApiError::Auth(e) => {
-                tracing::info!(request_id, reason = e.label(), detail = %e, "authentication failed")
-            }
-            ApiError::ModelForbidden {
-                model,
-                principal,
-                detail,
-                denial,
-            } => tracing::info!(request_id, reason = denial.label(), %model, %principal,
-                %detail, "access denied"),
-            _ => {}
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
-            ApiError::ModelForbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::ModelNotFound { .. }
-            | ApiError::RouteNotFound { .. }
-            | ApiError::PromptNotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::WrongEndpoint { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Provider(e) => e.status(),
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Guardrail(tollgate_policy::guard::GuardError::Blocked { .. }) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::Guardrail(tollgate_policy::guard::GuardError::Failed { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Limit(tollgate_policy::limits::LimitError::Exceeded(_)) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            ApiError::Limit(tollgate_policy::limits::LimitError::Unavailable { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }
-    }
-
-    /// Low-cardinality label for metrics and logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            ApiError::Auth(e) => e.label(),
-            ApiError::ModelForbidden {
-                denial: Denial::TenantMismatch,
-                ..
-            } => "tenant_mismatch",
-            ApiError::ModelForbidden { .. } => "model_forbidden",
-            ApiError::ModelNotFound { .. } => "model_not_found",
-            ApiError::PromptNotFound { .. } => "prompt_not_found",
-            ApiError::WrongEndpoint { .. } => "wrong_endpoint",
-            ApiError::BadRequest { .. } => "bad_request",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::Provider(e) => e.label(),
-            ApiError::RouteNotFound { .. } => "route_not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::ShuttingDown => "shutting_down",
-            ApiError::Internal => "internal",
-            ApiError::Guardrail(tollgate_policy::guard::GuardError::Blocked { .. }) => {
-                "guardrail_blocked"
-            }
-            ApiError::Guardrail(tollgate_policy::guard::GuardError::Failed { .. }) => {
-                "guardrail_error"
-            }
-            ApiError::Limit(tollgate_policy::limits::LimitError::Exceeded(_)) => "rate_limited",
-            ApiError::Limit(tollgate_policy::limits::LimitError::Unavailable { .. }) => {
-                "limit_unavailable"
-            }
-        }
-    }
-
-    /// Whether the same request may succeed if sent again.
-    pub fn retryable(&self) -> bool {
-        match self {
-            ApiError::Provider(e) => e.retryable(),
-            ApiError::ShuttingDown | ApiError::Limit(_) => true,
-            _ => false,
-        }
-    }
-
-    fn openai_type_and_code(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            ApiError::Auth(e) => ("authentication_error", Some(e.code())),
-            ApiError::ModelForbidden { .. } => ("permission_error", Some("model_not_allowed")),
-            ApiError::ModelNotFound { .. } => ("invalid_request_error", Some("model_not_found")),
-            ApiError::PromptNotFound { .. } => ("invalid_request_error", Some("prompt_not_found")),
-            ApiError::WrongEndpoint { .. } => {
-                ("invalid_request_error", Some("unsupported_endpoint"))
-            }
-            ApiError::BadRequest { .. } => ("invalid_request_error", None),
-            ApiError::PayloadTooLarge { .. } => {
-                ("invalid_request_error", Some("payload_too_large"))
-            }
-            ApiError::Provider(e) => e.openai_type_and_code(),
-            ApiError::RouteNotFound { .. } => ("invalid_request_error", Some("unknown_url")),
-            ApiError::MethodNotAllowed { .. } => {
-                ("invalid_request_error", Some("method_not_allowed"))
-            }
-            ApiError::ShuttingDown => ("server_error", Some("shutting_down")),
-            ApiError::Internal => ("server_error", Some("internal_error")),
-            ApiError::Guardrail(tollgate_policy::guard::GuardError::Blocked { .. }) => {
-                ("invalid_request_error", Some("guardrail_blocked"))
-            }
-            ApiError::Guardrail(tollgate_policy::guard::GuardError::Failed { .. }) => {
-                ("server_error", Some("guardrail_error"))
-            }
-            ApiError::Limit(tollgate_policy::limits::LimitError::Exceeded(_)) => {
-                ("rate_limit_error", Some("rate_limit_exceeded"))
-            }
-            ApiError::Limit(tollgate_policy::limits::LimitError::Unavailable { .. }) => {
-                ("server_error", Some("limit_store_unavailable"))
-            }
-        }
-    }
-
-    fn param(&self) -> Option<&'static str> {
-        match self {
-            ApiError::BadRequest { param, .. } => *param,
-            ApiError::ModelForbidden { .. }
-            | ApiError::ModelNotFound { .. }
-            | ApiError::WrongEndpoint { .. } => Some("model"),
-            _ => None,
-        }
-    }
-
-    /// The JSON body in the given shape (also used for in-stream error events).
-    pub fn body(&self, shape: ApiShape) -> serde_json::Value {
+impl Render for GatewayError {
+    fn body(&self, shape: ApiShape) -> serde_json::Value {
         match shape {
-            ApiShape::OpenAi => {
-                let (kind, code) = self.openai_type_and_code();
-                let param = match self {
-                    ApiError::Provider(ProviderError::Unsupported { field, .. }) => {
-                        Some(field.as_str())
-                    }
-                    _ => self.param(),
-                };
-                json!({"error": {
-                    "message": self.to_string(),
-                    "type": kind,
-                    "param": param,
-                    "code": code,
-                }})
-            }
+            ApiShape::OpenAi => json!({"error": {
+                "message": self.message(),
+                "type": self.kind().openai_type(),
+                "param": self.param(),
+                "code": self.code(),
+            }}),
             ApiShape::Databricks => json!({
                 "error_code": error_code(self),
-                "message": self.to_string(),
+                "message": self.message(),
             }),
             ApiShape::Anthropic => {
-                tollgate_translate::anthropic::error_body(self.status().as_u16(), &self.to_string())
+                tollgate_translate::anthropic::error_body(self.status(), self.message())
             }
         }
     }
 
-    pub fn into_response_shaped(self, shape: ApiShape) -> Response {
-        let status = self.status();
+    fn into_response_shaped(self, shape: ApiShape) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut resp = (status, axum::Json(self.body(shape))).into_response();
-        if let ApiError::Provider(ProviderError::Status {
-            retry_after: Some(secs),
-            ..
-        }) = &self
-        {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        let headers = resp.headers_mut();
+        if let Some(h) = self.headers() {
+            for (name, value) in h {
+                headers.insert(name, value.clone());
             }
         }
-        if let ApiError::Limit(e) = &self {
-            e.apply_headers(resp.headers_mut());
+        if let Some(secs) = self.retry_after_s() {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(http::header::RETRY_AFTER, v);
+            }
         }
-        if matches!(self, ApiError::Auth(_)) {
-            resp.headers_mut().insert(
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
                 http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
             );
@@ -277,22 +163,14 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.into_response_shaped(ApiShape::default())
-    }
-}
-
 /// Databricks' `error_code` for an error, by its HTTP status (the codes
 /// the Databricks SDKs map to their exception types).
-pub fn error_code(e: &ApiError) -> &'static str {
-    match e.status() {
+pub fn error_code(e: &GatewayError) -> &'static str {
+    match StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY) {
         StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "INVALID_PARAMETER_VALUE",
         StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
         StatusCode::FORBIDDEN => "PERMISSION_DENIED",
-        StatusCode::NOT_FOUND if matches!(e, ApiError::RouteNotFound { .. }) => {
-            "ENDPOINT_NOT_FOUND"
-        }
+        StatusCode::NOT_FOUND if e.code() == Some("unknown_url") => "ENDPOINT_NOT_FOUND",
         StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
         StatusCode::CONFLICT => "RESOURCE_CONFLICT",
         StatusCode::TOO_MANY_REQUESTS => "REQUEST_LIMIT_EXCEEDED",

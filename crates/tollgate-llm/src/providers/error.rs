@@ -2,6 +2,7 @@
 //! the upstream status, never a credential.
 
 use http::StatusCode;
+use tollgate_core::error::{ErrorKind, GatewayError};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
@@ -79,21 +80,41 @@ impl ProviderError {
         }
     }
 
-    pub fn openai_type_and_code(&self) -> (&'static str, Option<&'static str>) {
+    /// The error's family (OpenAI `type`) and stable code.
+    pub fn kind_and_code(&self) -> (ErrorKind, &'static str) {
         match self {
-            ProviderError::Timeout { .. } => ("server_error", Some("upstream_timeout")),
+            ProviderError::Timeout { .. } => (ErrorKind::Server, "upstream_timeout"),
             ProviderError::Status { status: 429, .. } => {
-                ("rate_limit_error", Some("rate_limit_exceeded"))
+                (ErrorKind::RateLimit, "rate_limit_exceeded")
             }
             ProviderError::Status { status, .. } if self.status().as_u16() == *status => {
-                ("invalid_request_error", Some("upstream_rejected"))
+                (ErrorKind::InvalidRequest, "upstream_rejected")
             }
-            ProviderError::StreamInterrupted { .. } => ("server_error", Some("stream_interrupted")),
-            ProviderError::Credentials { .. } => ("server_error", Some("upstream_credentials")),
+            ProviderError::StreamInterrupted { .. } => (ErrorKind::Server, "stream_interrupted"),
+            ProviderError::Credentials { .. } => (ErrorKind::Server, "upstream_credentials"),
             ProviderError::Unsupported { .. } => {
-                ("invalid_request_error", Some("unsupported_parameter"))
+                (ErrorKind::InvalidRequest, "unsupported_parameter")
             }
-            _ => ("server_error", Some("upstream_error")),
+            _ => (ErrorKind::Server, "upstream_error"),
+        }
+    }
+}
+
+impl From<ProviderError> for GatewayError {
+    fn from(e: ProviderError) -> Self {
+        let (kind, code) = e.kind_and_code();
+        let mut out =
+            GatewayError::new(kind, e.status().as_u16(), e.label(), e.to_string()).with_code(code);
+        if e.retryable() {
+            out = out.retryable();
+        }
+        match e {
+            ProviderError::Status {
+                retry_after: Some(secs),
+                ..
+            } => out.with_retry_after(secs),
+            ProviderError::Unsupported { field, .. } => out.with_param(field),
+            _ => out,
         }
     }
 }

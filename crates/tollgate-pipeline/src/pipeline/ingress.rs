@@ -7,27 +7,27 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::GatewayError;
 use tollgate_config::Endpoint;
 
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<bytes::Bytes, GatewayError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(crate::error::payload_too_large(limit));
     }
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::PayloadTooLarge { limit })
+            Err(crate::error::payload_too_large(limit))
         }
-        Err(e) => Err(ApiError::bad_request(
+        Err(e) => Err(GatewayError::invalid(
             format!("could not read request body: {e}"),
             None,
         )),
@@ -51,17 +51,17 @@ pub struct Parsed {
     pub wants_usage: bool,
 }
 
-pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
+pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, GatewayError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
+        return Err(GatewayError::invalid(
             "request body is empty; expected a JSON object",
             None,
         ));
     }
     let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}"), None))?;
+        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}"), None))?;
     let Value::Object(body) = value else {
-        return Err(ApiError::bad_request(
+        return Err(GatewayError::invalid(
             "request body must be a JSON object",
             None,
         ));
@@ -69,13 +69,13 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         Some(Value::String(_)) | None => {
-            return Err(ApiError::bad_request(
+            return Err(GatewayError::invalid(
                 "you must provide a model parameter",
                 Some("model"),
             ))
         }
         Some(_) => {
-            return Err(ApiError::bad_request(
+            return Err(GatewayError::invalid(
                 "`model` must be a string",
                 Some("model"),
             ))
@@ -85,7 +85,7 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            return Err(ApiError::bad_request(
+            return Err(GatewayError::invalid(
                 "`stream` must be a boolean",
                 Some("stream"),
             ))
@@ -97,14 +97,14 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
-                return Err(ApiError::bad_request(
+                return Err(GatewayError::invalid(
                     "`stream_options.include_usage` must be a boolean",
                     Some("stream_options"),
                 ))
             }
         },
         Some(_) => {
-            return Err(ApiError::bad_request(
+            return Err(GatewayError::invalid(
                 "`stream_options` must be an object",
                 Some("stream_options"),
             ))
@@ -115,13 +115,13 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
         Endpoint::Completions => match body.get("prompt") {
             Some(Value::String(_)) | Some(Value::Array(_)) => {}
             None => {
-                return Err(ApiError::bad_request(
+                return Err(GatewayError::invalid(
                     "`prompt` is required",
                     Some("prompt"),
                 ))
             }
             Some(_) => {
-                return Err(ApiError::bad_request(
+                return Err(GatewayError::invalid(
                     "`prompt` must be a string or an array",
                     Some("prompt"),
                 ))
@@ -131,16 +131,16 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
             match body.get("input") {
                 Some(Value::String(_)) => {}
                 Some(Value::Array(a)) if !a.is_empty() => {}
-                None => return Err(ApiError::bad_request("`input` is required", Some("input"))),
+                None => return Err(GatewayError::invalid("`input` is required", Some("input"))),
                 Some(_) => {
-                    return Err(ApiError::bad_request(
+                    return Err(GatewayError::invalid(
                         "`input` must be a string or a non-empty array",
                         Some("input"),
                     ))
                 }
             }
             if stream {
-                return Err(ApiError::bad_request(
+                return Err(GatewayError::invalid(
                     "embeddings cannot be streamed",
                     Some("stream"),
                 ));
@@ -148,14 +148,14 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
         }
         Endpoint::Invocations => {
             if !ML_PAYLOAD_KEYS.iter().any(|k| body.contains_key(*k)) {
-                return Err(ApiError::bad_request(
+                return Err(GatewayError::invalid(
                     "expected one of `messages`, `prompt`, `input`, `dataframe_records`, \
                      `dataframe_split`, `instances` or `inputs`",
                     None,
                 ));
             }
             if stream {
-                return Err(ApiError::bad_request(
+                return Err(GatewayError::invalid(
                     "model payloads (dataframe_records, instances, …) cannot be streamed",
                     Some("stream"),
                 ));
@@ -170,8 +170,8 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, ApiError> {
     })
 }
 
-fn check_messages(messages: Option<&Value>) -> Result<(), ApiError> {
-    let bad = |msg: String| Err(ApiError::bad_request(msg, Some("messages")));
+fn check_messages(messages: Option<&Value>) -> Result<(), GatewayError> {
+    let bad = |msg: String| Err(GatewayError::invalid(msg, Some("messages")));
     let list = match messages {
         None => return bad("`messages` is required".into()),
         Some(Value::Array(list)) if list.is_empty() => {

@@ -28,7 +28,7 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{GatewayError, Render};
 use crate::snapshot::{Resolved, Snapshot};
 use crate::state::AppState;
 use tollgate_config::Endpoint;
@@ -120,9 +120,9 @@ async fn serve(
             resp
         }
         Err(err) => {
-            ctx.status = err.status().as_u16();
+            ctx.status = err.status();
             ctx.error = err.label();
-            err.log_denial(&ctx.request_id);
+            crate::error::log_denial(&err, &ctx.request_id);
             let resolved = ctx.route.as_ref().map(|r| r.resolved.clone());
             let mut resp = err.into_response_shaped(ctx.shape);
             if let Some(v) = resolved {
@@ -142,7 +142,7 @@ async fn run(
     body: Body,
     ingress: Ingress,
     prompt: Option<PromptCall>,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, GatewayError> {
     let mut shaper = shape::Shaper::new(ingress);
     // 1. authenticate — headers only, before reading a byte of the body, so
     //    unauthenticated callers cost nothing. API keys and JWTs alike end in
@@ -185,9 +185,7 @@ async fn run(
     // 3. resolve — model name → a plain model or a virtual model.
     let resolved = snap
         .resolve(&parsed.model)
-        .ok_or_else(|| ApiError::ModelNotFound {
-            model: parsed.model.clone(),
-        })?;
+        .ok_or_else(|| crate::error::model_not_found(&parsed.model))?;
 
     // 4. authorize — deny by default (policy rules, the key's own grant, the
     //    model's owning tenant) on the name the caller asked for; checked
@@ -200,7 +198,7 @@ async fn run(
         Resolved::Virtual(_) => None,
     };
     if let Err(denial) = access.decide(&parsed.model, tenant) {
-        return Err(ApiError::forbidden(
+        return Err(crate::error::forbidden(
             &parsed.model,
             &identity.principal,
             denial,
@@ -220,10 +218,10 @@ async fn run(
         }
     };
     if plan.targets.is_empty() || !plan.targets.iter().any(|t| t.route.serves(ctx.endpoint)) {
-        return Err(ApiError::WrongEndpoint {
-            model: parsed.model.clone(),
-            endpoint: ctx.endpoint.as_str(),
-        });
+        return Err(crate::error::wrong_endpoint(
+            &parsed.model,
+            ctx.endpoint.as_str(),
+        ));
     }
 
     // 4c. shape fit — Anthropic-only extensions stay only if every target
@@ -433,7 +431,7 @@ struct UsagePeek {
 
 /// Usage from a full response body; counted here (and marked estimated)
 /// when the upstream reported none.
-fn usage_of(bytes: &[u8], provider: &str, request: &[u8]) -> Result<Usage, ApiError> {
+fn usage_of(bytes: &[u8], provider: &str, request: &[u8]) -> Result<Usage, GatewayError> {
     let peek: UsagePeek = serde_json::from_slice(bytes).map_err(|e| ProviderError::Protocol {
         provider: provider.to_string(),
         message: format!("response is not valid JSON: {e}"),

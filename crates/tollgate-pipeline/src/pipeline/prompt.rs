@@ -6,7 +6,7 @@ use serde_json::Value;
 use tollgate_policy::auth::Identity;
 use tollgate_policy::prompts::PromptCall;
 
-use crate::error::ApiError;
+use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 
 /// The template (404), its access (403, granted like a model named
@@ -17,23 +17,21 @@ pub(super) fn expand_call(
     identity: &Identity,
     call: &PromptCall,
     body: &[u8],
-) -> Result<(bytes::Bytes, (String, u32)), ApiError> {
+) -> Result<(bytes::Bytes, (String, u32)), GatewayError> {
     let template = snap
         .templates
         .get(call)
-        .ok_or_else(|| ApiError::PromptNotFound {
-            name: call.name.clone(),
-            version: call.version,
-        })?;
+        .ok_or_else(|| crate::error::prompt_not_found(&call.name, call.version))?;
     let access = snap
         .policy
         .evaluate(&identity.principal, identity.key_grant());
     let grant = template.grant_name();
     if let Err(denial) = access.decide(&grant, template.tenant.as_deref()) {
-        return Err(ApiError::forbidden(&grant, &identity.principal, denial));
+        return Err(crate::error::forbidden(&grant, &identity.principal, denial));
     }
     let rendered = template.expand(body)?;
-    let rendered = serde_json::to_vec(&Value::Object(rendered)).map_err(|_| ApiError::Internal)?;
+    let rendered =
+        serde_json::to_vec(&Value::Object(rendered)).map_err(|_| GatewayError::internal())?;
     Ok((
         bytes::Bytes::from(rendered),
         (template.name.clone(), template.version),

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode};
 
-use crate::error::ApiError;
+use crate::error::GatewayError;
 use crate::snapshot::ModelRoute;
 use tollgate_config::Endpoint;
 use tollgate_guardrails::Masker;
@@ -27,7 +27,7 @@ pub(super) async fn guard_output(
     body: bytes::Bytes,
     masker: &mut Masker,
     verdicts: &mut Vec<Verdict>,
-) -> Result<bytes::Bytes, ApiError> {
+) -> Result<bytes::Bytes, GatewayError> {
     if guards.is_empty() {
         return Ok(body);
     }
@@ -99,7 +99,7 @@ pub(super) fn cached(
     stream: bool,
     include_usage: bool,
     limits: &RateHeaders,
-) -> Result<Response, ApiError> {
+) -> Result<Response, GatewayError> {
     ctx.cache.status = Some(CacheStatus::Hit);
     ctx.cache.cost_saved = meta.cost;
     ctx.cache.origin = Some((meta.provider.clone(), meta.upstream_model.clone()));
@@ -109,7 +109,7 @@ pub(super) fn cached(
         .unwrap_or_else(|_| HeaderValue::from_static("cache"));
     let body = if stream {
         let chat = ctx.endpoint == Endpoint::Chat;
-        cache::to_sse(&body, chat, include_usage).ok_or(ApiError::Internal)?
+        cache::to_sse(&body, chat, include_usage).ok_or(GatewayError::internal())?
     } else {
         body
     };

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ApiShape};
+use crate::error::{ApiShape, GatewayError};
 use tollgate_config::Endpoint;
 use tollgate_llm::providers::{Dialect, ProviderError};
 use tollgate_translate::{anthropic, responses, Unsupported};
@@ -60,8 +60,8 @@ pub(super) struct Shaper {
     request: Map<String, Value>,
 }
 
-fn bad(e: Unsupported) -> ApiError {
-    ApiError::bad_request(e.to_string(), None)
+fn bad(e: Unsupported) -> GatewayError {
+    GatewayError::invalid(e.to_string(), None)
 }
 
 impl Shaper {
@@ -83,15 +83,15 @@ impl Shaper {
     }
 
     /// Phase 2: the caller's body as an OpenAI chat body.
-    pub(super) fn chat_body(&mut self, bytes: Bytes) -> Result<Bytes, ApiError> {
+    pub(super) fn chat_body(&mut self, bytes: Bytes) -> Result<Bytes, GatewayError> {
         if !self.translated() {
             return Ok(bytes);
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request(format!("request body is not valid JSON: {e}"), None)
+            GatewayError::invalid(format!("request body is not valid JSON: {e}"), None)
         })?;
         let Value::Object(body) = value else {
-            return Err(ApiError::bad_request(
+            return Err(GatewayError::invalid(
                 "request body must be a JSON object",
                 None,
             ));
@@ -106,7 +106,7 @@ impl Shaper {
         };
         serde_json::to_vec(&chat)
             .map(Bytes::from)
-            .map_err(|_| ApiError::Internal)
+            .map_err(|_| GatewayError::internal())
     }
 
     /// Phase 4b: Anthropic-only extensions stay only when every target
@@ -115,7 +115,7 @@ impl Shaper {
         &self,
         plan: &Plan,
         body: &mut Map<String, Value>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), GatewayError> {
         let all_anthropic = plan
             .targets
             .iter()
@@ -127,12 +127,12 @@ impl Shaper {
     }
 
     /// Phase 10, whole answers: the OpenAI body in the caller's shape.
-    pub(super) fn full(&self, bytes: Bytes, provider: &str) -> Result<Bytes, ApiError> {
+    pub(super) fn full(&self, bytes: Bytes, provider: &str) -> Result<Bytes, GatewayError> {
         if !self.translated() {
             return Ok(bytes);
         }
         let protocol = |message: String| {
-            ApiError::Provider(ProviderError::Protocol {
+            GatewayError::from(ProviderError::Protocol {
                 provider: provider.to_string(),
                 message,
             })
@@ -146,7 +146,7 @@ impl Shaper {
         .map_err(protocol)?;
         serde_json::to_vec(&out)
             .map(Bytes::from)
-            .map_err(|_| ApiError::Internal)
+            .map_err(|_| GatewayError::internal())
     }
 
     /// Phase 10, streams: OpenAI chunk events re-framed event by event.

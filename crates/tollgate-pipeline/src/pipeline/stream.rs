@@ -12,7 +12,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{GatewayError, Render};
 use crate::state::AppState;
 use tollgate_llm::providers::ProviderError;
 use tollgate_policy::guard::{Rewrite, StreamGuard};
@@ -193,13 +193,13 @@ pub(super) fn observe(
                 Ok(Some(Ok(chunk))) => match st.on_chunk(&chunk) {
                     Ok(Some(out)) => match st.acct.meter().await {
                         Ok(()) => return Some((Ok(out), st)),
-                        Err(e) => (ApiError::Limit(e), Bytes::new()),
+                        Err(e) => (GatewayError::from(e), Bytes::new()),
                     },
                     Ok(None) => continue,
-                    Err(StreamStop::Provider(e)) => (ApiError::Provider(e), Bytes::new()),
-                    Err(StreamStop::Guard(e, approved)) => (ApiError::Guardrail(e), approved),
+                    Err(StreamStop::Provider(e)) => (GatewayError::from(e), Bytes::new()),
+                    Err(StreamStop::Guard(e, approved)) => (GatewayError::from(e), approved),
                 },
-                Ok(Some(Err(e))) => (ApiError::Provider(e), Bytes::new()),
+                Ok(Some(Err(e))) => (GatewayError::from(e), Bytes::new()),
                 Ok(None) if st.saw_done => {
                     st.ended = true;
                     if let Some(g) = st.guard.as_mut() {
@@ -211,14 +211,14 @@ pub(super) fn observe(
                     return None;
                 }
                 Ok(None) => (
-                    ApiError::Provider(ProviderError::StreamInterrupted {
+                    GatewayError::from(ProviderError::StreamInterrupted {
                         provider: st.provider.clone(),
                         message: "the stream closed without [DONE]".into(),
                     }),
                     Bytes::new(),
                 ),
                 Err(_) => (
-                    ApiError::Provider(ProviderError::Timeout {
+                    GatewayError::from(ProviderError::Timeout {
                         provider: st.provider.clone(),
                         stage: "total",
                     }),
@@ -232,7 +232,7 @@ pub(super) fn observe(
                     ctx.verdicts.append(&mut g.take_verdicts());
                 }
             }
-            st.acct.settle(err.status().as_u16(), err.label());
+            st.acct.settle(err.status(), err.label());
             let mut out = BytesMut::from(&approved[..]);
             out.extend_from_slice(format!("data: {}\n\n", err.body(shape)).as_bytes());
             return Some((Ok(out.freeze()), st));

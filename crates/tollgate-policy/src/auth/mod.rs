@@ -106,6 +106,14 @@ impl AuthError {
     }
 }
 
+impl From<AuthError> for tollgate_core::error::GatewayError {
+    fn from(e: AuthError) -> Self {
+        use tollgate_core::error::{ErrorKind, GatewayError};
+        GatewayError::new(ErrorKind::Authentication, 401, e.label(), e.to_string())
+            .with_code(e.code())
+    }
+}
+
 /// Formats Unix ms as RFC 3339 (seconds precision).
 pub fn rfc3339(ms: i64) -> String {
     let secs = u64::try_from(ms.max(0) / 1000).unwrap_or(0);

@@ -46,6 +46,25 @@ pub enum GuardError {
     Failed { policy: Arc<str>, message: String },
 }
 
+impl From<GuardError> for tollgate_core::error::GatewayError {
+    fn from(e: GuardError) -> Self {
+        use tollgate_core::error::{ErrorKind, GatewayError};
+        match e {
+            GuardError::Blocked { .. } => GatewayError::new(
+                ErrorKind::InvalidRequest,
+                400,
+                "guardrail_blocked",
+                e.to_string(),
+            )
+            .with_code("guardrail_blocked"),
+            GuardError::Failed { .. } => {
+                GatewayError::new(ErrorKind::Server, 503, "guardrail_error", e.to_string())
+                    .with_code("guardrail_error")
+            }
+        }
+    }
+}
+
 pub struct GuardPolicy {
     pub name: Arc<str>,
     models: GlobSet,

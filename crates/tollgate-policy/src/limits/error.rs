@@ -88,3 +88,24 @@ impl LimitError {
         }
     }
 }
+
+impl From<LimitError> for tollgate_core::error::GatewayError {
+    fn from(e: LimitError) -> Self {
+        use tollgate_core::error::{ErrorKind, GatewayError};
+        match &e {
+            LimitError::Exceeded(x) => {
+                let mut headers = http::HeaderMap::new();
+                x.headers.apply(&mut headers);
+                GatewayError::new(ErrorKind::RateLimit, 429, "rate_limited", e.to_string())
+                    .with_code("rate_limit_exceeded")
+                    .with_retry_after(x.retry_after_s)
+                    .with_headers(headers)
+            }
+            LimitError::Unavailable { .. } => {
+                GatewayError::new(ErrorKind::Server, 503, "limit_unavailable", e.to_string())
+                    .with_code("limit_store_unavailable")
+                    .retryable()
+            }
+        }
+    }
+}

@@ -17,7 +17,7 @@ use axum::Router;
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::error::{ApiError, ApiShape};
+use super::error::{ApiShape, GatewayError, Render};
 use crate::auth;
 use crate::config::Endpoint;
 use crate::pipeline::{self, Ingress};
@@ -64,18 +64,18 @@ async fn prepare(
     body: Body,
     limit: usize,
     name: &str,
-) -> Result<(Endpoint, Vec<u8>), ApiError> {
+) -> Result<(Endpoint, Vec<u8>), GatewayError> {
     let bytes = pipeline::read_body(headers, body, limit).await?;
     let mut map = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => m,
         Ok(_) => {
-            return Err(ApiError::bad_request(
+            return Err(GatewayError::invalid(
                 "request body must be a JSON object",
                 None,
             ))
         }
         Err(e) => {
-            return Err(ApiError::bad_request(
+            return Err(GatewayError::invalid(
                 format!("request body is not valid JSON: {e}"),
                 None,
             ))
@@ -85,7 +85,7 @@ async fn prepare(
     map.insert("model".into(), Value::String(name.to_string()));
     serde_json::to_vec(&map)
         .map(|b| (endpoint, b))
-        .map_err(|_| ApiError::Internal)
+        .map_err(|_| GatewayError::internal())
 }
 
 /// The kind of call a Databricks invocation body is. Anything that is not
@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(e(json!({"input": "x"})), Endpoint::Embeddings);
         assert_eq!(e(json!({"inputs": [1]})), Endpoint::Invocations);
         assert_eq!(e(json!({"dataframe_split": {}})), Endpoint::Invocations);
-        let not_found = ApiError::ModelNotFound { model: "m".into() };
+        let not_found = crate::api::error::model_not_found("m");
         assert_eq!(error_code(&not_found), "RESOURCE_DOES_NOT_EXIST");
         let body = not_found.body(ApiShape::Databricks);
         assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
-use super::error::{ApiError, ApiShape};
+use super::error::{self, ApiShape, GatewayError, Render};
 use crate::auth;
 use crate::config::Endpoint;
 use crate::pipeline::{self, REQUEST_ID};
@@ -98,27 +98,22 @@ pub(super) async fn list_for_caller(
 /// reason, rendered in the caller's shape.
 pub(super) fn auth_failure(e: auth::AuthError, headers: &HeaderMap, shape: ApiShape) -> Response {
     metrics::counter!("tollgate_auth_failures_total", "reason" => e.label()).increment(1);
-    let err = ApiError::from(e);
+    let err = GatewayError::from(e);
     let id = headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    err.log_denial(id);
+    error::log_denial(&err, id);
     err.into_response_shaped(shape)
 }
 
 async fn not_found(req: Request) -> Response {
-    ApiError::RouteNotFound {
-        path: req.uri().path().chars().take(200).collect(),
-    }
-    .into_response()
+    let path: String = req.uri().path().chars().take(200).collect();
+    error::route_not_found(&path).into_response_shaped(ApiShape::OpenAi)
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
-    }
-    .into_response()
+    error::method_not_allowed(req.method().as_str()).into_response_shaped(ApiShape::OpenAi)
 }
 
 /// Gives every request an id (the caller's `x-request-id` when sane, else a
@@ -146,5 +141,5 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
     metrics::counter!("tollgate_panics_total").increment(1);
-    ApiError::Internal.into_response()
+    GatewayError::internal().into_response_shaped(ApiShape::OpenAi)
 }

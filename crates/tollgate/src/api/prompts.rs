@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::HeaderMap;
 use serde_json::json;
 
-use super::error::ApiError;
+use super::error::{ApiShape, GatewayError, Render};
 use crate::pipeline;
 use crate::prompts::PromptCall;
 use crate::server::AppState;
@@ -35,8 +35,8 @@ pub(super) async fn complete_version(
     body: Body,
 ) -> Response {
     let Ok(version) = version.trim_start_matches('v').parse::<u32>() else {
-        return ApiError::bad_request(format!("version {version:?} is not a number"), None)
-            .into_response();
+        return GatewayError::invalid(format!("version {version:?} is not a number"), None)
+            .into_response_shaped(ApiShape::OpenAi);
     };
     let call = PromptCall {
         name,
