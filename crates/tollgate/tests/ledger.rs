@@ -167,6 +167,32 @@ async fn caller_going_away_mid_stream_is_recorded() {
     );
 }
 
+/// A caller that gives up before a (non-streamed) answer is recorded once,
+/// as 499, by the request's end guard: the handler's future is dropped
+/// while it waits on the upstream.
+#[tokio::test]
+async fn caller_going_away_before_the_answer_is_recorded() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_standard(&mock).await;
+    let sent = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock-latency-ms", "3000")
+        .timeout(Duration::from_millis(300))
+        .json(&chat_body("chat-up", "hello"))
+        .send()
+        .await;
+    assert!(sent.is_err(), "the client gave up first");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let store = gw.stop().await;
+    let recs = store.usage_since(0).await.unwrap();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(
+        (recs[0].status, recs[0].error.as_str()),
+        (499, "client_closed")
+    );
+}
+
 #[tokio::test]
 async fn a_failing_store_never_fails_requests_and_loses_nothing() {
     let mock = start_mock(Some(UPSTREAM_KEY)).await;

@@ -1,6 +1,8 @@
 //! After the response: the usage record, metrics and the access log line.
-//! Runs exactly once per request (streams: when the stream ends, fails or the
-//! caller goes away) and never waits on I/O.
+//! Called only by the request's end guard (`finish.rs`), so it runs exactly
+//! once per request (streams: when the stream ends, fails or the caller goes
+//! away; other requests: at the answer or error, or 499 when the caller
+//! leaves first) and never waits on I/O.
 
 use crate::state::AppState;
 use tollgate_record::ledger::UsageRecord;

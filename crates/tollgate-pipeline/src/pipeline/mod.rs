@@ -7,6 +7,7 @@ mod admit;
 mod after;
 mod attempt;
 mod context;
+mod finish;
 mod ingress;
 mod prompt;
 mod respond;
@@ -31,6 +32,7 @@ use serde_json::Value;
 use crate::error::{GatewayError, Render};
 use crate::snapshot::{Resolved, Snapshot};
 use crate::state::AppState;
+use finish::Finish;
 use tollgate_config::Endpoint;
 use tollgate_guardrails::Masker;
 use tollgate_llm::providers::{ProviderBody, ProviderError};
@@ -110,25 +112,33 @@ async fn serve(
     let snap = app.snapshot.load_full();
     // Every log line inside carries the request id (JSON logs: `span`).
     let span = tracing::info_span!("request", request_id = %ctx.request_id);
-    let work = run(&app, &snap, &mut ctx, &headers, body, ingress, prompt);
+    // From here on the request's end runs exactly once, from the guard:
+    // below for answers and errors, in the stream for streams, on drop if
+    // the caller goes away or a panic unwinds.
+    let shape = ctx.shape;
+    let mut fin = Finish::new(app.clone(), ctx);
+    let work = run(&app, &snap, &mut fin, &headers, body, ingress, prompt);
     let outcome = tracing::Instrument::instrument(work, span.clone()).await;
     let _entered = span.enter();
     match outcome {
+        // The stream's own guard took the context over (`Finish::hand_over`).
         Ok(Reply::Streaming(resp)) => resp,
         Ok(Reply::Done(resp)) => {
-            after::finish(&app, ctx);
+            fin.end(|_, _| {});
             resp
         }
         Err(err) => {
-            ctx.status = err.status();
-            ctx.error = err.label();
-            crate::error::log_denial(&err, &ctx.request_id);
-            let resolved = ctx.route.as_ref().map(|r| r.resolved.clone());
-            let mut resp = err.into_response_shaped(ctx.shape);
+            let mut resolved = None;
+            fin.end(|_, ctx| {
+                ctx.status = err.status();
+                ctx.error = err.label();
+                crate::error::log_denial(&err, &ctx.request_id);
+                resolved = ctx.route.as_ref().map(|r| r.resolved.clone());
+            });
+            let mut resp = err.into_response_shaped(shape);
             if let Some(v) = resolved {
                 resp.headers_mut().insert(RESOLVED_MODEL, v);
             }
-            after::finish(&app, ctx);
             resp
         }
     }
@@ -137,12 +147,15 @@ async fn serve(
 async fn run(
     app: &Arc<AppState>,
     snap: &Snapshot,
-    ctx: &mut RequestCtx,
+    fin: &mut Finish,
     headers: &HeaderMap,
     body: Body,
     ingress: Ingress,
     prompt: Option<PromptCall>,
 ) -> Result<Reply, GatewayError> {
+    let Some(ctx) = fin.ctx() else {
+        return Err(GatewayError::internal());
+    };
     let mut shaper = shape::Shaper::new(ingress);
     // 1. authenticate — headers only, before reading a byte of the body, so
     //    unauthenticated callers cost nothing. API keys and JWTs alike end in
@@ -399,9 +412,11 @@ async fn run(
                 ctx.cache.fill = Some(cache::StreamFill::new(ctx.endpoint));
             }
             let cache_status = ctx.cache.status;
-            let owned = std::mem::replace(ctx, RequestCtx::new(ctx.endpoint, String::new()));
+            // The stream owns the request's end from here.
+            let Some(owned) = fin.hand_over() else {
+                return Err(GatewayError::internal());
+            };
             let out = stream::observe(
-                app.clone(),
                 owned,
                 bytes,
                 upstream_stream,

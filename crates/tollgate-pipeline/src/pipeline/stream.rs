@@ -5,7 +5,6 @@
 //! shape. The accounting state is a guard: if the caller goes away, its
 //! `Drop` still records the request (status 499, tokens seen so far).
 
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -13,13 +12,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{GatewayError, Render};
-use crate::state::AppState;
 use tollgate_llm::providers::ProviderError;
 use tollgate_policy::guard::{Rewrite, StreamGuard};
 
-use super::context::{RequestCtx, Usage};
+use super::context::Usage;
+use super::finish::Finish;
 use super::sse::{SseSplitter, MAX_EVENT_BYTES};
-use super::{after, tokens};
+use super::tokens;
 
 #[derive(Deserialize)]
 struct Peek {
@@ -57,8 +56,8 @@ pub(super) struct WireUsage {
 
 /// Holds the request's accounting until the stream ends one way or another.
 struct Accounting {
-    app: Arc<AppState>,
-    ctx: Option<RequestCtx>,
+    /// The request's end (`finish.rs`), run when the stream ends.
+    fin: Finish,
     /// The caller's request body, parsed again only if tokens must be estimated.
     request: Bytes,
     completion_text: String,
@@ -69,38 +68,43 @@ struct Accounting {
 
 impl Accounting {
     fn settle(&mut self, status: u16, error: &'static str) {
-        let Some(mut ctx) = self.ctx.take() else {
-            return;
-        };
-        ctx.status = status;
-        if !error.is_empty() {
-            ctx.error = error;
-        } else if !ctx.error.is_empty() {
-            // The upstream sent an error event inside a stream it then closed.
-            ctx.status = 502;
-        }
-        ctx.usage = match self.usage {
-            Some(u) => Usage {
-                prompt: u.prompt_tokens.unwrap_or(0),
-                completion: u.completion_tokens.unwrap_or(0),
-                estimated: false,
-            },
-            None => Usage {
-                prompt: tokens::prompt_tokens_of(&self.request),
-                completion: tokens::count(&self.completion_text),
-                estimated: true,
-            },
-        };
-        if ctx.status == 200 && ctx.error.is_empty() {
-            // A complete answer is cached; a partial one never is.
-            if let (Some(fill), Some(route)) = (ctx.cache.fill.take(), ctx.route.as_ref()) {
-                if let Some(body) = fill.finish(ctx.usage.prompt, ctx.usage.completion) {
-                    let meta = super::respond::cache_meta(route, ctx.usage);
-                    self.app.cache.store(&mut ctx.cache, meta, body.into());
+        let Accounting {
+            fin,
+            request,
+            completion_text,
+            usage,
+            ..
+        } = self;
+        fin.end(|app, ctx| {
+            ctx.status = status;
+            if !error.is_empty() {
+                ctx.error = error;
+            } else if !ctx.error.is_empty() {
+                // The upstream sent an error event inside a stream it then closed.
+                ctx.status = 502;
+            }
+            ctx.usage = match *usage {
+                Some(u) => Usage {
+                    prompt: u.prompt_tokens.unwrap_or(0),
+                    completion: u.completion_tokens.unwrap_or(0),
+                    estimated: false,
+                },
+                None => Usage {
+                    prompt: tokens::prompt_tokens_of(request),
+                    completion: tokens::count(completion_text),
+                    estimated: true,
+                },
+            };
+            if ctx.status == 200 && ctx.error.is_empty() {
+                // A complete answer is cached; a partial one never is.
+                if let (Some(fill), Some(route)) = (ctx.cache.fill.take(), ctx.route.as_ref()) {
+                    if let Some(body) = fill.finish(ctx.usage.prompt, ctx.usage.completion) {
+                        let meta = super::respond::cache_meta(route, ctx.usage);
+                        app.cache.store(&mut ctx.cache, meta, body.into());
+                    }
                 }
             }
-        }
-        after::finish(&self.app, ctx);
+        });
     }
 }
 
@@ -108,7 +112,7 @@ impl Accounting {
     /// Charges the limits for the tokens that arrived since the last call;
     /// an error means a cap with `stream_overrun: cut` would be crossed.
     async fn meter(&mut self) -> Result<(), tollgate_policy::limits::LimitError> {
-        let Some(ctx) = self.ctx.as_mut() else {
+        let Some(ctx) = self.fin.ctx() else {
             return Ok(());
         };
         let (Some(adm), Some(route)) = (ctx.admission.as_mut(), ctx.route.as_ref()) else {
@@ -152,25 +156,23 @@ struct State {
 }
 
 pub(super) fn observe(
-    app: Arc<AppState>,
-    ctx: RequestCtx,
+    mut fin: Finish,
     request: Bytes,
     upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
     deadline: tokio::time::Instant,
     strip_usage: bool,
     guard: Option<StreamGuard>,
 ) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {
-    let provider = ctx
-        .route
-        .as_ref()
+    let provider = fin
+        .ctx()
+        .and_then(|c| c.route.as_ref())
         .map(|r| r.provider_name.clone())
         .unwrap_or_default();
     let state = State {
         upstream,
         splitter: SseSplitter::default(),
         acct: Accounting {
-            app,
-            ctx: Some(ctx),
+            fin,
             request,
             completion_text: String::new(),
             metered: 0,
@@ -203,7 +205,7 @@ pub(super) fn observe(
                 Ok(None) if st.saw_done => {
                     st.ended = true;
                     if let Some(g) = st.guard.as_mut() {
-                        if let Some(ctx) = st.acct.ctx.as_mut() {
+                        if let Some(ctx) = st.acct.fin.ctx() {
                             ctx.verdicts.append(&mut g.take_verdicts());
                         }
                     }
@@ -226,9 +228,9 @@ pub(super) fn observe(
                 ),
             };
             st.ended = true;
-            let shape = st.acct.ctx.as_ref().map(|c| c.shape).unwrap_or_default();
+            let shape = st.acct.fin.ctx().map(|c| c.shape).unwrap_or_default();
             if let Some(g) = st.guard.as_mut() {
-                if let Some(ctx) = st.acct.ctx.as_mut() {
+                if let Some(ctx) = st.acct.fin.ctx() {
                     ctx.verdicts.append(&mut g.take_verdicts());
                 }
             }
@@ -279,7 +281,7 @@ impl State {
 
     /// Feeds an event as the caller sees it to the cache entry being assembled.
     fn fill_cache(&mut self, data: &str) {
-        if let Some(fill) = self.acct.ctx.as_mut().and_then(|c| c.cache.fill.as_mut()) {
+        if let Some(fill) = self.acct.fin.ctx().and_then(|c| c.cache.fill.as_mut()) {
             fill.push(data);
         }
     }
@@ -296,7 +298,7 @@ impl State {
         let Ok(peek) = serde_json::from_str::<Peek>(data) else {
             return true;
         };
-        if let Some(ctx) = self.acct.ctx.as_mut() {
+        if let Some(ctx) = self.acct.fin.ctx() {
             if peek.error.is_some() {
                 ctx.error = "upstream_stream_error";
             }
