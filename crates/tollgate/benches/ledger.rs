@@ -10,7 +10,7 @@
     clippy::disallowed_methods
 )]
 
-#[path = "../tests/common/pg.rs"]
+#[path = "../tests/it/common/pg.rs"]
 mod pg;
 
 use std::time::{Duration, Instant};

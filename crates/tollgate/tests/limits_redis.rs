@@ -4,6 +4,7 @@
 //! dies and returns under fail-open and fail-closed rules.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::net::TcpListener;

@@ -4,9 +4,8 @@
 //! `POST /serving-endpoints/{name}/invocations` ingress with errors in
 //! Databricks' `{"error_code","message"}` shape; `azure_openai` paths and
 //! `api-version`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -1,8 +1,7 @@
 //! Bad input and upstream failure, each answered in OpenAI's error shape
 //! with the right status; nothing panics the gateway.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

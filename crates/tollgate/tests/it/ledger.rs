@@ -1,8 +1,7 @@
 //! The usage ledger: one exact record per request, streamed or not, written
 //! off the request path; a failing store never fails a request.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

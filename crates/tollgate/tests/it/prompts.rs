@@ -1,9 +1,8 @@
 //! Prompt templates against a real gateway and a real mock upstream:
 //! rendering, versions, variables checks, injection, streaming, access
 //! control, the listing, the templates folder and the ledger.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,9 +2,8 @@
 //! the collector's generated tonic service, and HTTP/protobuf), carrying the
 //! caller's trace id, the GenAI attributes and child spans; the upstream
 //! receives a `traceparent` of the attempt's span.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,8 +1,7 @@
 //! Chat, completions and embeddings through the gateway to a real
 //! OpenAI-shaped upstream: pass-through, headers, streaming order and usage.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,7 +2,6 @@
 //! replaced, one at a time, by values of every other JSON type, and the
 //! result goes through every translator (requests, whole responses, stream
 //! events). None may panic; bad input is a named error or is ignored.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 

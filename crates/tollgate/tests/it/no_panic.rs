@@ -1,6 +1,5 @@
 //! Random and adversarial input through the parsers that see untrusted
 //! bytes: request bodies, SSE streams, auth headers. None may panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand::{Rng, SeedableRng};
 use tollgate::config::Endpoint;

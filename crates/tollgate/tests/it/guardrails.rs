@@ -2,9 +2,8 @@
 //! masked, blocks name policy and category without echoing the value,
 //! output masking (whole and streamed, across chunk boundaries), blocks
 //! mid-stream, and webhooks under every enforcement mode.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

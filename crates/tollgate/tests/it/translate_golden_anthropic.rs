@@ -1,7 +1,6 @@
 //! Golden tests for every translation direction, streaming included, from
 //! the shared fixtures in `tests/data/translate/` (see its README). Set
 //! `UPDATE_GOLDEN=1` to fill in expected sides that are `null`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

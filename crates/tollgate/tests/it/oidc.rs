@@ -1,9 +1,8 @@
 //! JWT bearer tokens against a real OIDC issuer process: `oauth2-mock-server`
 //! from npm (tests/oidc/issuer.mjs; `npm ci --prefix tests/oidc` installs it,
 //! scripts/test.sh does that before `cargo test`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -2,9 +2,8 @@
 //! mock upstream's `/v1/messages` (egress), the gateway's `/v1/messages`
 //! ingress in front of OpenAI- and Anthropic-shaped upstreams, errors in
 //! Anthropic's shape, lossless Anthropic → Anthropic extensions.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

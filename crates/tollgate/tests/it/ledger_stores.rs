@@ -1,9 +1,8 @@
 //! The ledger on both stores with real servers (SQLite file, PostgreSQL
 //! started by the test): the usage API's figures against sums computed from
 //! the responses, and a PostgreSQL outage in the middle of a load.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,9 +1,8 @@
 //! Rate limits, token quotas and budgets on one node: exact under 200
 //! concurrent clients, headers, shadow mode, in-flight caps, and a budget
 //! that cuts a stream and survives a restart.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

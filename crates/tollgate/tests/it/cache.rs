@@ -2,9 +2,8 @@
 //! hits after misses (identical and re-ordered JSON), tenant isolation,
 //! bypass, temperature, streaming fill and replay, never a partial stream,
 //! ledger and metrics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

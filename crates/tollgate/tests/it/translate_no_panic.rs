@@ -1,7 +1,6 @@
 //! Random and mutated input through the Gemini and Bedrock translators and
 //! the event-stream decoder, both directions: whatever a caller or an
 //! upstream sends, nothing panics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

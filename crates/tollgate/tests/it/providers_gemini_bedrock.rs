@@ -3,9 +3,8 @@
 //! and the SigV4 credential scope), non-stream and stream, tool calls, exact
 //! usage in the ledger, errors with the right status, refusals naming the
 //! field, and no credential in any answer.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,9 +2,8 @@
 //! headers with credentials redacted, and — for payload-logged models only —
 //! bodies with every seeded PII value replaced by a placeholder. No seeded
 //! value may appear anywhere: audit file, ledger, or the gateway's logs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

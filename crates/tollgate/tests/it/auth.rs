@@ -1,7 +1,6 @@
 //! API-key authentication and the model allow-list, over real HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

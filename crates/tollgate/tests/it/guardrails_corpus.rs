@@ -3,12 +3,6 @@
 //! make_corpus.py beside it) and corpus_extra.jsonl (hand-written: a custom
 //! regex, a deny list, realistic near-misses such as hashes, UUIDs, dates,
 //! ISBNs). Prints the table; holds the floors below.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stdout
-)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,9 +2,8 @@
 //! and rotation, the policy over API keys, tokens signed with the fixture
 //! keys (tests/fixtures/jwt) against a JWKS served from this test, and a
 //! gateway that starts while its identity provider is down.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

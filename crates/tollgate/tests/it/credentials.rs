@@ -4,9 +4,8 @@
 //! before expiry, single flight under 50 concurrent requests, failure → 502
 //! with a clear message and no secret), RFC 8693 token exchange (workload
 //! file and the caller's JWT, cached per subject token) and passthrough.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

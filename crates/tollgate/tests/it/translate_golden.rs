@@ -4,7 +4,6 @@
 //! pinned in `tests/data/translate/snapshots/<same name>`. After an intended
 //! change, regenerate with `UPDATE_GOLDEN=1 cargo test --test translate_golden`
 //! and review the diff.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 

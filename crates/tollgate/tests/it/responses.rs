@@ -1,9 +1,8 @@
 //! The OpenAI Responses ingress (stateless) over real HTTP, in front of the
 //! mock upstream: string and item input, function calls and their outputs,
 //! the streaming event sequence, and 400s naming what is not supported.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -1,7 +1,6 @@
 //! Config reload (good and bad), admin endpoints, graceful shutdown.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! Virtual models over several real mock upstreams: fallback, retries with
 //! Retry-After, timeouts, health windows, weighted and sticky splits, the
 //! latency strategy, and streams failing before and after the first byte.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

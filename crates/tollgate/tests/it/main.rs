@@ -1,0 +1,39 @@
+//! The gateway's integration tests, one binary (one link of the whole
+//! dependency graph instead of one per file): each module starts real
+//! gateways, mock upstreams, Redis, PostgreSQL or an OIDC issuer on port 0.
+//! `limits_redis.rs` (exact process-wide metric sums) and `examples.rs`
+//! (runs itself with a prepared environment) stay their own binaries.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+mod common;
+mod anthropic;
+mod audit;
+mod auth;
+mod cache;
+mod chat;
+mod credentials;
+mod databricks;
+mod errors;
+mod guardrails;
+mod guardrails_corpus;
+mod identity;
+mod ledger;
+mod ledger_stores;
+mod lifecycle;
+mod limits;
+mod no_panic;
+mod no_panic_translate;
+mod oidc;
+mod prompts;
+mod providers_gemini_bedrock;
+mod responses;
+mod routing;
+mod telemetry;
+mod translate_golden;
+mod translate_golden_anthropic;
+mod translate_no_panic;
