@@ -5,7 +5,6 @@
 //! shape. The accounting state is a guard: if the caller goes away, its
 //! `Drop` still records the request (status 499, tokens seen so far).
 
-
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;

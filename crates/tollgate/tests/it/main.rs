@@ -10,12 +10,12 @@
     clippy::print_stdout
 )]
 
-mod common;
 mod anthropic;
 mod audit;
 mod auth;
 mod cache;
 mod chat;
+mod common;
 mod credentials;
 mod databricks;
 mod errors;

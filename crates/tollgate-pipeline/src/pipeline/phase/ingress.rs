@@ -1,0 +1,47 @@
+//! Phase 2, ingress: the body under the size limit, parsed and checked. A
+//! prompt template call is authorized like a model (`prompt:NAME`) and
+//! rendered into a chat body; other shapes (Anthropic Messages, Responses)
+//! are translated to an OpenAI chat body (`shape.rs`), so every later phase
+//! sees one shape.
+
+use axum::body::Body;
+use http::HeaderMap;
+use tollgate_policy::prompts::PromptCall;
+
+use super::{Authenticated, Call};
+use crate::error::GatewayError;
+use crate::pipeline::shape::Shaper;
+use crate::pipeline::{ingress, prompt, RequestCtx};
+use crate::snapshot::Snapshot;
+use crate::state::AppState;
+
+pub(in crate::pipeline) async fn ingress(
+    app: &AppState,
+    snap: &Snapshot,
+    ctx: &mut RequestCtx,
+    who: &Authenticated,
+    (headers, body): (&HeaderMap, Body),
+    prompt: Option<PromptCall>,
+    shaper: &mut Shaper,
+) -> Result<Call, GatewayError> {
+    let bytes = ingress::read_body(headers, body, snap.config.server.max_body_bytes).await?;
+    let bytes = match prompt {
+        Some(call) => {
+            let (rendered, template) = prompt::expand_call(snap, &who.identity, &call, &bytes)?;
+            ctx.template = Some(template);
+            rendered
+        }
+        None => bytes,
+    };
+    let bytes = shaper.chat_body(bytes)?;
+    let parsed = ingress::parse(ctx.endpoint, &bytes)?;
+    ctx.requested_model.clone_from(&parsed.model);
+    ctx.stream = parsed.stream;
+    if app.audit.wants_payload(&parsed.model) {
+        ctx.payload = Some(tollgate_record::audit::Payload {
+            request: bytes.clone(),
+            response: None,
+        });
+    }
+    Ok(Call { bytes, parsed })
+}

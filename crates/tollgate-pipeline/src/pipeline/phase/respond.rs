@@ -1,0 +1,113 @@
+//! Phases 9 and 10: output guardrails and the response. A whole answer is
+//! guarded, cached and translated back here; a stream goes through
+//! `stream::observe` (usage, output guardrails, cache fill) and takes the
+//! request's end over from the handler's guard.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::StatusCode;
+use tollgate_llm::providers::ProviderBody;
+use tollgate_policy::{cache, guard};
+
+use super::{Admitted, Call, Guarded};
+use crate::error::GatewayError;
+use crate::pipeline::attempt::Served;
+use crate::pipeline::finish::Finish;
+use crate::pipeline::shape::Shaper;
+use crate::pipeline::{respond, stream, usage_of, Reply};
+use crate::state::AppState;
+
+#[allow(clippy::too_many_arguments)] // each is one earlier phase's result
+pub(in crate::pipeline) async fn respond(
+    app: &Arc<AppState>,
+    fin: &mut Finish,
+    call: Call,
+    served: Served,
+    mut guarded: Guarded,
+    admitted: Admitted,
+    shaper: Shaper,
+    principal: &tollgate_policy::auth::Principal,
+) -> Result<Reply, GatewayError> {
+    let Call { bytes, parsed } = call;
+    let Served {
+        route,
+        response: upstream,
+        deadline,
+        ..
+    } = served;
+    let status = StatusCode::from_u16(upstream.status).unwrap_or(StatusCode::OK);
+    match upstream.body {
+        ProviderBody::Full(body_bytes) => {
+            let Some(ctx) = fin.ctx() else {
+                return Err(GatewayError::internal());
+            };
+            ctx.mark_first_token();
+            ctx.usage = usage_of(&body_bytes, &route.provider_name, &bytes)?;
+            let body_bytes = {
+                let _span = ctx
+                    .trace
+                    .as_ref()
+                    .filter(|_| !guarded.guards.is_empty())
+                    .map(|t| t.child("tollgate.guardrails.output"));
+                respond::guard_output(
+                    &guarded.guards,
+                    &parsed.model,
+                    principal,
+                    body_bytes,
+                    &mut guarded.masker,
+                    &mut ctx.verdicts,
+                )
+                .await?
+            };
+            if let Some(p) = ctx.payload.as_mut() {
+                p.response = Some(body_bytes.clone());
+            }
+            if status == StatusCode::OK {
+                let meta = respond::cache_meta(&route, ctx.usage);
+                app.cache.store(&mut ctx.cache, meta, body_bytes.clone());
+            }
+            let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
+            let resp = respond::response(
+                status,
+                Body::from(body_bytes),
+                false,
+                route.resolved.clone(),
+                ctx.cache.status,
+                &admitted.limit_headers,
+            );
+            Ok(Reply::Done(resp))
+        }
+        ProviderBody::Stream(upstream_stream) => {
+            let Some(ctx) = fin.ctx() else {
+                return Err(GatewayError::internal());
+            };
+            if ctx.cache.pending.is_some() {
+                ctx.cache.fill = Some(cache::StreamFill::new(ctx.endpoint));
+            }
+            let cache_status = ctx.cache.status;
+            let strip_usage = parsed.stream && !parsed.wants_usage && !shaper.translated();
+            // The stream owns the request's end from here.
+            let Some(owned) = fin.hand_over() else {
+                return Err(GatewayError::internal());
+            };
+            let out = stream::observe(
+                owned,
+                bytes,
+                upstream_stream,
+                deadline,
+                strip_usage,
+                guard::StreamGuard::new(&guarded.guards),
+            );
+            let resp = respond::response(
+                status,
+                Body::from_stream(shaper.stream(out)),
+                true,
+                route.resolved.clone(),
+                cache_status,
+                &admitted.limit_headers,
+            );
+            Ok(Reply::Streaming(resp))
+        }
+    }
+}
