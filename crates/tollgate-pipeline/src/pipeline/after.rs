@@ -31,8 +31,9 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
                 .unwrap_or((ctx.usage.prompt, ctx.usage.completion, cost));
         ctx.limit_decisions = adm.settle(prompt, completion, charged);
     }
-    // Metric labels stay low-cardinality: unknown model names collapse.
-    let model_label = if ctx.route.is_some() || ctx.cache.origin.is_some() {
+    // Metric labels stay low-cardinality: unknown model names collapse;
+    // a configured name keeps its label even when the call was refused.
+    let model_label = if ctx.model_known || ctx.route.is_some() || ctx.cache.origin.is_some() {
         ctx.requested_model.clone()
     } else {
         "unknown".to_string()

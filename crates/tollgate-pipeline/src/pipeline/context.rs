@@ -40,6 +40,9 @@ pub struct RequestCtx {
     /// Who is calling, once authenticated.
     pub identity: Option<Identity>,
     pub requested_model: String,
+    /// The requested name is a configured model or virtual model (phase 3),
+    /// so metrics may carry it even when a later phase refuses the call.
+    pub model_known: bool,
     pub route: Option<Arc<ModelRoute>>,
     /// Every try made, in order (virtual models may try several targets).
     pub attempts: Vec<Attempt>,
@@ -79,6 +82,7 @@ impl RequestCtx {
             received_ms: tollgate_core::clock::wall_ms(),
             identity: None,
             requested_model: String::new(),
+            model_known: false,
             route: None,
             attempts: Vec::new(),
             stats: None,

@@ -162,7 +162,7 @@ async fn run(
     let mut call =
         phase::ingress::ingress(app, snap, ctx, &who, (headers, body), prompt, &mut shaper).await?;
     // 3. resolve, 4. authorize (on the requested name), 4b. route
-    let target = phase::resolve::resolve(snap, &call)?;
+    let target = phase::resolve::resolve(snap, ctx, &call)?;
     phase::authorize::authorize(snap, &who, &call, &target)?;
     let routed = phase::route::route(ctx, headers, &call, target)?;
     // 4c. shape fit (`shape.rs`): extensions kept, removed or refused for

@@ -129,6 +129,29 @@ async fn model_allow_list_is_deny_by_default() {
     assert_eq!(anon.status(), 401);
 }
 
+/// A refused call on a configured model keeps the model's name in the
+/// metrics (only names the gateway does not serve collapse to "unknown").
+#[tokio::test]
+async fn a_denied_configured_model_keeps_its_metric_label() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_standard(&mock).await;
+    // A name no other test uses, so the process-wide recorder's line is ours.
+    let model = "secret-model";
+    assert_eq!(chat_status(&gw, KEY_LIMITED, model).await, 403);
+    assert_eq!(chat_status(&gw, KEY, "no-such-model-anywhere").await, 404);
+    let text = metrics_text(&gw).await;
+    let denied = text.lines().any(|l| {
+        l.starts_with("tollgate_requests_total{")
+            && l.contains(&format!("model=\"{model}\""))
+            && l.contains("status=\"403\"")
+    });
+    assert!(denied, "no 403 line for {model}:\n{text}");
+    assert!(
+        !text.contains("model=\"no-such-model-anywhere\""),
+        "an unknown name must not become a label"
+    );
+}
+
 #[tokio::test]
 async fn store_keys_work_until_revoked() {
     let mock = start_mock(Some(UPSTREAM_KEY)).await;

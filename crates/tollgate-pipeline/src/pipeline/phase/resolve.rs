@@ -2,10 +2,18 @@
 
 use super::{Call, Target};
 use crate::error::GatewayError;
+use crate::pipeline::RequestCtx;
 use crate::snapshot::Snapshot;
 
-pub(in crate::pipeline) fn resolve(snap: &Snapshot, call: &Call) -> Result<Target, GatewayError> {
-    snap.resolve(&call.parsed.model)
+pub(in crate::pipeline) fn resolve(
+    snap: &Snapshot,
+    ctx: &mut RequestCtx,
+    call: &Call,
+) -> Result<Target, GatewayError> {
+    let target = snap
+        .resolve(&call.parsed.model)
         .map(Target)
-        .ok_or_else(|| crate::error::model_not_found(&call.parsed.model))
+        .ok_or_else(|| crate::error::model_not_found(&call.parsed.model))?;
+    ctx.model_known = true;
+    Ok(target)
 }
