@@ -239,6 +239,24 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The config watcher's crates (`notify`, its `inotify` backend and the
+/// `mio` poll loop under it) log every file-system event in the watched
+/// folder at debug/trace. With the log written to a file next to the config,
+/// each line is such an event, so `TOLLGATE_LOG=trace` fed itself (282,000
+/// lines in 3 s). They stay at `info` unless the filter names them.
+fn quiet_watcher(
+    spec: &str,
+    filter: tracing_subscriber::EnvFilter,
+) -> tracing_subscriber::EnvFilter {
+    ["notify", "inotify", "mio"]
+        .into_iter()
+        .filter(|c| !spec.contains(c))
+        .fold(filter, |f, c| match format!("{c}=info").parse() {
+            Ok(d) => f.add_directive(d),
+            Err(_) => f,
+        })
+}
+
 /// Level: `TOLLGATE_LOG`, else `RUST_LOG`, else the config's, else `info`.
 /// Text goes to stderr; JSON (one object per line, with the request span's
 /// `request_id`) to stdout.
@@ -248,6 +266,10 @@ fn init_logging(format: LogFormat, config_level: Option<&str>) {
         .or_else(|_| EnvFilter::try_from_default_env())
         .or_else(|_| EnvFilter::try_new(config_level.unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = std::env::var("TOLLGATE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| config_level.unwrap_or("info").to_string());
+    let filter = quiet_watcher(&spec, filter);
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Text => builder

@@ -6,6 +6,63 @@ use std::time::Duration;
 
 use common::*;
 
+/// The status of a chat on `model` with the broad key, polled until it is
+/// `want` (the file watcher reloads after a short settle time).
+async fn settles_to(gw: &Gateway, model: &str, want: u16) -> u16 {
+    let mut status = 0;
+    for _ in 0..100 {
+        status = post(
+            gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body(model, "x"),
+        )
+        .await
+        .status()
+        .as_u16();
+        if status == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    status
+}
+
+/// Editors save by writing a new file and renaming it over the old one:
+/// the watcher (on the file, not its folder) follows every such save, and
+/// writes to other files in the folder do not wake it.
+#[tokio::test]
+async fn the_watcher_follows_saves_by_rename() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let gw = start_standard(&mock).await;
+    let original = std::fs::read_to_string(&gw.config_path).unwrap();
+    let dir = gw.config_path.parent().unwrap().to_path_buf();
+    let save = |text: &str| {
+        let tmp = dir.join(".tollgate.yaml.swp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &gw.config_path).unwrap();
+    };
+    for round in 1..=3 {
+        let name = format!("chat-saved-{round}");
+        save(&original.replace(
+            "  - name: secret-model\n",
+            &format!("  - name: {name}\n    provider: local\n  - name: secret-model\n"),
+        ));
+        assert_eq!(
+            settles_to(&gw, &name, 200).await,
+            200,
+            "save {round} not seen"
+        );
+        // Writes beside the config (a log file) are not config changes.
+        for i in 0..50 {
+            std::fs::write(dir.join("gateway.log"), format!("line {i}\n")).unwrap();
+        }
+    }
+    // In-place writes are seen too.
+    std::fs::write(&gw.config_path, &original).unwrap();
+    assert_eq!(settles_to(&gw, "chat-saved-3", 404).await, 404);
+}
+
 #[tokio::test]
 async fn reload_good_then_bad_keeps_the_last_good_snapshot() {
     let mock = start_mock(Some(UPSTREAM_KEY)).await;
