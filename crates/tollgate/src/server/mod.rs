@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -183,6 +184,12 @@ async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
         })
 }
 
+fn nodelay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted socket");
+    }
+}
+
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
@@ -203,12 +210,15 @@ async fn run(
     store: Store,
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
-    let data = axum::serve(listener, crate::api::router(state.clone()))
+    // Accepted sockets set TCP_NODELAY: SSE chunks are small writes, and
+    // Nagle's algorithm would hold each one back behind the caller's
+    // delayed ACK of the previous (~20-40 ms).
+    let data = axum::serve(listener.tap_io(nodelay), crate::api::router(state.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
     // The admin listener outlives the data plane's drain, so load balancers
     // see /readyz turn 503 while in-flight requests finish.
     let (admin_stop, admin_stop_rx) = watch::channel(false);
-    let admin = axum::serve(admin_listener, admin::router(state.clone()))
+    let admin = axum::serve(admin_listener.tap_io(nodelay), admin::router(state.clone()))
         .with_graceful_shutdown(stopped(admin_stop_rx));
     let admin_task = tokio::spawn(async move { admin.await });
 
