@@ -167,6 +167,11 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Largest non-streamed response body read from this upstream, in bytes
+    /// (default 32 MiB); past it the read stops and the attempt fails (502
+    /// `upstream_too_large`). Streams are bounded per event instead.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
     /// `auto` (HTTP/2 when TLS ALPN offers it, else HTTP/1.1), `http1`, or
     /// `http2` (prior knowledge, also over plain http: h2c).
     #[serde(default)]
@@ -516,6 +521,12 @@ fn default_groups_claim() -> Option<String> {
 }
 fn default_body_limit() -> usize {
     10 * 1024 * 1024
+}
+/// 32 MiB: far above any chat or embeddings answer, far below what hurts.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+fn default_max_response_bytes() -> usize {
+    DEFAULT_MAX_RESPONSE_BYTES
 }
 fn default_grace() -> Duration {
     Duration::from_secs(30)

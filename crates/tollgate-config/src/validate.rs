@@ -117,6 +117,9 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
             }
         }
         p.extend(super::credentials::provider_problems(prov, &at));
+        if prov.max_response_bytes == 0 {
+            p.push(format!("{at}.max_response_bytes: must be greater than 0"));
+        }
         let t = &prov.timeouts;
         if t.connect.is_zero() || t.first_byte.is_zero() || t.total.is_zero() {
             p.push(format!(

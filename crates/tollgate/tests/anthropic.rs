@@ -2,7 +2,14 @@
 //! mock upstream's `/v1/messages` (egress), the gateway's `/v1/messages`
 //! ingress in front of OpenAI- and Anthropic-shaped upstreams, errors in
 //! Anthropic's shape, lossless Anthropic → Anthropic extensions.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -2,7 +2,14 @@
 //! headers with credentials redacted, and — for payload-logged models only —
 //! bodies with every seeded PII value replaced by a placeholder. No seeded
 //! value may appear anywhere: audit file, ledger, or the gateway's logs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -2,7 +2,14 @@
 //! hits after misses (identical and re-ordered JSON), tenant isolation,
 //! bypass, temperature, streaming fill and replay, never a partial stream,
 //! ledger and metrics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! Chat, completions and embeddings through the gateway to a real
 //! OpenAI-shaped upstream: pass-through, headers, streaming order and usage.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -4,7 +4,14 @@
 //! before expiry, single flight under 50 concurrent requests, failure → 502
 //! with a clear message and no secret), RFC 8693 token exchange (workload
 //! file and the caller's JWT, cached per subject token) and passthrough.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

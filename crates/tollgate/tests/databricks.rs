@@ -4,7 +4,14 @@
 //! `POST /serving-endpoints/{name}/invocations` ingress with errors in
 //! Databricks' `{"error_code","message"}` shape; `azure_openai` paths and
 //! `api-version`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! The data-plane edge under hostile or unlucky traffic: small SSE chunks
 //! are not held back by Nagle's algorithm.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 
@@ -24,7 +31,7 @@ fn chunk_event(i: usize) -> String {
 async fn small_sse_chunks_are_not_delayed_by_nagle() {
     const CHUNKS: usize = 25;
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Instant>();
-    let upstream = raw_upstream(move |mut s| {
+    let upstream = raw_upstream(move |mut s, _| {
         let sent_tx = sent_tx.clone();
         async move {
             let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\

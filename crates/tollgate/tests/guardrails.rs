@@ -2,7 +2,14 @@
 //! masked, blocks name policy and category without echoing the value,
 //! output masking (whole and streamed, across chunk boundaries), blocks
 //! mid-stream, and webhooks under every enforcement mode.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

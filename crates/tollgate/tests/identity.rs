@@ -2,7 +2,14 @@
 //! and rotation, the policy over API keys, tokens signed with the fixture
 //! keys (tests/fixtures/jwt) against a JWKS served from this test, and a
 //! gateway that starts while its identity provider is down.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

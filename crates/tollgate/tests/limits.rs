@@ -1,7 +1,14 @@
 //! Rate limits, token quotas and budgets on one node: exact under 200
 //! concurrent clients, headers, shadow mode, in-flight caps, and a budget
 //! that cuts a stream and survives a restart.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -1,7 +1,14 @@
 //! JWT bearer tokens against a real OIDC issuer process: `oauth2-mock-server`
 //! from npm (tests/oidc/issuer.mjs; `npm ci --prefix tests/oidc` installs it,
 //! scripts/test.sh does that before `cargo test`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

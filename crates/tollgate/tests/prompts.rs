@@ -1,7 +1,14 @@
 //! Prompt templates against a real gateway and a real mock upstream:
 //! rendering, versions, variables checks, injection, streaming, access
 //! control, the listing, the templates folder and the ledger.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

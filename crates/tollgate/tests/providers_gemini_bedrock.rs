@@ -3,7 +3,14 @@
 //! and the SigV4 credential scope), non-stream and stream, tool calls, exact
 //! usage in the ledger, errors with the right status, refusals naming the
 //! field, and no credential in any answer.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

@@ -1,7 +1,14 @@
 //! The OpenAI Responses ingress (stateless) over real HTTP, in front of the
 //! mock upstream: string and item input, function calls and their outputs,
 //! the streaming event sequence, and 400s naming what is not supported.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

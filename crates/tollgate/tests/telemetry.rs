@@ -2,7 +2,14 @@
 //! the collector's generated tonic service, and HTTP/protobuf), carrying the
 //! caller's trace id, the GenAI attributes and child spans; the upstream
 //! receives a `traceparent` of the attempt's span.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 mod common;
 

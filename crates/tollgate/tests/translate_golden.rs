@@ -4,7 +4,14 @@
 //! pinned in `tests/data/translate/snapshots/<same name>`. After an intended
 //! change, regenerate with `UPDATE_GOLDEN=1 cargo test --test translate_golden`
 //! and review the diff.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,14 @@
 //! Golden tests for every translation direction, streaming included, from
 //! the shared fixtures in `tests/data/translate/` (see its README). Set
 //! `UPDATE_GOLDEN=1` to fill in expected sides that are `null`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 use std::path::{Path, PathBuf};
 

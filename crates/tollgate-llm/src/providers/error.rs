@@ -21,6 +21,12 @@ pub enum ProviderError {
     },
     #[error("upstream {provider} sent an invalid response: {message}")]
     Protocol { provider: String, message: String },
+    /// A non-streamed answer longer than the provider's `max_response_bytes`;
+    /// the read stopped at the limit.
+    #[error(
+        "upstream {provider} response exceeded the limit of {limit} bytes (max_response_bytes)"
+    )]
+    TooLarge { provider: String, limit: usize },
     #[error("upstream {provider} stream ended before completion: {message}")]
     StreamInterrupted { provider: String, message: String },
     /// The gateway could not obtain its own upstream credential (token
@@ -63,6 +69,7 @@ impl ProviderError {
             ProviderError::Status { status: 429, .. } => "upstream_rate_limited",
             ProviderError::Status { .. } => "upstream_status",
             ProviderError::Protocol { .. } => "upstream_protocol",
+            ProviderError::TooLarge { .. } => "upstream_too_large",
             ProviderError::StreamInterrupted { .. } => "upstream_stream_interrupted",
             ProviderError::Credentials { .. } => "upstream_credentials",
             ProviderError::Unsupported { .. } => "unsupported_field",
@@ -73,6 +80,7 @@ impl ProviderError {
         match self {
             ProviderError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             ProviderError::Protocol { .. }
+            | ProviderError::TooLarge { .. }
             | ProviderError::Credentials { .. }
             | ProviderError::Unsupported { .. } => false,
             _ => true,
@@ -90,6 +98,7 @@ impl ProviderError {
             }
             ProviderError::StreamInterrupted { .. } => ("server_error", Some("stream_interrupted")),
             ProviderError::Credentials { .. } => ("server_error", Some("upstream_credentials")),
+            ProviderError::TooLarge { .. } => ("server_error", Some("upstream_too_large")),
             ProviderError::Unsupported { .. } => {
                 ("invalid_request_error", Some("unsupported_parameter"))
             }

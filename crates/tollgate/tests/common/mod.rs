@@ -314,11 +314,11 @@ pub(crate) async fn get_json(gw: &Gateway, path: &str, key: &str) -> Value {
 }
 
 /// A hand-written upstream on port 0: for every connection, the request
-/// (head and `Content-Length` body) is read, then `answer` writes whatever
-/// it likes on the socket (TCP_NODELAY set).
+/// (head and `Content-Length` body) is read, then `answer` gets the socket
+/// (TCP_NODELAY set) and the request's bytes, and writes what it likes.
 pub(crate) async fn raw_upstream<F, Fut>(answer: F) -> SocketAddr
 where
-    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    F: Fn(tokio::net::TcpStream, Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -329,8 +329,8 @@ where
             let answer = answer.clone();
             tokio::spawn(async move {
                 stream.set_nodelay(true).unwrap();
-                if read_request(&mut stream).await.is_some() {
-                    answer(stream).await;
+                if let Some(request) = read_request(&mut stream).await {
+                    answer(stream, request).await;
                 }
             });
         }
