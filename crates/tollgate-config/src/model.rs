@@ -72,6 +72,37 @@ pub struct ServerConfig {
     /// Watch the config file and reload when it changes (SIGHUP always reloads).
     #[serde(default = "default_true")]
     pub watch_config: bool,
+    /// Server-side timeouts on accepted connections (both listeners).
+    #[serde(default)]
+    pub timeouts: ServerTimeouts,
+}
+
+/// How long a caller's connection may keep the gateway waiting.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTimeouts {
+    /// From a request's first byte (a new connection: from its accept) to
+    /// the end of its headers; past it the connection is closed.
+    #[serde(default = "default_header_read", with = "duration")]
+    pub header_read: Duration,
+    /// From the end of a request's headers to the end of its body (the whole
+    /// body, not the gap between chunks); past it the request gets 408.
+    #[serde(default = "default_body_read", with = "duration")]
+    pub body_read: Duration,
+    /// How long a kept-alive connection may wait, with no request in flight,
+    /// for the next request to start; past it the connection is closed.
+    #[serde(default = "default_idle", with = "duration")]
+    pub idle: Duration,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        Self {
+            header_read: default_header_read(),
+            body_read: default_body_read(),
+            idle: default_idle(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -527,6 +558,15 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 fn default_max_response_bytes() -> usize {
     DEFAULT_MAX_RESPONSE_BYTES
+}
+fn default_header_read() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_read() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_idle() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_grace() -> Duration {
     Duration::from_secs(30)

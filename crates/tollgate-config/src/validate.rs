@@ -28,6 +28,16 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     if cfg.server.max_body_bytes == 0 {
         p.push("server.max_body_bytes: must be greater than 0".into());
     }
+    let t = &cfg.server.timeouts;
+    for (name, d) in [
+        ("header_read", t.header_read),
+        ("body_read", t.body_read),
+        ("idle", t.idle),
+    ] {
+        if d.is_zero() {
+            p.push(format!("server.timeouts.{name}: must be greater than 0"));
+        }
+    }
     if cfg.ledger.queue_capacity == 0 {
         p.push("ledger.queue_capacity: must be greater than 0".into());
     }

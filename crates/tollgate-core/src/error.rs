@@ -18,3 +18,49 @@ impl InvalidRequest {
         }
     }
 }
+
+/// The request body did not arrive in time (`server.timeouts.body_read`):
+/// the edge's body wrapper yields it as the body's error, and whoever reads
+/// the body finds it in the error's source chain and answers 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request body was not received within {}ms", after.as_millis())]
+pub struct BodyTimeout {
+    pub after: std::time::Duration,
+}
+
+impl BodyTimeout {
+    /// The `BodyTimeout` in `e` or anywhere in its source chain.
+    pub fn find<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimeout> {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if let Some(t) = err.downcast_ref::<BodyTimeout>() {
+                return Some(t);
+            }
+            cur = err.source();
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] BodyTimeout);
+
+    #[test]
+    fn finds_a_body_timeout_in_the_chain() {
+        let t = BodyTimeout {
+            after: std::time::Duration::from_millis(300),
+        };
+        assert_eq!(BodyTimeout::find(&Outer(t)), Some(&t));
+        assert_eq!(
+            t.to_string(),
+            "the request body was not received within 300ms"
+        );
+        let other = InvalidRequest::new("x", None);
+        assert_eq!(BodyTimeout::find(&other), None);
+    }
+}

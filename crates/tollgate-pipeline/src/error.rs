@@ -49,6 +49,9 @@ pub enum ApiError {
     },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within `server.timeouts.body_read`.
+    #[error("the request body was not received within {}ms (server.timeouts.body_read)", after.as_millis())]
+    RequestTimeout { after: std::time::Duration },
     #[error("{0}")]
     Provider(#[from] ProviderError),
     #[error("not found: {path}")]
@@ -119,6 +122,7 @@ impl ApiError {
             | ApiError::PromptNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::WrongEndpoint { .. } | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Provider(e) => e.status(),
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +156,7 @@ impl ApiError {
             ApiError::WrongEndpoint { .. } => "wrong_endpoint",
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::Provider(e) => e.label(),
             ApiError::RouteNotFound { .. } => "route_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -192,6 +197,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => {
                 ("invalid_request_error", Some("payload_too_large"))
             }
+            ApiError::RequestTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
             ApiError::Provider(e) => e.openai_type_and_code(),
             ApiError::RouteNotFound { .. } => ("invalid_request_error", Some("unknown_url")),
             ApiError::MethodNotAllowed { .. } => {

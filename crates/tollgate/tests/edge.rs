@@ -1,5 +1,6 @@
 //! The data-plane edge under hostile or unlucky traffic: small SSE chunks
-//! are not held back by Nagle's algorithm.
+//! are not held back by Nagle's algorithm; slow or stalled callers and idle
+//! connections are cut off (`server.timeouts`).
 // `disallowed_methods`: tests read the gateway's own answers whole
 // (`reqwest::Response::json` and friends are banned in product code).
 #![allow(
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -104,4 +106,231 @@ async fn small_sse_chunks_are_not_delayed_by_nagle() {
     let mut sorted = delays.clone();
     sorted.sort();
     assert!(sorted[CHUNKS - 2] < bound, "chunks held back: {delays:?}");
+}
+
+/// A gateway with short server-side timeouts; `chat-raw` is never called.
+async fn timeout_gateway() -> Gateway {
+    let dead = dead_addr().await;
+    start_gateway_with(|db| {
+        raw_config(
+            db,
+            dead,
+            "  timeouts: { header_read: 300ms, body_read: 400ms, idle: 800ms }\n",
+            "",
+        )
+    })
+    .await
+}
+
+/// Reads until the peer closes (EOF or reset); `None` if it is still open
+/// after `cap`.
+async fn read_until_closed(
+    s: &mut tokio::net::tcp::OwnedReadHalf,
+    cap: Duration,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(cap, read_all).await.ok()?;
+    Some(out)
+}
+
+/// Reads one response with a `Content-Length` body: (status, body).
+async fn read_response(s: &mut tokio::net::tcp::OwnedReadHalf) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let status = head[9..12].parse().unwrap();
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                return (status, body);
+            }
+        }
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "closed mid-response: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn models_request() -> String {
+    format!("GET /v1/models HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {KEY}\r\n\r\n")
+}
+
+/// Sends a header line every 100 ms until the write fails.
+fn dribble_headers(mut w: tokio::net::tcp::OwnedWriteHalf, start: &'static str) {
+    tokio::spawn(async move {
+        if w.write_all(start.as_bytes()).await.is_err() {
+            return;
+        }
+        for i in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if w.write_all(format!("x-slow-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_at_header_read() {
+    let gw = timeout_gateway().await;
+    // A new connection dribbling its first request's headers, a line every
+    // 100 ms: the connection moves, but its headers never end.
+    let (mut r, w) = TcpStream::connect(gw.addr).await.unwrap().into_split();
+    let started = Instant::now();
+    dribble_headers(w, "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\n");
+    let got = read_until_closed(&mut r, Duration::from_secs(3)).await;
+    let took = started.elapsed();
+    assert!(got.is_some(), "slowloris connection still open after 3 s");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1200),
+        "closed after {took:?}, header_read is 300ms"
+    );
+
+    // The same on a kept-alive connection, after a first request: the
+    // header clock starts at the second request's first byte (idle is 800ms,
+    // so a close at ~300 ms is the header clock).
+    let (mut r, mut w) = TcpStream::connect(gw.addr).await.unwrap().into_split();
+    w.write_all(models_request().as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut r).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    dribble_headers(w, "GET /v1/models HTTP/1.1\r\n");
+    let got = read_until_closed(&mut r, Duration::from_secs(3)).await;
+    let took = started.elapsed();
+    assert!(got.is_some(), "slowloris connection still open after 3 s");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(700),
+        "closed after {took:?}, header_read is 300ms"
+    );
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics.contains(
+            r#"tollgate_connection_timeouts_total{listener="data",reason="header_read"} 2"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_body_gets_408_in_the_callers_shape() {
+    let gw = timeout_gateway().await;
+    let cases = [
+        // Content-Length promises 100 bytes, 10 arrive.
+        (
+            "/v1/chat/completions",
+            "content-length: 100\r\n\r\n{\"model\":",
+        ),
+        // Chunked: one chunk, then nothing.
+        (
+            "/v1/chat/completions",
+            "transfer-encoding: chunked\r\n\r\n9\r\n{\"model\":\r\n",
+        ),
+        // Anthropic Messages: the error comes in Anthropic's shape.
+        ("/v1/messages", "content-length: 100\r\n\r\n{\"model\":"),
+    ];
+    for (path, rest) in cases {
+        let (mut r, mut w) = TcpStream::connect(gw.addr).await.unwrap().into_split();
+        let started = Instant::now();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {KEY}\r\n\
+             x-api-key: {KEY}\r\ncontent-type: application/json\r\n{rest}"
+        );
+        w.write_all(req.as_bytes()).await.unwrap();
+        let (status, body) = tokio::time::timeout(Duration::from_secs(3), read_response(&mut r))
+            .await
+            .expect("no answer to a stalled body within 3 s");
+        let took = started.elapsed();
+        assert_eq!(status, 408, "{path} {rest:?} after {took:?}: {body}");
+        assert!(
+            took >= Duration::from_millis(350) && took < Duration::from_millis(1500),
+            "{path}: answered after {took:?}, body_read is 400ms"
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if path == "/v1/messages" {
+            assert_eq!(v["type"], "error", "{v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("400ms"),
+                "{v}"
+            );
+        } else {
+            assert_eq!(v["error"]["code"], "request_timeout", "{v}");
+            assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("body_read"),
+                "{v}"
+            );
+        }
+        // The half-read request cannot be followed by another: closed.
+        assert!(
+            read_until_closed(&mut r, Duration::from_secs(2))
+                .await
+                .is_some(),
+            "{path}: connection left open"
+        );
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let gw = timeout_gateway().await;
+    let (mut r, mut w) = TcpStream::connect(gw.addr).await.unwrap().into_split();
+    // Two requests on one connection: it is kept alive between them.
+    for _ in 0..2 {
+        w.write_all(models_request().as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut r).await.0, 200);
+    }
+    let started = Instant::now();
+    let got = read_until_closed(&mut r, Duration::from_secs(3)).await;
+    let took = started.elapsed();
+    assert_eq!(got.as_deref(), Some(&b""[..]), "still open after 3 s");
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_millis(1600),
+        "closed after {took:?}, idle is 800ms"
+    );
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics.contains(r#"tollgate_connection_timeouts_total{listener="data",reason="idle"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn callers_may_speak_h2c_with_prior_knowledge() {
+    let gw = timeout_gateway().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2
+        .get(gw.url("/v1/models"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
 }

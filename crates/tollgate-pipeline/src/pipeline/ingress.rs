@@ -27,10 +27,14 @@ pub async fn read_body(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge { limit })
         }
-        Err(e) => Err(ApiError::bad_request(
-            format!("could not read request body: {e}"),
-            None,
-        )),
+        Err(e) => match tollgate_core::error::BodyTimeout::find(&*e) {
+            // The edge's `server.timeouts.body_read` ran out.
+            Some(t) => Err(ApiError::RequestTimeout { after: t.after }),
+            None => Err(ApiError::bad_request(
+                format!("could not read request body: {e}"),
+                None,
+            )),
+        },
     }
 }
 

@@ -6,6 +6,7 @@
 //! the ledger, return.
 
 mod admin;
+mod conn;
 mod reload;
 mod usage_api;
 
@@ -15,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -184,12 +184,6 @@ async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
         })
 }
 
-fn nodelay(stream: &mut tokio::net::TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted socket");
-    }
-}
-
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
@@ -210,19 +204,26 @@ async fn run(
     store: Store,
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
-    // Accepted sockets set TCP_NODELAY: SSE chunks are small writes, and
-    // Nagle's algorithm would hold each one back behind the caller's
-    // delayed ACK of the previous (~20-40 ms).
-    let data = axum::serve(listener.tap_io(nodelay), crate::api::router(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // Both listeners run the same accept loop (conn.rs): TCP_NODELAY, the
+    // server-side timeouts, graceful drain.
+    let timeouts = state.snapshot.load().config.server.timeouts;
+    let data_task = tokio::spawn(conn::serve(
+        listener,
+        crate::api::router(state.clone()),
+        timeouts,
+        "data",
+        stop_rx.clone(),
+    ));
     // The admin listener outlives the data plane's drain, so load balancers
     // see /readyz turn 503 while in-flight requests finish.
     let (admin_stop, admin_stop_rx) = watch::channel(false);
-    let admin = axum::serve(admin_listener.tap_io(nodelay), admin::router(state.clone()))
-        .with_graceful_shutdown(stopped(admin_stop_rx));
-    let admin_task = tokio::spawn(async move { admin.await });
-
-    let data_task = tokio::spawn(async move { data.await });
+    let admin_task = tokio::spawn(conn::serve(
+        admin_listener,
+        admin::router(state.clone()),
+        timeouts,
+        "admin",
+        admin_stop_rx,
+    ));
     let abort = data_task.abort_handle();
     stopped(stop_rx).await;
     state.ready.store(false, Ordering::Relaxed);
@@ -232,8 +233,7 @@ async fn run(
         "shutting down: draining in-flight requests"
     );
     match tokio::time::timeout(grace, data_task).await {
-        Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "data plane server error"),
+        Ok(Ok(())) => tracing::info!("in-flight requests finished"),
         Ok(Err(e)) => tracing::error!(error = %e, "data plane task failed"),
         Err(_) => {
             tracing::warn!("grace period over; closing remaining connections");
@@ -244,8 +244,8 @@ async fn run(
         t.abort();
     }
     let _ = admin_stop.send(true);
-    if let Ok(Err(e)) = admin_task.await {
-        tracing::error!(error = %e, "admin server error");
+    if let Err(e) = admin_task.await {
+        tracing::error!(error = %e, "admin server task failed");
     }
     let Recorders {
         ledger,
