@@ -42,9 +42,52 @@ impl BodyTimeout {
     }
 }
 
+/// OS error codes for "too many open files": the process (`EMFILE`) or the
+/// whole system (`ENFILE`) is out of file descriptors.
+#[cfg(unix)]
+const FD_EXHAUSTED: &[i32] = &[24, 23];
+#[cfg(windows)]
+const FD_EXHAUSTED: &[i32] = &[10024]; // WSAEMFILE
+#[cfg(not(any(unix, windows)))]
+const FD_EXHAUSTED: &[i32] = &[];
+
+/// Whether `e`, or an error in its source chain, is the OS refusing a new
+/// file descriptor (`EMFILE` / `ENFILE`, "Too many open files").
+pub fn is_fd_exhausted(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(code) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            if FD_EXHAUSTED.contains(&code) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn recognises_fd_exhaustion_in_a_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect failed")]
+        struct Connect(#[source] std::io::Error);
+
+        let emfile = std::io::Error::from_raw_os_error(24);
+        assert!(is_fd_exhausted(&emfile));
+        assert!(is_fd_exhausted(&Connect(
+            std::io::Error::from_raw_os_error(23)
+        )));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!is_fd_exhausted(&Connect(refused)));
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]

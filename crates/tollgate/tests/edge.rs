@@ -142,33 +142,6 @@ async fn read_until_closed(
     Some(out)
 }
 
-/// Reads one response with a `Content-Length` body: (status, body).
-async fn read_response(s: &mut tokio::net::tcp::OwnedReadHalf) -> (u16, String) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + len {
-                let status = head[9..12].parse().unwrap();
-                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
-                return (status, body);
-            }
-        }
-        let n = s.read(&mut chunk).await.unwrap();
-        assert!(
-            n > 0,
-            "closed mid-response: {}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 fn models_request() -> String {
     format!("GET /v1/models HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {KEY}\r\n\r\n")
 }

@@ -185,6 +185,15 @@ pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderErro
         };
     }
     if e.is_connect() {
+        if tollgate_core::error::is_fd_exhausted(&e) {
+            metrics::counter!("tollgate_fd_exhausted_total", "op" => "upstream_connect")
+                .increment(1);
+            tracing::error!(
+                provider,
+                "upstream connect failed: too many open files (EMFILE/ENFILE); \
+                 the process is out of file descriptors"
+            );
+        }
         return ProviderError::Connect {
             provider: provider.to_string(),
             message: error_chain(&e),

@@ -60,11 +60,17 @@ pub(super) async fn serve(
     let stopping = super::stopped(stop.clone());
     tokio::pin!(stopping);
     let mut conns = JoinSet::new();
+    // Out of file descriptors since the last good accept (logged once).
+    let mut exhausted = false;
     loop {
         tokio::select! {
             () = &mut stopping => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if exhausted {
+                        exhausted = false;
+                        tracing::info!(listener = name, "accepting again: file descriptors available");
+                    }
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(listener = name, error = %e, "cannot set TCP_NODELAY");
                     }
@@ -77,7 +83,7 @@ pub(super) async fn serve(
                         builder.clone(),
                     ));
                 }
-                Err(e) => accept_error(&e, name).await,
+                Err(e) => accept_error(&e, name, &mut exhausted).await,
             },
             // Reap finished connections so the set stays small.
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -87,7 +93,7 @@ pub(super) async fn serve(
     while conns.join_next().await.is_some() {}
 }
 
-async fn accept_error(e: &io::Error, listener: &'static str) {
+async fn accept_error(e: &io::Error, listener: &'static str, exhausted: &mut bool) {
     // The peer gave up before the accept: nothing to do.
     if matches!(
         e.kind(),
@@ -95,6 +101,20 @@ async fn accept_error(e: &io::Error, listener: &'static str) {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     ) {
+        return;
+    }
+    if tollgate_core::error::is_fd_exhausted(e) {
+        // The connection waits in the backlog; retry soon, log once.
+        metrics::counter!("tollgate_fd_exhausted_total", "op" => "accept").increment(1);
+        if !*exhausted {
+            *exhausted = true;
+            tracing::error!(
+                listener,
+                error = %e,
+                "accept failed: too many open files (EMFILE/ENFILE); retrying every 100ms"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         return;
     }
     tracing::error!(listener, error = %e, "accept failed");

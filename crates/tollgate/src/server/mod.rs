@@ -76,6 +76,7 @@ impl Running {
 
 pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let cfg = config::load_file(config_path)?;
+    raise_open_file_limit();
     let snapshot = Snapshot::build(cfg.clone(), None).map_err(ServeError::Build)?;
     let store = Store::open(&cfg.storage.url).await?;
     let store_keys = store_key_index(&store.list_keys().await?);
@@ -173,6 +174,26 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         stop,
         task,
     })
+}
+
+/// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard one and
+/// logs it: every caller's and upstream connection holds a descriptor, and
+/// the usual soft default (1024) runs out long before memory or CPU does.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
+        // An unlimited hard limit cannot be the soft one on Linux (nr_open).
+        let raised = rlimit::increase_nofile_limit(u64::MAX)
+            .or_else(|_| rlimit::increase_nofile_limit(1 << 20));
+        match (raised, before) {
+            (Ok(now), Some((was, hard))) => {
+                tracing::info!(soft = now, was, hard, "open-file limit (RLIMIT_NOFILE)")
+            }
+            (Ok(now), None) => tracing::info!(soft = now, "open-file limit (RLIMIT_NOFILE)"),
+            (Err(e), _) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
