@@ -75,6 +75,10 @@ pub struct ServerConfig {
     /// Server-side timeouts on accepted connections (both listeners).
     #[serde(default)]
     pub timeouts: ServerTimeouts,
+    /// Most data-plane requests in flight at once (a stream counts until it
+    /// ends); past it a request gets 503 with `Retry-After` at once.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
 }
 
 /// How long a caller's connection may keep the gateway waiting.
@@ -558,6 +562,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 fn default_max_response_bytes() -> usize {
     DEFAULT_MAX_RESPONSE_BYTES
+}
+fn default_max_concurrent_requests() -> usize {
+    10_000
 }
 fn default_header_read() -> Duration {
     Duration::from_secs(10)

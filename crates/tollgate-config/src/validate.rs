@@ -28,6 +28,9 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     if cfg.server.max_body_bytes == 0 {
         p.push("server.max_body_bytes: must be greater than 0".into());
     }
+    if cfg.server.max_concurrent_requests == 0 {
+        p.push("server.max_concurrent_requests: must be greater than 0".into());
+    }
     let t = &cfg.server.timeouts;
     for (name, d) in [
         ("header_read", t.header_read),

@@ -60,6 +60,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String },
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// `server.max_concurrent_requests` are in flight; shed at the edge.
+    #[error("the gateway is at its limit of {limit} concurrent requests; retry shortly")]
+    Overloaded { limit: usize },
     #[error("internal error")]
     Internal,
     #[error("{0}")]
@@ -125,7 +128,7 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Provider(e) => e.status(),
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Guardrail(tollgate_policy::guard::GuardError::Blocked { .. }) => {
                 StatusCode::BAD_REQUEST
@@ -161,6 +164,7 @@ impl ApiError {
             ApiError::RouteNotFound { .. } => "route_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Internal => "internal",
             ApiError::Guardrail(tollgate_policy::guard::GuardError::Blocked { .. }) => {
                 "guardrail_blocked"
@@ -179,7 +183,7 @@ impl ApiError {
     pub fn retryable(&self) -> bool {
         match self {
             ApiError::Provider(e) => e.retryable(),
-            ApiError::ShuttingDown | ApiError::Limit(_) => true,
+            ApiError::ShuttingDown | ApiError::Overloaded { .. } | ApiError::Limit(_) => true,
             _ => false,
         }
     }
@@ -204,6 +208,7 @@ impl ApiError {
                 ("invalid_request_error", Some("method_not_allowed"))
             }
             ApiError::ShuttingDown => ("server_error", Some("shutting_down")),
+            ApiError::Overloaded { .. } => ("server_error", Some("overloaded")),
             ApiError::Internal => ("server_error", Some("internal_error")),
             ApiError::Guardrail(tollgate_policy::guard::GuardError::Blocked { .. }) => {
                 ("invalid_request_error", Some("guardrail_blocked"))
@@ -272,6 +277,10 @@ impl ApiError {
         }
         if let ApiError::Limit(e) = &self {
             e.apply_headers(resp.headers_mut());
+        }
+        if let ApiError::Overloaded { .. } = &self {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if matches!(self, ApiError::Auth(_)) {
             resp.headers_mut().insert(

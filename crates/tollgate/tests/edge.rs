@@ -1,6 +1,7 @@
 //! The data-plane edge under hostile or unlucky traffic: small SSE chunks
 //! are not held back by Nagle's algorithm; slow or stalled callers and idle
-//! connections are cut off (`server.timeouts`).
+//! connections are cut off (`server.timeouts`); past
+//! `server.max_concurrent_requests` the data plane sheds load at once.
 // `disallowed_methods`: tests read the gateway's own answers whole
 // (`reqwest::Response::json` and friends are banned in product code).
 #![allow(
@@ -306,4 +307,134 @@ async fn callers_may_speak_h2c_with_prior_knowledge() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+}
+
+/// A data-plane call that is not held open: (status, headers, body).
+async fn quick(
+    gw: &Gateway,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let resp = client()
+        .post(gw.url(path))
+        .bearer_auth(KEY)
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.json().await.unwrap())
+}
+
+async fn admin_ok(gw: &Gateway) {
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let resp = client().get(gw.admin_url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn past_max_concurrent_requests_the_data_plane_sheds_with_503() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let gw = start_gateway_with(|db| {
+        standard_config(&mock, dead, db).replace(
+            "  shutdown_grace: 5s\n",
+            "  shutdown_grace: 5s\n  max_concurrent_requests: 2\n",
+        )
+    })
+    .await;
+    let chat = chat_body("chat-local", "x");
+    assert_eq!(
+        quick(&gw, "/v1/chat/completions", chat.clone()).await.0,
+        200
+    );
+
+    // Two slow streams (10 tokens at 10/s) hold both permits while they run.
+    let mut first = paced_stream(&gw, "one", 10, 10).await;
+    let mut second = paced_stream(&gw, "two", 10, 10).await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+
+    // A third request is answered at once: 503, Retry-After, OpenAI's shape.
+    let started = Instant::now();
+    let (status, headers, v) = quick(&gw, "/v1/chat/completions", chat.clone()).await;
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(headers["retry-after"], "1");
+    assert!(headers.contains_key("x-request-id"));
+    assert_eq!(v["error"]["code"], "overloaded", "{v}");
+    assert_eq!(v["error"]["type"], "server_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 concurrent"),
+        "{v}"
+    );
+    // Other routes, each in its caller's shape.
+    let (status, _, v) = quick(
+        &gw,
+        "/v1/messages",
+        json!({"model": "chat-local", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["type"], &v["error"]["type"]),
+        (503, &json!("error"), &json!("overloaded_error")),
+        "{v}"
+    );
+    let (status, _, v) = quick(
+        &gw,
+        "/serving-endpoints/chat-local/invocations",
+        json!({"messages": []}),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["error_code"]),
+        (503, &json!("TEMPORARILY_UNAVAILABLE")),
+        "{v}"
+    );
+    // The admin listener is never shed.
+    admin_ok(&gw).await;
+
+    // When the streams end, their permits come back.
+    while first.chunk().await.unwrap().is_some() {}
+    while second.chunk().await.unwrap().is_some() {}
+    assert_eq!(
+        quick(&gw, "/v1/chat/completions", chat.clone()).await.0,
+        200
+    );
+
+    // A caller that walks away mid-stream gives its permit back too.
+    let mut held = paced_stream(&gw, "held", 10, 10).await;
+    let dropped = paced_stream(&gw, "dropped", 10, 10).await;
+    assert_eq!(
+        quick(&gw, "/v1/chat/completions", chat.clone()).await.0,
+        503
+    );
+    drop(dropped);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = quick(&gw, "/v1/chat/completions", chat.clone()).await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200, "the dropped stream's permit was not released");
+    admin_ok(&gw).await;
+    while held.chunk().await.unwrap().is_some() {}
+
+    let metrics = metrics_text(&gw).await;
+    let shed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tollgate_requests_shed_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(shed >= 4.0, "{metrics}");
 }

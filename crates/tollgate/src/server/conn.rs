@@ -10,7 +10,13 @@
 //!   (counted from the request's first byte; on a new connection, from the
 //!   accept), or when it sits with no request in flight for `idle`; and a
 //!   request body must arrive whole within `body_read` of its headers, else
-//!   reading it fails with `BodyTimeout`, which the pipeline answers 408.
+//!   reading it fails with `BodyTimeout`, which the pipeline answers 408;
+//! - overload control on the data plane: at most
+//!   `server.max_concurrent_requests` requests in flight (a permit taken
+//!   without waiting and held by the response body, so a stream holds it
+//!   until it ends); past it a request is answered 503 with `Retry-After`
+//!   at once, before routing (`api::overloaded`). The admin listener is
+//!   never shed.
 //!
 //! Graceful shutdown is `axum::serve`'s: on the stop signal the listener is
 //! closed and every connection is asked to finish what is in flight
@@ -36,7 +42,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
@@ -46,17 +52,39 @@ use tollgate_core::error::BodyTimeout;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a listener enforces.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) timeouts: ServerTimeouts,
+    /// `server.max_concurrent_requests` (the data plane); `None`: never
+    /// shed (the admin listener).
+    pub(super) max_in_flight: Option<usize>,
+}
+
+/// The data plane's request permits.
+struct Shed {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
 /// Serves `router` on `listener` until `stop` turns true, then lets the
-/// open connections finish and returns. `listener` names it in logs and
-/// metrics (`data`, `admin`).
+/// open connections finish and returns. `name` names the listener in logs
+/// and metrics (`data`, `admin`).
 pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
-    timeouts: ServerTimeouts,
+    limits: Limits,
     name: &'static str,
     stop: watch::Receiver<bool>,
 ) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let shed = limits.max_in_flight.map(|n| {
+        let limit = n.min(Semaphore::MAX_PERMITS);
+        Arc::new(Shed {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        })
+    });
     let stopping = super::stopped(stop.clone());
     tokio::pin!(stopping);
     let mut conns = JoinSet::new();
@@ -74,10 +102,16 @@ pub(super) async fn serve(
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(listener = name, error = %e, "cannot set TCP_NODELAY");
                     }
+                    let service = ConnService {
+                        router: router.clone(),
+                        watch: Arc::new(ConnWatch::new()),
+                        body_read: limits.timeouts.body_read,
+                        shed: shed.clone(),
+                    };
                     conns.spawn(connection(
                         stream,
-                        router.clone(),
-                        timeouts,
+                        service,
+                        limits.timeouts,
                         name,
                         stop.clone(),
                         builder.clone(),
@@ -125,23 +159,18 @@ async fn accept_error(e: &io::Error, listener: &'static str, exhausted: &mut boo
 /// watchdog fires (then it is dropped, which closes the socket).
 async fn connection(
     stream: TcpStream,
-    router: Router,
+    service: ConnService,
     timeouts: ServerTimeouts,
     listener: &'static str,
     stop: watch::Receiver<bool>,
     builder: Arc<auto::Builder<TokioExecutor>>,
 ) {
-    let watch = Arc::new(ConnWatch::new());
+    let watch = service.watch.clone();
     let io = TokioIo::new(WatchedIo {
         inner: stream,
         watch: watch.clone(),
         sniffed: false,
     });
-    let service = ConnService {
-        router,
-        watch: watch.clone(),
-        body_read: timeouts.body_read,
-    };
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let stopping = super::stopped(stop);
@@ -369,12 +398,20 @@ impl AsyncWrite for WatchedIo {
 }
 
 /// The hyper service of one connection: the router, with the request body
-/// under its deadline and the response body marking the request in flight.
+/// under its deadline and the response body holding the request's place
+/// (in flight on the connection, a data-plane permit) until it ends.
 #[derive(Clone)]
 struct ConnService {
     router: Router,
     watch: Arc<ConnWatch>,
     body_read: Duration,
+    shed: Option<Arc<Shed>>,
+}
+
+/// What a request holds until its response body has ended or is dropped.
+struct Held {
+    _in_flight: InFlight,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 type ConnFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -386,6 +423,25 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let in_flight = self.watch.request_started();
+        let permit = match &self.shed {
+            None => None,
+            Some(shed) => match shed.permits.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    metrics::counter!("tollgate_requests_shed_total").increment(1);
+                    let resp = crate::api::overloaded(req.headers(), req.uri().path(), shed.limit);
+                    let held = Held {
+                        _in_flight: in_flight,
+                        _permit: None,
+                    };
+                    return Box::pin(std::future::ready(Ok(track(resp, held))));
+                }
+            },
+        };
+        let held = Held {
+            _in_flight: in_flight,
+            _permit: permit,
+        };
         let deadline = Instant::now() + self.body_read;
         let after = self.body_read;
         let req = req.map(|inner| {
@@ -399,14 +455,18 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let router = self.router.clone();
         Box::pin(async move {
             let resp = router.oneshot(req).await?;
-            Ok(resp.map(|inner| {
-                Body::new(TrackedBody {
-                    inner,
-                    in_flight: Some(in_flight),
-                })
-            }))
+            Ok(track(resp, held))
         })
     }
+}
+
+fn track(resp: Response<Body>, held: Held) -> Response<Body> {
+    resp.map(|inner| {
+        Body::new(TrackedBody {
+            inner,
+            held: Some(held),
+        })
+    })
 }
 
 /// A request body that must end by `deadline` (`server.timeouts.body_read`
@@ -450,10 +510,10 @@ impl http_body::Body for DeadlineBody {
     }
 }
 
-/// A response body; the request counts as in flight until it has ended.
+/// A response body; the request keeps its place until it has ended.
 struct TrackedBody {
     inner: Body,
-    in_flight: Option<InFlight>,
+    held: Option<Held>,
 }
 
 impl http_body::Body for TrackedBody {
@@ -467,7 +527,7 @@ impl http_body::Body for TrackedBody {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(None) = polled {
-            this.in_flight = None;
+            this.held = None;
         }
         polled
     }

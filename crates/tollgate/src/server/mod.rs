@@ -226,12 +226,15 @@ async fn run(
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
     // Both listeners run the same accept loop (conn.rs): TCP_NODELAY, the
-    // server-side timeouts, graceful drain.
-    let timeouts = state.snapshot.load().config.server.timeouts;
+    // server-side timeouts, graceful drain; only the data plane is shed.
+    let server = state.snapshot.load().config.server.clone();
     let data_task = tokio::spawn(conn::serve(
         listener,
         crate::api::router(state.clone()),
-        timeouts,
+        conn::Limits {
+            timeouts: server.timeouts,
+            max_in_flight: Some(server.max_concurrent_requests),
+        },
         "data",
         stop_rx.clone(),
     ));
@@ -241,7 +244,10 @@ async fn run(
     let admin_task = tokio::spawn(conn::serve(
         admin_listener,
         admin::router(state.clone()),
-        timeouts,
+        conn::Limits {
+            timeouts: server.timeouts,
+            max_in_flight: None,
+        },
         "admin",
         admin_stop_rx,
     ));

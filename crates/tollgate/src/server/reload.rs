@@ -33,6 +33,10 @@ pub fn reload(state: &AppState) -> Result<(), String> {
                     "server.timeouts",
                     new.server.timeouts != old.server.timeouts,
                 ),
+                (
+                    "server.max_concurrent_requests",
+                    new.server.max_concurrent_requests != old.server.max_concurrent_requests,
+                ),
                 ("storage.url", new.storage.url != old.storage.url),
                 ("ledger", new.ledger != old.ledger),
                 ("cache", new.cache != old.cache),
