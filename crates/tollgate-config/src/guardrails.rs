@@ -97,6 +97,14 @@ pub struct WebhookConfig {
     /// Static headers (e.g. an auth token via `${ENV}`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Largest answer read from the webhook, in bytes (default 32 MiB);
+    /// a longer one is a webhook failure.
+    #[serde(default = "default_webhook_max_response_bytes")]
+    pub max_response_bytes: usize,
+}
+
+fn default_webhook_max_response_bytes() -> usize {
+    crate::model::DEFAULT_MAX_RESPONSE_BYTES
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -153,6 +161,11 @@ pub fn validate_guardrails(cfg: &GuardrailsConfig, p: &mut Vec<String>) {
             }
             if w.timeout.is_zero() {
                 p.push(format!("{at}.webhook.timeout: must be greater than 0"));
+            }
+            if w.max_response_bytes == 0 {
+                p.push(format!(
+                    "{at}.webhook.max_response_bytes: must be greater than 0"
+                ));
             }
         }
         if let Some(d) = &pol.detectors {

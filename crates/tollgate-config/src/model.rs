@@ -72,6 +72,41 @@ pub struct ServerConfig {
     /// Watch the config file and reload when it changes (SIGHUP always reloads).
     #[serde(default = "default_true")]
     pub watch_config: bool,
+    /// Server-side timeouts on accepted connections (both listeners).
+    #[serde(default)]
+    pub timeouts: ServerTimeouts,
+    /// Most data-plane requests in flight at once (a stream counts until it
+    /// ends); past it a request gets 503 with `Retry-After` at once.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+/// How long a caller's connection may keep the gateway waiting.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTimeouts {
+    /// From a request's first byte (a new connection: from its accept) to
+    /// the end of its headers; past it the connection is closed.
+    #[serde(default = "default_header_read", with = "duration")]
+    pub header_read: Duration,
+    /// From the end of a request's headers to the end of its body (the whole
+    /// body, not the gap between chunks); past it the request gets 408.
+    #[serde(default = "default_body_read", with = "duration")]
+    pub body_read: Duration,
+    /// How long a kept-alive connection may wait, with no request in flight,
+    /// for the next request to start; past it the connection is closed.
+    #[serde(default = "default_idle", with = "duration")]
+    pub idle: Duration,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        Self {
+            header_read: default_header_read(),
+            body_read: default_body_read(),
+            idle: default_idle(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -167,6 +202,11 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Largest non-streamed response body read from this upstream, in bytes
+    /// (default 32 MiB); past it the read stops and the attempt fails (502
+    /// `upstream_too_large`). Streams are bounded per event instead.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
     /// `auto` (HTTP/2 when TLS ALPN offers it, else HTTP/1.1), `http1`, or
     /// `http2` (prior knowledge, also over plain http: h2c).
     #[serde(default)]
@@ -516,6 +556,24 @@ fn default_groups_claim() -> Option<String> {
 }
 fn default_body_limit() -> usize {
     10 * 1024 * 1024
+}
+/// 32 MiB: far above any chat or embeddings answer, far below what hurts.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+fn default_max_response_bytes() -> usize {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+fn default_max_concurrent_requests() -> usize {
+    10_000
+}
+fn default_header_read() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_read() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_idle() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_grace() -> Duration {
     Duration::from_secs(30)

@@ -28,6 +28,19 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     if cfg.server.max_body_bytes == 0 {
         p.push("server.max_body_bytes: must be greater than 0".into());
     }
+    if cfg.server.max_concurrent_requests == 0 {
+        p.push("server.max_concurrent_requests: must be greater than 0".into());
+    }
+    let t = &cfg.server.timeouts;
+    for (name, d) in [
+        ("header_read", t.header_read),
+        ("body_read", t.body_read),
+        ("idle", t.idle),
+    ] {
+        if d.is_zero() {
+            p.push(format!("server.timeouts.{name}: must be greater than 0"));
+        }
+    }
     if cfg.ledger.queue_capacity == 0 {
         p.push("ledger.queue_capacity: must be greater than 0".into());
     }
@@ -117,6 +130,9 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
             }
         }
         p.extend(super::credentials::provider_problems(prov, &at));
+        if prov.max_response_bytes == 0 {
+            p.push(format!("{at}.max_response_bytes: must be greater than 0"));
+        }
         let t = &prov.timeouts;
         if t.connect.is_zero() || t.first_byte.is_zero() || t.total.is_zero() {
             p.push(format!(

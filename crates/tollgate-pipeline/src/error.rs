@@ -81,6 +81,33 @@ pub fn payload_too_large(limit: usize) -> GatewayError {
     .with_code("payload_too_large")
 }
 
+/// The body did not arrive within `server.timeouts.body_read` (408).
+pub fn request_timeout(after: std::time::Duration) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        408,
+        "request_timeout",
+        format!(
+            "the request body was not received within {}ms (server.timeouts.body_read)",
+            after.as_millis()
+        ),
+    )
+    .with_code("request_timeout")
+}
+
+/// `server.max_concurrent_requests` are in flight: shed at the edge (503,
+/// `Retry-After: 1`).
+pub fn overloaded(limit: usize) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Server,
+        503,
+        "overloaded",
+        format!("the gateway is at its limit of {limit} concurrent requests; retry shortly"),
+    )
+    .with_code("overloaded")
+    .with_retry_after(1)
+}
+
 pub fn route_not_found(path: &str) -> GatewayError {
     GatewayError::new(
         ErrorKind::InvalidRequest,

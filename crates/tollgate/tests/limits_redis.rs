@@ -2,7 +2,14 @@
 //! on a free port in a temp dir): three gateway processes share one cap,
 //! concurrent admissions share script calls and stay exact, and Redis
 //! dies and returns under fail-open and fail-closed rules.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
 
 #[path = "it/common/mod.rs"]
 mod common;

@@ -34,6 +34,8 @@ pub(super) struct AnthropicProvider {
     headers: HeaderMap,
     forward: Vec<String>,
     first_byte: Duration,
+    /// `max_response_bytes`: the most of a non-streamed answer read.
+    max_response: usize,
 }
 
 impl AnthropicProvider {
@@ -63,6 +65,7 @@ impl AnthropicProvider {
             headers,
             forward: cfg.forward_headers.clone(),
             first_byte: cfg.timeouts.first_byte,
+            max_response: cfg.max_response_bytes,
         })
     }
 
@@ -125,10 +128,7 @@ impl AnthropicProvider {
             return Err(overloaded_as_503(status_error(&self.name, resp).await.0));
         }
         if !call.stream {
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| transport_error(&self.name, e))?;
+            let bytes = super::transport::read_limited(&self.name, resp, self.max_response).await?;
             let msg: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| self.protocol(format!("response is not valid JSON: {e}")))?;
             let out = to_openai(&msg).map_err(|m| self.protocol(m))?;

@@ -35,6 +35,8 @@ pub(super) struct BedrockProvider {
     headers: HeaderMap,
     forward: Vec<String>,
     first_byte: Duration,
+    /// `max_response_bytes`: the most of a non-streamed answer read.
+    max_response: usize,
 }
 
 /// A setting from the config, else from the first environment variable set.
@@ -101,6 +103,7 @@ impl BedrockProvider {
             headers: super::transport::static_headers(cfg)?,
             forward: cfg.forward_headers.clone(),
             first_byte: cfg.timeouts.first_byte,
+            max_response: cfg.max_response_bytes,
         })
     }
 
@@ -195,7 +198,7 @@ impl BedrockProvider {
                 |r| format!("chatcmpl-{r}"),
             );
         if !call.stream {
-            let bytes = translated::body(&self.name, resp).await?;
+            let bytes = translated::body(&self.name, resp, self.max_response).await?;
             let b: Value = serde_json::from_slice(&bytes).map_err(|e| bad_json(&self.name, e))?;
             let out = tr::response(&b, &id, &model, translated::now());
             return Ok(ProviderResponse {

@@ -22,6 +22,12 @@ pub enum ProviderError {
     },
     #[error("upstream {provider} sent an invalid response: {message}")]
     Protocol { provider: String, message: String },
+    /// A non-streamed answer longer than the provider's `max_response_bytes`;
+    /// the read stopped at the limit.
+    #[error(
+        "upstream {provider} response exceeded the limit of {limit} bytes (max_response_bytes)"
+    )]
+    TooLarge { provider: String, limit: usize },
     #[error("upstream {provider} stream ended before completion: {message}")]
     StreamInterrupted { provider: String, message: String },
     /// The gateway could not obtain its own upstream credential (token
@@ -64,6 +70,7 @@ impl ProviderError {
             ProviderError::Status { status: 429, .. } => "upstream_rate_limited",
             ProviderError::Status { .. } => "upstream_status",
             ProviderError::Protocol { .. } => "upstream_protocol",
+            ProviderError::TooLarge { .. } => "upstream_too_large",
             ProviderError::StreamInterrupted { .. } => "upstream_stream_interrupted",
             ProviderError::Credentials { .. } => "upstream_credentials",
             ProviderError::Unsupported { .. } => "unsupported_field",
@@ -74,6 +81,7 @@ impl ProviderError {
         match self {
             ProviderError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
             ProviderError::Protocol { .. }
+            | ProviderError::TooLarge { .. }
             | ProviderError::Credentials { .. }
             | ProviderError::Unsupported { .. } => false,
             _ => true,
@@ -92,6 +100,7 @@ impl ProviderError {
             }
             ProviderError::StreamInterrupted { .. } => (ErrorKind::Server, "stream_interrupted"),
             ProviderError::Credentials { .. } => (ErrorKind::Server, "upstream_credentials"),
+            ProviderError::TooLarge { .. } => (ErrorKind::Server, "upstream_too_large"),
             ProviderError::Unsupported { .. } => {
                 (ErrorKind::InvalidRequest, "unsupported_parameter")
             }

@@ -31,6 +31,8 @@ pub(super) struct GeminiProvider {
     headers: HeaderMap,
     forward: Vec<String>,
     first_byte: Duration,
+    /// `max_response_bytes`: the most of a non-streamed answer read.
+    max_response: usize,
 }
 
 impl GeminiProvider {
@@ -56,6 +58,7 @@ impl GeminiProvider {
             headers,
             forward: cfg.forward_headers.clone(),
             first_byte: cfg.timeouts.first_byte,
+            max_response: cfg.max_response_bytes,
         })
     }
 
@@ -110,7 +113,7 @@ impl GeminiProvider {
                 let resp = self
                     .post(&call, self.url(&model, "batchEmbedContents")?, &body)
                     .await?;
-                let bytes = translated::body(&self.name, resp).await?;
+                let bytes = translated::body(&self.name, resp, self.max_response).await?;
                 let g: Value =
                     serde_json::from_slice(&bytes).map_err(|e| bad_json(&self.name, e))?;
                 let base64 =
@@ -139,7 +142,7 @@ impl GeminiProvider {
             let resp = self
                 .post(call, self.url(model, "generateContent")?, &body)
                 .await?;
-            let bytes = translated::body(&self.name, resp).await?;
+            let bytes = translated::body(&self.name, resp, self.max_response).await?;
             let g: Value = serde_json::from_slice(&bytes).map_err(|e| bad_json(&self.name, e))?;
             if let Some(err) = g.get("error") {
                 return Err(fault(

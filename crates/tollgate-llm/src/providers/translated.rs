@@ -164,9 +164,12 @@ pub(super) async fn send(
     Ok(resp)
 }
 
-/// The whole body of a successful answer.
-pub(super) async fn body(provider: &str, resp: reqwest::Response) -> Result<Bytes, ProviderError> {
-    resp.bytes()
-        .await
-        .map_err(|e| super::transport::transport_error(provider, e))
+/// The whole body of a successful answer, at most `limit` bytes
+/// (`max_response_bytes`; past it the attempt fails).
+pub(super) async fn body(
+    provider: &str,
+    resp: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, ProviderError> {
+    super::transport::read_limited(provider, resp, limit).await
 }

@@ -25,6 +25,7 @@ pub(crate) struct HttpUpstream {
     headers: HeaderMap,
     forward: Vec<String>,
     first_byte: Duration,
+    max_response: usize,
     credentials: Arc<Credentials>,
 }
 
@@ -39,6 +40,7 @@ impl HttpUpstream {
             headers,
             forward: cfg.forward_headers.clone(),
             first_byte: cfg.timeouts.first_byte,
+            max_response: cfg.max_response_bytes,
             credentials,
         })
     }
@@ -114,7 +116,7 @@ impl HttpUpstream {
                     .boxed(),
             )
         } else {
-            ProviderBody::Full(resp.bytes().await.map_err(|e| self.transport_error(e))?)
+            ProviderBody::Full(read_limited(&self.name, resp, self.max_response).await?)
         };
         Ok(ProviderResponse { status, body })
     }
@@ -183,6 +185,15 @@ pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderErro
         };
     }
     if e.is_connect() {
+        if tollgate_core::error::is_fd_exhausted(&e) {
+            metrics::counter!("tollgate_fd_exhausted_total", "op" => "upstream_connect")
+                .increment(1);
+            tracing::error!(
+                provider,
+                "upstream connect failed: too many open files (EMFILE/ENFILE); \
+                 the process is out of file descriptors"
+            );
+        }
         return ProviderError::Connect {
             provider: provider.to_string(),
             message: error_chain(&e),
@@ -253,6 +264,55 @@ pub(crate) fn base_url(cfg: &ProviderConfig) -> Result<&str, String> {
         .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))
 }
 
+/// A successful upstream body, whole, read chunk by chunk up to `limit`
+/// bytes. A longer one (declared or as it arrives) stops the read at the
+/// limit and fails the attempt with `ProviderError::TooLarge`; the
+/// connection is dropped rather than drained.
+pub(crate) async fn read_limited(
+    provider: &str,
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, ProviderError> {
+    let too_large = || ProviderError::TooLarge {
+        provider: provider.to_string(),
+        limit,
+    };
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    // One chunk (the common case) is returned as is, without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    let mut len = 0usize;
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(provider, e))?
+    {
+        len = len.saturating_add(chunk.len());
+        if len > limit {
+            return Err(too_large());
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            None => buf.extend_from_slice(&chunk),
+            Some(f) => {
+                let hint = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
+                buf.reserve(hint.max(f.len() + chunk.len()));
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(match first {
+        Some(f) => f,
+        None => buf.freeze(),
+    })
+}
+
+/// An upstream error body (or a token endpoint's answer), at most `limit`
+/// bytes of it: the rest is not read.
 pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Bytes {
     let mut buf = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {

@@ -27,10 +27,14 @@ pub async fn read_body(
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(crate::error::payload_too_large(limit))
         }
-        Err(e) => Err(GatewayError::invalid(
-            format!("could not read request body: {e}"),
-            None,
-        )),
+        Err(e) => match tollgate_core::error::BodyTimeout::find(&*e) {
+            // The edge's `server.timeouts.body_read` ran out.
+            Some(t) => Err(crate::error::request_timeout(t.after)),
+            None => Err(GatewayError::invalid(
+                format!("could not read request body: {e}"),
+                None,
+            )),
+        },
     }
 }
 

@@ -18,6 +18,8 @@ pub(super) struct Webhook {
     url: reqwest::Url,
     timeout: Duration,
     headers: http::HeaderMap,
+    /// `max_response_bytes`: the longest answer read.
+    max_response: usize,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -53,6 +55,7 @@ impl Webhook {
             url,
             timeout: cfg.timeout,
             headers,
+            max_response: cfg.max_response_bytes,
         })
     }
 
@@ -89,9 +92,10 @@ impl Webhook {
         if !resp.status().is_success() {
             return Err(format!("webhook answered {}", resp.status().as_u16()));
         }
-        let answer: Answer = tokio::time::timeout(self.timeout, resp.json())
+        let body = tokio::time::timeout(self.timeout, read_limited(resp, self.max_response))
             .await
-            .map_err(|_| "webhook timed out reading its answer".to_string())?
+            .map_err(|_| "webhook timed out reading its answer".to_string())??;
+        let answer: Answer = serde_json::from_slice(&body)
             .map_err(|e| format!("webhook answer is not valid JSON: {e}"))?;
         match answer.action.as_str() {
             "allow" => Ok(WebhookVerdict::Allow),
@@ -105,4 +109,21 @@ impl Webhook {
             )),
         }
     }
+}
+
+/// The webhook's answer, read chunk by chunk; past `limit` bytes the read
+/// stops and the check fails.
+async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("webhook answer could not be read: {e}"))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("webhook answer exceeds the limit of {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

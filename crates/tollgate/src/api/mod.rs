@@ -10,3 +10,22 @@ mod prompts;
 mod responses;
 
 pub use openai::router;
+
+/// The answer to a data-plane request shed because `limit` requests are in
+/// flight (`server.max_concurrent_requests`): 503 with `Retry-After: 1`,
+/// in the caller's error shape as told by the path, with its request id.
+/// Made before any routing, so it costs next to nothing.
+pub fn overloaded(headers: &http::HeaderMap, path: &str, limit: usize) -> axum::response::Response {
+    let shape = if path.starts_with("/v1/messages") {
+        error::ApiShape::Anthropic
+    } else if path.starts_with("/serving-endpoints/") {
+        error::ApiShape::Databricks
+    } else {
+        error::ApiShape::OpenAi
+    };
+    let mut resp = error::Render::into_response_shaped(error::overloaded(limit), shape);
+    if let Some(id) = openai::request_id_for(headers) {
+        resp.headers_mut().insert(crate::pipeline::REQUEST_ID, id);
+    }
+    resp
+}

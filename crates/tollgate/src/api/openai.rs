@@ -119,15 +119,7 @@ async fn method_not_allowed(req: Request) -> Response {
 /// Gives every request an id (the caller's `x-request-id` when sane, else a
 /// UUIDv7) and echoes it on every response.
 async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(REQUEST_ID)
-        .filter(|v| {
-            let b = v.as_bytes();
-            !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
-        })
-        .cloned()
-        .or_else(|| HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok());
+    let id = request_id_for(req.headers());
     if let Some(id) = &id {
         req.headers_mut().insert(REQUEST_ID, id.clone());
     }
@@ -136,6 +128,18 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         resp.headers_mut().insert(REQUEST_ID, id);
     }
     resp
+}
+
+/// The caller's `x-request-id` when sane, else a new UUIDv7.
+pub(super) fn request_id_for(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers
+        .get(REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .or_else(|| HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok())
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -6,6 +6,7 @@
 //! the ledger, return.
 
 mod admin;
+mod conn;
 mod reload;
 mod usage_api;
 
@@ -75,6 +76,7 @@ impl Running {
 
 pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let cfg = config::load_file(config_path)?;
+    raise_open_file_limit();
     let snapshot = Snapshot::build(cfg.clone(), None).map_err(ServeError::Build)?;
     let store = Store::open(&cfg.storage.url).await?;
     let store_keys = store_key_index(&store.list_keys().await?);
@@ -174,6 +176,26 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     })
 }
 
+/// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard one and
+/// logs it: every caller's and upstream connection holds a descriptor, and
+/// the usual soft default (1024) runs out long before memory or CPU does.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let before = rlimit::getrlimit(rlimit::Resource::NOFILE).ok();
+        // An unlimited hard limit cannot be the soft one on Linux (nr_open).
+        let raised = rlimit::increase_nofile_limit(u64::MAX)
+            .or_else(|_| rlimit::increase_nofile_limit(1 << 20));
+        match (raised, before) {
+            (Ok(now), Some((was, hard))) => {
+                tracing::info!(soft = now, was, hard, "open-file limit (RLIMIT_NOFILE)")
+            }
+            (Ok(now), None) => tracing::info!(soft = now, "open-file limit (RLIMIT_NOFILE)"),
+            (Err(e), _) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+}
+
 async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
@@ -203,16 +225,32 @@ async fn run(
     store: Store,
     background: Vec<JoinHandle<()>>,
 ) -> Result<(), ServeError> {
-    let data = axum::serve(listener, crate::api::router(state.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // Both listeners run the same accept loop (conn.rs): TCP_NODELAY, the
+    // server-side timeouts, graceful drain; only the data plane is shed.
+    let server = state.snapshot.load().config.server.clone();
+    let data_task = tokio::spawn(conn::serve(
+        listener,
+        crate::api::router(state.clone()),
+        conn::Limits {
+            timeouts: server.timeouts,
+            max_in_flight: Some(server.max_concurrent_requests),
+        },
+        "data",
+        stop_rx.clone(),
+    ));
     // The admin listener outlives the data plane's drain, so load balancers
     // see /readyz turn 503 while in-flight requests finish.
     let (admin_stop, admin_stop_rx) = watch::channel(false);
-    let admin = axum::serve(admin_listener, admin::router(state.clone()))
-        .with_graceful_shutdown(stopped(admin_stop_rx));
-    let admin_task = tokio::spawn(async move { admin.await });
-
-    let data_task = tokio::spawn(async move { data.await });
+    let admin_task = tokio::spawn(conn::serve(
+        admin_listener,
+        admin::router(state.clone()),
+        conn::Limits {
+            timeouts: server.timeouts,
+            max_in_flight: None,
+        },
+        "admin",
+        admin_stop_rx,
+    ));
     let abort = data_task.abort_handle();
     stopped(stop_rx).await;
     state.ready.store(false, Ordering::Relaxed);
@@ -222,8 +260,7 @@ async fn run(
         "shutting down: draining in-flight requests"
     );
     match tokio::time::timeout(grace, data_task).await {
-        Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "data plane server error"),
+        Ok(Ok(())) => tracing::info!("in-flight requests finished"),
         Ok(Err(e)) => tracing::error!(error = %e, "data plane task failed"),
         Err(_) => {
             tracing::warn!("grace period over; closing remaining connections");
@@ -234,8 +271,8 @@ async fn run(
         t.abort();
     }
     let _ = admin_stop.send(true);
-    if let Ok(Err(e)) = admin_task.await {
-        tracing::error!(error = %e, "admin server error");
+    if let Err(e) = admin_task.await {
+        tracing::error!(error = %e, "admin server task failed");
     }
     let Recorders {
         ledger,

@@ -29,6 +29,14 @@ pub fn reload(state: &AppState) -> Result<(), String> {
                     "server.watch_config",
                     new.server.watch_config != old.server.watch_config,
                 ),
+                (
+                    "server.timeouts",
+                    new.server.timeouts != old.server.timeouts,
+                ),
+                (
+                    "server.max_concurrent_requests",
+                    new.server.max_concurrent_requests != old.server.max_concurrent_requests,
+                ),
                 ("storage.url", new.storage.url != old.storage.url),
                 ("ledger", new.ledger != old.ledger),
                 ("cache", new.cache != old.cache),

@@ -266,3 +266,84 @@ async fn total_timeout_mid_stream_ends_with_an_error_event() {
     assert_eq!(last["error"]["code"], "upstream_timeout", "{last}");
     assert!(events.len() > 3, "some chunks arrived first: {events:?}");
 }
+
+/// The test process's resident set (the gateway runs in it), in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[tokio::test]
+async fn an_endless_upstream_body_is_cut_at_max_response_bytes() {
+    use tokio::io::AsyncWriteExt;
+    // A 200 answer whose JSON body never ends (no length, no close): the
+    // gateway must stop reading at the limit. A request asking for
+    // `declared` gets a `Content-Length` of 100 MB instead (sent slowly).
+    let upstream = raw_upstream(|mut s, request| async move {
+        let declared = String::from_utf8_lossy(&request).contains("declared");
+        let head = if declared {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n"
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+        };
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let _ = s
+            .write_all(br#"{"id":"x","choices":[{"message":{"content":""#)
+            .await;
+        let block = vec![b'a'; 64 * 1024];
+        // At most 1 GiB, so a broken gateway still ends the test.
+        for _ in 0..16 * 1024 {
+            if s.write_all(&block).await.is_err() {
+                return;
+            }
+            if declared {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    })
+    .await;
+    let gw =
+        start_gateway_with(|db| raw_config(db, upstream, "", "    max_response_bytes: 1048576\n"))
+            .await;
+    for content in ["endless", "declared"] {
+        let before = rss_bytes();
+        let started = tokio::time::Instant::now();
+        let resp = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body("chat-raw", content),
+        )
+        .await;
+        let took = started.elapsed();
+        assert_eq!(resp.status(), 502, "{content}");
+        let v: Value = resp.json().await.unwrap();
+        assert_openai_error(&v);
+        assert_eq!(v["error"]["code"], "upstream_too_large", "{content}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("raw") && msg.contains("exceeded the limit of 1048576 bytes"),
+            "{msg}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "{content}: took {took:?}"
+        );
+        let grown = rss_bytes().saturating_sub(before);
+        assert!(
+            grown < 64 * 1024 * 1024,
+            "{content}: RSS grew by {grown} bytes"
+        );
+    }
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics.contains("kind=\"upstream_too_large\""),
+        "not counted as an upstream error"
+    );
+}

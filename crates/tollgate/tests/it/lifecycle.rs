@@ -42,6 +42,9 @@ async fn the_watcher_follows_saves_by_rename() {
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, &gw.config_path).unwrap();
     };
+    // The watcher is set up by a task the start spawned: let it run first.
+    assert_eq!(settles_to(&gw, "chat-local", 200).await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     for round in 1..=3 {
         let name = format!("chat-saved-{round}");
         save(&original.replace(

@@ -1,13 +1,18 @@
 //! The gateway's integration tests, one binary (one link of the whole
 //! dependency graph instead of one per file): each module starts real
 //! gateways, mock upstreams, Redis, PostgreSQL or an OIDC issuer on port 0.
-//! `limits_redis.rs` (exact process-wide metric sums) and `examples.rs`
-//! (runs itself with a prepared environment) stay their own binaries.
+//! `limits_redis.rs` (exact process-wide metric sums), `examples.rs` (runs
+//! itself with a prepared environment) and `fd_limit.rs` (changes the
+//! process's descriptor limit) stay their own binaries.
+// `disallowed_methods`: tests read the gateway's own answers whole
+// (`reqwest::Response::json` and friends are banned in product code) and
+// time real work.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::print_stdout
+    clippy::print_stdout,
+    clippy::disallowed_methods
 )]
 
 mod anthropic;
@@ -18,6 +23,7 @@ mod chat;
 mod common;
 mod credentials;
 mod databricks;
+mod edge;
 mod errors;
 mod guardrails;
 mod guardrails_corpus;

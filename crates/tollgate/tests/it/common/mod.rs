@@ -312,3 +312,108 @@ pub(crate) async fn get_json(gw: &Gateway, path: &str, key: &str) -> Value {
         .await
         .unwrap()
 }
+
+/// A hand-written upstream on port 0: for every connection, the request
+/// (head and `Content-Length` body) is read, then `answer` gets the socket
+/// (TCP_NODELAY set) and the request's bytes, and writes what it likes.
+pub(crate) async fn raw_upstream<F, Fut>(answer: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream, Vec<u8>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                stream.set_nodelay(true).unwrap();
+                if let Some(request) = read_request(&mut stream).await {
+                    answer(stream, request).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads one HTTP/1.1 request (head, then a `Content-Length` body); `None`
+/// when the peer closes first.
+pub(crate) async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf)
+}
+
+/// A config with one `openai` provider `raw` at `upstream` (model
+/// `chat-raw`), key KEY; `server_extra` is appended to `server:` and
+/// `provider_extra` to the provider (lines indented to fit).
+pub(crate) fn raw_config(
+    db: &str,
+    upstream: SocketAddr,
+    server_extra: &str,
+    provider_extra: &str,
+) -> String {
+    format!(
+        "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  watch_config: false\n\
+         {server_extra}\
+         storage:\n  url: {db}\nledger:\n  flush_interval: 20ms\n\
+         providers:\n  - name: raw\n    kind: openai\n    base_url: http://{upstream}/v1\n\
+         {provider_extra}\
+         models:\n  - name: chat-raw\n    provider: raw\n\
+         keys:\n  - id: full\n    hash: {full}\n    principal: alice\n    models: [\"*\"]\n",
+        full = hash(KEY),
+    )
+}
+
+/// Reads one response with a `Content-Length` body: (status, body).
+pub(crate) async fn read_response(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let status = head[9..12].parse().unwrap();
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                return (status, body);
+            }
+        }
+        let n = tokio::io::AsyncReadExt::read(s, &mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "closed mid-response: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
