@@ -169,7 +169,7 @@ pub(super) async fn run(
                         status: response.status,
                         error: "",
                     });
-                    record_attempt(plan, t, &target_label, "ok");
+                    record_attempt(plan, &target_label, "ok");
                     return Ok(Served {
                         route: t.route.clone(),
                         response,
@@ -192,7 +192,7 @@ pub(super) async fn run(
                     stats.record_failure(clock::now_ms());
                 }
             }
-            record_attempt(plan, t, &target_label, e.label());
+            record_attempt(plan, &target_label, e.label());
             let status = upstream_status(&e);
             // Retry on the same target?
             if let (Some(retry), Some(code)) = (&t.retry, status) {
@@ -281,19 +281,11 @@ fn upstream_duration(
     .record(took.as_secs_f64());
 }
 
-fn record_attempt(plan: &Plan, t: &PlanTarget, target: &str, outcome: &'static str) {
+/// `tollgate_target_healthy` is written at each scrape (server/admin.rs),
+/// from the routing state itself.
+fn record_attempt(plan: &Plan, target: &str, outcome: &'static str) {
     let Some(vm) = &plan.virtual_name else { return };
     metrics::counter!("tollgate_attempts_total", "virtual_model" => vm.to_string(),
         "target" => target.to_string(), "outcome" => outcome)
     .increment(1);
-    if let Some(stats) = &t.stats {
-        let healthy = if stats.healthy(clock::now_ms()) {
-            1.0
-        } else {
-            0.0
-        };
-        metrics::gauge!("tollgate_target_healthy", "virtual_model" => vm.to_string(),
-            "target" => target.to_string())
-        .set(healthy);
-    }
 }

@@ -32,6 +32,7 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     match &app.prometheus {
         Some(h) => {
+            publish_target_health(&app);
             h.run_upkeep();
             (
                 [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -44,5 +45,21 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
             "metrics recorder unavailable",
         )
             .into_response(),
+    }
+}
+
+/// `tollgate_target_healthy` as routing sees it now, for every target of
+/// every virtual model: written at each scrape, so a target whose failures
+/// aged out reads 1 without traffic and one the SLA rule excludes reads 0.
+fn publish_target_health(app: &AppState) {
+    let snap = app.snapshot.load();
+    let now = tollgate_core::clock::now_ms();
+    for (name, vm) in &snap.virtual_models {
+        for t in &vm.targets {
+            let healthy = if t.stats.healthy(now) { 1.0 } else { 0.0 };
+            metrics::gauge!("tollgate_target_healthy", "virtual_model" => name.clone(),
+                "target" => t.route.resolved.to_str().unwrap_or("").to_string())
+            .set(healthy);
+        }
     }
 }
