@@ -42,7 +42,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
@@ -205,7 +205,6 @@ struct ConnWatch {
     /// Set while an HTTP/1 connection that has served a request has none in
     /// flight: the next byte read starts its header clock.
     arm_reads: AtomicBool,
-    changed: Notify,
 }
 
 struct ConnState {
@@ -233,7 +232,6 @@ impl ConnWatch {
                 http2: false,
             }),
             arm_reads: AtomicBool::new(false),
-            changed: Notify::new(),
         }
     }
 
@@ -256,23 +254,21 @@ impl ConnWatch {
         }
     }
 
-    /// Resolves with the reason once a deadline passes.
+    /// Resolves with the reason once a deadline passes. Checked on a timer
+    /// rather than woken by every request: a request starting or ending only
+    /// updates the state under the lock. Waking the connection's task three
+    /// times per request (start, end, the next head) and re-arming its timer
+    /// each time cost ~4 k instructions per request on a kept-alive
+    /// connection (callgrind). A deadline that moves earlier (a new head
+    /// after an idle spell) is seen within half the shorter timeout.
     async fn expired(&self, t: &ServerTimeouts) -> &'static str {
+        let period = (t.header_read.min(t.idle) / 2).max(Duration::from_millis(10));
         loop {
+            let now = Instant::now();
             match self.deadline(t) {
-                None => self.changed.notified().await,
-                Some((at, _)) => {
-                    tokio::select! {
-                        _ = self.changed.notified() => {}
-                        _ = tokio::time::sleep_until(at) => {
-                            if let Some((at, reason)) = self.deadline(t) {
-                                if at <= Instant::now() {
-                                    return reason;
-                                }
-                            }
-                        }
-                    }
-                }
+                Some((at, reason)) if at <= now => return reason,
+                Some((at, _)) => tokio::time::sleep_until(at.min(now + period)).await,
+                None => tokio::time::sleep_until(now + period).await,
             }
         }
     }
@@ -286,7 +282,6 @@ impl ConnWatch {
             s.head_started = None;
         }
         self.arm_reads.store(false, Ordering::Relaxed);
-        self.changed.notify_one();
         InFlight(self.clone())
     }
 
@@ -302,7 +297,6 @@ impl ConnWatch {
                 }
             }
         }
-        self.changed.notify_one();
     }
 
     /// Bytes arrived while the connection was idle: a request head begins.
@@ -315,7 +309,6 @@ impl ConnWatch {
             s.head_started = Some(Instant::now());
         }
         self.arm_reads.store(false, Ordering::Relaxed);
-        self.changed.notify_one();
     }
 
     fn set_http2(&self) {
