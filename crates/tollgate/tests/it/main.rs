@@ -39,6 +39,7 @@ mod prompts;
 mod providers_gemini_bedrock;
 mod responses;
 mod routing;
+mod secrets;
 mod telemetry;
 mod translate_golden;
 mod translate_golden_anthropic;
