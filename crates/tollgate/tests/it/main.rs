@@ -44,3 +44,4 @@ mod telemetry;
 mod translate_golden;
 mod translate_golden_anthropic;
 mod translate_no_panic;
+mod validation;
