@@ -139,6 +139,21 @@ pub fn log_denial(err: &GatewayError, request_id: &str) {
     }
 }
 
+/// Logs, at warn with the request id, the detail of a server-side error
+/// that the caller's message leaves out (upstream addresses, OS errors).
+pub fn log_detail(err: &GatewayError, request_id: &str) {
+    if err.status() >= 500 {
+        if let Some(detail) = err.detail() {
+            tracing::warn!(
+                request_id,
+                error = err.label(),
+                detail,
+                "upstream error detail"
+            );
+        }
+    }
+}
+
 /// Renders an error in the caller's shape.
 pub trait Render {
     /// The JSON body (also used for in-stream error events).

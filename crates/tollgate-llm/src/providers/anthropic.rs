@@ -16,7 +16,7 @@ use futures_util::{FutureExt, StreamExt};
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use super::transport::{error_chain, http_client, static_headers, status_error, transport_error};
+use super::transport::{error_chain, http_client, send_redacted, static_headers, status_error};
 use super::{
     header_allowed, Dialect, Provider, ProviderBody, ProviderCall, ProviderError, ProviderResponse,
 };
@@ -116,16 +116,12 @@ impl AnthropicProvider {
         if call.stream {
             req = req.header(http::header::ACCEPT, "text/event-stream");
         }
-        let resp = tokio::time::timeout(self.first_byte, req.send())
-            .await
-            .map_err(|_| ProviderError::Timeout {
-                provider: self.name.clone(),
-                stage: "first byte",
-            })?
-            .map_err(|e| transport_error(&self.name, e))?;
+        let (resp, secrets) = send_redacted(&self.name, self.first_byte, req).await?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
-            return Err(overloaded_as_503(status_error(&self.name, resp).await.0));
+            return Err(overloaded_as_503(
+                status_error(&self.name, resp, &secrets).await.0,
+            ));
         }
         if !call.stream {
             let bytes = super::transport::read_limited(&self.name, resp, self.max_response).await?;

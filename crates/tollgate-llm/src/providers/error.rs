@@ -109,11 +109,54 @@ impl ProviderError {
     }
 }
 
+impl ProviderError {
+    /// What the caller is told: a stable, actionable sentence. Transport
+    /// and protocol details (upstream URLs and addresses, OS and decoder
+    /// errors) stay in the log (`GatewayError::detail`).
+    fn caller_message(&self) -> Option<String> {
+        match self {
+            // Descriptor exhaustion is the gateway's own state, said
+            // plainly (docs/hardening.md); the OS text stays in the log.
+            ProviderError::Connect { provider, message }
+                if message.contains("Too many open files") =>
+            {
+                Some(format!(
+                    "upstream {provider} could not be reached: the gateway has Too many open files"
+                ))
+            }
+            ProviderError::Connect { provider, .. } => Some(format!(
+                "upstream {provider} could not be reached; try again later"
+            )),
+            ProviderError::Protocol { provider, .. } => Some(format!(
+                "upstream {provider} sent a response the gateway could not read"
+            )),
+            ProviderError::StreamInterrupted { provider, .. } => Some(format!(
+                "upstream {provider} stream ended before completion; retry the request"
+            )),
+            ProviderError::Timeout {
+                provider,
+                stage: DEADLINE,
+            } => Some(format!(
+                "the model's deadline ran out before an answer (last tried upstream {provider})"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// `ProviderError::Timeout`'s stage when the request's overall deadline
+/// (a virtual model's `deadline`), not the provider's own timeout, ran out.
+pub const DEADLINE: &str = "deadline";
+
 impl From<ProviderError> for GatewayError {
     fn from(e: ProviderError) -> Self {
         let (kind, code) = e.kind_and_code();
-        let mut out =
-            GatewayError::new(kind, e.status().as_u16(), e.label(), e.to_string()).with_code(code);
+        let mut out = match e.caller_message() {
+            Some(message) => GatewayError::new(kind, e.status().as_u16(), e.label(), message)
+                .with_detail(e.to_string()),
+            None => GatewayError::new(kind, e.status().as_u16(), e.label(), e.to_string()),
+        }
+        .with_code(code);
         if e.retryable() {
             out = out.retryable();
         }

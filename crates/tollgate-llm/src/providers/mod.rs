@@ -17,7 +17,7 @@ mod openai;
 mod translated;
 pub(crate) mod transport;
 
-pub use error::ProviderError;
+pub use error::{ProviderError, DEADLINE};
 
 use std::sync::Arc;
 

@@ -137,16 +137,9 @@ pub(super) async fn send(
     for (name, value) in static_headers {
         req = req.header(name, value);
     }
-    let resp = tokio::time::timeout(first_byte, req.send())
+    let (resp, secrets) = super::transport::send_redacted(provider, first_byte, req)
         .await
-        .map_err(|_| {
-            let e = ProviderError::Timeout {
-                provider: provider.to_string(),
-                stage: "first byte",
-            };
-            (e, Bytes::new())
-        })?
-        .map_err(|e| (super::transport::transport_error(provider, e), Bytes::new()))?;
+        .map_err(|e| (e, Bytes::new()))?;
     if !resp.status().is_success() {
         // AWS names the error type in a header (`ThrottlingException:…`).
         let kind = resp
@@ -155,7 +148,7 @@ pub(super) async fn send(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(':').next())
             .map(str::to_owned);
-        let (mut e, body) = super::transport::status_error(provider, resp).await;
+        let (mut e, body) = super::transport::status_error(provider, resp, &secrets).await;
         if let (ProviderError::Status { message, .. }, Some(kind)) = (&mut e, kind) {
             *message = format!("{kind}: {message}");
         }

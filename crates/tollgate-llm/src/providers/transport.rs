@@ -95,13 +95,10 @@ impl HttpUpstream {
         if let Some(tp) = traceparent {
             req = req.header(tollgate_core::TRACEPARENT, tp);
         }
-        let resp = tokio::time::timeout(self.first_byte, req.send())
-            .await
-            .map_err(|_| self.timeout("first byte"))?
-            .map_err(|e| self.transport_error(e))?;
+        let (resp, secrets) = send_redacted(&self.name, self.first_byte, req).await?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
-            return Err(self.status_error(resp).await);
+            return Err(status_error(&self.name, resp, &secrets).await.0);
         }
         let provider = self.name.clone();
         let body = if stream {
@@ -128,20 +125,168 @@ impl HttpUpstream {
             message: format!("cannot encode request: {e}"),
         })
     }
+}
 
-    fn timeout(&self, stage: &'static str) -> ProviderError {
-        ProviderError::Timeout {
-            provider: self.name.clone(),
-            stage,
+/// Sends a built request within the first-byte timeout and returns the
+/// answer with the secrets the request carried (`Secrets::of`), so that
+/// whatever the upstream says back can be scrubbed of them.
+pub(crate) async fn send_redacted(
+    provider: &str,
+    first_byte: Duration,
+    req: reqwest::RequestBuilder,
+) -> Result<(reqwest::Response, Secrets), ProviderError> {
+    let (client, built) = req.build_split();
+    let built = built.map_err(|e| transport_error(provider, e))?;
+    let secrets = Secrets::of(built.headers());
+    let resp = tokio::time::timeout(first_byte, client.execute(built))
+        .await
+        .map_err(|_| ProviderError::Timeout {
+            provider: provider.to_string(),
+            stage: "first byte",
+        })?
+        .map_err(|e| transport_error(provider, e).redacted(&secrets))?;
+    Ok((resp, secrets))
+}
+
+/// Header names whose values are credentials wherever they appear.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "x-amz-security-token",
+    "cookie",
+];
+
+/// The secret values one upstream request carried: every credential header
+/// (the provider's key or static secret, an OAuth token the gateway minted
+/// or exchanged, the caller's forwarded or passed-through token) and every
+/// header marked sensitive (the config's static `headers`). Upstream text
+/// is scrubbed of them before it is relayed or logged.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Secrets(Vec<String>);
+
+impl Secrets {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut out: Vec<String> = Vec::new();
+        for (name, value) in headers {
+            if !(value.is_sensitive() || CREDENTIAL_HEADERS.contains(&name.as_str())) {
+                continue;
+            }
+            let Ok(text) = value.to_str() else { continue };
+            out.push(text.trim().to_string());
+            // `Bearer <token>`, SigV4's `Credential=…, Signature=…`: each
+            // part on its own, and the value after `=`.
+            for part in text.split([' ', ',']).map(str::trim) {
+                out.push(part.to_string());
+                if let Some((_, v)) = part.split_once('=') {
+                    out.push(v.to_string());
+                }
+            }
         }
+        out.retain(|s| s.len() >= 8);
+        // Longest first, so `Bearer <token>` goes before `<token>`.
+        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        out.dedup();
+        Self(out)
     }
 
-    fn transport_error(&self, e: reqwest::Error) -> ProviderError {
-        transport_error(&self.name, e)
+    #[cfg(test)]
+    pub(crate) fn from_values(values: &[&str]) -> Self {
+        let mut h = HeaderMap::new();
+        for v in values {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append(http::header::AUTHORIZATION, v);
+            }
+        }
+        Self::of(&h)
     }
 
-    async fn status_error(&self, resp: reqwest::Response) -> ProviderError {
-        status_error(&self.name, resp).await.0
+    /// `text` with every held secret, and every word that is a visible
+    /// piece of one (`sk-abc***wxyz`, `upstream-sec…`), replaced by
+    /// `[redacted]`.
+    pub(crate) fn scrub(&self, text: String) -> String {
+        if self.0.is_empty() {
+            return text;
+        }
+        let mut text = text;
+        for s in &self.0 {
+            if text.contains(s.as_str()) {
+                text = text.replace(s.as_str(), REDACTED);
+            }
+        }
+        let is_word = |c: char| c.is_ascii_alphanumeric() || "-_.*~+/=".contains(c);
+        let mut out = String::with_capacity(text.len());
+        let mut word = String::new();
+        let flush = |word: &mut String, out: &mut String| {
+            if self.is_piece(word) {
+                out.push_str(REDACTED);
+            } else {
+                out.push_str(word);
+            }
+            word.clear();
+        };
+        for c in text.chars() {
+            if is_word(c) {
+                word.push(c);
+            } else {
+                flush(&mut word, &mut out);
+                out.push(c);
+            }
+        }
+        flush(&mut word, &mut out);
+        out
+    }
+
+    /// A word that shows part of a secret: a run of ≥ 8 of its characters,
+    /// or, masked with `*`, runs of ≥ 4.
+    fn is_piece(&self, word: &str) -> bool {
+        let core = word.trim_matches(|c| c == '.' || c == '=');
+        if core.len() < 4 {
+            return false;
+        }
+        let masked = core.contains('*');
+        core.split('*').any(|piece| {
+            let enough = if masked { 4 } else { 8 };
+            piece.len() >= enough && self.0.iter().any(|s| s.contains(piece))
+        })
+    }
+}
+
+const REDACTED: &str = "[redacted]";
+
+impl ProviderError {
+    /// The error with upstream-derived text scrubbed of `secrets`.
+    pub(crate) fn redacted(self, secrets: &Secrets) -> Self {
+        match self {
+            ProviderError::Status {
+                provider,
+                status,
+                message,
+                retry_after,
+            } => ProviderError::Status {
+                provider,
+                status,
+                message: secrets.scrub(message),
+                retry_after,
+            },
+            ProviderError::Connect { provider, message } => ProviderError::Connect {
+                provider,
+                message: secrets.scrub(message),
+            },
+            ProviderError::Protocol { provider, message } => ProviderError::Protocol {
+                provider,
+                message: secrets.scrub(message),
+            },
+            ProviderError::StreamInterrupted { provider, message } => {
+                ProviderError::StreamInterrupted {
+                    provider,
+                    message: secrets.scrub(message),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -210,6 +355,7 @@ pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderErro
 pub(crate) async fn status_error(
     provider: &str,
     resp: reqwest::Response,
+    secrets: &Secrets,
 ) -> (ProviderError, Bytes) {
     let status = resp.status().as_u16();
     let retry_after = resp
@@ -223,7 +369,11 @@ pub(crate) async fn status_error(
         status,
         message: upstream_message(&body),
         retry_after,
-    };
+    }
+    .redacted(secrets);
+    // The raw body goes to provider-specific parsing (retry hints), never
+    // to the caller: scrubbed all the same.
+    let body = Bytes::from(secrets.scrub(String::from_utf8_lossy(&body).into_owned()));
     (error, body)
 }
 
@@ -389,5 +539,23 @@ mod tests {
         assert_eq!(upstream_message(b"oops"), "oops");
         assert_eq!(upstream_message(b""), "(empty body)");
         assert!(upstream_message(&[b'x'; 2000]).len() < 600);
+    }
+
+    #[test]
+    fn scrubs_held_secrets_and_their_pieces() {
+        let s = Secrets::from_values(&["Bearer sk-proj-abcdefgh12345678wxyz"]);
+        let out = s.scrub(
+            "Incorrect API key provided: Bearer sk-proj-abcdefgh12345678wxyz; \
+             key sk-proj-abcdefgh12345678wxyz; masked sk-p*********wxyz; \
+             cut sk-proj-abcdefgh1…; the secret word stays"
+                .to_string(),
+        );
+        assert!(!out.contains("abcdefgh"), "{out}");
+        assert!(!out.contains("wxyz"), "{out}");
+        assert!(out.contains("the secret word stays"), "{out}");
+        assert!(
+            out.starts_with("Incorrect API key provided: [redacted]"),
+            "{out}"
+        );
     }
 }

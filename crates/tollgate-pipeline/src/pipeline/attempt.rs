@@ -149,9 +149,15 @@ pub(super) async fn run(
             {
                 Ok(Ok(resp)) => first_chunk(resp, deadline, &t.route.provider_name).await,
                 Ok(Err(e)) => Err(e),
+                // The overall deadline is the virtual model's, not the
+                // provider's `total` timeout: say which ran out.
                 Err(_) => Err(ProviderError::Timeout {
                     provider: t.route.provider_name.clone(),
-                    stage: "total",
+                    stage: if plan.virtual_name.is_some() && deadline == overall {
+                        tollgate_llm::providers::DEADLINE
+                    } else {
+                        "total"
+                    },
                 }),
             };
             let target_label = t.route.resolved.to_str().unwrap_or("").to_string();

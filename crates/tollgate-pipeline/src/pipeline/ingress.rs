@@ -103,7 +103,7 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, GatewayError> {
             Some(_) => {
                 return Err(GatewayError::invalid(
                     "`stream_options.include_usage` must be a boolean",
-                    Some("stream_options"),
+                    Some("stream_options.include_usage"),
                 ))
             }
         },
@@ -114,6 +114,7 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, GatewayError> {
             ))
         }
     };
+    check_numbers(&body)?;
     match endpoint {
         Endpoint::Chat => check_messages(body.get("messages"))?,
         Endpoint::Completions => match body.get("prompt") {
@@ -174,6 +175,52 @@ pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Parsed, GatewayError> {
     })
 }
 
+/// Most tokens a request may ask for: larger is no model's and would
+/// overflow the limiter's arithmetic.
+pub(crate) const MAX_TOKENS_CAP: u64 = 1 << 40;
+
+/// The numeric fields the gateway itself reads (the admission estimate,
+/// the cache's temperature rule): each must be absent, `null` or a number
+/// of the right type and range, else 400 naming it. A valid body is not
+/// changed.
+pub(crate) fn check_numbers(body: &Map<String, Value>) -> Result<(), GatewayError> {
+    for field in ["max_tokens", "max_completion_tokens"] {
+        check_int(body, field, 1, MAX_TOKENS_CAP)?;
+    }
+    check_int(body, "n", 1, 128)?;
+    match body.get("temperature") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(t)) if t.as_f64().is_some_and(|t| (0.0..=2.0).contains(&t)) => {}
+        Some(_) => {
+            return Err(GatewayError::invalid(
+                "`temperature` must be a number from 0 to 2",
+                Some("temperature"),
+            )
+            .with_code("invalid_value"))
+        }
+    }
+    Ok(())
+}
+
+/// An integer field within `min..=max` (a JSON integer: not a string, a
+/// fraction or a number past the range).
+fn check_int(
+    body: &Map<String, Value>,
+    field: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<(), GatewayError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|v| (min..=max).contains(&v)) => Ok(()),
+        Some(_) => Err(GatewayError::invalid(
+            format!("`{field}` must be an integer from {min} to {max}"),
+            Some(field),
+        )
+        .with_code("invalid_value")),
+    }
+}
+
 fn check_messages(messages: Option<&Value>) -> Result<(), GatewayError> {
     let bad = |msg: String| Err(GatewayError::invalid(msg, Some("messages")));
     let list = match messages {
@@ -224,6 +271,23 @@ mod tests {
             r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#
         )
         .contains("boolean"));
+        for bad in ["-1", "\"50\"", "1.5", "18446744073709551616", "0", "true"] {
+            for field in ["max_tokens", "max_completion_tokens"] {
+                let body =
+                    format!(r#"{{"model":"m","messages":[{{"role":"user"}}],"{field}":{bad}}}"#);
+                assert!(err(Endpoint::Chat, &body).contains(field), "{field}={bad}");
+            }
+        }
+        assert!(err(
+            Endpoint::Chat,
+            r#"{"model":"m","messages":[{"role":"user"}],"n":"2"}"#
+        )
+        .contains("`n`"));
+        assert!(err(
+            Endpoint::Chat,
+            r#"{"model":"m","messages":[{"role":"user"}],"temperature":"hot"}"#
+        )
+        .contains("temperature"));
         assert!(err(Endpoint::Embeddings, r#"{"model":"m"}"#).contains("input"));
         assert!(err(Endpoint::Completions, r#"{"model":"m"}"#).contains("prompt"));
     }

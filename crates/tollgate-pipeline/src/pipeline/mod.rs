@@ -129,6 +129,7 @@ async fn serve(
                 ctx.status = err.status();
                 ctx.error = err.label();
                 crate::error::log_denial(&err, &ctx.request_id);
+                crate::error::log_detail(&err, &ctx.request_id);
                 resolved = ctx.route.as_ref().map(|r| r.resolved.clone());
             });
             let mut resp = err.into_response_shaped(shape);

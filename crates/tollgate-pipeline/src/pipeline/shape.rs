@@ -102,7 +102,12 @@ impl Shaper {
                 self.request = body;
                 chat
             }
-            _ => anthropic::from_anthropic(&body).map_err(bad)?,
+            _ => {
+                // Checked before translation, so the 400 names the
+                // caller's own field.
+                super::ingress::check_numbers(&body)?;
+                anthropic::from_anthropic(&body).map_err(bad)?
+            }
         };
         serde_json::to_vec(&chat)
             .map(Bytes::from)

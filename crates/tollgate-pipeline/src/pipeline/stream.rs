@@ -233,6 +233,9 @@ pub(super) fn observe(
                     ctx.verdicts.append(&mut g.take_verdicts());
                 }
             }
+            if let Some(ctx) = st.acct.fin.ctx() {
+                crate::error::log_detail(&err, &ctx.request_id);
+            }
             st.acct.settle(err.status(), err.label());
             let mut out = BytesMut::from(&approved[..]);
             out.extend_from_slice(format!("data: {}\n\n", err.body(shape)).as_bytes());

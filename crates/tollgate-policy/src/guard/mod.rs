@@ -57,10 +57,15 @@ impl From<GuardError> for tollgate_core::error::GatewayError {
                 e.to_string(),
             )
             .with_code("guardrail_blocked"),
-            GuardError::Failed { .. } => {
-                GatewayError::new(ErrorKind::Server, 503, "guardrail_error", e.to_string())
-                    .with_code("guardrail_error")
-            }
+            // The reason (webhook address, OS error) is for the log only.
+            GuardError::Failed { ref policy, .. } => GatewayError::new(
+                ErrorKind::Server,
+                503,
+                "guardrail_error",
+                format!("guardrail policy `{policy}` could not be checked; try again later"),
+            )
+            .with_code("guardrail_error")
+            .with_detail(e.to_string()),
         }
     }
 }
