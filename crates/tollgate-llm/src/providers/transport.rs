@@ -163,21 +163,35 @@ const CREDENTIAL_HEADERS: &[&str] = &[
 /// (the provider's key or static secret, an OAuth token the gateway minted
 /// or exchanged, the caller's forwarded or passed-through token) and every
 /// header marked sensitive (the config's static `headers`). Upstream text
-/// is scrubbed of them before it is relayed or logged.
+/// is scrubbed of them before it is relayed or logged. Kept as the header
+/// values themselves (reference-counted clones) and expanded into the
+/// strings to look for only when there is text to scrub: a successful
+/// request pays for no copies (expanding them on every request was ~1.2 k
+/// instructions, callgrind).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Secrets(Vec<String>);
+pub(crate) struct Secrets(Vec<HeaderValue>);
 
 impl Secrets {
     pub(crate) fn of(headers: &HeaderMap) -> Self {
+        Self(
+            headers
+                .iter()
+                .filter(|(name, value)| {
+                    value.is_sensitive() || CREDENTIAL_HEADERS.contains(&name.as_str())
+                })
+                .map(|(_, value)| value.clone())
+                .collect(),
+        )
+    }
+
+    /// The strings to look for: each value, and its parts (`Bearer
+    /// <token>`, SigV4's `Credential=…, Signature=…`: each part on its own,
+    /// and the value after `=`), longest first.
+    fn expanded(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for (name, value) in headers {
-            if !(value.is_sensitive() || CREDENTIAL_HEADERS.contains(&name.as_str())) {
-                continue;
-            }
+        for value in &self.0 {
             let Ok(text) = value.to_str() else { continue };
             out.push(text.trim().to_string());
-            // `Bearer <token>`, SigV4's `Credential=…, Signature=…`: each
-            // part on its own, and the value after `=`.
             for part in text.split([' ', ',']).map(str::trim) {
                 out.push(part.to_string());
                 if let Some((_, v)) = part.split_once('=') {
@@ -189,7 +203,7 @@ impl Secrets {
         // Longest first, so `Bearer <token>` goes before `<token>`.
         out.sort_by_key(|s| std::cmp::Reverse(s.len()));
         out.dedup();
-        Self(out)
+        out
     }
 
     #[cfg(test)]
@@ -207,11 +221,12 @@ impl Secrets {
     /// piece of one (`sk-abc***wxyz`, `upstream-sec…`), replaced by
     /// `[redacted]`.
     pub(crate) fn scrub(&self, text: String) -> String {
-        if self.0.is_empty() {
+        let secrets = self.expanded();
+        if secrets.is_empty() {
             return text;
         }
         let mut text = text;
-        for s in &self.0 {
+        for s in &secrets {
             if text.contains(s.as_str()) {
                 text = text.replace(s.as_str(), REDACTED);
             }
@@ -220,7 +235,7 @@ impl Secrets {
         let mut out = String::with_capacity(text.len());
         let mut word = String::new();
         let flush = |word: &mut String, out: &mut String| {
-            if self.is_piece(word) {
+            if is_piece(&secrets, word) {
                 out.push_str(REDACTED);
             } else {
                 out.push_str(word);
@@ -238,20 +253,20 @@ impl Secrets {
         flush(&mut word, &mut out);
         out
     }
+}
 
-    /// A word that shows part of a secret: a run of ≥ 8 of its characters,
-    /// or, masked with `*`, runs of ≥ 4.
-    fn is_piece(&self, word: &str) -> bool {
-        let core = word.trim_matches(|c| c == '.' || c == '=');
-        if core.len() < 4 {
-            return false;
-        }
-        let masked = core.contains('*');
-        core.split('*').any(|piece| {
-            let enough = if masked { 4 } else { 8 };
-            piece.len() >= enough && self.0.iter().any(|s| s.contains(piece))
-        })
+/// A word that shows part of a secret: a run of ≥ 8 of its characters,
+/// or, masked with `*`, runs of ≥ 4.
+fn is_piece(secrets: &[String], word: &str) -> bool {
+    let core = word.trim_matches(|c| c == '.' || c == '=');
+    if core.len() < 4 {
+        return false;
     }
+    let masked = core.contains('*');
+    core.split('*').any(|piece| {
+        let enough = if masked { 4 } else { 8 };
+        piece.len() >= enough && secrets.iter().any(|s| s.contains(piece))
+    })
 }
 
 const REDACTED: &str = "[redacted]";
