@@ -54,6 +54,9 @@ pub struct Config {
     /// OpenTelemetry traces over OTLP.
     #[serde(default)]
     pub tracing: super::observability::TracingConfig,
+    /// The MCP gateway: upstream tool servers and virtual servers (see docs/mcp.md).
+    #[serde(default)]
+    pub mcp: super::mcp::McpConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -528,6 +531,10 @@ pub struct PolicyRule {
     /// Model names or globs granted.
     #[serde(default)]
     pub models: Vec<String>,
+    /// MCP tools granted, as `server/tool` names or globs (`warehouse/*`,
+    /// `*`); `server` is the name the tool is served under (docs/mcp.md).
+    #[serde(default)]
+    pub tools: Vec<String>,
     /// Grants the admin role (gates admin endpoints).
     #[serde(default)]
     pub admin: bool,

@@ -204,6 +204,7 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
 
     validate_auth(cfg, &mut p);
     validate_policy(cfg, &mut p);
+    super::mcp::validate_mcp(&cfg.mcp, &mut p);
 
     if p.is_empty() {
         Ok(())
@@ -309,12 +310,16 @@ fn validate_policy(cfg: &Config, p: &mut Vec<String>) {
                 "{at}: list at least one selector (principals, groups, tenants or kinds); a rule without one matches nobody"
             ));
         }
-        if r.models.is_empty() && !r.admin {
-            p.push(format!("{at}: grants nothing (no models, admin: false)"));
+        if r.models.is_empty() && r.tools.is_empty() && !r.admin {
+            p.push(format!(
+                "{at}: grants nothing (no models, no tools, admin: false)"
+            ));
         }
-        for (j, g) in r.models.iter().enumerate() {
-            if globset::Glob::new(g).is_err() {
-                p.push(format!("{at}.models[{j}]: {g:?} is not a valid glob"));
+        for (field, list) in [("models", &r.models), ("tools", &r.tools)] {
+            for (j, g) in list.iter().enumerate() {
+                if globset::Glob::new(g).is_err() {
+                    p.push(format!("{at}.{field}[{j}]: {g:?} is not a valid glob"));
+                }
             }
         }
     }

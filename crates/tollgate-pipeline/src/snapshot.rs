@@ -80,6 +80,8 @@ pub struct Snapshot {
     pub templates: tollgate_policy::prompts::Templates,
     /// Rate limits, quotas, budgets; counters carried over from `previous`.
     pub limits: Arc<tollgate_policy::limits::Limits>,
+    /// MCP servers served at `/mcp/{name}`; upstreams carried over from `previous`.
+    pub mcp: Arc<tollgate_mcp::Catalog>,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -209,7 +211,12 @@ impl Snapshot {
             &config.limits,
             previous.map(|s| &*s.limits),
         )?);
+        let mcp = Arc::new(
+            tollgate_mcp::Catalog::build(&config.mcp, previous.map(|s| &*s.mcp))
+                .map_err(|e| e.to_string())?,
+        );
         Ok(Self {
+            mcp,
             config,
             models,
             virtual_models,

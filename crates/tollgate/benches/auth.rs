@@ -78,6 +78,7 @@ fn policy() -> Policy {
         tenants: tenants.iter().map(|s| s.to_string()).collect(),
         kinds: vec![],
         models: models.iter().map(|s| s.to_string()).collect(),
+        tools: vec![],
         admin: false,
     };
     Policy::build(&PolicyConfig {

@@ -13,6 +13,7 @@ pub use tollgate_config as config;
 pub use tollgate_core::json_text;
 pub use tollgate_guardrails as guardrails;
 pub use tollgate_llm::{credentials, providers};
+pub use tollgate_mcp as mcp_gateway;
 #[cfg(feature = "mock")]
 pub use tollgate_mock as mock;
 pub use tollgate_pipeline::{pipeline, snapshot};

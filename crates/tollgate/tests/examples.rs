@@ -23,6 +23,9 @@ const ENV: &[(&str, &str)] = &[
     ("AWS_SECRET_ACCESS_KEY", "aws-test-not-real"),
     ("ANTHROPIC_API_KEY", "sk-ant-test-not-real"),
     ("TOLLGATE_PG_PASSWORD", "not-real"),
+    // examples/mcp.yaml
+    ("TOLLGATE_MCP_SESSION_SECRET", "not-real"),
+    ("WAREHOUSE_MCP_TOKEN", "not-real"),
 ];
 
 /// The environment cannot be set safely in a multi-threaded test process

@@ -71,7 +71,25 @@ impl Credentials {
         defaults: CredentialDefaults,
         timeouts: &Timeouts,
     ) -> Result<Arc<Self>, String> {
-        let name = cfg.name.as_str();
+        Self::build_auth(
+            &cfg.name,
+            cfg.auth.as_ref(),
+            cfg.api_key.as_deref(),
+            defaults,
+            timeouts,
+        )
+    }
+
+    /// The same for any upstream with an `auth:` block (MCP servers, later
+    /// connections): `name` names it in errors, `api_key` is a provider's
+    /// legacy plain key.
+    pub fn build_auth(
+        name: &str,
+        auth: Option<&UpstreamAuth>,
+        api_key: Option<&str>,
+        defaults: CredentialDefaults,
+        timeouts: &Timeouts,
+    ) -> Result<Arc<Self>, String> {
         let endpoint = |url: &Option<String>| -> Result<TokenEndpoint, String> {
             let url = url
                 .clone()
@@ -80,15 +98,15 @@ impl Credentials {
             TokenEndpoint::new(name, &url, timeouts)
         };
         let scope = |s: &Option<String>| s.clone().or(defaults.scope.map(str::to_owned));
-        let mode = match (&cfg.auth, &cfg.api_key) {
+        let mode = match (auth, api_key) {
             (None, None) => Mode::None,
-            (None, Some(key)) if key.is_empty() => Mode::None,
+            (None, Some("")) => Mode::None,
             (None, Some(key)) => Mode::Static(match defaults.api_key_header {
                 Some(h) => StaticSecret::new(
                     name,
                     HeaderName::from_static(h),
                     "",
-                    &Some(tollgate_config::Secret(key.clone())),
+                    &Some(tollgate_config::Secret(key.to_string())),
                     &None,
                 )?,
                 None => StaticSecret::bearer_value(name, key)?,

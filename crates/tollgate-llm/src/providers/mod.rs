@@ -16,6 +16,8 @@ mod mock;
 mod openai;
 mod translated;
 pub(crate) mod transport;
+/// Shared with the MCP upstream client: credential scrubbing of upstream text, error chains.
+pub use transport::{error_chain, Secrets};
 
 pub use error::{ProviderError, DEADLINE};
 

@@ -169,10 +169,10 @@ const CREDENTIAL_HEADERS: &[&str] = &[
 /// request pays for no copies (expanding them on every request was ~1.2 k
 /// instructions, callgrind).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Secrets(Vec<HeaderValue>);
+pub struct Secrets(Vec<HeaderValue>);
 
 impl Secrets {
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
+    pub fn of(headers: &HeaderMap) -> Self {
         Self(
             headers
                 .iter()
@@ -220,7 +220,7 @@ impl Secrets {
     /// `text` with every held secret, and every word that is a visible
     /// piece of one (`sk-abc***wxyz`, `upstream-sec…`), replaced by
     /// `[redacted]`.
-    pub(crate) fn scrub(&self, text: String) -> String {
+    pub fn scrub(&self, text: String) -> String {
         let secrets = self.expanded();
         if secrets.is_empty() {
             return text;
@@ -522,7 +522,7 @@ pub(crate) fn truncate(mut s: String, max: usize) -> String {
 }
 
 /// reqwest's top-level message plus its sources ("error sending request: connection refused").
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {

@@ -19,7 +19,10 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         ),
         // A cache hit: who produced the answer; nothing spent now.
         (None, Some((p, m))) => (p.as_str(), m.as_str(), 0.0),
-        (None, None) => ("", "", 0.0),
+        (None, None) => match &ctx.served_by {
+            Some((p, m)) => (p.as_str(), m.as_str(), 0.0),
+            None => ("", "", 0.0),
+        },
     };
     // Settle the limits' reservations to what was actually used.
     //    A cache hit charges nothing but the request unless
@@ -44,7 +47,7 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         provider
     }
     .to_string();
-    let endpoint = ctx.endpoint.as_str();
+    let endpoint = ctx.endpoint_label();
     metrics::counter!("tollgate_requests_total",
         "endpoint" => endpoint, "model" => model_label.clone(), "provider" => provider_label.clone(),
         "status" => status_label(ctx.status))
@@ -234,6 +237,16 @@ fn annotate(app: &AppState, t: &tollgate_record::telemetry::RequestTrace, r: &Us
         attrs.push(Attr::new("tollgate.auth_method", r.auth_method.clone()));
     }
     t.set(attrs);
+    if r.endpoint == "mcp/tools/call" {
+        // GenAI semantic conventions: a tool execution span.
+        t.set(vec![
+            Attr::new("gen_ai.operation.name", "execute_tool".to_string()),
+            Attr::new("gen_ai.tool.name", r.requested_model.clone()),
+            Attr::new("tollgate.mcp.upstream", r.provider.clone()),
+        ]);
+        t.rename(format!("execute_tool {}", r.requested_model));
+        return;
+    }
     if !r.requested_model.is_empty() {
         let op = match r.endpoint.as_str() {
             "completions" => "text_completion",

@@ -34,6 +34,10 @@ pub struct Attempt {
 pub struct RequestCtx {
     pub request_id: String,
     pub endpoint: Endpoint,
+    /// A call that is not a model call names itself here (`mcp/tools/call`);
+    /// metrics, the log line, the ledger and the trace use it in place of
+    /// `endpoint`.
+    pub operation: Option<&'static str>,
     pub shape: ApiShape,
     pub started: Instant,
     pub received_ms: i64,
@@ -44,6 +48,9 @@ pub struct RequestCtx {
     /// so metrics may carry it even when a later phase refuses the call.
     pub model_known: bool,
     pub route: Option<Arc<ModelRoute>>,
+    /// A non-model call's upstream and the name it was called by there
+    /// (an MCP tool call: the upstream server and the upstream tool name).
+    pub served_by: Option<(String, String)>,
     /// Every try made, in order (virtual models may try several targets).
     pub attempts: Vec<Attempt>,
     /// The served target's stats, fed with its latency when the request ends.
@@ -77,6 +84,7 @@ impl RequestCtx {
         Self {
             request_id,
             endpoint,
+            operation: None,
             shape: ApiShape::OpenAi,
             started: Instant::now(),
             received_ms: tollgate_core::clock::wall_ms(),
@@ -84,6 +92,7 @@ impl RequestCtx {
             requested_model: String::new(),
             model_known: false,
             route: None,
+            served_by: None,
             attempts: Vec::new(),
             stats: None,
             verdicts: Vec::new(),
@@ -100,6 +109,11 @@ impl RequestCtx {
             payload: None,
             trace: None,
         }
+    }
+
+    /// The endpoint label: the operation of a non-model call, else the endpoint.
+    pub fn endpoint_label(&self) -> &'static str {
+        self.operation.unwrap_or(self.endpoint.as_str())
     }
 
     pub fn mark_first_token(&mut self) {

@@ -48,6 +48,12 @@ impl Finish {
         }
     }
 
+    /// Drops the context without recording anything (an MCP notification:
+    /// acknowledged, not a request).
+    pub(super) fn forget(&mut self) {
+        self.ctx = None;
+    }
+
     /// Gives the context to a new guard (the stream's); this one is spent.
     pub(super) fn hand_over(&mut self) -> Option<Finish> {
         self.ctx

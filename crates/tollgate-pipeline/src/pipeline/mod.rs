@@ -9,6 +9,7 @@ mod attempt;
 mod context;
 mod finish;
 mod ingress;
+pub mod mcp;
 mod phase;
 mod prompt;
 mod respond;

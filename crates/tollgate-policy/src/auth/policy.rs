@@ -21,6 +21,9 @@ pub struct Rule {
     tenants: HashSet<String>,
     kinds: Vec<PrincipalKind>,
     pub models: ModelGrant,
+    /// MCP tools (`server/tool` globs) and the servers they name.
+    pub tools: ModelGrant,
+    tool_servers: ModelGrant,
     pub admin: bool,
 }
 
@@ -81,6 +84,10 @@ impl Policy {
                     tenants: r.tenants.iter().cloned().collect(),
                     kinds: r.kinds.clone(),
                     models: ModelGrant::new(&r.models)
+                        .map_err(|e| format!("policy rule {}: {e}", r.name))?,
+                    tools: ModelGrant::new(&r.tools)
+                        .map_err(|e| format!("policy rule {}: {e}", r.name))?,
+                    tool_servers: ModelGrant::new(&tool_server_globs(&r.tools))
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     admin: r.admin,
                 })
@@ -150,9 +157,35 @@ impl Access<'_> {
         self.decide(model, owner).is_ok()
     }
 
+    /// May the principal call MCP tool `tool` of server `server`? Tools are
+    /// granted by policy rules only (`tools: [server/tool globs]`).
+    pub fn decide_tool(&self, server: &str, tool: &str) -> Result<Grant, Denial> {
+        let name = format!("{server}/{tool}");
+        self.rules
+            .iter()
+            .find(|r| r.tools.allows(&name))
+            .map(|r| Grant::Rule(r.name.clone()))
+            .ok_or(Denial::NotGranted)
+    }
+
+    /// May the principal reach MCP server `server` at all: does any applying
+    /// rule grant one of its tools (or could, by a glob)?
+    pub fn reaches_server(&self, server: &str) -> bool {
+        self.rules.iter().any(|r| r.tool_servers.allows(server))
+    }
+
     pub fn rule_names(&self) -> Vec<String> {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }
+}
+
+/// The server part of each `server/tool` glob (a glob without `/`, such as
+/// `*`, may match any server).
+fn tool_server_globs(tools: &[String]) -> Vec<String> {
+    tools
+        .iter()
+        .map(|t| t.split_once('/').map_or(t.as_str(), |(s, _)| s).to_string())
+        .collect()
 }
 
 /// `groups: a, b; tenant: acme; kind: user` — for denial messages and logs.
@@ -204,6 +237,7 @@ mod tests {
             tenants: vec![],
             kinds: vec![],
             models: vec![],
+            tools: vec![],
             admin: false,
         };
         f(&mut r);

@@ -37,6 +37,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .merge(super::databricks::routes())
         .merge(super::anthropic::routes())
         .merge(super::responses::routes())
+        .merge(super::mcp::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))

@@ -1,0 +1,258 @@
+//! The `mcp:` section: upstream MCP servers the gateway fronts, virtual
+//! servers that aggregate them, and the session settings (docs/mcp.md).
+//! Schema and checks only; the runtime lives in `tollgate_mcp`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::credentials::{Secret, UpstreamAuth};
+use super::duration;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Key that signs session ids (HMAC-SHA256). Replicas that share it
+    /// serve each other's sessions; unset, each process draws its own, so a
+    /// session lives on the process that created it.
+    #[serde(default)]
+    pub session_secret: Option<Secret>,
+    /// How long a session id stays valid after `initialize` (default 24h).
+    #[serde(default = "default_session_ttl", with = "duration")]
+    pub session_ttl: Duration,
+    /// Largest JSON-RPC message accepted from a client or read from an
+    /// upstream, in bytes (default 4 MiB).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// The gateway's external base URL (`https://gw.example.com`), used in
+    /// the OAuth protected-resource metadata; default: from the `Host` header.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub servers: Vec<McpServerConfig>,
+    /// Servers made of other servers' tools, prompts and resources.
+    #[serde(default)]
+    pub virtual_servers: Vec<McpVirtualConfig>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            session_secret: None,
+            session_ttl: default_session_ttl(),
+            max_message_bytes: default_max_message_bytes(),
+            public_url: None,
+            servers: Vec::new(),
+            virtual_servers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum McpTransport {
+    /// MCP Streamable HTTP (one endpoint, POST with JSON or SSE answers).
+    StreamableHttp,
+    /// A local command speaking JSON-RPC lines on stdin/stdout.
+    Stdio,
+}
+
+/// One upstream MCP server.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// Also the path it is served at: `/mcp/{name}`.
+    pub name: String,
+    pub transport: McpTransport,
+    /// `streamable_http`: the server's MCP endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `stdio`: the program to run, its arguments, environment and folder.
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// How the gateway authenticates to the server (`streamable_http`); the
+    /// same modes as a provider's `auth:` (docs/credentials.md).
+    #[serde(default)]
+    pub auth: Option<UpstreamAuth>,
+    /// Extra static headers sent to the server.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Longest wait for one answer from the server (default 60s).
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Serve it on its own at `/mcp/{name}` (default true); `false` keeps it
+    /// reachable only through virtual servers.
+    #[serde(default = "default_true")]
+    pub expose: bool,
+    /// Which tools it offers when served on its own, and how they are shown.
+    #[serde(default)]
+    pub tools: McpToolSelection,
+}
+
+/// A server made of members' tools (namespaced `{prefix}__{tool}`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpVirtualConfig {
+    pub name: String,
+    pub servers: Vec<McpMember>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpMember {
+    /// A `servers[].name`.
+    pub server: String,
+    /// Namespace for its tools and prompts (default: the server's name;
+    /// `""`: none). A tool `query` of prefix `warehouse` is `warehouse__query`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub tools: McpToolSelection,
+}
+
+/// A curated subset of a server's tools, renamed or re-described.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpToolSelection {
+    /// Upstream tool names or globs offered; empty: all.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Per upstream tool name: a new name and/or description.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, McpToolOverride>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpToolOverride {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_max_message_bytes() -> usize {
+    4 * 1024 * 1024
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Server names are path segments and tool-name prefixes.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
+    if cfg.max_message_bytes == 0 {
+        p.push("mcp.max_message_bytes: must be greater than 0".into());
+    }
+    if cfg.session_ttl.is_zero() {
+        p.push("mcp.session_ttl: must be greater than 0".into());
+    }
+    if let Some(u) = &cfg.public_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            p.push(format!(
+                "mcp.public_url: {u:?} must start with http:// or https://"
+            ));
+        }
+    }
+    let mut names = HashSet::new();
+    for (i, s) in cfg.servers.iter().enumerate() {
+        let at = format!("mcp.servers[{i}]");
+        check_name(&at, &s.name, &mut names, p);
+        match s.transport {
+            McpTransport::StreamableHttp => match &s.url {
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
+                Some(u) => p.push(format!(
+                    "{at}.url: {u:?} must start with http:// or https://"
+                )),
+                None => p.push(format!("{at}.url: required for transport streamable_http")),
+            },
+            McpTransport::Stdio => {
+                if s.command.as_deref().is_none_or(str::is_empty) {
+                    p.push(format!("{at}.command: required for transport stdio"));
+                }
+                if s.auth.is_some() {
+                    p.push(format!(
+                        "{at}.auth: a stdio server takes credentials through env"
+                    ));
+                }
+            }
+        }
+        if s.timeout.is_zero() {
+            p.push(format!("{at}.timeout: must be greater than 0"));
+        }
+        check_selection(&format!("{at}.tools"), &s.tools, p);
+    }
+    for (i, v) in cfg.virtual_servers.iter().enumerate() {
+        let at = format!("mcp.virtual_servers[{i}]");
+        check_name(&at, &v.name, &mut names, p);
+        if v.servers.is_empty() {
+            p.push(format!("{at}.servers: list at least one server"));
+        }
+        let mut prefixes = HashSet::new();
+        for (j, m) in v.servers.iter().enumerate() {
+            let at = format!("{at}.servers[{j}]");
+            if !cfg.servers.iter().any(|s| s.name == m.server) {
+                p.push(format!("{at}.server: no mcp server named {:?}", m.server));
+            }
+            let prefix = m.prefix.as_deref().unwrap_or(&m.server);
+            if !prefix.is_empty() && !valid_name(prefix) {
+                p.push(format!(
+                    "{at}.prefix: {prefix:?} must be letters, digits, - or _"
+                ));
+            }
+            if !prefixes.insert(prefix.to_string()) {
+                p.push(format!(
+                    "{at}.prefix: {prefix:?} is used twice in this server"
+                ));
+            }
+            check_selection(&format!("{at}.tools"), &m.tools, p);
+        }
+    }
+}
+
+fn check_name<'a>(at: &str, name: &'a str, names: &mut HashSet<&'a str>, p: &mut Vec<String>) {
+    if !valid_name(name) {
+        p.push(format!(
+            "{at}.name: {name:?} must be 1-64 letters, digits, - or _"
+        ));
+    } else if !names.insert(name) {
+        p.push(format!("{at}.name: duplicate mcp server {name:?}"));
+    }
+}
+
+fn check_selection(at: &str, sel: &McpToolSelection, p: &mut Vec<String>) {
+    for (i, g) in sel.include.iter().enumerate() {
+        if globset::Glob::new(g).is_err() {
+            p.push(format!("{at}.include[{i}]: {g:?} is not a valid glob"));
+        }
+    }
+    for (tool, o) in &sel.overrides {
+        if let Some(n) = &o.name {
+            if n.is_empty() || n.len() > 128 {
+                p.push(format!(
+                    "{at}.overrides.{tool}.name: must be 1-128 characters"
+                ));
+            }
+        }
+    }
+}

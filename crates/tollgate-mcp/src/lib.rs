@@ -1,0 +1,15 @@
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+//! The MCP layer: JSON-RPC wire models that keep unknown fields (`wire`),
+//! upstream MCP servers over Streamable HTTP and stdio (`upstream`),
+//! session ids that carry their own sealed state (`session`), and the
+//! served servers with their name mapping (`catalog`). No policy here: the
+//! pipeline's MCP phases authenticate, authorize, limit, guard and record
+//! each message with the same code as model calls.
+
+pub mod catalog;
+pub mod session;
+pub mod upstream;
+pub mod wire;
+
+pub use catalog::{Catalog, CatalogError, Member, Served};
+pub use upstream::{RelayedRpc, Upstream, UpstreamError};

@@ -1,0 +1,267 @@
+//! An upstream MCP server over Streamable HTTP: each message is one POST
+//! to the server's endpoint; the answer is JSON or an SSE stream that ends
+//! with it. The gateway's credential and the upstream session id go on
+//! every request; what the server says is read within `max_message_bytes`
+//! and its error text scrubbed of the credential before it goes further.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tollgate_config::McpServerConfig;
+use tollgate_core::sse::SseSplitter;
+use tollgate_llm::credentials::{CredentialDefaults, Credentials};
+use tollgate_llm::providers::Secrets;
+
+use super::{Exchange, UpstreamError};
+use crate::wire::{Outgoing, UpstreamReply};
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+
+pub(crate) struct HttpUpstream {
+    name: String,
+    url: String,
+    client: reqwest::Client,
+    headers: HeaderMap,
+    creds: Arc<Credentials>,
+    timeout: Duration,
+    max_bytes: usize,
+}
+
+impl HttpUpstream {
+    pub(crate) fn new(cfg: &McpServerConfig, max_bytes: usize) -> Result<Self, UpstreamError> {
+        let bad = |detail: String| UpstreamError::Config {
+            server: cfg.name.clone(),
+            detail,
+        };
+        let url = cfg
+            .url
+            .clone()
+            .ok_or_else(|| bad("url is required".into()))?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| bad(format!("cannot build HTTP client: {e}")))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| bad(format!("bad header name {k}")))?;
+            let mut value =
+                HeaderValue::from_str(v).map_err(|_| bad(format!("bad value for header {k}")))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let creds = Credentials::build_auth(
+            &cfg.name,
+            cfg.auth.as_ref(),
+            None,
+            CredentialDefaults::default(),
+            &tollgate_config::Timeouts::default(),
+        )
+        .map_err(bad)?;
+        Ok(Self {
+            name: cfg.name.clone(),
+            url,
+            client,
+            headers,
+            creds,
+            timeout: cfg.timeout,
+            max_bytes,
+        })
+    }
+
+    /// Sends one message; for a request, waits for its answer.
+    pub(crate) async fn exchange(
+        &self,
+        session: Option<&str>,
+        protocol: &str,
+        msg: &Outgoing<'_>,
+        caller: &HeaderMap,
+    ) -> Result<Exchange, UpstreamError> {
+        let body = serde_json::to_vec(msg).map_err(|e| self.protocol(e.to_string()))?;
+        let mut headers = self.headers.clone();
+        if let Some((name, value)) =
+            self.creds
+                .header(caller)
+                .await
+                .map_err(|e| UpstreamError::Credentials {
+                    server: self.name.clone(),
+                    detail: e.to_string(),
+                })?
+        {
+            headers.insert(name, value);
+        }
+        let secrets = Secrets::of(&headers);
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(protocol) {
+            headers.insert(PROTOCOL_HEADER, v);
+        }
+        if let Some(v) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+            headers.insert(SESSION_HEADER, v);
+        }
+        let send = self
+            .client
+            .post(&self.url)
+            .headers(headers)
+            .body(body)
+            .send();
+        let work = async {
+            let resp = send.await.map_err(|e| self.unreachable(&e))?;
+            self.answer(resp, msg.id, session.is_some(), &secrets).await
+        };
+        super::within(&self.name, self.timeout, work).await
+    }
+
+    /// Ends an upstream session (DELETE); failures are only logged.
+    pub(crate) async fn close(&self, session: &str, caller: &HeaderMap) {
+        let mut headers = self.headers.clone();
+        if let Ok(Some((n, v))) = self.creds.header(caller).await {
+            headers.insert(n, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(session) {
+            headers.insert(SESSION_HEADER, v);
+        }
+        let req = self.client.delete(&self.url).headers(headers).send();
+        match tokio::time::timeout(self.timeout, req).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(server = %self.name, error = %e, "mcp session close failed")
+            }
+            Err(_) => tracing::debug!(server = %self.name, "mcp session close timed out"),
+        }
+    }
+
+    async fn answer(
+        &self,
+        resp: reqwest::Response,
+        id: Option<u64>,
+        had_session: bool,
+        secrets: &Secrets,
+    ) -> Result<Exchange, UpstreamError> {
+        let status = resp.status();
+        let session_id = resp
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status == http::StatusCode::NOT_FOUND && had_session {
+            return Err(UpstreamError::SessionGone {
+                server: self.name.clone(),
+            });
+        }
+        if !status.is_success() {
+            return Err(UpstreamError::Status {
+                server: self.name.clone(),
+                status: status.as_u16(),
+            });
+        }
+        let Some(id) = id else {
+            // A notification: 202 and no body.
+            return Ok(Exchange {
+                session_id,
+                reply: None,
+            });
+        };
+        let is_sse = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let reply = if is_sse {
+            self.read_sse(resp, id).await?
+        } else {
+            let body = self.read_body(resp).await?;
+            self.parse(&body)?
+        };
+        Ok(Exchange {
+            session_id,
+            reply: Some(reply.scrubbed(secrets)),
+        })
+    }
+
+    /// Events until the one answering `id`; the server's own notifications
+    /// and requests on the way are dropped (the gateway serves none yet).
+    async fn read_sse(
+        &self,
+        mut resp: reqwest::Response,
+        id: u64,
+    ) -> Result<UpstreamReply, UpstreamError> {
+        let mut splitter = SseSplitter::default();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
+            for event in splitter.push(&chunk) {
+                let data = event.data();
+                if data.is_empty() {
+                    continue;
+                }
+                let msg = self.parse(data.as_bytes())?;
+                if msg.id.as_ref().and_then(serde_json::Value::as_u64) == Some(id)
+                    && msg.method.is_none()
+                {
+                    return Ok(msg);
+                }
+            }
+            if splitter.pending() > self.max_bytes {
+                return Err(self.too_large());
+            }
+        }
+        Err(self.protocol("the event stream ended without an answer".into()))
+    }
+
+    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Bytes, UpstreamError> {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(self.too_large());
+        }
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
+            if buf.len() + chunk.len() > self.max_bytes {
+                return Err(self.too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<UpstreamReply, UpstreamError> {
+        serde_json::from_slice(body).map_err(|e| self.protocol(format!("not JSON-RPC: {e}")))
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> UpstreamError {
+        UpstreamError::Unreachable {
+            server: self.name.clone(),
+            detail: tollgate_llm::providers::error_chain(e),
+        }
+    }
+
+    fn protocol(&self, detail: String) -> UpstreamError {
+        UpstreamError::Protocol {
+            server: self.name.clone(),
+            detail,
+        }
+    }
+
+    fn too_large(&self) -> UpstreamError {
+        UpstreamError::TooLarge {
+            server: self.name.clone(),
+            limit: self.max_bytes,
+        }
+    }
+
+    pub(crate) fn reload(&self) {
+        self.creds.reload();
+    }
+}

@@ -1,0 +1,312 @@
+//! Upstream MCP servers: one type over both transports (Streamable HTTP,
+//! `http.rs`; a supervised local process, `stdio.rs`). The gateway is the
+//! upstream's client: it opens one upstream session per client session
+//! (HTTP) or shares one initialized process (stdio), injects the
+//! credential, and hands back the answer or a typed error.
+
+mod http;
+mod stdio;
+
+pub use self::http::{PROTOCOL_HEADER, SESSION_HEADER};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ::http::HeaderMap;
+use serde_json::Value;
+use tollgate_config::{McpServerConfig, McpTransport};
+use tollgate_core::error::{ErrorKind, GatewayError};
+use tollgate_llm::providers::Secrets;
+
+use crate::wire::{code, Outgoing, RpcError, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
+
+/// Why an upstream exchange failed. Messages name the server, never a
+/// credential or the server's address.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("MCP server {server} answered with an error")]
+    Rpc { server: String, error: RpcError },
+    #[error("MCP server {server} could not be reached")]
+    Unreachable { server: String, detail: String },
+    #[error("MCP server {server} did not answer within {secs} s")]
+    Timeout { server: String, secs: u64 },
+    #[error("MCP server {server} answered HTTP {status}")]
+    Status { server: String, status: u16 },
+    #[error("MCP server {server} sent an invalid answer")]
+    Protocol { server: String, detail: String },
+    #[error("MCP server {server} sent a message larger than {limit} bytes")]
+    TooLarge { server: String, limit: usize },
+    #[error("MCP server {server} no longer knows this session; initialize again")]
+    SessionGone { server: String },
+    #[error("no credential for MCP server {server}")]
+    Credentials { server: String, detail: String },
+    #[error("MCP server {server} is not running")]
+    Down { server: String },
+    #[error("MCP server {server}: {detail}")]
+    Config { server: String, detail: String },
+}
+
+impl UpstreamError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Rpc { .. } => "upstream_rpc_error",
+            Self::Unreachable { .. } | Self::Down { .. } => "upstream_unreachable",
+            Self::Timeout { .. } => "upstream_timeout",
+            Self::Status { .. } => "upstream_status",
+            Self::Protocol { .. } => "upstream_protocol",
+            Self::TooLarge { .. } => "upstream_too_large",
+            Self::SessionGone { .. } => "session_gone",
+            Self::Credentials { .. } => "upstream_credentials",
+            Self::Config { .. } => "config",
+        }
+    }
+
+    /// Server-side detail for the log line (never sent to the caller).
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::Unreachable { detail, .. }
+            | Self::Protocol { detail, .. }
+            | Self::Credentials { detail, .. }
+            | Self::Config { detail, .. } => Some(detail.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl From<UpstreamError> for GatewayError {
+    fn from(e: UpstreamError) -> Self {
+        if let UpstreamError::Rpc { error, .. } = e {
+            // The upstream's own JSON-RPC error (already scrubbed) is
+            // relayed as it is; the caller's fault when it says so.
+            let client_fault = matches!(
+                error.code,
+                code::INVALID_PARAMS | code::METHOD_NOT_FOUND | code::INVALID_REQUEST
+            );
+            let (status, kind) = if client_fault {
+                (400, ErrorKind::InvalidRequest)
+            } else {
+                (502, ErrorKind::Server)
+            };
+            return GatewayError::new(kind, status, "upstream_rpc_error", error.message.clone())
+                .with_source(RelayedRpc(error));
+        }
+        let (status, kind) = match &e {
+            UpstreamError::Timeout { .. } => (504, ErrorKind::Server),
+            UpstreamError::SessionGone { .. } => (404, ErrorKind::InvalidRequest),
+            UpstreamError::Down { .. } => (503, ErrorKind::Server),
+            _ => (502, ErrorKind::Server),
+        };
+        let mut g = GatewayError::new(kind, status, e.label(), e.to_string());
+        if let Some(d) = e.detail() {
+            g = g.with_detail(d);
+        }
+        if matches!(
+            e,
+            UpstreamError::Down { .. } | UpstreamError::Unreachable { .. }
+        ) {
+            g = g.retryable();
+        }
+        g
+    }
+}
+
+/// An upstream's JSON-RPC error carried inside a `GatewayError` (its
+/// source), so the edge relays the upstream's code, message and data.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct RelayedRpc(pub RpcError);
+
+/// What one HTTP exchange gave back: the upstream session id it set (on
+/// `initialize`) and the answer (none for a notification).
+pub(crate) struct Exchange {
+    pub session_id: Option<String>,
+    pub reply: Option<UpstreamReply>,
+}
+
+impl UpstreamReply {
+    /// The answer with any credential the gateway sent removed from the
+    /// error's text (a server that echoes what it received).
+    fn scrubbed(mut self, secrets: &Secrets) -> Self {
+        if let Some(e) = &mut self.error {
+            e.message = secrets.scrub(std::mem::take(&mut e.message));
+            if let Some(d) = e.data.take() {
+                e.data = serde_json::from_str(&secrets.scrub(d.to_string())).ok();
+            }
+        }
+        self
+    }
+}
+
+/// `work`, or `Timeout` once `limit` has passed.
+async fn within<T>(
+    server: &str,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| UpstreamError::Timeout {
+            server: server.to_string(),
+            secs: limit.as_secs(),
+        })?
+}
+
+/// `initialize` params the gateway sends as a client.
+pub(crate) fn initialize_params() -> Value {
+    serde_json::json!({
+        "protocolVersion": UPSTREAM_PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "tollgate", "version": env!("CARGO_PKG_VERSION")},
+    })
+}
+
+enum Transport {
+    Http(http::HttpUpstream),
+    Stdio(stdio::StdioUpstream),
+}
+
+/// One configured upstream MCP server.
+pub struct Upstream {
+    pub name: String,
+    config: McpServerConfig,
+    transport: Transport,
+    next_id: AtomicU64,
+}
+
+impl Upstream {
+    /// Builds the client (stdio: spawns the process; needs a Tokio runtime).
+    pub fn build(cfg: &McpServerConfig, max_bytes: usize) -> Result<Self, UpstreamError> {
+        let transport = match cfg.transport {
+            McpTransport::StreamableHttp => {
+                Transport::Http(http::HttpUpstream::new(cfg, max_bytes)?)
+            }
+            McpTransport::Stdio => Transport::Stdio(stdio::StdioUpstream::spawn(cfg, max_bytes)),
+        };
+        Ok(Self {
+            name: cfg.name.clone(),
+            config: cfg.clone(),
+            transport,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The config it was built from (a reload keeps an upstream whose
+    /// config is unchanged, so a stdio process is not restarted).
+    pub fn config(&self) -> &McpServerConfig {
+        &self.config
+    }
+
+    /// Credentials from files are re-read (reload).
+    pub fn reload(&self) {
+        if let Transport::Http(h) = &self.transport {
+            h.reload();
+        }
+    }
+
+    /// Opens an upstream session for a new client session: the upstream's
+    /// session id (HTTP servers that keep sessions), else `None`.
+    pub async fn open(&self, caller: &HeaderMap) -> Result<Option<String>, UpstreamError> {
+        let Transport::Http(h) = &self.transport else {
+            // The process was initialized when it started.
+            return Ok(None);
+        };
+        let params = initialize_params();
+        let init = Outgoing {
+            jsonrpc: "2.0",
+            id: Some(self.next_id()),
+            method: "initialize",
+            params: Some(&params),
+        };
+        let ex = h
+            .exchange(None, UPSTREAM_PROTOCOL_VERSION, &init, caller)
+            .await?;
+        self.result(ex.reply)?;
+        let session = ex.session_id;
+        let done = Outgoing {
+            jsonrpc: "2.0",
+            id: None,
+            method: "notifications/initialized",
+            params: None,
+        };
+        h.exchange(session.as_deref(), UPSTREAM_PROTOCOL_VERSION, &done, caller)
+            .await?;
+        Ok(session)
+    }
+
+    /// One request; its `result`, or the upstream's JSON-RPC error.
+    pub async fn request(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Option<&Value>,
+        caller: &HeaderMap,
+    ) -> Result<Value, UpstreamError> {
+        let reply = match &self.transport {
+            Transport::Http(h) => {
+                let msg = Outgoing {
+                    jsonrpc: "2.0",
+                    id: Some(self.next_id()),
+                    method,
+                    params,
+                };
+                h.exchange(session, UPSTREAM_PROTOCOL_VERSION, &msg, caller)
+                    .await?
+                    .reply
+            }
+            Transport::Stdio(s) => s.exchange(method, params, true).await?,
+        };
+        self.result(reply)
+    }
+
+    /// A notification (no answer).
+    pub async fn notify(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Option<&Value>,
+        caller: &HeaderMap,
+    ) -> Result<(), UpstreamError> {
+        match &self.transport {
+            Transport::Http(h) => {
+                let msg = Outgoing {
+                    jsonrpc: "2.0",
+                    id: None,
+                    method,
+                    params,
+                };
+                h.exchange(session, UPSTREAM_PROTOCOL_VERSION, &msg, caller)
+                    .await
+                    .map(|_| ())
+            }
+            Transport::Stdio(s) => s.exchange(method, params, false).await.map(|_| ()),
+        }
+    }
+
+    /// Ends an upstream session (HTTP); nothing for a shared process.
+    pub async fn close(&self, session: &str, caller: &HeaderMap) {
+        if let Transport::Http(h) = &self.transport {
+            h.close(session, caller).await;
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn result(&self, reply: Option<UpstreamReply>) -> Result<Value, UpstreamError> {
+        let reply = reply.ok_or_else(|| UpstreamError::Protocol {
+            server: self.name.clone(),
+            detail: "no answer".into(),
+        })?;
+        match (reply.result, reply.error) {
+            (_, Some(error)) => Err(UpstreamError::Rpc {
+                server: self.name.clone(),
+                error,
+            }),
+            (Some(result), None) => Ok(result),
+            (None, None) => Err(UpstreamError::Protocol {
+                server: self.name.clone(),
+                detail: "an answer with neither result nor error".into(),
+            }),
+        }
+    }
+}

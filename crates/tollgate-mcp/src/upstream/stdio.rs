@@ -1,0 +1,303 @@
+//! An upstream MCP server that is a local command speaking JSON-RPC lines
+//! on stdin/stdout. The gateway spawns it when the config is loaded, is its
+//! one client (it initializes it once and multiplexes every client session's
+//! requests over it, ids rewritten so answers find their caller), and
+//! supervises it: when it exits, requests in flight fail at once and it is
+//! started again after a back-off (1 s doubling to 30 s, reset after a
+//! minute of good health). It is killed when a reload drops it.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tollgate_config::McpServerConfig;
+
+use super::UpstreamError;
+use crate::wire::{Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<UpstreamReply>>>>;
+
+pub(crate) struct StdioUpstream {
+    name: String,
+    timeout: Duration,
+    /// The running process's stdin writer; `None` while (re)starting.
+    writer: watch::Receiver<Option<mpsc::Sender<String>>>,
+    pending: Pending,
+    next_id: Arc<AtomicU64>,
+    /// Dropping this stops the supervisor (and kills the process).
+    _stop: oneshot::Sender<()>,
+}
+
+impl StdioUpstream {
+    pub(crate) fn spawn(cfg: &McpServerConfig, max_bytes: usize) -> Self {
+        let (writer_tx, writer) = watch::channel(None);
+        let (stop, stopped) = oneshot::channel();
+        let pending: Pending = Arc::default();
+        let next_id = Arc::new(AtomicU64::new(1));
+        let sup = Supervisor {
+            cfg: cfg.clone(),
+            max_bytes,
+            writer: writer_tx,
+            pending: pending.clone(),
+            next_id: next_id.clone(),
+        };
+        // Outside a runtime (`tollgate validate`) nothing is started: the
+        // server stays down and requests to it fail fast.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(sup.run(stopped));
+        }
+        Self {
+            name: cfg.name.clone(),
+            timeout: cfg.timeout,
+            writer,
+            pending,
+            next_id,
+            _stop: stop,
+        }
+    }
+
+    /// Sends a request and waits for its answer, or a notification.
+    pub(crate) async fn exchange(
+        &self,
+        method: &str,
+        params: Option<&serde_json::Value>,
+        is_request: bool,
+    ) -> Result<Option<UpstreamReply>, UpstreamError> {
+        let work = async {
+            let writer = self.wait_running().await?;
+            let id = is_request.then(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+            let line = serde_json::to_string(&Outgoing {
+                jsonrpc: "2.0",
+                id,
+                method,
+                params,
+            })
+            .map_err(|e| UpstreamError::Protocol {
+                server: self.name.clone(),
+                detail: e.to_string(),
+            })?;
+            let Some(id) = id else {
+                writer.send(line).await.map_err(|_| self.down())?;
+                return Ok(None);
+            };
+            let (tx, rx) = oneshot::channel();
+            if let Ok(mut p) = self.pending.lock() {
+                p.insert(id, tx);
+            }
+            let _forget = Forget(&self.pending, id);
+            writer.send(line).await.map_err(|_| self.down())?;
+            rx.await.map(Some).map_err(|_| self.down())
+        };
+        super::within(&self.name, self.timeout, work).await
+    }
+
+    async fn wait_running(&self) -> Result<mpsc::Sender<String>, UpstreamError> {
+        let mut rx = self.writer.clone();
+        let w = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| self.down())?;
+        w.clone().ok_or_else(|| self.down())
+    }
+
+    fn down(&self) -> UpstreamError {
+        UpstreamError::Down {
+            server: self.name.clone(),
+        }
+    }
+}
+
+/// Removes a request's waiter when its caller stops waiting.
+struct Forget<'a>(&'a Pending, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.0.lock() {
+            p.remove(&self.1);
+        }
+    }
+}
+
+struct Supervisor {
+    cfg: McpServerConfig,
+    max_bytes: usize,
+    writer: watch::Sender<Option<mpsc::Sender<String>>>,
+    pending: Pending,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Supervisor {
+    async fn run(self, mut stopped: oneshot::Receiver<()>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let started = tokio::time::Instant::now();
+            tokio::select! {
+                _ = &mut stopped => return,
+                outcome = self.run_once() => match outcome {
+                    Ok(status) => tracing::warn!(server = %self.cfg.name, %status,
+                        "mcp stdio server exited; restarting"),
+                    Err(e) => tracing::warn!(server = %self.cfg.name, error = %e,
+                        "mcp stdio server failed; restarting"),
+                },
+            }
+            self.writer.send_replace(None);
+            // Requests in flight fail now rather than at their timeout.
+            if let Ok(mut p) = self.pending.lock() {
+                p.clear();
+            }
+            metrics::counter!("tollgate_mcp_upstream_restarts_total", "server" => self.cfg.name.clone())
+                .increment(1);
+            if started.elapsed() > Duration::from_secs(60) {
+                backoff = Duration::from_secs(1);
+            }
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// One life of the process: spawn, initialize, serve until it exits.
+    async fn run_once(&self) -> Result<std::process::ExitStatus, String> {
+        let mut child = self
+            .command()
+            .spawn()
+            .map_err(|e| format!("cannot start: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(log_stderr(self.cfg.name.clone(), stderr));
+        }
+        let (line_tx, line_rx) = mpsc::channel::<String>(256);
+        let writer = tokio::spawn(write_lines(stdin, line_rx));
+        let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(self.max_bytes));
+        self.handshake(&line_tx, &mut lines).await?;
+        self.writer.send_replace(Some(line_tx.clone()));
+        tracing::info!(server = %self.cfg.name, "mcp stdio server started");
+        while let Some(line) = lines.next().await {
+            match line {
+                Ok(line) => self.dispatch(&line, &line_tx).await,
+                Err(e) => {
+                    tracing::warn!(server = %self.cfg.name, error = %e, "mcp stdio server sent a bad line");
+                    break;
+                }
+            }
+        }
+        writer.abort();
+        finish(child).await
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(self.cfg.command.as_deref().unwrap_or_default());
+        cmd.args(&self.cfg.args)
+            .envs(&self.cfg.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(dir) = &self.cfg.cwd {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
+
+    /// `initialize` then `notifications/initialized`, before any client's
+    /// request reaches the process.
+    async fn handshake(
+        &self,
+        tx: &mpsc::Sender<String>,
+        lines: &mut FramedRead<tokio::process::ChildStdout, LinesCodec>,
+    ) -> Result<(), String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let params = super::initialize_params();
+        let send = |id: Option<u64>, method: &str, params: Option<&serde_json::Value>| {
+            serde_json::to_string(&Outgoing {
+                jsonrpc: "2.0",
+                id,
+                method,
+                params,
+            })
+            .map_err(|e| e.to_string())
+        };
+        tx.send(send(Some(id), "initialize", Some(&params))?)
+            .await
+            .map_err(|_| "stdin closed")?;
+        let wait = async {
+            while let Some(line) = lines.next().await {
+                let line = line.map_err(|e| e.to_string())?;
+                if let Ok(r) = serde_json::from_str::<UpstreamReply>(&line) {
+                    if r.id.as_ref().and_then(serde_json::Value::as_u64) == Some(id) {
+                        return match r.error {
+                            Some(e) => Err(format!("initialize refused: {}", e.message)),
+                            None => Ok(()),
+                        };
+                    }
+                }
+            }
+            Err("exited during initialize".to_string())
+        };
+        tokio::time::timeout(self.cfg.timeout, wait)
+            .await
+            .map_err(|_| "no answer to initialize".to_string())??;
+        tx.send(send(None, "notifications/initialized", None)?)
+            .await
+            .map_err(|_| "stdin closed".to_string())?;
+        tracing::debug!(server = %self.cfg.name, protocol = UPSTREAM_PROTOCOL_VERSION, "mcp stdio server initialized");
+        Ok(())
+    }
+
+    /// One line from the process: an answer goes to its waiter; a `ping`
+    /// is answered; anything else the server sends is dropped.
+    async fn dispatch(&self, line: &str, tx: &mpsc::Sender<String>) {
+        let Ok(msg) = serde_json::from_str::<UpstreamReply>(line) else {
+            tracing::debug!(server = %self.cfg.name, "mcp stdio server sent a non-JSON-RPC line");
+            return;
+        };
+        match (&msg.method, &msg.id) {
+            (None, Some(id)) => {
+                let waiter = id
+                    .as_u64()
+                    .and_then(|id| self.pending.lock().ok().and_then(|mut p| p.remove(&id)));
+                if let Some(w) = waiter {
+                    let _ = w.send(msg);
+                }
+            }
+            (Some(m), Some(id)) if m == "ping" => {
+                let pong = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
+                let _ = tx.send(pong.to_string()).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn write_lines(mut stdin: ChildStdin, mut rx: mpsc::Receiver<String>) {
+    while let Some(mut line) = rx.recv().await {
+        line.push('\n');
+        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The process's stderr, line by line, at debug level (a server's own
+/// diagnostics; it may print what it was configured with, so not higher).
+async fn log_stderr(name: String, stderr: tokio::process::ChildStderr) {
+    let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(8 * 1024));
+    while let Some(Ok(line)) = lines.next().await {
+        tracing::debug!(server = %name, line = %line, "mcp stdio server stderr");
+    }
+}
+
+async fn finish(mut child: Child) -> Result<std::process::ExitStatus, String> {
+    let _ = child.start_kill();
+    child.wait().await.map_err(|e| e.to_string())
+}

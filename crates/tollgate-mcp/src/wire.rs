@@ -1,0 +1,288 @@
+//! JSON-RPC 2.0 and the MCP messages the gateway looks into, as typed
+//! models. Each keeps every field it does not name in a flattened `rest`
+//! map, so a message relayed through the gateway loses nothing (a field a
+//! newer spec revision adds passes through untouched). The official Rust
+//! SDK's model types (rmcp) are not used for this reason: they drop fields
+//! they do not know, and a proxy must not.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// Protocol revisions the gateway speaks to clients (the `initialize`
+/// handshake era), newest first. A client asking for another gets the
+/// newest.
+pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+/// The revision the gateway asks upstream servers for.
+pub const UPSTREAM_PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// JSON-RPC error codes (the spec's, then the gateway's own, in the
+/// implementation-defined server range).
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The upstream server failed or could not be reached.
+    pub const UPSTREAM: i64 = -32000;
+    pub const UNAUTHENTICATED: i64 = -32001;
+    /// Authenticated, but no grant allows it (the message names the grant).
+    pub const FORBIDDEN: i64 = -32003;
+    /// The session id is unknown, expired or not this caller's.
+    pub const SESSION: i64 = -32004;
+    /// A guardrail refused the call.
+    pub const BLOCKED: i64 = -32005;
+    pub const RATE_LIMITED: i64 = -32029;
+}
+
+/// One message from a client, before it is known to be a request, a
+/// notification or a response. `id` keeps an explicit `null` apart from an
+/// absent id.
+#[derive(Debug, Deserialize)]
+pub struct Incoming {
+    #[serde(default)]
+    pub jsonrpc: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub params: Option<Value>,
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// What an incoming message is.
+#[derive(Debug)]
+pub enum Message {
+    Request {
+        id: Value,
+        method: String,
+        params: Option<Value>,
+    },
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
+    /// A client's answer to a server request (the gateway sends none, so
+    /// these are acknowledged and dropped).
+    Response,
+}
+
+impl Incoming {
+    /// Classifies the message; `Err` is the JSON-RPC error to answer with
+    /// (and the id to answer it under, when one could be read).
+    pub fn classify(self) -> Result<Message, (Value, RpcError)> {
+        let id = self.id.clone().unwrap_or(Value::Null);
+        if self.jsonrpc.as_deref() != Some("2.0") {
+            return Err((
+                id,
+                RpcError::new(code::INVALID_REQUEST, "jsonrpc must be \"2.0\""),
+            ));
+        }
+        match (self.id, self.method) {
+            (Some(Value::Null), _) => Err((
+                Value::Null,
+                RpcError::new(code::INVALID_REQUEST, "id must be a string or a number"),
+            )),
+            (Some(id), Some(method)) if id.is_string() || id.is_i64() || id.is_u64() => {
+                Ok(Message::Request {
+                    id,
+                    method,
+                    params: self.params,
+                })
+            }
+            (Some(id), Some(_)) => Err((
+                id,
+                RpcError::new(code::INVALID_REQUEST, "id must be a string or an integer"),
+            )),
+            (None, Some(method)) => Ok(Message::Notification {
+                method,
+                params: self.params,
+            }),
+            (Some(_), None) if self.result.is_some() || self.error.is_some() => {
+                Ok(Message::Response)
+            }
+            _ => Err((
+                id,
+                RpcError::new(code::INVALID_REQUEST, "not a JSON-RPC request"),
+            )),
+        }
+    }
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+}
+
+/// An answer to one request: exactly one of `result` and `error`.
+#[derive(Debug, Serialize)]
+pub struct Reply<'a> {
+    pub jsonrpc: &'static str,
+    pub id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a RpcError>,
+}
+
+/// A request or notification the gateway sends upstream.
+#[derive(Debug, Serialize)]
+pub struct Outgoing<'a> {
+    pub jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    pub method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<&'a Value>,
+}
+
+/// An upstream's answer to one of the gateway's requests.
+#[derive(Debug, Deserialize)]
+pub struct UpstreamReply {
+    #[serde(default)]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<RpcError>,
+}
+
+/// `initialize` params (client → gateway).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeParams {
+    #[serde(default)]
+    pub protocol_version: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// A tool as `tools/list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `inputSchema`, `outputSchema`, `annotations`, `title`, `_meta`, …
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// A prompt as `prompts/list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prompt {
+    pub name: String,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// One page of a list method's result: the items under `key` (`tools`,
+/// `prompts`, `resources`, `resourceTemplates`) and the next cursor.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// `tools/call` params: the tool is always read from here, never from a header.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallToolParams {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    /// `_meta` (progress tokens), `task`, …
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// `prompts/get` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetPromptParams {
+    pub name: String,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// `tools/call` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallToolResult {
+    #[serde(default)]
+    pub content: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_error: Option<bool>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(text: &str) -> Result<Message, (Value, RpcError)> {
+        serde_json::from_str::<Incoming>(text).unwrap().classify()
+    }
+
+    #[test]
+    fn tells_requests_notifications_and_responses_apart() {
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+            Ok(Message::Request { .. })
+        ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Ok(Message::Notification { .. })
+        ));
+        assert!(matches!(
+            classify(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Ok(Message::Response)
+        ));
+    }
+
+    #[test]
+    fn refuses_null_ids_wrong_versions_and_fractional_ids() {
+        let (_, e) = classify(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).unwrap_err();
+        assert_eq!(e.code, code::INVALID_REQUEST);
+        let (id, e) = classify(r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#).unwrap_err();
+        assert_eq!((id, e.code), (Value::from(7), code::INVALID_REQUEST));
+        let (_, e) = classify(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#).unwrap_err();
+        assert_eq!(e.code, code::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn tools_keep_fields_the_gateway_does_not_name() {
+        let text = r#"{"name":"q","description":"d","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true},"x-new":1}"#;
+        let tool: Tool = serde_json::from_str(text).unwrap();
+        let back: Value = serde_json::to_value(&tool).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(text).unwrap());
+    }
+}

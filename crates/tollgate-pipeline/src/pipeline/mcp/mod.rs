@@ -1,0 +1,282 @@
+//! MCP messages through the same phases as model calls: authenticate (the
+//! same keys and tokens, `phase::authenticate`), resolve the served server,
+//! authorize (policy rules' `tools:` grants), read the message, check the
+//! session, then the method (`methods.rs`: a tool call is authorized on its
+//! own name, limited, guarded and forwarded), and the request's end from
+//! the same guard (`Finish`: metrics, log line, ledger, audit, trace).
+//! Errors are rendered as JSON-RPC only here (`reply.rs`).
+
+mod methods;
+mod reply;
+
+pub use reply::resource_metadata;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::HeaderMap;
+use serde_json::Value;
+use tollgate_config::Endpoint;
+use tollgate_mcp::session::{owner_of, SessionState};
+use tollgate_mcp::wire::{Incoming, Message};
+use tollgate_mcp::{upstream::SESSION_HEADER, Served};
+
+use super::finish::Finish;
+use super::phase::{self, Authenticated};
+use super::RequestCtx;
+use crate::error::GatewayError;
+use crate::snapshot::Snapshot;
+use crate::state::AppState;
+
+/// How a message ended.
+enum Answer {
+    /// Recorded with the context's outcome.
+    Reply(Response),
+    /// Not a request (a notification, a client's response): acknowledged
+    /// and not recorded.
+    Unrecorded(Response),
+}
+
+/// A failure, and whether it is answered inside JSON-RPC (HTTP 200 with an
+/// error object: the method failed) or at the HTTP level (the message was
+/// not accepted: 401, 403, 404, 400, 413).
+struct Failure {
+    err: GatewayError,
+    in_band: bool,
+}
+
+impl From<GatewayError> for Failure {
+    fn from(err: GatewayError) -> Self {
+        Self {
+            err,
+            in_band: false,
+        }
+    }
+}
+
+/// What the phases after authentication share.
+struct Call<'a> {
+    snap: &'a Snapshot,
+    served: &'a Served,
+    who: &'a Authenticated,
+    headers: &'a HeaderMap,
+}
+
+/// `POST /mcp/{server}`: one JSON-RPC message.
+pub async fn handle_post(
+    app: Arc<AppState>,
+    server: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut id = Value::Null;
+    let (snap, mut fin, span) = start(&app, &headers, &server, "mcp");
+    let work = run(&app, &snap, &mut fin, &server, &headers, body, &mut id);
+    let outcome = tracing::Instrument::instrument(work, span.clone()).await;
+    let _entered = span.enter();
+    settle(&snap, &mut fin, &server, &headers, &id, outcome)
+}
+
+/// `DELETE /mcp/{server}`: the client ends its session; the upstream
+/// sessions opened for it are closed.
+pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMap) -> Response {
+    let (snap, mut fin, span) = start(&app, &headers, &server, "mcp/delete");
+    let work = async {
+        let (who, served) = admit(&app, &snap, &mut fin, &server, &headers).await?;
+        let owner = owner(&who);
+        let session = session(&snap, &served, &headers, &owner)?;
+        for m in &served.members {
+            if let Some(id) = session.upstream.get(&m.upstream.name) {
+                m.upstream.close(id, &headers).await;
+            }
+        }
+        Ok(Answer::Reply(reply::empty(http::StatusCode::OK)))
+    };
+    let outcome = tracing::Instrument::instrument(work, span.clone()).await;
+    let _entered = span.enter();
+    settle(&snap, &mut fin, &server, &headers, &Value::Null, outcome)
+}
+
+/// `GET /mcp/{server}`: the server-to-client stream is not offered (the
+/// spec's answer for that is 405).
+pub async fn handle_get() -> Response {
+    reply::method_not_allowed()
+}
+
+fn start(
+    app: &Arc<AppState>,
+    headers: &HeaderMap,
+    server: &str,
+    operation: &'static str,
+) -> (Arc<Snapshot>, Finish, tracing::Span) {
+    let mut ctx = RequestCtx::new(Endpoint::Chat, super::request_id(headers));
+    ctx.operation = Some(operation);
+    ctx.requested_model = server.to_string();
+    if app.audit.enabled() {
+        ctx.audit_headers = tollgate_record::audit::AuditHeaders::copy(headers);
+    }
+    if let Some(t) = &app.tracing {
+        ctx.trace = Some(t.start_request(headers, "mcp"));
+    }
+    let span = tracing::info_span!("mcp", request_id = %ctx.request_id, server = %server);
+    (
+        app.snapshot.load_full(),
+        Finish::new(app.clone(), ctx),
+        span,
+    )
+}
+
+fn settle(
+    snap: &Snapshot,
+    fin: &mut Finish,
+    server: &str,
+    headers: &HeaderMap,
+    id: &Value,
+    outcome: Result<Answer, Failure>,
+) -> Response {
+    match outcome {
+        Ok(Answer::Reply(resp)) => {
+            fin.end(|_, _| {});
+            resp
+        }
+        Ok(Answer::Unrecorded(resp)) => {
+            fin.forget();
+            resp
+        }
+        Err(f) => {
+            fin.end(|_, ctx| {
+                ctx.status = f.err.status();
+                ctx.error = f.err.label();
+                crate::error::log_denial(&f.err, &ctx.request_id);
+                crate::error::log_detail(&f.err, &ctx.request_id);
+            });
+            reply::error(snap, headers, server, id, &f.err, f.in_band)
+        }
+    }
+}
+
+/// The phases every MCP request goes through before its message is read:
+/// authenticate, resolve the server, authorize the server.
+async fn admit(
+    app: &AppState,
+    snap: &Snapshot,
+    fin: &mut Finish,
+    server: &str,
+    headers: &HeaderMap,
+) -> Result<(Authenticated, Arc<Served>), Failure> {
+    let Some(ctx) = fin.ctx() else {
+        return Err(GatewayError::internal().into());
+    };
+    let who = phase::authenticate::authenticate(app, snap, ctx, headers).await?;
+    let served = snap
+        .mcp
+        .get(server)
+        .cloned()
+        .ok_or_else(|| reply::unknown_server(server))?;
+    ctx.model_known = true;
+    let identity = &who.identity;
+    let access = snap
+        .policy
+        .evaluate(&identity.principal, identity.key_grant());
+    if !access.reaches_server(server) {
+        return Err(reply::server_forbidden(server, &identity.principal).into());
+    }
+    Ok((who, served))
+}
+
+async fn run(
+    app: &Arc<AppState>,
+    snap: &Snapshot,
+    fin: &mut Finish,
+    server: &str,
+    headers: &HeaderMap,
+    body: Body,
+    id: &mut Value,
+) -> Result<Answer, Failure> {
+    // 1-3. authenticate, resolve the server, authorize the server
+    let (who, served) = admit(app, snap, fin, server, headers).await?;
+    // 4. read the message (bounded), classify it
+    let limit = snap.mcp.max_message_bytes;
+    let bytes = super::read_body(headers, body, limit).await?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        // JSON-RPC batches left MCP in the 2025-06-18 revision.
+        return Err(reply::batch_refused().into());
+    }
+    let incoming: Incoming = serde_json::from_slice(&bytes).map_err(|e| reply::parse_error(&e))?;
+    let (rid, method, params) = match incoming.classify() {
+        Ok(Message::Request { id, method, params }) => (id, method, params),
+        Ok(Message::Notification { method, params }) => {
+            let call = Call {
+                snap,
+                served: &served,
+                who: &who,
+                headers,
+            };
+            methods::notify(&call, &method, params).await;
+            return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
+        }
+        Ok(Message::Response) => {
+            return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
+        }
+        Err((bad_id, e)) => {
+            *id = bad_id;
+            return Err(reply::invalid_message(e).into());
+        }
+    };
+    *id = rid;
+    let Some(ctx) = fin.ctx() else {
+        return Err(GatewayError::internal().into());
+    };
+    ctx.operation = Some(methods::operation(&method));
+    let call = Call {
+        snap,
+        served: &served,
+        who: &who,
+        headers,
+    };
+    // 5. the session (initialize opens one; everything else but ping needs one)
+    if method == "initialize" {
+        let (result, session_id) = methods::initialize(&call, params).await?;
+        let mut resp = reply::result(id, &result);
+        if let Ok(v) = http::HeaderValue::from_str(&session_id) {
+            resp.headers_mut().insert(SESSION_HEADER, v);
+        }
+        return Ok(Answer::Reply(resp));
+    }
+    let owner = owner(&who);
+    let session = if method == "ping" {
+        None
+    } else {
+        Some(session(snap, &served, headers, &owner)?)
+    };
+    // 6. the method: tool calls are authorized, limited and guarded there
+    let result = methods::dispatch(&call, ctx, session.as_ref(), &method, params)
+        .await
+        .map_err(|err| Failure { err, in_band: true })?;
+    Ok(Answer::Reply(reply::result(id, &result)))
+}
+
+fn owner(who: &Authenticated) -> String {
+    let p = &who.identity.principal;
+    owner_of(p.issuer.as_deref(), &p.subject)
+}
+
+/// The caller's session: present, sealed by this gateway, for this server
+/// and caller, not expired.
+fn session(
+    snap: &Snapshot,
+    served: &Served,
+    headers: &HeaderMap,
+    owner: &str,
+) -> Result<SessionState, GatewayError> {
+    let id = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(reply::missing_session)?;
+    let now = tollgate_core::clock::wall_ms();
+    snap.mcp
+        .sealer
+        .open(id, &served.name, owner, now)
+        .map_err(reply::bad_session)
+}

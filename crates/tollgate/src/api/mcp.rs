@@ -1,0 +1,58 @@
+//! The MCP gateway's HTTP surface: Streamable HTTP at `/mcp/{server}`
+//! (POST a message, DELETE the session, GET answered 405) and the OAuth
+//! protected-resource metadata that points MCP clients at the issuers.
+//! Handlers only call `pipeline::mcp`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use http::HeaderMap;
+
+use crate::pipeline::mcp;
+use crate::server::AppState;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/mcp/{server}",
+            get(mcp::handle_get).post(post).delete(delete),
+        )
+        .route("/.well-known/oauth-protected-resource", get(metadata_root))
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/{server}",
+            get(metadata),
+        )
+}
+
+async fn post(
+    State(app): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    mcp::handle_post(app, server, headers, body).await
+}
+
+async fn delete(
+    State(app): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    mcp::handle_delete(app, server, headers).await
+}
+
+async fn metadata(
+    State(app): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    mcp::resource_metadata(&app.snapshot.load(), &headers, Some(&server))
+}
+
+async fn metadata_root(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    mcp::resource_metadata(&app.snapshot.load(), &headers, None)
+}

@@ -1,0 +1,106 @@
+"""An upstream MCP server for the gateway's tests, built with the official
+MCP Python SDK. `http PORTFILE LOG` serves Streamable HTTP on a free port
+(written to PORTFILE) and appends one JSON line per request to LOG (the
+Authorization header it received and the JSON-RPC method and tool);
+`stdio LOG` speaks stdio and logs tool calls the same way."""
+
+import json
+import os
+import socket
+import sys
+
+from mcp.server.mcpserver import MCPServer
+
+LOG = sys.argv[-1]
+app = MCPServer("test-tools")
+
+
+def log(entry):
+    with open(LOG, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+@app.tool()
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    log({"tool": "add"})
+    return a + b
+
+
+@app.tool()
+def echo(text: str) -> str:
+    """Repeat the text back."""
+    log({"tool": "echo", "text": text})
+    return text
+
+
+@app.tool()
+def drop_table(name: str) -> str:
+    """Drop a table (a dangerous tool the tests keep from callers)."""
+    log({"tool": "drop_table"})
+    return f"dropped {name}"
+
+
+@app.tool()
+def crash() -> str:
+    """Exit the process at once (stdio restart tests)."""
+    log({"tool": "crash"})
+    os._exit(3)
+
+
+@app.prompt()
+def greet(name: str) -> str:
+    """A greeting prompt."""
+    return f"Hello {name}"
+
+
+def serve_http(portfile):
+    import uvicorn
+
+    starlette_app = app.streamable_http_app()
+
+    async def recorder(scope, receive, send):
+        if scope["type"] == "http":
+            headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+            body = b""
+            more = True
+            messages = []
+            while more:
+                m = await receive()
+                messages.append(m)
+                body += m.get("body", b"")
+                more = m.get("more_body", False)
+            try:
+                msg = json.loads(body) if body else {}
+            except ValueError:
+                msg = {}
+            log({
+                "http": scope["method"],
+                "authorization": headers.get("authorization"),
+                "x-api-key": headers.get("x-api-key"),
+                "session": headers.get("mcp-session-id"),
+                "method": msg.get("method") if isinstance(msg, dict) else None,
+                "tool": (msg.get("params") or {}).get("name") if isinstance(msg, dict) else None,
+            })
+
+            async def replay():
+                return messages.pop(0) if messages else await receive()
+
+            return await starlette_app(scope, replay, send)
+        return await starlette_app(scope, receive, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    with open(portfile + ".tmp", "w") as f:
+        f.write(str(port))
+    os.rename(portfile + ".tmp", portfile)
+    config = uvicorn.Config(recorder, log_level="warning", lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "http":
+        serve_http(sys.argv[2])
+    else:
+        app.run("stdio")

@@ -1,0 +1,342 @@
+"""The MCP gateway against the official MCP Python SDK on both sides: the
+SDK's client talks to `tollgate serve`, which fronts an SDK server over
+Streamable HTTP (with a bearer credential the gateway injects) and the same
+server as a stdio process the gateway runs. Every upstream request is
+logged by the server (tests/python/mcp_servers/tools_server.py), so the
+tests assert what the upstream received, and what it never saw."""
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from harness import Proc, field
+
+SERVER = Path(__file__).parent / "mcp_servers" / "tools_server.py"
+UPSTREAM_SECRET = "upstream-secret-7f3a9c1e"
+ADMIN_KEY = "tg-mcp-admin-key"
+NARROW_KEY = "tg-mcp-narrow-key"
+OTHER_KEY = "tg-mcp-other-key"
+SESSION_SECRET = "shared-session-secret-for-tests"
+
+
+def sha(key):
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def entries(log):
+    if not log.exists():
+        return []
+    return [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+
+
+@contextmanager
+def http_upstream(tmp):
+    portfile, log = tmp / "port", tmp / "http.log"
+    p = subprocess.Popen(
+        [sys.executable, str(SERVER), "http", str(portfile), str(log)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not portfile.exists():
+            assert p.poll() is None, "the upstream MCP server exited"
+            assert time.monotonic() < deadline, "the upstream MCP server did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{portfile.read_text()}/mcp", log
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def config(tmp, url, stdio_log):
+    return f"""
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+storage:
+  url: sqlite://{tmp / "t.db"}
+ledger:
+  flush_interval: 50ms
+keys:
+  - id: admin
+    hash: {sha(ADMIN_KEY)}
+    principal: alice
+    groups: [platform]
+  - id: narrow
+    hash: {sha(NARROW_KEY)}
+    principal: bob
+    groups: [analysts]
+  - id: other
+    hash: {sha(OTHER_KEY)}
+    principal: carol
+    groups: [nobody]
+policy:
+  rules:
+    - name: platform
+      groups: [platform]
+      tools: ["*"]
+    - name: analysts
+      groups: [analysts]
+      tools: ["agent/wh__add", "agent/wh__echo"]
+mcp:
+  session_secret: {SESSION_SECRET}
+  servers:
+    - name: warehouse
+      transport: streamable_http
+      url: {url}
+      auth: {{ type: bearer, token: {UPSTREAM_SECRET} }}
+    - name: local
+      transport: stdio
+      command: {sys.executable}
+      args: [{SERVER}, stdio, {stdio_log}]
+      timeout: 20s
+  virtual_servers:
+    - name: agent
+      servers:
+        - server: warehouse
+          prefix: wh
+          tools:
+            include: [add, echo, drop_table]
+            overrides:
+              echo: {{ description: "Echo, through the gateway" }}
+        - server: local
+          prefix: ""
+          tools:
+            include: [add, crash]
+            overrides:
+              add: {{ name: plus }}
+"""
+
+
+@contextmanager
+def gateway(tmp, cfg_text, name="tollgate.yaml"):
+    cfg = tmp / name
+    cfg.write_text(cfg_text)
+    g = Proc(["serve", "--config", str(cfg)])
+    try:
+        line = g.wait_for("tollgate listening", timeout=30)
+        g.wait_for("mcp stdio server started", timeout=60)
+        yield f"http://{field(line, 'addr')}", g
+    finally:
+        code = g.stop()
+        assert code == 0, f"gateway exited {code}:\n{''.join(g.log)}"
+
+
+@pytest.fixture
+def stack(tmp_path):
+    with http_upstream(tmp_path) as (url, http_log):
+        stdio_log = tmp_path / "stdio.log"
+        with gateway(tmp_path, config(tmp_path, url, stdio_log)) as (host, g):
+            yield {"host": host, "http_log": http_log, "stdio_log": stdio_log, "gw": g, "tmp": tmp_path}
+
+
+@asynccontextmanager
+async def session(host, server, key):
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    async with http:
+        async with streamable_http_client(f"{host}/mcp/{server}", http_client=http) as (r, w):
+            async with ClientSession(r, w) as s:
+                await s.initialize()
+                yield s
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_initialize_list_and_call_through_a_virtual_server(stack):
+    async def go():
+        async with session(stack["host"], "agent", ADMIN_KEY) as s:
+            tools = {t.name: t for t in (await s.list_tools()).tools}
+            assert sorted(tools) == ["crash", "plus", "wh__add", "wh__drop_table", "wh__echo"]
+            assert tools["wh__echo"].description == "Echo, through the gateway"
+            assert tools["wh__add"].input_schema["required"] == ["a", "b"]
+            r = await s.call_tool("wh__add", {"a": 2, "b": 40})
+            assert r.structured_content == {"result": 42} and not r.is_error
+            r = await s.call_tool("plus", {"a": 5, "b": 6})
+            assert r.structured_content == {"result": 11}
+            prompts = (await s.list_prompts()).prompts
+            assert sorted(p.name for p in prompts) == ["greet", "wh__greet"]
+            got = await s.get_prompt("wh__greet", {"name": "Ada"})
+            assert "Hello Ada" in json.dumps(got.model_dump())
+            # A name renamed away or left out of the selection is not callable.
+            for hidden in ["add", "wh__nope"]:
+                with pytest.raises(MCPError) as e:
+                    await s.call_tool(hidden, {"a": 1, "b": 1})
+                assert "unknown tool" in str(e.value)
+
+    run(go())
+    calls = [e for e in entries(stack["http_log"]) if e.get("method") == "tools/call"]
+    assert [c["tool"] for c in calls] == ["add"], "the upstream sees its own tool name"
+    assert [e["tool"] for e in entries(stack["stdio_log"])] == ["add"]
+
+
+def test_the_gateway_injects_its_credential_and_the_caller_never_sees_it(stack):
+    async def go():
+        async with session(stack["host"], "warehouse", ADMIN_KEY) as s:
+            r = await s.call_tool("echo", {"text": "hi"})
+            assert r.content[0].text == "hi"
+
+    run(go())
+    seen = [e for e in entries(stack["http_log"]) if "http" in e]
+    assert seen and all(e["authorization"] == f"Bearer {UPSTREAM_SECRET}" for e in seen), seen
+    assert not any(ADMIN_KEY in json.dumps(e) for e in seen), "the caller's key reached the upstream"
+    assert UPSTREAM_SECRET not in "".join(stack["gw"].log)
+
+
+def test_tools_list_shows_only_granted_tools_and_a_forbidden_call_never_reaches_upstream(stack):
+    async def go():
+        async with session(stack["host"], "agent", NARROW_KEY) as s:
+            names = sorted(t.name for t in (await s.list_tools()).tools)
+            assert names == ["wh__add", "wh__echo"]
+            assert (await s.call_tool("wh__add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+            with pytest.raises(MCPError) as e:
+                await s.call_tool("wh__drop_table", {"name": "users"})
+            assert e.value.error.code == -32003
+            assert 'tools: ["agent/wh__drop_table"]' in e.value.error.message
+
+    run(go())
+    tools = [e.get("tool") for e in entries(stack["http_log"]) if e.get("method") == "tools/call"]
+    assert "drop_table" not in tools and tools == ["add"]
+
+
+def test_a_principal_without_any_grant_on_the_server_is_refused(stack):
+    r = httpx2.post(
+        f"{stack['host']}/mcp/agent",
+        headers={"Authorization": f"Bearer {OTHER_KEY}", "Accept": "application/json, text/event-stream"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+    )
+    assert r.status_code == 403
+    assert r.json()["error"]["data"]["code"] == "server_forbidden"
+
+
+def test_a_crashed_stdio_server_is_restarted(stack):
+    async def go():
+        async with session(stack["host"], "agent", ADMIN_KEY) as s:
+            with pytest.raises(MCPError):
+                await s.call_tool("crash", {})
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    r = await s.call_tool("plus", {"a": 1, "b": 1})
+                    assert r.structured_content == {"result": 2}
+                    return
+                except MCPError:
+                    assert time.monotonic() < deadline, "the stdio server did not come back"
+                    await asyncio.sleep(0.2)
+
+    run(go())
+    assert any("mcp stdio server exited" in l for l in stack["gw"].log)
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+
+
+def post(host, body, session_id=None, key=ADMIN_KEY, raw=None):
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream",
+               "Content-Type": "application/json"}
+    if session_id:
+        headers["Mcp-Session-Id"] = session_id
+    content = raw if raw is not None else json.dumps(body)
+    return httpx2.post(f"{host}/mcp/agent", headers=headers, content=content, timeout=30)
+
+
+def test_one_session_is_served_by_two_gateway_processes(stack):
+    tmp = stack["tmp"]
+    text = (tmp / "tollgate.yaml").read_text()
+    with gateway(tmp, text.replace(str(tmp / "t.db"), str(tmp / "t2.db")), "second.yaml") as (host2, _):
+        first = post(stack["host"], INIT)
+        assert first.status_code == 200
+        sid = first.headers["mcp-session-id"]
+        r = post(host2, {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                         "params": {"name": "wh__add", "arguments": {"a": 20, "b": 22}}}, sid)
+        assert r.status_code == 200, r.text
+        assert r.json()["result"]["structuredContent"] == {"result": 42}
+        # Both gateways used the one upstream session opened at initialize.
+        sessions = {e["session"] for e in entries(stack["http_log"]) if e.get("method") == "tools/call"}
+        inits = [e for e in entries(stack["http_log"]) if e.get("method") == "initialize"]
+        assert len(sessions) == 1 and None not in sessions and len(inits) == 1
+
+
+def test_malformed_messages_get_json_rpc_errors_and_the_gateway_stays_up(stack):
+    host = stack["host"]
+    sid = post(host, INIT).headers["mcp-session-id"]
+    cases = [
+        (b"{not json", None, 400, -32700),
+        (b"[]", None, 400, -32600),
+        (json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]).encode(), None, 400, -32600),
+        (b'"just a string"', None, 400, -32700),
+        (json.dumps({"jsonrpc": "1.0", "id": 1, "method": "ping"}).encode(), None, 400, -32600),
+        (json.dumps({"jsonrpc": "2.0", "id": None, "method": "ping"}).encode(), None, 400, -32600),
+        (json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).encode(), None, 400, -32004),
+        (json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).encode(), sid[:-4] + "AAAA", 404, -32004),
+        (json.dumps({"jsonrpc": "2.0", "id": 4, "method": "no/such"}).encode(), sid, 200, -32601),
+        (json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"arguments": {}}}).encode(), sid, 200, -32602),
+        (json.dumps({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": "x"}).encode(), sid, 200, -32602),
+        (b"{" + b'"a":"' + b"x" * (5 * 1024 * 1024) + b'"}', sid, 413, None),
+    ]
+    for raw, s, status, code in cases:
+        r = post(host, None, s, raw=raw)
+        assert r.status_code == status, (raw[:80], r.status_code, r.text[:300])
+        if code is not None:
+            assert r.json()["error"]["code"] == code, (raw[:80], r.text[:300])
+    # Another caller cannot use this session.
+    r = post(host, {"jsonrpc": "2.0", "id": 7, "method": "tools/list"}, sid, key=NARROW_KEY)
+    assert r.status_code == 404
+    assert post(host, {"jsonrpc": "2.0", "id": 8, "method": "ping"}, sid).json()["result"] == {}
+
+
+def test_unauthenticated_callers_are_pointed_at_the_resource_metadata(stack):
+    host = stack["host"]
+    r = httpx2.post(f"{host}/mcp/agent", json=INIT)
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith("Bearer resource_metadata=")
+    url = challenge.split('"')[1]
+    assert url.endswith("/.well-known/oauth-protected-resource/mcp/agent")
+    meta = httpx2.get(url).json()
+    assert meta["resource"].endswith("/mcp/agent")
+    assert meta["authorization_servers"] == []
+    assert httpx2.get(f"{host}/.well-known/oauth-protected-resource/mcp/nope").status_code == 404
+    assert httpx2.get(f"{host}/mcp/agent").status_code == 405
+
+
+def test_every_request_is_in_the_ledger(stack):
+    async def go():
+        async with session(stack["host"], "agent", NARROW_KEY) as s:
+            await s.list_tools()
+            await s.call_tool("wh__add", {"a": 1, "b": 2})
+            with pytest.raises(MCPError):
+                await s.call_tool("wh__drop_table", {"name": "x"})
+
+    run(go())
+    import sqlite3
+
+    deadline = time.monotonic() + 10
+    while True:
+        rows = sqlite3.connect(stack["tmp"] / "t.db").execute(
+            "SELECT endpoint, requested_model, provider, upstream_model, status, error, principal "
+            "FROM usage ORDER BY ts_ms").fetchall()
+        if len(rows) >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    by_endpoint = [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    assert ("mcp/initialize", "agent", "", "", 200, "") in by_endpoint
+    assert ("mcp/tools/list", "agent", "", "", 200, "") in by_endpoint
+    assert ("mcp/tools/call", "agent/wh__add", "warehouse", "add", 200, "") in by_endpoint
+    assert ("mcp/tools/call", "agent/wh__drop_table", "", "", 403, "tool_forbidden") in by_endpoint
+    assert {r[6] for r in rows} == {"bob"}
