@@ -83,6 +83,21 @@ keys:
     hash: {sha(OTHER_KEY)}
     principal: carol
     groups: [nobody]
+guardrails:
+  policies:
+    - name: tool-args
+      applies_to: {{ tools: ["agent/wh__echo"] }}
+      direction: input
+      detectors:
+        builtins: [email]
+        custom: [{{ name: destructive_sql, pattern: "(?i)\\\\bdrop\\\\s+table\\\\b" }}]
+      action: mask
+      actions: {{ custom: block }}
+    - name: tool-results
+      applies_to: {{ tools: ["agent/wh__lookup_email"] }}
+      direction: output
+      detectors: {{ builtins: [email] }}
+      action: mask
 policy:
   rules:
     - name: platform
@@ -109,7 +124,7 @@ mcp:
         - server: warehouse
           prefix: wh
           tools:
-            include: [add, echo, drop_table]
+            include: [add, echo, drop_table, lookup_email]
             overrides:
               echo: {{ description: "Echo, through the gateway" }}
         - server: local
@@ -161,7 +176,7 @@ def test_initialize_list_and_call_through_a_virtual_server(stack):
     async def go():
         async with session(stack["host"], "agent", ADMIN_KEY) as s:
             tools = {t.name: t for t in (await s.list_tools()).tools}
-            assert sorted(tools) == ["crash", "plus", "wh__add", "wh__drop_table", "wh__echo"]
+            assert sorted(tools) == ["crash", "plus", "wh__add", "wh__drop_table", "wh__echo", "wh__lookup_email"]
             assert tools["wh__echo"].description == "Echo, through the gateway"
             assert tools["wh__add"].input_schema["required"] == ["a", "b"]
             r = await s.call_tool("wh__add", {"a": 2, "b": 40})
@@ -340,3 +355,23 @@ def test_every_request_is_in_the_ledger(stack):
     assert ("mcp/tools/call", "agent/wh__add", "warehouse", "add", 200, "") in by_endpoint
     assert ("mcp/tools/call", "agent/wh__drop_table", "", "", 403, "tool_forbidden") in by_endpoint
     assert {r[6] for r in rows} == {"bob"}
+
+
+def test_guardrails_mask_and_block_tool_arguments_and_mask_results(stack):
+    async def go():
+        async with session(stack["host"], "agent", ADMIN_KEY) as s:
+            r = await s.call_tool("wh__echo", {"text": "mail alice@example.com now"})
+            assert r.content[0].text == "mail [EMAIL_1] now"
+            with pytest.raises(MCPError) as e:
+                await s.call_tool("wh__echo", {"text": "please DROP  TABLE users"})
+            assert e.value.error.code == -32005
+            assert "tool-args" in e.value.error.message and "users" not in e.value.error.message
+            r = await s.call_tool("wh__lookup_email", {"user": "bob"})
+            assert r.content[0].text == "[EMAIL_1]"
+            # A tool no policy names is untouched.
+            r = await s.call_tool("wh__add", {"a": 1, "b": 1})
+            assert r.structured_content == {"result": 2}
+
+    run(go())
+    echoed = [e["text"] for e in entries(stack["http_log"]) if e.get("tool") == "echo" and "text" in e]
+    assert echoed == ["mail [EMAIL_1] now"], "the upstream saw only the masked call, never the blocked one"

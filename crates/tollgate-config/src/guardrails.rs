@@ -80,6 +80,10 @@ pub struct GuardSelector {
     /// Requested model or virtual model names (globs).
     #[serde(default)]
     pub models: Vec<String>,
+    /// MCP tool calls, as `server/tool` globs (docs/mcp.md). A policy that
+    /// lists `tools` but no `models` applies to tool calls only.
+    #[serde(default)]
+    pub tools: Vec<String>,
     #[serde(default)]
     pub principals: Vec<String>,
     #[serde(default)]
@@ -145,11 +149,16 @@ pub fn validate_guardrails(cfg: &GuardrailsConfig, p: &mut Vec<String>) {
         if pol.detectors.is_none() && pol.webhook.is_none() {
             p.push(format!("{at}: set detectors, a webhook, or both"));
         }
-        for (j, g) in pol.applies_to.models.iter().enumerate() {
-            if globset::Glob::new(g).is_err() {
-                p.push(format!(
-                    "{at}.applies_to.models[{j}]: {g:?} is not a valid glob"
-                ));
+        for (field, list) in [
+            ("models", &pol.applies_to.models),
+            ("tools", &pol.applies_to.tools),
+        ] {
+            for (j, g) in list.iter().enumerate() {
+                if globset::Glob::new(g).is_err() {
+                    p.push(format!(
+                        "{at}.applies_to.{field}[{j}]: {g:?} is not a valid glob"
+                    ));
+                }
             }
         }
         if let Some(w) = &pol.webhook {

@@ -1,7 +1,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 //! The mock: deterministic OpenAI-shaped answers with fault knobs. Shared by
 //! the in-process `mock` provider and `tollgate mock-upstream`, the real HTTP
-//! server that tests, benchmarks and demos run against.
+//! server that tests, benchmarks and demos run against (with an MCP face,
+//! `POST /mcp`, for the MCP gateway's benchmark).
 
 mod anthropic;
 mod bedrock;
@@ -9,6 +10,7 @@ mod cloud;
 mod gemini;
 mod generate;
 mod knobs;
+mod mcp;
 mod oauth;
 pub mod server;
 mod tools;

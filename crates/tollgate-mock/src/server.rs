@@ -76,6 +76,7 @@ pub fn router(opts: MockOptions) -> Router {
         .merge(super::cloud::routes())
         .merge(super::gemini::routes())
         .merge(super::bedrock::routes())
+        .merge(super::mcp::routes())
         .with_state(state)
 }
 

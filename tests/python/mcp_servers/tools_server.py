@@ -35,6 +35,13 @@ def echo(text: str) -> str:
 
 
 @app.tool()
+def lookup_email(user: str) -> str:
+    """A user's email address (personal data in a tool's result)."""
+    log({"tool": "lookup_email", "user": user})
+    return f"{user}@corp.example.com"
+
+
+@app.tool()
 def drop_table(name: str) -> str:
     """Drop a table (a dangerous tool the tests keep from callers)."""
     log({"tool": "drop_table"})

@@ -74,6 +74,8 @@ pub struct GuardPolicy {
     pub name: Arc<str>,
     models: GlobSet,
     any_model: bool,
+    /// MCP tool calls (`server/tool` globs); `None`: none.
+    tools: Option<GlobSet>,
     principals: HashSet<String>,
     groups: HashSet<String>,
     tenants: HashSet<String>,
@@ -87,10 +89,19 @@ pub struct GuardPolicy {
 
 impl GuardPolicy {
     fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, String> {
-        let mut b = GlobSetBuilder::new();
-        for g in &cfg.applies_to.models {
-            b.add(Glob::new(g).map_err(|e| e.to_string())?);
-        }
+        let globs = |list: &[String]| -> Result<GlobSet, String> {
+            let mut b = GlobSetBuilder::new();
+            for g in list {
+                b.add(Glob::new(g).map_err(|e| e.to_string())?);
+            }
+            b.build().map_err(|e| e.to_string())
+        };
+        let sel = &cfg.applies_to;
+        let tools = if sel.tools.is_empty() {
+            None
+        } else {
+            Some(globs(&sel.tools)?)
+        };
         let detectors = match &cfg.detectors {
             Some(spec) => Some(Arc::new(DetectorSet::new(spec).map_err(|e| e.to_string())?)),
             None => None,
@@ -101,8 +112,10 @@ impl GuardPolicy {
         };
         Ok(Self {
             name: cfg.name.as_str().into(),
-            models: b.build().map_err(|e| e.to_string())?,
-            any_model: cfg.applies_to.models.is_empty(),
+            models: globs(&sel.models)?,
+            // A tools-only policy covers no model call.
+            any_model: sel.models.is_empty() && sel.tools.is_empty(),
+            tools,
             principals: cfg.applies_to.principals.iter().cloned().collect(),
             groups: cfg.applies_to.groups.iter().cloned().collect(),
             tenants: cfg.applies_to.tenants.iter().cloned().collect(),
@@ -116,8 +129,15 @@ impl GuardPolicy {
     }
 
     fn applies(&self, model: &str, p: &Principal) -> bool {
-        (self.any_model || self.models.is_match(model))
-            && (self.principals.is_empty() || self.principals.contains(&*p.subject))
+        (self.any_model || self.models.is_match(model)) && self.applies_to_principal(p)
+    }
+
+    fn applies_to_tool(&self, tool: &str, p: &Principal) -> bool {
+        self.tools.as_ref().is_some_and(|t| t.is_match(tool)) && self.applies_to_principal(p)
+    }
+
+    fn applies_to_principal(&self, p: &Principal) -> bool {
+        (self.principals.is_empty() || self.principals.contains(&*p.subject))
             && (self.groups.is_empty() || p.groups.iter().any(|g| self.groups.contains(g)))
             && (self.tenants.is_empty()
                 || p.tenant
@@ -185,6 +205,15 @@ impl Guards {
         self.policies
             .iter()
             .filter(|g| g.applies(model, p))
+            .cloned()
+            .collect()
+    }
+
+    /// Policies that apply to this caller's call of MCP tool `server/tool`.
+    pub fn applicable_to_tool(&self, tool: &str, p: &Principal) -> Vec<Arc<GuardPolicy>> {
+        self.policies
+            .iter()
+            .filter(|g| g.applies_to_tool(tool, p))
             .cloned()
             .collect()
     }
@@ -348,6 +377,50 @@ pub async fn check_input(
         ask_webhook(p, "input", model, principal, &mut texts, verdicts).await?;
     }
     Ok(())
+}
+
+/// An MCP tool call's arguments (`direction` `input`) or result
+/// (`output`): every applicable policy of that direction over every string
+/// in the JSON value (object keys are not scanned), masked in place or
+/// blocked, with the same detectors, actions, modes and webhooks as model
+/// calls. `tool` is `server/tool`; webhooks receive it as `model`.
+pub async fn check_tool(
+    policies: &[Arc<GuardPolicy>],
+    direction: &'static str,
+    tool: &str,
+    principal: &Principal,
+    value: &mut serde_json::Value,
+    masker: &mut Masker,
+    verdicts: &mut Vec<Verdict>,
+) -> Result<(), GuardError> {
+    let input = direction == "input";
+    for p in policies.iter().filter(|p| {
+        if input {
+            p.direction.covers_input()
+        } else {
+            p.direction.covers_output()
+        }
+    }) {
+        let mut texts = json_texts(value);
+        detect(p, direction, &mut texts, masker, verdicts)?;
+        ask_webhook(p, direction, tool, principal, &mut texts, verdicts).await?;
+    }
+    Ok(())
+}
+
+/// Every string value in a JSON document, in document order.
+fn json_texts(v: &mut serde_json::Value) -> Vec<&mut String> {
+    let mut out = Vec::new();
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(a) => stack.extend(a.iter_mut().rev()),
+            serde_json::Value::Object(o) => stack.extend(o.values_mut().rev()),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Phase 9 (whole responses): every applicable output policy; `Some` holds

@@ -6,11 +6,13 @@
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
+use tollgate_guardrails::Masker;
 use tollgate_mcp::session::SessionState;
 use tollgate_mcp::wire::{
     CallToolParams, GetPromptParams, InitializeParams, Page, Prompt, Tool, PROTOCOL_VERSIONS,
 };
 use tollgate_mcp::{Member, UpstreamError};
+use tollgate_policy::guard;
 
 use super::{owner, reply, Call};
 use crate::error::GatewayError;
@@ -242,9 +244,44 @@ async fn tools_call(
         .ok_or_else(|| reply::invalid_params(format!("unknown tool `{}`", p.name)))?;
     ctx.model_known = true;
     ctx.served_by = Some((member.upstream.name.clone(), upstream_name.clone()));
+    // Guardrails before the call (a blocked call never executes) and on
+    // its result, with one masker so placeholders stay consistent.
+    let principal = &identity.principal;
+    let guards = call
+        .snap
+        .guards
+        .applicable_to_tool(&ctx.requested_model, principal);
+    let mut masker = Masker::default();
+    if let (false, Some(args)) = (guards.is_empty(), p.arguments.as_mut()) {
+        let tool = &ctx.requested_model;
+        guard::check_tool(
+            &guards,
+            "input",
+            tool,
+            principal,
+            args,
+            &mut masker,
+            &mut ctx.verdicts,
+        )
+        .await?;
+    }
     p.name = upstream_name;
     let params = serde_json::to_value(p).map_err(|_| GatewayError::internal())?;
-    forward(call, session, member, "tools/call", Some(&params)).await
+    let mut result = forward(call, session, member, "tools/call", Some(&params)).await?;
+    if !guards.is_empty() {
+        let tool = &ctx.requested_model;
+        guard::check_tool(
+            &guards,
+            "output",
+            tool,
+            principal,
+            &mut result,
+            &mut masker,
+            &mut ctx.verdicts,
+        )
+        .await?;
+    }
+    Ok(result)
 }
 
 /// One request to one member within the client's session.
