@@ -83,6 +83,12 @@ keys:
     hash: {sha(OTHER_KEY)}
     principal: carol
     groups: [nobody]
+limits:
+  rules:
+    - name: bob-tool-calls
+      match: {{ tools: ["agent/wh__add"], principals: [bob] }}
+      per: [principal, tool]
+      requests_per_minute: 3
 guardrails:
   policies:
     - name: tool-args
@@ -375,3 +381,22 @@ def test_guardrails_mask_and_block_tool_arguments_and_mask_results(stack):
     run(go())
     echoed = [e["text"] for e in entries(stack["http_log"]) if e.get("tool") == "echo" and "text" in e]
     assert echoed == ["mail [EMAIL_1] now"], "the upstream saw only the masked call, never the blocked one"
+
+
+def test_rate_limits_count_tool_calls(stack):
+    async def go():
+        async with session(stack["host"], "agent", NARROW_KEY) as s:
+            for _ in range(3):
+                assert (await s.call_tool("wh__add", {"a": 1, "b": 1})).structured_content == {"result": 2}
+            with pytest.raises(MCPError) as e:
+                await s.call_tool("wh__add", {"a": 1, "b": 1})
+            assert e.value.error.code == -32029
+            assert "bob-tool-calls" in e.value.error.message
+            # Another tool of the same caller is not counted by the rule.
+            assert (await s.call_tool("wh__echo", {"text": "ok"})).content[0].text == "ok"
+        async with session(stack["host"], "agent", ADMIN_KEY) as s:
+            assert (await s.call_tool("wh__add", {"a": 2, "b": 2})).structured_content == {"result": 4}
+
+    run(go())
+    adds = [e for e in entries(stack["http_log"]) if e.get("method") == "tools/call" and e.get("tool") == "add"]
+    assert len(adds) == 4, "the refused call never reached the upstream"

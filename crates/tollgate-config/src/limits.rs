@@ -77,6 +77,10 @@ pub struct LimitMatch {
     /// Requested model or virtual model names.
     #[serde(default)]
     pub models: Vec<String>,
+    /// MCP tool calls, by `server/tool` as served (docs/mcp.md). A rule
+    /// that lists `tools` counts tool calls only; one that does not, none.
+    #[serde(default)]
+    pub tools: Vec<String>,
 }
 
 /// What a rule's counters are partitioned by.
@@ -89,6 +93,8 @@ pub enum Dimension {
     Group,
     Tenant,
     Model,
+    /// The MCP tool called (`server/tool`); `-` for model calls.
+    Tool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

@@ -77,6 +77,10 @@ pub struct Rule {
     pub stream_overrun: Overrun,
 }
 
+/// How an MCP tool call names its target to the limits (`mcp:server/tool`):
+/// a prefix no model name can carry into a rule by accident.
+pub const TOOL_TARGET: &str = "mcp:";
+
 fn listed(list: &[String], value: &str) -> bool {
     list.is_empty() || list.iter().any(|v| v == "*" || v == value)
 }
@@ -148,12 +152,19 @@ impl Rule {
         }
     }
 
-    pub fn applies(&self, p: &Principal, model: &str) -> bool {
+    /// Whether the rule counts this caller's call of `target`: a model
+    /// name, or an MCP tool call as `TOOL_TARGET` + `server/tool`. A rule
+    /// with `match.tools` counts tool calls only; one without, none.
+    pub fn applies(&self, p: &Principal, target: &str) -> bool {
         let m = &self.matches;
-        listed(&m.keys, p.key_id.as_deref().unwrap_or(""))
+        let target_listed = match target.strip_prefix(TOOL_TARGET) {
+            Some(tool) => !m.tools.is_empty() && listed(&m.tools, tool),
+            None => m.tools.is_empty() && listed(&m.models, target),
+        };
+        target_listed
+            && listed(&m.keys, p.key_id.as_deref().unwrap_or(""))
             && listed(&m.principals, &p.subject)
             && listed(&m.tenants, p.tenant.as_deref().unwrap_or(""))
-            && listed(&m.models, model)
             && (m.groups.is_empty() || p.groups.iter().any(|g| listed(&m.groups, g)))
     }
 
@@ -175,6 +186,7 @@ impl Rule {
                 Dimension::Principal => ("principal=", &*p.subject),
                 Dimension::Tenant => ("tenant=", p.tenant.as_deref().unwrap_or("-")),
                 Dimension::Model => ("model=", model),
+                Dimension::Tool => ("tool=", model.strip_prefix(TOOL_TARGET).unwrap_or("-")),
                 Dimension::Group => continue,
             };
             buf.push_str(k);

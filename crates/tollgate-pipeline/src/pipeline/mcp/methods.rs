@@ -13,6 +13,7 @@ use tollgate_mcp::wire::{
 };
 use tollgate_mcp::{Member, UpstreamError};
 use tollgate_policy::guard;
+use tollgate_policy::limits::{Demand, TOOL_TARGET};
 
 use super::{owner, reply, Call};
 use crate::error::GatewayError;
@@ -244,6 +245,7 @@ async fn tools_call(
         .ok_or_else(|| reply::invalid_params(format!("unknown tool `{}`", p.name)))?;
     ctx.model_known = true;
     ctx.served_by = Some((member.upstream.name.clone(), upstream_name.clone()));
+    admit(call, ctx).await?;
     // Guardrails before the call (a blocked call never executes) and on
     // its result, with one masker so placeholders stay consistent.
     let principal = &identity.principal;
@@ -282,6 +284,35 @@ async fn tools_call(
         .await?;
     }
     Ok(result)
+}
+
+/// Rate limits on the call: the rules with `match.tools` that apply, one
+/// request reserved on each counter (settled when the request ends, from
+/// the same guard as model calls), all or nothing.
+async fn admit(call: &Call<'_>, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let limits = &call.snap.limits;
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let target = format!("{TOOL_TARGET}{}", ctx.requested_model);
+    let demand = Demand {
+        prompt: 0,
+        completion: 0,
+        price: Default::default(),
+    };
+    match limits
+        .admit(&call.who.identity.principal, &target, demand)
+        .await
+    {
+        Ok(adm) => {
+            ctx.admission = (!adm.is_empty()).then_some(adm);
+            Ok(())
+        }
+        Err(e) => {
+            ctx.limit_decisions = e.ledger_json();
+            Err(e.into())
+        }
+    }
 }
 
 /// One request to one member within the client's session.
