@@ -20,7 +20,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from harness import Proc, field
+from harness import BIN, Proc, field
 
 SERVER = Path(__file__).parent / "mcp_servers" / "tools_server.py"
 UPSTREAM_SECRET = "upstream-secret-7f3a9c1e"
@@ -400,3 +400,20 @@ def test_rate_limits_count_tool_calls(stack):
     run(go())
     adds = [e for e in entries(stack["http_log"]) if e.get("method") == "tools/call" and e.get("tool") == "add"]
     assert len(adds) == 4, "the refused call never reached the upstream"
+
+
+def test_the_cli_shows_servers_and_tools_as_the_caller_sees_them(stack):
+    def cli(*args, key=NARROW_KEY):
+        return subprocess.run([BIN, "mcp", *args, "--url", stack["host"]], capture_output=True, text=True,
+                              env={"TOLLGATE_KEY": key, "PATH": "/usr/bin:/bin"}, timeout=60)
+
+    r = cli("servers")
+    assert r.returncode == 0 and r.stdout.split() == ["agent"], r
+    r = cli("servers", key=ADMIN_KEY)
+    assert r.stdout.split() == ["agent", "local", "warehouse"], r
+    r = cli("tools", "--server", "agent")
+    assert [l.split("\t")[0] for l in r.stdout.splitlines()] == ["wh__add", "wh__echo"], r
+    r = cli("call", "--server", "agent", "--tool", "wh__add", "--args", '{"a": 4, "b": 5}')
+    assert r.returncode == 0 and json.loads(r.stdout)["structuredContent"] == {"result": 9}, r
+    r = cli("call", "--server", "agent", "--tool", "wh__drop_table", "--args", '{"name": "t"}')
+    assert r.returncode != 0 and "-32003" in r.stderr, r

@@ -96,6 +96,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
         format: UsageFormat,
     },
+    /// The MCP gateway as a caller sees it: servers, tools, a test call.
+    Mcp {
+        #[command(subcommand)]
+        command: crate::mcp::McpCommand,
+    },
     /// An OpenAI-compatible mock upstream with fault knobs (x-mock-* headers).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -285,7 +290,7 @@ fn init_logging(format: LogFormat, config_level: Option<&str>) {
     }
 }
 
-fn out(text: &str) -> Result<(), String> {
+pub(crate) fn out(text: &str) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}").map_err(|e| e.to_string())
 }
@@ -293,6 +298,7 @@ fn out(text: &str) -> Result<(), String> {
 async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Serve { config } => serve(&config).await,
+        Command::Mcp { command } => crate::mcp::run(command).await,
         Command::Validate { config } => match tollgate::config::load_file(&config) {
             Ok(_) => {
                 out(&format!("{}: ok", config.display()))?;

@@ -17,6 +17,7 @@ use crate::server::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/mcp", get(servers))
         .route(
             "/mcp/{server}",
             get(mcp::handle_get).post(post).delete(delete),
@@ -26,6 +27,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             "/.well-known/oauth-protected-resource/mcp/{server}",
             get(metadata),
         )
+}
+
+async fn servers(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    mcp::list_servers(app, headers).await
 }
 
 async fn post(

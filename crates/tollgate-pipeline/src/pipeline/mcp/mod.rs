@@ -14,7 +14,7 @@ pub use reply::resource_metadata;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use serde_json::Value;
 use tollgate_config::Endpoint;
@@ -96,6 +96,37 @@ pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMa
     let outcome = tracing::Instrument::instrument(work, span.clone()).await;
     let _entered = span.enter();
     settle(&snap, &mut fin, &server, &headers, &Value::Null, outcome)
+}
+
+/// `GET /mcp`: the served servers this caller may reach, sorted (a listing,
+/// like `GET /v1/models`: authenticated, not recorded).
+pub async fn list_servers(app: Arc<AppState>, headers: HeaderMap) -> Response {
+    let snap = app.snapshot.load_full();
+    let store_keys = app.store_keys.load_full();
+    let identity =
+        match tollgate_policy::auth::authenticate(&headers, &snap.credentials(&store_keys)).await {
+            Ok(i) => i,
+            Err(e) => {
+                let err = GatewayError::from(e);
+                return reply::error(&snap, &headers, "", &Value::Null, &err, false);
+            }
+        };
+    let access = snap
+        .policy
+        .evaluate(&identity.principal, identity.key_grant());
+    let mut names: Vec<&str> = snap
+        .mcp
+        .served
+        .keys()
+        .map(String::as_str)
+        .filter(|s| access.reaches_server(s))
+        .collect();
+    names.sort_unstable();
+    let data: Vec<Value> = names
+        .into_iter()
+        .map(|n| serde_json::json!({"name": n, "url": format!("/mcp/{n}")}))
+        .collect();
+    axum::Json(serde_json::json!({ "servers": data })).into_response()
 }
 
 /// `GET /mcp/{server}`: the server-to-client stream is not offered (the

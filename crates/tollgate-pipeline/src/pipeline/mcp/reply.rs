@@ -133,6 +133,12 @@ fn base_url(snap: &Snapshot, headers: &HeaderMap) -> String {
 }
 
 fn metadata_url(snap: &Snapshot, headers: &HeaderMap, server: &str) -> String {
+    if server.is_empty() {
+        return format!(
+            "{}/.well-known/oauth-protected-resource",
+            base_url(snap, headers)
+        );
+    }
     format!(
         "{}/.well-known/oauth-protected-resource/mcp/{server}",
         base_url(snap, headers)
