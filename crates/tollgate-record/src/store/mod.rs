@@ -24,6 +24,7 @@ pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 
 use crate::ledger::UsageRecord;
 use tollgate_config::PrincipalKind;
+use tollgate_core::limit_decision::CounterSpend;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -144,7 +145,7 @@ fn bind_usage<'q>(
         .bind(r.cost_saved)
         .bind(&r.template)
         .bind(r.template_version)
-        .bind(&r.limits)
+        .bind(&*r.limits)
 }
 
 /// Columns added after the first release: (table, column, definition in
@@ -347,33 +348,49 @@ impl Store {
                     cost_saved: r.try_get(25)?,
                     template: r.try_get(26)?,
                     template_version: r.try_get(27)?,
-                    limits: r.try_get(28)?,
+                    limits: crate::ledger::LimitsColumn::stored(r.try_get::<String, _>(28)?),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
 
-    /// `(ts_ms, limits JSON)` of records in `[since_ms, until_ms)` that
-    /// charged a limit (budgets are rebuilt from these at start).
-    pub async fn limit_charges_since(
+    /// What each budget counter spent per window, from the records in
+    /// `[since_ms, until_ms)` (budgets are rebuilt from it at start).
+    pub async fn budget_spend(
         &self,
         since_ms: i64,
         until_ms: i64,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
+    ) -> Result<Vec<CounterSpend>, StoreError> {
+        use futures_util::TryStreamExt;
         let sql = self.sql(
-            "SELECT ts_ms, limits FROM usage WHERE ts_ms >= ? AND ts_ms < ? \
-             AND limits != '[]' AND limits != ''",
+            "SELECT limits FROM usage WHERE ts_ms >= ? AND ts_ms < ? \
+             AND limits LIKE '%cost\\_per\\_%' ESCAPE '\\'",
         );
-        let rows = sqlx::query(&sql)
+        let mut sums: std::collections::HashMap<(String, String, String, i64), f64> =
+            Default::default();
+        let mut rows = sqlx::query(&sql)
             .bind(since_ms)
             .bind(until_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let text: String = row.try_get(0)?;
+            crate::ledger::LimitsColumn::stored(text).budget_spend(|s| {
+                *sums
+                    .entry((s.rule, s.cap, s.partition, s.window))
+                    .or_default() += s.spent;
+            });
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((rule, cap, partition, window), spent)| CounterSpend {
+                rule,
+                cap,
+                partition,
+                window,
+                spent,
+            })
+            .collect())
     }
 
     /// Deletes usage older than `before_ms` (the retention setting); returns how many.

@@ -189,8 +189,8 @@ async fn restore_budgets(
     until_ms: i64,
 ) -> Result<(), StoreError> {
     if let Some(since) = limits.budget_since_ms() {
-        let charges = store.limit_charges_since(since, until_ms).await?;
-        let restored = crate::limits::restore(&limits.local, limits, &charges);
+        let spend = store.budget_spend(since, until_ms).await?;
+        let restored = crate::limits::restore(&limits.local, limits, &spend);
         tracing::info!(restored, "budget counters rebuilt from the usage ledger");
     }
     Ok(())
