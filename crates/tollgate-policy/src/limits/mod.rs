@@ -190,15 +190,17 @@ pub fn restore(local: &LocalStore, rules: &Limits, spends: &[CounterSpend]) -> u
 }
 
 impl Limits {
-    /// The earliest start of a budget window in effect now (what `restore` needs).
-    pub fn budget_since_ms(&self) -> Option<i64> {
+    /// Each budget cap's label and its window in effect now (what
+    /// `restore` needs), once per label.
+    pub fn budget_windows(&self) -> Vec<(&'static str, i64)> {
         let now = tollgate_core::clock::wall_ms();
-        self.rules
-            .iter()
-            .flat_map(|r| r.caps.iter())
-            .filter(|c| matches!(c.kind, CapKind::Cost))
-            .map(|c| c.window.start_ms(c.window.id(now)))
-            .min()
+        let mut out: Vec<(&'static str, i64)> = Vec::new();
+        for c in self.rules.iter().flat_map(|r| r.caps.iter()) {
+            if matches!(c.kind, CapKind::Cost) && !out.iter().any(|(l, _)| *l == c.label) {
+                out.push((c.label, c.window.id(now)));
+            }
+        }
+        out
     }
 }
 

@@ -258,7 +258,7 @@ async fn run(
 /// on the connection again while the records sit in memory).
 async fn write(store: &Store, batch: &[Arc<UsageRecord>]) -> bool {
     for attempt in 1..=WRITE_ATTEMPTS {
-        match insert(store, batch).await {
+        match insert(store, batch, false).await {
             Ok(()) => return true,
             Err(e) if e.is_unreachable() => {
                 tracing::error!(error = %e, records = batch.len(), "ledger store unreachable; spooling");
@@ -276,9 +276,20 @@ async fn write(store: &Store, batch: &[Arc<UsageRecord>]) -> bool {
     false
 }
 
-/// One insert, bounded by `WRITE_TIMEOUT`.
-pub(super) async fn insert(store: &Store, batch: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
-    match tokio::time::timeout(WRITE_TIMEOUT, store.insert_usage(batch)).await {
+/// One insert, bounded by `WRITE_TIMEOUT`; `replayed`: records from the
+/// spool, which the store may hold already.
+pub(super) async fn insert(
+    store: &Store,
+    batch: &[Arc<UsageRecord>],
+    replayed: bool,
+) -> Result<(), StoreError> {
+    let write = async {
+        match replayed {
+            true => store.insert_usage_replayed(batch).await,
+            false => store.insert_usage(batch).await,
+        }
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(r) => r,
         Err(_) => Err(StoreError::Unreachable(format!(
             "no answer within {WRITE_TIMEOUT:?}"

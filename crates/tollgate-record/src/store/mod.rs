@@ -7,6 +7,7 @@
 
 mod reach;
 mod schema;
+mod spend;
 mod sqlite_insert;
 mod usage;
 
@@ -24,7 +25,6 @@ pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 
 use crate::ledger::UsageRecord;
 use tollgate_config::PrincipalKind;
-use tollgate_core::limit_decision::CounterSpend;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,8 +46,8 @@ pub struct Store {
     /// The ledger insert of a SQLite file (`sqlite_insert.rs`); `None` for
     /// PostgreSQL and in-memory SQLite, which insert through `pool`.
     sqlite_insert: Option<Arc<sqlite_insert::SqliteInsert>>,
-    /// Migrated: set at once by `open`, later by `migrate_until_ready`
-    /// for a store opened while its server was down.
+    /// Migrated: set at once by `open`, later (`set_ready`) for a store
+    /// opened while its server was down.
     ready: reach::Ready,
 }
 
@@ -238,7 +238,7 @@ impl Store {
 
     /// What the server opens: like `open`, but a PostgreSQL server that
     /// cannot be reached gives a store that is not ready yet (the pool
-    /// connects when asked) instead of an error; `migrate_until_ready`
+    /// connects when asked) instead of an error; `migrate_when_reachable`
     /// then finishes the job in the background. Other errors (a bad URL,
     /// refused credentials) still fail. A SQLite file is local: `open`.
     pub async fn open_deferred(url: &str) -> Result<Self, StoreError> {
@@ -277,30 +277,55 @@ impl Store {
         schema::placeholders(self.backend, sql)
     }
 
-    /// Writes a batch in one transaction, idempotently (a record already
-    /// stored, by `record_id`, is skipped). A SQLite file: two statements
-    /// prepared once, 16 rows and one row (`sqlite_insert.rs`). PostgreSQL and
-    /// in-memory SQLite: multi-row statements of a fixed size (cached; the
-    /// last chunk of a batch may be shorter), `PG_ROWS_PER_INSERT` rows per
-    /// PostgreSQL round trip.
+    /// Writes a batch of new records (from the ledger queue) in one
+    /// transaction, with the budget spend they add (`spend.rs`). A SQLite
+    /// file: three statements prepared once, 16 rows, one row and the
+    /// spend (`sqlite_insert.rs`). PostgreSQL and in-memory SQLite:
+    /// multi-row statements of a fixed size (cached; the last chunk of a
+    /// batch may be shorter), `PG_ROWS_PER_INSERT` rows per PostgreSQL
+    /// round trip. Idempotent: a record already stored (by `record_id`)
+    /// is skipped, and adds no spend.
     pub async fn insert_usage(&self, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
         if let Some(native) = &self.sqlite_insert {
             return native.insert(records.to_vec()).await;
         }
+        self.insert_returning(records).await
+    }
+
+    /// Writes records replayed from the spool, some of which a write whose
+    /// outcome was unknown may have stored already: only the rows the
+    /// insert returns add their spend.
+    pub async fn insert_usage_replayed(
+        &self,
+        records: &[Arc<UsageRecord>],
+    ) -> Result<(), StoreError> {
+        self.insert_returning(records).await
+    }
+
+    async fn insert_returning(&self, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
         let mut conn = self.reach().await?;
         let mut tx = conn.begin().await?;
         let rows_per_insert = match self.backend {
             Backend::Sqlite => SQLITE_ROWS_PER_INSERT,
             Backend::Postgres => PG_ROWS_PER_INSERT,
         };
+        let mut inserted = std::collections::HashSet::new();
         for chunk in records.chunks(rows_per_insert) {
-            let sql = insert_usage_sql(self.backend, chunk.len());
+            let sql = format!(
+                "{} RETURNING record_id",
+                insert_usage_sql(self.backend, chunk.len())
+            );
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = bind_usage(q, r);
             }
-            q.execute(&mut *tx).await?;
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>(0)?);
+            }
         }
+        spend::Sums::of(records.iter().filter(|r| inserted.contains(&r.record_id)))
+            .write(&mut tx, self.backend)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -353,44 +378,6 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
-    }
-
-    /// What each budget counter spent per window, from the records in
-    /// `[since_ms, until_ms)` (budgets are rebuilt from it at start).
-    pub async fn budget_spend(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<CounterSpend>, StoreError> {
-        use futures_util::TryStreamExt;
-        let sql = self.sql(
-            "SELECT limits FROM usage WHERE ts_ms >= ? AND ts_ms < ? \
-             AND limits LIKE '%cost\\_per\\_%' ESCAPE '\\'",
-        );
-        let mut sums: std::collections::HashMap<(String, String, String, i64), f64> =
-            Default::default();
-        let mut rows = sqlx::query(&sql)
-            .bind(since_ms)
-            .bind(until_ms)
-            .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            let text: String = row.try_get(0)?;
-            crate::ledger::LimitsColumn::stored(text).budget_spend(|s| {
-                *sums
-                    .entry((s.rule, s.cap, s.partition, s.window))
-                    .or_default() += s.spent;
-            });
-        }
-        Ok(sums
-            .into_iter()
-            .map(|((rule, cap, partition, window), spent)| CounterSpend {
-                rule,
-                cap,
-                partition,
-                window,
-                spent,
-            })
-            .collect())
     }
 
     /// Deletes usage older than `before_ms` (the retention setting); returns how many.

@@ -7,9 +7,9 @@
 //! must spool well before that); an error that says the server is not
 //! there (`is_unreachable`) is not retried; and a store opened while its
 //! server is down (`Store::open_deferred`) is not *ready* until a
-//! background task (`Store::migrate_until_ready`) has applied the
-//! migrations, which the ledger, the key refresh, budget restore and
-//! retention wait for.
+//! background task has applied the migrations
+//! (`Store::migrate_when_reachable`) and restored the budgets: the ledger
+//! and retention wait for it.
 
 use std::time::Duration;
 
@@ -94,16 +94,17 @@ impl super::Store {
     }
 
     /// Applies the migrations once the server answers, retrying with a
-    /// growing delay; returns when the store is ready. Run in the
-    /// background after `open_deferred`.
-    pub async fn migrate_until_ready(self) {
+    /// growing delay. Run in the background after `open_deferred`; the
+    /// caller then restores what must come first and calls `set_ready`
+    /// (the ledger writes nothing before).
+    pub async fn migrate_when_reachable(&self) {
         let mut delay = RETRY_FIRST;
-        while !self.is_ready() {
+        loop {
             tokio::time::sleep(delay).await;
             match self.migrate().await {
                 Ok(()) => {
-                    self.ready.set();
                     tracing::info!("store reachable and migrated");
+                    return;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?delay, "store still unreachable");
@@ -111,5 +112,11 @@ impl super::Store {
                 }
             }
         }
+    }
+
+    /// The store is migrated and what needed it first is done: the ledger
+    /// may write.
+    pub fn set_ready(&self) {
+        self.ready.set();
     }
 }

@@ -82,13 +82,12 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     // spools, and the store's keys and the budgets are loaded once it
     // answers (`store_arrived`).
     let store = Store::open_deferred(&cfg.storage.url).await?;
-    let started_ms = crate::store::now_ms();
     let store_keys = match store.is_ready() {
         true => Some(store_key_index(&store.list_keys().await?)),
         false => None,
     };
     if store.is_ready() {
-        restore_budgets(&snapshot.limits, &store, started_ms).await?;
+        restore_budgets(&snapshot.limits, &store).await?;
     }
     let ledger = match cfg.ledger.enabled {
         true => {
@@ -140,7 +139,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     reload::initial_jwks(&state).await;
     let (stop, stop_rx) = watch::channel(false);
     let mut background = vec![
-        tokio::spawn(store_arrived(state.clone(), store.clone(), started_ms)),
+        tokio::spawn(store_arrived(state.clone(), store.clone())),
         tokio::spawn(reload::refresh_jwks(state.clone(), stop_rx.clone())),
         tokio::spawn(reload::refresh_store_keys(
             state.clone(),
@@ -181,34 +180,34 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
 }
 
 /// Budgets survive a restart: this node's cost counters are rebuilt from
-/// what the ledger recorded in their current windows before `until_ms`
-/// (the start: what this process served since is counted already).
-async fn restore_budgets(
-    limits: &crate::limits::Limits,
-    store: &Store,
-    until_ms: i64,
-) -> Result<(), StoreError> {
-    if let Some(since) = limits.budget_since_ms() {
-        let spend = store.budget_spend(since, until_ms).await?;
+/// the spend the ledger summed for their current windows. Runs before the
+/// ledger writes anything in this process (at start, or before a store
+/// that was unreachable is set ready), so nothing is counted twice.
+async fn restore_budgets(limits: &crate::limits::Limits, store: &Store) -> Result<(), StoreError> {
+    let windows = limits.budget_windows();
+    if !windows.is_empty() {
+        let spend = store.budget_spend(&windows).await?;
         let restored = crate::limits::restore(&limits.local, limits, &spend);
         tracing::info!(restored, "budget counters rebuilt from the usage ledger");
     }
     Ok(())
 }
 
-/// For a store unreachable at start: migrates it once it answers, then
-/// loads its keys and restores the budgets (added to what was counted
-/// meanwhile). Returns at once for a store that was ready.
-async fn store_arrived(state: Arc<AppState>, store: Store, started_ms: i64) {
+/// For a store unreachable at start: migrates it once it answers,
+/// restores the budgets (added to what was counted meanwhile), lets the
+/// ledger write, then loads its keys. Returns at once for a store that
+/// was ready.
+async fn store_arrived(state: Arc<AppState>, store: Store) {
     if store.is_ready() {
         return;
     }
-    store.clone().migrate_until_ready().await;
-    reload::load_store_keys(&state, &store).await;
+    store.migrate_when_reachable().await;
     let snap = state.snapshot.load_full();
-    if let Err(e) = restore_budgets(&snap.limits, &store, started_ms).await {
+    if let Err(e) = restore_budgets(&snap.limits, &store).await {
         tracing::error!(error = %e, "budget counters not rebuilt from the usage ledger");
     }
+    store.set_ready();
+    reload::load_store_keys(&state, &store).await;
 }
 
 /// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard one and
