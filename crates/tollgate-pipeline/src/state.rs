@@ -18,6 +18,9 @@ use crate::snapshot::Snapshot;
 pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub store_keys: ArcSwap<KeyIndex>,
+    /// False while the store has been unreachable since start: `store_keys`
+    /// is empty, and a key that is not in the config may be one of them.
+    pub store_keys_loaded: AtomicBool,
     pub ledger: LedgerHandle,
     pub audit: tollgate_record::audit::AuditHandle,
     /// OpenTelemetry (tracing on).

@@ -14,21 +14,12 @@
 #[path = "it/common/mod.rs"]
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::proc::{free_port, spawn_gateway};
 use common::*;
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Redis {
     port: u16,
@@ -119,75 +110,6 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn gateway_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TOLLGATE_BIN") {
-        return p.into();
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/tollgate");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build` first (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-struct Proc {
-    child: Child,
-    addr: String,
-    admin: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn spawn_gateway(config: String, dir: &std::path::Path, n: usize) -> Proc {
-    let (port, admin) = (free_port(), free_port());
-    let config = config
-        .replacen(
-            "listen: 127.0.0.1:0",
-            &format!("listen: 127.0.0.1:{port}"),
-            1,
-        )
-        .replacen(
-            "admin_listen: 127.0.0.1:0",
-            &format!("admin_listen: 127.0.0.1:{admin}"),
-            1,
-        );
-    let path = dir.join(format!("gw{n}.yaml"));
-    std::fs::write(&path, config).unwrap();
-    let child = Command::new(gateway_bin())
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc {
-        child,
-        addr: format!("127.0.0.1:{port}"),
-        admin: format!("127.0.0.1:{admin}"),
-    };
-    for _ in 0..200 {
-        if let Ok(r) = client()
-            .get(format!("http://127.0.0.1:{admin}/readyz"))
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                return proc;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gateway {n} did not become ready");
 }
 
 async fn early_in_minute() {

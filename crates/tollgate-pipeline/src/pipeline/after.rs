@@ -158,11 +158,7 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         cost_saved: ctx.cache.cost_saved,
         template_version: ctx.template.as_ref().map(|t| i64::from(t.1)),
         template: ctx.template.map(|t| t.0).unwrap_or_default(),
-        limits: if ctx.limit_decisions.is_empty() {
-            "[]".into()
-        } else {
-            ctx.limit_decisions
-        },
+        limits: ctx.limit_decisions.into(),
         record_id: uuid::Uuid::now_v7().to_string(),
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),

@@ -69,8 +69,8 @@ pub struct RequestCtx {
     pub template: Option<(String, u32)>,
     /// Phase 5's reservations, settled in `after::finish`.
     pub admission: Option<tollgate_policy::limits::Admission>,
-    /// Limit decisions as ledger JSON (set when admission rejects).
-    pub limit_decisions: String,
+    /// Limit decisions for the ledger (set by settlement, or when admission rejects).
+    pub limit_decisions: Vec<tollgate_core::limit_decision::LimitDecision>,
     /// Request headers for the audit log (credentials redacted by its writer); empty when it is off.
     pub audit_headers: tollgate_record::audit::AuditHeaders,
     /// Bodies for the audit log, when payload logging is on for the model.
@@ -104,7 +104,7 @@ impl RequestCtx {
             cache: tollgate_policy::cache::CacheNote::default(),
             template: None,
             admission: None,
-            limit_decisions: String::new(),
+            limit_decisions: Vec::new(),
             audit_headers: tollgate_record::audit::AuditHeaders::default(),
             payload: None,
             trace: None,

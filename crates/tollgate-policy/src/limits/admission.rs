@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use super::decisions::Decision;
 use super::local::{Counter, LocalStore};
 use super::redis::RedisStore;
 use super::reserve::{record_decision, reserve, Sel};
 use super::templates::Template;
-use super::{decisions, rules, CapKind, Demand, LimitError, RateHeaders};
+use super::{rules, CapKind, Demand, LimitError, RateHeaders};
 use tollgate_config::{LimitStore, Overrun, Price};
+use tollgate_core::limit_decision::{Decision, LimitDecision};
 
 /// What one request has done on one counter (the counter is the template
 /// of the same index).
@@ -187,14 +187,12 @@ impl Admission {
     }
 
     /// Corrects every reservation to the actual usage; returns the
-    /// decisions as JSON for the ledger.
-    pub fn settle(mut self, prompt: i64, completion: i64, cost: f64) -> String {
+    /// decisions for the ledger.
+    pub fn settle(mut self, prompt: i64, completion: i64, cost: f64) -> Vec<LimitDecision> {
         // The clock is read only for Redis corrections (their TTL).
         let mut now = None;
         let mut remote = Vec::new();
-        let mut list =
-            String::with_capacity(2 + self.tpl.iter().map(|t| t.decision.max_len()).sum::<usize>());
-        list.push('[');
+        let mut list = Vec::with_capacity(self.tpl.len());
         let charges = std::mem::take(&mut self.charges);
         for (t, c) in self.tpl.iter().zip(charges) {
             let actual = match t.cap().kind {
@@ -217,12 +215,13 @@ impl Admission {
                     _ => c.local_add(t, &self.local, delta),
                 }
             }
-            if list.len() > 1 {
-                list.push(',');
-            }
-            decisions::push(&mut list, &t.decision, c.window, c.decision(), actual);
+            list.push(LimitDecision {
+                counter: t.id.clone(),
+                decision: c.decision(),
+                charged: actual,
+                window: c.window,
+            });
         }
-        list.push(']');
         self.send_remote(remote);
         list
     }

@@ -3,9 +3,11 @@
 
 use http::HeaderValue;
 
-use super::decisions::Decision;
+use std::sync::Arc;
+
 use super::templates::Template;
 use super::{CapKind, RateHeaders};
+use tollgate_core::limit_decision::{CounterId, Decision, LimitDecision};
 
 /// A cap that would be crossed, for the 429.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -18,8 +20,8 @@ pub struct Exceeded {
     pub needed: f64,
     pub retry_after_s: u64,
     headers: RateHeaders,
-    /// The ledger's decision list: this counter, `rejected`, nothing charged.
-    ledger: String,
+    /// The ledger's decision: this counter, `rejected`, nothing charged.
+    decision: LimitDecision,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,9 +41,12 @@ impl LimitError {
         };
         let mut headers = RateHeaders::default();
         headers.offer(cap, used, window, now);
-        let mut ledger = String::from("[");
-        super::decisions::push(&mut ledger, &t.decision, window, Decision::Rejected, 0.0);
-        ledger.push(']');
+        let decision = LimitDecision {
+            counter: t.id.clone(),
+            decision: Decision::Rejected,
+            charged: 0.0,
+            window,
+        };
         LimitError::Exceeded(Box::new(Exceeded {
             rule: t.rule.name.to_string(),
             cap: cap.label,
@@ -50,7 +55,7 @@ impl LimitError {
             needed: (needed * 1e6).round() / 1e6,
             retry_after_s: (reset_ms as u64).div_ceil(1000).max(1),
             headers,
-            ledger,
+            decision,
         }))
     }
 
@@ -64,18 +69,17 @@ impl LimitError {
         .increment(1);
     }
 
-    /// The decision as ledger JSON (a rejected request charges nothing).
-    pub fn ledger_json(&self) -> String {
-        match self {
-            LimitError::Exceeded(e) => e.ledger.clone(),
-            LimitError::Unavailable { rule } => {
-                let mut out = String::from("[");
-                let fixed = super::decisions::Fixed::new(rule, "", "", false);
-                super::decisions::push(&mut out, &fixed, 0, Decision::Unavailable, 0.0);
-                out.push(']');
-                out
-            }
-        }
+    /// The decision for the ledger (a refused request charges nothing).
+    pub fn ledger_decisions(&self) -> Vec<LimitDecision> {
+        vec![match self {
+            LimitError::Exceeded(e) => e.decision.clone(),
+            LimitError::Unavailable { rule } => LimitDecision {
+                counter: Arc::new(CounterId::new(rule, "", "", false)),
+                decision: Decision::Unavailable,
+                charged: 0.0,
+                window: 0,
+            },
+        }]
     }
 
     /// Status, `Retry-After` and rate-limit headers for the response.

@@ -10,7 +10,6 @@
 
 mod admission;
 mod admit_batch;
-mod decisions;
 mod error;
 mod headers;
 mod local;
@@ -33,6 +32,7 @@ use std::sync::Arc;
 
 use crate::auth::Principal;
 use tollgate_config::{CacheHits, LimitStore, LimitsConfig, Price};
+use tollgate_core::limit_decision::CounterSpend;
 
 use admission::Charge;
 use templates::Templates;
@@ -165,49 +165,42 @@ fn admit_histogram() -> &'static metrics::Histogram {
     H.get_or_init(|| metrics::histogram!("tollgate_limit_store_admit_seconds"))
 }
 
-/// Charges restored from the usage ledger at start (budgets survive a
-/// restart): each record's `limits` JSON lists what it charged where.
-pub fn restore(local: &LocalStore, rules: &Limits, records: &[(i64, String)]) -> usize {
+/// Budget spend restored from the usage ledger at start (budgets survive
+/// a restart): each budget counter's spend in its current window, as the
+/// ledger summed it. Only `store: local` rules are restored here (a Redis
+/// rule's fallback spend and Redis budgets are left alone).
+pub fn restore(local: &LocalStore, rules: &Limits, spends: &[CounterSpend]) -> usize {
     let now = tollgate_core::clock::wall_ms();
     let mut restored = 0;
-    for (_, json) in records {
-        let Ok(serde_json::Value::Array(list)) = serde_json::from_str::<serde_json::Value>(json)
+    for s in spends {
+        let Some(c) = rules
+            .rules
+            .iter()
+            .find(|r| *r.name == *s.rule && r.store == LimitStore::Local)
+            .and_then(|r| r.caps.iter().find(|c| c.label == s.cap))
         else {
             continue;
         };
-        for d in &list {
-            // Counted on this node: a local rule (or a Redis rule's
-            // fallback, which the rule lookup below leaves out).
-            let Some(d) = decisions::read(d).filter(|d| d.counted_here) else {
-                continue;
-            };
-            let Some(c) = rules
-                .rules
-                .iter()
-                .find(|r| *r.name == *d.rule && r.store == LimitStore::Local)
-                .and_then(|r| r.caps.iter().find(|c| c.label == d.cap))
-            else {
-                continue;
-            };
-            if matches!(c.kind, CapKind::Cost) && c.window.id(now) == d.window {
-                local.add(&d.counter, d.window, d.charged);
-                restored += 1;
-            }
+        if matches!(c.kind, CapKind::Cost) && c.window.id(now) == s.window {
+            local.add(&format!("{}{}", c.prefix, s.partition), s.window, s.spent);
+            restored += 1;
         }
     }
     restored
 }
 
 impl Limits {
-    /// The earliest start of a budget window in effect now (what `restore` needs).
-    pub fn budget_since_ms(&self) -> Option<i64> {
+    /// Each budget cap's label and its window in effect now (what
+    /// `restore` needs), once per label.
+    pub fn budget_windows(&self) -> Vec<(&'static str, i64)> {
         let now = tollgate_core::clock::wall_ms();
-        self.rules
-            .iter()
-            .flat_map(|r| r.caps.iter())
-            .filter(|c| matches!(c.kind, CapKind::Cost))
-            .map(|c| c.window.start_ms(c.window.id(now)))
-            .min()
+        let mut out: Vec<(&'static str, i64)> = Vec::new();
+        for c in self.rules.iter().flat_map(|r| r.caps.iter()) {
+            if matches!(c.kind, CapKind::Cost) && !out.iter().any(|(l, _)| *l == c.label) {
+                out.push((c.label, c.window.id(now)));
+            }
+        }
+        out
     }
 }
 
@@ -218,7 +211,8 @@ mod tests {
     use tollgate_config::PrincipalKind;
 
     #[tokio::test]
-    async fn settle_writes_valid_json_and_restores() {
+    async fn settle_hands_typed_decisions_and_restores() {
+        use tollgate_core::limit_decision::Decision;
         let cfg: LimitsConfig = serde_yaml_ng::from_str(
             "rules:\n  - { name: \"b\\\"x\", per: [principal], cost_per_day: 1.0, requests_per_minute: 5 }\n",
         )
@@ -243,23 +237,48 @@ mod tests {
             price,
         };
         let adm = limits.admit(&p, "m", demand).await.unwrap();
-        let json = adm.settle(1, 1, 0.2);
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        // An allowed request count: rule, cap, decision, charged.
+        let list = adm.settle(1, 1, 0.2);
+        // A request count, then the budget, each naming its counter.
+        let names: Vec<_> = list
+            .iter()
+            .map(|d| {
+                (
+                    &*d.counter.rule,
+                    d.counter.cap,
+                    &*d.counter.partition,
+                    d.counter.budget,
+                )
+            })
+            .collect();
         assert_eq!(
-            v[0],
-            serde_json::json!(["b\"x", "requests_per_minute", "allowed", 1])
+            names,
+            [
+                ("b\"x", "requests_per_minute", "principal=a\\b\u{1}|", false),
+                ("b\"x", "cost_per_day", "principal=a\\b\u{1}|", true),
+            ]
         );
-        // A budget adds its partition and window (what restore reads).
-        assert_eq!(v[1][1], "cost_per_day");
-        assert_eq!(v[1][2], "allowed");
-        assert_eq!(v[1][3], 0.2);
-        assert_eq!(v[1][4], "principal=a\\b\u{1}|");
-        // A fresh node restores the day's spend from that record.
+        assert_eq!(
+            (list[0].decision, list[0].charged),
+            (Decision::Allowed, 1.0)
+        );
+        assert_eq!(
+            (list[1].decision, list[1].charged),
+            (Decision::Allowed, 0.2)
+        );
+        let spend = |d: &tollgate_core::limit_decision::LimitDecision, spent: f64| CounterSpend {
+            rule: d.counter.rule.to_string(),
+            cap: d.counter.cap.to_string(),
+            partition: d.counter.partition.to_string(),
+            window: d.window,
+            spent,
+        };
+        // A fresh node restores the day's spend.
         let fresh = Limits::build(&cfg, None).unwrap();
-        assert_eq!(restore(&fresh.local, &fresh, &[(0, json)]), 1);
-        let err = fresh.admit(&p, "m", demand).await;
-        assert!(err.is_ok(), "0.2 + 0.3 fits in 1.0");
+        assert_eq!(restore(&fresh.local, &fresh, &[spend(&list[1], 0.2)]), 1);
+        assert!(
+            fresh.admit(&p, "m", demand).await.is_ok(),
+            "0.2 + 0.3 fits in 1.0"
+        );
         let demand = Demand {
             prompt: 10,
             completion: 0,
@@ -268,44 +287,32 @@ mod tests {
         let Err(rejected) = fresh.admit(&p, "m", demand).await else {
             panic!("1.0 more does not fit");
         };
-        // The rejection's ledger line names its counter and charges nothing;
-        // restore skips it.
-        let r: serde_json::Value = serde_json::from_str(&rejected.ledger_json()).unwrap();
-        assert_eq!(r[0][1], "cost_per_day");
-        assert_eq!(r[0][2], "rejected");
-        assert_eq!(r[0][3], 0);
-        assert_eq!(r[0][4], "principal=a\\b\u{1}|");
+        // The rejection names its counter and charges nothing.
+        let r = rejected.ledger_decisions();
         assert_eq!(
-            restore(&fresh.local, &fresh, &[(0, rejected.ledger_json())]),
-            0
+            (r[0].counter.cap, r[0].decision, r[0].charged),
+            ("cost_per_day", Decision::Rejected, 0.0)
         );
-        let window = v[1][5].as_i64().unwrap();
-        // The object form written before 2026-12-05 restores the same counter.
-        let objects = serde_json::json!([
-            {"rule": "b\"x", "cap": "cost_per_day", "partition": "principal=a\\b\u{1}|",
-             "window": window, "decision": "allowed", "charged": 0.7},
-        ])
-        .to_string();
-        let older = Limits::build(&cfg, None).unwrap();
-        assert_eq!(restore(&older.local, &older, &[(0, objects)]), 1);
+        // Another window, a request count or an unknown rule restore nothing.
+        let mut old = spend(&list[1], 0.9);
+        old.window -= 1;
+        let count = spend(&list[0], 3.0);
+        let mut unknown = spend(&list[1], 0.9);
+        unknown.rule = "gone".into();
+        let other = Limits::build(&cfg, None).unwrap();
+        assert_eq!(restore(&other.local, &other, &[old, count, unknown]), 0);
+        let other_restored = Limits::build(&cfg, None).unwrap();
+        assert_eq!(
+            restore(
+                &other_restored.local,
+                &other_restored,
+                &[spend(&list[1], 0.7)]
+            ),
+            1
+        );
         assert!(
-            older.admit(&p, "m", demand).await.is_err(),
+            other_restored.admit(&p, "m", demand).await.is_err(),
             "0.7 + 1.0 > 1.0"
-        );
-        // A record written before `partition` (full counter key and store)
-        // restores the same counter; one counted in Redis is left alone.
-        let old = serde_json::json!([
-            {"rule": "b\"x", "cap": "cost_per_day", "counter": "b\"x:cost_per_day:principal=a\\b\u{1}|",
-             "window": window, "store": "local", "decision": "allowed", "charged": 0.2},
-            {"rule": "b\"x", "cap": "cost_per_day", "counter": "b\"x:cost_per_day:principal=a\\b\u{1}|",
-             "window": window, "store": "redis", "decision": "allowed", "charged": 0.5},
-        ])
-        .to_string();
-        let legacy = Limits::build(&cfg, None).unwrap();
-        assert_eq!(restore(&legacy.local, &legacy, &[(0, old)]), 1);
-        assert!(
-            legacy.admit(&p, "m", demand).await.is_err(),
-            "0.2 + 1.0 > 1.0"
         );
     }
 }

@@ -6,8 +6,8 @@
 //! request after the first clones one `Arc` instead of matching each rule,
 //! building each counter key and looking each counter up in the local store
 //! (with five caps, 3.1 k of the 16.6 k instructions a limited request
-//! added, bench/history/LIMITS.md). The fixed parts of its ledger decisions (rule,
-//! cap, partition, escaped) are built here too.
+//! added, bench/history/LIMITS.md). Each counter's name for the ledger
+//! (`CounterId`, shared by every decision on it) is built here too.
 //!
 //! A plain sharded map, not an LRU (`moka`): a hit must stay a few hundred
 //! instructions, and the only cost of a full map is that it starts over.
@@ -17,9 +17,10 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use super::local::{Counter, LocalStore};
-use super::{decisions, CapKind, Rule};
+use super::{CapKind, Rule};
 use crate::auth::Principal;
 use tollgate_config::{LimitMode, LimitStore};
+use tollgate_core::limit_decision::CounterId;
 
 /// One counter a (caller, model) charges.
 pub(super) struct Template {
@@ -28,8 +29,8 @@ pub(super) struct Template {
     pub cap: usize,
     /// `rule:cap:partition`.
     pub key: Box<str>,
-    /// The fixed parts of its ledger decisions.
-    pub decision: decisions::Fixed,
+    /// The counter as the ledger names it.
+    pub id: Arc<CounterId>,
     /// This node's counter, for a rule counted here (`store: local`).
     pub counter: Option<Counter>,
 }
@@ -153,17 +154,12 @@ fn build(rules: &[Arc<Rule>], local: &LocalStore, p: &Principal, model: &str) ->
                     cap: ci,
                     counter: (rule.store == LimitStore::Local).then(|| local.counter(&key)),
                     key,
-                    decision: decisions::Fixed::new(
+                    id: Arc::new(CounterId::new(
                         &rule.name,
                         cap.label,
                         part,
                         matches!(cap.kind, CapKind::Cost),
-                    )
-                    .constant(match cap.kind {
-                        CapKind::Requests => Some(1.0),
-                        CapKind::Concurrent => Some(0.0),
-                        _ => None,
-                    }),
+                    )),
                 });
             }
         });

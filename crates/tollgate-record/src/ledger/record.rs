@@ -52,9 +52,10 @@ pub struct UsageRecord {
     /// The prompt template called, and its version; empty / `None` otherwise.
     pub template: String,
     pub template_version: Option<i64>,
-    /// Limit decisions, JSON: `[["rule","cap","decision",charged(,"partition",window)]]`
-    /// (docs/limits.md).
-    pub limits: String,
+    /// Limit decisions: typed on the request path, stored as JSON
+    /// `[["rule","cap","decision",charged(,"partition",window)]]`
+    /// (`limits.rs`, docs/limits.md).
+    pub limits: super::LimitsColumn,
     /// Unique per record (UUIDv7, set when queued): replays insert it once.
     pub record_id: String,
     /// The principal's groups, JSON array (`group_by=group` counts a

@@ -154,7 +154,7 @@ impl Spool {
                 }
             }
             if batch.len() >= batch_size || (done && !batch.is_empty()) {
-                store.insert_usage(&batch).await?;
+                super::writer::insert(store, &batch, true).await?;
                 replayed += batch.len();
                 batch.clear();
             }

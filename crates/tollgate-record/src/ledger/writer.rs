@@ -1,9 +1,11 @@
 //! The background writer: `try_send` on the hot path, batches of up to
 //! `batch_size` written every `flush_interval` (or as soon as a batch is
-//! full), retried a few times on store errors, then spooled to a local file
-//! (`spool.rs`) and replayed in order once the store answers; drained on
-//! shutdown. A crash (not a shutdown) loses what was queued and not yet
-//! written or spooled: at most one `flush_interval` of records.
+//! full), retried a few times on other store errors, spooled to a local
+//! file (`spool.rs`) at once when the store cannot be reached, and replayed
+//! in order once the store answers; drained on shutdown. A crash (not a
+//! shutdown) loses what was queued and not yet written or spooled: at most
+//! one `flush_interval` of records plus one attempt to reach the store
+//! (`store::REACH_TIMEOUT`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,10 +17,15 @@ use tokio::task::JoinHandle;
 
 use super::spool::Spool;
 use super::UsageRecord;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use tollgate_config::LedgerConfig;
 
 const WRITE_ATTEMPTS: usize = 3;
+/// A write that has a connection but no answer (a server that stopped
+/// answering mid-statement) counts as unreachable after this. A healthy
+/// batch takes milliseconds; a write that did land is skipped when the
+/// spool is replayed (inserts are idempotent).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a non-empty spool is retried while the store stays down.
 const REPLAY_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -246,11 +253,17 @@ async fn run(
     }
 }
 
-/// One batch, a few tries; false when the store kept failing.
+/// One batch, a few tries; false when the store kept failing or cannot
+/// be reached (then the batch is spooled at once: every retry would wait
+/// on the connection again while the records sit in memory).
 async fn write(store: &Store, batch: &[Arc<UsageRecord>]) -> bool {
     for attempt in 1..=WRITE_ATTEMPTS {
-        match store.insert_usage(batch).await {
+        match insert(store, batch, false).await {
             Ok(()) => return true,
+            Err(e) if e.is_unreachable() => {
+                tracing::error!(error = %e, records = batch.len(), "ledger store unreachable; spooling");
+                return false;
+            }
             Err(e) if attempt < WRITE_ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, records = batch.len(), "ledger write failed; retrying");
                 tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
@@ -261,4 +274,25 @@ async fn write(store: &Store, batch: &[Arc<UsageRecord>]) -> bool {
         }
     }
     false
+}
+
+/// One insert, bounded by `WRITE_TIMEOUT`; `replayed`: records from the
+/// spool, which the store may hold already.
+pub(super) async fn insert(
+    store: &Store,
+    batch: &[Arc<UsageRecord>],
+    replayed: bool,
+) -> Result<(), StoreError> {
+    let write = async {
+        match replayed {
+            true => store.insert_usage_replayed(batch).await,
+            false => store.insert_usage(batch).await,
+        }
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unreachable(format!(
+            "no answer within {WRITE_TIMEOUT:?}"
+        ))),
+    }
 }

@@ -5,7 +5,9 @@
 //! (`schema::placeholders`).
 //! Only background tasks and CLI commands call it, never the request path.
 
+mod reach;
 mod schema;
+mod spend;
 mod sqlite_insert;
 mod usage;
 
@@ -18,6 +20,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
+pub use reach::REACH_TIMEOUT;
 pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 
 use crate::ledger::UsageRecord;
@@ -31,6 +34,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store: {0}")]
     Invalid(String),
+    /// The server did not answer in time (`reach.rs`).
+    #[error("store unreachable: {0}")]
+    Unreachable(String),
 }
 
 #[derive(Clone)]
@@ -40,6 +46,9 @@ pub struct Store {
     /// The ledger insert of a SQLite file (`sqlite_insert.rs`); `None` for
     /// PostgreSQL and in-memory SQLite, which insert through `pool`.
     sqlite_insert: Option<Arc<sqlite_insert::SqliteInsert>>,
+    /// Migrated: set at once by `open`, later (`set_ready`) for a store
+    /// opened while its server was down.
+    ready: reach::Ready,
 }
 
 pub use tollgate_config::Backend;
@@ -136,7 +145,7 @@ fn bind_usage<'q>(
         .bind(r.cost_saved)
         .bind(&r.template)
         .bind(r.template_version)
-        .bind(&r.limits)
+        .bind(&*r.limits)
 }
 
 /// Columns added after the first release: (table, column, definition in
@@ -161,16 +170,41 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 
 pub use tollgate_core::clock::wall_ms as now_ms;
 
+/// Fail fast when the server is unreachable: the ledger spools meanwhile
+/// (and bounds its own wait tighter, `reach.rs`).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn sqlite_pool_options(memory: bool) -> AnyPoolOptions {
+    // An in-memory database exists per connection: keep exactly one, forever.
+    AnyPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_connections(if memory { 1 } else { 4 })
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000")
+                    .await?;
+                Ok(())
+            })
+        })
+}
+
+fn postgres_pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_connections(8)
+}
+
 impl Store {
-    /// Opens (creating when missing) and migrates the store at `url`.
+    /// Opens (creating when missing) and migrates the store at `url`;
+    /// fails when the server cannot be reached (CLI commands, tests).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend =
             Backend::of(url).map_err(|e| StoreError::Invalid(format!("storage.url {e}")))?;
-        // Unreachable store: fail fast, the ledger spools meanwhile.
-        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(3));
         let mut file = None;
-        match backend {
+        let opts = match backend {
             Backend::Sqlite => {
                 let memory = url.contains(":memory:");
                 if !memory {
@@ -182,35 +216,56 @@ impl Store {
                     let conn = options.connect().await?;
                     conn.close().await?;
                 }
-                // An in-memory database exists per connection: keep exactly one, forever.
-                opts = opts
-                    .max_connections(if memory { 1 } else { 4 })
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000")
-                                .await?;
-                            Ok(())
-                        })
-                    });
+                sqlite_pool_options(memory)
             }
-            Backend::Postgres => opts = opts.max_connections(8),
-        }
-        let pool = opts.connect(url).await?;
-        let mut conn = pool.acquire().await?;
-        schema::migrate(&mut conn, backend).await?;
-        drop(conn);
-        // Opened after the migrations, so the usage table has every column.
-        let sqlite_insert = match file {
-            Some(path) => Some(Arc::new(sqlite_insert::SqliteInsert::open(&path)?)),
-            None => None,
+            Backend::Postgres => postgres_pool_options(),
         };
-        Ok(Self {
+        let pool = opts.connect(url).await?;
+        let mut store = Self {
             pool,
             backend,
-            sqlite_insert,
-        })
+            sqlite_insert: None,
+            ready: reach::Ready::new(false),
+        };
+        store.migrate().await?;
+        store.ready.set();
+        // Opened after the migrations, so the usage table has every column.
+        if let Some(path) = file {
+            store.sqlite_insert = Some(Arc::new(sqlite_insert::SqliteInsert::open(&path)?));
+        }
+        Ok(store)
+    }
+
+    /// What the server opens: like `open`, but a PostgreSQL server that
+    /// cannot be reached gives a store that is not ready yet (the pool
+    /// connects when asked) instead of an error; `migrate_when_reachable`
+    /// then finishes the job in the background. Other errors (a bad URL,
+    /// refused credentials) still fail. A SQLite file is local: `open`.
+    pub async fn open_deferred(url: &str) -> Result<Self, StoreError> {
+        if !matches!(Backend::of(url), Ok(Backend::Postgres)) {
+            return Self::open(url).await;
+        }
+        sqlx::any::install_default_drivers();
+        let store = Self {
+            pool: postgres_pool_options().connect_lazy(url)?,
+            backend: Backend::Postgres,
+            sqlite_insert: None,
+            ready: reach::Ready::new(false),
+        };
+        match store.migrate().await {
+            Ok(()) => store.ready.set(),
+            Err(e) if e.is_unreachable() => {
+                tracing::warn!(error = %e, "store unreachable at start; serving without it \
+                    (ledger spooled, store keys and budgets loaded when it answers)");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        schema::migrate(&mut conn, self.backend).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -222,29 +277,55 @@ impl Store {
         schema::placeholders(self.backend, sql)
     }
 
-    /// Writes a batch in one transaction, idempotently (a record already
-    /// stored, by `record_id`, is skipped). A SQLite file: two statements
-    /// prepared once, 16 rows and one row (`sqlite_insert.rs`). PostgreSQL and
-    /// in-memory SQLite: multi-row statements of a fixed size (cached; the
-    /// last chunk of a batch may be shorter), `PG_ROWS_PER_INSERT` rows per
-    /// PostgreSQL round trip.
+    /// Writes a batch of new records (from the ledger queue) in one
+    /// transaction, with the budget spend they add (`spend.rs`). A SQLite
+    /// file: three statements prepared once, 16 rows, one row and the
+    /// spend (`sqlite_insert.rs`). PostgreSQL and in-memory SQLite:
+    /// multi-row statements of a fixed size (cached; the last chunk of a
+    /// batch may be shorter), `PG_ROWS_PER_INSERT` rows per PostgreSQL
+    /// round trip. Idempotent: a record already stored (by `record_id`)
+    /// is skipped, and adds no spend.
     pub async fn insert_usage(&self, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
         if let Some(native) = &self.sqlite_insert {
             return native.insert(records.to_vec()).await;
         }
-        let mut tx = self.pool.begin().await?;
+        self.insert_returning(records).await
+    }
+
+    /// Writes records replayed from the spool, some of which a write whose
+    /// outcome was unknown may have stored already: only the rows the
+    /// insert returns add their spend.
+    pub async fn insert_usage_replayed(
+        &self,
+        records: &[Arc<UsageRecord>],
+    ) -> Result<(), StoreError> {
+        self.insert_returning(records).await
+    }
+
+    async fn insert_returning(&self, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
+        let mut conn = self.reach().await?;
+        let mut tx = conn.begin().await?;
         let rows_per_insert = match self.backend {
             Backend::Sqlite => SQLITE_ROWS_PER_INSERT,
             Backend::Postgres => PG_ROWS_PER_INSERT,
         };
+        let mut inserted = std::collections::HashSet::new();
         for chunk in records.chunks(rows_per_insert) {
-            let sql = insert_usage_sql(self.backend, chunk.len());
+            let sql = format!(
+                "{} RETURNING record_id",
+                insert_usage_sql(self.backend, chunk.len())
+            );
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = bind_usage(q, r);
             }
-            q.execute(&mut *tx).await?;
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>(0)?);
+            }
         }
+        spend::Sums::of(records.iter().filter(|r| inserted.contains(&r.record_id)))
+            .write(&mut tx, self.backend)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -292,28 +373,9 @@ impl Store {
                     cost_saved: r.try_get(25)?,
                     template: r.try_get(26)?,
                     template_version: r.try_get(27)?,
-                    limits: r.try_get(28)?,
+                    limits: crate::ledger::LimitsColumn::stored(r.try_get::<String, _>(28)?),
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
-    /// `(ts_ms, limits JSON)` of records since `since_ms` that charged a
-    /// limit (budgets are rebuilt from these at start).
-    pub async fn limit_charges_since(
-        &self,
-        since_ms: i64,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
-        let sql = self.sql(
-            "SELECT ts_ms, limits FROM usage WHERE ts_ms >= ? AND limits != '[]' AND limits != ''",
-        );
-        let rows = sqlx::query(&sql)
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }

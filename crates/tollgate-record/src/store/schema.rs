@@ -96,7 +96,34 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE UNIQUE INDEX IF NOT EXISTS usage_record_id ON usage (record_id)",
         ],
     ),
+    (
+        // Budget spend per counter and window, kept by the ledger's
+        // inserts (`spend.rs`): restoring budgets reads it, not the ledger.
+        // The rows already in the ledger are summed into it once (`apply`).
+        3,
+        &["CREATE TABLE IF NOT EXISTS budget_spend (
+                win INTEGER NOT NULL,
+                cap TEXT NOT NULL,
+                rule TEXT NOT NULL,
+                part TEXT NOT NULL,
+                spent REAL NOT NULL,
+                PRIMARY KEY (win, cap, rule, part)
+            )"],
+        &["CREATE TABLE IF NOT EXISTS budget_spend (
+                win BIGINT NOT NULL,
+                cap TEXT NOT NULL,
+                rule TEXT NOT NULL,
+                part TEXT NOT NULL,
+                spent DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (win, cap, rule, part)
+            )"],
+    ),
 ];
+
+/// The migration that creates `budget_spend`: applying it also sums the
+/// ledger's existing rows into it (after `ADDED_COLUMNS`, so an old
+/// ledger has its `limits` column).
+const BUDGET_SPEND: i64 = 3;
 
 /// Any PostgreSQL advisory-lock key, fixed: nodes starting together migrate one at a time.
 const PG_MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
@@ -148,6 +175,7 @@ async fn apply(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreEr
             .await?;
         tracing::info!(version, "store migrated");
     }
+    let backfill = current < BUDGET_SPEND;
     for (table, column, def) in ADDED_COLUMNS {
         match backend {
             Backend::Sqlite => {
@@ -170,6 +198,9 @@ async fn apply(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreEr
                 .await?;
             }
         }
+    }
+    if backfill {
+        super::spend::backfill(conn, backend).await?;
     }
     Ok(())
 }

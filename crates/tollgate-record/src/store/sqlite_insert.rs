@@ -7,9 +7,9 @@
 //! every batch), and each bound value is copied twice (into `AnyArguments`,
 //! then into the SQLite arguments) before the worker thread binds it. On a
 //! core shared with the request path that cost about a third of the
-//! observability budget (bench/history/LEDGER.md). Here two
-//! statements (`CHUNK_ROWS` rows, one row) are prepared once and kept; a
-//! batch is one `BEGIN IMMEDIATE … COMMIT` of them, binding straight from
+//! observability budget (bench/history/LEDGER.md). Here three
+//! statements (`CHUNK_ROWS` rows, one row, the budget spend's upsert) are
+//! prepared once and kept; a batch is one `BEGIN IMMEDIATE … COMMIT` of them, binding straight from
 //! the records. Everything else (reads, keys, retention, migrations) stays on
 //! sqlx, and PostgreSQL keeps its multi-row insert.
 //!
@@ -30,6 +30,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tollgate_sqlite::{Prepared, Value};
 
+use super::spend::{Sums, UPSERT};
 use super::{insert_usage_sql, Backend, StoreError, USAGE_COLUMN_COUNT};
 use crate::ledger::UsageRecord;
 
@@ -39,10 +40,12 @@ pub(super) struct SqliteInsert {
     writer: Arc<Mutex<Writer>>,
 }
 
-/// The connection and its two insert statements, in this order.
+/// The connection and its statements, in this order: the two inserts and
+/// the budget spend's upsert.
 type Writer = Prepared;
 const CHUNK: usize = 0;
 const ONE: usize = 1;
+const SPEND: usize = 2;
 
 impl SqliteInsert {
     /// Opens the (already created and migrated) database file.
@@ -67,6 +70,7 @@ impl SqliteInsert {
             &[
                 &insert_usage_sql(Backend::Sqlite, CHUNK_ROWS),
                 &insert_usage_sql(Backend::Sqlite, 1),
+                UPSERT,
             ],
         )?;
         Ok(Self {
@@ -74,8 +78,10 @@ impl SqliteInsert {
         })
     }
 
-    /// Writes the batch in one transaction; a record already stored (same
-    /// `record_id`) is skipped.
+    /// Writes a batch of new records and the budget spend they add in one
+    /// transaction. Only for batches from the ledger queue: their records
+    /// are not stored yet, so all their spend is added (a replay goes
+    /// through `Store::insert_usage_replayed`).
     pub(super) async fn insert(&self, records: Vec<Arc<UsageRecord>>) -> Result<(), StoreError> {
         let writer = Arc::clone(&self.writer);
         // The records come back, to be released here on the runtime's
@@ -99,7 +105,7 @@ impl SqliteInsert {
 }
 
 /// Rows per multi-row statement: a batch goes in statements of this many
-/// rows, the remainder row by row, so exactly two statements are ever
+/// rows, the remainder row by row, so exactly two insert statements are ever
 /// prepared. Per-statement work (the `AUTOINCREMENT` sequence update, the
 /// conflict check set-up, the statement reset) is paid once per chunk.
 const CHUNK_ROWS: usize = 16;
@@ -107,12 +113,25 @@ const CHUNK_ROWS: usize = 16;
 fn insert_all(w: &mut Writer, records: &[Arc<UsageRecord>]) -> Result<(), StoreError> {
     let chunks = records.chunks_exact(CHUNK_ROWS);
     let rest = chunks.remainder();
+    let sums = Sums::of(records);
     w.transaction(|batch| {
         for c in chunks {
             batch.run(CHUNK, c.iter().flat_map(|r| values(r)))?;
         }
         for r in rest {
             batch.run(ONE, values(r))?;
+        }
+        for s in &sums.0 {
+            batch.run(
+                SPEND,
+                [
+                    Value::Int(s.window),
+                    Value::Text(&s.cap),
+                    Value::Text(&s.rule),
+                    Value::Text(&s.partition),
+                    Value::Real(s.spent),
+                ],
+            )?;
         }
         Ok(())
     })?;

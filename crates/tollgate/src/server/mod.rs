@@ -78,15 +78,16 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let cfg = config::load_file(config_path)?;
     raise_open_file_limit();
     let snapshot = Snapshot::build(cfg.clone(), None).map_err(ServeError::Build)?;
-    let store = Store::open(&cfg.storage.url).await?;
-    let store_keys = store_key_index(&store.list_keys().await?);
-    // Budgets survive a restart: this node's cost counters are rebuilt from
-    // what the ledger recorded in their current windows.
-    if let Some(since) = snapshot.limits.budget_since_ms() {
-        let charges = store.limit_charges_since(since).await?;
-        let limits = &snapshot.limits;
-        let restored = crate::limits::restore(&limits.local, limits, &charges);
-        tracing::info!(restored, "budget counters rebuilt from the usage ledger");
+    // A store that cannot be reached does not stop the start: the ledger
+    // spools, and the store's keys and the budgets are loaded once it
+    // answers (`store_arrived`).
+    let store = Store::open_deferred(&cfg.storage.url).await?;
+    let store_keys = match store.is_ready() {
+        true => Some(store_key_index(&store.list_keys().await?)),
+        false => None,
+    };
+    if store.is_ready() {
+        restore_budgets(&snapshot.limits, &store).await?;
     }
     let ledger = match cfg.ledger.enabled {
         true => {
@@ -118,7 +119,8 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
 
     let state = Arc::new(AppState {
         snapshot: ArcSwap::from_pointee(snapshot),
-        store_keys: ArcSwap::from_pointee(store_keys),
+        store_keys_loaded: AtomicBool::new(store_keys.is_some()),
+        store_keys: ArcSwap::from_pointee(store_keys.unwrap_or_default()),
         ledger: ledger
             .as_ref()
             .map_or_else(LedgerHandle::disabled, Ledger::handle),
@@ -137,6 +139,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     reload::initial_jwks(&state).await;
     let (stop, stop_rx) = watch::channel(false);
     let mut background = vec![
+        tokio::spawn(store_arrived(state.clone(), store.clone())),
         tokio::spawn(reload::refresh_jwks(state.clone(), stop_rx.clone())),
         tokio::spawn(reload::refresh_store_keys(
             state.clone(),
@@ -174,6 +177,37 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         stop,
         task,
     })
+}
+
+/// Budgets survive a restart: this node's cost counters are rebuilt from
+/// the spend the ledger summed for their current windows. Runs before the
+/// ledger writes anything in this process (at start, or before a store
+/// that was unreachable is set ready), so nothing is counted twice.
+async fn restore_budgets(limits: &crate::limits::Limits, store: &Store) -> Result<(), StoreError> {
+    let windows = limits.budget_windows();
+    if !windows.is_empty() {
+        let spend = store.budget_spend(&windows).await?;
+        let restored = crate::limits::restore(&limits.local, limits, &spend);
+        tracing::info!(restored, "budget counters rebuilt from the usage ledger");
+    }
+    Ok(())
+}
+
+/// For a store unreachable at start: migrates it once it answers,
+/// restores the budgets (added to what was counted meanwhile), lets the
+/// ledger write, then loads its keys. Returns at once for a store that
+/// was ready.
+async fn store_arrived(state: Arc<AppState>, store: Store) {
+    if store.is_ready() {
+        return;
+    }
+    store.migrate_when_reachable().await;
+    let snap = state.snapshot.load_full();
+    if let Err(e) = restore_budgets(&snap.limits, &store).await {
+        tracing::error!(error = %e, "budget counters not rebuilt from the usage ledger");
+    }
+    store.set_ready();
+    reload::load_store_keys(&state, &store).await;
 }
 
 /// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard one and

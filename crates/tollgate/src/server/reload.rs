@@ -79,11 +79,21 @@ pub(super) async fn refresh_store_keys(
             _ = stop.changed() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match store.list_keys().await {
-            Ok(keys) => state.store_keys.store(Arc::new(store_key_index(&keys))),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not refresh API keys; keeping the current set")
-            }
+        load_store_keys(&state, &store).await;
+    }
+}
+
+/// Reads the store's keys into the state; on an error keeps the current set.
+pub(super) async fn load_store_keys(state: &AppState, store: &Store) {
+    match store.list_keys().await {
+        Ok(keys) => {
+            state.store_keys.store(Arc::new(store_key_index(&keys)));
+            state
+                .store_keys_loaded
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not refresh API keys; keeping the current set")
         }
     }
 }

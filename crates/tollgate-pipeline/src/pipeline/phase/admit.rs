@@ -31,7 +31,7 @@ pub(in crate::pipeline) async fn admit(
                 ctx.admission = (!adm.is_empty()).then_some(adm);
             }
             Err(e) => {
-                ctx.limit_decisions = e.ledger_json();
+                ctx.limit_decisions = e.ledger_decisions();
                 return Err(e.into());
             }
         }

@@ -13,6 +13,7 @@ use tollgate::store::Store;
 
 pub(crate) mod jwt;
 pub(crate) mod pg;
+pub(crate) mod proc;
 
 pub(crate) const KEY: &str = "tg-test-key-full";
 pub(crate) const KEY_LIMITED: &str = "tg-test-key-limited";
