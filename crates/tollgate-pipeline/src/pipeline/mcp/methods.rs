@@ -309,7 +309,7 @@ async fn admit(call: &Call<'_>, ctx: &mut RequestCtx) -> Result<(), GatewayError
             Ok(())
         }
         Err(e) => {
-            ctx.limit_decisions = e.ledger_json();
+            ctx.limit_decisions = e.ledger_decisions();
             Err(e.into())
         }
     }
