@@ -3,14 +3,18 @@
 //! would get): the servers it may reach, a server's tools, one test call.
 //! The client is the gateway's own MCP client (`tollgate_mcp::Upstream`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::Value;
 use tollgate::config::{McpServerConfig, McpToolSelection, McpTransport, Secret, UpstreamAuth};
+use tollgate::mcp_gateway::pins::fingerprint;
+use tollgate::mcp_gateway::wire::Tool;
 use tollgate::mcp_gateway::Upstream;
+use tollgate::store::{Store, ToolPin};
 
 /// Largest answer read from the gateway (a server list).
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
@@ -22,16 +26,36 @@ pub(crate) enum McpCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// A server's tools as the caller sees them (initialize, tools/list).
+    /// A server's tools as the caller sees them (initialize, tools/list);
+    /// with --changed, the upstream tools held back because they changed
+    /// since they were pinned (read from the upstreams and the store of --config).
     Tools {
         #[command(flatten)]
         target: Target,
         /// The server, as in /mcp/{server}.
-        #[arg(long)]
-        server: String,
+        #[arg(long, required_unless_present = "changed")]
+        server: Option<String>,
         /// Print the whole tools/list result as JSON.
         #[arg(long)]
         json: bool,
+        /// List changed tools instead: server<TAB>tool<TAB>pinned<TAB>current fingerprint.
+        #[arg(long, requires = "config")]
+        changed: bool,
+        /// The gateway's config (its MCP servers and store), for --changed.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Approve an upstream server's tools as they are now: their current
+    /// fingerprints become the pins (a changed tool is served again).
+    Approve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The upstream server (`mcp.servers[].name`).
+        #[arg(long)]
+        server: String,
+        /// Only these tools (upstream names); default: all of the server's.
+        #[arg(long)]
+        tool: Vec<String>,
     },
     /// Call one tool and print its result (exit 1 when it fails or is an error).
     Call {
@@ -54,7 +78,7 @@ pub(crate) struct Target {
     url: String,
     /// The caller's API key or token (sent as `Authorization: Bearer`).
     #[arg(long, env = "TOLLGATE_KEY", hide_env_values = true)]
-    key: String,
+    key: Option<String>,
     /// Longest wait for one answer, e.g. 30s.
     #[arg(long, default_value = "60s")]
     timeout: String,
@@ -63,6 +87,12 @@ pub(crate) struct Target {
 impl Target {
     fn timeout(&self) -> Result<Duration, String> {
         humantime::parse_duration(&self.timeout).map_err(|e| format!("--timeout: {e}"))
+    }
+
+    fn key(&self) -> Result<&str, String> {
+        self.key
+            .as_deref()
+            .ok_or_else(|| "pass --key or set TOLLGATE_KEY".to_string())
     }
 
     /// The gateway's `/mcp/{server}` as an MCP server to talk to.
@@ -76,13 +106,14 @@ impl Target {
             env: BTreeMap::new(),
             cwd: None,
             auth: Some(UpstreamAuth::Bearer {
-                token: Some(Secret(self.key.clone())),
+                token: Some(Secret(self.key()?.to_string())),
                 token_file: None,
             }),
             headers: BTreeMap::new(),
             timeout: self.timeout()?,
             expose: true,
             tools: McpToolSelection::default(),
+            pin_tools: false,
         };
         Upstream::build(&cfg, MAX_ANSWER).map_err(|e| e.to_string())
     }
@@ -93,7 +124,7 @@ pub(crate) async fn run(command: McpCommand) -> Result<ExitCode, String> {
         McpCommand::Servers { target } => {
             let resp = reqwest::Client::new()
                 .get(format!("{}/mcp", target.url.trim_end_matches('/')))
-                .bearer_auth(&target.key)
+                .bearer_auth(target.key()?)
                 .timeout(target.timeout()?)
                 .send()
                 .await
@@ -118,10 +149,22 @@ pub(crate) async fn run(command: McpCommand) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         McpCommand::Tools {
+            changed: true,
+            config: Some(config),
+            ..
+        } => changed(&config).await,
+        McpCommand::Approve {
+            config,
+            server,
+            tool,
+        } => approve(&config, &server, &tool).await,
+        McpCommand::Tools {
             target,
             server,
             json,
+            ..
         } => {
+            let server = server.ok_or("pass --server")?;
             let client = target.client(&server)?;
             let result = with_session(&client, "tools/list", None).await?;
             if json {
@@ -154,6 +197,111 @@ pub(crate) async fn run(command: McpCommand) -> Result<ExitCode, String> {
             })
         }
     }
+}
+
+/// Every upstream server of the config, its tools now, and the store's pins.
+async fn changed(config: &Path) -> Result<ExitCode, String> {
+    let (cfg, store) = load(config).await?;
+    let pins = pinned(&store).await?;
+    for s in cfg.mcp.servers.iter().filter(|s| s.pin_tools) {
+        for tool in upstream_tools(s, cfg.mcp.max_message_bytes).await? {
+            let current = fingerprint(&tool);
+            if let Some(p) = pins.get(&(s.name.clone(), tool.name.clone())) {
+                if *p != current {
+                    super::cli::out(&format!("{}\t{}\t{p}\t{current}", s.name, tool.name))?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn approve(config: &Path, server: &str, only: &[String]) -> Result<ExitCode, String> {
+    let (cfg, store) = load(config).await?;
+    let s = cfg
+        .mcp
+        .servers
+        .iter()
+        .find(|s| s.name == server)
+        .ok_or_else(|| format!("no mcp server named {server} in {}", config.display()))?;
+    let who = std::env::var("USER").map_or_else(|_| "cli".to_string(), |u| format!("cli:{u}"));
+    let mut approved = 0;
+    for tool in upstream_tools(s, cfg.mcp.max_message_bytes).await? {
+        if !only.is_empty() && !only.contains(&tool.name) {
+            continue;
+        }
+        let pin = ToolPin {
+            server: s.name.clone(),
+            tool: tool.name.clone(),
+            fingerprint: fingerprint(&tool),
+            approved_ms: tollgate::store::now_ms(),
+            approved_by: who.clone(),
+        };
+        store.approve_tool(&pin).await.map_err(|e| e.to_string())?;
+        super::cli::out(&format!(
+            "approved {}/{} {}",
+            pin.server, pin.tool, pin.fingerprint
+        ))?;
+        approved += 1;
+    }
+    if approved == 0 {
+        return Err(format!("no tool of {server} matched"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn load(config: &Path) -> Result<(tollgate::config::Config, Store), String> {
+    let cfg =
+        tollgate::config::load_file(config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let store = Store::open(&cfg.storage.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((cfg, store))
+}
+
+async fn pinned(store: &Store) -> Result<HashMap<(String, String), String>, String> {
+    Ok(store
+        .list_tool_pins()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|p| ((p.server, p.tool), p.fingerprint))
+        .collect())
+}
+
+/// An upstream server's tools, straight from it (all pages).
+async fn upstream_tools(cfg: &McpServerConfig, max: usize) -> Result<Vec<Tool>, String> {
+    let client = Upstream::build(cfg, max).map_err(|e| e.to_string())?;
+    let none = http::HeaderMap::new();
+    let session = client.open(&none).await.map_err(describe)?;
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let params = cursor.as_ref().map(|c| serde_json::json!({ "cursor": c }));
+        let result = client
+            .request(session.as_deref(), "tools/list", params.as_ref(), &none)
+            .await
+            .map_err(describe)?;
+        let page: ToolPage = serde_json::from_value(result).map_err(|e| e.to_string())?;
+        tools.extend(page.tools);
+        match page.next_cursor {
+            Some(c) if !c.is_empty() && tools.len() < 100_000 => cursor = Some(c),
+            _ => break,
+        }
+    }
+    if let Some(s) = &session {
+        client.close(s, &none).await;
+    }
+    Ok(tools)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolPage {
+    #[serde(default)]
+    tools: Vec<Tool>,
+    #[serde(default)]
+    next_cursor: Option<String>,
 }
 
 /// One request inside a session opened for it (and closed after).

@@ -94,6 +94,10 @@ pub struct McpServerConfig {
     /// Which tools it offers when served on its own, and how they are shown.
     #[serde(default)]
     pub tools: McpToolSelection,
+    /// Pin each tool's fingerprint on first sight and hold back a tool that
+    /// changes until it is approved again (default true).
+    #[serde(default = "default_true")]
+    pub pin_tools: bool,
 }
 
 /// A server made of members' tools (namespaced `{prefix}__{tool}`).

@@ -271,6 +271,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             expose: true,
             tools: Default::default(),
+            pin_tools: true,
         };
         Member::new(
             Arc::new(Upstream::build(&cfg, 1024).unwrap()),

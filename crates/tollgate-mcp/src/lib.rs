@@ -7,6 +7,7 @@
 //! each message with the same code as model calls.
 
 pub mod catalog;
+pub mod pins;
 pub mod session;
 pub mod upstream;
 pub mod wire;

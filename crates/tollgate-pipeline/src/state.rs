@@ -30,6 +30,8 @@ pub struct AppState {
     pub prometheus: Option<PrometheusHandle>,
     pub ready: AtomicBool,
     pub config_path: PathBuf,
+    /// MCP tool pins (first-seen and approved fingerprints), refreshed from the store.
+    pub mcp_pins: Arc<tollgate_mcp::pins::PinBook>,
     /// The response cache (backend settings apply at restart).
     pub cache: Arc<tollgate_policy::cache::Cache>,
 }

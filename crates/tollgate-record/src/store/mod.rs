@@ -9,6 +9,7 @@ mod reach;
 mod schema;
 mod spend;
 mod sqlite_insert;
+mod tool_pins;
 mod usage;
 
 use std::str::FromStr;
@@ -21,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 pub use reach::REACH_TIMEOUT;
+pub use tool_pins::ToolPin;
 pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 
 use crate::ledger::UsageRecord;

@@ -118,6 +118,27 @@ const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (win, cap, rule, part)
             )"],
     ),
+    (
+        // MCP tool pins (`tool_pins.rs`): the approved fingerprint of each
+        // upstream tool, so a tool that changes after approval is held back.
+        4,
+        &["CREATE TABLE IF NOT EXISTS mcp_tool_pins (
+                server TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                approved_ms INTEGER NOT NULL,
+                approved_by TEXT NOT NULL,
+                PRIMARY KEY (server, tool)
+            )"],
+        &["CREATE TABLE IF NOT EXISTS mcp_tool_pins (
+                server TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                approved_ms BIGINT NOT NULL,
+                approved_by TEXT NOT NULL,
+                PRIMARY KEY (server, tool)
+            )"],
+    ),
 ];
 
 /// The migration that creates `budget_spend`: applying it also sums the

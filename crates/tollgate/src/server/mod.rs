@@ -132,6 +132,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         prometheus: crate::metrics::handle(),
         ready: AtomicBool::new(true),
         config_path: config_path.to_path_buf(),
+        mcp_pins: Arc::default(),
         cache: Arc::new(cache),
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;
@@ -147,6 +148,11 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
             stop_rx.clone(),
         )),
         tokio::spawn(reload::watch_config(state.clone(), stop_rx.clone())),
+        tokio::spawn(reload::refresh_tool_pins(
+            state.clone(),
+            store.clone(),
+            stop_rx.clone(),
+        )),
     ];
     if let Some(retention) = cfg.ledger.retention {
         background.push(tokio::spawn(crate::ledger::run_retention(

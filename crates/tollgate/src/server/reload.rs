@@ -83,6 +83,46 @@ pub(super) async fn refresh_store_keys(
     }
 }
 
+/// MCP tool pins: first-seen pins go to the store and the store's pins
+/// (operators' approvals, other replicas' first sights) come back, every
+/// `storage.key_refresh`. Never on the request path.
+pub(super) async fn refresh_tool_pins(
+    state: Arc<AppState>,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let new = state.mcp_pins.drain();
+        for (i, pin) in new.iter().enumerate() {
+            let row = crate::store::ToolPin {
+                server: pin.server.clone(),
+                tool: pin.tool.clone(),
+                fingerprint: pin.fingerprint.clone(),
+                approved_ms: crate::store::now_ms(),
+                approved_by: "first-seen".into(),
+            };
+            if let Err(e) = store.pin_tool_if_absent(&row).await {
+                tracing::warn!(error = %e, "could not store mcp tool pins; retrying");
+                state.mcp_pins.requeue(new[i..].to_vec());
+                break;
+            }
+        }
+        match store.list_tool_pins().await {
+            Ok(pins) => state.mcp_pins.load(
+                pins.into_iter()
+                    .map(|p| ((p.server, p.tool), p.fingerprint)),
+                &new,
+            ),
+            Err(e) => tracing::debug!(error = %e, "could not read mcp tool pins"),
+        }
+        let every = state.snapshot.load().config.storage.key_refresh;
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 /// Reads the store's keys into the state; on an error keeps the current set.
 pub(super) async fn load_store_keys(state: &AppState, store: &Store) {
     match store.list_keys().await {

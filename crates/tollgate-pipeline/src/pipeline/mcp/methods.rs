@@ -7,6 +7,7 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use tollgate_guardrails::Masker;
+use tollgate_mcp::pins::PinCheck;
 use tollgate_mcp::session::SessionState;
 use tollgate_mcp::wire::{
     CallToolParams, GetPromptParams, InitializeParams, Page, Prompt, Tool, PROTOCOL_VERSIONS,
@@ -210,6 +211,11 @@ async fn tools_list(call: &Call<'_>, session: &SessionState) -> Result<Value, Ga
             let Ok(tool) = serde_json::from_value::<Tool>(v) else {
                 continue;
             };
+            if m.upstream.config().pin_tools
+                && call.pins.check(&m.upstream.name, &tool) == PinCheck::Changed
+            {
+                continue;
+            }
             if let Some(t) = m.expose(tool) {
                 if access.decide_tool(&call.served.name, &t.name).is_ok() {
                     tools.push(t);
@@ -245,6 +251,11 @@ async fn tools_call(
         .ok_or_else(|| reply::invalid_params(format!("unknown tool `{}`", p.name)))?;
     ctx.model_known = true;
     ctx.served_by = Some((member.upstream.name.clone(), upstream_name.clone()));
+    if member.upstream.config().pin_tools
+        && call.pins.is_changed(&member.upstream.name, &upstream_name)
+    {
+        return Err(reply::tool_changed(server, &p.name));
+    }
     admit(call, ctx).await?;
     // Guardrails before the call (a blocked call never executes) and on
     // its result, with one masker so placeholders stay consistent.

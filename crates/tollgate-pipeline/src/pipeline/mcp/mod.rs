@@ -57,6 +57,7 @@ impl From<GatewayError> for Failure {
 
 /// What the phases after authentication share.
 struct Call<'a> {
+    pins: &'a tollgate_mcp::pins::PinBook,
     snap: &'a Snapshot,
     served: &'a Served,
     who: &'a Authenticated,
@@ -239,6 +240,7 @@ async fn run(
         Ok(Message::Request { id, method, params }) => (id, method, params),
         Ok(Message::Notification { method, params }) => {
             let call = Call {
+                pins: &app.mcp_pins,
                 snap,
                 served: &served,
                 who: &who,
@@ -261,6 +263,7 @@ async fn run(
     };
     ctx.operation = Some(methods::operation(&method));
     let call = Call {
+        pins: &app.mcp_pins,
         snap,
         served: &served,
         who: &who,

@@ -210,6 +210,17 @@ pub(super) fn tool_forbidden(server: &str, tool: &str, p: &Principal) -> Gateway
     )
 }
 
+pub(super) fn tool_changed(server: &str, tool: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Permission,
+        403,
+        "tool_changed",
+        format!(
+            "tool `{tool}` of MCP server `{server}` changed since it was approved and is held back until an operator approves it again (tollgate mcp approve)"
+        ),
+    )
+}
+
 pub(super) fn parse_error(e: &serde_json::Error) -> GatewayError {
     GatewayError::new(
         ErrorKind::InvalidRequest,
