@@ -43,35 +43,35 @@ impl Store {
     /// Pins a tool seen for the first time; an existing pin wins (another
     /// replica, or an operator, was first).
     pub async fn pin_tool_if_absent(&self, pin: &ToolPin) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write_pin(
             "INSERT INTO mcp_tool_pins (server, tool, fingerprint, approved_ms, approved_by)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (server, tool) DO NOTHING",
+            pin,
         )
-        .bind(&pin.server)
-        .bind(&pin.tool)
-        .bind(&pin.fingerprint)
-        .bind(pin.approved_ms)
-        .bind(&pin.approved_by)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Approves a tool's fingerprint (replacing any earlier pin).
     pub async fn approve_tool(&self, pin: &ToolPin) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write_pin(
             "INSERT INTO mcp_tool_pins (server, tool, fingerprint, approved_ms, approved_by)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (server, tool) DO UPDATE SET
              fingerprint = excluded.fingerprint, approved_ms = excluded.approved_ms,
              approved_by = excluded.approved_by",
+            pin,
         )
-        .bind(&pin.server)
-        .bind(&pin.tool)
-        .bind(&pin.fingerprint)
-        .bind(pin.approved_ms)
-        .bind(&pin.approved_by)
-        .execute(&self.pool)
-        .await?;
+        .await
+    }
+
+    async fn write_pin(&self, sql: &str, pin: &ToolPin) -> Result<(), StoreError> {
+        sqlx::query(sql)
+            .bind(&pin.server)
+            .bind(&pin.tool)
+            .bind(&pin.fingerprint)
+            .bind(pin.approved_ms)
+            .bind(&pin.approved_by)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
