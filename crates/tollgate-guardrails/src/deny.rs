@@ -75,7 +75,10 @@ impl DenyMatcher {
     /// is the start of a term (so later text could complete a match, or,
     /// for whole words, show it is not a whole word).
     pub(crate) fn could_start(&self, text: &str, from: usize) -> usize {
-        let floor = text.len().saturating_sub(4 * self.max_chars).max(from);
+        let mut floor = text.len().saturating_sub(4 * self.max_chars).max(from);
+        while !text.is_char_boundary(floor) {
+            floor += 1;
+        }
         let starts = text[floor..].char_indices().map(|(i, _)| i + floor);
         for at in starts {
             let tail = fold(&text[at..]);
@@ -161,5 +164,9 @@ mod tests {
         assert_eq!(m.could_start("the bomb", 0), 4);
         assert_eq!(m.could_start("the bombs", 0), 9);
         assert_eq!(m.could_start("plain prose", 0), 11);
+        // Found by fuzzing: the look-back limit fell inside a character.
+        let m = DenyMatcher::new(&["ab".to_owned()], true).unwrap().unwrap();
+        assert_eq!(m.could_start("✓✓✓✓", 0), 12);
+        assert_eq!(m.could_start("✓✓✓✓a", 0), 12);
     }
 }
