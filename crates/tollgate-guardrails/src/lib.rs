@@ -270,6 +270,10 @@ impl DetectorSet {
         if !self.custom.is_empty() {
             return None;
         }
+        let mut from = from.min(text.len());
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
         let mut at = text.len();
         if self.builtins.is_some() {
             for which in &self.enabled {

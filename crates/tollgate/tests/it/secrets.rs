@@ -16,6 +16,19 @@ const SECRET: &str = "sk-proj-Zq8yXw7VuT6sR5qP4oN3mL2kJ1";
 #[derive(Clone, Default)]
 pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
+/// Every event at `level` and above from this thread (the test's runtime
+/// and the in-process gateway on it), as JSON lines, while the guard lives.
+pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(level)
+        .with_writer(move || sink.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -90,14 +103,7 @@ fn leaks(text: &str) -> Option<String> {
 
 #[tokio::test]
 async fn an_upstream_echoing_its_key_leaks_nothing() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs(tracing::Level::DEBUG);
 
     let upstream = echoing_upstream().await;
     let mut audit_path = std::path::PathBuf::new();

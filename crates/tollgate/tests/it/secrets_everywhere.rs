@@ -7,7 +7,7 @@
 //! (payloads on), or a config dump (`Debug`, `tollgate validate` problems).
 
 use crate::common;
-use crate::secrets::{echoing_upstream_into, Captured};
+use crate::secrets::{capture_logs, echoing_upstream_into};
 use crate::telemetry::http_receiver;
 
 use std::sync::{Arc, Mutex};
@@ -83,14 +83,7 @@ fn config(
 
 #[tokio::test]
 async fn no_seeded_secret_reaches_any_surface() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs(tracing::Level::TRACE);
 
     let plain = start_mock(Some(PROVIDER_KEY)).await;
     let oauth = start_mock_with(MockOptions {
