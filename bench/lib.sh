@@ -1,12 +1,16 @@
 # Sourced by the bench/*.sh load scripts (from the repository root, with
-# LOAD_CORE set): the tools, the release build ($BIN), a work directory
+# LOAD_CORE set): the tools, the release build or TOLLGATE_BIN ($BIN), a work directory
 # ($WORK, removed on exit with the processes in GW_PID, MOCK_PID, IDP_PID),
 # `wait_addr`, and the mock upstream on LOAD_CORE ($MOCK, key upstream-key).
 
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
-cargo build --release -q
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+# TOLLGATE_BIN=path: that binary instead of a fresh release build (an A/B
+# against a saved binary in the same session).
+if [ -n "${TOLLGATE_BIN:-}" ]; then BIN=$TOLLGATE_BIN; else
+  cargo build --release -q
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/tollgate
+fi
 
 WORK=$(mktemp -d)
 cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${IDP_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }

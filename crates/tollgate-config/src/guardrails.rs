@@ -133,6 +133,27 @@ pub struct GuardrailPolicyConfig {
     /// An external guardrail called with the content.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// Most bytes of streamed output held back while a match may still be
+    /// growing (default 128); an audit-only policy holds none.
+    #[serde(default = "default_stream_window")]
+    pub stream_window: usize,
+}
+
+/// Largest `stream_window`: a longer hold-back is a buffered answer.
+pub const MAX_STREAM_WINDOW: usize = 1 << 20;
+
+fn default_stream_window() -> usize {
+    128
+}
+
+impl GuardrailPolicyConfig {
+    /// Whether no finding of this policy can rewrite or block anything
+    /// (`mode: audit`, or every action `audit`).
+    pub fn audit_only(&self) -> bool {
+        self.mode == Enforcement::Audit
+            || (self.action == GuardAction::Audit
+                && self.actions.values().all(|a| *a == GuardAction::Audit))
+    }
 }
 
 fn default_webhook_timeout() -> Duration {
@@ -176,6 +197,11 @@ pub fn validate_guardrails(cfg: &GuardrailsConfig, p: &mut Vec<String>) {
                     "{at}.webhook.max_response_bytes: must be greater than 0"
                 ));
             }
+        }
+        if !(1..=MAX_STREAM_WINDOW).contains(&pol.stream_window) {
+            p.push(format!(
+                "{at}.stream_window: must be between 1 and {MAX_STREAM_WINDOW}"
+            ));
         }
         if let Some(d) = &pol.detectors {
             if let Err(e) = tollgate_guardrails::DetectorSet::new(d) {

@@ -200,9 +200,10 @@ pub struct ProviderConfig {
     /// Base URL including the version prefix, e.g. `https://api.openai.com/v1`.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// Bearer key sent upstream; use `${ENV_VAR}`. Never logged.
+    /// Bearer key sent upstream; use `${ENV_VAR}`. Never logged (`Debug`
+    /// prints `[redacted]`).
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<super::credentials::Secret>,
     #[serde(default)]
     pub timeouts: Timeouts,
     /// Largest non-streamed response body read from this upstream, in bytes
@@ -246,10 +247,10 @@ pub struct AwsConfig {
     pub access_key_id: Option<String>,
     /// Else `AWS_SECRET_ACCESS_KEY`.
     #[serde(default)]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<super::credentials::Secret>,
     /// Else `AWS_SESSION_TOKEN` (only when the keys also come from the environment).
     #[serde(default)]
-    pub session_token: Option<String>,
+    pub session_token: Option<super::credentials::Secret>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

@@ -116,7 +116,7 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
             }
         }
         if let Some(key) = &prov.api_key {
-            if http::HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+            if http::HeaderValue::from_str(&format!("Bearer {}", key.expose())).is_err() {
                 p.push(format!(
                     "{at}.api_key: contains characters not allowed in a header"
                 ));

@@ -9,6 +9,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 pub(super) struct DenyMatcher {
     ac: AhoCorasick,
     whole_word: bool,
+    /// The folded terms, sorted, and the longest in characters: how far
+    /// back a match can start that later text in a stream would complete.
+    sorted: Vec<String>,
+    max_chars: usize,
 }
 
 fn fold(s: &str) -> String {
@@ -56,7 +60,34 @@ impl DenyMatcher {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
             .build(&pats)?;
-        Ok(Some(Self { ac, whole_word }))
+        let max_chars = pats.iter().map(|p| p.chars().count()).max().unwrap_or(0);
+        let mut sorted = pats;
+        sorted.sort_unstable();
+        Ok(Some(Self {
+            ac,
+            whole_word,
+            sorted,
+            max_chars,
+        }))
+    }
+
+    /// The earliest byte of `text[from..]` from which the rest of `text`
+    /// is the start of a term (so later text could complete a match, or,
+    /// for whole words, show it is not a whole word).
+    pub(crate) fn could_start(&self, text: &str, from: usize) -> usize {
+        let mut floor = text.len().saturating_sub(4 * self.max_chars).max(from);
+        while !text.is_char_boundary(floor) {
+            floor += 1;
+        }
+        let starts = text[floor..].char_indices().map(|(i, _)| i + floor);
+        for at in starts {
+            let tail = fold(&text[at..]);
+            let i = self.sorted.partition_point(|t| t.as_str() < tail.as_str());
+            if self.sorted.get(i).is_some_and(|t| t.starts_with(&tail)) {
+                return at;
+            }
+        }
+        text.len()
     }
 
     /// Leftmost-longest non-overlapping spans (byte offsets into `text`).
@@ -121,5 +152,21 @@ mod tests {
         );
         assert_eq!(hits(&["new", "new york"], true, "new yorker"), ["new"]);
         assert!(DenyMatcher::new(&[" ".into()], true).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_stream_holds_only_what_could_still_become_a_term() {
+        let terms = vec!["nerve agent".to_owned(), "bomb".to_owned()];
+        let m = DenyMatcher::new(&terms, true).unwrap().unwrap();
+        assert_eq!(m.could_start("a NERVE ag", 0), 2);
+        assert_eq!(m.could_start("a nerve", 0), 2);
+        assert_eq!(m.could_start("the bom", 0), 4);
+        assert_eq!(m.could_start("the bomb", 0), 4);
+        assert_eq!(m.could_start("the bombs", 0), 9);
+        assert_eq!(m.could_start("plain prose", 0), 11);
+        // Found by fuzzing: the look-back limit fell inside a character.
+        let m = DenyMatcher::new(&["ab".to_owned()], true).unwrap().unwrap();
+        assert_eq!(m.could_start("✓✓✓✓", 0), 12);
+        assert_eq!(m.could_start("✓✓✓✓a", 0), 12);
     }
 }

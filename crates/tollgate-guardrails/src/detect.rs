@@ -1,9 +1,11 @@
 //! The built-in detectors. Regexes find candidates; checksums and range
-//! rules (Luhn, IBAN mod-97, SSN ranges, IP octets, entropy) confirm them, so
-//! near-misses (a bad card number, a version string) are not reported.
+//! rules (Luhn and issuer prefix and length, IBAN mod-97, SSN ranges, IP
+//! octets, phone plausibility, entropy) confirm them, so near-misses (a bad
+//! card number, a version string, a part number) are not reported.
 
 use regex::Regex;
 
+use super::plausible::{card_issuer_ok, phone_plausible};
 use super::Category;
 
 pub(super) struct Builtins {
@@ -140,9 +142,21 @@ impl Builtins {
     }
 
     pub(crate) fn card(&self, text: &str, out: &mut Vec<Hit>) {
+        // Digits inside an IBAN-shaped run are account numbers, valid or
+        // mistyped (a failed mod-97 must not turn its BBAN into a card).
+        let mut ibans: Option<Vec<(usize, usize)>> = None;
         for m in self.card.find_iter(text) {
             let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_digit).collect();
-            if (13..=19).contains(&digits.len()) && luhn(&digits) {
+            if !(13..=19).contains(&digits.len()) || !card_issuer_ok(&digits) || !luhn(&digits) {
+                continue;
+            }
+            let ibans = ibans.get_or_insert_with(|| {
+                self.iban
+                    .find_iter(text)
+                    .map(|i| (i.start(), i.end()))
+                    .collect()
+            });
+            if !ibans.iter().any(|&(s, e)| s < m.end() && m.start() < e) {
                 out.push((m.start(), m.end(), Category::CreditCard));
             }
         }
@@ -169,7 +183,7 @@ impl Builtins {
 
     pub(crate) fn phone(&self, text: &str, out: &mut Vec<Hit>) {
         for m in self.phone.find_iter(text) {
-            let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
+            let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_digit).collect();
             // Part of a longer number (also across one separator, as in the
             // groups of a card number) or a dotted version: not a phone.
             let sep = |c: char| matches!(c, ' ' | '-' | '.');
@@ -184,7 +198,10 @@ impl Builtins {
                 (Some(c), Some(d)) => sep(c) && d.is_ascii_digit(),
                 _ => false,
             };
-            if (7..=15).contains(&digits) && !glued {
+            if (7..=15).contains(&digits.len())
+                && !glued
+                && phone_plausible(text, m.start(), m.end(), &digits)
+            {
                 out.push((m.start(), m.end(), Category::Phone));
             }
         }

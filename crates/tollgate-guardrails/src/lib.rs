@@ -5,12 +5,16 @@
 //! A `Finding` holds offsets only, never the matched value, so nothing here
 //! can leak a value into a log or an error.
 
+mod allow;
 mod deny;
 mod detect;
 mod json;
 mod mask;
+mod plausible;
+mod reach;
 mod scanner;
 
+pub use allow::AllowList;
 pub use mask::Masker;
 pub use scanner::{StreamOut, StreamScanner};
 
@@ -76,6 +80,9 @@ pub struct DetectorSpec {
     /// Bits per character above which a long mixed token counts as a secret.
     #[serde(default = "default_entropy")]
     pub entropy_threshold: f64,
+    /// Values never reported (own email domains, private addresses).
+    #[serde(default)]
+    pub allow: AllowList,
 }
 
 fn default_true() -> bool {
@@ -137,6 +144,7 @@ pub struct DetectorSet {
     custom: Vec<(Arc<str>, Regex)>,
     deny: Vec<(Arc<str>, deny::DenyMatcher)>,
     entropy: f64,
+    allow: AllowList,
     names: [Arc<str>; 7],
 }
 
@@ -181,6 +189,7 @@ impl DetectorSet {
             custom,
             deny,
             entropy: spec.entropy_threshold,
+            allow: spec.allow.clone(),
             names: [
                 name(Category::Email),
                 name(Category::Phone),
@@ -232,6 +241,9 @@ impl DetectorSet {
                     .map(|&(s, e)| (s, e, Category::Keyword, name.clone())),
             );
         }
+        if !self.allow.is_empty() {
+            hits.retain(|h| !self.allow.allows(h.2, &text[h.0..h.1]));
+        }
         hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut out: Vec<Finding> = Vec::with_capacity(hits.len());
         for (start, end, category, detector) in hits {
@@ -246,6 +258,32 @@ impl DetectorSet {
             });
         }
         out
+    }
+}
+
+impl DetectorSet {
+    /// The earliest byte of `text[from..]` at which a match could still
+    /// start that text appended later would extend or change; `None` when
+    /// a custom regex is configured (its reach is unknown). Text before it
+    /// scans the same whatever comes next, so a stream may release it.
+    pub fn hold_from(&self, text: &str, from: usize) -> Option<usize> {
+        if !self.custom.is_empty() {
+            return None;
+        }
+        let mut from = from.min(text.len());
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let mut at = text.len();
+        if self.builtins.is_some() {
+            for which in &self.enabled {
+                at = at.min(reach::builtin(*which, text, from));
+            }
+        }
+        for (_, m) in &self.deny {
+            at = at.min(m.could_start(text, from));
+        }
+        Some(at.max(from))
     }
 }
 

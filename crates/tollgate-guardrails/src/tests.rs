@@ -15,6 +15,7 @@ fn all() -> DetectorSet {
             whole_word: true,
         }],
         entropy_threshold: 3.8,
+        allow: AllowList::default(),
     })
     .unwrap()
 }
@@ -267,4 +268,123 @@ fn one_megabyte_with_values_throughout() {
     let mut m = Masker::default();
     let masked = m.mask(&text, &f);
     assert!(!masked.contains("x@y.io") && !masked.contains("4111"));
+}
+
+fn builtins_only() -> DetectorSet {
+    DetectorSet::new(&DetectorSpec {
+        builtins: Builtin::ALL.to_vec(),
+        deny_lists: vec![DenyList {
+            name: "weapons".into(),
+            terms: vec!["nerve agent".into()],
+            whole_word: true,
+        }],
+        ..DetectorSpec::default()
+    })
+    .unwrap()
+}
+
+/// Text that no configured detector can still extend is released at once;
+/// only the run a match could grow from is held.
+#[test]
+fn stream_releases_what_no_detector_can_extend() {
+    let mut s = StreamScanner::new(Arc::new(builtins_only()), 128, true);
+    let o = s.push("The answer is forty-two, as the guide says!");
+    assert_eq!(o.emit, "The answer is forty-two, as the guide says!");
+    assert_eq!(s.held(), 0);
+    assert_eq!(s.push(" Card 4111 1111").emit, " Card");
+    assert_eq!(s.held(), " 4111 1111".len());
+    assert_eq!(s.push(" 1111 1111 ok.").emit, " [CREDIT_CARD_1] ");
+    assert_eq!(s.push(" a nerve").emit, "ok. a ");
+    assert_eq!(s.push(" agent!").emit, "[KEYWORD_1]!");
+    assert_eq!(s.finish().emit, "");
+}
+
+/// A custom regex may span anything: the whole window is held.
+#[test]
+fn stream_with_a_custom_regex_holds_the_window() {
+    let mut s = StreamScanner::new(Arc::new(all()), 128, true);
+    assert_eq!(s.push("Hello there!").emit, "");
+    assert_eq!(s.held(), 12);
+    assert_eq!(s.finish().emit, "Hello there!");
+}
+
+/// An audit-only scanner emits every push unchanged and at once, and still
+/// finds a value split over pushes once.
+#[test]
+fn passthrough_never_delays_and_still_finds() {
+    let mut s = StreamScanner::passthrough(Arc::new(all()), 128);
+    let mut found = 0;
+    for part in [
+        "mail bob@exa",
+        "mple.com now",
+        " and call +44 20 ",
+        "7946 0958.",
+    ] {
+        let o = s.push(part);
+        assert_eq!(o.emit, part);
+        found += o.findings.len();
+    }
+    let o = s.finish();
+    assert_eq!(o.emit, "");
+    found += o.findings.len();
+    assert_eq!(found, 2);
+}
+
+/// Realistic lines a precise detector must leave alone (issue 25): an IBAN
+/// whose check digits fail but whose digits pass Luhn, issuer prefixes at
+/// the wrong length, part and order numbers, a coding assistant's own
+/// addresses once allowed.
+#[test]
+fn precision_on_realistic_false_positives() {
+    let d = builtins_only();
+    let none = |t: &str| assert!(d.scan(t).is_empty(), "{t}: {:?}", d.scan(t));
+    // 18 digits of a mistyped IBAN pass Luhn; 37 means a 15-digit Amex.
+    assert!(detect::luhn(b"370400440532013001"));
+    none("Transfer to DE89 3704 0044 0532 0130 01 please.");
+    none("Transfer to DE88 3704 0044 0532 0130 00 please.");
+    none("Ref 3704 0044 0532 0130 01");
+    none("Amex-looking 3714 4963 5398 4310 at 16 digits");
+    none("Visa-looking 4111 1111 1111 1111 18 at 18 digits");
+    none("Part number 0000-1111-2222 is out of stock.");
+    none("SKU: 415-555-0132, qty 4");
+    none("Order #202-555-0143 shipped");
+    none("dial 555-555-5555 for nothing");
+    none("ISBN 0-306-40615-2");
+    let one = |t: &str, c: &str| {
+        let f = d.scan(t);
+        assert_eq!(
+            f.iter().map(|f| f.category.as_str()).collect::<Vec<_>>(),
+            [c],
+            "{t}"
+        );
+    };
+    one("Amex 3782 822463 10005 on file", "credit_card");
+    one("Diners 3056 930902 5904", "credit_card");
+    one(
+        "card 2221 0000 0000 0009 (Mastercard 2-series)",
+        "credit_card",
+    );
+    one("Visa 4222222222222 (13 digits)", "credit_card");
+    one("IBAN DE89 3704 0044 0532 0130 00", "iban");
+    one("Call 0000 then 020 7946 0958 today", "phone");
+    one("Call me on (415) 555-0132 today", "phone");
+    let allowed = DetectorSet::new(&DetectorSpec {
+        builtins: Builtin::ALL.to_vec(),
+        allow: AllowList {
+            email_domains: vec!["corp.example".into()],
+            private_ips: true,
+            values: vec![],
+        },
+        ..DetectorSpec::default()
+    })
+    .unwrap();
+    let code = "db = connect('10.0.3.7', user='ci@build.corp.example'); bind 127.0.0.1:8080, ::1";
+    assert!(allowed.scan(code).is_empty(), "{:?}", allowed.scan(code));
+    let mixed = "notify alice@gmail.com from 203.0.113.9 and bob@corp.example";
+    let cats: Vec<_> = allowed
+        .scan(mixed)
+        .iter()
+        .map(|f| f.category.as_str())
+        .collect();
+    assert_eq!(cats, ["email", "ip_address"]);
 }

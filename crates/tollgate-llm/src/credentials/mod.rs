@@ -40,8 +40,13 @@ pub struct CredentialDefaults {
 /// Why no credential could be produced. Messages carry no secret.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CredentialError {
+    /// `code` is the OAuth `error` code when the answer had a well-formed one.
     #[error("token endpoint returned HTTP {status}: {detail}")]
-    Rejected { status: u16, detail: String },
+    Rejected {
+        status: u16,
+        code: Option<String>,
+        detail: String,
+    },
     #[error("token endpoint could not be reached: {0}")]
     Unreachable(String),
     #[error("token endpoint sent an invalid response: {0}")]
@@ -50,6 +55,29 @@ pub enum CredentialError {
     File { path: String, message: String },
     #[error("{0}")]
     Caller(&'static str),
+}
+
+impl CredentialError {
+    /// What an API caller may be told: the kind of failure, the token
+    /// endpoint's status and OAuth error code, or the caller's own mistake.
+    /// Endpoint URLs, addresses, file paths, OS errors and free text from
+    /// the endpoint stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            CredentialError::Rejected {
+                status,
+                code: Some(code),
+                ..
+            } => format!("token endpoint returned HTTP {status} ({code})"),
+            CredentialError::Rejected { status, .. } => {
+                format!("token endpoint returned HTTP {status}")
+            }
+            CredentialError::Unreachable(_) => "token endpoint could not be reached".into(),
+            CredentialError::BadResponse(_) => "token endpoint sent an invalid response".into(),
+            CredentialError::File { .. } => "a credential file could not be read".into(),
+            CredentialError::Caller(m) => (*m).into(),
+        }
+    }
 }
 
 enum Mode {
@@ -74,7 +102,7 @@ impl Credentials {
         Self::build_auth(
             &cfg.name,
             cfg.auth.as_ref(),
-            cfg.api_key.as_deref(),
+            cfg.api_key.as_ref(),
             defaults,
             timeouts,
         )
@@ -86,7 +114,7 @@ impl Credentials {
     pub fn build_auth(
         name: &str,
         auth: Option<&UpstreamAuth>,
-        api_key: Option<&str>,
+        api_key: Option<&tollgate_config::Secret>,
         defaults: CredentialDefaults,
         timeouts: &Timeouts,
     ) -> Result<Arc<Self>, String> {
@@ -100,16 +128,16 @@ impl Credentials {
         let scope = |s: &Option<String>| s.clone().or(defaults.scope.map(str::to_owned));
         let mode = match (auth, api_key) {
             (None, None) => Mode::None,
-            (None, Some("")) => Mode::None,
+            (None, Some(key)) if key.expose().is_empty() => Mode::None,
             (None, Some(key)) => Mode::Static(match defaults.api_key_header {
                 Some(h) => StaticSecret::new(
                     name,
                     HeaderName::from_static(h),
                     "",
-                    &Some(tollgate_config::Secret(key.to_string())),
+                    &Some(key.clone()),
                     &None,
                 )?,
-                None => StaticSecret::bearer_value(name, key)?,
+                None => StaticSecret::bearer_value(name, key.expose())?,
             }),
             (Some(UpstreamAuth::Bearer { token, token_file }), _) => {
                 Mode::Static(StaticSecret::new(

@@ -151,20 +151,24 @@ impl TokenEndpoint {
         let status = resp.status();
         let body = read_capped(resp, 64 * 1024).await;
         if !status.is_success() {
-            let detail = match serde_json::from_slice::<OAuthError>(&body) {
+            let (code, detail) = match serde_json::from_slice::<OAuthError>(&body) {
                 Ok(OAuthError {
                     error: Some(code),
                     error_description,
-                }) => match error_description {
-                    Some(d) => format!("{code}: {d}"),
-                    None => code,
-                },
-                _ => String::from_utf8_lossy(&body).trim().to_string(),
+                }) => {
+                    let detail = match error_description {
+                        Some(d) => format!("{code}: {d}"),
+                        None => code.clone(),
+                    };
+                    (oauth_code(&code), detail)
+                }
+                _ => (None, String::from_utf8_lossy(&body).trim().to_string()),
             };
             metrics::counter!("tollgate_upstream_token_failures_total", "provider" => self.provider.clone())
                 .increment(1);
             return Err(CredentialError::Rejected {
                 status: status.as_u16(),
+                code,
                 detail: truncate(scrub(detail, &secrets), 300),
             });
         }
@@ -194,6 +198,16 @@ fn scrub(mut text: String, secrets: &[String]) -> String {
         }
     }
     text
+}
+
+/// An RFC 6749 error code (`invalid_client`, `temporarily_unavailable`):
+/// short, lower-case ASCII and `_`, so it can be shown to an API caller;
+/// anything else is free text and stays in the log.
+fn oauth_code(code: &str) -> Option<String> {
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    ok.then(|| code.to_owned())
 }
 
 #[cfg(test)]

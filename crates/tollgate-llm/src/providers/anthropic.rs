@@ -51,7 +51,12 @@ impl AnthropicProvider {
         if !headers.contains_key("anthropic-version") {
             headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
         }
-        if let Some(key) = cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
+        if let Some(key) = cfg
+            .api_key
+            .as_ref()
+            .map(|k| k.expose())
+            .filter(|k| !k.is_empty())
+        {
             let mut value = HeaderValue::from_str(key).map_err(|_| {
                 format!("provider {}: api_key is not a valid header value", cfg.name)
             })?;

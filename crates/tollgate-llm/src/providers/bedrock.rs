@@ -65,7 +65,10 @@ impl BedrockProvider {
             })?;
         let from_config = access_key_id.is_some();
         let key = setting(access_key_id.as_ref(), &["AWS_ACCESS_KEY_ID"]);
-        let secret = setting(secret_access_key.as_ref(), &["AWS_SECRET_ACCESS_KEY"]);
+        let secret = setting(
+            secret_access_key.as_ref().map(|s| &s.0),
+            &["AWS_SECRET_ACCESS_KEY"],
+        );
         let (Some(key), Some(secret)) = (key, secret) else {
             return Err(format!(
                 "provider {}: AWS credentials are required: aws.access_key_id and \
@@ -75,7 +78,7 @@ impl BedrockProvider {
         };
         // An environment session token belongs to environment keys only.
         let token = match session_token {
-            Some(t) if !t.is_empty() => Some(t.clone()),
+            Some(t) if !t.expose().is_empty() => Some(t.expose().to_owned()),
             _ if from_config => None,
             _ => setting(None, &["AWS_SESSION_TOKEN"]),
         };

@@ -32,9 +32,14 @@ pub enum ProviderError {
     StreamInterrupted { provider: String, message: String },
     /// The gateway could not obtain its own upstream credential (token
     /// endpoint down, rejected client, missing caller token). The message
-    /// never contains a secret.
+    /// never contains a secret; `public` is the part a caller may see (no
+    /// endpoint URL, address, path or OS error).
     #[error("upstream {provider} credentials unavailable: {message}")]
-    Credentials { provider: String, message: String },
+    Credentials {
+        provider: String,
+        public: String,
+        message: String,
+    },
     /// The request holds something the provider's API cannot express
     /// (`field` is the OpenAI parameter path); the caller's to fix.
     #[error("{message} (provider {provider})")]
@@ -132,6 +137,11 @@ impl ProviderError {
             )),
             ProviderError::StreamInterrupted { provider, .. } => Some(format!(
                 "upstream {provider} stream ended before completion; retry the request"
+            )),
+            ProviderError::Credentials {
+                provider, public, ..
+            } => Some(format!(
+                "upstream {provider} credentials unavailable: {public}"
             )),
             ProviderError::Timeout {
                 provider,

@@ -44,7 +44,12 @@ impl GeminiProvider {
             .trim_end_matches('/')
             .to_string();
         let mut headers = super::transport::static_headers(cfg)?;
-        if let Some(key) = cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
+        if let Some(key) = cfg
+            .api_key
+            .as_ref()
+            .map(|k| k.expose())
+            .filter(|k| !k.is_empty())
+        {
             let mut value = HeaderValue::from_str(key).map_err(|_| {
                 format!("provider {}: api_key is not a valid header value", cfg.name)
             })?;

@@ -69,6 +69,7 @@ impl HttpUpstream {
         let credential = self.credentials.header(client_headers).await.map_err(|e| {
             ProviderError::Credentials {
                 provider: self.name.clone(),
+                public: e.public_message(),
                 message: e.to_string(),
             }
         })?;

@@ -85,6 +85,10 @@ pub struct GuardPolicy {
     action: GuardAction,
     actions: HashMap<String, GuardAction>,
     webhook: Option<Webhook>,
+    /// Most bytes a stream scanner holds back (`stream_window`).
+    pub stream_window: usize,
+    /// No finding can rewrite or block: streams are scanned without delay.
+    pub audit_only: bool,
 }
 
 impl GuardPolicy {
@@ -125,6 +129,8 @@ impl GuardPolicy {
             action: cfg.action,
             actions: cfg.actions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             webhook,
+            stream_window: cfg.stream_window,
+            audit_only: cfg.audit_only(),
         })
     }
 

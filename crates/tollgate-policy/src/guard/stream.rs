@@ -1,6 +1,8 @@
 //! Output guardrails on a stream: each choice's text runs through one
-//! `StreamScanner` per policy (a bounded hold-back window, so a value split
-//! across chunks is still found), and the chunk is re-encoded with the text
+//! `StreamScanner` per policy (holding back only text a match could still
+//! grow into, at most the policy's `stream_window`, so a value split across
+//! chunks is still found; an audit-only policy's scanner holds nothing
+//! back and only counts), and the chunk is re-encoded with the text
 //! the scanners let out (masked where the policy masks). The held-back tail
 //! is flushed into the chunk that carries `finish_reason`. A block ends the
 //! stream with an error event.
@@ -11,11 +13,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{record, GuardError, GuardPolicy, Verdict};
-use tollgate_config::{Enforcement, GuardAction};
+use tollgate_config::GuardAction;
 use tollgate_guardrails::{Finding, StreamScanner};
-
-/// Characters held back while a match may still be growing.
-pub(super) const HOLD_BACK: usize = 128;
 
 /// Which text stream of a response: a choice's content, or one of its
 /// tool calls' arguments.
@@ -59,10 +58,12 @@ impl StreamGuard {
             policies
                 .iter()
                 .filter_map(|p| {
-                    let masks = p.mode != Enforcement::Audit;
-                    p.detectors
-                        .as_ref()
-                        .map(|d| StreamScanner::new(d.clone(), HOLD_BACK, masks))
+                    let d = p.detectors.as_ref()?.clone();
+                    Some(if p.audit_only {
+                        StreamScanner::passthrough(d, p.stream_window)
+                    } else {
+                        StreamScanner::new(d, p.stream_window, true)
+                    })
                 })
                 .collect()
         })
@@ -216,8 +217,12 @@ mod tests {
     use tollgate_config::GuardrailsConfig;
 
     fn guard(action: &str) -> StreamGuard {
+        guard_with(&format!("action: {action}"))
+    }
+
+    fn guard_with(fields: &str) -> StreamGuard {
         let cfg: GuardrailsConfig = serde_yaml_ng::from_str(&format!(
-            "policies: [{{ name: p, direction: output, action: {action}, detectors: {{ builtins: [email] }} }}]"
+            "policies: [{{ name: p, direction: output, {fields}, detectors: {{ builtins: [email] }} }}]"
         ))
         .unwrap();
         let guards = super::super::Guards::build(&cfg).unwrap();
@@ -286,5 +291,73 @@ mod tests {
         let mut g = guard("block");
         let finish = serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]});
         assert!(run(&mut g, &[tool_delta("{\"to\": \"a@b.io\"}"), finish]).is_err());
+    }
+
+    fn content(text: &str, finish: bool) -> serde_json::Value {
+        let reason = if finish {
+            serde_json::json!("stop")
+        } else {
+            serde_json::Value::Null
+        };
+        serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": reason}]})
+    }
+
+    fn texts(out: &[serde_json::Value]) -> Vec<String> {
+        out.iter()
+            .map(|e| {
+                e["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// Prose that no detector can extend leaves at once, not 128 bytes late.
+    #[test]
+    fn masking_policy_releases_prose_at_once() {
+        let mut g = guard("mask");
+        let out = run(
+            &mut g,
+            &[
+                content("Sure! ", false),
+                content("Mail bob@exa", false),
+                content("mple.com now.", true),
+            ],
+        )
+        .unwrap();
+        assert_eq!(texts(&out), ["Sure! ", "Mail ", "[EMAIL_1] now."]);
+    }
+
+    /// An audit-only policy (mode `audit`, or every action `audit`) never
+    /// delays a chunk, and still counts a value split across chunks once.
+    #[test]
+    fn audit_only_policies_hold_nothing_back() {
+        for fields in [
+            "mode: audit",
+            "action: audit",
+            "action: audit, actions: { email: audit }",
+        ] {
+            let mut g = guard_with(fields);
+            let chunks = ["Mail bob@exa", "mple.com now", ""];
+            let events: Vec<_> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| content(c, i == 2))
+                .collect();
+            let out = run(&mut g, &events).unwrap();
+            assert_eq!(texts(&out), chunks, "{fields}");
+            let v = g.take_verdicts();
+            assert_eq!((v[0].action, v[0].count), ("audit", 1), "{fields}");
+        }
+    }
+
+    /// `stream_window` bounds the hold-back: a long run of letters is held
+    /// no further back than the window.
+    #[test]
+    fn stream_window_bounds_the_hold_back() {
+        let mut g = guard_with("action: mask, stream_window: 8");
+        let out = run(&mut g, &[content("abcdefghijklmnop", false)]).unwrap();
+        assert_eq!(texts(&out), ["abcdefgh"]);
     }
 }

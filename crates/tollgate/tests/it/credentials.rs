@@ -222,6 +222,37 @@ async fn concurrent_requests_during_a_fetch_share_one_token_request() {
     assert_eq!(oauth_stats(&mock).await["client_credentials"], 1);
 }
 
+/// The token endpoint's address never reaches the caller (issue 24): an
+/// unreachable endpoint answers 502 with a stable code and message; its URL
+/// and the OS error are for the log.
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_not_named_to_the_caller() {
+    let mock = start_mock(None).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let auth = format!(
+        "{{type: client_credentials, token_url: \"http://{closed}/internal/oidc/token\", client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}"
+    );
+    let gw = start_gateway_with(|db| config(db, &databricks(&mock, &auth), "")).await;
+    let (status, body) = chat(&gw, KEY).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_credentials");
+    assert_eq!(
+        body["error"]["message"],
+        "upstream p credentials unavailable: token endpoint could not be reached"
+    );
+    let text = body.to_string();
+    for leak in [
+        closed.to_string(),
+        "/internal/oidc".into(),
+        "refused".into(),
+    ] {
+        assert!(!text.contains(&leak), "{leak} in {text}");
+    }
+}
+
 #[tokio::test]
 async fn refresh_failure_is_a_502_with_a_clear_message_and_recovers() {
     let mock = start_mock_with(oauth_mock()).await;

@@ -41,6 +41,7 @@ mod providers_gemini_bedrock;
 mod responses;
 mod routing;
 mod secrets;
+mod secrets_everywhere;
 mod telemetry;
 mod translate_golden;
 mod translate_golden_anthropic;

@@ -211,3 +211,66 @@ fn deeply_nested_bodies_are_refused_not_crashed() {
         assert!(tollgate::pipeline::parse_request(ep, body.as_bytes()).is_err());
     }
 }
+
+/// Config loading (YAML, `${ENV}` substitution, schema, cross-field checks)
+/// and the guardrail scanners, fed mutations of a config that uses most
+/// sections and of text full of detectable values. Nothing may panic.
+#[test]
+fn config_and_scanners_never_panic() {
+    use std::sync::Arc;
+
+    use tollgate::guardrails::{
+        Builtin, DenyList, DetectorSet, DetectorSpec, Masker, StreamScanner,
+    };
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x00c0_ff19);
+    let config = br#"server: { listen: "127.0.0.1:0", timeouts: { header_read: 2s } }
+storage: { url: "sqlite://x.db" }
+providers:
+  - { name: p, kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${HOME}", headers: { x-a: b } }
+  - { name: q, kind: databricks, base_url: "http://h", auth: { type: client_credentials, client_id: c, client_secret: s } }
+models:
+  - { name: m, provider: p, price: { input_per_mtok: 1, output_per_mtok: 2 } }
+virtual_models: [{ name: v, targets: [{ model: m }], strategy: priority }]
+keys: [{ id: k, hash: "sha256:00", principal: a, models: ["*"] }]
+limits: { rules: [{ name: r, match: { models: ["*"] }, per: [key], requests_per_minute: 5 }] }
+guardrails: { policies: [{ name: g, stream_window: 64, detectors: { builtins: [email, phone], allow: { private_ips: true } } }] }
+"#;
+    let text = "Mail bob@example.com or +44 20 7946 0958, card 4111 1111 1111 1111, \
+                IBAN DE89 3704 0044 0532 0130 00, host 10.0.0.1, key AKIAIOSFODNN7EXAMPLE, \
+                a nerve agent in Grüße ✓"
+        .as_bytes();
+    let set = Arc::new(
+        DetectorSet::new(&DetectorSpec {
+            builtins: Builtin::ALL.to_vec(),
+            deny_lists: vec![DenyList {
+                name: "d".into(),
+                terms: vec!["nerve agent".into()],
+                whole_word: true,
+            }],
+            ..DetectorSpec::default()
+        })
+        .unwrap(),
+    );
+    for round in 0..1_000 {
+        let input = mutate(&mut rng, config);
+        if let Ok(s) = std::str::from_utf8(&input) {
+            let _ = tollgate::config::parse_str(s);
+        }
+        let input = mutate(&mut rng, text);
+        let s = String::from_utf8_lossy(&input);
+        let found = set.scan(&s);
+        let _ = Masker::default().mask(&s, &found);
+        let mut scanner = StreamScanner::new(set.clone(), 16 + round % 64, true);
+        let mut at = 0;
+        while at < s.len() {
+            let mut next = (at + rng.random_range(1..12)).min(s.len());
+            while !s.is_char_boundary(next) {
+                next += 1;
+            }
+            let _ = scanner.push(&s[at..next]);
+            at = next;
+        }
+        let _ = scanner.finish();
+    }
+}

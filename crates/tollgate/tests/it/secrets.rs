@@ -14,7 +14,20 @@ use serde_json::json;
 const SECRET: &str = "sk-proj-Zq8yXw7VuT6sR5qP4oN3mL2kJ1";
 
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+/// Every event at `level` and above from this thread (the test's runtime
+/// and the in-process gateway on it), as JSON lines, while the guard lives.
+pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(level)
+        .with_writer(move || sink.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -30,7 +43,14 @@ impl Write for Captured {
 /// with every credential header it received in the message, whole, masked
 /// OpenAI-style and cut short.
 async fn echoing_upstream() -> std::net::SocketAddr {
-    raw_upstream(|mut s, request| async move {
+    echoing_upstream_into(Arc::default()).await
+}
+
+/// `echoing_upstream`, also noting every credential header value it got.
+pub(crate) async fn echoing_upstream_into(got: Arc<Mutex<Vec<String>>>) -> std::net::SocketAddr {
+    raw_upstream(move |mut s, request| {
+        let got = got.clone();
+        async move {
         use tokio::io::AsyncWriteExt;
         let text = String::from_utf8_lossy(&request).to_string();
         let mut seen = Vec::new();
@@ -42,6 +62,7 @@ async fn echoing_upstream() -> std::net::SocketAddr {
                 }
             }
         }
+        got.lock().unwrap().extend(seen.iter().cloned());
         let echoed: Vec<String> = seen
             .iter()
             .map(|v| {
@@ -66,6 +87,7 @@ async fn echoing_upstream() -> std::net::SocketAddr {
             body.len()
         );
         let _ = s.write_all(resp.as_bytes()).await;
+        }
     })
     .await
 }
@@ -81,14 +103,7 @@ fn leaks(text: &str) -> Option<String> {
 
 #[tokio::test]
 async fn an_upstream_echoing_its_key_leaks_nothing() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || sink.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs(tracing::Level::DEBUG);
 
     let upstream = echoing_upstream().await;
     let mut audit_path = std::path::PathBuf::new();

@@ -22,8 +22,8 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
 #[derive(Clone, Default)]
-struct Received {
-    spans: Arc<Mutex<Vec<Span>>>,
+pub(crate) struct Received {
+    pub(crate) spans: Arc<Mutex<Vec<Span>>>,
     services: Arc<Mutex<Vec<String>>>,
 }
 
@@ -72,7 +72,7 @@ async fn grpc_receiver() -> (String, Received) {
     (format!("http://{addr}"), got)
 }
 
-async fn http_receiver() -> (String, Received) {
+pub(crate) async fn http_receiver() -> (String, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got = Received::default();
