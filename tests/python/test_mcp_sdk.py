@@ -110,11 +110,15 @@ policy:
     - name: platform
       groups: [platform]
       tools: ["*"]
+      admin: true
     - name: analysts
       groups: [analysts]
       tools: ["agent/wh__add", "agent/wh__echo"]
 mcp:
   session_secret: {SESSION_SECRET}
+  approval:
+    tools: ["agent/wh__drop_table"]
+    timeout: 3s
   servers:
     - name: warehouse
       transport: streamable_http
@@ -152,6 +156,7 @@ def gateway(tmp, cfg_text, name="tollgate.yaml"):
     try:
         line = g.wait_for("tollgate listening", timeout=30)
         g.wait_for("mcp stdio server started", timeout=60)
+        g.admin = f"http://{field(line, 'admin_addr')}"
         yield f"http://{field(line, 'addr')}", g
     finally:
         code = g.stop()
@@ -460,3 +465,46 @@ def test_a_tool_that_changes_is_hidden_until_approved(stack):
 
     run(go())
     assert any("changed since it was approved" in l for l in stack["gw"].log)
+
+
+def test_a_high_risk_call_waits_for_an_operator(stack):
+    admin = stack["gw"].admin
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    async def decide(http, decision):
+        deadline = time.monotonic() + 10
+        while True:
+            pending = (await http.get(f"{admin}/admin/v1/mcp/approvals", headers=auth)).json()["pending"]
+            if pending:
+                break
+            assert time.monotonic() < deadline, "the call was never listed"
+            await asyncio.sleep(0.05)
+        (p,) = pending
+        assert p["tool"] == "agent/wh__drop_table" and p["principal"] == "alice"
+        assert p["arguments"] == {"name": "users"}
+        r = await http.post(f"{admin}/admin/v1/mcp/approvals/{p['id']}", headers=auth, json={"decision": decision})
+        assert r.status_code == 200, r.text
+
+    async def go():
+        async with httpx2.AsyncClient(timeout=30) as http:
+            r = await http.get(f"{admin}/admin/v1/mcp/approvals", headers={"Authorization": f"Bearer {NARROW_KEY}"})
+            assert r.status_code == 403
+            async with session(stack["host"], "agent", ADMIN_KEY) as s:
+                call = asyncio.create_task(s.call_tool("wh__drop_table", {"name": "users"}))
+                await decide(http, "approve")
+                assert (await call).content[0].text == "dropped users"
+
+                call = asyncio.create_task(s.call_tool("wh__drop_table", {"name": "users"}))
+                await decide(http, "deny")
+                with pytest.raises(MCPError) as e:
+                    await call
+                assert e.value.error.code == -32003 and "denied" in e.value.error.message
+
+                with pytest.raises(MCPError) as e:
+                    await s.call_tool("wh__drop_table", {"name": "users"})
+                assert "in time" in e.value.error.message
+                assert (await http.get(f"{admin}/admin/v1/mcp/approvals", headers=auth)).json()["pending"] == []
+
+    run(go())
+    drops = [e for e in entries(stack["http_log"]) if e.get("method") == "tools/call" and e.get("tool") == "drop_table"]
+    assert len(drops) == 1, "only the approved call reached the upstream"

@@ -34,6 +34,34 @@ pub struct McpConfig {
     /// Servers made of other servers' tools, prompts and resources.
     #[serde(default)]
     pub virtual_servers: Vec<McpVirtualConfig>,
+    /// Tool calls that wait for an operator's approval.
+    #[serde(default)]
+    pub approval: McpApproval,
+}
+
+/// High-risk tools whose calls an operator approves one by one.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpApproval {
+    /// `server/tool` globs, as served (`agent-tools/warehouse__drop_*`).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// How long a call waits for a decision before it is refused (default 5m).
+    #[serde(default = "default_approval_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for McpApproval {
+    fn default() -> Self {
+        Self {
+            tools: Vec::new(),
+            timeout: default_approval_timeout(),
+        }
+    }
+}
+
+fn default_approval_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl Default for McpConfig {
@@ -45,6 +73,7 @@ impl Default for McpConfig {
             public_url: None,
             servers: Vec::new(),
             virtual_servers: Vec::new(),
+            approval: McpApproval::default(),
         }
     }
 }
@@ -177,6 +206,16 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
                 "mcp.public_url: {u:?} must start with http:// or https://"
             ));
         }
+    }
+    for (i, g) in cfg.approval.tools.iter().enumerate() {
+        if globset::Glob::new(g).is_err() {
+            p.push(format!(
+                "mcp.approval.tools[{i}]: {g:?} is not a valid glob"
+            ));
+        }
+    }
+    if cfg.approval.timeout.is_zero() {
+        p.push("mcp.approval.timeout: must be greater than 0".into());
     }
     let mut names = HashSet::new();
     for (i, s) in cfg.servers.iter().enumerate() {

@@ -147,6 +147,9 @@ pub struct Catalog {
     pub session_ttl_ms: i64,
     pub max_message_bytes: usize,
     pub public_url: Option<String>,
+    /// Served `server/tool` names whose calls wait for an operator.
+    approval: GlobSet,
+    pub approval_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -232,7 +235,15 @@ impl Catalog {
             Some(p) if p.secret == secret => p.sealer.clone(),
             _ => Arc::new(Sealer::new(secret.as_deref())?),
         };
+        let mut approval = GlobSetBuilder::new();
+        for g in &cfg.approval.tools {
+            approval.add(Glob::new(g).map_err(|e| selection_error("approval", e.to_string()))?);
+        }
         Ok(Self {
+            approval: approval
+                .build()
+                .map_err(|e| selection_error("approval", e.to_string()))?,
+            approval_timeout: cfg.approval.timeout,
             upstreams,
             served,
             sealer,
@@ -241,6 +252,11 @@ impl Catalog {
             max_message_bytes: cfg.max_message_bytes,
             public_url: cfg.public_url.clone(),
         })
+    }
+
+    /// Whether a call of `server/tool` (as served) waits for an operator.
+    pub fn needs_approval(&self, tool: &str) -> bool {
+        self.approval.is_match(tool)
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Served>> {

@@ -6,6 +6,7 @@
 //! pipeline's MCP phases authenticate, authorize, limit, guard and record
 //! each message with the same code as model calls.
 
+pub mod approval;
 pub mod catalog;
 pub mod pins;
 pub mod session;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub config_path: PathBuf,
     /// MCP tool pins (first-seen and approved fingerprints), refreshed from the store.
     pub mcp_pins: Arc<tollgate_mcp::pins::PinBook>,
+    /// MCP tool calls waiting for an operator (this process's).
+    pub mcp_approvals: Arc<tollgate_mcp::approval::Approvals>,
     /// The response cache (backend settings apply at restart).
     pub cache: Arc<tollgate_policy::cache::Cache>,
 }

@@ -7,6 +7,7 @@
 
 mod admin;
 mod conn;
+mod mcp_admin;
 mod reload;
 mod usage_api;
 
@@ -133,6 +134,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         ready: AtomicBool::new(true),
         config_path: config_path.to_path_buf(),
         mcp_pins: Arc::default(),
+        mcp_approvals: Arc::default(),
         cache: Arc::new(cache),
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;

@@ -43,7 +43,7 @@ fn bad_request(message: &str) -> Response {
 
 /// Who may read usage: an authenticated principal with the admin grant.
 /// Returns the refusal, if any.
-async fn refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(super) async fn refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
     let snap = app.snapshot.load_full();
     let store_keys = app.store_keys.load_full();
     let identity = match crate::auth::authenticate(headers, &snap.credentials(&store_keys)).await {

@@ -7,6 +7,7 @@
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 use tollgate_guardrails::Masker;
+use tollgate_mcp::approval::{Decision, PendingCall};
 use tollgate_mcp::pins::PinCheck;
 use tollgate_mcp::session::SessionState;
 use tollgate_mcp::wire::{
@@ -278,6 +279,9 @@ async fn tools_call(
         )
         .await?;
     }
+    if call.snap.mcp.needs_approval(&ctx.requested_model) {
+        await_approval(call, ctx, &p).await?;
+    }
     p.name = upstream_name;
     let params = serde_json::to_value(p).map_err(|_| GatewayError::internal())?;
     let mut result = forward(call, session, member, "tools/call", Some(&params)).await?;
@@ -295,6 +299,29 @@ async fn tools_call(
         .await?;
     }
     Ok(result)
+}
+
+/// A high-risk call waits for an operator's decision (admin API) or the
+/// approval timeout; only an approval lets it through.
+async fn await_approval(
+    call: &Call<'_>,
+    ctx: &RequestCtx,
+    p: &CallToolParams,
+) -> Result<(), GatewayError> {
+    let pending = PendingCall {
+        id: uuid::Uuid::now_v7().to_string(),
+        tool: ctx.requested_model.clone(),
+        principal: call.who.identity.principal.subject.to_string(),
+        request_id: ctx.request_id.clone(),
+        arguments: p.arguments.clone().unwrap_or(Value::Null),
+        created_ms: tollgate_core::clock::wall_ms(),
+    };
+    let waiting = call.approvals.request(pending);
+    match waiting.decision(call.snap.mcp.approval_timeout).await {
+        Some(Decision::Approved) => Ok(()),
+        Some(Decision::Denied) => Err(reply::approval_refused(&ctx.requested_model, false)),
+        None => Err(reply::approval_refused(&ctx.requested_model, true)),
+    }
 }
 
 /// Rate limits on the call: the rules with `match.tools` that apply, one

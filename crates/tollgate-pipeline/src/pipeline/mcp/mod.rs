@@ -58,6 +58,7 @@ impl From<GatewayError> for Failure {
 /// What the phases after authentication share.
 struct Call<'a> {
     pins: &'a tollgate_mcp::pins::PinBook,
+    approvals: &'a tollgate_mcp::approval::Approvals,
     snap: &'a Snapshot,
     served: &'a Served,
     who: &'a Authenticated,
@@ -241,6 +242,7 @@ async fn run(
         Ok(Message::Notification { method, params }) => {
             let call = Call {
                 pins: &app.mcp_pins,
+                approvals: &app.mcp_approvals,
                 snap,
                 served: &served,
                 who: &who,
@@ -264,6 +266,7 @@ async fn run(
     ctx.operation = Some(methods::operation(&method));
     let call = Call {
         pins: &app.mcp_pins,
+        approvals: &app.mcp_approvals,
         snap,
         served: &served,
         who: &who,

@@ -221,6 +221,20 @@ pub(super) fn tool_changed(server: &str, tool: &str) -> GatewayError {
     )
 }
 
+pub(super) fn approval_refused(tool: &str, timed_out: bool) -> GatewayError {
+    let (label, why) = if timed_out {
+        ("approval_timeout", "no operator approved it in time")
+    } else {
+        ("approval_denied", "an operator denied it")
+    };
+    GatewayError::new(
+        ErrorKind::Permission,
+        403,
+        label,
+        format!("the call of tool `{tool}` needs an operator's approval and {why}"),
+    )
+}
+
 pub(super) fn parse_error(e: &serde_json::Error) -> GatewayError {
     GatewayError::new(
         ErrorKind::InvalidRequest,
