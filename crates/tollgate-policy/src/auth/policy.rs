@@ -1,37 +1,30 @@
 //! Access policy: which principals may use which models, and who is admin.
 //! Deny by default. A rule applies to a principal matching ANY of its
-//! selectors (subject, group, tenant, kind). A model is usable when its
+//! selectors (subject, group, tenant, kind: `subject::Combine::Any`, exact
+//! names), each selector being a grant on its own. A model is usable when its
 //! owning tenant (if any) is the principal's tenant — a hard boundary no
 //! grant crosses — and the API key's own `models` list allows it, or any
 //! applying rule does.
 //! Token (JWT) principals have no key grant: only rules grant them models.
 //! Evaluation is in memory over the snapshot; no I/O.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use super::{ModelGrant, Principal};
-use tollgate_config::{PolicyConfig, PrincipalKind};
+use crate::subject::{Combine, Names, Subject};
+use tollgate_config::PolicyConfig;
 
 #[derive(Debug)]
 pub struct Rule {
     pub name: String,
-    principals: HashSet<String>,
-    groups: HashSet<String>,
-    tenants: HashSet<String>,
-    kinds: Vec<PrincipalKind>,
+    who: Subject,
     pub models: ModelGrant,
     pub admin: bool,
 }
 
 impl Rule {
     pub fn applies_to(&self, p: &Principal) -> bool {
-        self.principals.contains(&*p.subject)
-            || p.groups.iter().any(|g| self.groups.contains(g))
-            || p.tenant
-                .as_deref()
-                .is_some_and(|t| self.tenants.contains(t))
-            || self.kinds.contains(&p.kind)
+        self.who.matches_principal(Combine::Any, p)
     }
 }
 
@@ -74,12 +67,16 @@ impl Policy {
             .rules
             .iter()
             .map(|r| {
+                let who = Subject {
+                    principals: Names::exact(&r.principals),
+                    groups: Names::exact(&r.groups),
+                    tenants: Names::exact(&r.tenants),
+                    kinds: r.kinds.clone(),
+                    ..Subject::default()
+                };
                 Ok(Rule {
                     name: r.name.clone(),
-                    principals: r.principals.iter().cloned().collect(),
-                    groups: r.groups.iter().cloned().collect(),
-                    tenants: r.tenants.iter().cloned().collect(),
-                    kinds: r.kinds.clone(),
+                    who,
                     models: ModelGrant::new(&r.models)
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     admin: r.admin,
@@ -178,7 +175,7 @@ mod tests {
 
     use super::*;
     use crate::auth::AuthMethod;
-    use tollgate_config::PolicyRule;
+    use tollgate_config::{PolicyRule, PrincipalKind};
 
     fn principal(sub: &str, groups: &[&str], tenant: Option<&str>) -> Principal {
         Principal {

@@ -11,13 +11,13 @@ mod webhook;
 pub use stream::{Rewrite, StreamGuard};
 pub use texts::{request_texts, response_texts};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use crate::auth::Principal;
+use crate::subject::{Combine, Names, Subject, Target, TargetKind, Targets};
 use tollgate_config::{
     Direction, Enforcement, GuardAction, GuardrailPolicyConfig, GuardrailsConfig,
 };
@@ -72,11 +72,9 @@ impl From<GuardError> for tollgate_core::error::GatewayError {
 
 pub struct GuardPolicy {
     pub name: Arc<str>,
-    models: GlobSet,
-    any_model: bool,
-    principals: HashSet<String>,
-    groups: HashSet<String>,
-    tenants: HashSet<String>,
+    /// `applies_to`: every listed dimension (`Combine::All`); models are
+    /// globs, principals, groups and tenants exact names.
+    applies_to: Subject,
     pub direction: Direction,
     pub mode: Enforcement,
     pub detectors: Option<Arc<DetectorSet>>,
@@ -87,10 +85,18 @@ pub struct GuardPolicy {
 
 impl GuardPolicy {
     fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, String> {
-        let mut b = GlobSetBuilder::new();
-        for g in &cfg.applies_to.models {
-            b.add(Glob::new(g).map_err(|e| e.to_string())?);
-        }
+        let who = &cfg.applies_to;
+        let applies_to = Subject {
+            principals: Names::exact(&who.principals),
+            groups: Names::exact(&who.groups),
+            tenants: Names::exact(&who.tenants),
+            kinds: Vec::new(),
+            targets: Targets::default().with(
+                TargetKind::Model,
+                Names::globs(&who.models).map_err(|e| e.to_string())?,
+            ),
+            keys: Names::default(),
+        };
         let detectors = match &cfg.detectors {
             Some(spec) => Some(Arc::new(DetectorSet::new(spec).map_err(|e| e.to_string())?)),
             None => None,
@@ -101,11 +107,7 @@ impl GuardPolicy {
         };
         Ok(Self {
             name: cfg.name.as_str().into(),
-            models: b.build().map_err(|e| e.to_string())?,
-            any_model: cfg.applies_to.models.is_empty(),
-            principals: cfg.applies_to.principals.iter().cloned().collect(),
-            groups: cfg.applies_to.groups.iter().cloned().collect(),
-            tenants: cfg.applies_to.tenants.iter().cloned().collect(),
+            applies_to,
             direction: cfg.direction,
             mode: cfg.mode,
             detectors,
@@ -116,13 +118,8 @@ impl GuardPolicy {
     }
 
     fn applies(&self, model: &str, p: &Principal) -> bool {
-        (self.any_model || self.models.is_match(model))
-            && (self.principals.is_empty() || self.principals.contains(&*p.subject))
-            && (self.groups.is_empty() || p.groups.iter().any(|g| self.groups.contains(g)))
-            && (self.tenants.is_empty()
-                || p.tenant
-                    .as_deref()
-                    .is_some_and(|t| self.tenants.contains(t)))
+        self.applies_to
+            .matches(Combine::All, p, Target::model(model))
     }
 
     /// What a finding does under this policy (per-detector name, then

@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::auth::Principal;
+use crate::subject::{Combine, Names, Subject, Target, TargetKind, Targets};
 use tollgate_config::{
     Dimension, LimitMatch, LimitMode, LimitRule, LimitStore, Overrun, Price, StoreFailure,
     TokenKind,
@@ -68,7 +69,7 @@ impl Cap {
 
 pub struct Rule {
     pub name: Arc<str>,
-    matches: LimitMatch,
+    matches: Subject,
     per: Vec<Dimension>,
     pub caps: Vec<Cap>,
     pub mode: LimitMode,
@@ -77,8 +78,17 @@ pub struct Rule {
     pub stream_overrun: Overrun,
 }
 
-fn listed(list: &[String], value: &str) -> bool {
-    list.is_empty() || list.iter().any(|v| v == "*" || v == value)
+/// A limit rule's `match`: every listed dimension (`Combine::All`), exact
+/// names with `*` for all (`Names::exact_or_all`).
+fn subject(m: &LimitMatch) -> Subject {
+    Subject {
+        keys: Names::exact_or_all(&m.keys),
+        principals: Names::exact_or_all(&m.principals),
+        groups: Names::exact_or_all(&m.groups),
+        tenants: Names::exact_or_all(&m.tenants),
+        kinds: Vec::new(),
+        targets: Targets::default().with(TargetKind::Model, Names::exact_or_all(&m.models)),
+    }
 }
 
 impl Rule {
@@ -138,7 +148,7 @@ impl Rule {
         );
         Self {
             name: r.name.as_str().into(),
-            matches: r.matches.clone(),
+            matches: subject(&r.matches),
             per: r.per.clone(),
             caps,
             mode: r.mode,
@@ -149,12 +159,7 @@ impl Rule {
     }
 
     pub fn applies(&self, p: &Principal, model: &str) -> bool {
-        let m = &self.matches;
-        listed(&m.keys, p.key_id.as_deref().unwrap_or(""))
-            && listed(&m.principals, &p.subject)
-            && listed(&m.tenants, p.tenant.as_deref().unwrap_or(""))
-            && listed(&m.models, model)
-            && (m.groups.is_empty() || p.groups.iter().any(|g| listed(&m.groups, g)))
+        self.matches.matches(Combine::All, p, Target::model(model))
     }
 
     /// The counter suffixes this request charges: one, or one per matching
@@ -189,7 +194,7 @@ impl Rule {
         for g in p
             .groups
             .iter()
-            .filter(|g| self.matches.groups.is_empty() || listed(&self.matches.groups, g))
+            .filter(|g| self.matches.groups.is_empty() || self.matches.groups.matches(g))
         {
             buf.truncate(base);
             buf.push_str("group=");
