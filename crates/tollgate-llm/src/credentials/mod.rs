@@ -17,6 +17,7 @@ mod static_secret;
 mod token;
 
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -70,9 +71,9 @@ impl Credentials {
         cfg: &ProviderConfig,
         defaults: CredentialDefaults,
         timeouts: &Timeouts,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, BuildError> {
         let name = cfg.name.as_str();
-        let endpoint = |url: &Option<String>| -> Result<TokenEndpoint, String> {
+        let endpoint = |url: &Option<String>| -> Result<TokenEndpoint, BuildError> {
             let url = url
                 .clone()
                 .or_else(|| defaults.token_url.clone())

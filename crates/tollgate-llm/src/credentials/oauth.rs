@@ -4,6 +4,7 @@
 //! the endpoint are scrubbed of every secret the request carried.
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use http::HeaderValue;
 use serde::Deserialize;
@@ -62,7 +63,7 @@ struct OAuthError {
 }
 
 impl TokenEndpoint {
-    pub(super) fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, String> {
+    pub(super) fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, BuildError> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| format!("provider {provider}: bad auth.token_url: {e}"))?;
         let client = reqwest::Client::builder()

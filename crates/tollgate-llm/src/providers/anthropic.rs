@@ -9,6 +9,7 @@
 //! with that error.
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -39,7 +40,7 @@ pub(super) struct AnthropicProvider {
 }
 
 impl AnthropicProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
         let base = cfg
             .base_url
             .as_deref()

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -30,7 +31,10 @@ pub(crate) struct HttpUpstream {
 }
 
 impl HttpUpstream {
-    pub(crate) fn new(cfg: &ProviderConfig, defaults: CredentialDefaults) -> Result<Self, String> {
+    pub(crate) fn new(
+        cfg: &ProviderConfig,
+        defaults: CredentialDefaults,
+    ) -> Result<Self, BuildError> {
         let client = http_client(cfg)?;
         let headers = static_headers(cfg)?;
         let credentials = Credentials::build(cfg, defaults, &cfg.timeouts)?;
@@ -307,7 +311,7 @@ impl ProviderError {
 
 /// The pooled HTTP client a provider config asks for (rustls,
 /// `http_version`, connect timeout).
-pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, BuildError> {
     let builder = reqwest::Client::builder()
         .connect_timeout(cfg.timeouts.connect)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -318,13 +322,16 @@ pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, Strin
         HttpVersion::Http1 => builder.http1_only(),
         HttpVersion::Http2 => builder.http2_prior_knowledge(),
     };
-    builder
-        .build()
-        .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))
+    builder.build().map_err(|e| {
+        BuildError::of(e).context(format_args!(
+            "provider {}: cannot build HTTP client",
+            cfg.name
+        ))
+    })
 }
 
 /// The config's static `headers`, marked sensitive.
-pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
+pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, BuildError> {
     let mut headers = HeaderMap::new();
     for (k, v) in &cfg.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
@@ -422,11 +429,11 @@ macro_rules! http_provider {
 pub(crate) use http_provider;
 
 /// A provider's `base_url` without its trailing `/` (validated as present).
-pub(crate) fn base_url(cfg: &ProviderConfig) -> Result<&str, String> {
+pub(crate) fn base_url(cfg: &ProviderConfig) -> Result<&str, BuildError> {
     cfg.base_url
         .as_deref()
         .map(|b| b.trim_end_matches('/'))
-        .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))
+        .ok_or_else(|| BuildError::new(format!("provider {}: base_url is required", cfg.name)))
 }
 
 /// A successful upstream body, whole, read chunk by chunk up to `limit`

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use tokio::time::Instant;
 
@@ -236,7 +237,7 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
-    pub fn new(source: JwksSource) -> Result<Self, String> {
+    pub fn new(source: JwksSource) -> Result<Self, BuildError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))

@@ -9,6 +9,7 @@
 //! Evaluation is in memory over the snapshot; no I/O.
 
 use std::fmt::Write as _;
+use tollgate_core::error::BuildError;
 
 use super::{ModelGrant, Principal};
 use crate::subject::{Combine, Names, Subject};
@@ -62,7 +63,7 @@ impl Denial {
 
 impl Policy {
     /// Compiles a validated policy.
-    pub fn build(cfg: &PolicyConfig) -> Result<Self, String> {
+    pub fn build(cfg: &PolicyConfig) -> Result<Self, BuildError> {
         let rules = cfg
             .rules
             .iter()
@@ -82,7 +83,7 @@ impl Policy {
                     admin: r.admin,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, BuildError>>()?;
         Ok(Self { rules })
     }
 

@@ -13,6 +13,7 @@ pub use texts::{request_texts, response_texts};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use serde::Serialize;
 
@@ -84,7 +85,7 @@ pub struct GuardPolicy {
 }
 
 impl GuardPolicy {
-    fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, String> {
+    fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, BuildError> {
         let who = &cfg.applies_to;
         let applies_to = Subject {
             principals: Names::exact(&who.principals),
@@ -156,7 +157,7 @@ pub struct Guards {
 }
 
 impl Guards {
-    pub fn build(cfg: &GuardrailsConfig) -> Result<Self, String> {
+    pub fn build(cfg: &GuardrailsConfig) -> Result<Self, BuildError> {
         let client = reqwest::Client::builder()
             .use_rustls_tls()
             .build()

@@ -6,6 +6,7 @@
 //! `{"action":"rewrite","texts":[…]}` (same length as `texts`).
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -39,7 +40,7 @@ struct Answer {
 }
 
 impl Webhook {
-    pub(super) fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, String> {
+    pub(super) fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, BuildError> {
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| format!("webhook url: {e}"))?;
         let mut headers = http::HeaderMap::new();
         for (k, v) in &cfg.headers {

@@ -30,6 +30,7 @@ pub use templates::Counters;
 pub use window::Window;
 
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use crate::auth::Principal;
 use tollgate_config::{CacheHits, LimitStore, LimitsConfig, Price};
@@ -51,7 +52,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn build(cfg: &LimitsConfig, previous: Option<&Limits>) -> Result<Self, String> {
+    pub fn build(cfg: &LimitsConfig, previous: Option<&Limits>) -> Result<Self, BuildError> {
         let local = previous.map_or_else(Default::default, |p| p.local.clone());
         let redis = match &cfg.redis {
             None => None,
