@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::static_secret::read_file;
 use super::CredentialError;
-use crate::providers::transport::{error_chain, read_capped, truncate};
+use crate::upstream_text::{error_chain, read_capped, truncate};
 use tollgate_config::Timeouts;
 
 /// Used when a token response has no `expires_in`.

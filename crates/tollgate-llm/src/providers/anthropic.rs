@@ -17,10 +17,11 @@ use futures_util::{FutureExt, StreamExt};
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use super::transport::{error_chain, http_client, send_redacted, static_headers, status_error};
+use super::transport::{http_client, send_redacted, static_headers, status_error};
 use super::{
     header_allowed, Dialect, Provider, ProviderBody, ProviderCall, ProviderError, ProviderResponse,
 };
+use crate::upstream_text::error_chain;
 use tollgate_config::{Endpoint, ProviderConfig};
 use tollgate_core::sse::SseSplitter;
 use tollgate_translate::anthropic::{to_anthropic, to_openai, ToOpenAi};

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{header_allowed, ProviderBody, ProviderError, ProviderResponse};
 use crate::credentials::{CredentialDefaults, Credentials};
+use crate::upstream_text::{error_chain, read_capped, truncate};
 use tollgate_config::{HttpVersion, ProviderConfig};
 
 /// Most bytes of an upstream error body read to build the caller's message.
@@ -483,20 +484,6 @@ pub(crate) async fn read_limited(
     })
 }
 
-/// An upstream error body (or a token endpoint's answer), at most `limit`
-/// bytes of it: the rest is not read.
-pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Bytes {
-    let mut buf = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        let room = limit.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if buf.len() >= limit {
-            break;
-        }
-    }
-    Bytes::from(buf)
-}
-
 /// `error.message` from an OpenAI-style error body (or Databricks' top-level
 /// `message`), else the body's text, short.
 pub(crate) fn upstream_message(body: &[u8]) -> String {
@@ -514,34 +501,6 @@ pub(crate) fn upstream_message(body: &[u8]) -> String {
         text
     };
     truncate(text, 500)
-}
-
-pub(crate) fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
-}
-
-/// reqwest's top-level message plus its sources ("error sending request: connection refused").
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    // reqwest includes the URL; keep it (no credentials live in URLs here).
-    out
 }
 
 #[cfg(test)]

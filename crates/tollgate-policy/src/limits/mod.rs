@@ -10,6 +10,7 @@
 
 mod admission;
 mod admit_batch;
+mod charge;
 mod decisions;
 mod error;
 mod headers;
@@ -35,7 +36,7 @@ use tollgate_core::error::BuildError;
 use crate::auth::Principal;
 use tollgate_config::{CacheHits, LimitStore, LimitsConfig, Price};
 
-use admission::Charge;
+use charge::Charge;
 use templates::Templates;
 
 /// The runtime form of `limits:`; counters outlive config reloads.

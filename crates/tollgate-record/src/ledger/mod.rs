@@ -3,11 +3,10 @@
 //! and counts it) and written in batches by one background task. A slow or
 //! failing store never slows or fails a request.
 
-mod record;
 mod retention;
 pub mod spool;
 mod writer;
 
-pub use record::UsageRecord;
+pub use crate::usage_record::UsageRecord;
 pub use retention::run_retention;
 pub use writer::{Ledger, LedgerHandle};

@@ -20,7 +20,7 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 
-use crate::ledger::UsageRecord;
+use crate::usage_record::UsageRecord;
 use tollgate_config::PrincipalKind;
 
 #[derive(Debug, thiserror::Error)]
