@@ -327,7 +327,7 @@ async fn ask_webhook(
             }
             Ok(())
         }
-        Err(message) => policy.failure(message),
+        Err(e) => policy.failure(e.to_string()),
     }
 }
 

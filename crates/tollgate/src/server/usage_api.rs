@@ -91,7 +91,7 @@ pub(super) async fn usage(
     };
     let group_by: UsageGroupBy = match p.group_by.as_deref().unwrap_or("principal").parse() {
         Ok(g) => g,
-        Err(e) => return bad_request(&e),
+        Err(e) => return bad_request(&e.to_string()),
     };
     let now = now_ms();
     let (from_ms, to_ms) = match (
