@@ -85,7 +85,7 @@ impl Template {
             }
         }
         render::check(&self.variables, &variables)
-            .map_err(|m| InvalidRequest::new(m, Some("variables")))?;
+            .map_err(|m| InvalidRequest::new(m.to_string(), Some("variables")))?;
         let messages: Vec<Value> = self
             .messages
             .iter()
