@@ -567,7 +567,7 @@ async fn token_inspect(
     }
     let cfg =
         tollgate::config::load_file(config).map_err(|e| format!("{}: {e}", config.display()))?;
-    let snap = tollgate::snapshot::Snapshot::build(cfg, None)?;
+    let snap = tollgate::snapshot::Snapshot::build(cfg, None).map_err(|e| e.to_string())?;
     // An operator tool may call the identity providers directly.
     let is_jwt = tollgate::auth::jwt::looks_like_jwt(token.trim_start_matches("Bearer ").trim());
     let fetches = snap

@@ -104,7 +104,21 @@ fn display_path(path: &str) -> &str {
     }
 }
 
-fn substitute(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Why a `${NAME}` in a value cannot be replaced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SubstituteError {
+    #[error("unclosed `${{` in value")]
+    Unclosed,
+    #[error("invalid variable name {0:?} in `${{…}}`")]
+    BadName(String),
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+}
+
+fn substitute(
+    input: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, SubstituteError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -114,18 +128,16 @@ fn substitute(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail
-                .find('}')
-                .ok_or_else(|| "unclosed `${` in value".to_string())?;
+            let end = tail.find('}').ok_or(SubstituteError::Unclosed)?;
             let name = &tail[..end];
             let valid =
                 !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!("invalid variable name {name:?} in `${{…}}`"));
+                return Err(SubstituteError::BadName(name.to_owned()));
             }
             match env(name) {
                 Some(v) => out.push_str(&v),
-                None => return Err(format!("environment variable {name} is not set")),
+                None => return Err(SubstituteError::Unset(name.to_owned())),
             }
             rest = &tail[end + 1..];
         } else {

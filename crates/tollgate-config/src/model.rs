@@ -390,21 +390,33 @@ pub struct Expiry {
     pub unix_ms: i64,
 }
 
+/// A time that is neither RFC 3339 nor Unix seconds, or before 1970.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadTime {
+    #[error(
+        "invalid time {text:?} ({reason}); use RFC 3339 like 2026-01-31T00:00:00Z or Unix seconds"
+    )]
+    Invalid { text: String, reason: String },
+    #[error("time {0:?} is before 1970")]
+    BeforeEpoch(String),
+}
+
 impl Expiry {
     /// Parses RFC 3339 (`2026-01-31T00:00:00Z`) or Unix seconds.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, BadTime> {
         let text = text.trim();
         if let Ok(secs) = text.parse::<i64>() {
             return Ok(Self {
                 unix_ms: secs.saturating_mul(1000),
             });
         }
-        let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
-            format!("invalid time {text:?} ({e}); use RFC 3339 like 2026-01-31T00:00:00Z or Unix seconds")
+        let t = humantime::parse_rfc3339_weak(text).map_err(|e| BadTime::Invalid {
+            text: text.to_owned(),
+            reason: e.to_string(),
         })?;
         let ms = t
             .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| format!("time {text:?} is before 1970"))?
+            .map_err(|_| BadTime::BeforeEpoch(text.to_owned()))?
             .as_millis();
         Ok(Self {
             unix_ms: i64::try_from(ms).unwrap_or(i64::MAX),

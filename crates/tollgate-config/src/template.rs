@@ -15,9 +15,50 @@ pub enum Segment {
     Var(String),
 }
 
+/// Why a template text does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("`{{{{` at byte {at} is never closed")]
+    Unclosed { at: usize },
+    #[error("`{{{{{0}}}}}` is not a variable name")]
+    BadName(String),
+}
+
+/// Why a call's variables do not fit its template: every one missing,
+/// unexpected or of the wrong type (shown to the caller in one sentence).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.sentence())]
+pub struct VariablesError {
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub wrong_type: Vec<String>,
+}
+
+impl VariablesError {
+    fn sentence(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("missing variables: {}", self.missing.join(", ")));
+        }
+        if !self.unexpected.is_empty() {
+            parts.push(format!(
+                "unexpected variables: {}",
+                self.unexpected.join(", ")
+            ));
+        }
+        if !self.wrong_type.is_empty() {
+            parts.push(format!(
+                "variables must be strings, numbers or booleans: {}",
+                self.wrong_type.join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
 /// Splits `text` into segments; `{{ name }}` (spaces optional) is a
 /// variable, names are letters, digits, `_`, `-`, `.`.
-pub fn parse(text: &str) -> Result<Vec<Segment>, String> {
+pub fn parse(text: &str) -> Result<Vec<Segment>, TemplateError> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
@@ -25,11 +66,8 @@ pub fn parse(text: &str) -> Result<Vec<Segment>, String> {
             out.push(Segment::Text(rest[..open].to_string()));
         }
         let after = &rest[open + 2..];
-        let close = after.find("}}").ok_or_else(|| {
-            format!(
-                "`{{{{` at byte {} is never closed",
-                text.len() - rest.len() + open
-            )
+        let close = after.find("}}").ok_or(TemplateError::Unclosed {
+            at: text.len() - rest.len() + open,
         })?;
         let name = after[..close].trim();
         let valid = !name.is_empty()
@@ -37,10 +75,7 @@ pub fn parse(text: &str) -> Result<Vec<Segment>, String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
         if !valid {
-            return Err(format!(
-                "`{{{{{}}}}}` is not a variable name",
-                &after[..close]
-            ));
+            return Err(TemplateError::BadName(after[..close].to_owned()));
         }
         out.push(Segment::Var(name.to_string()));
         rest = &after[close + 2..];
@@ -65,39 +100,25 @@ pub fn variables<'a>(texts: impl IntoIterator<Item = &'a [Segment]>) -> BTreeSet
 
 /// Checks the caller's variables against the template's: every one given,
 /// no others, each a string, number or boolean. The error names them all.
-pub fn check(expected: &BTreeSet<String>, given: &Map<String, Value>) -> Result<(), String> {
-    let missing: Vec<&str> = expected
-        .iter()
-        .filter(|v| !given.contains_key(*v))
-        .map(String::as_str)
-        .collect();
-    let extra: Vec<&str> = given
-        .keys()
-        .filter(|k| !expected.contains(*k))
-        .map(String::as_str)
-        .collect();
-    let bad: Vec<&str> = given
-        .iter()
-        .filter(|(_, v)| !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
-        .map(|(k, _)| k.as_str())
-        .collect();
-    let mut parts = Vec::new();
-    if !missing.is_empty() {
-        parts.push(format!("missing variables: {}", missing.join(", ")));
-    }
-    if !extra.is_empty() {
-        parts.push(format!("unexpected variables: {}", extra.join(", ")));
-    }
-    if !bad.is_empty() {
-        parts.push(format!(
-            "variables must be strings, numbers or booleans: {}",
-            bad.join(", ")
-        ));
-    }
-    if parts.is_empty() {
+pub fn check(
+    expected: &BTreeSet<String>,
+    given: &Map<String, Value>,
+) -> Result<(), VariablesError> {
+    let names = |it: &mut dyn Iterator<Item = &String>| it.cloned().collect::<Vec<_>>();
+    let e = VariablesError {
+        missing: names(&mut expected.iter().filter(|v| !given.contains_key(*v))),
+        unexpected: names(&mut given.keys().filter(|k| !expected.contains(*k))),
+        wrong_type: names(
+            &mut given
+                .iter()
+                .filter(|(_, v)| !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+                .map(|(k, _)| k),
+        ),
+    };
+    if e.missing.is_empty() && e.unexpected.is_empty() && e.wrong_type.is_empty() {
         Ok(())
     } else {
-        Err(parts.join("; "))
+        Err(e)
     }
 }
 
@@ -141,7 +162,9 @@ mod tests {
     fn names_missing_extra_and_bad_variables() {
         let segs = parse("{{a}} {{b}} {{c}}").unwrap();
         let expected = variables([segs.as_slice()]);
-        let err = check(&expected, &vars(json!({"a": "x", "b": [1], "z": 1}))).unwrap_err();
+        let err = check(&expected, &vars(json!({"a": "x", "b": [1], "z": 1})))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing variables: c"), "{err}");
         assert!(err.contains("unexpected variables: z"), "{err}");
         assert!(err.contains("strings, numbers or booleans: b"), "{err}");

@@ -344,3 +344,65 @@ mod tests {
         assert_eq!(BodyTimeout::find(&other), None);
     }
 }
+
+/// Why a config could not be turned into its runtime form (a provider's
+/// client, a credential, a rule, a whole snapshot). Reported at start and
+/// reload, in the log or on the command line; never seen by a caller, so it
+/// is no `GatewayError`. The message names where the problem is, outermost
+/// first (`provider openai: auth.token_url is required`); a library error
+/// behind it stays reachable as its `source`.
+#[derive(Debug)]
+pub struct BuildError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BuildError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A library's error, its text as the message.
+    pub fn of(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// Puts where the problem is in front: `{what}: {message}`.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A message written where the problem was found (`format!` at a check).
+impl From<String> for BuildError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for BuildError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}

@@ -6,3 +6,4 @@
 
 pub mod credentials;
 pub mod providers;
+mod upstream_text;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use tollgate_config::{Config, Endpoint, Price, PrincipalKind, ProviderConfig};
 use tollgate_llm::providers::{self, Provider};
@@ -109,7 +110,7 @@ impl Snapshot {
     }
 
     /// Builds the runtime form of an already validated config.
-    pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Self, String> {
+    pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Self, BuildError> {
         let mut providers = HashMap::new();
         for p in &config.providers {
             let reused = previous

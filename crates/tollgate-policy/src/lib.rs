@@ -11,3 +11,4 @@ pub mod guard;
 pub mod limits;
 pub mod prompts;
 pub mod routing;
+pub mod subject;

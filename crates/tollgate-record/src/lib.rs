@@ -8,3 +8,4 @@ pub mod audit;
 pub mod ledger;
 pub mod store;
 pub mod telemetry;
+pub mod usage_record;

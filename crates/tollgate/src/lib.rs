@@ -17,6 +17,6 @@ pub use tollgate_mcp as mcp_gateway;
 #[cfg(feature = "mock")]
 pub use tollgate_mock as mock;
 pub use tollgate_pipeline::{pipeline, snapshot};
-pub use tollgate_policy::{auth, cache, guard, limits, prompts, routing};
+pub use tollgate_policy::{auth, cache, guard, limits, prompts, routing, subject};
 pub use tollgate_record::{audit, ledger, store, telemetry};
 pub use tollgate_translate as translate;

@@ -17,6 +17,7 @@ mod static_secret;
 mod token;
 
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -98,7 +99,7 @@ impl Credentials {
         cfg: &ProviderConfig,
         defaults: CredentialDefaults,
         timeouts: &Timeouts,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, BuildError> {
         Self::build_auth(
             &cfg.name,
             cfg.auth.as_ref(),
@@ -117,8 +118,8 @@ impl Credentials {
         api_key: Option<&tollgate_config::Secret>,
         defaults: CredentialDefaults,
         timeouts: &Timeouts,
-    ) -> Result<Arc<Self>, String> {
-        let endpoint = |url: &Option<String>| -> Result<TokenEndpoint, String> {
+    ) -> Result<Arc<Self>, BuildError> {
+        let endpoint = |url: &Option<String>| -> Result<TokenEndpoint, BuildError> {
             let url = url
                 .clone()
                 .or_else(|| defaults.token_url.clone())

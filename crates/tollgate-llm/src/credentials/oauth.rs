@@ -4,13 +4,14 @@
 //! the endpoint are scrubbed of every secret the request carried.
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use http::HeaderValue;
 use serde::Deserialize;
 
 use super::static_secret::read_file;
 use super::CredentialError;
-use crate::providers::transport::{error_chain, read_capped, truncate};
+use crate::upstream_text::{error_chain, read_capped, truncate};
 use tollgate_config::Timeouts;
 
 /// Used when a token response has no `expires_in`.
@@ -62,7 +63,7 @@ struct OAuthError {
 }
 
 impl TokenEndpoint {
-    pub(super) fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, String> {
+    pub(super) fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, BuildError> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| format!("provider {provider}: bad auth.token_url: {e}"))?;
         let client = reqwest::Client::builder()

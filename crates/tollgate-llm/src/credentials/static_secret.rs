@@ -3,6 +3,7 @@
 //! (a rotated secret mounted by Kubernetes, Vault agent, …).
 
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use arc_swap::ArcSwap;
 use http::{HeaderName, HeaderValue};
@@ -25,7 +26,7 @@ impl StaticSecret {
         prefix: &'static str,
         inline: &Option<Secret>,
         file: &Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let raw =
             read_value(inline, file).map_err(|e| format!("provider {provider}: auth: {e}"))?;
         let value = header_value(prefix, &raw).ok_or_else(|| {
@@ -41,7 +42,7 @@ impl StaticSecret {
     }
 
     /// The provider's legacy `api_key:` field, sent as a bearer token.
-    pub(super) fn bearer_value(provider: &str, key: &str) -> Result<Self, String> {
+    pub(super) fn bearer_value(provider: &str, key: &str) -> Result<Self, BuildError> {
         Self::new(
             provider,
             http::header::AUTHORIZATION,
@@ -49,7 +50,11 @@ impl StaticSecret {
             &Some(Secret(key.to_string())),
             &None,
         )
-        .map_err(|_| format!("provider {provider}: api_key is not a valid header value"))
+        .map_err(|_| {
+            BuildError::new(format!(
+                "provider {provider}: api_key is not a valid header value"
+            ))
+        })
     }
 
     pub(super) fn header(&self) -> (HeaderName, HeaderValue) {

@@ -9,6 +9,7 @@
 //! with that error.
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -16,10 +17,11 @@ use futures_util::{FutureExt, StreamExt};
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use super::transport::{error_chain, http_client, send_redacted, static_headers, status_error};
+use super::transport::{http_client, send_redacted, static_headers, status_error};
 use super::{
     header_allowed, Dialect, Provider, ProviderBody, ProviderCall, ProviderError, ProviderResponse,
 };
+use crate::upstream_text::error_chain;
 use tollgate_config::{Endpoint, ProviderConfig};
 use tollgate_core::sse::SseSplitter;
 use tollgate_translate::anthropic::{to_anthropic, to_openai, ToOpenAi};
@@ -39,7 +41,7 @@ pub(super) struct AnthropicProvider {
 }
 
 impl AnthropicProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
         let base = cfg
             .base_url
             .as_deref()

@@ -6,6 +6,7 @@
 //! (`auth: {type: client_credentials}` against the tenant's token URL).
 
 use serde_json::Value;
+use tollgate_core::error::BuildError;
 
 use super::transport::{self, http_provider, HttpUpstream};
 use super::{ProviderCall, ProviderError, ProviderResponse};
@@ -22,7 +23,7 @@ pub(super) struct AzureOpenAiProvider {
 }
 
 impl AzureOpenAiProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
         let base = transport::base_url(cfg)?;
         let base = reqwest::Url::parse(base.trim_end_matches('/'))
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;

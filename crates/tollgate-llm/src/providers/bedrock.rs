@@ -6,6 +6,7 @@
 //! (at start and on reload). Translation: `tollgate_translate::bedrock`.
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -48,7 +49,7 @@ fn setting(configured: Option<&String>, env: &[&str]) -> Option<String> {
 }
 
 impl BedrockProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
         let aws = cfg.aws.clone().unwrap_or_default();
         let AwsConfig {
             region,
@@ -70,11 +71,11 @@ impl BedrockProvider {
             &["AWS_SECRET_ACCESS_KEY"],
         );
         let (Some(key), Some(secret)) = (key, secret) else {
-            return Err(format!(
+            return Err(BuildError::new(format!(
                 "provider {}: AWS credentials are required: aws.access_key_id and \
                  aws.secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
                 cfg.name
-            ));
+            )));
         };
         // An environment session token belongs to environment keys only.
         let token = match session_token {
@@ -86,10 +87,10 @@ impl BedrockProvider {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
-            return Err(format!(
+            return Err(BuildError::new(format!(
                 "provider {}: {region:?} is not an AWS region",
                 cfg.name
-            ));
+            )));
         }
         let base = cfg
             .base_url

@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -27,7 +28,7 @@ pub(super) struct DatabricksProvider {
 }
 
 impl DatabricksProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
         let base = transport::base_url(cfg)?;
         let workspace = reqwest::Url::parse(base)
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;

@@ -6,6 +6,7 @@
 //! a 400 naming the field.
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -36,7 +37,7 @@ pub(super) struct GeminiProvider {
 }
 
 impl GeminiProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
         let base = cfg
             .base_url
             .as_deref()

@@ -17,11 +17,13 @@ mod openai;
 mod translated;
 pub(crate) mod transport;
 /// Shared with the MCP upstream client: credential scrubbing of upstream text, error chains.
-pub use transport::{error_chain, Secrets};
+pub use crate::upstream_text::error_chain;
+pub use transport::Secrets;
 
 pub use error::{ProviderError, DEADLINE};
 
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -85,16 +87,16 @@ pub trait Provider: Send + Sync {
 }
 
 /// Builds the runtime provider for a validated config entry.
-pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, String> {
+pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, BuildError> {
     match cfg.kind {
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(cfg)?)),
         #[cfg(feature = "mock")]
         ProviderKind::Mock => Ok(Arc::new(mock::MockProvider::new(cfg))),
         #[cfg(not(feature = "mock"))]
-        ProviderKind::Mock => Err(format!(
+        ProviderKind::Mock => Err(BuildError::new(format!(
             "provider {}: `kind: mock` needs a build with the `mock` feature",
             cfg.name
-        )),
+        ))),
         ProviderKind::Databricks => Ok(Arc::new(databricks::DatabricksProvider::new(cfg)?)),
         ProviderKind::AzureOpenai => Ok(Arc::new(azure::AzureOpenAiProvider::new(cfg)?)),
         ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg)?)),

@@ -7,6 +7,7 @@ use super::transport::{self, http_provider, HttpUpstream};
 use super::{ProviderCall, ProviderError, ProviderResponse};
 use crate::credentials::CredentialDefaults;
 use tollgate_config::{Endpoint, ProviderConfig};
+use tollgate_core::error::BuildError;
 
 pub(super) struct OpenAiProvider {
     http: HttpUpstream,
@@ -16,7 +17,7 @@ pub(super) struct OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, String> {
+    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
         let base = transport::base_url(cfg)?;
         let url = |path: &str| {
             reqwest::Url::parse(&format!("{base}{path}"))

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 
-use super::transport::error_chain;
 use super::ProviderError;
+use crate::upstream_text::error_chain;
 use tollgate_translate::{Fault, Unsupported};
 
 /// A streaming translator: upstream bytes in, OpenAI SSE bytes out.

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -13,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{header_allowed, ProviderBody, ProviderError, ProviderResponse};
 use crate::credentials::{CredentialDefaults, Credentials};
+use crate::upstream_text::{error_chain, read_capped, truncate};
 use tollgate_config::{HttpVersion, ProviderConfig};
 
 /// Most bytes of an upstream error body read to build the caller's message.
@@ -30,7 +32,10 @@ pub(crate) struct HttpUpstream {
 }
 
 impl HttpUpstream {
-    pub(crate) fn new(cfg: &ProviderConfig, defaults: CredentialDefaults) -> Result<Self, String> {
+    pub(crate) fn new(
+        cfg: &ProviderConfig,
+        defaults: CredentialDefaults,
+    ) -> Result<Self, BuildError> {
         let client = http_client(cfg)?;
         let headers = static_headers(cfg)?;
         let credentials = Credentials::build(cfg, defaults, &cfg.timeouts)?;
@@ -308,7 +313,7 @@ impl ProviderError {
 
 /// The pooled HTTP client a provider config asks for (rustls,
 /// `http_version`, connect timeout).
-pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, BuildError> {
     let builder = reqwest::Client::builder()
         .connect_timeout(cfg.timeouts.connect)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -319,13 +324,16 @@ pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, Strin
         HttpVersion::Http1 => builder.http1_only(),
         HttpVersion::Http2 => builder.http2_prior_knowledge(),
     };
-    builder
-        .build()
-        .map_err(|e| format!("provider {}: cannot build HTTP client: {e}", cfg.name))
+    builder.build().map_err(|e| {
+        BuildError::of(e).context(format_args!(
+            "provider {}: cannot build HTTP client",
+            cfg.name
+        ))
+    })
 }
 
 /// The config's static `headers`, marked sensitive.
-pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
+pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, BuildError> {
     let mut headers = HeaderMap::new();
     for (k, v) in &cfg.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
@@ -423,11 +431,11 @@ macro_rules! http_provider {
 pub(crate) use http_provider;
 
 /// A provider's `base_url` without its trailing `/` (validated as present).
-pub(crate) fn base_url(cfg: &ProviderConfig) -> Result<&str, String> {
+pub(crate) fn base_url(cfg: &ProviderConfig) -> Result<&str, BuildError> {
     cfg.base_url
         .as_deref()
         .map(|b| b.trim_end_matches('/'))
-        .ok_or_else(|| format!("provider {}: base_url is required", cfg.name))
+        .ok_or_else(|| BuildError::new(format!("provider {}: base_url is required", cfg.name)))
 }
 
 /// A successful upstream body, whole, read chunk by chunk up to `limit`
@@ -477,20 +485,6 @@ pub(crate) async fn read_limited(
     })
 }
 
-/// An upstream error body (or a token endpoint's answer), at most `limit`
-/// bytes of it: the rest is not read.
-pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Bytes {
-    let mut buf = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        let room = limit.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if buf.len() >= limit {
-            break;
-        }
-    }
-    Bytes::from(buf)
-}
-
 /// `error.message` from an OpenAI-style error body (or Databricks' top-level
 /// `message`), else the body's text, short.
 pub(crate) fn upstream_message(body: &[u8]) -> String {
@@ -508,34 +502,6 @@ pub(crate) fn upstream_message(body: &[u8]) -> String {
         text
     };
     truncate(text, 500)
-}
-
-pub(crate) fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
-}
-
-/// reqwest's top-level message plus its sources ("error sending request: connection refused").
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    // reqwest includes the URL; keep it (no credentials live in URLs here).
-    out
 }
 
 #[cfg(test)]

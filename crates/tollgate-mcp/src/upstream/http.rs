@@ -63,7 +63,7 @@ impl HttpUpstream {
             CredentialDefaults::default(),
             &tollgate_config::Timeouts::default(),
         )
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
         Ok(Self {
             name: cfg.name.clone(),
             url,

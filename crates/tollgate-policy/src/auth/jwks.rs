@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use tokio::time::Instant;
 
@@ -108,13 +109,12 @@ impl KeySet {
     /// Parses a JWKS document. Keys that cannot verify signatures (symmetric,
     /// encryption-only, unknown types or curves, malformed) are skipped and
     /// described in the second value.
-    pub fn parse(body: &[u8], fetched_ms: i64) -> Result<(KeySet, Vec<String>), String> {
+    pub fn parse(body: &[u8], fetched_ms: i64) -> Result<(KeySet, Vec<String>), JwksError> {
         #[derive(Deserialize)]
         struct Doc {
             keys: Vec<Value>,
         }
-        let doc: Doc =
-            serde_json::from_slice(body).map_err(|e| format!("JWKS is not valid JSON: {e}"))?;
+        let doc: Doc = serde_json::from_slice(body).map_err(JwksError::NotJson)?;
         let mut set = KeySet {
             fetched_ms,
             body_hash: sha2::Sha256::digest(body).into(),
@@ -137,17 +137,72 @@ impl KeySet {
     }
 }
 
-fn parse_jwk(jwk: &Value) -> Result<VerifyKey, String> {
+/// Why an issuer's signing keys could not be fetched or read. Its text is
+/// kept as the issuer's last error (logs, `token inspect`).
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("GET {url}: {source}")]
+    Request { url: String, source: reqwest::Error },
+    #[error("GET {url}: status {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url}: body larger than {MAX_BODY} bytes")]
+    TooLarge { url: String },
+    #[error("discovery document {url}: {source}")]
+    Discovery {
+        url: String,
+        source: serde_json::Error,
+    },
+    #[error("discovery document names issuer {found:?}, expected {expected:?}")]
+    WrongIssuer { found: String, expected: String },
+    #[error("discovery jwks_uri {0:?} is not an http(s) URL")]
+    JwksUri(String),
+    #[error("JWKS is not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("JWKS has no usable signing key ({0} skipped); keeping the cached keys")]
+    NoUsableKey(usize),
+    #[error("status lock poisoned")]
+    Poisoned,
+}
+
+/// Why one key of a JWKS document is skipped (the others still count).
+#[derive(Debug, thiserror::Error)]
+enum KeySkipped {
+    #[error("not a signing key (`use` is not `sig`)")]
+    NotSigning,
+    #[error("unsupported alg {0:?}")]
+    UnsupportedAlg(String),
+    #[error("missing `{0}`")]
+    Missing(&'static str),
+    #[error("malformed key: {0}")]
+    Malformed(#[from] jsonwebtoken::errors::Error),
+    #[error("malformed {0} coordinates")]
+    Coordinates(String),
+    #[error("malformed Ed25519 key")]
+    Ed25519,
+    #[error("symmetric keys are never used")]
+    Symmetric,
+    #[error("unsupported key type {kty:?}{}", curve.as_ref().map(|c| format!(" curve {c:?}")).unwrap_or_default())]
+    KeyType { kty: String, curve: Option<String> },
+    #[error("alg {alg:?} does not fit a {kind} key")]
+    AlgMismatch { alg: Algorithm, kind: &'static str },
+}
+
+fn parse_jwk(jwk: &Value) -> Result<VerifyKey, KeySkipped> {
     let s = |name: &str| jwk.get(name).and_then(Value::as_str);
     if s("use").is_some_and(|u| u != "sig") {
-        return Err("not a signing key (`use` is not `sig`)".into());
+        return Err(KeySkipped::NotSigning);
     }
     let alg = match s("alg") {
         None => None,
-        Some(a) => Some(Algorithm::from_str(a).map_err(|_| format!("unsupported alg {a:?}"))?),
+        Some(a) => {
+            Some(Algorithm::from_str(a).map_err(|_| KeySkipped::UnsupportedAlg(a.to_owned()))?)
+        }
     };
-    let need = |name: &str| s(name).ok_or_else(|| format!("missing `{name}`"));
-    let bad = |e: jsonwebtoken::errors::Error| format!("malformed key: {e}");
+    let need = |name: &'static str| s(name).ok_or(KeySkipped::Missing(name));
+    let bad = KeySkipped::Malformed;
     let (kind, key) = match (s("kty"), s("crv")) {
         (Some("RSA"), _) => (
             KeyKind::Rsa,
@@ -159,7 +214,7 @@ fn parse_jwk(jwk: &Value) -> Result<VerifyKey, String> {
             // The coordinates must have the curve's size, or verification
             // would fail later with a less helpful reason.
             if decoded_len(x) != Some(len) || decoded_len(y) != Some(len) {
-                return Err(format!("malformed {crv} coordinates"));
+                return Err(KeySkipped::Coordinates(crv.to_owned()));
             }
             let kind = if crv == "P-256" {
                 KeyKind::EcP256
@@ -171,25 +226,27 @@ fn parse_jwk(jwk: &Value) -> Result<VerifyKey, String> {
         (Some("OKP"), Some("Ed25519")) => {
             let x = need("x")?;
             if decoded_len(x) != Some(32) {
-                return Err("malformed Ed25519 key".into());
+                return Err(KeySkipped::Ed25519);
             }
             (
                 KeyKind::Ed25519,
                 DecodingKey::from_ed_components(x).map_err(bad)?,
             )
         }
-        (Some("oct"), _) => return Err("symmetric keys are never used".into()),
+        (Some("oct"), _) => return Err(KeySkipped::Symmetric),
         (kty, crv) => {
-            return Err(format!(
-                "unsupported key type {:?}{}",
-                kty.unwrap_or("(none)"),
-                crv.map(|c| format!(" curve {c:?}")).unwrap_or_default()
-            ))
+            return Err(KeySkipped::KeyType {
+                kty: kty.unwrap_or("(none)").to_owned(),
+                curve: crv.map(str::to_owned),
+            })
         }
     };
     if let Some(a) = alg {
         if !kind.fits(a) {
-            return Err(format!("alg {a:?} does not fit a {} key", kind.as_str()));
+            return Err(KeySkipped::AlgMismatch {
+                alg: a,
+                kind: kind.as_str(),
+            });
         }
     }
     Ok(VerifyKey {
@@ -236,7 +293,7 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
-    pub fn new(source: JwksSource) -> Result<Self, String> {
+    pub fn new(source: JwksSource) -> Result<Self, BuildError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
@@ -270,9 +327,9 @@ impl JwksCache {
     /// Fetches discovery (when used) and the JWKS, and swaps the key set in
     /// when it parsed and holds at least one usable key. Returns the number
     /// of keys now cached.
-    pub async fn refresh(&self) -> Result<usize, String> {
+    pub async fn refresh(&self) -> Result<usize, JwksError> {
         let result = self.fetch().await;
-        let mut status = self.status.lock().map_err(|_| "status lock poisoned")?;
+        let mut status = self.status.lock().map_err(|_| JwksError::Poisoned)?;
         match result {
             Ok((set, skipped)) => {
                 for why in &skipped {
@@ -286,13 +343,10 @@ impl JwksCache {
                     return Ok(n);
                 }
                 if n == 0 {
-                    let msg = format!(
-                        "JWKS has no usable signing key ({} skipped); keeping the cached keys",
-                        skipped.len()
-                    );
+                    let e = JwksError::NoUsableKey(skipped.len());
                     status.failures += 1;
-                    status.last_error = Some(msg.clone());
-                    return Err(msg);
+                    status.last_error = Some(e.to_string());
+                    return Err(e);
                 }
                 self.install(set);
                 status.failures = 0;
@@ -301,13 +355,13 @@ impl JwksCache {
             }
             Err(e) => {
                 status.failures += 1;
-                status.last_error = Some(e.clone());
+                status.last_error = Some(e.to_string());
                 Err(e)
             }
         }
     }
 
-    async fn fetch(&self) -> Result<(KeySet, Vec<String>), String> {
+    async fn fetch(&self) -> Result<(KeySet, Vec<String>), JwksError> {
         let jwks_url = match &self.source.jwks_url {
             Some(u) => u.clone(),
             None => self.discover().await?,
@@ -316,7 +370,7 @@ impl JwksCache {
         KeySet::parse(&body, tollgate_core::clock::wall_ms())
     }
 
-    async fn discover(&self) -> Result<String, String> {
+    async fn discover(&self) -> Result<String, JwksError> {
         #[derive(Deserialize)]
         struct Discovery {
             issuer: String,
@@ -328,37 +382,43 @@ impl JwksCache {
         );
         let body = self.get(&url).await?;
         let doc: Discovery =
-            serde_json::from_slice(&body).map_err(|e| format!("discovery document {url}: {e}"))?;
+            serde_json::from_slice(&body).map_err(|source| JwksError::Discovery { url, source })?;
         if doc.issuer != self.source.issuer {
-            return Err(format!(
-                "discovery document names issuer {:?}, expected {:?}",
-                doc.issuer, self.source.issuer
-            ));
+            return Err(JwksError::WrongIssuer {
+                found: doc.issuer,
+                expected: self.source.issuer.clone(),
+            });
         }
         if !(doc.jwks_uri.starts_with("https://") || doc.jwks_uri.starts_with("http://")) {
-            return Err(format!(
-                "discovery jwks_uri {:?} is not an http(s) URL",
-                doc.jwks_uri
-            ));
+            return Err(JwksError::JwksUri(doc.jwks_uri));
         }
         Ok(doc.jwks_uri)
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+    async fn get(&self, url: &str) -> Result<Vec<u8>, JwksError> {
+        let request = |source| JwksError::Request {
+            url: url.to_owned(),
+            source,
+        };
         let mut resp = self
             .client
             .get(url)
             .header(http::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(request)?;
         if !resp.status().is_success() {
-            return Err(format!("GET {url}: status {}", resp.status()));
+            return Err(JwksError::Status {
+                url: url.to_owned(),
+                status: resp.status(),
+            });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {url}: {e}"))? {
+        while let Some(chunk) = resp.chunk().await.map_err(request)? {
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(format!("GET {url}: body larger than {MAX_BODY} bytes"));
+                return Err(JwksError::TooLarge {
+                    url: url.to_owned(),
+                });
             }
             body.extend_from_slice(&chunk);
         }

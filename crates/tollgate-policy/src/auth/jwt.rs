@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
@@ -191,13 +192,13 @@ pub struct OidcIssuer {
 
 impl OidcIssuer {
     /// Compiles a validated config; `jwks` is the (possibly reused) key cache.
-    pub fn new(config: &OidcConfig, jwks: Arc<JwksCache>) -> Result<Self, String> {
+    pub fn new(config: &OidcConfig, jwks: Arc<JwksCache>) -> Result<Self, BuildError> {
         let mut algorithms = Vec::new();
         let mut validations = Vec::new();
         for a in &config.algorithms {
             let alg = Algorithm::from_str(a).map_err(|_| format!("unknown algorithm {a:?}"))?;
             if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                return Err(format!("HMAC algorithm {a} is not accepted"));
+                return Err(format!("HMAC algorithm {a} is not accepted").into());
             }
             let mut v = Validation::new(alg);
             v.leeway = config.leeway.as_secs();

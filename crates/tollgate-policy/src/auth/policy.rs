@@ -1,25 +1,24 @@
 //! Access policy: which principals may use which models, and who is admin.
 //! Deny by default. A rule applies to a principal matching ANY of its
-//! selectors (subject, group, tenant, kind). A model is usable when its
+//! selectors (subject, group, tenant, kind: `subject::Combine::Any`, exact
+//! names), each selector being a grant on its own. A model is usable when its
 //! owning tenant (if any) is the principal's tenant — a hard boundary no
 //! grant crosses — and the API key's own `models` list allows it, or any
 //! applying rule does.
 //! Token (JWT) principals have no key grant: only rules grant them models.
 //! Evaluation is in memory over the snapshot; no I/O.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
+use tollgate_core::error::BuildError;
 
 use super::{ModelGrant, Principal};
-use tollgate_config::{PolicyConfig, PrincipalKind};
+use crate::subject::{Combine, Names, Subject};
+use tollgate_config::PolicyConfig;
 
 #[derive(Debug)]
 pub struct Rule {
     pub name: String,
-    principals: HashSet<String>,
-    groups: HashSet<String>,
-    tenants: HashSet<String>,
-    kinds: Vec<PrincipalKind>,
+    who: Subject,
     pub models: ModelGrant,
     /// MCP tools (`server/tool` globs) and the servers they name.
     pub tools: ModelGrant,
@@ -29,12 +28,7 @@ pub struct Rule {
 
 impl Rule {
     pub fn applies_to(&self, p: &Principal) -> bool {
-        self.principals.contains(&*p.subject)
-            || p.groups.iter().any(|g| self.groups.contains(g))
-            || p.tenant
-                .as_deref()
-                .is_some_and(|t| self.tenants.contains(t))
-            || self.kinds.contains(&p.kind)
+        self.who.matches_principal(Combine::Any, p)
     }
 }
 
@@ -72,17 +66,21 @@ impl Denial {
 
 impl Policy {
     /// Compiles a validated policy.
-    pub fn build(cfg: &PolicyConfig) -> Result<Self, String> {
+    pub fn build(cfg: &PolicyConfig) -> Result<Self, BuildError> {
         let rules = cfg
             .rules
             .iter()
             .map(|r| {
+                let who = Subject {
+                    principals: Names::exact(&r.principals),
+                    groups: Names::exact(&r.groups),
+                    tenants: Names::exact(&r.tenants),
+                    kinds: r.kinds.clone(),
+                    ..Subject::default()
+                };
                 Ok(Rule {
                     name: r.name.clone(),
-                    principals: r.principals.iter().cloned().collect(),
-                    groups: r.groups.iter().cloned().collect(),
-                    tenants: r.tenants.iter().cloned().collect(),
-                    kinds: r.kinds.clone(),
+                    who,
                     models: ModelGrant::new(&r.models)
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     tools: ModelGrant::new(&r.tools)
@@ -92,7 +90,7 @@ impl Policy {
                     admin: r.admin,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, BuildError>>()?;
         Ok(Self { rules })
     }
 
@@ -211,7 +209,7 @@ mod tests {
 
     use super::*;
     use crate::auth::AuthMethod;
-    use tollgate_config::PolicyRule;
+    use tollgate_config::{PolicyRule, PrincipalKind};
 
     fn principal(sub: &str, groups: &[&str], tenant: Option<&str>) -> Principal {
         Principal {

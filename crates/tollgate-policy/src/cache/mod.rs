@@ -15,6 +15,7 @@ mod replay;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use http::HeaderMap;
 use serde_json::{Map, Value};
@@ -93,7 +94,7 @@ pub struct Cache {
 impl Cache {
     /// Builds the backend (`cache:` applies at restart). Redis connects in
     /// the background, so this needs a Tokio runtime.
-    pub fn new(cfg: &CacheConfig) -> Result<Self, String> {
+    pub fn new(cfg: &CacheConfig) -> Result<Self, BuildError> {
         let backend = match (cfg.backend, &cfg.redis_url) {
             (CacheBackendKind::Redis, Some(url)) => Backend::Redis(redis::Redis::new(
                 url,

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -21,7 +22,7 @@ pub(super) struct Redis {
 }
 
 impl Redis {
-    pub(super) fn new(url: &str, prefix: String, timeout: Duration) -> Result<Self, String> {
+    pub(super) fn new(url: &str, prefix: String, timeout: Duration) -> Result<Self, BuildError> {
         let client = redis::Client::open(url).map_err(|e| format!("cache.redis_url: {e}"))?;
         let conn = Arc::new(OnceCell::new());
         let cell = conn.clone();

@@ -11,13 +11,14 @@ mod webhook;
 pub use stream::{Rewrite, StreamGuard};
 pub use texts::{request_texts, response_texts};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use crate::auth::Principal;
+use crate::subject::{Combine, Names, Subject, Target, TargetKind, Targets};
 use tollgate_config::{
     Direction, Enforcement, GuardAction, GuardrailPolicyConfig, GuardrailsConfig,
 };
@@ -72,13 +73,9 @@ impl From<GuardError> for tollgate_core::error::GatewayError {
 
 pub struct GuardPolicy {
     pub name: Arc<str>,
-    models: GlobSet,
-    any_model: bool,
-    /// MCP tool calls (`server/tool` globs); `None`: none.
-    tools: Option<GlobSet>,
-    principals: HashSet<String>,
-    groups: HashSet<String>,
-    tenants: HashSet<String>,
+    /// `applies_to`: every listed dimension (`Combine::All`); models are
+    /// globs, principals, groups and tenants exact names.
+    applies_to: Subject,
     pub direction: Direction,
     pub mode: Enforcement,
     pub detectors: Option<Arc<DetectorSet>>,
@@ -92,19 +89,23 @@ pub struct GuardPolicy {
 }
 
 impl GuardPolicy {
-    fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, String> {
-        let globs = |list: &[String]| -> Result<GlobSet, String> {
-            let mut b = GlobSetBuilder::new();
-            for g in list {
-                b.add(Glob::new(g).map_err(|e| e.to_string())?);
-            }
-            b.build().map_err(|e| e.to_string())
-        };
-        let sel = &cfg.applies_to;
-        let tools = if sel.tools.is_empty() {
-            None
-        } else {
-            Some(globs(&sel.tools)?)
+    fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, BuildError> {
+        let who = &cfg.applies_to;
+        let applies_to = Subject {
+            principals: Names::exact(&who.principals),
+            groups: Names::exact(&who.groups),
+            tenants: Names::exact(&who.tenants),
+            kinds: Vec::new(),
+            targets: Targets::default()
+                .with(
+                    TargetKind::Model,
+                    Names::globs(&who.models).map_err(|e| e.to_string())?,
+                )
+                .with(
+                    TargetKind::Tool,
+                    Names::globs(&who.tools).map_err(|e| e.to_string())?,
+                ),
+            keys: Names::default(),
         };
         let detectors = match &cfg.detectors {
             Some(spec) => Some(Arc::new(DetectorSet::new(spec).map_err(|e| e.to_string())?)),
@@ -116,13 +117,7 @@ impl GuardPolicy {
         };
         Ok(Self {
             name: cfg.name.as_str().into(),
-            models: globs(&sel.models)?,
-            // A tools-only policy covers no model call.
-            any_model: sel.models.is_empty() && sel.tools.is_empty(),
-            tools,
-            principals: cfg.applies_to.principals.iter().cloned().collect(),
-            groups: cfg.applies_to.groups.iter().cloned().collect(),
-            tenants: cfg.applies_to.tenants.iter().cloned().collect(),
+            applies_to,
             direction: cfg.direction,
             mode: cfg.mode,
             detectors,
@@ -135,20 +130,15 @@ impl GuardPolicy {
     }
 
     fn applies(&self, model: &str, p: &Principal) -> bool {
-        (self.any_model || self.models.is_match(model)) && self.applies_to_principal(p)
+        self.applies_to
+            .matches(Combine::All, p, Target::model(model))
     }
 
+    /// A policy covers MCP tool calls only when it lists `tools` (one that
+    /// lists no target covers every model call, but no tool call).
     fn applies_to_tool(&self, tool: &str, p: &Principal) -> bool {
-        self.tools.as_ref().is_some_and(|t| t.is_match(tool)) && self.applies_to_principal(p)
-    }
-
-    fn applies_to_principal(&self, p: &Principal) -> bool {
-        (self.principals.is_empty() || self.principals.contains(&*p.subject))
-            && (self.groups.is_empty() || p.groups.iter().any(|g| self.groups.contains(g)))
-            && (self.tenants.is_empty()
-                || p.tenant
-                    .as_deref()
-                    .is_some_and(|t| self.tenants.contains(t)))
+        self.applies_to.targets.lists(TargetKind::Tool)
+            && self.applies_to.matches(Combine::All, p, Target::tool(tool))
     }
 
     /// What a finding does under this policy (per-detector name, then
@@ -185,7 +175,7 @@ pub struct Guards {
 }
 
 impl Guards {
-    pub fn build(cfg: &GuardrailsConfig) -> Result<Self, String> {
+    pub fn build(cfg: &GuardrailsConfig) -> Result<Self, BuildError> {
         let client = reqwest::Client::builder()
             .use_rustls_tls()
             .build()
@@ -364,7 +354,7 @@ async fn ask_webhook(
             }
             Ok(())
         }
-        Err(message) => policy.failure(message),
+        Err(e) => policy.failure(e.to_string()),
     }
 }
 

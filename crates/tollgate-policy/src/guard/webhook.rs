@@ -6,6 +6,7 @@
 //! `{"action":"rewrite","texts":[…]}` (same length as `texts`).
 
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -39,7 +40,7 @@ struct Answer {
 }
 
 impl Webhook {
-    pub(super) fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, String> {
+    pub(super) fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, BuildError> {
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| format!("webhook url: {e}"))?;
         let mut headers = http::HeaderMap::new();
         for (k, v) in &cfg.headers {
@@ -67,7 +68,7 @@ impl Webhook {
         model: &str,
         principal: &Principal,
         texts: &[String],
-    ) -> Result<WebhookVerdict, String> {
+    ) -> Result<WebhookVerdict, WebhookError> {
         let body = json!({
             "policy": policy,
             "direction": direction,
@@ -87,41 +88,58 @@ impl Webhook {
             .send();
         let resp = tokio::time::timeout(self.timeout, send)
             .await
-            .map_err(|_| format!("webhook timed out after {:?}", self.timeout))?
-            .map_err(|e| format!("webhook unreachable: {e}"))?;
+            .map_err(|_| WebhookError::Timeout(self.timeout))?
+            .map_err(WebhookError::Unreachable)?;
         if !resp.status().is_success() {
-            return Err(format!("webhook answered {}", resp.status().as_u16()));
+            return Err(WebhookError::Status(resp.status().as_u16()));
         }
         let body = tokio::time::timeout(self.timeout, read_limited(resp, self.max_response))
             .await
-            .map_err(|_| "webhook timed out reading its answer".to_string())??;
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| format!("webhook answer is not valid JSON: {e}"))?;
+            .map_err(|_| WebhookError::ReadTimeout)??;
+        let answer: Answer = serde_json::from_slice(&body).map_err(WebhookError::NotJson)?;
         match answer.action.as_str() {
             "allow" => Ok(WebhookVerdict::Allow),
             "block" => Ok(WebhookVerdict::Block(answer.reason.unwrap_or_default())),
             "rewrite" => match answer.texts {
                 Some(t) if t.len() == texts.len() => Ok(WebhookVerdict::Rewrite(t)),
-                _ => Err("webhook rewrite must return as many texts as it was sent".into()),
+                _ => Err(WebhookError::RewriteCount),
             },
-            other => Err(format!(
-                "webhook action {other:?} is not allow, block or rewrite"
-            )),
+            other => Err(WebhookError::Action(other.to_owned())),
         }
     }
 }
 
+/// Why a webhook check failed (a guardrail failure: the policy's mode
+/// decides whether the request goes on). The text goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WebhookError {
+    #[error("webhook timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("webhook unreachable: {0}")]
+    Unreachable(reqwest::Error),
+    #[error("webhook answered {0}")]
+    Status(u16),
+    #[error("webhook timed out reading its answer")]
+    ReadTimeout,
+    #[error("webhook answer could not be read: {0}")]
+    Read(reqwest::Error),
+    #[error("webhook answer exceeds the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("webhook answer is not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("webhook rewrite must return as many texts as it was sent")]
+    RewriteCount,
+    #[error("webhook action {0:?} is not allow, block or rewrite")]
+    Action(String),
+}
+
 /// The webhook's answer, read chunk by chunk; past `limit` bytes the read
 /// stops and the check fails.
-async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, WebhookError> {
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("webhook answer could not be read: {e}"))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(WebhookError::Read)? {
         if body.len() + chunk.len() > limit {
-            return Err(format!("webhook answer exceeds the limit of {limit} bytes"));
+            return Err(WebhookError::TooLarge(limit));
         }
         body.extend_from_slice(&chunk);
     }

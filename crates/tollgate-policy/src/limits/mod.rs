@@ -10,6 +10,7 @@
 
 mod admission;
 mod admit_batch;
+mod charge;
 mod error;
 mod headers;
 mod local;
@@ -29,12 +30,13 @@ pub use templates::Counters;
 pub use window::Window;
 
 use std::sync::Arc;
+use tollgate_core::error::BuildError;
 
 use crate::auth::Principal;
 use tollgate_config::{CacheHits, LimitStore, LimitsConfig, Price};
 use tollgate_core::limit_decision::CounterSpend;
 
-use admission::Charge;
+use charge::Charge;
 use templates::Templates;
 
 /// The runtime form of `limits:`; counters outlive config reloads.
@@ -51,7 +53,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn build(cfg: &LimitsConfig, previous: Option<&Limits>) -> Result<Self, String> {
+    pub fn build(cfg: &LimitsConfig, previous: Option<&Limits>) -> Result<Self, BuildError> {
         let local = previous.map_or_else(Default::default, |p| p.local.clone());
         let redis = match &cfg.redis {
             None => None,

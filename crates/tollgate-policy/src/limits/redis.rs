@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -136,7 +137,7 @@ impl redis::ToRedisArgs for Num {
 impl RedisStore {
     /// Connects lazily: the first request opens the connection, and a
     /// Redis that is down at start is only a store error until it returns.
-    pub fn new(config: &RedisConfig) -> Result<Self, String> {
+    pub fn new(config: &RedisConfig) -> Result<Self, BuildError> {
         // Nagle's algorithm (redis-rs leaves it on) holds small pipelined
         // writes back for up to a delayed-ACK timeout: tens of ms per call.
         let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())

@@ -4,7 +4,7 @@
 
 use smallvec::SmallVec;
 
-use super::admission::Charge;
+use super::charge::Charge;
 use super::redis::{self, RedisStore};
 use super::templates::Template;
 use super::{admit_histogram, LimitError, LocalStore, Window};

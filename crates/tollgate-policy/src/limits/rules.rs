@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::auth::Principal;
+use crate::subject::{Combine, Names, Subject, Target, TargetKind, Targets};
 use tollgate_config::{
     Dimension, LimitMatch, LimitMode, LimitRule, LimitStore, Overrun, Price, StoreFailure,
     TokenKind,
@@ -68,7 +69,7 @@ impl Cap {
 
 pub struct Rule {
     pub name: Arc<str>,
-    matches: LimitMatch,
+    matches: Subject,
     per: Vec<Dimension>,
     pub caps: Vec<Cap>,
     pub mode: LimitMode,
@@ -81,8 +82,19 @@ pub struct Rule {
 /// a prefix no model name can carry into a rule by accident.
 pub const TOOL_TARGET: &str = "mcp:";
 
-fn listed(list: &[String], value: &str) -> bool {
-    list.is_empty() || list.iter().any(|v| v == "*" || v == value)
+/// A limit rule's `match`: every listed dimension (`Combine::All`), exact
+/// names with `*` for all (`Names::exact_or_all`).
+fn subject(m: &LimitMatch) -> Subject {
+    Subject {
+        keys: Names::exact_or_all(&m.keys),
+        principals: Names::exact_or_all(&m.principals),
+        groups: Names::exact_or_all(&m.groups),
+        tenants: Names::exact_or_all(&m.tenants),
+        kinds: Vec::new(),
+        targets: Targets::default()
+            .with(TargetKind::Model, Names::exact_or_all(&m.models))
+            .with(TargetKind::Tool, Names::exact_or_all(&m.tools)),
+    }
 }
 
 impl Rule {
@@ -142,7 +154,7 @@ impl Rule {
         );
         Self {
             name: r.name.as_str().into(),
-            matches: r.matches.clone(),
+            matches: subject(&r.matches),
             per: r.per.clone(),
             caps,
             mode: r.mode,
@@ -156,16 +168,13 @@ impl Rule {
     /// name, or an MCP tool call as `TOOL_TARGET` + `server/tool`. A rule
     /// with `match.tools` counts tool calls only; one without, none.
     pub fn applies(&self, p: &Principal, target: &str) -> bool {
-        let m = &self.matches;
-        let target_listed = match target.strip_prefix(TOOL_TARGET) {
-            Some(tool) => !m.tools.is_empty() && listed(&m.tools, tool),
-            None => m.tools.is_empty() && listed(&m.models, target),
+        let target = match target.strip_prefix(TOOL_TARGET) {
+            Some(tool) => Target::tool(tool),
+            None => Target::model(target),
         };
-        target_listed
-            && listed(&m.keys, p.key_id.as_deref().unwrap_or(""))
-            && listed(&m.principals, &p.subject)
-            && listed(&m.tenants, p.tenant.as_deref().unwrap_or(""))
-            && (m.groups.is_empty() || p.groups.iter().any(|g| listed(&m.groups, g)))
+        let counts_tools = self.matches.targets.lists(TargetKind::Tool);
+        (target.kind == TargetKind::Tool) == counts_tools
+            && self.matches.matches(Combine::All, p, target)
     }
 
     /// The counter suffixes this request charges: one, or one per matching
@@ -201,7 +210,7 @@ impl Rule {
         for g in p
             .groups
             .iter()
-            .filter(|g| self.matches.groups.is_empty() || listed(&self.matches.groups, g))
+            .filter(|g| self.matches.groups.is_empty() || self.matches.groups.matches(g))
         {
             buf.truncate(base);
             buf.push_str("group=");

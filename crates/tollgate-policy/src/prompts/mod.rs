@@ -5,6 +5,7 @@
 //! tenant as a hard boundary.
 
 use tollgate_config::template as render;
+use tollgate_core::error::BuildError;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -84,7 +85,7 @@ impl Template {
             }
         }
         render::check(&self.variables, &variables)
-            .map_err(|m| InvalidRequest::new(m, Some("variables")))?;
+            .map_err(|m| InvalidRequest::new(m.to_string(), Some("variables")))?;
         let messages: Vec<Value> = self
             .messages
             .iter()
@@ -115,7 +116,7 @@ pub struct Templates {
 }
 
 impl Templates {
-    pub fn build(cfg: &PromptsConfig) -> Result<Self, String> {
+    pub fn build(cfg: &PromptsConfig) -> Result<Self, BuildError> {
         let mut out = Templates::default();
         for t in &cfg.templates {
             let mut messages = Vec::new();

@@ -11,6 +11,7 @@ pub use stats::TargetStats;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use http::HeaderMap;
 use serde_json::{Map, Value};
@@ -51,7 +52,7 @@ impl<R: Route> VirtualModel<R> {
         cfg: &VirtualModelConfig,
         resolve: impl Fn(&str) -> Option<Arc<R>>,
         previous: Option<&VirtualModel<R>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let mut targets = Vec::with_capacity(cfg.targets.len());
         for t in &cfg.targets {
             let route = resolve(&t.model)

@@ -17,7 +17,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use http::HeaderMap;
 use tokio::sync::mpsc;
 
-use crate::ledger::UsageRecord;
+use crate::usage_record::UsageRecord;
 use tollgate_config::AuditConfig;
 
 pub use writer::{redact_payload, Audit};

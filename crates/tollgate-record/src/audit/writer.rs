@@ -312,7 +312,7 @@ mod tests {
 
     use super::*;
     use crate::audit::Payload;
-    use crate::ledger::UsageRecord;
+    use crate::usage_record::UsageRecord;
 
     fn entry() -> AuditEntry {
         let mut headers = HeaderMap::new();

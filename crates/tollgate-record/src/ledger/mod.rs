@@ -5,12 +5,11 @@
 
 mod compat;
 pub mod limits;
-mod record;
 mod retention;
 pub mod spool;
 mod writer;
 
+pub use crate::usage_record::UsageRecord;
 pub use limits::LimitsColumn;
-pub use record::UsageRecord;
 pub use retention::run_retention;
 pub use writer::{Ledger, LedgerHandle};

@@ -25,7 +25,7 @@ pub use reach::REACH_TIMEOUT;
 pub use tool_pins::ToolPin;
 pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 
-use crate::ledger::UsageRecord;
+use crate::usage_record::UsageRecord;
 use tollgate_config::PrincipalKind;
 
 #[derive(Debug, thiserror::Error)]

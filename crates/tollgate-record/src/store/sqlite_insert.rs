@@ -32,7 +32,7 @@ use tollgate_sqlite::{Prepared, Value};
 
 use super::spend::{Sums, UPSERT};
 use super::{insert_usage_sql, Backend, StoreError, USAGE_COLUMN_COUNT};
-use crate::ledger::UsageRecord;
+use crate::usage_record::UsageRecord;
 
 /// One connection, used by one batch at a time (the ledger writer is the
 /// only caller; the mutex is never contended on the request path).
@@ -197,8 +197,8 @@ mod tests {
     async fn batches_round_trip_and_stay_idempotent() {
         use std::sync::Arc;
 
-        use crate::ledger::UsageRecord;
         use crate::store::Store;
+        use crate::usage_record::UsageRecord;
 
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());

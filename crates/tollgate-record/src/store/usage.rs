@@ -27,9 +27,14 @@ pub enum UsageGroupBy {
     Day,
 }
 
+/// A `group_by` the usage report does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("group_by {0:?}: expected principal, group, tenant, model, target, provider or day")]
+pub struct UnknownGroupBy(pub String);
+
 impl FromStr for UsageGroupBy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownGroupBy;
+    fn from_str(s: &str) -> Result<Self, UnknownGroupBy> {
         Ok(match s {
             "principal" => Self::Principal,
             "group" | "team" => Self::Group,
@@ -38,11 +43,7 @@ impl FromStr for UsageGroupBy {
             "target" => Self::Target,
             "provider" => Self::Provider,
             "day" => Self::Day,
-            other => {
-                return Err(format!(
-                    "group_by {other:?}: expected principal, group, tenant, model, target, provider or day"
-                ))
-            }
+            other => return Err(UnknownGroupBy(other.to_owned())),
         })
     }
 }

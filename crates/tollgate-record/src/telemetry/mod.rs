@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_core::error::BuildError;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -61,7 +62,7 @@ pub struct ChildSpan {
 }
 
 impl Telemetry {
-    pub fn start(cfg: &TracingConfig) -> Result<Self, String> {
+    pub fn start(cfg: &TracingConfig) -> Result<Self, BuildError> {
         let exporter = match cfg.protocol {
             OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()

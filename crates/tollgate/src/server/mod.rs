@@ -25,8 +25,9 @@ use crate::config::{self, ConfigError};
 use crate::ledger::{Ledger, LedgerHandle};
 use crate::snapshot::{store_key_index, Snapshot};
 use crate::store::{Store, StoreError};
+use tollgate_core::error::BuildError;
 
-pub use reload::reload;
+pub use reload::{reload, ReloadError};
 
 pub use tollgate_pipeline::state::AppState;
 
@@ -35,7 +36,9 @@ pub enum ServeError {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("{0}")]
-    Build(String),
+    Build(#[from] BuildError),
+    #[error("server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -65,12 +68,12 @@ impl Running {
     pub async fn wait(self) -> Result<(), ServeError> {
         match self.task.await {
             Ok(r) => r,
-            Err(e) => Err(ServeError::Build(format!("server task failed: {e}"))),
+            Err(e) => Err(ServeError::Task(e)),
         }
     }
 
     /// Reloads the config file now (what SIGHUP does).
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), ReloadError> {
         reload(&self.state)
     }
 }
@@ -78,7 +81,7 @@ impl Running {
 pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let cfg = config::load_file(config_path)?;
     raise_open_file_limit();
-    let snapshot = Snapshot::build(cfg.clone(), None).map_err(ServeError::Build)?;
+    let snapshot = Snapshot::build(cfg.clone(), None)?;
     // A store that cannot be reached does not stop the start: the ledger
     // spools, and the store's keys and the budgets are loaded once it
     // answers (`store_arrived`).
@@ -101,22 +104,20 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         false => None,
     };
     let audit = match cfg.audit.enabled {
-        true => Some(
-            crate::audit::Audit::start(&cfg.audit)
-                .await
-                .map_err(|e| ServeError::Build(format!("audit.sink {:?}: {e}", cfg.audit.sink)))?,
-        ),
+        true => Some(crate::audit::Audit::start(&cfg.audit).await.map_err(|e| {
+            BuildError::of(e).context(format_args!("audit.sink {:?}", cfg.audit.sink))
+        })?),
         false => None,
     };
     let telemetry = match cfg.tracing.enabled {
-        true => Some(crate::telemetry::Telemetry::start(&cfg.tracing).map_err(ServeError::Build)?),
+        true => Some(crate::telemetry::Telemetry::start(&cfg.tracing)?),
         false => None,
     };
     let listener = bind(&cfg.server.listen).await?;
     let admin_listener = bind(&cfg.server.admin_listen).await?;
     let addr = listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
-    let cache = crate::cache::Cache::new(&cfg.cache).map_err(ServeError::Build)?;
+    let cache = crate::cache::Cache::new(&cfg.cache)?;
 
     let state = Arc::new(AppState {
         snapshot: ArcSwap::from_pointee(snapshot),

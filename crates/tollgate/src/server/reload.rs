@@ -12,10 +12,21 @@ use super::AppState;
 use crate::config;
 use crate::snapshot::{store_key_index, Snapshot};
 use crate::store::Store;
+use tollgate_core::error::BuildError;
 
-pub fn reload(state: &AppState) -> Result<(), String> {
+/// Why a reload kept the running config: the file did not load or validate,
+/// or its runtime form could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Build(#[from] BuildError),
+}
+
+pub fn reload(state: &AppState) -> Result<(), ReloadError> {
     let result = config::load_file(&state.config_path)
-        .map_err(|e| e.to_string())
+        .map_err(ReloadError::from)
         .and_then(|cfg| {
             let current = state.snapshot.load();
             let (new, old) = (&cfg, &current.config);
@@ -49,7 +60,7 @@ pub fn reload(state: &AppState) -> Result<(), String> {
                     );
                 }
             }
-            Snapshot::build(cfg, Some(&current))
+            Ok(Snapshot::build(cfg, Some(&current))?)
         });
     match result {
         Ok(snap) => {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::config::Expiry;
+use crate::config::{BadTime, Expiry};
 use crate::store::{now_ms, UsageGroupBy, UsageQuery};
 
 const DAY_MS: i64 = 86_400_000;
@@ -68,12 +68,20 @@ pub(super) async fn refusal(app: &AppState, headers: &HeaderMap) -> Option<Respo
     None
 }
 
-fn time(name: &str, value: Option<&str>, default: i64) -> Result<i64, String> {
+/// A `from` or `to` parameter that is not a time.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {source}")]
+struct BadTimeParam {
+    name: &'static str,
+    source: BadTime,
+}
+
+fn time(name: &'static str, value: Option<&str>, default: i64) -> Result<i64, BadTimeParam> {
     match value {
         None | Some("") => Ok(default),
         Some(t) => Expiry::parse(t)
             .map(|e| e.unix_ms)
-            .map_err(|e| format!("{name}: {e}")),
+            .map_err(|source| BadTimeParam { name, source }),
     }
 }
 
@@ -91,7 +99,7 @@ pub(super) async fn usage(
     };
     let group_by: UsageGroupBy = match p.group_by.as_deref().unwrap_or("principal").parse() {
         Ok(g) => g,
-        Err(e) => return bad_request(&e),
+        Err(e) => return bad_request(&e.to_string()),
     };
     let now = now_ms();
     let (from_ms, to_ms) = match (
@@ -99,7 +107,7 @@ pub(super) async fn usage(
         time("to", p.to.as_deref(), now + 1),
     ) {
         (Ok(f), Ok(t)) => (f, t),
-        (Err(e), _) | (_, Err(e)) => return bad_request(&e),
+        (Err(e), _) | (_, Err(e)) => return bad_request(&e.to_string()),
     };
     if from_ms >= to_ms {
         return bad_request("from must be before to");

@@ -113,7 +113,7 @@ async fn reload_good_then_bad_keeps_the_last_good_snapshot() {
         added.replace("kind: mock", "kind: nonsense"),
     )
     .unwrap();
-    let err = gw.running().reload().unwrap_err();
+    let err = gw.running().reload().unwrap_err().to_string();
     assert!(err.contains("providers[0].kind"), "{err}");
     std::fs::write(&gw.config_path, "server: [unclosed").unwrap();
     assert!(gw.running().reload().is_err());

@@ -324,7 +324,7 @@ async fn the_templates_folder_is_read_again_on_reload() {
     assert_eq!(greet, [json!(4)]);
     // A broken file keeps the running templates and says where.
     std::fs::write(&file, "name: greet\nmodel: [").unwrap();
-    let err = gw.running().reload().unwrap_err();
+    let err = gw.running().reload().unwrap_err().to_string();
     assert!(err.contains("greet.yaml"), "{err}");
     let resp = call(
         &gw,
