@@ -171,11 +171,16 @@ async fn apply(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreEr
         "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
     )
     .await?;
-    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-        .fetch_one(&mut *conn)
-        .await?;
-    let current: i64 = row.try_get(0)?;
-    for (version, sqlite, postgres) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    // Every migration not recorded yet is applied, in order: a database
+    // that has a later one but lacks an earlier one (branches that landed
+    // in another order) still gets it.
+    let applied: std::collections::HashSet<i64> = sqlx::query("SELECT version FROM schema_version")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    for (version, sqlite, postgres) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         let stmts = match backend {
             Backend::Sqlite => *sqlite,
             Backend::Postgres => *postgres,
@@ -196,7 +201,7 @@ async fn apply(conn: &mut AnyConnection, backend: Backend) -> Result<(), StoreEr
             .await?;
         tracing::info!(version, "store migrated");
     }
-    let backfill = current < BUDGET_SPEND;
+    let backfill = !applied.contains(&BUDGET_SPEND);
     for (table, column, def) in ADDED_COLUMNS {
         match backend {
             Backend::Sqlite => {
