@@ -190,6 +190,7 @@ async fn token_is_refreshed_in_the_background_before_it_expires() {
     let gw = start_gateway_with(|db| config(db, &databricks(&mock, &auth), "")).await;
     assert_eq!(chat(&gw, KEY).await.0, 200);
     // No request at all while the refresh is due: the refresher fetches on its own.
+    skip_clock(Duration::from_millis(2100)).await;
     let mut count = 0;
     for _ in 0..100 {
         count = oauth_stats(&mock).await["client_credentials"]
@@ -202,7 +203,7 @@ async fn token_is_refreshed_in_the_background_before_it_expires() {
     }
     assert!(count >= 2, "no background refresh");
     // Past the first token's lifetime every request still carries a live token.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    skip_clock(Duration::from_millis(2500)).await;
     assert_eq!(chat(&gw, KEY).await.0, 200);
     let seen = upstream_auth(&mock, INVOCATIONS).await;
     assert_ne!(seen.first(), seen.last(), "the token was never replaced");
@@ -297,7 +298,7 @@ async fn an_expired_token_that_cannot_be_refreshed_is_a_502_until_the_endpoint_r
     assert_eq!(chat(&gw, KEY).await.0, 200);
     // From now on every refresh fails; the cached token runs out.
     oauth_knobs(&mock, json!({"fail_status": 500})).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    skip_clock(Duration::from_millis(2500)).await;
     let (status, body) = chat(&gw, KEY).await;
     assert_eq!(status, 502, "{body}");
     assert!(body["error"]["message"]
@@ -306,7 +307,7 @@ async fn an_expired_token_that_cannot_be_refreshed_is_a_502_until_the_endpoint_r
         .contains("token endpoint returned HTTP 500"));
     // The endpoint recovers: the next request fetches a token itself.
     oauth_knobs(&mock, json!({})).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await; // past the failure hold
+    skip_clock(Duration::from_millis(1100)).await; // past the failure hold
     assert_eq!(chat(&gw, KEY).await.0, 200);
     // Expired tokens were never sent: the mock would have answered 401.
     assert!(oauth_stats(&mock).await["failed"].as_u64().unwrap() >= 1);

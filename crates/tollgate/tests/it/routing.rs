@@ -218,7 +218,7 @@ async fn unhealthy_target_goes_last_then_recovers() {
     );
     // Failures age out of the window: the gauge says so at the next scrape,
     // before any traffic, and the primary is tried first again.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    skip_clock(Duration::from_millis(1100)).await;
     let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("tollgate_target_healthy{virtual_model=\"vm-health\",target=\"a/mock-chat?status=503\"} 1"),

@@ -53,6 +53,16 @@ pub(crate) async fn start_mock(require_key: Option<&str>) -> Mock {
     .await
 }
 
+/// Moves Tokio's clock on by `d` instead of sleeping through it. The
+/// in-process gateway and mock run on this test's runtime, so their
+/// windows, cooldowns, token lifetimes and refresh timers see the jump; the
+/// clock runs on in real time afterwards, so sockets and timeouts behave.
+pub(crate) async fn skip_clock(d: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(d).await;
+    tokio::time::resume();
+}
+
 pub(crate) async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
