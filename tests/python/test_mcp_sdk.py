@@ -41,10 +41,10 @@ def entries(log):
 
 
 @contextmanager
-def http_upstream(tmp):
-    portfile, log = tmp / "port", tmp / "http.log"
+def http_upstream(tmp, mode="http"):
+    portfile, log = tmp / f"{mode}.port", tmp / f"{mode}.log"
     p = subprocess.Popen(
-        [sys.executable, str(SERVER), "http", str(portfile), str(log)],
+        [sys.executable, str(SERVER), mode, str(portfile), str(log)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -55,7 +55,8 @@ def http_upstream(tmp):
             assert p.poll() is None, "the upstream MCP server exited"
             assert time.monotonic() < deadline, "the upstream MCP server did not start"
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{portfile.read_text()}/mcp", log
+        path = "/sse" if mode == "sse" else "/mcp"
+        yield f"http://127.0.0.1:{portfile.read_text()}{path}", log
     finally:
         p.terminate()
         p.wait(timeout=10)
@@ -155,7 +156,10 @@ def gateway(tmp, cfg_text, name="tollgate.yaml"):
     g = Proc(["serve", "--config", str(cfg)])
     try:
         line = g.wait_for("tollgate listening", timeout=30)
-        g.wait_for("mcp stdio server started", timeout=60)
+        deadline = time.monotonic() + 60
+        while not any("mcp stdio server started" in l for l in g.log):
+            assert time.monotonic() < deadline, "".join(g.log)
+            time.sleep(0.1)
         g.admin = f"http://{field(line, 'admin_addr')}"
         yield f"http://{field(line, 'addr')}", g
     finally:
@@ -516,3 +520,53 @@ def test_a_high_risk_call_waits_for_an_operator(stack):
     run(go())
     drops = [e for e in entries(stack["http_log"]) if e.get("method") == "tools/call" and e.get("tool") == "drop_table"]
     assert len(drops) == 1, "only the approved call reached the upstream"
+
+
+def test_a_legacy_sse_server_is_served_through_one_shared_session(tmp_path):
+    with http_upstream(tmp_path, "sse") as (url, log):
+        cfg = f"""
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+storage:
+  url: sqlite://{tmp_path / "t.db"}
+keys:
+  - id: admin
+    hash: {sha(ADMIN_KEY)}
+    principal: alice
+    groups: [platform]
+policy:
+  rules:
+    - name: platform
+      groups: [platform]
+      tools: ["legacy/*"]
+mcp:
+  servers:
+    - name: legacy
+      transport: sse
+      url: {url}
+      auth: {{ type: bearer, token: {UPSTREAM_SECRET} }}
+"""
+        (tmp_path / "tollgate.yaml").write_text(cfg)
+        g = Proc(["serve", "--config", str(tmp_path / "tollgate.yaml")])
+        try:
+            line = g.wait_for("tollgate listening", timeout=30)
+            deadline = time.monotonic() + 60
+            while not any("mcp sse server connected" in l for l in g.log):
+                assert time.monotonic() < deadline, "".join(g.log)
+                time.sleep(0.1)
+            host = f"http://{field(line, 'addr')}"
+
+            async def go():
+                for _ in range(2):  # two client sessions, one upstream session
+                    async with session(host, "legacy", ADMIN_KEY) as s:
+                        assert "add" in [t.name for t in (await s.list_tools()).tools]
+                        r = await s.call_tool("add", {"a": 20, "b": 22})
+                        assert r.structured_content == {"result": 42}
+
+            run(go())
+        finally:
+            assert g.stop() == 0, "".join(g.log)
+    seen = [e for e in entries(log) if "http" in e]
+    assert seen and all(e["authorization"] == f"Bearer {UPSTREAM_SECRET}" for e in seen), seen
+    assert len([e for e in seen if e.get("method") == "initialize"]) == 1

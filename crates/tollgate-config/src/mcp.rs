@@ -83,6 +83,9 @@ impl Default for McpConfig {
 pub enum McpTransport {
     /// MCP Streamable HTTP (one endpoint, POST with JSON or SSE answers).
     StreamableHttp,
+    /// The legacy HTTP+SSE transport (2024-11-05): an event stream and a
+    /// message endpoint; one upstream session shared by all clients.
+    Sse,
     /// A local command speaking JSON-RPC lines on stdin/stdout.
     Stdio,
 }
@@ -222,12 +225,15 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
         let at = format!("mcp.servers[{i}]");
         check_name(&at, &s.name, &mut names, p);
         match s.transport {
-            McpTransport::StreamableHttp => match &s.url {
+            McpTransport::StreamableHttp | McpTransport::Sse => match &s.url {
                 Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
                 Some(u) => p.push(format!(
                     "{at}.url: {u:?} must start with http:// or https://"
                 )),
-                None => p.push(format!("{at}.url: required for transport streamable_http")),
+                None => p.push(format!(
+                    "{at}.url: required for transport {}",
+                    transport_name(s.transport)
+                )),
             },
             McpTransport::Stdio => {
                 if s.command.as_deref().is_none_or(str::is_empty) {
@@ -239,6 +245,11 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
                     ));
                 }
             }
+        }
+        if s.transport == McpTransport::Sse && caller_dependent(s.auth.as_ref()) {
+            p.push(format!(
+                "{at}.auth: an sse server's one session is shared by every caller: use a credential of the gateway's own (bearer, api_key, client_credentials, token_exchange from a file)"
+            ));
         }
         if s.timeout.is_zero() {
             p.push(format!("{at}.timeout: must be greater than 0"));
@@ -270,6 +281,25 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
             }
             check_selection(&format!("{at}.tools"), &m.tools, p);
         }
+    }
+}
+
+fn transport_name(t: McpTransport) -> &'static str {
+    match t {
+        McpTransport::StreamableHttp => "streamable_http",
+        McpTransport::Sse => "sse",
+        McpTransport::Stdio => "stdio",
+    }
+}
+
+/// Credential modes that use the caller's own token.
+fn caller_dependent(auth: Option<&UpstreamAuth>) -> bool {
+    match auth {
+        Some(UpstreamAuth::Passthrough) => true,
+        Some(UpstreamAuth::TokenExchange { subject, .. }) => {
+            *subject == super::credentials::SubjectSource::Caller
+        }
+        _ => false,
     }
 }
 

@@ -2,7 +2,9 @@
 MCP Python SDK. `http PORTFILE LOG` serves Streamable HTTP on a free port
 (written to PORTFILE) and appends one JSON line per request to LOG (the
 Authorization header it received and the JSON-RPC method and tool);
-`stdio LOG` speaks stdio and logs tool calls the same way."""
+`sse PORTFILE LOG` serves the legacy HTTP+SSE transport (GET /sse, POST
+/messages/) the same way; `stdio LOG` speaks stdio and logs tool calls the
+same way."""
 
 import json
 import os
@@ -67,10 +69,10 @@ def greet(name: str) -> str:
     return f"Hello {name}"
 
 
-def serve_http(portfile):
+def serve_http(portfile, legacy_sse=False):
     import uvicorn
 
-    starlette_app = app.streamable_http_app()
+    starlette_app = app.sse_app() if legacy_sse else app.streamable_http_app()
 
     async def recorder(scope, receive, send):
         if scope["type"] == "http":
@@ -115,5 +117,7 @@ def serve_http(portfile):
 if __name__ == "__main__":
     if sys.argv[1] == "http":
         serve_http(sys.argv[2])
+    elif sys.argv[1] == "sse":
+        serve_http(sys.argv[2], legacy_sse=True)
     else:
         app.run("stdio")

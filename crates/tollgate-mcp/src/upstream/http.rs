@@ -20,6 +20,45 @@ use crate::wire::{Outgoing, UpstreamReply};
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 
+/// What every HTTP transport of a server needs: the client, the static
+/// headers (marked sensitive) and the credential.
+pub(crate) fn parts(
+    cfg: &McpServerConfig,
+) -> Result<(reqwest::Client, HeaderMap, Arc<Credentials>), UpstreamError> {
+    let bad = |detail: String| UpstreamError::Config {
+        server: cfg.name.clone(),
+        detail,
+    };
+    if cfg.url.is_none() {
+        return Err(bad("url is required".into()));
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .use_rustls_tls()
+        .build()
+        .map_err(|e| bad(format!("cannot build HTTP client: {e}")))?;
+    let mut headers = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| bad(format!("bad header name {k}")))?;
+        let mut value =
+            HeaderValue::from_str(v).map_err(|_| bad(format!("bad value for header {k}")))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    let creds = Credentials::build_auth(
+        &cfg.name,
+        cfg.auth.as_ref(),
+        None,
+        CredentialDefaults::default(),
+        &tollgate_config::Timeouts::default(),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    Ok((client, headers, creds))
+}
+
 pub(crate) struct HttpUpstream {
     name: String,
     url: String,
@@ -32,41 +71,10 @@ pub(crate) struct HttpUpstream {
 
 impl HttpUpstream {
     pub(crate) fn new(cfg: &McpServerConfig, max_bytes: usize) -> Result<Self, UpstreamError> {
-        let bad = |detail: String| UpstreamError::Config {
-            server: cfg.name.clone(),
-            detail,
-        };
-        let url = cfg
-            .url
-            .clone()
-            .ok_or_else(|| bad("url is required".into()))?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .use_rustls_tls()
-            .build()
-            .map_err(|e| bad(format!("cannot build HTTP client: {e}")))?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| bad(format!("bad header name {k}")))?;
-            let mut value =
-                HeaderValue::from_str(v).map_err(|_| bad(format!("bad value for header {k}")))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-        let creds = Credentials::build_auth(
-            &cfg.name,
-            cfg.auth.as_ref(),
-            None,
-            CredentialDefaults::default(),
-            &tollgate_config::Timeouts::default(),
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        let (client, headers, creds) = parts(cfg)?;
         Ok(Self {
             name: cfg.name.clone(),
-            url,
+            url: cfg.url.clone().unwrap_or_default(),
             client,
             headers,
             creds,

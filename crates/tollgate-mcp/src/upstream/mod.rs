@@ -5,7 +5,9 @@
 //! credential, and hands back the answer or a typed error.
 
 mod http;
+mod sse;
 mod stdio;
+mod waiters;
 
 pub use self::http::{PROTOCOL_HEADER, SESSION_HEADER};
 
@@ -161,6 +163,7 @@ pub(crate) fn initialize_params() -> Value {
 
 enum Transport {
     Http(http::HttpUpstream),
+    Sse(sse::SseUpstream),
     Stdio(stdio::StdioUpstream),
 }
 
@@ -178,6 +181,12 @@ impl Upstream {
         let transport = match cfg.transport {
             McpTransport::StreamableHttp => {
                 Transport::Http(http::HttpUpstream::new(cfg, max_bytes)?)
+            }
+            McpTransport::Sse => {
+                let (client, headers, creds) = http::parts(cfg)?;
+                Transport::Sse(sse::SseUpstream::spawn(
+                    cfg, client, headers, creds, max_bytes,
+                ))
             }
             McpTransport::Stdio => Transport::Stdio(stdio::StdioUpstream::spawn(cfg, max_bytes)),
         };
@@ -206,7 +215,7 @@ impl Upstream {
     /// session id (HTTP servers that keep sessions), else `None`.
     pub async fn open(&self, caller: &HeaderMap) -> Result<Option<String>, UpstreamError> {
         let Transport::Http(h) = &self.transport else {
-            // The process was initialized when it started.
+            // A shared process or stream, initialized when it started.
             return Ok(None);
         };
         let params = initialize_params();
@@ -252,6 +261,7 @@ impl Upstream {
                     .await?
                     .reply
             }
+            Transport::Sse(s) => s.exchange(method, params, true).await?,
             Transport::Stdio(s) => s.exchange(method, params, true).await?,
         };
         self.result(reply)
@@ -277,6 +287,7 @@ impl Upstream {
                     .await
                     .map(|_| ())
             }
+            Transport::Sse(s) => s.exchange(method, params, false).await.map(|_| ()),
             Transport::Stdio(s) => s.exchange(method, params, false).await.map(|_| ()),
         }
     }

@@ -6,10 +6,8 @@
 //! started again after a back-off (1 s doubling to 30 s, reset after a
 //! minute of good health). It is killed when a reload drops it.
 
-use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -19,18 +17,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tollgate_config::McpServerConfig;
 
+use super::waiters::Waiters;
 use super::UpstreamError;
 use crate::wire::{Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
-
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<UpstreamReply>>>>;
 
 pub(crate) struct StdioUpstream {
     name: String,
     timeout: Duration,
     /// The running process's stdin writer; `None` while (re)starting.
     writer: watch::Receiver<Option<mpsc::Sender<String>>>,
-    pending: Pending,
-    next_id: Arc<AtomicU64>,
+    waiters: Arc<Waiters>,
     /// Dropping this stops the supervisor (and kills the process).
     _stop: oneshot::Sender<()>,
 }
@@ -39,14 +35,12 @@ impl StdioUpstream {
     pub(crate) fn spawn(cfg: &McpServerConfig, max_bytes: usize) -> Self {
         let (writer_tx, writer) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
-        let pending: Pending = Arc::default();
-        let next_id = Arc::new(AtomicU64::new(1));
+        let waiters = Arc::new(Waiters::default());
         let sup = Supervisor {
             cfg: cfg.clone(),
             max_bytes,
             writer: writer_tx,
-            pending: pending.clone(),
-            next_id: next_id.clone(),
+            waiters: waiters.clone(),
         };
         // Outside a runtime (`tollgate validate`) nothing is started: the
         // server stays down and requests to it fail fast.
@@ -57,8 +51,7 @@ impl StdioUpstream {
             name: cfg.name.clone(),
             timeout: cfg.timeout,
             writer,
-            pending,
-            next_id,
+            waiters,
             _stop: stop,
         }
     }
@@ -72,7 +65,7 @@ impl StdioUpstream {
     ) -> Result<Option<UpstreamReply>, UpstreamError> {
         let work = async {
             let writer = self.wait_running().await?;
-            let id = is_request.then(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+            let id = is_request.then(|| self.waiters.next_id());
             let line = serde_json::to_string(&Outgoing {
                 jsonrpc: "2.0",
                 id,
@@ -87,11 +80,7 @@ impl StdioUpstream {
                 writer.send(line).await.map_err(|_| self.down())?;
                 return Ok(None);
             };
-            let (tx, rx) = oneshot::channel();
-            if let Ok(mut p) = self.pending.lock() {
-                p.insert(id, tx);
-            }
-            let _forget = Forget(&self.pending, id);
+            let (rx, _forget) = self.waiters.register(id);
             writer.send(line).await.map_err(|_| self.down())?;
             rx.await.map(Some).map_err(|_| self.down())
         };
@@ -114,23 +103,11 @@ impl StdioUpstream {
     }
 }
 
-/// Removes a request's waiter when its caller stops waiting.
-struct Forget<'a>(&'a Pending, u64);
-
-impl Drop for Forget<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut p) = self.0.lock() {
-            p.remove(&self.1);
-        }
-    }
-}
-
 struct Supervisor {
     cfg: McpServerConfig,
     max_bytes: usize,
     writer: watch::Sender<Option<mpsc::Sender<String>>>,
-    pending: Pending,
-    next_id: Arc<AtomicU64>,
+    waiters: Arc<Waiters>,
 }
 
 impl Supervisor {
@@ -149,9 +126,7 @@ impl Supervisor {
             }
             self.writer.send_replace(None);
             // Requests in flight fail now rather than at their timeout.
-            if let Ok(mut p) = self.pending.lock() {
-                p.clear();
-            }
+            self.waiters.fail_all();
             metrics::counter!("tollgate_mcp_upstream_restarts_total", "server" => self.cfg.name.clone())
                 .increment(1);
             if started.elapsed() > Duration::from_secs(60) {
@@ -216,7 +191,7 @@ impl Supervisor {
         tx: &mpsc::Sender<String>,
         lines: &mut FramedRead<tokio::process::ChildStdout, LinesCodec>,
     ) -> Result<(), String> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.waiters.next_id();
         let params = super::initialize_params();
         let send = |id: Option<u64>, method: &str, params: Option<&serde_json::Value>| {
             serde_json::to_string(&Outgoing {
@@ -262,13 +237,8 @@ impl Supervisor {
             return;
         };
         match (&msg.method, &msg.id) {
-            (None, Some(id)) => {
-                let waiter = id
-                    .as_u64()
-                    .and_then(|id| self.pending.lock().ok().and_then(|mut p| p.remove(&id)));
-                if let Some(w) = waiter {
-                    let _ = w.send(msg);
-                }
+            (None, Some(_)) => {
+                self.waiters.resolve(msg);
             }
             (Some(m), Some(id)) if m == "ping" => {
                 let pong = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});

@@ -1,0 +1,312 @@
+//! An upstream MCP server on the legacy HTTP+SSE transport (protocol
+//! revision 2024-11-05): the gateway opens one event stream (`GET url`),
+//! learns from its first `endpoint` event where to POST messages, and reads
+//! every answer from the stream. Like a stdio server, that one upstream
+//! session is shared by every client session (initialized once; request ids
+//! rewritten so answers find their caller) and supervised: when the stream
+//! ends, requests in flight fail at once and it is opened again after a
+//! back-off (1 s doubling to 30 s). The credential is the server's own
+//! (modes that depend on the caller are refused at load).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue};
+use tokio::sync::{oneshot, watch};
+use tollgate_config::McpServerConfig;
+use tollgate_core::sse::SseSplitter;
+use tollgate_llm::credentials::Credentials;
+
+use super::waiters::Waiters;
+use super::UpstreamError;
+use crate::wire::{Outgoing, UpstreamReply};
+
+/// Where messages are posted, once the stream said so.
+#[derive(Clone)]
+struct Link {
+    post_url: String,
+    headers: HeaderMap,
+}
+
+pub(crate) struct SseUpstream {
+    name: String,
+    timeout: Duration,
+    client: reqwest::Client,
+    link: watch::Receiver<Option<Link>>,
+    waiters: Arc<Waiters>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl SseUpstream {
+    pub(crate) fn spawn(
+        cfg: &McpServerConfig,
+        client: reqwest::Client,
+        headers: HeaderMap,
+        creds: Arc<Credentials>,
+        max_bytes: usize,
+    ) -> Self {
+        let (link_tx, link) = watch::channel(None);
+        let (stop, stopped) = oneshot::channel();
+        let waiters = Arc::new(Waiters::default());
+        let sup = Supervisor {
+            cfg: cfg.clone(),
+            client: client.clone(),
+            headers,
+            creds,
+            max_bytes,
+            link: link_tx,
+            waiters: waiters.clone(),
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(sup.run(stopped));
+        }
+        Self {
+            name: cfg.name.clone(),
+            timeout: cfg.timeout,
+            client,
+            link,
+            waiters,
+            _stop: stop,
+        }
+    }
+
+    /// Posts a request and waits for its answer on the stream, or a notification.
+    pub(crate) async fn exchange(
+        &self,
+        method: &str,
+        params: Option<&serde_json::Value>,
+        is_request: bool,
+    ) -> Result<Option<UpstreamReply>, UpstreamError> {
+        let work = async {
+            let mut rx = self.link.clone();
+            let link = rx
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| self.down())?
+                .clone()
+                .ok_or_else(|| self.down())?;
+            let id = is_request.then(|| self.waiters.next_id());
+            let body = body(id, method, params).map_err(|detail| UpstreamError::Protocol {
+                server: self.name.clone(),
+                detail,
+            })?;
+            let Some(id) = id else {
+                post(&self.client, &link, body, &self.name).await?;
+                return Ok(None);
+            };
+            let (answer, _forget) = self.waiters.register(id);
+            post(&self.client, &link, body, &self.name).await?;
+            answer.await.map(Some).map_err(|_| self.down())
+        };
+        super::within(&self.name, self.timeout, work).await
+    }
+
+    fn down(&self) -> UpstreamError {
+        UpstreamError::Down {
+            server: self.name.clone(),
+        }
+    }
+}
+
+fn body(
+    id: Option<u64>,
+    method: &str,
+    params: Option<&serde_json::Value>,
+) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&Outgoing {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
+    .map_err(|e| e.to_string())
+}
+
+async fn post(
+    client: &reqwest::Client,
+    link: &Link,
+    body: Vec<u8>,
+    server: &str,
+) -> Result<(), UpstreamError> {
+    let resp = client
+        .post(&link.post_url)
+        .headers(link.headers.clone())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| UpstreamError::Unreachable {
+            server: server.to_string(),
+            detail: tollgate_llm::providers::error_chain(&e),
+        })?;
+    if !resp.status().is_success() {
+        return Err(UpstreamError::Status {
+            server: server.to_string(),
+            status: resp.status().as_u16(),
+        });
+    }
+    Ok(())
+}
+
+/// The `event:` name of one raw SSE event (`message` when it has none).
+fn event_name(raw: &[u8]) -> &str {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("event:").map(str::trim))
+        })
+        .unwrap_or("message")
+}
+
+struct Supervisor {
+    cfg: McpServerConfig,
+    client: reqwest::Client,
+    headers: HeaderMap,
+    creds: Arc<Credentials>,
+    max_bytes: usize,
+    link: watch::Sender<Option<Link>>,
+    waiters: Arc<Waiters>,
+}
+
+impl Supervisor {
+    async fn run(self, mut stopped: oneshot::Receiver<()>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let started = tokio::time::Instant::now();
+            tokio::select! {
+                _ = &mut stopped => return,
+                e = self.run_once() => tracing::warn!(server = %self.cfg.name, error = %e,
+                    "mcp sse stream ended; reconnecting"),
+            }
+            self.link.send_replace(None);
+            self.waiters.fail_all();
+            metrics::counter!("tollgate_mcp_upstream_restarts_total", "server" => self.cfg.name.clone())
+                .increment(1);
+            if started.elapsed() > Duration::from_secs(60) {
+                backoff = Duration::from_secs(1);
+            }
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// One stream: open, learn the endpoint, initialize, then hand answers
+    /// to their callers until it ends. Returns why it ended.
+    async fn run_once(&self) -> String {
+        let url = self.cfg.url.clone().unwrap_or_default();
+        let mut headers = self.headers.clone();
+        match self.creds.header(&HeaderMap::new()).await {
+            Ok(Some((n, v))) => {
+                headers.insert(n, v);
+            }
+            Ok(None) => {}
+            Err(e) => return format!("no credential: {e}"),
+        }
+        let resp = self
+            .client
+            .get(&url)
+            .headers(headers.clone())
+            .header(
+                http::header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            )
+            .send()
+            .await;
+        let mut resp = match resp {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => return format!("GET answered HTTP {}", r.status()),
+            Err(e) => return tollgate_llm::providers::error_chain(&e),
+        };
+        let mut splitter = SseSplitter::default();
+        // The endpoint, once announced; the id of our initialize until answered.
+        let mut link: Option<Link> = None;
+        let mut init: Option<u64> = None;
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => return "the server closed the stream".into(),
+                Err(e) => return tollgate_llm::providers::error_chain(&e),
+            };
+            for event in splitter.push(&chunk) {
+                let data = event.data();
+                if event_name(&event.raw) == "endpoint" {
+                    let Ok(post_url) = reqwest::Url::parse(&url).and_then(|u| u.join(data.trim()))
+                    else {
+                        return format!("bad endpoint event {data:?}");
+                    };
+                    let l = Link {
+                        post_url: post_url.to_string(),
+                        headers: headers.clone(),
+                    };
+                    let id = self.waiters.next_id();
+                    if let Err(e) = self
+                        .send(
+                            &l,
+                            Some(id),
+                            "initialize",
+                            Some(&super::initialize_params()),
+                        )
+                        .await
+                    {
+                        return e;
+                    }
+                    init = Some(id);
+                    link = Some(l);
+                    continue;
+                }
+                let Ok(msg) = serde_json::from_str::<UpstreamReply>(&data) else {
+                    continue;
+                };
+                let Some(l) = &link else { continue };
+                let answers_init = msg.method.is_none()
+                    && init.is_some()
+                    && msg.id.as_ref().and_then(serde_json::Value::as_u64) == init;
+                if answers_init {
+                    if let Some(e) = msg.error {
+                        return format!("initialize refused: {}", e.message);
+                    }
+                    if let Err(e) = self.send(l, None, "notifications/initialized", None).await {
+                        return e;
+                    }
+                    init = None;
+                    self.link.send_replace(Some(l.clone()));
+                    tracing::info!(server = %self.cfg.name, "mcp sse server connected");
+                } else if msg.method.as_deref() == Some("ping") {
+                    // The server's own ping: answered so it keeps the stream.
+                    if let Some(id) = &msg.id {
+                        let pong = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
+                        let _ = post(
+                            &self.client,
+                            l,
+                            pong.to_string().into_bytes(),
+                            &self.cfg.name,
+                        )
+                        .await;
+                    }
+                } else if msg.method.is_none() {
+                    self.waiters.resolve(msg);
+                }
+            }
+            if splitter.pending() > self.max_bytes {
+                return "an event larger than max_message_bytes".into();
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        link: &Link,
+        id: Option<u64>,
+        method: &str,
+        params: Option<&serde_json::Value>,
+    ) -> Result<(), String> {
+        let b = body(id, method, params)?;
+        post(&self.client, link, b, &self.cfg.name)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
