@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tollgate_config::McpServerConfig;
 
-use super::waiters::Waiters;
+use super::waiters::{Backoff, Waiters};
 use super::UpstreamError;
 use crate::wire::{Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
 
@@ -112,7 +112,7 @@ struct Supervisor {
 
 impl Supervisor {
     async fn run(self, mut stopped: oneshot::Receiver<()>) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::default();
         loop {
             let started = tokio::time::Instant::now();
             tokio::select! {
@@ -127,16 +127,9 @@ impl Supervisor {
             self.writer.send_replace(None);
             // Requests in flight fail now rather than at their timeout.
             self.waiters.fail_all();
-            metrics::counter!("tollgate_mcp_upstream_restarts_total", "server" => self.cfg.name.clone())
-                .increment(1);
-            if started.elapsed() > Duration::from_secs(60) {
-                backoff = Duration::from_secs(1);
+            if !backoff.pause(&self.cfg.name, started, &mut stopped).await {
+                return;
             }
-            tokio::select! {
-                _ = &mut stopped => return,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -60,5 +61,38 @@ impl Waiters {
         if let Ok(mut p) = self.pending.lock() {
             p.clear();
         }
+    }
+}
+
+/// The pause between two lives of a shared connection: 1 s, doubling to
+/// 30 s, back to 1 s after a life that lasted a minute.
+pub(crate) struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_secs(1))
+    }
+}
+
+impl Backoff {
+    /// Counts the restart and waits; `false` when the upstream was dropped
+    /// meanwhile (stop).
+    pub(crate) async fn pause(
+        &mut self,
+        server: &str,
+        started: tokio::time::Instant,
+        stopped: &mut oneshot::Receiver<()>,
+    ) -> bool {
+        metrics::counter!("tollgate_mcp_upstream_restarts_total", "server" => server.to_string())
+            .increment(1);
+        if started.elapsed() > Duration::from_secs(60) {
+            self.0 = Duration::from_secs(1);
+        }
+        let resumed = tokio::select! {
+            _ = stopped => false,
+            () = tokio::time::sleep(self.0) => true,
+        };
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+        resumed
     }
 }
