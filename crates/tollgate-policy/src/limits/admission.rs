@@ -51,33 +51,59 @@ impl Admission {
         if excess <= 0 {
             return Ok(());
         }
-        // Reserve in steps, so a stream costs few store calls.
-        let step = excess.max(32);
-        self.demand.completion += step;
-        let mut hard = Sel::new();
-        let mut soft = Sel::new();
-        for (i, t) in self.tpl.iter().enumerate() {
-            let kind = t.cap().kind;
-            let amount = kind.amount(0, step, price);
-            if matches!(kind, CapKind::Tokens(_) | CapKind::Cost) && amount > 0.0 {
-                // Caps that let streams finish are charged without a check.
-                match t.rule.stream_overrun {
-                    Overrun::Cut => hard.push((i, amount)),
-                    _ => soft.push((i, amount)),
-                }
-            }
-        }
+        // Reserve in steps, so a stream costs few store calls. A step that
+        // does not fit is retried with only what the stream has used past
+        // its reservation: a stream is cut when its tokens cross a cap, not
+        // up to a step before it.
         let now = tollgate_core::clock::wall_ms();
+        let mut granted = excess.max(32);
+        let mut result = self.reserve_step(granted, price, now).await;
+        if result.is_err() && granted > excess {
+            granted = excess;
+            result = self.reserve_step(granted, price, now).await;
+        }
+        self.demand.completion += granted;
+        // Caps that let streams finish are charged without a check.
+        let soft = self.step_amounts(granted, price, false);
         for &(i, amount) in &soft {
             let c = &mut self.charges[i];
             c.reserved += amount;
             c.used_after += amount;
         }
         self.force(&soft, now);
+        if let Err(e) = &result {
+            tracing::info!(error = %e, "stream cut: a limit would be crossed");
+            for (i, _) in self.step_amounts(granted, price, true) {
+                record_decision(&self.tpl[i], "stream_cut");
+            }
+        }
+        result
+    }
+
+    /// What `step` more completion tokens add to each token and cost
+    /// counter whose rule cuts streams (`cut`) or lets them finish.
+    fn step_amounts(&self, step: i64, price: &Price, cut: bool) -> Sel {
+        let mut sel = Sel::new();
+        for (i, t) in self.tpl.iter().enumerate() {
+            let kind = t.cap().kind;
+            let amount = kind.amount(0, step, price);
+            if matches!(kind, CapKind::Tokens(_) | CapKind::Cost)
+                && amount > 0.0
+                && (t.rule.stream_overrun == Overrun::Cut) == cut
+            {
+                sel.push((i, amount));
+            }
+        }
+        sel
+    }
+
+    /// Reserves `step` more completion tokens on the caps that cut streams.
+    async fn reserve_step(&mut self, step: i64, price: &Price, now: i64) -> Result<(), LimitError> {
+        let hard = self.step_amounts(step, price, true);
         if hard.is_empty() {
             return Ok(());
         }
-        let r = reserve(
+        reserve(
             &self.local,
             self.redis.as_deref(),
             &self.tpl,
@@ -85,14 +111,7 @@ impl Admission {
             &hard,
             now,
         )
-        .await;
-        if let Err(e) = &r {
-            tracing::info!(error = %e, "stream cut: a limit would be crossed");
-            for &(i, _) in &hard {
-                record_decision(&self.tpl[i], "stream_cut");
-            }
-        }
-        r
+        .await
     }
 
     /// Adds to counters without a check (already-spent tokens).

@@ -45,24 +45,55 @@ impl LimitsColumn {
 
     /// What each budget counter this record charged on this node spent,
     /// by (counter, window); the typed decisions when there are, else the
-    /// text read in whichever form it has.
-    pub fn budget_spend(&self, mut f: impl FnMut(CounterSpend)) {
+    /// text read in whichever form it has. Borrowed: the ledger sums these
+    /// per batch, and copies a name only for a counter new to the batch.
+    pub fn budget_spend(&self, mut f: impl FnMut(SpendRef<'_>)) {
         if self.decisions.is_empty() {
             if let Some(text) = self.text.get() {
-                super::compat::budget_spend(text, f);
+                super::compat::budget_spend(text, |s| {
+                    f(SpendRef {
+                        rule: &s.rule,
+                        cap: &s.cap,
+                        partition: &s.partition,
+                        window: s.window,
+                        spent: s.spent,
+                    })
+                });
             }
             return;
         }
         for d in &self.decisions {
             if d.counter.budget && d.decision.charged_anywhere() {
-                f(CounterSpend {
-                    rule: d.counter.rule.to_string(),
-                    cap: d.counter.cap.to_string(),
-                    partition: d.counter.partition.to_string(),
+                f(SpendRef {
+                    rule: &d.counter.rule,
+                    cap: d.counter.cap,
+                    partition: &d.counter.partition,
                     window: d.window,
                     spent: d.charged,
                 });
             }
+        }
+    }
+}
+
+/// One budget decision's spend, borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpendRef<'a> {
+    pub rule: &'a str,
+    pub cap: &'a str,
+    pub partition: &'a str,
+    pub window: i64,
+    pub spent: f64,
+}
+
+impl SpendRef<'_> {
+    pub fn to_owned(self) -> CounterSpend {
+        CounterSpend {
+            rule: self.rule.to_string(),
+            cap: self.cap.to_string(),
+            partition: self.partition.to_string(),
+            window: self.window,
+            spent: self.spent,
         }
     }
 }
@@ -225,9 +256,9 @@ mod tests {
             );
             // Its spend reads back the same from the text.
             let mut typed = Vec::new();
-            col.budget_spend(|s| typed.push(s));
+            col.budget_spend(|s| typed.push(s.to_owned()));
             let mut read = Vec::new();
-            LimitsColumn::stored(&*col).budget_spend(|s| read.push(s));
+            LimitsColumn::stored(&*col).budget_spend(|s| read.push(s.to_owned()));
             assert_eq!(typed, read);
             assert_eq!(typed.len(), usize::from(d.charged_anywhere()));
             // A request count carries them only when not plainly allowed.

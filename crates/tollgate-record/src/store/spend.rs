@@ -18,6 +18,7 @@ use sqlx::{AnyConnection, Row};
 use tollgate_core::limit_decision::CounterSpend;
 
 use super::{schema, Backend, StoreError};
+use crate::ledger::limits::SpendRef;
 use crate::ledger::{LimitsColumn, UsageRecord};
 
 /// Adds one counter's spend (statement parameters: win, cap, rule, part, spent).
@@ -39,12 +40,12 @@ impl Sums {
         limits.budget_spend(|s| self.add(s));
     }
 
-    fn add(&mut self, s: CounterSpend) {
+    fn add(&mut self, s: SpendRef<'_>) {
         match self.0.iter_mut().find(|o| {
             o.window == s.window && o.cap == s.cap && o.rule == s.rule && o.partition == s.partition
         }) {
             Some(o) => o.spent += s.spent,
-            None => self.0.push(s),
+            None => self.0.push(s.to_owned()),
         }
     }
 

@@ -298,6 +298,35 @@ async fn budget_cuts_a_stream_and_survives_a_restart() {
     gw.stop().await;
 }
 
+/// A stream near its budget is cut when its tokens cross the cap, not a
+/// whole 32-token reservation step before (issue 25: a 0.50 budget stopped
+/// at 0.33).
+#[tokio::test]
+async fn a_stream_spends_its_budget_up_to_the_cap() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let limits = "  default_max_tokens: 10\n  rules:\n    - name: alice-budget\n      match: { principals: [alice] }\n      per: [principal]\n      cost_per_day: 0.002\n";
+    let mut gw = start_with_limits(&mock, limits).await;
+    // chat-up: 10/Mtok in, 20/Mtok out. The reservation (~8 prompt + 10
+    // completion tokens) is ~0.0003; 32-token steps of 0.00064 reach
+    // 0.00156, and a third would pass 0.002.
+    let r = paced_stream(&gw, "spend it all", 400, 300).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let last: Value = serde_json::from_str(sse_data(&text).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "rate_limit_exceeded", "{text}");
+    let store = gw.stop().await;
+    let recs = wait_records(&store, 1).await;
+    let cut = recs.iter().find(|r| r.stream).unwrap();
+    assert_eq!((cut.status, cut.error.as_str()), (429, "rate_limited"));
+    // Cut within a few tokens of the cap (a read carries a token or a few).
+    assert!(
+        cut.cost > 0.002 - 8.0 * 20.0 / 1e6 && cut.cost <= 0.002 + 32.0 * 20.0 / 1e6,
+        "{}",
+        cut.cost
+    );
+    store.close().await;
+}
+
 /// A reload rebuilds each caller's cached counter list from the new rules
 /// (a changed cap applies at once, a new rule starts counting) and keeps
 /// every count.
