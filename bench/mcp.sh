@@ -10,13 +10,14 @@
 #     a tool at once): resident memory before and after
 # Prints a Markdown section for bench/README.md.
 #
-# Env: DURATION (default 10s), RATE (default 1000), SESSIONS (default 1000),
-#      GUARD (default on).
+# Env: DURATION (default 10s), RATE (default 1000), LIST_RATE (default 200),
+#      SESSIONS (default 1000), GUARD (default on), TOLLGATE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 RATE=${RATE:-1000}
+LIST_RATE=${LIST_RATE:-200}
 SESSIONS=${SESSIONS:-1000}
 GUARD=${GUARD:-on}
 GW_CORE=${GW_CORE:-0}
@@ -114,8 +115,8 @@ load "http://$MOCK/mcp" "$WORK/direct.json" upstream-key "$D_SID" -z 2s -c 32 >/
 load "http://$GW/mcp/agent" "$WORK/gw.json" "$KEY" "$G_SID" -z 2s -c 32 >/dev/null
 D_FIX=$(load "http://$MOCK/mcp" "$WORK/direct.json" upstream-key "$D_SID" -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
 G_FIX=$(load "http://$GW/mcp/agent" "$WORK/gw.json" "$KEY" "$G_SID" -z "$DURATION" -c 32 -q "$RATE" --latency-correction)
-D_LIST=$(load "http://$MOCK/mcp?tools=200" "$WORK/list.json" upstream-key "$DW_SID" -z "$DURATION" -c 8 -q 200 --latency-correction)
-G_LIST=$(load "http://$GW/mcp/wide" "$WORK/list.json" "$KEY" "$W_SID" -z "$DURATION" -c 8 -q 200 --latency-correction)
+D_LIST=$(load "http://$MOCK/mcp?tools=200" "$WORK/list.json" upstream-key "$DW_SID" -z "$DURATION" -c 8 -q "$LIST_RATE" --latency-correction)
+G_LIST=$(load "http://$GW/mcp/wide" "$WORK/list.json" "$KEY" "$W_SID" -z "$DURATION" -c 8 -q "$LIST_RATE" --latency-correction)
 for f in "$G_FIX" "$G_LIST"; do check "$f"; done
 LOAD_RSS=$(rss $GW_PID)
 
@@ -149,14 +150,14 @@ cat <<MD
 
 ## $(date -u +%Y-%m-%dT%H:%MZ) — MCP gateway ($(nproc) cores, gateway on core $GW_CORE, mock + oha on core $LOAD_CORE)
 
-Command: \`bench/mcp.sh\` (DURATION=$DURATION, RATE=$RATE, SESSIONS=$SESSIONS, GUARD=$GUARD); key auth, tool ACL, ledger on.
+Command: \`bench/mcp.sh\` (DURATION=$DURATION, RATE=$RATE, LIST_RATE=$LIST_RATE, SESSIONS=$SESSIONS, GUARD=$GUARD, binary ${TOLLGATE_BIN:-release}); key auth, tool ACL, ledger on.
 
 | measure | mock direct | through Tollgate | added |
 | --- | --- | --- | --- |
 | tools/call p50 at $RATE req/s (ms) | $d50 | $g50 | $(awk "BEGIN {printf \"%.3f\", $g50-$d50}") |
 | tools/call p99 at $RATE req/s (ms) | $d99 | $g99 | $(awk "BEGIN {printf \"%.3f\", $g99-$d99}") |
-| tools/list, 200 tools, p50 at 200 req/s (ms) | $dl50 | $l50 | $(awk "BEGIN {printf \"%.3f\", $l50-$dl50}") |
-| tools/list, 200 tools, p99 at 200 req/s (ms) | $dl99 | $l99 | $(awk "BEGIN {printf \"%.3f\", $l99-$dl99}") |
+| tools/list, 200 tools, p50 at $LIST_RATE req/s (ms) | $dl50 | $l50 | $(awk "BEGIN {printf \"%.3f\", $l50-$dl50}") |
+| tools/list, 200 tools, p99 at $LIST_RATE req/s (ms) | $dl99 | $l99 | $(awk "BEGIN {printf \"%.3f\", $l99-$dl99}") |
 
 Gateway resident memory: idle $IDLE_RSS MB, after the load runs $LOAD_RSS MB; $N_SIDS sessions opened and one call each on $N_SIDS concurrent connections: $BEFORE_SESSIONS → $SESSIONS_RSS MB.
 MD
