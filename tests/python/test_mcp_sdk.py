@@ -317,6 +317,7 @@ def test_malformed_messages_get_json_rpc_errors_and_the_gateway_stays_up(stack):
         (json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).encode(), None, 400, -32004),
         (json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).encode(), sid[:-4] + "AAAA", 404, -32004),
         (json.dumps({"jsonrpc": "2.0", "id": 4, "method": "no/such"}).encode(), sid, 200, -32601),
+        (json.dumps({"jsonrpc": "2.0", "id": 9, "method": "server/discover", "params": {}}).encode(), None, 200, -32601),
         (json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"arguments": {}}}).encode(), sid, 200, -32602),
         (json.dumps({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": "x"}).encode(), sid, 200, -32602),
         (b"{" + b'"a":"' + b"x" * (5 * 1024 * 1024) + b'"}', sid, 413, None),
@@ -570,3 +571,17 @@ mcp:
     seen = [e for e in entries(log) if "http" in e]
     assert seen and all(e["authorization"] == f"Bearer {UPSTREAM_SECRET}" for e in seen), seen
     assert len([e for e in seen if e.get("method") == "initialize"]) == 1
+
+
+def test_the_sdk_client_in_its_default_auto_mode_falls_back_to_initialize(stack):
+    from mcp.client import Client
+
+    async def go():
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {NARROW_KEY}"}, timeout=30)
+        async with http:
+            transport = streamable_http_client(f"{stack['host']}/mcp/agent", http_client=http)
+            async with Client(transport) as c:
+                r = await c.call_tool("wh__add", {"a": 5, "b": 5})
+                assert r.structured_content == {"result": 10}
+
+    run(go())

@@ -281,6 +281,14 @@ async fn run(
         }
         return Ok(Answer::Reply(resp));
     }
+    if method == "server/discover" {
+        // The stateless revision's probe: not served, so a modern client
+        // falls back to `initialize`.
+        return Err(Failure {
+            err: reply::method_not_found(&method),
+            in_band: true,
+        });
+    }
     let owner = owner(&who);
     let session = if method == "ping" {
         None
