@@ -1,6 +1,7 @@
 //! Tollgate's core: what every layer shares and nothing above it may be
 //! needed for. SSE framing, the clocks, JSON text for background lines, the
-//! stored key-hash form, limit decisions as typed values (policy → ledger)
+//! stored key-hash form, limit decisions as typed values (policy → ledger),
+//! the named-secret seam (`secret`)
 //! and the W3C trace-context header name. No I/O, no
 //! config, no policy; every other crate may depend on this one, it depends
 //! on none of them.
@@ -11,6 +12,7 @@ pub mod error;
 pub mod json_text;
 pub mod keyhash;
 pub mod limit_decision;
+pub mod secret;
 pub mod sse;
 
 /// The W3C trace-context header (`traceparent`), read at the edge and sent
