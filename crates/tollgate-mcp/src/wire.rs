@@ -192,6 +192,19 @@ pub struct Tool {
     pub rest: Map<String, Value>,
 }
 
+impl From<Tool> for Value {
+    /// The tool as JSON, its fields moved (a list of large schemas is not
+    /// copied on the way out).
+    fn from(t: Tool) -> Value {
+        let mut m = t.rest;
+        m.insert("name".into(), Value::String(t.name));
+        if let Some(d) = t.description {
+            m.insert("description".into(), Value::String(d));
+        }
+        Value::Object(m)
+    }
+}
+
 /// A prompt as `prompts/list` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prompt {

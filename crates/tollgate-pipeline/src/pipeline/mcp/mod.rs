@@ -28,6 +28,7 @@ use super::RequestCtx;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
+use tollgate_policy::auth::policy::Access;
 
 /// How a message ended.
 enum Answer {
@@ -55,14 +56,52 @@ impl From<GatewayError> for Failure {
     }
 }
 
-/// What the phases after authentication share.
+/// What the phases after authentication share: the caller's access is
+/// evaluated once here and read by every later decision.
 struct Call<'a> {
     pins: &'a tollgate_mcp::pins::PinBook,
     approvals: &'a tollgate_mcp::approval::Approvals,
     snap: &'a Snapshot,
     served: &'a Served,
     who: &'a Authenticated,
+    access: Access<'a>,
     headers: &'a HeaderMap,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        app: &'a AppState,
+        snap: &'a Snapshot,
+        served: &'a Served,
+        who: &'a Authenticated,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        let identity = &who.identity;
+        Call {
+            pins: &app.mcp_pins,
+            approvals: &app.mcp_approvals,
+            snap,
+            served,
+            who,
+            access: snap
+                .policy
+                .evaluate(&identity.principal, identity.key_grant()),
+            headers,
+        }
+    }
+
+    /// The server itself: reachable only when a rule could grant one of
+    /// its tools.
+    fn authorize_server(&self) -> Result<(), GatewayError> {
+        if self.access.reaches_server(&self.served.name) {
+            Ok(())
+        } else {
+            Err(reply::server_forbidden(
+                &self.served.name,
+                &self.who.identity.principal,
+            ))
+        }
+    }
 }
 
 /// `POST /mcp/{server}`: one JSON-RPC message.
@@ -86,6 +125,7 @@ pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMa
     let (snap, mut fin, span) = start(&app, &headers, &server, "mcp/delete");
     let work = async {
         let (who, served) = admit(&app, &snap, &mut fin, &server, &headers).await?;
+        Call::new(&app, &snap, &served, &who, &headers).authorize_server()?;
         let owner = owner(&who);
         let session = session(&snap, &served, &headers, &owner)?;
         for m in &served.members {
@@ -190,7 +230,8 @@ fn settle(
 }
 
 /// The phases every MCP request goes through before its message is read:
-/// authenticate, resolve the server, authorize the server.
+/// authenticate and resolve the server (authorizing it is
+/// `Call::authorize_server`, on the access evaluated once).
 async fn admit(
     app: &AppState,
     snap: &Snapshot,
@@ -208,13 +249,6 @@ async fn admit(
         .cloned()
         .ok_or_else(|| reply::unknown_server(server))?;
     ctx.model_known = true;
-    let identity = &who.identity;
-    let access = snap
-        .policy
-        .evaluate(&identity.principal, identity.key_grant());
-    if !access.reaches_server(server) {
-        return Err(reply::server_forbidden(server, &identity.principal).into());
-    }
     Ok((who, served))
 }
 
@@ -229,6 +263,8 @@ async fn run(
 ) -> Result<Answer, Failure> {
     // 1-3. authenticate, resolve the server, authorize the server
     let (who, served) = admit(app, snap, fin, server, headers).await?;
+    let call = Call::new(app, snap, &served, &who, headers);
+    call.authorize_server()?;
     // 4. read the message (bounded), classify it
     let limit = snap.mcp.max_message_bytes;
     let bytes = super::read_body(headers, body, limit).await?;
@@ -240,14 +276,6 @@ async fn run(
     let (rid, method, params) = match incoming.classify() {
         Ok(Message::Request { id, method, params }) => (id, method, params),
         Ok(Message::Notification { method, params }) => {
-            let call = Call {
-                pins: &app.mcp_pins,
-                approvals: &app.mcp_approvals,
-                snap,
-                served: &served,
-                who: &who,
-                headers,
-            };
             methods::notify(&call, &method, params).await;
             return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
         }
@@ -264,14 +292,6 @@ async fn run(
         return Err(GatewayError::internal().into());
     };
     ctx.operation = Some(methods::operation(&method));
-    let call = Call {
-        pins: &app.mcp_pins,
-        approvals: &app.mcp_approvals,
-        snap,
-        served: &served,
-        who: &who,
-        headers,
-    };
     // 5. the session (initialize opens one; everything else but ping needs one)
     if method == "initialize" {
         let (result, session_id) = methods::initialize(&call, params).await?;
