@@ -373,6 +373,14 @@ def test_every_request_is_in_the_ledger(stack):
     assert ("mcp/tools/call", "agent/wh__add", "warehouse", "add", 200, "") in by_endpoint
     assert ("mcp/tools/call", "agent/wh__drop_table", "", "", 403, "tool_forbidden") in by_endpoint
     assert {r[6] for r in rows} == {"bob"}
+    # Argument and result sizes: the JSON-RPC message in, the answer out.
+    sizes = dict(sqlite3.connect(stack["tmp"] / "t.db").execute(
+        "SELECT endpoint, request_bytes || '/' || response_bytes FROM usage "
+        "WHERE status = 200").fetchall())
+    call_in, call_out = map(int, sizes["mcp/tools/call"].split("/"))
+    assert 40 < call_in < 1000 and 20 < call_out < 5000
+    list_in, list_out = map(int, sizes["mcp/tools/list"].split("/"))
+    assert list_out > list_in > 0
 
 
 def test_guardrails_mask_and_block_tool_arguments_and_mask_results(stack):

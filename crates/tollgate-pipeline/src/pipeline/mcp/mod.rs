@@ -210,7 +210,8 @@ fn settle(
 ) -> Response {
     match outcome {
         Ok(Answer::Reply(resp)) => {
-            fin.end(|_, _| {});
+            let sent = body_size(&resp);
+            fin.end(|_, ctx| ctx.response_bytes = sent);
             resp
         }
         Ok(Answer::Unrecorded(resp)) => {
@@ -218,15 +219,25 @@ fn settle(
             resp
         }
         Err(f) => {
+            let resp = reply::error(snap, headers, server, id, &f.err, f.in_band);
+            let sent = body_size(&resp);
             fin.end(|_, ctx| {
                 ctx.status = f.err.status();
                 ctx.error = f.err.label();
+                ctx.response_bytes = sent;
                 crate::error::log_denial(&f.err, &ctx.request_id);
                 crate::error::log_detail(&f.err, &ctx.request_id);
             });
-            reply::error(snap, headers, server, id, &f.err, f.in_band)
+            resp
         }
     }
+}
+
+/// The size of an answer built whole (every MCP answer is).
+fn body_size(resp: &Response) -> u64 {
+    http_body::Body::size_hint(resp.body())
+        .exact()
+        .unwrap_or_default()
 }
 
 /// The phases every MCP request goes through before its message is read:
@@ -268,6 +279,9 @@ async fn run(
     // 4. read the message (bounded), classify it
     let limit = snap.mcp.max_message_bytes;
     let bytes = super::read_body(headers, body, limit).await?;
+    if let Some(ctx) = fin.ctx() {
+        ctx.request_bytes = bytes.len() as u64;
+    }
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         // JSON-RPC batches left MCP in the 2025-06-18 revision.
         return Err(reply::batch_refused().into());
