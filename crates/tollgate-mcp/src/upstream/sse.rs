@@ -19,7 +19,7 @@ use tollgate_llm::credentials::Credentials;
 
 use super::waiters::{outgoing, Backoff, Waiters};
 use super::UpstreamError;
-use crate::wire::UpstreamReply;
+use crate::wire::{announce, Notices, UpstreamReply};
 
 /// Where messages are posted, once the stream said so.
 #[derive(Clone)]
@@ -44,10 +44,11 @@ impl SseUpstream {
         headers: HeaderMap,
         creds: Arc<Credentials>,
         max_bytes: usize,
+        notices: Notices,
     ) -> Self {
         let (link_tx, link) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
-        let waiters = Arc::new(Waiters::default());
+        let waiters = Arc::new(Waiters::new(notices));
         let sup = Supervisor {
             cfg: cfg.clone(),
             client: client.clone(),
@@ -234,6 +235,10 @@ impl Supervisor {
                     continue;
                 };
                 let Some(l) = &link else { continue };
+                if let (Some(m), None) = (&msg.method, &msg.id) {
+                    announce(&self.waiters.notices, m);
+                    continue;
+                }
                 let answers_init = msg.method.is_none()
                     && init.is_some()
                     && msg.id.as_ref().and_then(serde_json::Value::as_u64) == init;

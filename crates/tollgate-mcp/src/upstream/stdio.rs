@@ -20,7 +20,7 @@ use tollgate_config::McpServerConfig;
 use super::waiters::LinkEnd;
 use super::waiters::{Backoff, Waiters};
 use super::UpstreamError;
-use crate::wire::{Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
+use crate::wire::{announce, Notices, Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
 
 pub(crate) struct StdioUpstream {
     name: String,
@@ -33,10 +33,10 @@ pub(crate) struct StdioUpstream {
 }
 
 impl StdioUpstream {
-    pub(crate) fn spawn(cfg: &McpServerConfig, max_bytes: usize) -> Self {
+    pub(crate) fn spawn(cfg: &McpServerConfig, max_bytes: usize, notices: Notices) -> Self {
         let (writer_tx, writer) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
-        let waiters = Arc::new(Waiters::default());
+        let waiters = Arc::new(Waiters::new(notices));
         let sup = Supervisor {
             cfg: cfg.clone(),
             max_bytes,
@@ -235,6 +235,7 @@ impl Supervisor {
                 let pong = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
                 let _ = tx.send(pong.to_string()).await;
             }
+            (Some(m), None) => announce(&self.waiters.notices, m),
             _ => {}
         }
     }

@@ -13,12 +13,13 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::UpstreamError;
-use crate::wire::{Outgoing, UpstreamReply};
+use crate::wire::{Notices, Outgoing, UpstreamReply};
 
-#[derive(Default)]
 pub(crate) struct Waiters {
     pending: Mutex<HashMap<u64, oneshot::Sender<UpstreamReply>>>,
     next_id: AtomicU64,
+    /// The upstream's list-change announcements (`Upstream::subscribe`).
+    pub(crate) notices: Notices,
 }
 
 /// Removes a request's waiter when its caller stops waiting.
@@ -33,6 +34,14 @@ impl Drop for Forget<'_> {
 }
 
 impl Waiters {
+    pub(crate) fn new(notices: Notices) -> Self {
+        Self {
+            pending: Mutex::default(),
+            next_id: AtomicU64::default(),
+            notices,
+        }
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }

@@ -136,6 +136,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         config_path: config_path.to_path_buf(),
         mcp_pins: Arc::default(),
         mcp_approvals: Arc::default(),
+        mcp_changes: tollgate_mcp::wire::notices(),
         cache: Arc::new(cache),
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;

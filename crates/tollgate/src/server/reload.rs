@@ -65,7 +65,13 @@ pub fn reload(state: &AppState) -> Result<(), ReloadError> {
     match result {
         Ok(snap) => {
             let models = snap.models.len();
+            let mcp_changed = snap.config.mcp != state.snapshot.load().config.mcp;
             state.snapshot.store(Arc::new(snap));
+            if mcp_changed {
+                for kind in tollgate_mcp::wire::ListChanged::ALL {
+                    let _ = state.mcp_changes.send(kind);
+                }
+            }
             metrics::counter!("tollgate_config_reloads_total", "result" => "ok").increment(1);
             tracing::info!(models, "config reloaded");
             Ok(())
@@ -119,11 +125,20 @@ pub(super) async fn refresh_tool_pins(
             }
         }
         match store.list_tool_pins().await {
-            Ok(pins) => state.mcp_pins.load(
-                pins.into_iter()
-                    .map(|p| ((p.server, p.tool), p.fingerprint)),
-                &new,
-            ),
+            Ok(pins) => {
+                let hidden = state.mcp_pins.changed();
+                state.mcp_pins.load(
+                    pins.into_iter()
+                        .map(|p| ((p.server, p.tool), p.fingerprint)),
+                    &new,
+                );
+                // A tool approved again (or newly hidden) changes lists.
+                if state.mcp_pins.changed() != hidden {
+                    let _ = state
+                        .mcp_changes
+                        .send(tollgate_mcp::wire::ListChanged::Tools);
+                }
+            }
             Err(e) => tracing::debug!(error = %e, "could not read mcp tool pins"),
         }
         let every = state.snapshot.load().config.storage.key_refresh;

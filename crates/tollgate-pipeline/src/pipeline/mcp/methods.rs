@@ -98,9 +98,9 @@ pub(super) async fn initialize(
     let result = json!({
         "protocolVersion": protocol,
         "capabilities": {
-            "tools": {"listChanged": false},
-            "prompts": {"listChanged": false},
-            "resources": {"listChanged": false},
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true},
         },
         "serverInfo": {"name": call.served.name, "version": env!("CARGO_PKG_VERSION")},
     });

@@ -6,9 +6,11 @@
 //! the same guard (`Finish`: metrics, log line, ledger, audit, trace).
 //! Errors are rendered as JSON-RPC only here (`reply.rs`).
 
+mod listen;
 mod methods;
 mod reply;
 
+pub use listen::handle_get;
 pub use reply::resource_metadata;
 
 use std::sync::Arc;
@@ -169,12 +171,6 @@ pub async fn list_servers(app: Arc<AppState>, headers: HeaderMap) -> Response {
         .map(|n| serde_json::json!({"name": n, "url": format!("/mcp/{n}")}))
         .collect();
     axum::Json(serde_json::json!({ "servers": data })).into_response()
-}
-
-/// `GET /mcp/{server}`: the server-to-client stream is not offered (the
-/// spec's answer for that is 405).
-pub async fn handle_get() -> Response {
-    reply::method_not_allowed()
 }
 
 fn start(
