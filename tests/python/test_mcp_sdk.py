@@ -448,6 +448,27 @@ def test_the_stream_needs_a_session_and_an_event_stream_accept(stack):
     assert r.status_code in (403, 404), r.text
 
 
+def test_an_abandoned_session_is_closed_upstream_once_it_expires(tmp_path):
+    """A client that never sends DELETE: once its session expired, the
+    gateway closes the upstream session it opened for it."""
+    with http_upstream(tmp_path) as (url, http_log):
+        cfg = config(tmp_path, url, tmp_path / "stdio.log").replace(
+            "mcp:\n  session_secret", "mcp:\n  session_ttl: 2s\n  session_secret")
+        with gateway(tmp_path, cfg) as (host, g):
+            auth = {"Authorization": f"Bearer {ADMIN_KEY}", "Accept": "application/json, text/event-stream"}
+            r = httpx2.post(f"{host}/mcp/warehouse", headers=auth, json=INIT)
+            assert r.status_code == 200
+            opened = [e["session"] for e in entries(http_log) if e.get("method") == "notifications/initialized"]
+            assert len(opened) == 1 and opened[0]
+            deadline = time.monotonic() + 20
+            while not any(e.get("http") == "DELETE" for e in entries(http_log)):
+                assert time.monotonic() < deadline, entries(http_log)
+                time.sleep(0.2)
+            closed = [e for e in entries(http_log) if e.get("http") == "DELETE"]
+            assert [e["session"] for e in closed] == opened
+            assert closed[0]["authorization"] == f"Bearer {UPSTREAM_SECRET}"
+
+
 def test_rate_limits_count_tool_calls(stack):
     async def go():
         async with session(stack["host"], "agent", NARROW_KEY) as s:

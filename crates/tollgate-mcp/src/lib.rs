@@ -1,7 +1,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 //! The MCP layer: JSON-RPC wire models that keep unknown fields (`wire`),
 //! upstream MCP servers over Streamable HTTP and stdio (`upstream`),
-//! session ids that carry their own sealed state (`session`), and the
+//! session ids that carry their own sealed state (`session`), abandoned
+//! upstream sessions closed after their client's expired (`reaper`), and the
 //! served servers with their name mapping (`catalog`). No policy here: the
 //! pipeline's MCP phases authenticate, authorize, limit, guard and record
 //! each message with the same code as model calls.
@@ -9,6 +10,7 @@
 pub mod approval;
 pub mod catalog;
 pub mod pins;
+pub mod reaper;
 pub mod session;
 pub mod upstream;
 pub mod wire;

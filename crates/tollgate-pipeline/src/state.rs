@@ -37,6 +37,8 @@ pub struct AppState {
     /// The gateway's own MCP list changes (a reload, a pin decision),
     /// relayed to every connected client's stream.
     pub mcp_changes: tollgate_mcp::wire::Notices,
+    /// Upstream MCP sessions to close once their client's session expired.
+    pub mcp_reaper: Arc<tollgate_mcp::reaper::Reaper>,
     /// The response cache (backend settings apply at restart).
     pub cache: Arc<tollgate_policy::cache::Cache>,
 }

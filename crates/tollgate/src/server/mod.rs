@@ -137,6 +137,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         mcp_pins: Arc::default(),
         mcp_approvals: Arc::default(),
         mcp_changes: tollgate_mcp::wire::notices(),
+        mcp_reaper: Arc::default(),
         cache: Arc::new(cache),
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;
@@ -157,6 +158,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
             store.clone(),
             stop_rx.clone(),
         )),
+        tokio::spawn(reload::reap_mcp_sessions(state.clone(), stop_rx.clone())),
     ];
     if let Some(retention) = cfg.ledger.retention {
         background.push(tokio::spawn(crate::ledger::run_retention(

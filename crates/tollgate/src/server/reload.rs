@@ -149,6 +149,28 @@ pub(super) async fn refresh_tool_pins(
     }
 }
 
+/// Closes upstream MCP sessions whose client session expired without a
+/// `DELETE` (`tollgate_mcp::reaper`): every quarter of `mcp.session_ttl`,
+/// between 1 s and 60 s.
+pub(super) async fn reap_mcp_sessions(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    use std::time::Duration;
+    let none = http::HeaderMap::new();
+    loop {
+        let ttl = state.snapshot.load().config.mcp.session_ttl;
+        let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        for (upstream, session) in state.mcp_reaper.due(tollgate_core::clock::wall_ms()) {
+            upstream.close(&session, &none).await;
+            metrics::counter!("tollgate_mcp_sessions_reaped_total",
+                "server" => upstream.name.clone())
+            .increment(1);
+        }
+    }
+}
+
 /// Reads the store's keys into the state; on an error keeps the current set.
 pub(super) async fn load_store_keys(state: &AppState, store: &Store) {
     match store.list_keys().await {

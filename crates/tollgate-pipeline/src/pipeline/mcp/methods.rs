@@ -95,6 +95,11 @@ pub(super) async fn initialize(
         .sealer
         .seal(&state)
         .map_err(|_| GatewayError::internal())?;
+    for m in &call.served.members {
+        if let Some(sid) = state.upstream.get(&m.upstream.name) {
+            call.reaper.track(&m.upstream, sid, state.expires_ms);
+        }
+    }
     let result = json!({
         "protocolVersion": protocol,
         "capabilities": {

@@ -63,6 +63,7 @@ impl From<GatewayError> for Failure {
 struct Call<'a> {
     pins: &'a tollgate_mcp::pins::PinBook,
     approvals: &'a tollgate_mcp::approval::Approvals,
+    reaper: &'a tollgate_mcp::reaper::Reaper,
     snap: &'a Snapshot,
     served: &'a Served,
     who: &'a Authenticated,
@@ -82,6 +83,7 @@ impl<'a> Call<'a> {
         Call {
             pins: &app.mcp_pins,
             approvals: &app.mcp_approvals,
+            reaper: &app.mcp_reaper,
             snap,
             served,
             who,
@@ -133,6 +135,7 @@ pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMa
         for m in &served.members {
             if let Some(id) = session.upstream.get(&m.upstream.name) {
                 m.upstream.close(id, &headers).await;
+                app.mcp_reaper.forget(&m.upstream.name, id);
             }
         }
         Ok(Answer::Reply(reply::empty(http::StatusCode::OK)))
