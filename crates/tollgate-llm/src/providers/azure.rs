@@ -77,4 +77,9 @@ impl AzureOpenAiProvider {
     }
 }
 
-http_provider!(AzureOpenAiProvider);
+http_provider!(
+    AzureOpenAiProvider,
+    fn completion_cap_field(&self) -> &'static str {
+        "max_completion_tokens"
+    }
+);

@@ -70,6 +70,15 @@ pub trait Provider: Send + Sync {
     fn dialect(&self) -> Dialect {
         Dialect::OpenAi
     }
+
+    /// The chat body field that caps the answer's length when the gateway
+    /// sets one (a token limit applies and the caller set none):
+    /// `max_tokens`, understood by every OpenAI-compatible server and by
+    /// the translators; OpenAI and Azure OpenAI take `max_completion_tokens`
+    /// (their reasoning models refuse `max_tokens`).
+    fn completion_cap_field(&self) -> &'static str {
+        "max_tokens"
+    }
     fn call<'a>(
         &'a self,
         call: ProviderCall<'a>,

@@ -53,4 +53,9 @@ impl OpenAiProvider {
     }
 }
 
-http_provider!(OpenAiProvider);
+http_provider!(
+    OpenAiProvider,
+    fn completion_cap_field(&self) -> &'static str {
+        "max_completion_tokens"
+    }
+);

@@ -21,10 +21,7 @@ pub(super) fn demand(
     if !counters.counts_tokens() {
         return Demand::default();
     }
-    let asked = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|f| body.get(*f).and_then(Value::as_i64))
-        .filter(|n| *n >= 0);
+    let asked = asked(body);
     let completion = match endpoint {
         Endpoint::Embeddings => 0,
         _ => asked.unwrap_or(limits.default_max_tokens),
@@ -39,4 +36,22 @@ pub(super) fn demand(
         completion,
         price,
     }
+}
+
+/// The completion tokens the caller asked for at most, if it did.
+fn asked(body: &Map<String, Value>) -> Option<i64> {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| body.get(*f).and_then(Value::as_i64))
+        .filter(|n| *n >= 0)
+}
+
+/// Whether the gateway caps the answer itself: a (non-streamed) chat or
+/// completion that set no `max_tokens` / `max_completion_tokens` (its
+/// reservation is then `default_max_tokens`, and the upstream is told not
+/// to write more).
+pub(super) fn completion_cap(endpoint: Endpoint, body: &Map<String, Value>) -> bool {
+    matches!(endpoint, Endpoint::Chat | Endpoint::Completions)
+        && !body.contains_key("max_completion_tokens")
+        && !body.contains_key("max_tokens")
 }

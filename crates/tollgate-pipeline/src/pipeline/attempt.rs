@@ -123,6 +123,16 @@ pub(super) async fn run(
                 "model".into(),
                 Value::String(t.route.upstream_model.clone()),
             );
+            if let Some(cap) = ctx.completion_cap {
+                // The legacy completions API knows only `max_tokens`.
+                let field = match ctx.endpoint {
+                    Endpoint::Completions => "max_tokens",
+                    _ => t.route.provider.completion_cap_field(),
+                };
+                body.remove("max_tokens");
+                body.remove("max_completion_tokens");
+                body.insert(field.into(), Value::from(cap));
+            }
             // The last possible try takes the body; earlier ones copy it.
             let last = ti + 1 == n && attempt + 1 == tries;
             let (span, traceparent) = match &ctx.trace {

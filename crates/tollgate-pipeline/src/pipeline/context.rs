@@ -79,6 +79,10 @@ pub struct RequestCtx {
     /// ledger's `request_bytes` / `response_bytes`).
     pub request_bytes: u64,
     pub response_bytes: u64,
+    /// The completion tokens reserved for a non-streamed request that set
+    /// no `max_tokens` while a token or cost limit applies: sent upstream
+    /// as its cap, so the upstream cannot write past the reservation.
+    pub completion_cap: Option<i64>,
     /// The request's trace (tracing on).
     pub trace: Option<tollgate_record::telemetry::RequestTrace>,
 }
@@ -113,6 +117,7 @@ impl RequestCtx {
             payload: None,
             request_bytes: 0,
             response_bytes: 0,
+            completion_cap: None,
             trace: None,
         }
     }

@@ -134,6 +134,38 @@ async fn token_limit_spend_stays_within_the_bound_under_200_concurrent_clients()
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_max_tokens_the_reservation_caps_the_answer_so_the_bound_is_exact() {
+    early_in_minute().await;
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let mut gw = start_with_limits(
+        &mock,
+        "  default_max_tokens: 5\n  rules:\n    - name: team-tpm\n      match: { groups: [eng] }\n      per: [group]\n      tokens_per_minute: 300\n",
+    )
+    .await;
+    // No max_tokens: the mock would write 16 tokens; the gateway reserves
+    // default_max_tokens and tells the upstream so (`max_tokens` to the
+    // in-process mock, `max_completion_tokens` to the OpenAI-kind one).
+    let mut results = burst(&gw, 20, chat_body("chat-local", "hello there")).await;
+    results.extend(burst(&gw, 20, chat_body("chat-up", "hello there")).await);
+    let ok: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b)
+        .collect();
+    assert!(!ok.is_empty());
+    for b in &ok {
+        assert_eq!(b["usage"]["completion_tokens"], 5, "{b}");
+        assert_eq!(b["choices"][0]["finish_reason"], "length", "{b}");
+    }
+    let spent: i64 = ok
+        .iter()
+        .map(|b| b["usage"]["total_tokens"].as_i64().unwrap())
+        .sum();
+    assert!(spent <= 300, "spent {spent} of 300");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn headers_on_success_and_rejection() {
     early_in_minute().await;

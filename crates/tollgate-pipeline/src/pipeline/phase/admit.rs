@@ -18,6 +18,7 @@ pub(in crate::pipeline) async fn admit(
     if !snap.limits.is_empty() {
         let model = &call.parsed.model;
         let counters = snap.limits.counters(&who.identity.principal, model);
+        let counts_tokens = counters.counts_tokens();
         let demand = admit::demand(
             &snap.limits,
             ctx.endpoint,
@@ -27,6 +28,12 @@ pub(in crate::pipeline) async fn admit(
         );
         match snap.limits.admit_counters(counters, demand).await {
             Ok(adm) => {
+                // Streams extend their reservation as tokens flow and are
+                // cut at the cap; a whole answer cannot be, so it is capped.
+                if counts_tokens && !call.parsed.stream {
+                    ctx.completion_cap = admit::completion_cap(ctx.endpoint, &call.parsed.body)
+                        .then_some(demand.completion);
+                }
                 limit_headers = adm.headers();
                 ctx.admission = (!adm.is_empty()).then_some(adm);
             }
