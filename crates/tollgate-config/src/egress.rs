@@ -170,4 +170,41 @@ mod tests {
         );
         assert_eq!(egress_nameserver("dns.example"), None);
     }
+
+    #[test]
+    fn malformed_rules_are_reported_with_their_paths() {
+        let text = "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n\
+            egress:\n  allow:\n\
+            \x20   - { host: api.openai.com, cidr: 10.0.0.0/8 }\n\
+            \x20   - { ports: [443] }\n\
+            \x20   - { host: 'ex*ample.com' }\n\
+            \x20   - { cidr: 10.0.0.0/33, ports: [] }\n\
+            \x20   - { host: '*.example.com', ports: [0], schemes: [] }\n\
+            \x20 nameservers: [dns.example]\n";
+        let err = crate::parse_str(text).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        for path in [
+            "egress.allow[0]: exactly one of host or cidr",
+            "egress.allow[1]: exactly one of host or cidr",
+            "egress.allow[2].host",
+            "egress.allow[3].cidr",
+            "egress.allow[3].ports: must not be empty",
+            "egress.allow[4].ports: 0 is not a port",
+            "egress.allow[4].schemes: must not be empty",
+            "egress.nameservers[0]",
+        ] {
+            assert!(err.contains(path), "{path}: {err}");
+        }
+        let bad_scheme = "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n\
+            egress:\n  allow:\n    - { host: a.example, schemes: [ftp] }\n";
+        let err = crate::parse_str(bad_scheme).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .unwrap_or_default()
+                .contains("egress.allow[0].schemes"),
+            "{err:?}"
+        );
+        let absent = "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n";
+        assert_eq!(crate::parse_str(absent).unwrap().egress, None);
+    }
 }

@@ -93,6 +93,15 @@ impl fmt::Display for EgressDenied {
 }
 
 impl EgressDenied {
+    /// What a caller may be told: the reason, not the destination (the
+    /// gateway keeps upstream hosts and addresses in its log).
+    pub fn public(&self) -> String {
+        format!(
+            "egress refused by the gateway's allowlist: {}",
+            self.reason.says()
+        )
+    }
+
     /// Counts and logs the refusal (once: call it where the refusal is made).
     /// `detail` is for the log only (the addresses a name resolved to).
     pub(crate) fn record(
@@ -132,12 +141,12 @@ impl EgressDenied {
 
 /// The caller's view: 502 `egress_denied`. The gateway's policy refused
 /// its own upstream call; the caller's request is not at fault, and a
-/// retry will not help.
+/// retry will not help. The destination goes to the log (`detail`).
 impl From<EgressDenied> for GatewayError {
     fn from(e: EgressDenied) -> Self {
-        let message = e.to_string();
-        GatewayError::new(ErrorKind::Server, 502, "egress_denied", message)
+        GatewayError::new(ErrorKind::Server, 502, "egress_denied", e.public())
             .with_code("egress_denied")
+            .with_detail(e.to_string())
             .with_source(e)
     }
 }
@@ -164,7 +173,11 @@ mod tests {
         assert_eq!(g.code(), Some("egress_denied"));
         assert_eq!(
             g.message(),
-            "egress to 10.0.0.1:8080 refused: an IP address must be listed in egress.allow"
+            "egress refused by the gateway's allowlist: an IP address must be listed in egress.allow"
+        );
+        assert_eq!(
+            g.detail(),
+            Some("egress to 10.0.0.1:8080 refused: an IP address must be listed in egress.allow")
         );
     }
 }
