@@ -142,3 +142,47 @@ impl Egress {
         self.0.state.load_full()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(yaml: &str) -> Prepared {
+        let cfg: EgressConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        Egress::prepare(Some(&cfg)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn apply_swaps_what_every_check_reads() {
+        let egress = Egress::default();
+        let url = reqwest::Url::parse("https://user:pw@api.example.com/v1?key=secret").unwrap();
+        assert!(egress.check_url(&url, Stage::Request).is_ok());
+        assert!(!egress.restricted());
+
+        egress
+            .apply(policy(
+                "allow: [{host: other.example}]\nnameservers: ['127.0.0.1:5353']",
+            ))
+            .unwrap();
+        assert!(egress.restricted());
+        let denied = egress.check_url(&url, Stage::Request).unwrap_err();
+        assert_eq!(denied.destination, "api.example.com:443");
+        assert_eq!(denied.reason, Reason::Host);
+        for secret in ["pw", "secret", "/v1"] {
+            assert!(!denied.to_string().contains(secret), "{denied}");
+        }
+        // An IPv4-mapped IPv6 literal is the IPv4 address.
+        let mapped = reqwest::Url::parse("http://[::ffff:127.0.0.1]:8080/").unwrap();
+        let denied = egress.check_url(&mapped, Stage::Redirect).unwrap_err();
+        assert_eq!(denied.reason, Reason::IpLiteral);
+        assert_eq!(denied.stage, Stage::Redirect);
+        let file = reqwest::Url::parse("file:///etc/passwd").unwrap();
+        assert_eq!(
+            egress.check_url(&file, Stage::Request).unwrap_err().reason,
+            Reason::Scheme
+        );
+
+        egress.apply(Egress::prepare(None).unwrap()).unwrap();
+        assert!(egress.check_url(&url, Stage::Request).is_ok());
+    }
+}
