@@ -14,6 +14,7 @@ use tollgate::config::{McpServerConfig, McpToolSelection, McpTransport, Secret, 
 use tollgate::mcp_gateway::pins::fingerprint;
 use tollgate::mcp_gateway::wire::Tool;
 use tollgate::mcp_gateway::Upstream;
+use tollgate::net::Egress;
 use tollgate::store::{Store, ToolPin};
 
 /// Largest answer read from the gateway (a server list).
@@ -115,13 +116,16 @@ impl Target {
             tools: McpToolSelection::default(),
             pin_tools: false,
         };
-        Upstream::build(&cfg, MAX_ANSWER).map_err(|e| e.to_string())
+        // The gateway itself, at the address the operator gave: no egress policy.
+        Upstream::build(&cfg, MAX_ANSWER, &Egress::default()).map_err(|e| e.to_string())
     }
 }
 
 pub(crate) async fn run(command: McpCommand) -> Result<ExitCode, String> {
     match command {
         McpCommand::Servers { target } => {
+            // The gateway itself, at the address the operator gave.
+            #[allow(clippy::disallowed_methods)]
             let resp = reqwest::Client::new()
                 .get(format!("{}/mcp", target.url.trim_end_matches('/')))
                 .bearer_auth(target.key()?)
@@ -202,9 +206,10 @@ pub(crate) async fn run(command: McpCommand) -> Result<ExitCode, String> {
 /// Every upstream server of the config, its tools now, and the store's pins.
 async fn changed(config: &Path) -> Result<ExitCode, String> {
     let (cfg, store) = load(config).await?;
+    let egress = config_egress(&cfg)?;
     let pins = pinned(&store).await?;
     for s in cfg.mcp.servers.iter().filter(|s| s.pin_tools) {
-        for tool in upstream_tools(s, cfg.mcp.max_message_bytes).await? {
+        for tool in upstream_tools(s, cfg.mcp.max_message_bytes, &egress).await? {
             let current = fingerprint(&tool);
             if let Some(p) = pins.get(&(s.name.clone(), tool.name.clone())) {
                 if *p != current {
@@ -226,7 +231,8 @@ async fn approve(config: &Path, server: &str, only: &[String]) -> Result<ExitCod
         .ok_or_else(|| format!("no mcp server named {server} in {}", config.display()))?;
     let who = std::env::var("USER").map_or_else(|_| "cli".to_string(), |u| format!("cli:{u}"));
     let mut approved = 0;
-    for tool in upstream_tools(s, cfg.mcp.max_message_bytes).await? {
+    let egress = config_egress(&cfg)?;
+    for tool in upstream_tools(s, cfg.mcp.max_message_bytes, &egress).await? {
         if !only.is_empty() && !only.contains(&tool.name) {
             continue;
         }
@@ -250,6 +256,14 @@ async fn approve(config: &Path, server: &str, only: &[String]) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// The config's egress policy: the CLI reaches upstreams as the gateway would.
+fn config_egress(cfg: &tollgate::config::Config) -> Result<Egress, String> {
+    let egress = Egress::default();
+    let policy = Egress::prepare(cfg.egress.as_ref()).map_err(|e| e.to_string())?;
+    egress.apply(policy).map_err(|e| e.to_string())?;
+    Ok(egress)
+}
+
 async fn load(config: &Path) -> Result<(tollgate::config::Config, Store), String> {
     let cfg =
         tollgate::config::load_file(config).map_err(|e| format!("{}: {e}", config.display()))?;
@@ -270,8 +284,12 @@ async fn pinned(store: &Store) -> Result<HashMap<(String, String), String>, Stri
 }
 
 /// An upstream server's tools, straight from it (all pages).
-async fn upstream_tools(cfg: &McpServerConfig, max: usize) -> Result<Vec<Tool>, String> {
-    let client = Upstream::build(cfg, max).map_err(|e| e.to_string())?;
+async fn upstream_tools(
+    cfg: &McpServerConfig,
+    max: usize,
+    egress: &Egress,
+) -> Result<Vec<Tool>, String> {
+    let client = Upstream::build(cfg, max, egress).map_err(|e| e.to_string())?;
     let none = http::HeaderMap::new();
     let session = client.open(&none).await.map_err(describe)?;
     let mut tools = Vec::new();

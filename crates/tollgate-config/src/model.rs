@@ -57,6 +57,10 @@ pub struct Config {
     /// The MCP gateway: upstream tool servers and virtual servers (see docs/mcp.md).
     #[serde(default)]
     pub mcp: super::mcp::McpConfig,
+    /// Where the gateway's own outbound calls may go (see docs/egress.md);
+    /// absent: anywhere, as before.
+    #[serde(default)]
+    pub egress: Option<super::egress::EgressConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -174,8 +174,12 @@ impl Catalog {
     /// Builds the snapshot's catalog; upstreams whose config did not change
     /// are taken over from `previous` (a stdio process keeps running), and
     /// so is the session key when the secret did not change (sessions
-    /// survive a reload).
-    pub fn build(cfg: &McpConfig, previous: Option<&Catalog>) -> Result<Self, CatalogError> {
+    /// survive a reload). New HTTP upstreams call out under `egress`.
+    pub fn build(
+        cfg: &McpConfig,
+        previous: Option<&Catalog>,
+        egress: &tollgate_net::Egress,
+    ) -> Result<Self, CatalogError> {
         let mut upstreams = HashMap::new();
         for s in &cfg.servers {
             let reused = previous
@@ -187,7 +191,7 @@ impl Catalog {
                     u.reload();
                     u
                 }
-                None => Arc::new(Upstream::build(s, cfg.max_message_bytes)?),
+                None => Arc::new(Upstream::build(s, cfg.max_message_bytes, egress)?),
             };
             upstreams.insert(s.name.clone(), up);
         }
@@ -290,7 +294,7 @@ mod tests {
             pin_tools: true,
         };
         Member::new(
-            Arc::new(Upstream::build(&cfg, 1024).unwrap()),
+            Arc::new(Upstream::build(&cfg, 1024, &Default::default()).unwrap()),
             prefix.into(),
             &sel,
         )

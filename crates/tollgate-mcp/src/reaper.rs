@@ -105,7 +105,7 @@ mod tests {
             tools: Default::default(),
             pin_tools: true,
         };
-        Arc::new(Upstream::build(&cfg, 1024).unwrap())
+        Arc::new(Upstream::build(&cfg, 1024, &Default::default()).unwrap())
     }
 
     #[test]

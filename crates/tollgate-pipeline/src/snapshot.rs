@@ -83,6 +83,10 @@ pub struct Snapshot {
     pub limits: Arc<tollgate_policy::limits::Limits>,
     /// MCP servers served at `/mcp/{name}`; upstreams carried over from `previous`.
     pub mcp: Arc<tollgate_mcp::Catalog>,
+    /// This gateway's egress policy: created by its first snapshot, shared
+    /// by every later one and by every outbound client they built; `build`
+    /// swaps the `egress:` section in as its last step.
+    pub egress: tollgate_net::Egress,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -111,6 +115,8 @@ impl Snapshot {
 
     /// Builds the runtime form of an already validated config.
     pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Self, BuildError> {
+        let egress = previous.map(|s| s.egress.clone()).unwrap_or_default();
+        let egress_policy = tollgate_net::Egress::prepare(config.egress.as_ref())?;
         let mut providers = HashMap::new();
         for p in &config.providers {
             let reused = previous
@@ -122,7 +128,7 @@ impl Snapshot {
                     prov.reload();
                     prov
                 }
-                None => providers::build(p)?,
+                None => providers::build(p, &egress)?,
             };
             providers.insert(p.name.clone(), (p.clone(), prov));
         }
@@ -193,13 +199,13 @@ impl Snapshot {
             });
             let jwks = match reused {
                 Some(c) => c,
-                None => Arc::new(JwksCache::new(source)?),
+                None => Arc::new(JwksCache::new(source, &egress)?),
             };
             issuers
                 .insert(OidcIssuer::new(o, jwks).map_err(|e| format!("issuer {}: {e}", o.issuer))?);
         }
         let policy = Policy::build(&config.policy)?;
-        let guards = tollgate_policy::guard::Guards::build(&config.guardrails)?;
+        let guards = tollgate_policy::guard::Guards::build(&config.guardrails, &egress)?;
         let cache_rules = config
             .models
             .iter()
@@ -213,11 +219,14 @@ impl Snapshot {
             previous.map(|s| &*s.limits),
         )?);
         let mcp = Arc::new(
-            tollgate_mcp::Catalog::build(&config.mcp, previous.map(|s| &*s.mcp))
+            tollgate_mcp::Catalog::build(&config.mcp, previous.map(|s| &*s.mcp), &egress)
                 .map_err(|e| e.to_string())?,
         );
+        // Last, so a config that fails to build leaves the running policy.
+        egress.apply(egress_policy)?;
         Ok(Self {
             mcp,
+            egress,
             config,
             models,
             virtual_models,

@@ -48,7 +48,7 @@ fn issuers() -> Issuers {
             ..ClaimsConfig::default()
         },
     };
-    let cache = Arc::new(JwksCache::new(OidcIssuer::source(&cfg)).unwrap());
+    let cache = Arc::new(JwksCache::new(OidcIssuer::source(&cfg), &Default::default()).unwrap());
     let (set, skipped) = KeySet::parse(&fixture("jwks.json"), 1).unwrap();
     assert!(skipped.is_empty(), "{skipped:?}");
     cache.install(set);

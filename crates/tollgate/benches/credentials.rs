@@ -37,7 +37,7 @@ fn build(rt: &tokio::runtime::Runtime, cfg: &ProviderConfig) -> Arc<Credentials>
         scope: Some("all-apis"),
         api_key_header: None,
     };
-    Credentials::build(cfg, defaults, &cfg.timeouts).unwrap()
+    Credentials::build(cfg, defaults, &cfg.timeouts, &Default::default()).unwrap()
 }
 
 fn bench(c: &mut Criterion) {

@@ -16,6 +16,7 @@ pub use tollgate_llm::{credentials, providers};
 pub use tollgate_mcp as mcp_gateway;
 #[cfg(feature = "mock")]
 pub use tollgate_mock as mock;
+pub use tollgate_net as net;
 pub use tollgate_pipeline::{pipeline, snapshot};
 pub use tollgate_policy::{auth, cache, guard, limits, prompts, routing, subject};
 pub use tollgate_record::{audit, ledger, store, telemetry};

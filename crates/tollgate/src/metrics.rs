@@ -140,4 +140,8 @@ fn describe() {
         "tollgate_limit_store_errors_total",
         "Failed calls to the shared limit store (Redis), by operation"
     );
+    metrics::describe_counter!(
+        "tollgate_egress_denied_total",
+        "Outbound calls the egress allowlist refused, by reason (host, ip_literal, port, scheme, address)"
+    );
 }

@@ -26,6 +26,7 @@ use oauth::{Grant, TokenEndpoint};
 use static_secret::StaticSecret;
 use token::TokenSource;
 use tollgate_config::{ProviderConfig, SubjectSource, Timeouts, UpstreamAuth};
+use tollgate_net::Egress;
 
 /// Per-provider-kind defaults for the OAuth modes.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +57,9 @@ pub enum CredentialError {
     File { path: String, message: String },
     #[error("{0}")]
     Caller(&'static str),
+    /// The egress allowlist refused the token endpoint (or a redirect off it).
+    #[error("token endpoint: {0}")]
+    Egress(tollgate_net::EgressDenied),
 }
 
 impl CredentialError {
@@ -77,6 +81,9 @@ impl CredentialError {
             CredentialError::BadResponse(_) => "token endpoint sent an invalid response".into(),
             CredentialError::File { .. } => "a credential file could not be read".into(),
             CredentialError::Caller(m) => (*m).into(),
+            CredentialError::Egress(_) => {
+                "token endpoint refused by the gateway's egress allowlist".into()
+            }
         }
     }
 }
@@ -99,6 +106,7 @@ impl Credentials {
         cfg: &ProviderConfig,
         defaults: CredentialDefaults,
         timeouts: &Timeouts,
+        egress: &Egress,
     ) -> Result<Arc<Self>, BuildError> {
         Self::build_auth(
             &cfg.name,
@@ -106,6 +114,7 @@ impl Credentials {
             cfg.api_key.as_ref(),
             defaults,
             timeouts,
+            egress,
         )
     }
 
@@ -118,13 +127,14 @@ impl Credentials {
         api_key: Option<&tollgate_config::Secret>,
         defaults: CredentialDefaults,
         timeouts: &Timeouts,
+        egress: &Egress,
     ) -> Result<Arc<Self>, BuildError> {
         let endpoint = |url: &Option<String>| -> Result<TokenEndpoint, BuildError> {
             let url = url
                 .clone()
                 .or_else(|| defaults.token_url.clone())
                 .ok_or_else(|| format!("provider {name}: auth.token_url is required"))?;
-            TokenEndpoint::new(name, &url, timeouts)
+            TokenEndpoint::new(name, &url, timeouts, egress)
         };
         let scope = |s: &Option<String>| s.clone().or(defaults.scope.map(str::to_owned));
         let mode = match (auth, api_key) {

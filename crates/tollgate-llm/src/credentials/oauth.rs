@@ -13,6 +13,7 @@ use super::static_secret::read_file;
 use super::CredentialError;
 use crate::upstream_text::{error_chain, read_capped, truncate};
 use tollgate_config::Timeouts;
+use tollgate_net::{Egress, EgressDenied};
 
 /// Used when a token response has no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -44,7 +45,7 @@ pub(super) struct Fetched {
 pub(super) struct TokenEndpoint {
     pub provider: String,
     url: reqwest::Url,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
 }
 
 #[derive(Deserialize)]
@@ -63,13 +64,19 @@ struct OAuthError {
 }
 
 impl TokenEndpoint {
-    pub(super) fn new(provider: &str, url: &str, timeouts: &Timeouts) -> Result<Self, BuildError> {
+    pub(super) fn new(
+        provider: &str,
+        url: &str,
+        timeouts: &Timeouts,
+        egress: &Egress,
+    ) -> Result<Self, BuildError> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| format!("provider {provider}: bad auth.token_url: {e}"))?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.first_byte + timeouts.connect)
-            .use_rustls_tls()
+        let client = tollgate_net::client_builder(egress)
+            .with(|b| {
+                b.connect_timeout(timeouts.connect)
+                    .timeout(timeouts.first_byte + timeouts.connect)
+            })
             .build()
             .map_err(|e| format!("provider {provider}: cannot build token client: {e}"))?;
         Ok(Self {
@@ -138,6 +145,7 @@ impl TokenEndpoint {
         let mut req = self
             .client
             .post(self.url.clone())
+            .map_err(CredentialError::Egress)?
             .header(http::header::ACCEPT, "application/json")
             .form(&form);
         if let Some((id, secret)) = basic {
@@ -145,10 +153,10 @@ impl TokenEndpoint {
         }
         metrics::counter!("tollgate_upstream_token_requests_total", "provider" => self.provider.clone())
             .increment(1);
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| CredentialError::Unreachable(scrub(error_chain(&e), &secrets)))?;
+        let resp = req.send().await.map_err(|e| match EgressDenied::find(&e) {
+            Some(denied) => CredentialError::Egress(denied.clone()),
+            None => CredentialError::Unreachable(scrub(error_chain(&e), &secrets)),
+        })?;
         let status = resp.status();
         let body = read_capped(resp, 64 * 1024).await;
         if !status.is_success() {

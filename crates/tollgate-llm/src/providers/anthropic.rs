@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 use tollgate_core::error::BuildError;
+use tollgate_net::Egress;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -31,7 +32,7 @@ pub(super) const API_VERSION: &str = "2023-06-01";
 
 pub(super) struct AnthropicProvider {
     name: String,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     url: reqwest::Url,
     headers: HeaderMap,
     forward: Vec<String>,
@@ -41,7 +42,7 @@ pub(super) struct AnthropicProvider {
 }
 
 impl AnthropicProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
+    pub(super) fn new(cfg: &ProviderConfig, egress: &Egress) -> Result<Self, BuildError> {
         let base = cfg
             .base_url
             .as_deref()
@@ -67,7 +68,7 @@ impl AnthropicProvider {
         }
         Ok(Self {
             name: cfg.name.clone(),
-            client: http_client(cfg)?,
+            client: http_client(cfg, egress)?,
             url,
             headers,
             forward: cfg.forward_headers.clone(),
@@ -110,6 +111,7 @@ impl AnthropicProvider {
         let mut req = self
             .client
             .post(self.url.clone())
+            .map_err(super::transport::egress_error(&self.name))?
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
         for (name, value) in call.client_headers {

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 use tollgate_core::error::BuildError;
+use tollgate_net::Egress;
 
 use super::transport::{self, http_provider, HttpUpstream};
 use super::{ProviderCall, ProviderError, ProviderResponse};
@@ -23,7 +24,7 @@ pub(super) struct AzureOpenAiProvider {
 }
 
 impl AzureOpenAiProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
+    pub(super) fn new(cfg: &ProviderConfig, egress: &Egress) -> Result<Self, BuildError> {
         let base = transport::base_url(cfg)?;
         let base = reqwest::Url::parse(base.trim_end_matches('/'))
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;
@@ -37,7 +38,7 @@ impl AzureOpenAiProvider {
             api_key_header: Some("api-key"),
         };
         Ok(Self {
-            http: HttpUpstream::new(cfg, defaults)?,
+            http: HttpUpstream::new(cfg, defaults, egress)?,
             base,
             api_version,
         })

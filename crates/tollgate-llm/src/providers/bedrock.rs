@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 use tollgate_core::error::BuildError;
+use tollgate_net::Egress;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -29,7 +30,7 @@ const SERVICE: &str = "bedrock";
 
 pub(super) struct BedrockProvider {
     name: String,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     base: String,
     region: String,
     credentials: Credentials,
@@ -49,7 +50,7 @@ fn setting(configured: Option<&String>, env: &[&str]) -> Option<String> {
 }
 
 impl BedrockProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
+    pub(super) fn new(cfg: &ProviderConfig, egress: &Egress) -> Result<Self, BuildError> {
         let aws = cfg.aws.clone().unwrap_or_default();
         let AwsConfig {
             region,
@@ -100,7 +101,7 @@ impl BedrockProvider {
             .to_string();
         Ok(Self {
             name: cfg.name.clone(),
-            client: super::transport::http_client(cfg)?,
+            client: super::transport::http_client(cfg, egress)?,
             base,
             region,
             credentials: Credentials::new(key, secret, token, None, "tollgate-config"),
@@ -143,7 +144,12 @@ impl BedrockProvider {
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| protocol(format!("cannot sign: {e}")))?
             .into_parts();
-        let mut req = self.client.post(url).body(body);
+        let url = reqwest::Url::parse(url).map_err(|e| protocol(format!("bad URL: {e}")))?;
+        let mut req = self
+            .client
+            .post(url)
+            .map_err(super::transport::egress_error(&self.name))?
+            .body(body);
         for (k, v) in headers {
             req = req.header(k, v);
         }

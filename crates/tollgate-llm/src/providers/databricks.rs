@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tollgate_core::error::BuildError;
+use tollgate_net::Egress;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -28,7 +29,7 @@ pub(super) struct DatabricksProvider {
 }
 
 impl DatabricksProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
+    pub(super) fn new(cfg: &ProviderConfig, egress: &Egress) -> Result<Self, BuildError> {
         let base = transport::base_url(cfg)?;
         let workspace = reqwest::Url::parse(base)
             .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))?;
@@ -38,7 +39,7 @@ impl DatabricksProvider {
             api_key_header: None,
         };
         Ok(Self {
-            http: HttpUpstream::new(cfg, defaults)?,
+            http: HttpUpstream::new(cfg, defaults, egress)?,
             workspace,
         })
     }

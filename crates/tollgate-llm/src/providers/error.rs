@@ -48,6 +48,13 @@ pub enum ProviderError {
         field: String,
         message: String,
     },
+    /// The egress allowlist refused the call (its URL, a redirect, or the
+    /// addresses its name resolved to); nothing was sent.
+    #[error("upstream {provider}: {denied}")]
+    Egress {
+        provider: String,
+        denied: tollgate_net::EgressDenied,
+    },
 }
 
 impl ProviderError {
@@ -79,6 +86,7 @@ impl ProviderError {
             ProviderError::StreamInterrupted { .. } => "upstream_stream_interrupted",
             ProviderError::Credentials { .. } => "upstream_credentials",
             ProviderError::Unsupported { .. } => "unsupported_field",
+            ProviderError::Egress { .. } => "egress_denied",
         }
     }
 
@@ -88,7 +96,8 @@ impl ProviderError {
             ProviderError::Protocol { .. }
             | ProviderError::TooLarge { .. }
             | ProviderError::Credentials { .. }
-            | ProviderError::Unsupported { .. } => false,
+            | ProviderError::Unsupported { .. }
+            | ProviderError::Egress { .. } => false,
             _ => true,
         }
     }
@@ -106,6 +115,7 @@ impl ProviderError {
             ProviderError::StreamInterrupted { .. } => (ErrorKind::Server, "stream_interrupted"),
             ProviderError::Credentials { .. } => (ErrorKind::Server, "upstream_credentials"),
             ProviderError::TooLarge { .. } => (ErrorKind::Server, "upstream_too_large"),
+            ProviderError::Egress { .. } => (ErrorKind::Server, "egress_denied"),
             ProviderError::Unsupported { .. } => {
                 (ErrorKind::InvalidRequest, "unsupported_parameter")
             }
@@ -138,6 +148,9 @@ impl ProviderError {
             ProviderError::StreamInterrupted { provider, .. } => Some(format!(
                 "upstream {provider} stream ended before completion; retry the request"
             )),
+            ProviderError::Egress { provider, denied } => {
+                Some(format!("upstream {provider}: {}", denied.public()))
+            }
             ProviderError::Credentials {
                 provider, public, ..
             } => Some(format!(

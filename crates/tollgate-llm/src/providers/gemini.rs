@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 use tollgate_core::error::BuildError;
+use tollgate_net::Egress;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -26,7 +27,7 @@ pub(super) const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com
 
 pub(super) struct GeminiProvider {
     name: String,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     base: String,
     /// Static headers, the API key included (marked sensitive).
     headers: HeaderMap,
@@ -37,7 +38,7 @@ pub(super) struct GeminiProvider {
 }
 
 impl GeminiProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
+    pub(super) fn new(cfg: &ProviderConfig, egress: &Egress) -> Result<Self, BuildError> {
         let base = cfg
             .base_url
             .as_deref()
@@ -59,7 +60,7 @@ impl GeminiProvider {
         }
         Ok(Self {
             name: cfg.name.clone(),
-            client: super::transport::http_client(cfg)?,
+            client: super::transport::http_client(cfg, egress)?,
             base,
             headers,
             forward: cfg.forward_headers.clone(),
@@ -85,6 +86,7 @@ impl GeminiProvider {
         let req = self
             .client
             .post(url)
+            .map_err(super::transport::egress_error(&self.name))?
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(translated::to_bytes(body));
         send(

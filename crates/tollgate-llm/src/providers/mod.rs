@@ -24,6 +24,7 @@ pub use error::{ProviderError, DEADLINE};
 
 use std::sync::Arc;
 use tollgate_core::error::BuildError;
+use tollgate_net::Egress;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -96,9 +97,10 @@ pub trait Provider: Send + Sync {
 }
 
 /// Builds the runtime provider for a validated config entry.
-pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, BuildError> {
+/// Every HTTP client it opens is subject to `egress`.
+pub fn build(cfg: &ProviderConfig, egress: &Egress) -> Result<Arc<dyn Provider>, BuildError> {
     match cfg.kind {
-        ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(cfg)?)),
+        ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(cfg, egress)?)),
         #[cfg(feature = "mock")]
         ProviderKind::Mock => Ok(Arc::new(mock::MockProvider::new(cfg))),
         #[cfg(not(feature = "mock"))]
@@ -106,11 +108,11 @@ pub fn build(cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, BuildError> {
             "provider {}: `kind: mock` needs a build with the `mock` feature",
             cfg.name
         ))),
-        ProviderKind::Databricks => Ok(Arc::new(databricks::DatabricksProvider::new(cfg)?)),
-        ProviderKind::AzureOpenai => Ok(Arc::new(azure::AzureOpenAiProvider::new(cfg)?)),
-        ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg)?)),
-        ProviderKind::Bedrock => Ok(Arc::new(bedrock::BedrockProvider::new(cfg)?)),
-        ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(cfg)?)),
+        ProviderKind::Databricks => Ok(Arc::new(databricks::DatabricksProvider::new(cfg, egress)?)),
+        ProviderKind::AzureOpenai => Ok(Arc::new(azure::AzureOpenAiProvider::new(cfg, egress)?)),
+        ProviderKind::Gemini => Ok(Arc::new(gemini::GeminiProvider::new(cfg, egress)?)),
+        ProviderKind::Bedrock => Ok(Arc::new(bedrock::BedrockProvider::new(cfg, egress)?)),
+        ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(cfg, egress)?)),
     }
 }
 

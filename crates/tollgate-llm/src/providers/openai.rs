@@ -8,6 +8,7 @@ use super::{ProviderCall, ProviderError, ProviderResponse};
 use crate::credentials::CredentialDefaults;
 use tollgate_config::{Endpoint, ProviderConfig};
 use tollgate_core::error::BuildError;
+use tollgate_net::Egress;
 
 pub(super) struct OpenAiProvider {
     http: HttpUpstream,
@@ -17,14 +18,14 @@ pub(super) struct OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    pub(super) fn new(cfg: &ProviderConfig) -> Result<Self, BuildError> {
+    pub(super) fn new(cfg: &ProviderConfig, egress: &Egress) -> Result<Self, BuildError> {
         let base = transport::base_url(cfg)?;
         let url = |path: &str| {
             reqwest::Url::parse(&format!("{base}{path}"))
                 .map_err(|e| format!("provider {}: bad base_url: {e}", cfg.name))
         };
         Ok(Self {
-            http: HttpUpstream::new(cfg, CredentialDefaults::default())?,
+            http: HttpUpstream::new(cfg, CredentialDefaults::default(), egress)?,
             chat_url: url("/chat/completions")?,
             completions_url: url("/completions")?,
             embeddings_url: url("/embeddings")?,

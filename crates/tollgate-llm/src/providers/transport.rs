@@ -13,16 +13,17 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{header_allowed, ProviderBody, ProviderError, ProviderResponse};
-use crate::credentials::{CredentialDefaults, Credentials};
+use crate::credentials::{CredentialDefaults, CredentialError, Credentials};
 use crate::upstream_text::{error_chain, read_capped, truncate};
 use tollgate_config::{HttpVersion, ProviderConfig};
+use tollgate_net::{Egress, EgressDenied};
 
 /// Most bytes of an upstream error body read to build the caller's message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 pub(crate) struct HttpUpstream {
     pub name: String,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     /// Static headers from `headers:` (marked sensitive).
     headers: HeaderMap,
     forward: Vec<String>,
@@ -35,10 +36,11 @@ impl HttpUpstream {
     pub(crate) fn new(
         cfg: &ProviderConfig,
         defaults: CredentialDefaults,
+        egress: &Egress,
     ) -> Result<Self, BuildError> {
-        let client = http_client(cfg)?;
+        let client = http_client(cfg, egress)?;
         let headers = static_headers(cfg)?;
-        let credentials = Credentials::build(cfg, defaults, &cfg.timeouts)?;
+        let credentials = Credentials::build(cfg, defaults, &cfg.timeouts, egress)?;
         Ok(Self {
             name: cfg.name.clone(),
             client,
@@ -67,17 +69,23 @@ impl HttpUpstream {
         let mut req = self
             .client
             .post(url)
+            .map_err(egress_error(&self.name))?
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
         // The credential wins over a static or forwarded header of the same
         // name (reqwest appends, so duplicates must be skipped here).
-        let credential = self.credentials.header(client_headers).await.map_err(|e| {
-            ProviderError::Credentials {
-                provider: self.name.clone(),
-                public: e.public_message(),
-                message: e.to_string(),
-            }
-        })?;
+        let credential = self
+            .credentials
+            .header(client_headers)
+            .await
+            .map_err(|e| match e {
+                CredentialError::Egress(denied) => egress_error(&self.name)(denied),
+                e => ProviderError::Credentials {
+                    provider: self.name.clone(),
+                    public: e.public_message(),
+                    message: e.to_string(),
+                },
+            })?;
         let taken = |name: &HeaderName| credential.as_ref().is_some_and(|(n, _)| n == name);
         if !self.forward.is_empty() {
             for (name, value) in client_headers {
@@ -311,25 +319,39 @@ impl ProviderError {
     }
 }
 
-/// The pooled HTTP client a provider config asks for (rustls,
-/// `http_version`, connect timeout).
-pub(crate) fn http_client(cfg: &ProviderConfig) -> Result<reqwest::Client, BuildError> {
-    let builder = reqwest::Client::builder()
-        .connect_timeout(cfg.timeouts.connect)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .use_rustls_tls();
-    let builder = match cfg.http_version {
-        HttpVersion::Auto => builder,
-        HttpVersion::Http1 => builder.http1_only(),
-        HttpVersion::Http2 => builder.http2_prior_knowledge(),
-    };
-    builder.build().map_err(|e| {
-        BuildError::of(e).context(format_args!(
-            "provider {}: cannot build HTTP client",
-            cfg.name
-        ))
-    })
+/// The pooled HTTP client a provider config asks for (`http_version`,
+/// connect timeout), under the gateway's egress allowlist.
+pub(crate) fn http_client(
+    cfg: &ProviderConfig,
+    egress: &Egress,
+) -> Result<tollgate_net::Client, BuildError> {
+    tollgate_net::client_builder(egress)
+        .with(|builder| {
+            let builder = builder
+                .connect_timeout(cfg.timeouts.connect)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .tcp_nodelay(true);
+            match cfg.http_version {
+                HttpVersion::Auto => builder,
+                HttpVersion::Http1 => builder.http1_only(),
+                HttpVersion::Http2 => builder.http2_prior_knowledge(),
+            }
+        })
+        .build()
+        .map_err(|e| {
+            BuildError::of(e).context(format_args!(
+                "provider {}: cannot build HTTP client",
+                cfg.name
+            ))
+        })
+}
+
+/// The refusal of a request's URL, as this provider's error.
+pub(crate) fn egress_error(provider: &str) -> impl FnOnce(EgressDenied) -> ProviderError + '_ {
+    move |denied| ProviderError::Egress {
+        provider: provider.to_string(),
+        denied,
+    }
 }
 
 /// The config's static `headers`, marked sensitive.
@@ -347,6 +369,10 @@ pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, BuildErr
 }
 
 pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderError {
+    // The resolver or the redirect policy refused a destination.
+    if let Some(denied) = EgressDenied::find(&e) {
+        return egress_error(provider)(denied.clone());
+    }
     if e.is_timeout() {
         return ProviderError::Timeout {
             provider: provider.to_string(),

@@ -13,6 +13,7 @@ use tollgate_config::McpServerConfig;
 use tollgate_core::sse::SseSplitter;
 use tollgate_llm::credentials::{CredentialDefaults, Credentials};
 use tollgate_llm::providers::Secrets;
+use tollgate_net::{Egress, EgressDenied};
 
 use super::{Exchange, UpstreamError};
 use crate::wire::{announce, ListChanged, Notices, Outgoing, UpstreamReply};
@@ -25,7 +26,8 @@ pub const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 /// headers (marked sensitive) and the credential.
 pub(crate) fn parts(
     cfg: &McpServerConfig,
-) -> Result<(reqwest::Client, HeaderMap, Arc<Credentials>), UpstreamError> {
+    egress: &Egress,
+) -> Result<(tollgate_net::Client, HeaderMap, Arc<Credentials>), UpstreamError> {
     let bad = |detail: String| UpstreamError::Config {
         server: cfg.name.clone(),
         detail,
@@ -33,11 +35,12 @@ pub(crate) fn parts(
     if cfg.url.is_none() {
         return Err(bad("url is required".into()));
     }
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .use_rustls_tls()
+    let client = tollgate_net::client_builder(egress)
+        .with(|b| {
+            b.connect_timeout(Duration::from_secs(10))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .tcp_nodelay(true)
+        })
         .build()
         .map_err(|e| bad(format!("cannot build HTTP client: {e}")))?;
     let mut headers = HeaderMap::new();
@@ -55,6 +58,7 @@ pub(crate) fn parts(
         None,
         CredentialDefaults::default(),
         &tollgate_config::Timeouts::default(),
+        egress,
     )
     .map_err(|e| bad(e.to_string()))?;
     Ok((client, headers, creds))
@@ -62,8 +66,8 @@ pub(crate) fn parts(
 
 pub(crate) struct HttpUpstream {
     name: String,
-    url: String,
-    client: reqwest::Client,
+    url: reqwest::Url,
+    client: tollgate_net::Client,
     headers: HeaderMap,
     creds: Arc<Credentials>,
     timeout: Duration,
@@ -75,13 +79,20 @@ impl HttpUpstream {
     pub(crate) fn new(
         cfg: &McpServerConfig,
         max_bytes: usize,
+        egress: &Egress,
         notices: Notices,
     ) -> Result<Self, UpstreamError> {
-        let (client, headers, creds) = parts(cfg)?;
+        let (client, headers, creds) = parts(cfg, egress)?;
+        let url = reqwest::Url::parse(cfg.url.as_deref().unwrap_or_default()).map_err(|e| {
+            UpstreamError::Config {
+                server: cfg.name.clone(),
+                detail: format!("bad url: {e}"),
+            }
+        })?;
         Ok(Self {
             notices,
             name: cfg.name.clone(),
-            url: cfg.url.clone().unwrap_or_default(),
+            url,
             client,
             headers,
             creds,
@@ -128,7 +139,8 @@ impl HttpUpstream {
         }
         let send = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
+            .map_err(|denied| self.denied(denied))?
             .headers(headers)
             .body(body)
             .send();
@@ -164,7 +176,13 @@ impl HttpUpstream {
         if let Ok(v) = HeaderValue::from_str(session) {
             headers.insert(SESSION_HEADER, v);
         }
-        let req = self.client.get(&self.url).headers(headers).send();
+        let req = match self.client.get(self.url.clone()) {
+            Ok(r) => r.headers(headers).send(),
+            Err(denied) => {
+                tracing::debug!(server = %self.name, error = %denied, "mcp upstream stream refused by egress");
+                return None;
+            }
+        };
         let resp = match tokio::time::timeout(self.timeout, req).await {
             Ok(Ok(r)) if r.status().is_success() => r,
             Ok(Ok(r)) => {
@@ -212,7 +230,10 @@ impl HttpUpstream {
         if let Ok(v) = HeaderValue::from_str(session) {
             headers.insert(SESSION_HEADER, v);
         }
-        let req = self.client.delete(&self.url).headers(headers).send();
+        let req = match self.client.delete(self.url.clone()) {
+            Ok(req) => req.headers(headers).send(),
+            Err(_) => return,
+        };
         match tokio::time::timeout(self.timeout, req).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -325,9 +346,13 @@ impl HttpUpstream {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> UpstreamError {
-        UpstreamError::Unreachable {
+        unreachable(&self.name, e)
+    }
+
+    fn denied(&self, denied: EgressDenied) -> UpstreamError {
+        UpstreamError::Egress {
             server: self.name.clone(),
-            detail: tollgate_llm::providers::error_chain(e),
+            denied,
         }
     }
 
@@ -347,5 +372,20 @@ impl HttpUpstream {
 
     pub(crate) fn reload(&self) {
         self.creds.reload();
+    }
+}
+
+/// A failed send: refused by the egress allowlist (resolver or redirect),
+/// or the server could not be reached.
+pub(crate) fn unreachable(server: &str, e: &reqwest::Error) -> UpstreamError {
+    match EgressDenied::find(e) {
+        Some(denied) => UpstreamError::Egress {
+            server: server.to_string(),
+            denied: denied.clone(),
+        },
+        None => UpstreamError::Unreachable {
+            server: server.to_string(),
+            detail: tollgate_llm::providers::error_chain(e),
+        },
     }
 }

@@ -47,6 +47,13 @@ pub enum UpstreamError {
     Down { server: String },
     #[error("MCP server {server}: {detail}")]
     Config { server: String, detail: String },
+    /// The egress allowlist refused the server's URL, a redirect, or the
+    /// addresses its name resolved to.
+    #[error("MCP server {server}: {}", denied.public())]
+    Egress {
+        server: String,
+        denied: tollgate_net::EgressDenied,
+    },
 }
 
 impl UpstreamError {
@@ -61,6 +68,7 @@ impl UpstreamError {
             Self::SessionGone { .. } => "session_gone",
             Self::Credentials { .. } => "upstream_credentials",
             Self::Config { .. } => "config",
+            Self::Egress { .. } => "egress_denied",
         }
     }
 
@@ -71,6 +79,7 @@ impl UpstreamError {
             | Self::Protocol { detail, .. }
             | Self::Credentials { detail, .. }
             | Self::Config { detail, .. } => Some(detail.clone()),
+            Self::Egress { denied, .. } => Some(denied.to_string()),
             _ => None,
         }
     }
@@ -100,6 +109,9 @@ impl From<UpstreamError> for GatewayError {
             _ => (502, ErrorKind::Server),
         };
         let mut g = GatewayError::new(kind, status, e.label(), e.to_string());
+        if matches!(e, UpstreamError::Egress { .. }) {
+            g = g.with_code("egress_denied");
+        }
         if let Some(d) = e.detail() {
             g = g.with_detail(d);
         }
@@ -180,14 +192,22 @@ pub struct Upstream {
 
 impl Upstream {
     /// Builds the client (stdio: spawns the process; needs a Tokio runtime).
-    pub fn build(cfg: &McpServerConfig, max_bytes: usize) -> Result<Self, UpstreamError> {
+    /// HTTP transports call out under `egress`.
+    pub fn build(
+        cfg: &McpServerConfig,
+        max_bytes: usize,
+        egress: &tollgate_net::Egress,
+    ) -> Result<Self, UpstreamError> {
         let notices = crate::wire::notices();
         let transport = match cfg.transport {
-            McpTransport::StreamableHttp => {
-                Transport::Http(http::HttpUpstream::new(cfg, max_bytes, notices.clone())?)
-            }
+            McpTransport::StreamableHttp => Transport::Http(http::HttpUpstream::new(
+                cfg,
+                max_bytes,
+                egress,
+                notices.clone(),
+            )?),
             McpTransport::Sse => {
-                let (client, headers, creds) = http::parts(cfg)?;
+                let (client, headers, creds) = http::parts(cfg, egress)?;
                 Transport::Sse(sse::SseUpstream::spawn(
                     cfg,
                     client,

@@ -24,14 +24,14 @@ use crate::wire::{announce, Notices, UpstreamReply};
 /// Where messages are posted, once the stream said so.
 #[derive(Clone)]
 struct Link {
-    post_url: String,
+    post_url: reqwest::Url,
     headers: HeaderMap,
 }
 
 pub(crate) struct SseUpstream {
     name: String,
     timeout: Duration,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     link: watch::Receiver<Option<Link>>,
     waiters: Arc<Waiters>,
     _stop: oneshot::Sender<()>,
@@ -40,7 +40,7 @@ pub(crate) struct SseUpstream {
 impl SseUpstream {
     pub(crate) fn spawn(
         cfg: &McpServerConfig,
-        client: reqwest::Client,
+        client: tollgate_net::Client,
         headers: HeaderMap,
         creds: Arc<Credentials>,
         max_bytes: usize,
@@ -103,22 +103,23 @@ impl SseUpstream {
 }
 
 async fn post(
-    client: &reqwest::Client,
+    client: &tollgate_net::Client,
     link: &Link,
     body: Vec<u8>,
     server: &str,
 ) -> Result<(), UpstreamError> {
     let resp = client
-        .post(&link.post_url)
+        .post(link.post_url.clone())
+        .map_err(|denied| UpstreamError::Egress {
+            server: server.to_string(),
+            denied,
+        })?
         .headers(link.headers.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()
         .await
-        .map_err(|e| UpstreamError::Unreachable {
-            server: server.to_string(),
-            detail: tollgate_llm::providers::error_chain(&e),
-        })?;
+        .map_err(|e| super::http::unreachable(server, &e))?;
     if !resp.status().is_success() {
         return Err(UpstreamError::Status {
             server: server.to_string(),
@@ -141,7 +142,7 @@ fn event_name(raw: &[u8]) -> &str {
 
 struct Supervisor {
     cfg: McpServerConfig,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     headers: HeaderMap,
     creds: Arc<Credentials>,
     max_bytes: usize,
@@ -179,9 +180,15 @@ impl Supervisor {
             Ok(None) => {}
             Err(e) => return format!("no credential: {e}"),
         }
-        let resp = self
-            .client
-            .get(&url)
+        let get = match reqwest::Url::parse(&url) {
+            Ok(parsed) => self.client.get(parsed),
+            Err(e) => return format!("bad url: {e}"),
+        };
+        let get = match get {
+            Ok(get) => get,
+            Err(denied) => return denied.to_string(),
+        };
+        let resp = get
             .headers(headers.clone())
             .header(
                 http::header::ACCEPT,
@@ -212,7 +219,7 @@ impl Supervisor {
                         return format!("bad endpoint event {data:?}");
                     };
                     let l = Link {
-                        post_url: post_url.to_string(),
+                        post_url,
                         headers: headers.clone(),
                     };
                     let id = self.waiters.next_id();

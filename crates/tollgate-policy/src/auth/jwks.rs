@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tollgate_core::error::BuildError;
+use tollgate_net::{Egress, EgressDenied};
 
 use tokio::time::Instant;
 
@@ -165,6 +166,11 @@ pub enum JwksError {
     NoUsableKey(usize),
     #[error("status lock poisoned")]
     Poisoned,
+    #[error("{url:?} is not a valid URL: {message}")]
+    BadUrl { url: String, message: String },
+    /// The egress allowlist refused the discovery or JWKS URL.
+    #[error("{0}")]
+    Egress(EgressDenied),
 }
 
 /// Why one key of a JWKS document is skipped (the others still count).
@@ -286,18 +292,21 @@ struct FetchStatus {
 pub struct JwksCache {
     pub source: JwksSource,
     keys: ArcSwap<KeySet>,
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     /// Serialises unknown-kid refreshes and remembers when the last one ran.
     on_demand: tokio::sync::Mutex<Option<Instant>>,
     status: Mutex<FetchStatus>,
 }
 
 impl JwksCache {
-    pub fn new(source: JwksSource) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::limited(3))
+    /// Discovery and JWKS fetches go out under `egress`.
+    pub fn new(source: JwksSource, egress: &Egress) -> Result<Self, BuildError> {
+        let client = tollgate_net::client_builder(egress)
+            .with(|b| {
+                b.connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(5))
+            })
+            .max_redirects(3)
             .build()
             .map_err(|e| format!("JWKS client: {e}"))?;
         Ok(Self {
@@ -396,13 +405,21 @@ impl JwksCache {
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, JwksError> {
-        let request = |source| JwksError::Request {
-            url: url.to_owned(),
-            source,
+        let request = |source: reqwest::Error| match EgressDenied::find(&source) {
+            Some(denied) => JwksError::Egress(denied.clone()),
+            None => JwksError::Request {
+                url: url.to_owned(),
+                source,
+            },
         };
+        let parsed = reqwest::Url::parse(url).map_err(|e| JwksError::BadUrl {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?;
         let mut resp = self
             .client
-            .get(url)
+            .get(parsed)
+            .map_err(JwksError::Egress)?
             .header(http::header::ACCEPT, "application/json")
             .send()
             .await

@@ -686,7 +686,8 @@ mod tests {
             unknown_kid_refresh: Duration::from_secs(10),
             claims: ClaimsConfig::default(),
         };
-        let cache = Arc::new(JwksCache::new(OidcIssuer::source(&cfg)).unwrap());
+        let cache =
+            Arc::new(JwksCache::new(OidcIssuer::source(&cfg), &Default::default()).unwrap());
         let jwks = fixture("jwks.json");
         cache.install(KeySet::parse(&jwks, 1).unwrap().0);
         let mut issuers = Issuers::default();

@@ -89,7 +89,10 @@ pub struct GuardPolicy {
 }
 
 impl GuardPolicy {
-    fn build(cfg: &GuardrailPolicyConfig, client: &reqwest::Client) -> Result<Self, BuildError> {
+    fn build(
+        cfg: &GuardrailPolicyConfig,
+        client: &tollgate_net::Client,
+    ) -> Result<Self, BuildError> {
         let who = &cfg.applies_to;
         let applies_to = Subject {
             principals: Names::exact(&who.principals),
@@ -175,9 +178,12 @@ pub struct Guards {
 }
 
 impl Guards {
-    pub fn build(cfg: &GuardrailsConfig) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
-            .use_rustls_tls()
+    /// Webhooks are called under `egress`.
+    pub fn build(
+        cfg: &GuardrailsConfig,
+        egress: &tollgate_net::Egress,
+    ) -> Result<Self, BuildError> {
+        let client = tollgate_net::client_builder(egress)
             .build()
             .map_err(|e| format!("guardrail webhook client: {e}"))?;
         let policies = cfg

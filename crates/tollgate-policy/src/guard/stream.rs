@@ -225,7 +225,7 @@ mod tests {
             "policies: [{{ name: p, direction: output, {fields}, detectors: {{ builtins: [email] }} }}]"
         ))
         .unwrap();
-        let guards = super::super::Guards::build(&cfg).unwrap();
+        let guards = super::super::Guards::build(&cfg, &Default::default()).unwrap();
         let who = Principal {
             subject: "s".into(),
             kind: tollgate_config::PrincipalKind::User,

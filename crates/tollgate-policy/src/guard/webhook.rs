@@ -13,9 +13,10 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use tollgate_config::WebhookConfig;
+use tollgate_net::EgressDenied;
 
 pub(super) struct Webhook {
-    client: reqwest::Client,
+    client: tollgate_net::Client,
     url: reqwest::Url,
     timeout: Duration,
     headers: http::HeaderMap,
@@ -40,7 +41,10 @@ struct Answer {
 }
 
 impl Webhook {
-    pub(super) fn new(cfg: &WebhookConfig, client: reqwest::Client) -> Result<Self, BuildError> {
+    pub(super) fn new(
+        cfg: &WebhookConfig,
+        client: tollgate_net::Client,
+    ) -> Result<Self, BuildError> {
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| format!("webhook url: {e}"))?;
         let mut headers = http::HeaderMap::new();
         for (k, v) in &cfg.headers {
@@ -83,13 +87,17 @@ impl Webhook {
         let send = self
             .client
             .post(self.url.clone())
+            .map_err(WebhookError::Egress)?
             .headers(self.headers.clone())
             .json(&body)
             .send();
         let resp = tokio::time::timeout(self.timeout, send)
             .await
             .map_err(|_| WebhookError::Timeout(self.timeout))?
-            .map_err(WebhookError::Unreachable)?;
+            .map_err(|e| match EgressDenied::find(&e) {
+                Some(denied) => WebhookError::Egress(denied.clone()),
+                None => WebhookError::Unreachable(e),
+            })?;
         if !resp.status().is_success() {
             return Err(WebhookError::Status(resp.status().as_u16()));
         }
@@ -117,6 +125,9 @@ pub(super) enum WebhookError {
     Timeout(Duration),
     #[error("webhook unreachable: {0}")]
     Unreachable(reqwest::Error),
+    /// The egress allowlist refused the webhook's URL or a redirect off it.
+    #[error("webhook: {0}")]
+    Egress(EgressDenied),
     #[error("webhook answered {0}")]
     Status(u16),
     #[error("webhook timed out reading its answer")]

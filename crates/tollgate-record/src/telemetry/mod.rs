@@ -69,6 +69,10 @@ impl Telemetry {
                 .with_endpoint(&cfg.endpoint)
                 .with_timeout(Duration::from_secs(5))
                 .build(),
+            // The collector is the operator's infrastructure, like the store
+            // and Redis, configured at start: outside the egress allowlist
+            // (docs/egress.md), as the gRPC exporter is.
+            #[allow(clippy::disallowed_methods)]
             OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_http_client(reqwest::Client::new())

@@ -24,6 +24,7 @@ mod common;
 mod credentials;
 mod databricks;
 mod edge;
+mod egress;
 mod error_detail;
 mod errors;
 mod guardrails;

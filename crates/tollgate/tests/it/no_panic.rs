@@ -128,7 +128,7 @@ fn token_parsing_never_panics() {
             ..ClaimsConfig::default()
         },
     };
-    let cache = Arc::new(JwksCache::new(OidcIssuer::source(&cfg)).unwrap());
+    let cache = Arc::new(JwksCache::new(OidcIssuer::source(&cfg), &Default::default()).unwrap());
     cache.install(KeySet::parse(&read("jwks.json"), 1).unwrap().0);
     let mut issuers = Issuers::default();
     issuers.insert(OidcIssuer::new(&cfg, cache).unwrap());

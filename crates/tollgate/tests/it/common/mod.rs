@@ -64,7 +64,12 @@ pub(crate) async fn skip_clock(d: Duration) {
 }
 
 pub(crate) async fn start_mock_with(opts: tollgate::mock::server::MockOptions) -> Mock {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_mock_at("127.0.0.1:0", opts).await
+}
+
+/// The mock upstream on `addr` (another loopback address, a chosen port).
+pub(crate) async fn start_mock_at(addr: &str, opts: tollgate::mock::server::MockOptions) -> Mock {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(tollgate::mock::server::serve(listener, opts, async {
