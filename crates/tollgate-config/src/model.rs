@@ -57,6 +57,9 @@ pub struct Config {
     /// The MCP gateway: upstream tool servers and virtual servers (see docs/mcp.md).
     #[serde(default)]
     pub mcp: super::mcp::McpConfig,
+    /// Keys that encrypt named secrets at rest (see docs/secrets.md).
+    #[serde(default)]
+    pub secrets: super::secrets::SecretsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

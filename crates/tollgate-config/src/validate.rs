@@ -205,6 +205,7 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     validate_auth(cfg, &mut p);
     validate_policy(cfg, &mut p);
     super::mcp::validate_mcp(&cfg.mcp, &mut p);
+    super::secrets::validate_secrets(&cfg.secrets, &mut p);
 
     if p.is_empty() {
         Ok(())

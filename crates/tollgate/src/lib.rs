@@ -18,5 +18,5 @@ pub use tollgate_mcp as mcp_gateway;
 pub use tollgate_mock as mock;
 pub use tollgate_pipeline::{pipeline, snapshot};
 pub use tollgate_policy::{auth, cache, guard, limits, prompts, routing, subject};
-pub use tollgate_record::{audit, ledger, store, telemetry};
+pub use tollgate_record::{audit, ledger, store, telemetry, vault};
 pub use tollgate_translate as translate;
