@@ -114,6 +114,7 @@ impl Target {
             expose: true,
             tools: McpToolSelection::default(),
             pin_tools: false,
+            openapi: None,
         };
         Upstream::build(&cfg, MAX_ANSWER).map_err(|e| e.to_string())
     }

@@ -25,13 +25,45 @@ pub const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 pub(crate) fn parts(
     cfg: &McpServerConfig,
 ) -> Result<(reqwest::Client, HeaderMap, Arc<Credentials>), UpstreamError> {
+    if cfg.url.is_none() {
+        return Err(UpstreamError::Config {
+            server: cfg.name.clone(),
+            detail: "url is required".into(),
+        });
+    }
+    client_parts(cfg)
+}
+
+/// The static headers with the credential added (for `caller`, whose
+/// token a `passthrough` or token-exchange credential uses).
+pub(crate) async fn with_credential(
+    server: &str,
+    headers: &HeaderMap,
+    creds: &Credentials,
+    caller: &HeaderMap,
+) -> Result<HeaderMap, UpstreamError> {
+    let mut headers = headers.clone();
+    let credential = creds
+        .header(caller)
+        .await
+        .map_err(|e| UpstreamError::Credentials {
+            server: server.to_string(),
+            detail: e.to_string(),
+        })?;
+    if let Some((name, value)) = credential {
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+/// `parts` for a server without an MCP `url` (`transport: openapi`).
+pub(crate) fn client_parts(
+    cfg: &McpServerConfig,
+) -> Result<(reqwest::Client, HeaderMap, Arc<Credentials>), UpstreamError> {
     let bad = |detail: String| UpstreamError::Config {
         server: cfg.name.clone(),
         detail,
     };
-    if cfg.url.is_none() {
-        return Err(bad("url is required".into()));
-    }
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
@@ -92,18 +124,7 @@ impl HttpUpstream {
         caller: &HeaderMap,
     ) -> Result<Exchange, UpstreamError> {
         let body = serde_json::to_vec(msg).map_err(|e| self.protocol(e.to_string()))?;
-        let mut headers = self.headers.clone();
-        if let Some((name, value)) =
-            self.creds
-                .header(caller)
-                .await
-                .map_err(|e| UpstreamError::Credentials {
-                    server: self.name.clone(),
-                    detail: e.to_string(),
-                })?
-        {
-            headers.insert(name, value);
-        }
+        let mut headers = with_credential(&self.name, &self.headers, &self.creds, caller).await?;
         let secrets = Secrets::of(&headers);
         headers.insert(
             http::header::ACCEPT,

@@ -33,6 +33,7 @@ mod ledger;
 mod ledger_stores;
 mod lifecycle;
 mod limits;
+mod mcp_openapi;
 mod no_panic;
 mod no_panic_translate;
 mod oidc;
