@@ -352,7 +352,9 @@ def test_unauthenticated_callers_are_pointed_at_the_resource_metadata(stack):
     assert meta["resource"].endswith("/mcp/agent")
     assert meta["authorization_servers"] == []
     assert httpx2.get(f"{host}/.well-known/oauth-protected-resource/mcp/nope").status_code == 404
-    assert httpx2.get(f"{host}/mcp/agent").status_code == 405
+    # The server-to-client stream is opened like any request: authenticated.
+    r = httpx2.get(f"{host}/mcp/agent", headers={"Accept": "text/event-stream"})
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer ")
 
 
 def test_every_request_is_in_the_ledger(stack):
@@ -380,6 +382,14 @@ def test_every_request_is_in_the_ledger(stack):
     assert ("mcp/tools/call", "agent/wh__add", "warehouse", "add", 200, "") in by_endpoint
     assert ("mcp/tools/call", "agent/wh__drop_table", "", "", 403, "tool_forbidden") in by_endpoint
     assert {r[6] for r in rows} == {"bob"}
+    # Argument and result sizes: the JSON-RPC message in, the answer out.
+    sizes = dict(sqlite3.connect(stack["tmp"] / "t.db").execute(
+        "SELECT endpoint, request_bytes || '/' || response_bytes FROM usage "
+        "WHERE status = 200").fetchall())
+    call_in, call_out = map(int, sizes["mcp/tools/call"].split("/"))
+    assert 40 < call_in < 1000 and 20 < call_out < 5000
+    list_in, list_out = map(int, sizes["mcp/tools/list"].split("/"))
+    assert list_out > list_in > 0
 
 
 def test_guardrails_mask_and_block_tool_arguments_and_mask_results(stack):
@@ -400,6 +410,70 @@ def test_guardrails_mask_and_block_tool_arguments_and_mask_results(stack):
     run(go())
     echoed = [e["text"] for e in entries(stack["http_log"]) if e.get("tool") == "echo" and "text" in e]
     assert echoed == ["mail [EMAIL_1] now"], "the upstream saw only the masked call, never the blocked one"
+
+
+@pytest.mark.parametrize("server", ["local", "warehouse"])
+def test_an_upstream_list_change_reaches_the_client_on_its_stream(stack, server):
+    """The upstream (stdio: on its shared stdout; Streamable HTTP: inside its
+    answer's event stream) announces a changed tool list while answering a
+    call; the SDK client, which opens the GET stream after initialize,
+    receives the notification through the gateway."""
+
+    async def go():
+        got = asyncio.Event()
+
+        async def handler(message):
+            if getattr(message, "method", "") == "notifications/tools/list_changed":
+                got.set()
+
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
+        async with http:
+            async with streamable_http_client(f"{stack['host']}/mcp/{server}", http_client=http) as (r, w):
+                async with ClientSession(r, w, message_handler=handler) as s:
+                    init = await s.initialize()
+                    assert init.capabilities.tools.list_changed is True
+                    # Give the client's GET stream a moment to open.
+                    await asyncio.sleep(1)
+                    assert (await s.call_tool("announce", {})).content[0].text == "announced"
+                    await asyncio.wait_for(got.wait(), 15)
+
+    run(go())
+
+
+def test_the_stream_needs_a_session_and_an_event_stream_accept(stack):
+    host, auth = stack["host"], {"Authorization": f"Bearer {ADMIN_KEY}"}
+    r = httpx2.get(f"{host}/mcp/local", headers={**auth, "Accept": "text/event-stream"})
+    assert r.status_code == 400 and r.json()["error"]["data"]["code"] == "session_missing", r.text
+    init = httpx2.post(f"{host}/mcp/local", headers={**auth, "Accept": "application/json, text/event-stream"}, json=INIT)
+    sid = init.headers["mcp-session-id"]
+    r = httpx2.get(f"{host}/mcp/local", headers={**auth, "Accept": "application/json", "Mcp-Session-Id": sid})
+    assert r.status_code == 406
+    with httpx2.stream("GET", f"{host}/mcp/local", headers={**auth, "Accept": "text/event-stream", "Mcp-Session-Id": sid}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    # Another caller cannot listen on this session.
+    r = httpx2.get(f"{host}/mcp/local", headers={"Authorization": f"Bearer {NARROW_KEY}", "Accept": "text/event-stream", "Mcp-Session-Id": sid})
+    assert r.status_code in (403, 404), r.text
+
+
+def test_an_abandoned_session_is_closed_upstream_once_it_expires(tmp_path):
+    """A client that never sends DELETE: once its session expired, the
+    gateway closes the upstream session it opened for it."""
+    with http_upstream(tmp_path) as (url, http_log):
+        cfg = config(tmp_path, url, tmp_path / "stdio.log").replace(
+            "mcp:\n  session_secret", "mcp:\n  session_ttl: 2s\n  session_secret")
+        with gateway(tmp_path, cfg) as (host, g):
+            auth = {"Authorization": f"Bearer {ADMIN_KEY}", "Accept": "application/json, text/event-stream"}
+            r = httpx2.post(f"{host}/mcp/warehouse", headers=auth, json=INIT)
+            assert r.status_code == 200
+            opened = [e["session"] for e in entries(http_log) if e.get("method") == "notifications/initialized"]
+            assert len(opened) == 1 and opened[0]
+            deadline = time.monotonic() + 20
+            while not any(e.get("http") == "DELETE" for e in entries(http_log)):
+                assert time.monotonic() < deadline, entries(http_log)
+                time.sleep(0.2)
+            closed = [e for e in entries(http_log) if e.get("http") == "DELETE"]
+            assert [e["session"] for e in closed] == opened
+            assert closed[0]["authorization"] == f"Bearer {UPSTREAM_SECRET}"
 
 
 def test_rate_limits_count_tool_calls(stack):

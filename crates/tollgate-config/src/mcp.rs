@@ -353,6 +353,14 @@ fn check_openapi(at: &str, s: &McpServerConfig, p: &mut Vec<String>) {
     }
 }
 
+impl McpServerConfig {
+    /// Whether the upstream credential is the caller's own token (or made
+    /// from it), so only a request of that caller can use it.
+    pub fn uses_caller_token(&self) -> bool {
+        caller_dependent(self.auth.as_ref())
+    }
+}
+
 /// Credential modes that use the caller's own token.
 fn caller_dependent(auth: Option<&UpstreamAuth>) -> bool {
     match auth {

@@ -35,15 +35,15 @@ impl Member {
         upstream: Arc<Upstream>,
         prefix: String,
         sel: &McpToolSelection,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, globset::Error> {
         let include = if sel.include.is_empty() {
             None
         } else {
             let mut b = GlobSetBuilder::new();
             for g in &sel.include {
-                b.add(Glob::new(g).map_err(|e| e.to_string())?);
+                b.add(Glob::new(g)?);
             }
-            Some(b.build().map_err(|e| e.to_string())?)
+            Some(b.build()?)
         };
         let renamed = sel
             .overrides
@@ -201,7 +201,7 @@ impl Catalog {
                 continue;
             };
             let member = Member::new(up.clone(), String::new(), &s.tools)
-                .map_err(|d| selection_error(&s.name, d))?;
+                .map_err(|e| selection_error(&s.name, e.to_string()))?;
             served.insert(
                 s.name.clone(),
                 Arc::new(Served {
@@ -219,7 +219,7 @@ impl Catalog {
                 let prefix = m.prefix.clone().unwrap_or_else(|| m.server.clone());
                 members.push(
                     Member::new(up.clone(), prefix, &m.tools)
-                        .map_err(|d| selection_error(&v.name, d))?,
+                        .map_err(|e| selection_error(&v.name, e.to_string()))?,
                 );
             }
             served.insert(

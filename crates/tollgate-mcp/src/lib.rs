@@ -2,7 +2,8 @@
 //! The MCP layer: JSON-RPC wire models that keep unknown fields (`wire`),
 //! upstream MCP servers over Streamable HTTP, SSE, stdio, and REST APIs
 //! published from their OpenAPI documents (`upstream`, `openapi`),
-//! session ids that carry their own sealed state (`session`), and the
+//! session ids that carry their own sealed state (`session`), abandoned
+//! upstream sessions closed after their client's expired (`reaper`), and the
 //! served servers with their name mapping (`catalog`). No policy here: the
 //! pipeline's MCP phases authenticate, authorize, limit, guard and record
 //! each message with the same code as model calls.
@@ -11,6 +12,7 @@ pub mod approval;
 pub mod catalog;
 pub mod openapi;
 pub mod pins;
+pub mod reaper;
 pub mod session;
 pub mod upstream;
 pub mod wire;

@@ -22,16 +22,45 @@ pub type ToolKey = (String, String);
 
 /// SHA-256 (hex) over the tool's name, description and input schema; the
 /// JSON is written with sorted keys, so the upstream's key order does not
-/// matter.
+/// matter. Written straight into the hasher (no copy of the schema): the
+/// fields are declared in sorted order and `serde_json`'s maps keep theirs
+/// sorted, so the bytes are those of the sorted-key JSON object, and pins
+/// stored by earlier versions still match.
 pub fn fingerprint(tool: &Tool) -> String {
-    let canonical = serde_json::json!({
-        "name": tool.name,
-        "description": tool.description,
-        "inputSchema": tool.rest.get("inputSchema").cloned().unwrap_or(Value::Null),
-    });
-    let d = Sha256::digest(canonical.to_string().as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    #[derive(serde::Serialize)]
+    struct Canonical<'a> {
+        description: &'a Option<String>,
+        #[serde(rename = "inputSchema")]
+        input_schema: &'a Value,
+        name: &'a str,
+    }
+    let null = Value::Null;
+    let canonical = Canonical {
+        description: &tool.description,
+        input_schema: tool.rest.get("inputSchema").unwrap_or(&null),
+        name: &tool.name,
+    };
+    let mut hasher = HashWriter(Sha256::new());
+    // Serialising a `Value` into a writer that cannot fail cannot fail.
+    let _ = serde_json::to_writer(&mut hasher, &canonical);
+    format!("{:x}", hasher.0.finalize())
 }
+
+/// `io::Write` into a digest.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+type Pins = HashMap<String, HashMap<String, String>>;
 
 /// What a tool's fingerprint says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +82,9 @@ pub struct NewPin {
 /// The pins in memory, the tools seen changed, and first-seen pins to store.
 #[derive(Default)]
 pub struct PinBook {
-    pins: ArcSwap<HashMap<ToolKey, String>>,
+    /// server → tool → pinned fingerprint (nested, so a lookup from borrowed
+    /// names allocates nothing).
+    pins: ArcSwap<Pins>,
     /// Tools whose last seen fingerprint differs from the pin: key → that fingerprint.
     changed: Mutex<BTreeMap<ToolKey, String>>,
     pending: Mutex<Vec<NewPin>>,
@@ -63,18 +94,18 @@ impl PinBook {
     /// Checks one listed tool of `server`; pins it when it is new.
     pub fn check(&self, server: &str, tool: &Tool) -> PinCheck {
         let fp = fingerprint(tool);
-        let key = (server.to_string(), tool.name.clone());
         let pins = self.pins.load();
-        match pins.get(&key) {
+        match pins.get(server).and_then(|tools| tools.get(&tool.name)) {
             Some(pinned) if *pinned == fp => {
-                self.forget_change(&key);
+                self.forget_change(server, &tool.name);
                 PinCheck::Trusted
             }
             Some(_) => {
+                let key = (server.to_string(), tool.name.clone());
                 let newly = self
                     .changed
                     .lock()
-                    .map(|mut c| c.insert(key.clone(), fp.clone()).as_ref() != Some(&fp))
+                    .map(|mut c| c.insert(key, fp.clone()).as_ref() != Some(&fp))
                     .unwrap_or(false);
                 if newly {
                     tracing::warn!(server, tool = %tool.name, fingerprint = %fp,
@@ -86,8 +117,10 @@ impl PinBook {
                 PinCheck::Changed
             }
             None => {
-                let mut next = HashMap::clone(&pins);
-                next.insert(key, fp.clone());
+                let mut next = Pins::clone(&pins);
+                next.entry(server.to_string())
+                    .or_default()
+                    .insert(tool.name.clone(), fp.clone());
                 self.pins.store(Arc::new(next));
                 if let Ok(mut p) = self.pending.lock() {
                     p.push(NewPin {
@@ -106,7 +139,7 @@ impl PinBook {
     pub fn is_changed(&self, server: &str, tool: &str) -> bool {
         self.changed
             .lock()
-            .map(|c| c.contains_key(&(server.to_string(), tool.to_string())))
+            .map(|c| !c.is_empty() && c.contains_key(&(server.to_string(), tool.to_string())))
             .unwrap_or(false)
     }
 
@@ -169,12 +202,18 @@ impl PinBook {
         if let Ok(mut c) = self.changed.lock() {
             c.retain(|k, fp| next.get(k).is_some_and(|pinned| pinned != fp));
         }
-        self.pins.store(Arc::new(next));
+        let mut nested = Pins::new();
+        for ((server, tool), fp) in next {
+            nested.entry(server).or_default().insert(tool, fp);
+        }
+        self.pins.store(Arc::new(nested));
     }
 
-    fn forget_change(&self, key: &ToolKey) {
+    fn forget_change(&self, server: &str, tool: &str) {
         if let Ok(mut c) = self.changed.lock() {
-            c.remove(key);
+            if !c.is_empty() {
+                c.remove(&(server.to_string(), tool.to_string()));
+            }
         }
     }
 }
@@ -223,6 +262,27 @@ mod tests {
         );
         assert!(book.is_changed("wh", "query"));
         assert_eq!(book.check("wh", &evil), PinCheck::Changed);
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_sorted_key_json_digest_pins_were_stored_with() {
+        for t in [
+            tool("Run SQL"),
+            serde_json::from_str(r#"{"name":"bare"}"#).unwrap(),
+            serde_json::from_str(
+                r#"{"name":"q","inputSchema":{"z":1,"a":{"y":[1,{"c":2,"b":"\u00e9\n"}]}},"title":"x"}"#,
+            )
+            .unwrap(),
+        ] {
+            let sorted = serde_json::json!({
+                "name": t.name,
+                "description": t.description,
+                "inputSchema": t.rest.get("inputSchema").cloned().unwrap_or(Value::Null),
+            });
+            let want = Sha256::digest(sorted.to_string().as_bytes());
+            let want: String = want.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(fingerprint(&t), want);
+        }
     }
 
     #[test]

@@ -192,6 +192,68 @@ pub struct Tool {
     pub rest: Map<String, Value>,
 }
 
+impl From<Tool> for Value {
+    /// The tool as JSON, its fields moved (a list of large schemas is not
+    /// copied on the way out).
+    fn from(t: Tool) -> Value {
+        let mut m = t.rest;
+        m.insert("name".into(), Value::String(t.name));
+        if let Some(d) = t.description {
+            m.insert("description".into(), Value::String(d));
+        }
+        Value::Object(m)
+    }
+}
+
+/// A list an upstream (or the gateway's own catalog) says has changed:
+/// relayed to connected clients as `notifications/{kind}/list_changed` on
+/// their server-to-client stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListChanged {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+impl ListChanged {
+    pub const ALL: [ListChanged; 3] = [Self::Tools, Self::Prompts, Self::Resources];
+
+    /// The notification's kind, from its method name.
+    pub fn from_method(method: &str) -> Option<Self> {
+        match method {
+            "notifications/tools/list_changed" => Some(Self::Tools),
+            "notifications/prompts/list_changed" => Some(Self::Prompts),
+            "notifications/resources/list_changed" => Some(Self::Resources),
+            _ => None,
+        }
+    }
+
+    pub fn method(self) -> &'static str {
+        match self {
+            Self::Tools => "notifications/tools/list_changed",
+            Self::Prompts => "notifications/prompts/list_changed",
+            Self::Resources => "notifications/resources/list_changed",
+        }
+    }
+}
+
+/// Where list changes are announced (a broadcast: every connected client's
+/// stream subscribes; nobody listening is fine).
+pub type Notices = tokio::sync::broadcast::Sender<ListChanged>;
+
+/// A new announcement channel (a slow client misses at most older
+/// announcements of a kind it will see again).
+pub fn notices() -> Notices {
+    tokio::sync::broadcast::channel(16).0
+}
+
+/// Announces the change a notification's method names, if it is one.
+pub fn announce(notices: &Notices, method: &str) {
+    if let Some(change) = ListChanged::from_method(method) {
+        let _ = notices.send(change);
+    }
+}
+
 /// A prompt as `prompts/list` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prompt {

@@ -34,6 +34,11 @@ pub struct AppState {
     pub mcp_pins: Arc<tollgate_mcp::pins::PinBook>,
     /// MCP tool calls waiting for an operator (this process's).
     pub mcp_approvals: Arc<tollgate_mcp::approval::Approvals>,
+    /// The gateway's own MCP list changes (a reload, a pin decision),
+    /// relayed to every connected client's stream.
+    pub mcp_changes: tollgate_mcp::wire::Notices,
+    /// Upstream MCP sessions to close once their client's session expired.
+    pub mcp_reaper: Arc<tollgate_mcp::reaper::Reaper>,
     /// The response cache (backend settings apply at restart).
     pub cache: Arc<tollgate_policy::cache::Cache>,
     /// Named secrets (connections' credentials): revealed only after the

@@ -61,4 +61,10 @@ pub struct UsageRecord {
     /// The principal's groups, JSON array (`group_by=group` counts a
     /// request under each of them).
     pub groups: String,
+    /// Size of the request body received (an MCP message: the JSON-RPC
+    /// message, so a tool call's arguments and their envelope).
+    pub request_bytes: i64,
+    /// Size of the answer body sent: an MCP message's JSON-RPC answer, a
+    /// model call's whole answer; 0 for a streamed model answer.
+    pub response_bytes: i64,
 }

@@ -11,7 +11,7 @@ import os
 import socket
 import sys
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 LOG = sys.argv[-1]
 app = MCPServer("test-tools")
@@ -61,6 +61,14 @@ def crash() -> str:
     """Exit the process at once (stdio restart tests)."""
     log({"tool": "crash"})
     os._exit(3)
+
+
+@app.tool()
+async def announce(ctx: Context) -> str:
+    """Tell the client the tool list changed (list_changed relay tests)."""
+    log({"tool": "announce"})
+    await ctx.session.send_tool_list_changed()
+    return "announced"
 
 
 @app.prompt()

@@ -15,7 +15,8 @@ use tollgate_llm::credentials::{CredentialDefaults, Credentials};
 use tollgate_llm::providers::Secrets;
 
 use super::{Exchange, UpstreamError};
-use crate::wire::{Outgoing, UpstreamReply};
+use crate::wire::{announce, ListChanged, Notices, Outgoing, UpstreamReply};
+use futures_util::stream::BoxStream;
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const PROTOCOL_HEADER: &str = "mcp-protocol-version";
@@ -99,12 +100,18 @@ pub(crate) struct HttpUpstream {
     creds: Arc<Credentials>,
     timeout: Duration,
     max_bytes: usize,
+    notices: Notices,
 }
 
 impl HttpUpstream {
-    pub(crate) fn new(cfg: &McpServerConfig, max_bytes: usize) -> Result<Self, UpstreamError> {
+    pub(crate) fn new(
+        cfg: &McpServerConfig,
+        max_bytes: usize,
+        notices: Notices,
+    ) -> Result<Self, UpstreamError> {
         let (client, headers, creds) = parts(cfg)?;
         Ok(Self {
+            notices,
             name: cfg.name.clone(),
             url: cfg.url.clone().unwrap_or_default(),
             client,
@@ -151,6 +158,70 @@ impl HttpUpstream {
             self.answer(resp, msg.id, session.is_some(), &secrets).await
         };
         super::within(&self.name, self.timeout, work).await
+    }
+
+    /// The upstream session's own server-to-client stream (`GET`), opened
+    /// while a client listens on its stream: its list-change notifications,
+    /// until either side ends. `None` when the server offers none (405) or
+    /// cannot be reached (logged at debug: the client's stream still
+    /// carries the other sources).
+    pub(crate) async fn listen(
+        &self,
+        session: &str,
+        protocol: &str,
+        caller: &HeaderMap,
+    ) -> Option<BoxStream<'static, ListChanged>> {
+        let mut headers = self.headers.clone();
+        if let Ok(Some((n, v))) = self.creds.header(caller).await {
+            headers.insert(n, v);
+        }
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        if let Ok(v) = HeaderValue::from_str(protocol) {
+            headers.insert(PROTOCOL_HEADER, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(session) {
+            headers.insert(SESSION_HEADER, v);
+        }
+        let req = self.client.get(&self.url).headers(headers).send();
+        let resp = match tokio::time::timeout(self.timeout, req).await {
+            Ok(Ok(r)) if r.status().is_success() => r,
+            Ok(Ok(r)) => {
+                tracing::debug!(server = %self.name, status = %r.status(), "mcp upstream offers no stream");
+                return None;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(server = %self.name, error = %e, "mcp upstream stream not opened");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let max = self.max_bytes;
+        let events = futures_util::stream::unfold(
+            (resp, SseSplitter::default(), Vec::<ListChanged>::new()),
+            move |(mut resp, mut splitter, mut ready)| async move {
+                loop {
+                    if let Some(kind) = ready.pop() {
+                        return Some((kind, (resp, splitter, ready)));
+                    }
+                    let chunk = resp.chunk().await.ok()??;
+                    for event in splitter.push(&chunk) {
+                        let Ok(msg) = serde_json::from_str::<UpstreamReply>(&event.data()) else {
+                            continue;
+                        };
+                        if let (Some(m), None) = (&msg.method, &msg.id) {
+                            ready.extend(ListChanged::from_method(m));
+                        }
+                    }
+                    if splitter.pending() > max {
+                        return None;
+                    }
+                }
+            },
+        );
+        Some(Box::pin(events))
     }
 
     /// Ends an upstream session (DELETE); failures are only logged.
@@ -220,8 +291,9 @@ impl HttpUpstream {
         })
     }
 
-    /// Events until the one answering `id`; the server's own notifications
-    /// and requests on the way are dropped (the gateway serves none yet).
+    /// Events until the one answering `id`; on the way, list-change
+    /// notifications are announced to connected clients, the server's
+    /// other notifications and requests dropped.
     async fn read_sse(
         &self,
         mut resp: reqwest::Response,
@@ -235,6 +307,10 @@ impl HttpUpstream {
                     continue;
                 }
                 let msg = self.parse(data.as_bytes())?;
+                if let (Some(m), None) = (&msg.method, &msg.id) {
+                    announce(&self.notices, m);
+                    continue;
+                }
                 if msg.id.as_ref().and_then(serde_json::Value::as_u64) == Some(id)
                     && msg.method.is_none()
                 {

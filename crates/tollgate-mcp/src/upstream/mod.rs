@@ -21,7 +21,9 @@ use tollgate_config::{McpServerConfig, McpTransport};
 use tollgate_core::error::{ErrorKind, GatewayError};
 use tollgate_llm::providers::Secrets;
 
-use crate::wire::{code, Outgoing, RpcError, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
+use crate::wire::{
+    code, ListChanged, Notices, Outgoing, RpcError, UpstreamReply, UPSTREAM_PROTOCOL_VERSION,
+};
 
 /// Why an upstream exchange failed. Messages name the server, never a
 /// credential or the server's address.
@@ -176,22 +178,31 @@ pub struct Upstream {
     config: McpServerConfig,
     transport: Transport,
     next_id: AtomicU64,
+    notices: Notices,
 }
 
 impl Upstream {
     /// Builds the client (stdio: spawns the process; needs a Tokio runtime).
     pub fn build(cfg: &McpServerConfig, max_bytes: usize) -> Result<Self, UpstreamError> {
+        let notices = crate::wire::notices();
         let transport = match cfg.transport {
             McpTransport::StreamableHttp => {
-                Transport::Http(http::HttpUpstream::new(cfg, max_bytes)?)
+                Transport::Http(http::HttpUpstream::new(cfg, max_bytes, notices.clone())?)
             }
             McpTransport::Sse => {
                 let (client, headers, creds) = http::parts(cfg)?;
                 Transport::Sse(sse::SseUpstream::spawn(
-                    cfg, client, headers, creds, max_bytes,
+                    cfg,
+                    client,
+                    headers,
+                    creds,
+                    max_bytes,
+                    notices.clone(),
                 ))
             }
-            McpTransport::Stdio => Transport::Stdio(stdio::StdioUpstream::spawn(cfg, max_bytes)),
+            McpTransport::Stdio => {
+                Transport::Stdio(stdio::StdioUpstream::spawn(cfg, max_bytes, notices.clone()))
+            }
             McpTransport::Openapi => {
                 Transport::OpenApi(openapi::OpenApiUpstream::new(cfg, max_bytes)?)
             }
@@ -201,7 +212,13 @@ impl Upstream {
             config: cfg.clone(),
             transport,
             next_id: AtomicU64::new(1),
+            notices,
         })
+    }
+
+    /// The upstream's list-change announcements, from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ListChanged> {
+        self.notices.subscribe()
     }
 
     /// The config it was built from (a reload keeps an upstream whose
@@ -300,6 +317,20 @@ impl Upstream {
             Transport::Stdio(s) => s.exchange(method, params, false).await.map(|_| ()),
             // Nothing listens for a REST API's notifications.
             Transport::OpenApi(_) => Ok(()),
+        }
+    }
+
+    /// The upstream session's own server-to-client stream (HTTP servers
+    /// that keep sessions); a shared process or stream announces through
+    /// `subscribe` instead.
+    pub async fn listen(
+        &self,
+        session: &str,
+        caller: &HeaderMap,
+    ) -> Option<futures_util::stream::BoxStream<'static, ListChanged>> {
+        match &self.transport {
+            Transport::Http(h) => h.listen(session, UPSTREAM_PROTOCOL_VERSION, caller).await,
+            _ => None,
         }
     }
 

@@ -17,9 +17,9 @@ use tollgate_config::McpServerConfig;
 use tollgate_core::sse::SseSplitter;
 use tollgate_llm::credentials::Credentials;
 
-use super::waiters::{Backoff, Waiters};
+use super::waiters::{outgoing, Backoff, Waiters};
 use super::UpstreamError;
-use crate::wire::{Outgoing, UpstreamReply};
+use crate::wire::{announce, Notices, UpstreamReply};
 
 /// Where messages are posted, once the stream said so.
 #[derive(Clone)]
@@ -44,10 +44,11 @@ impl SseUpstream {
         headers: HeaderMap,
         creds: Arc<Credentials>,
         max_bytes: usize,
+        notices: Notices,
     ) -> Self {
         let (link_tx, link) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
-        let waiters = Arc::new(Waiters::default());
+        let waiters = Arc::new(Waiters::new(notices));
         let sup = Supervisor {
             cfg: cfg.clone(),
             client: client.clone(),
@@ -85,18 +86,11 @@ impl SseUpstream {
                 .map_err(|_| self.down())?
                 .clone()
                 .ok_or_else(|| self.down())?;
-            let id = is_request.then(|| self.waiters.next_id());
-            let body = body(id, method, params).map_err(|detail| UpstreamError::Protocol {
-                server: self.name.clone(),
-                detail,
-            })?;
-            let Some(id) = id else {
-                post(&self.client, &link, body, &self.name).await?;
-                return Ok(None);
-            };
-            let (answer, _forget) = self.waiters.register(id);
-            post(&self.client, &link, body, &self.name).await?;
-            answer.await.map(Some).map_err(|_| self.down())
+            self.waiters
+                .exchange(&self.name, method, params, is_request, |text| {
+                    post(&self.client, &link, text.into_bytes(), &self.name)
+                })
+                .await
         };
         super::within(&self.name, self.timeout, work).await
     }
@@ -106,20 +100,6 @@ impl SseUpstream {
             server: self.name.clone(),
         }
     }
-}
-
-fn body(
-    id: Option<u64>,
-    method: &str,
-    params: Option<&serde_json::Value>,
-) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(&Outgoing {
-        jsonrpc: "2.0",
-        id,
-        method,
-        params,
-    })
-    .map_err(|e| e.to_string())
 }
 
 async fn post(
@@ -245,7 +225,7 @@ impl Supervisor {
                         )
                         .await
                     {
-                        return e;
+                        return e.to_string();
                     }
                     init = Some(id);
                     link = Some(l);
@@ -255,6 +235,10 @@ impl Supervisor {
                     continue;
                 };
                 let Some(l) = &link else { continue };
+                if let (Some(m), None) = (&msg.method, &msg.id) {
+                    announce(&self.waiters.notices, m);
+                    continue;
+                }
                 let answers_init = msg.method.is_none()
                     && init.is_some()
                     && msg.id.as_ref().and_then(serde_json::Value::as_u64) == init;
@@ -263,7 +247,7 @@ impl Supervisor {
                         return format!("initialize refused: {}", e.message);
                     }
                     if let Err(e) = self.send(l, None, "notifications/initialized", None).await {
-                        return e;
+                        return e.to_string();
                     }
                     init = None;
                     self.link.send_replace(Some(l.clone()));
@@ -296,10 +280,8 @@ impl Supervisor {
         id: Option<u64>,
         method: &str,
         params: Option<&serde_json::Value>,
-    ) -> Result<(), String> {
-        let b = body(id, method, params)?;
-        post(&self.client, link, b, &self.cfg.name)
-            .await
-            .map_err(|e| e.to_string())
+    ) -> Result<(), UpstreamError> {
+        let text = outgoing(&self.cfg.name, id, method, params)?;
+        post(&self.client, link, text.into_bytes(), &self.cfg.name).await
     }
 }

@@ -17,9 +17,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tollgate_config::McpServerConfig;
 
+use super::waiters::LinkEnd;
 use super::waiters::{Backoff, Waiters};
 use super::UpstreamError;
-use crate::wire::{Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
+use crate::wire::{announce, Notices, Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
 
 pub(crate) struct StdioUpstream {
     name: String,
@@ -32,10 +33,10 @@ pub(crate) struct StdioUpstream {
 }
 
 impl StdioUpstream {
-    pub(crate) fn spawn(cfg: &McpServerConfig, max_bytes: usize) -> Self {
+    pub(crate) fn spawn(cfg: &McpServerConfig, max_bytes: usize, notices: Notices) -> Self {
         let (writer_tx, writer) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
-        let waiters = Arc::new(Waiters::default());
+        let waiters = Arc::new(Waiters::new(notices));
         let sup = Supervisor {
             cfg: cfg.clone(),
             max_bytes,
@@ -65,24 +66,12 @@ impl StdioUpstream {
     ) -> Result<Option<UpstreamReply>, UpstreamError> {
         let work = async {
             let writer = self.wait_running().await?;
-            let id = is_request.then(|| self.waiters.next_id());
-            let line = serde_json::to_string(&Outgoing {
-                jsonrpc: "2.0",
-                id,
-                method,
-                params,
-            })
-            .map_err(|e| UpstreamError::Protocol {
-                server: self.name.clone(),
-                detail: e.to_string(),
-            })?;
-            let Some(id) = id else {
-                writer.send(line).await.map_err(|_| self.down())?;
-                return Ok(None);
-            };
-            let (rx, _forget) = self.waiters.register(id);
-            writer.send(line).await.map_err(|_| self.down())?;
-            rx.await.map(Some).map_err(|_| self.down())
+            let down = || self.down();
+            self.waiters
+                .exchange(&self.name, method, params, is_request, |line| async move {
+                    writer.send(line).await.map_err(|_| down())
+                })
+                .await
         };
         super::within(&self.name, self.timeout, work).await
     }
@@ -134,15 +123,12 @@ impl Supervisor {
     }
 
     /// One life of the process: spawn, initialize, serve until it exits.
-    async fn run_once(&self) -> Result<std::process::ExitStatus, String> {
-        let mut child = self
-            .command()
-            .spawn()
-            .map_err(|e| format!("cannot start: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
+    async fn run_once(&self) -> Result<std::process::ExitStatus, LinkEnd> {
+        let mut child = self.command().spawn().map_err(LinkEnd::Start)?;
+        let stdin = child.stdin.take().ok_or(LinkEnd::NoPipe("stdin"))?;
+        let stdout = child.stdout.take().ok_or(LinkEnd::NoPipe("stdout"))?;
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(log_stderr(self.cfg.name.clone(), stderr));
+            tokio::spawn(log_stderr(self.cfg.name.clone(), self.secrets(), stderr));
         }
         let (line_tx, line_rx) = mpsc::channel::<String>(256);
         let writer = tokio::spawn(write_lines(stdin, line_rx));
@@ -183,43 +169,55 @@ impl Supervisor {
         &self,
         tx: &mpsc::Sender<String>,
         lines: &mut FramedRead<tokio::process::ChildStdout, LinesCodec>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkEnd> {
         let id = self.waiters.next_id();
         let params = super::initialize_params();
-        let send = |id: Option<u64>, method: &str, params: Option<&serde_json::Value>| {
+        let text = |id: Option<u64>, method: &str, params: Option<&serde_json::Value>| {
             serde_json::to_string(&Outgoing {
                 jsonrpc: "2.0",
                 id,
                 method,
                 params,
             })
-            .map_err(|e| e.to_string())
         };
-        tx.send(send(Some(id), "initialize", Some(&params))?)
+        tx.send(text(Some(id), "initialize", Some(&params))?)
             .await
-            .map_err(|_| "stdin closed")?;
+            .map_err(|_| LinkEnd::Closed)?;
         let wait = async {
             while let Some(line) = lines.next().await {
-                let line = line.map_err(|e| e.to_string())?;
+                let line = line?;
                 if let Ok(r) = serde_json::from_str::<UpstreamReply>(&line) {
                     if r.id.as_ref().and_then(serde_json::Value::as_u64) == Some(id) {
                         return match r.error {
-                            Some(e) => Err(format!("initialize refused: {}", e.message)),
+                            Some(e) => Err(LinkEnd::Refused(e.message)),
                             None => Ok(()),
                         };
                     }
                 }
             }
-            Err("exited during initialize".to_string())
+            Err(LinkEnd::Closed)
         };
         tokio::time::timeout(self.cfg.timeout, wait)
             .await
-            .map_err(|_| "no answer to initialize".to_string())??;
-        tx.send(send(None, "notifications/initialized", None)?)
+            .map_err(|_| LinkEnd::NoAnswer)??;
+        tx.send(text(None, "notifications/initialized", None)?)
             .await
-            .map_err(|_| "stdin closed".to_string())?;
+            .map_err(|_| LinkEnd::Closed)?;
         tracing::debug!(server = %self.cfg.name, protocol = UPSTREAM_PROTOCOL_VERSION, "mcp stdio server initialized");
         Ok(())
+    }
+
+    /// What the process was configured with that may be a secret (its
+    /// environment's values and its arguments, 8 bytes or longer): never
+    /// repeated in a log line.
+    fn secrets(&self) -> Vec<String> {
+        self.cfg
+            .env
+            .values()
+            .chain(self.cfg.args.iter())
+            .filter(|v| v.len() >= 8)
+            .cloned()
+            .collect()
     }
 
     /// One line from the process: an answer goes to its waiter; a `ping`
@@ -237,6 +235,7 @@ impl Supervisor {
                 let pong = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
                 let _ = tx.send(pong.to_string()).await;
             }
+            (Some(m), None) => announce(&self.waiters.notices, m),
             _ => {}
         }
     }
@@ -253,14 +252,19 @@ async fn write_lines(mut stdin: ChildStdin, mut rx: mpsc::Receiver<String>) {
 
 /// The process's stderr, line by line, at debug level (a server's own
 /// diagnostics; it may print what it was configured with, so not higher).
-async fn log_stderr(name: String, stderr: tokio::process::ChildStderr) {
+async fn log_stderr(name: String, secrets: Vec<String>, stderr: tokio::process::ChildStderr) {
     let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(8 * 1024));
-    while let Some(Ok(line)) = lines.next().await {
+    while let Some(Ok(mut line)) = lines.next().await {
+        for s in &secrets {
+            if line.contains(s.as_str()) {
+                line = line.replace(s.as_str(), "[redacted]");
+            }
+        }
         tracing::debug!(server = %name, line = %line, "mcp stdio server stderr");
     }
 }
 
-async fn finish(mut child: Child) -> Result<std::process::ExitStatus, String> {
+async fn finish(mut child: Child) -> Result<std::process::ExitStatus, LinkEnd> {
     let _ = child.start_kill();
-    child.wait().await.map_err(|e| e.to_string())
+    child.wait().await.map_err(LinkEnd::Wait)
 }

@@ -4,18 +4,22 @@
 //! waiting for that number.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::wire::UpstreamReply;
+use super::UpstreamError;
+use crate::wire::{Notices, Outgoing, UpstreamReply};
 
-#[derive(Default)]
 pub(crate) struct Waiters {
     pending: Mutex<HashMap<u64, oneshot::Sender<UpstreamReply>>>,
     next_id: AtomicU64,
+    /// The upstream's list-change announcements (`Upstream::subscribe`).
+    pub(crate) notices: Notices,
 }
 
 /// Removes a request's waiter when its caller stops waiting.
@@ -30,6 +34,14 @@ impl Drop for Forget<'_> {
 }
 
 impl Waiters {
+    pub(crate) fn new(notices: Notices) -> Self {
+        Self {
+            pending: Mutex::default(),
+            next_id: AtomicU64::default(),
+            notices,
+        }
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -41,6 +53,34 @@ impl Waiters {
             p.insert(id, tx);
         }
         (rx, Forget(self, id))
+    }
+
+    /// One message on the shared connection: a request is numbered, its
+    /// waiter registered before `send` writes it, and its answer awaited
+    /// (`Down` if the connection dies first); a notification is only sent.
+    pub(crate) async fn exchange<S, F>(
+        &self,
+        server: &str,
+        method: &str,
+        params: Option<&Value>,
+        is_request: bool,
+        send: S,
+    ) -> Result<Option<UpstreamReply>, UpstreamError>
+    where
+        S: FnOnce(String) -> F,
+        F: Future<Output = Result<(), UpstreamError>>,
+    {
+        let id = is_request.then(|| self.next_id());
+        let text = outgoing(server, id, method, params)?;
+        let Some(id) = id else {
+            send(text).await?;
+            return Ok(None);
+        };
+        let (answer, _forget) = self.register(id);
+        send(text).await?;
+        answer.await.map(Some).map_err(|_| UpstreamError::Down {
+            server: server.to_string(),
+        })
     }
 
     /// Hands an answer to its waiter; `false` when nobody waits for it.
@@ -62,6 +102,47 @@ impl Waiters {
             p.clear();
         }
     }
+}
+
+/// A JSON-RPC request (with an id) or notification, as text.
+pub(crate) fn outgoing(
+    server: &str,
+    id: Option<u64>,
+    method: &str,
+    params: Option<&Value>,
+) -> Result<String, UpstreamError> {
+    serde_json::to_string(&Outgoing {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
+    .map_err(|e| UpstreamError::Protocol {
+        server: server.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Why one life of a shared connection (a stdio process, an SSE stream)
+/// could not start or ended; logged by its supervisor, which starts another.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkEnd {
+    #[error("cannot start: {0}")]
+    Start(std::io::Error),
+    #[error("no {0} pipe")]
+    NoPipe(&'static str),
+    #[error("initialize refused: {0}")]
+    Refused(String),
+    #[error("no answer to initialize")]
+    NoAnswer,
+    #[error("closed during initialize")]
+    Closed,
+    #[error("cannot wait for the process: {0}")]
+    Wait(std::io::Error),
+    #[error(transparent)]
+    Lines(#[from] tokio_util::codec::LinesCodecError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 /// The pause between two lives of a shared connection: 1 s, doubling to

@@ -162,6 +162,8 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         record_id: uuid::Uuid::now_v7().to_string(),
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),
+        request_bytes: i64::try_from(ctx.request_bytes).unwrap_or(i64::MAX),
+        response_bytes: i64::try_from(ctx.response_bytes).unwrap_or(i64::MAX),
     };
     let record = std::sync::Arc::new(record);
     let trace_id = ctx

@@ -75,6 +75,10 @@ pub struct RequestCtx {
     pub audit_headers: tollgate_record::audit::AuditHeaders,
     /// Bodies for the audit log, when payload logging is on for the model.
     pub payload: Option<tollgate_record::audit::Payload>,
+    /// Sizes of the request body received and the answer body sent (the
+    /// ledger's `request_bytes` / `response_bytes`).
+    pub request_bytes: u64,
+    pub response_bytes: u64,
     /// The request's trace (tracing on).
     pub trace: Option<tollgate_record::telemetry::RequestTrace>,
 }
@@ -107,6 +111,8 @@ impl RequestCtx {
             limit_decisions: Vec::new(),
             audit_headers: tollgate_record::audit::AuditHeaders::default(),
             payload: None,
+            request_bytes: 0,
+            response_bytes: 0,
             trace: None,
         }
     }

@@ -155,13 +155,13 @@ impl Access<'_> {
         self.decide(model, owner).is_ok()
     }
 
-    /// May the principal call MCP tool `tool` of server `server`? Tools are
-    /// granted by policy rules only (`tools: [server/tool globs]`).
-    pub fn decide_tool(&self, server: &str, tool: &str) -> Result<Grant, Denial> {
-        let name = format!("{server}/{tool}");
+    /// May the principal call the MCP tool served as `server/tool` (the
+    /// caller formats it once)? Tools are granted by policy rules only
+    /// (`tools: [server/tool globs]`).
+    pub fn decide_tool(&self, served_tool: &str) -> Result<Grant, Denial> {
         self.rules
             .iter()
-            .find(|r| r.tools.allows(&name))
+            .find(|r| r.tools.allows(served_tool))
             .map(|r| Grant::Rule(r.name.clone()))
             .ok_or(Denial::NotGranted)
     }

@@ -226,6 +226,10 @@ fn line(out: &mut String, e: &AuditEntry, bodies: Option<(&str, Option<&str>)>) 
     s(out, ",\"cache\":", &u.cache);
     out.push_str(",\"cost_saved\":");
     json_text::push_number(out, u.cost_saved);
+    out.push_str(",\"request_bytes\":");
+    json_text::push_int(out, u.request_bytes);
+    out.push_str(",\"response_bytes\":");
+    json_text::push_int(out, u.response_bytes);
     // `template_version` is present (possibly null) exactly when `template` is.
     if !u.template.is_empty() {
         s(out, ",\"template\":", &u.template);
@@ -369,7 +373,8 @@ mod tests {
                 "status": 200, "error": "", "latency_ms": 1.5, "ttft_ms": 0.25,
                 "input_tokens": 3, "output_tokens": 4, "tokens_estimated": false,
                 "cost": 0.000125, "guardrails": [], "limits": [], "cache": "",
-                "cost_saved": 0, "template": "t", "template_version": null,
+                "cost_saved": 0, "request_bytes": 0, "response_bytes": 0,
+                "template": "t", "template_version": null,
                 "headers": {"authorization": "[REDACTED]", "x-team": "b \"q\"",
                             "x-session-token": "[REDACTED]"},
             })

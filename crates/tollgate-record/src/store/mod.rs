@@ -95,18 +95,19 @@ pub struct Rotated {
     pub old_expires_ms: i64,
 }
 
-/// Rows per in-memory SQLite INSERT (29 columns: under SQLite's 32,766
+/// Rows per in-memory SQLite INSERT (31 columns: under SQLite's 32,766
 /// variables).
 const SQLITE_ROWS_PER_INSERT: usize = 128;
-/// Rows per PostgreSQL INSERT (29 columns: well under the 65,535 bind limit).
+/// Rows per PostgreSQL INSERT (31 columns: well under the 65,535 bind limit).
 const PG_ROWS_PER_INSERT: usize = 256;
 
 /// The usage columns written, in `bind_usage`'s (and `sqlite_insert::bind`'s) order.
 const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
      endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
      completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
-     guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits";
-const USAGE_COLUMN_COUNT: usize = 29;
+     guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits, \
+     request_bytes, response_bytes";
+const USAGE_COLUMN_COUNT: usize = 31;
 
 /// The multi-row insert of `rows` records.
 fn insert_usage_sql(backend: Backend, rows: usize) -> String {
@@ -151,6 +152,8 @@ fn bind_usage<'q>(
         .bind(&r.template)
         .bind(r.template_version)
         .bind(&*r.limits)
+        .bind(r.request_bytes)
+        .bind(r.response_bytes)
 }
 
 /// Columns added after the first release: (table, column, definition in
@@ -171,6 +174,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "template_version", "INTEGER"),
     ("usage", "limits", "TEXT NOT NULL DEFAULT '[]'"),
     ("usage", "groups_json", "TEXT NOT NULL DEFAULT '[]'"),
+    ("usage", "request_bytes", "INTEGER NOT NULL DEFAULT 0"),
+    ("usage", "response_bytes", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 pub use tollgate_core::clock::wall_ms as now_ms;
@@ -341,7 +346,7 @@ impl Store {
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
              error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, \
              COALESCE(record_id, ''), groups_json, cache, cost_saved, template, template_version, \
-             limits FROM usage WHERE ts_ms >= ? ORDER BY seq",
+             limits, request_bytes, response_bytes FROM usage WHERE ts_ms >= ? ORDER BY seq",
         );
         let rows = sqlx::query(&sql)
             .bind(since_ms)
@@ -379,6 +384,8 @@ impl Store {
                     template: r.try_get(26)?,
                     template_version: r.try_get(27)?,
                     limits: crate::ledger::LimitsColumn::stored(r.try_get::<String, _>(28)?),
+                    request_bytes: r.try_get(29)?,
+                    response_bytes: r.try_get(30)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -172,6 +172,8 @@ fn values(r: &UsageRecord) -> [Value<'_>; USAGE_COLUMN_COUNT] {
         Text(&r.template),
         r.template_version.map_or(Value::Null, Int),
         Text(&r.limits),
+        Int(r.request_bytes),
+        Int(r.response_bytes),
     ]
 }
 
@@ -240,6 +242,8 @@ mod tests {
                     limits: "[]".into(),
                     record_id: format!("id-{i}"),
                     groups: r#"["eng"]"#.into(),
+                    request_bytes: 10 + i as i64,
+                    response_bytes: 20 * i as i64,
                 })
             })
             .collect();

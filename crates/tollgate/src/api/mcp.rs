@@ -1,5 +1,5 @@
 //! The MCP gateway's HTTP surface: Streamable HTTP at `/mcp/{server}`
-//! (POST a message, DELETE the session, GET answered 405) and the OAuth
+//! (POST a message, DELETE the session, GET the server-to-client stream) and the OAuth
 //! protected-resource metadata that points MCP clients at the issuers.
 //! Handlers only call `pipeline::mcp`.
 
@@ -18,10 +18,7 @@ use crate::server::AppState;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/mcp", get(servers))
-        .route(
-            "/mcp/{server}",
-            get(mcp::handle_get).post(post).delete(delete),
-        )
+        .route("/mcp/{server}", get(listen).post(post).delete(delete))
         .route("/.well-known/oauth-protected-resource", get(metadata_root))
         .route(
             "/.well-known/oauth-protected-resource/mcp/{server}",
@@ -40,6 +37,14 @@ async fn post(
     body: Body,
 ) -> Response {
     mcp::handle_post(app, server, headers, body).await
+}
+
+async fn listen(
+    State(app): State<Arc<AppState>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    mcp::handle_get(app, server, headers).await
 }
 
 async fn delete(

@@ -146,6 +146,8 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         config_path: config_path.to_path_buf(),
         mcp_pins: Arc::default(),
         mcp_approvals: Arc::default(),
+        mcp_changes: tollgate_mcp::wire::notices(),
+        mcp_reaper: Arc::default(),
         cache: Arc::new(cache),
         secrets: vault.clone(),
     });
@@ -173,6 +175,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
             store.clone(),
             stop_rx.clone(),
         )),
+        tokio::spawn(reload::reap_mcp_sessions(state.clone(), stop_rx.clone())),
     ];
     if let Some(retention) = cfg.ledger.retention {
         background.push(tokio::spawn(crate::ledger::run_retention(

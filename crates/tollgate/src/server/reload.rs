@@ -66,7 +66,13 @@ pub fn reload(state: &AppState) -> Result<(), ReloadError> {
     match result {
         Ok(snap) => {
             let models = snap.models.len();
+            let mcp_changed = snap.config.mcp != state.snapshot.load().config.mcp;
             state.snapshot.store(Arc::new(snap));
+            if mcp_changed {
+                for kind in tollgate_mcp::wire::ListChanged::ALL {
+                    let _ = state.mcp_changes.send(kind);
+                }
+            }
             metrics::counter!("tollgate_config_reloads_total", "result" => "ok").increment(1);
             tracing::info!(models, "config reloaded");
             Ok(())
@@ -125,17 +131,48 @@ pub(super) async fn refresh_tool_pins(
             }
         }
         match store.list_tool_pins().await {
-            Ok(pins) => state.mcp_pins.load(
-                pins.into_iter()
-                    .map(|p| ((p.server, p.tool), p.fingerprint)),
-                &new,
-            ),
+            Ok(pins) => {
+                let hidden = state.mcp_pins.changed();
+                state.mcp_pins.load(
+                    pins.into_iter()
+                        .map(|p| ((p.server, p.tool), p.fingerprint)),
+                    &new,
+                );
+                // A tool approved again (or newly hidden) changes lists.
+                if state.mcp_pins.changed() != hidden {
+                    let _ = state
+                        .mcp_changes
+                        .send(tollgate_mcp::wire::ListChanged::Tools);
+                }
+            }
             Err(e) => tracing::debug!(error = %e, "could not read mcp tool pins"),
         }
         let every = state.snapshot.load().config.storage.key_refresh;
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Closes upstream MCP sessions whose client session expired without a
+/// `DELETE` (`tollgate_mcp::reaper`): every quarter of `mcp.session_ttl`,
+/// between 1 s and 60 s.
+pub(super) async fn reap_mcp_sessions(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    use std::time::Duration;
+    let none = http::HeaderMap::new();
+    loop {
+        let ttl = state.snapshot.load().config.mcp.session_ttl;
+        let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        for (upstream, session) in state.mcp_reaper.due(tollgate_core::clock::wall_ms()) {
+            upstream.close(&session, &none).await;
+            metrics::counter!("tollgate_mcp_sessions_reaped_total",
+                "server" => upstream.name.clone())
+            .increment(1);
         }
     }
 }

@@ -22,7 +22,7 @@ async fn records_stream_and_non_stream_exactly() {
     .await;
     let plain_id = plain.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(plain.status(), 200);
-    plain.bytes().await.unwrap();
+    let plain_answer = plain.bytes().await.unwrap();
 
     let mut body = chat_body("chat-up", "one two three");
     body["stream"] = json!(true);
@@ -83,6 +83,11 @@ async fn records_stream_and_non_stream_exactly() {
         (200, false, "chat")
     );
     assert!(p.latency_ms > 0.0 && p.ttft_ms.is_some());
+    let sent = serde_json::to_vec(&chat_body("chat-up", "one two three")).unwrap();
+    assert_eq!(
+        (p.request_bytes, p.response_bytes),
+        (sent.len() as i64, plain_answer.len() as i64)
+    );
 
     let st = recs.iter().find(|r| r.request_id == stream_id).unwrap();
     assert!(st.stream);
@@ -96,6 +101,8 @@ async fn records_stream_and_non_stream_exactly() {
         (3, 16, false, 200)
     );
     assert!(st.ttft_ms.unwrap() <= st.latency_ms);
+    assert!(st.request_bytes > 0);
+    assert_eq!(st.response_bytes, 0, "a streamed answer records no size");
 
     let bob = recs.iter().find(|r| r.principal == "bob").unwrap();
     assert_eq!(

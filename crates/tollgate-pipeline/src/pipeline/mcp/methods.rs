@@ -95,12 +95,17 @@ pub(super) async fn initialize(
         .sealer
         .seal(&state)
         .map_err(|_| GatewayError::internal())?;
+    for m in &call.served.members {
+        if let Some(sid) = state.upstream.get(&m.upstream.name) {
+            call.reaper.track(&m.upstream, sid, state.expires_ms);
+        }
+    }
     let result = json!({
         "protocolVersion": protocol,
         "capabilities": {
-            "tools": {"listChanged": false},
-            "prompts": {"listChanged": false},
-            "resources": {"listChanged": false},
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true},
         },
         "serverInfo": {"name": call.served.name, "version": env!("CARGO_PKG_VERSION")},
     });
@@ -201,12 +206,9 @@ pub(super) async fn dispatch(
 
 /// The tools of every member, as served, that the caller may call.
 async fn tools_list(call: &Call<'_>, session: &SessionState) -> Result<Value, GatewayError> {
-    let identity = &call.who.identity;
-    let access = call
-        .snap
-        .policy
-        .evaluate(&identity.principal, identity.key_grant());
     let mut tools = Vec::new();
+    // `server/tool`, the name access rules match, built in one buffer.
+    let mut served_tool = String::new();
     for (m, list) in gather(call, session, "tools/list", "tools").await? {
         for v in list {
             let Ok(tool) = serde_json::from_value::<Tool>(v) else {
@@ -218,8 +220,12 @@ async fn tools_list(call: &Call<'_>, session: &SessionState) -> Result<Value, Ga
                 continue;
             }
             if let Some(t) = m.expose(tool) {
-                if access.decide_tool(&call.served.name, &t.name).is_ok() {
-                    tools.push(t);
+                served_tool.clear();
+                served_tool.push_str(&call.served.name);
+                served_tool.push('/');
+                served_tool.push_str(&t.name);
+                if call.access.decide_tool(&served_tool).is_ok() {
+                    tools.push(Value::from(t));
                 }
             }
         }
@@ -239,12 +245,8 @@ async fn tools_call(
     let server = &call.served.name;
     ctx.requested_model = format!("{server}/{}", p.name);
     let identity = &call.who.identity;
-    let access = call
-        .snap
-        .policy
-        .evaluate(&identity.principal, identity.key_grant());
-    access
-        .decide_tool(server, &p.name)
+    call.access
+        .decide_tool(&ctx.requested_model)
         .map_err(|_| reply::tool_forbidden(server, &p.name, &identity.principal))?;
     let (member, upstream_name) = call
         .served

@@ -6,9 +6,11 @@
 //! the same guard (`Finish`: metrics, log line, ledger, audit, trace).
 //! Errors are rendered as JSON-RPC only here (`reply.rs`).
 
+mod listen;
 mod methods;
 mod reply;
 
+pub use listen::handle_get;
 pub use reply::resource_metadata;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use super::RequestCtx;
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
+use tollgate_policy::auth::policy::Access;
 
 /// How a message ended.
 enum Answer {
@@ -55,14 +58,54 @@ impl From<GatewayError> for Failure {
     }
 }
 
-/// What the phases after authentication share.
+/// What the phases after authentication share: the caller's access is
+/// evaluated once here and read by every later decision.
 struct Call<'a> {
     pins: &'a tollgate_mcp::pins::PinBook,
     approvals: &'a tollgate_mcp::approval::Approvals,
+    reaper: &'a tollgate_mcp::reaper::Reaper,
     snap: &'a Snapshot,
     served: &'a Served,
     who: &'a Authenticated,
+    access: Access<'a>,
     headers: &'a HeaderMap,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        app: &'a AppState,
+        snap: &'a Snapshot,
+        served: &'a Served,
+        who: &'a Authenticated,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        let identity = &who.identity;
+        Call {
+            pins: &app.mcp_pins,
+            approvals: &app.mcp_approvals,
+            reaper: &app.mcp_reaper,
+            snap,
+            served,
+            who,
+            access: snap
+                .policy
+                .evaluate(&identity.principal, identity.key_grant()),
+            headers,
+        }
+    }
+
+    /// The server itself: reachable only when a rule could grant one of
+    /// its tools.
+    fn authorize_server(&self) -> Result<(), GatewayError> {
+        if self.access.reaches_server(&self.served.name) {
+            Ok(())
+        } else {
+            Err(reply::server_forbidden(
+                &self.served.name,
+                &self.who.identity.principal,
+            ))
+        }
+    }
 }
 
 /// `POST /mcp/{server}`: one JSON-RPC message.
@@ -86,11 +129,13 @@ pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMa
     let (snap, mut fin, span) = start(&app, &headers, &server, "mcp/delete");
     let work = async {
         let (who, served) = admit(&app, &snap, &mut fin, &server, &headers).await?;
+        Call::new(&app, &snap, &served, &who, &headers).authorize_server()?;
         let owner = owner(&who);
         let session = session(&snap, &served, &headers, &owner)?;
         for m in &served.members {
             if let Some(id) = session.upstream.get(&m.upstream.name) {
                 m.upstream.close(id, &headers).await;
+                app.mcp_reaper.forget(&m.upstream.name, id);
             }
         }
         Ok(Answer::Reply(reply::empty(http::StatusCode::OK)))
@@ -131,12 +176,6 @@ pub async fn list_servers(app: Arc<AppState>, headers: HeaderMap) -> Response {
     axum::Json(serde_json::json!({ "servers": data })).into_response()
 }
 
-/// `GET /mcp/{server}`: the server-to-client stream is not offered (the
-/// spec's answer for that is 405).
-pub async fn handle_get() -> Response {
-    reply::method_not_allowed()
-}
-
 fn start(
     app: &Arc<AppState>,
     headers: &HeaderMap,
@@ -170,7 +209,8 @@ fn settle(
 ) -> Response {
     match outcome {
         Ok(Answer::Reply(resp)) => {
-            fin.end(|_, _| {});
+            let sent = body_size(&resp);
+            fin.end(|_, ctx| ctx.response_bytes = sent);
             resp
         }
         Ok(Answer::Unrecorded(resp)) => {
@@ -178,19 +218,30 @@ fn settle(
             resp
         }
         Err(f) => {
+            let resp = reply::error(snap, headers, server, id, &f.err, f.in_band);
+            let sent = body_size(&resp);
             fin.end(|_, ctx| {
                 ctx.status = f.err.status();
                 ctx.error = f.err.label();
+                ctx.response_bytes = sent;
                 crate::error::log_denial(&f.err, &ctx.request_id);
                 crate::error::log_detail(&f.err, &ctx.request_id);
             });
-            reply::error(snap, headers, server, id, &f.err, f.in_band)
+            resp
         }
     }
 }
 
+/// The size of an answer built whole (every MCP answer is).
+fn body_size(resp: &Response) -> u64 {
+    http_body::Body::size_hint(resp.body())
+        .exact()
+        .unwrap_or_default()
+}
+
 /// The phases every MCP request goes through before its message is read:
-/// authenticate, resolve the server, authorize the server.
+/// authenticate and resolve the server (authorizing it is
+/// `Call::authorize_server`, on the access evaluated once).
 async fn admit(
     app: &AppState,
     snap: &Snapshot,
@@ -208,13 +259,6 @@ async fn admit(
         .cloned()
         .ok_or_else(|| reply::unknown_server(server))?;
     ctx.model_known = true;
-    let identity = &who.identity;
-    let access = snap
-        .policy
-        .evaluate(&identity.principal, identity.key_grant());
-    if !access.reaches_server(server) {
-        return Err(reply::server_forbidden(server, &identity.principal).into());
-    }
     Ok((who, served))
 }
 
@@ -229,9 +273,14 @@ async fn run(
 ) -> Result<Answer, Failure> {
     // 1-3. authenticate, resolve the server, authorize the server
     let (who, served) = admit(app, snap, fin, server, headers).await?;
+    let call = Call::new(app, snap, &served, &who, headers);
+    call.authorize_server()?;
     // 4. read the message (bounded), classify it
     let limit = snap.mcp.max_message_bytes;
     let bytes = super::read_body(headers, body, limit).await?;
+    if let Some(ctx) = fin.ctx() {
+        ctx.request_bytes = bytes.len() as u64;
+    }
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         // JSON-RPC batches left MCP in the 2025-06-18 revision.
         return Err(reply::batch_refused().into());
@@ -240,14 +289,6 @@ async fn run(
     let (rid, method, params) = match incoming.classify() {
         Ok(Message::Request { id, method, params }) => (id, method, params),
         Ok(Message::Notification { method, params }) => {
-            let call = Call {
-                pins: &app.mcp_pins,
-                approvals: &app.mcp_approvals,
-                snap,
-                served: &served,
-                who: &who,
-                headers,
-            };
             methods::notify(&call, &method, params).await;
             return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
         }
@@ -264,14 +305,6 @@ async fn run(
         return Err(GatewayError::internal().into());
     };
     ctx.operation = Some(methods::operation(&method));
-    let call = Call {
-        pins: &app.mcp_pins,
-        approvals: &app.mcp_approvals,
-        snap,
-        served: &served,
-        who: &who,
-        headers,
-    };
     // 5. the session (initialize opens one; everything else but ping needs one)
     if method == "initialize" {
         let (result, session_id) = methods::initialize(&call, params).await?;

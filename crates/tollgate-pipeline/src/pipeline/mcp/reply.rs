@@ -31,13 +31,14 @@ pub(super) fn empty(status: StatusCode) -> Response {
     status.into_response()
 }
 
-pub(super) fn method_not_allowed() -> Response {
-    let mut resp = StatusCode::METHOD_NOT_ALLOWED.into_response();
-    resp.headers_mut().insert(
-        http::header::ALLOW,
-        HeaderValue::from_static("POST, DELETE"),
-    );
-    resp
+/// A `GET` whose `Accept` does not take an event stream.
+pub(super) fn not_acceptable() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::InvalidRequest,
+        406,
+        "not_acceptable",
+        "the server-to-client stream is text/event-stream; send Accept: text/event-stream",
+    )
 }
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {

@@ -25,6 +25,7 @@ pub(in crate::pipeline) async fn ingress(
     shaper: &mut Shaper,
 ) -> Result<Call, GatewayError> {
     let bytes = ingress::read_body(headers, body, snap.config.server.max_body_bytes).await?;
+    ctx.request_bytes = bytes.len() as u64;
     let bytes = match prompt {
         Some(call) => {
             let (rendered, template) = prompt::expand_call(snap, &who.identity, &call, &bytes)?;

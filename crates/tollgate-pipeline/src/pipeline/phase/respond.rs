@@ -68,6 +68,7 @@ pub(in crate::pipeline) async fn respond(
                 app.cache.store(&mut ctx.cache, meta, body_bytes.clone());
             }
             let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
+            ctx.response_bytes = body_bytes.len() as u64;
             let resp = respond::response(
                 status,
                 Body::from(body_bytes),
