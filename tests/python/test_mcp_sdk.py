@@ -151,15 +151,22 @@ mcp:
 
 @contextmanager
 def gateway(tmp, cfg_text, name="tollgate.yaml"):
+    with gateway_plain(tmp, cfg_text, name) as (host, g):
+        deadline = time.monotonic() + 60
+        while not any("mcp stdio server started" in l for l in g.log):
+            assert time.monotonic() < deadline, "".join(g.log)
+            time.sleep(0.1)
+        yield host, g
+
+
+@contextmanager
+def gateway_plain(tmp, cfg_text, name="tollgate.yaml"):
+    """`tollgate serve` on `cfg_text` (no stdio server to wait for)."""
     cfg = tmp / name
     cfg.write_text(cfg_text)
     g = Proc(["serve", "--config", str(cfg)])
     try:
         line = g.wait_for("tollgate listening", timeout=30)
-        deadline = time.monotonic() + 60
-        while not any("mcp stdio server started" in l for l in g.log):
-            assert time.monotonic() < deadline, "".join(g.log)
-            time.sleep(0.1)
         g.admin = f"http://{field(line, 'admin_addr')}"
         yield f"http://{field(line, 'addr')}", g
     finally:

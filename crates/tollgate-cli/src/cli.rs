@@ -101,6 +101,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::mcp::McpCommand,
     },
+    /// Named secrets for connections, encrypted in the store (set, list, delete, rotate).
+    Connections {
+        #[command(subcommand)]
+        command: crate::connections::ConnectionsCommand,
+    },
     /// An OpenAI-compatible mock upstream with fault knobs (x-mock-* headers).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -137,7 +142,7 @@ enum TokenCommand {
 }
 
 #[derive(clap::Args)]
-struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// Config whose storage.url names the store.
     #[arg(long, short, required_unless_present = "db")]
     config: Option<PathBuf>,
@@ -299,6 +304,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Serve { config } => serve(&config).await,
         Command::Mcp { command } => crate::mcp::run(command).await,
+        Command::Connections { command } => crate::connections::run(command).await,
         Command::Validate { config } => match tollgate::config::load_file(&config) {
             Ok(_) => {
                 out(&format!("{}: ok", config.display()))?;
@@ -370,7 +376,7 @@ async fn serve(config: &Path) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn open_store(args: &StoreArgs) -> Result<Store, String> {
+pub(crate) async fn open_store(args: &StoreArgs) -> Result<Store, String> {
     let url = match (&args.db, &args.config) {
         (Some(db), _) => db.clone(),
         (None, Some(path)) => {

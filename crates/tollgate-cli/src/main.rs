@@ -1,6 +1,7 @@
 //! The `tollgate` binary: parses the command line and calls the library.
 
 mod cli;
+mod connections;
 mod mcp;
 
 use std::process::ExitCode;

@@ -115,6 +115,7 @@ impl Target {
             expose: true,
             tools: McpToolSelection::default(),
             pin_tools: false,
+            openapi: None,
         };
         // The gateway itself, at the address the operator gave: no egress policy.
         Upstream::build(&cfg, MAX_ANSWER, &Egress::default()).map_err(|e| e.to_string())

@@ -15,6 +15,7 @@ mod model;
 mod observability;
 mod prompts;
 mod routing;
+mod secrets;
 pub mod template;
 mod validate;
 
@@ -29,6 +30,7 @@ pub use model::*;
 pub use observability::*;
 pub use prompts::{PromptsConfig, TemplateConfig, TemplateMessage, RESERVED_PARAMS};
 pub use routing::*;
+pub use secrets::{SecretKeySource, SecretsConfig};
 pub use validate::OIDC_ALGORITHMS;
 
 /// Headers the gateway owns: never copied from the caller, whatever

@@ -88,6 +88,9 @@ pub enum McpTransport {
     Sse,
     /// A local command speaking JSON-RPC lines on stdin/stdout.
     Stdio,
+    /// A REST API described by an OpenAPI 3 document: each operation a
+    /// tool, each call an HTTP request (`openapi:`).
+    Openapi,
 }
 
 /// One upstream MCP server.
@@ -130,6 +133,26 @@ pub struct McpServerConfig {
     /// changes until it is approved again (default true).
     #[serde(default = "default_true")]
     pub pin_tools: bool,
+    /// `transport: openapi`: the document and where its calls go.
+    #[serde(default)]
+    pub openapi: Option<McpOpenApiConfig>,
+}
+
+/// A REST API published as MCP tools (docs/mcp.md, "REST APIs as MCP tools").
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct McpOpenApiConfig {
+    /// The OpenAPI 3 document, JSON or YAML: a file path, or an http(s)
+    /// URL fetched (with the server's `auth` and `headers`) on first use.
+    pub spec: String,
+    /// Where calls go, e.g. `https://api.example.com/v2`; default: the
+    /// document's first `servers[].url` (resolved against a URL `spec`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Operations published, as `operationId`s or globs over tool names;
+    /// empty: all.
+    #[serde(default)]
+    pub operations: Vec<String>,
 }
 
 /// A server made of members' tools (namespaced `{prefix}__{tool}`).
@@ -235,6 +258,7 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
                     transport_name(s.transport)
                 )),
             },
+            McpTransport::Openapi => check_openapi(&at, s, p),
             McpTransport::Stdio => {
                 if s.command.as_deref().is_none_or(str::is_empty) {
                     p.push(format!("{at}.command: required for transport stdio"));
@@ -245,6 +269,9 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
                     ));
                 }
             }
+        }
+        if s.openapi.is_some() && s.transport != McpTransport::Openapi {
+            p.push(format!("{at}.openapi: only for transport openapi"));
         }
         if s.transport == McpTransport::Sse && caller_dependent(s.auth.as_ref()) {
             p.push(format!(
@@ -289,6 +316,40 @@ fn transport_name(t: McpTransport) -> &'static str {
         McpTransport::StreamableHttp => "streamable_http",
         McpTransport::Sse => "sse",
         McpTransport::Stdio => "stdio",
+        McpTransport::Openapi => "openapi",
+    }
+}
+
+fn is_http_url(u: &str) -> bool {
+    u.starts_with("http://") || u.starts_with("https://")
+}
+
+fn check_openapi(at: &str, s: &McpServerConfig, p: &mut Vec<String>) {
+    if s.url.is_some() || s.command.is_some() {
+        p.push(format!(
+            "{at}: a transport openapi server takes openapi.spec, not url or command"
+        ));
+    }
+    let Some(o) = &s.openapi else {
+        p.push(format!("{at}.openapi: required for transport openapi"));
+        return;
+    };
+    if o.spec.trim().is_empty() {
+        p.push(format!("{at}.openapi.spec: must not be empty"));
+    }
+    if let Some(b) = &o.base_url {
+        if !is_http_url(b) {
+            p.push(format!(
+                "{at}.openapi.base_url: {b:?} must start with http:// or https://"
+            ));
+        }
+    }
+    for (i, g) in o.operations.iter().enumerate() {
+        if globset::Glob::new(g).is_err() {
+            p.push(format!(
+                "{at}.openapi.operations[{i}]: {g:?} is not a valid glob"
+            ));
+        }
     }
 }
 
@@ -335,5 +396,44 @@ fn check_selection(at: &str, sel: &McpToolSelection, p: &mut Vec<String>) {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(server: &str) -> Vec<String> {
+        let cfg: McpConfig = serde_yaml_ng::from_str(&format!("servers:\n  - {server}\n")).unwrap();
+        let mut p = Vec::new();
+        validate_mcp(&cfg, &mut p);
+        p
+    }
+
+    #[test]
+    fn openapi_servers_are_checked() {
+        assert!(problems(
+            "{name: a, transport: openapi, openapi: {spec: a.yaml, operations: [get*]}}"
+        )
+        .is_empty());
+        assert_eq!(
+            problems("{name: a, transport: openapi}"),
+            vec!["mcp.servers[0].openapi: required for transport openapi".to_string()]
+        );
+        assert_eq!(
+            problems(
+                "{name: a, transport: openapi, url: 'http://x', openapi: {spec: '', base_url: ftp://x, operations: ['[']}}"
+            ),
+            vec![
+                "mcp.servers[0]: a transport openapi server takes openapi.spec, not url or command".to_string(),
+                "mcp.servers[0].openapi.spec: must not be empty".into(),
+                "mcp.servers[0].openapi.base_url: \"ftp://x\" must start with http:// or https://".into(),
+                "mcp.servers[0].openapi.operations[0]: \"[\" is not a valid glob".into(),
+            ]
+        );
+        assert_eq!(
+            problems("{name: a, transport: stdio, command: x, openapi: {spec: a.yaml}}"),
+            vec!["mcp.servers[0].openapi: only for transport openapi".to_string()]
+        );
     }
 }

@@ -61,6 +61,9 @@ pub struct Config {
     /// absent: anywhere, as before.
     #[serde(default)]
     pub egress: Option<super::egress::EgressConfig>,
+    /// Keys that encrypt named secrets at rest (see docs/secrets.md).
+    #[serde(default)]
+    pub secrets: super::secrets::SecretsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -206,6 +206,7 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     validate_policy(cfg, &mut p);
     super::mcp::validate_mcp(&cfg.mcp, &mut p);
     super::egress::validate_egress(cfg.egress.as_ref(), &mut p);
+    super::secrets::validate_secrets(&cfg.secrets, &mut p);
 
     if p.is_empty() {
         Ok(())

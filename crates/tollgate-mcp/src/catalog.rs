@@ -292,6 +292,7 @@ mod tests {
             expose: true,
             tools: Default::default(),
             pin_tools: true,
+            openapi: None,
         };
         Member::new(
             Arc::new(Upstream::build(&cfg, 1024, &Default::default()).unwrap()),

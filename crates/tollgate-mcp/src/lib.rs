@@ -1,6 +1,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 //! The MCP layer: JSON-RPC wire models that keep unknown fields (`wire`),
-//! upstream MCP servers over Streamable HTTP and stdio (`upstream`),
+//! upstream MCP servers over Streamable HTTP, SSE, stdio, and REST APIs
+//! published from their OpenAPI documents (`upstream`, `openapi`),
 //! session ids that carry their own sealed state (`session`), abandoned
 //! upstream sessions closed after their client's expired (`reaper`), and the
 //! served servers with their name mapping (`catalog`). No policy here: the
@@ -9,6 +10,7 @@
 
 pub mod approval;
 pub mod catalog;
+pub mod openapi;
 pub mod pins;
 pub mod reaper;
 pub mod session;

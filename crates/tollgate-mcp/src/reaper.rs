@@ -104,6 +104,7 @@ mod tests {
             expose: true,
             tools: Default::default(),
             pin_tools: true,
+            openapi: None,
         };
         Arc::new(Upstream::build(&cfg, 1024, &Default::default()).unwrap())
     }

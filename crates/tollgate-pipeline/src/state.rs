@@ -41,4 +41,7 @@ pub struct AppState {
     pub mcp_reaper: Arc<tollgate_mcp::reaper::Reaper>,
     /// The response cache (backend settings apply at restart).
     pub cache: Arc<tollgate_policy::cache::Cache>,
+    /// Named secrets (connections' credentials): revealed only after the
+    /// caller was granted what needs them. `NoSecrets` when none are kept.
+    pub secrets: Arc<dyn tollgate_core::secret::SecretSource>,
 }

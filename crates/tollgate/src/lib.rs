@@ -19,5 +19,5 @@ pub use tollgate_mock as mock;
 pub use tollgate_net as net;
 pub use tollgate_pipeline::{pipeline, snapshot};
 pub use tollgate_policy::{auth, cache, guard, limits, prompts, routing, subject};
-pub use tollgate_record::{audit, ledger, store, telemetry};
+pub use tollgate_record::{audit, ledger, store, telemetry, vault};
 pub use tollgate_translate as translate;

@@ -28,13 +28,46 @@ pub(crate) fn parts(
     cfg: &McpServerConfig,
     egress: &Egress,
 ) -> Result<(tollgate_net::Client, HeaderMap, Arc<Credentials>), UpstreamError> {
+    if cfg.url.is_none() {
+        return Err(UpstreamError::Config {
+            server: cfg.name.clone(),
+            detail: "url is required".into(),
+        });
+    }
+    client_parts(cfg, egress)
+}
+
+/// The static headers with the credential added (for `caller`, whose
+/// token a `passthrough` or token-exchange credential uses).
+pub(crate) async fn with_credential(
+    server: &str,
+    headers: &HeaderMap,
+    creds: &Credentials,
+    caller: &HeaderMap,
+) -> Result<HeaderMap, UpstreamError> {
+    let mut headers = headers.clone();
+    let credential = creds
+        .header(caller)
+        .await
+        .map_err(|e| UpstreamError::Credentials {
+            server: server.to_string(),
+            detail: e.to_string(),
+        })?;
+    if let Some((name, value)) = credential {
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+/// `parts` for a server without an MCP `url` (`transport: openapi`).
+pub(crate) fn client_parts(
+    cfg: &McpServerConfig,
+    egress: &Egress,
+) -> Result<(tollgate_net::Client, HeaderMap, Arc<Credentials>), UpstreamError> {
     let bad = |detail: String| UpstreamError::Config {
         server: cfg.name.clone(),
         detail,
     };
-    if cfg.url.is_none() {
-        return Err(bad("url is required".into()));
-    }
     let client = tollgate_net::client_builder(egress)
         .with(|b| {
             b.connect_timeout(Duration::from_secs(10))
@@ -110,18 +143,7 @@ impl HttpUpstream {
         caller: &HeaderMap,
     ) -> Result<Exchange, UpstreamError> {
         let body = serde_json::to_vec(msg).map_err(|e| self.protocol(e.to_string()))?;
-        let mut headers = self.headers.clone();
-        if let Some((name, value)) =
-            self.creds
-                .header(caller)
-                .await
-                .map_err(|e| UpstreamError::Credentials {
-                    server: self.name.clone(),
-                    detail: e.to_string(),
-                })?
-        {
-            headers.insert(name, value);
-        }
+        let mut headers = with_credential(&self.name, &self.headers, &self.creds, caller).await?;
         let secrets = Secrets::of(&headers);
         headers.insert(
             http::header::ACCEPT,

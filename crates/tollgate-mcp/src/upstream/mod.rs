@@ -1,10 +1,12 @@
-//! Upstream MCP servers: one type over both transports (Streamable HTTP,
-//! `http.rs`; a supervised local process, `stdio.rs`). The gateway is the
+//! Upstream MCP servers: one type over every transport (Streamable HTTP,
+//! `http.rs`; a supervised local process, `stdio.rs`; legacy HTTP+SSE,
+//! `sse.rs`; a REST API described by OpenAPI, `openapi.rs`). The gateway is the
 //! upstream's client: it opens one upstream session per client session
 //! (HTTP) or shares one initialized process (stdio), injects the
 //! credential, and hands back the answer or a typed error.
 
 mod http;
+mod openapi;
 mod sse;
 mod stdio;
 mod waiters;
@@ -179,6 +181,7 @@ enum Transport {
     Http(http::HttpUpstream),
     Sse(sse::SseUpstream),
     Stdio(stdio::StdioUpstream),
+    OpenApi(openapi::OpenApiUpstream),
 }
 
 /// One configured upstream MCP server.
@@ -220,6 +223,9 @@ impl Upstream {
             McpTransport::Stdio => {
                 Transport::Stdio(stdio::StdioUpstream::spawn(cfg, max_bytes, notices.clone()))
             }
+            McpTransport::Openapi => {
+                Transport::OpenApi(openapi::OpenApiUpstream::new(cfg, max_bytes, egress)?)
+            }
         };
         Ok(Self {
             name: cfg.name.clone(),
@@ -243,8 +249,10 @@ impl Upstream {
 
     /// Credentials from files are re-read (reload).
     pub fn reload(&self) {
-        if let Transport::Http(h) = &self.transport {
-            h.reload();
+        match &self.transport {
+            Transport::Http(h) => h.reload(),
+            Transport::OpenApi(o) => o.reload(),
+            _ => {}
         }
     }
 
@@ -300,6 +308,7 @@ impl Upstream {
             }
             Transport::Sse(s) => s.exchange(method, params, true).await?,
             Transport::Stdio(s) => s.exchange(method, params, true).await?,
+            Transport::OpenApi(o) => return o.request(method, params, caller).await,
         };
         self.result(reply)
     }
@@ -326,6 +335,8 @@ impl Upstream {
             }
             Transport::Sse(s) => s.exchange(method, params, false).await.map(|_| ()),
             Transport::Stdio(s) => s.exchange(method, params, false).await.map(|_| ()),
+            // Nothing listens for a REST API's notifications.
+            Transport::OpenApi(_) => Ok(()),
         }
     }
 

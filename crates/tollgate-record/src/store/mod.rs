@@ -1,12 +1,14 @@
-//! The state store: API keys managed with `tollgate keys` and the usage
-//! ledger's table. SQLite by default (file from `storage.url`, WAL mode) or
-//! PostgreSQL (`postgres://…`, for several gateway nodes), behind one sqlx
-//! `Any` pool: one set of SQL with `?` placeholders, numbered for PostgreSQL
+//! The state store: API keys managed with `tollgate keys`, the usage
+//! ledger's table, MCP tool pins and encrypted named secrets. SQLite by
+//! default (file from `storage.url`, WAL mode) or PostgreSQL
+//! (`postgres://…`, for several gateway nodes), behind one sqlx `Any` pool:
+//! one set of SQL with `?` placeholders, numbered for PostgreSQL
 //! (`schema::placeholders`).
 //! Only background tasks and CLI commands call it, never the request path.
 
 mod reach;
 mod schema;
+mod secrets;
 mod spend;
 mod sqlite_insert;
 mod tool_pins;
@@ -22,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 pub use reach::REACH_TIMEOUT;
+pub use secrets::SealedSecret;
 pub use tool_pins::ToolPin;
 pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
 

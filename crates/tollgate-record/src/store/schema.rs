@@ -139,6 +139,29 @@ const MIGRATIONS: &[Migration] = &[
                 PRIMARY KEY (server, tool)
             )"],
     ),
+    (
+        // Named secrets, encrypted (`secrets.rs`, `crate::vault`): the
+        // ciphertext and nonce only, never a plaintext.
+        5,
+        &["CREATE TABLE IF NOT EXISTS secrets (
+                name TEXT PRIMARY KEY,
+                key_id TEXT NOT NULL,
+                key_check TEXT NOT NULL,
+                nonce BLOB NOT NULL,
+                ciphertext BLOB NOT NULL,
+                created_ms INTEGER NOT NULL,
+                updated_ms INTEGER NOT NULL
+            )"],
+        &["CREATE TABLE IF NOT EXISTS secrets (
+                name TEXT PRIMARY KEY,
+                key_id TEXT NOT NULL,
+                key_check TEXT NOT NULL,
+                nonce BYTEA NOT NULL,
+                ciphertext BYTEA NOT NULL,
+                created_ms BIGINT NOT NULL,
+                updated_ms BIGINT NOT NULL
+            )"],
+    ),
 ];
 
 /// The migration that creates `budget_spend`: applying it also sums the

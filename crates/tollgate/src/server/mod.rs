@@ -10,6 +10,7 @@ mod conn;
 mod mcp_admin;
 mod reload;
 mod usage_api;
+mod vault;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use crate::config::{self, ConfigError};
 use crate::ledger::{Ledger, LedgerHandle};
 use crate::snapshot::{store_key_index, Snapshot};
 use crate::store::{Store, StoreError};
+use crate::vault::{Keyring, Vault, VaultError};
 use tollgate_core::error::BuildError;
 
 pub use reload::{reload, ReloadError};
@@ -48,6 +50,8 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("secrets: {0}")]
+    Secrets(#[from] VaultError),
 }
 
 /// A running gateway.
@@ -55,6 +59,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// The named secrets (`state.secrets`), with their decryption count.
+    pub vault: Arc<Vault>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), ServeError>>,
 }
@@ -82,6 +88,9 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     let cfg = config::load_file(config_path)?;
     raise_open_file_limit();
     let snapshot = Snapshot::build(cfg.clone(), None)?;
+    // Every configured key must be readable, and every stored secret must
+    // open with one of them: a wrong or missing key stops the start.
+    let vault = Arc::new(Vault::new(Keyring::load(&cfg.secrets)?));
     // A store that cannot be reached does not stop the start: the ledger
     // spools, and the store's keys and the budgets are loaded once it
     // answers (`store_arrived`).
@@ -92,6 +101,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     };
     if store.is_ready() {
         restore_budgets(&snapshot.limits, &store).await?;
+        vault::load_at_start(&vault, &store).await?;
     }
     let ledger = match cfg.ledger.enabled {
         true => {
@@ -139,13 +149,14 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         mcp_changes: tollgate_mcp::wire::notices(),
         mcp_reaper: Arc::default(),
         cache: Arc::new(cache),
+        secrets: vault.clone(),
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;
     // an identity provider that is down does not stop the start.
     reload::initial_jwks(&state).await;
     let (stop, stop_rx) = watch::channel(false);
     let mut background = vec![
-        tokio::spawn(store_arrived(state.clone(), store.clone())),
+        tokio::spawn(store_arrived(state.clone(), store.clone(), vault.clone())),
         tokio::spawn(reload::refresh_jwks(state.clone(), stop_rx.clone())),
         tokio::spawn(reload::refresh_store_keys(
             state.clone(),
@@ -155,6 +166,12 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         tokio::spawn(reload::watch_config(state.clone(), stop_rx.clone())),
         tokio::spawn(reload::refresh_tool_pins(
             state.clone(),
+            store.clone(),
+            stop_rx.clone(),
+        )),
+        tokio::spawn(vault::refresh_secrets(
+            state.clone(),
+            vault.clone(),
             store.clone(),
             stop_rx.clone(),
         )),
@@ -169,10 +186,12 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
     }
     tracing::info!(%addr, %admin_addr, models = state.snapshot.load().models.len(),
         "tollgate listening");
+    let admin_app =
+        admin::router(state.clone()).merge(vault::admin_router(state.clone(), vault.clone()));
     let task = tokio::spawn(run(
         state.clone(),
         listener,
-        admin_listener,
+        (admin_listener, admin_app),
         stop_rx,
         Recorders {
             ledger,
@@ -186,6 +205,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         addr,
         admin_addr,
         state,
+        vault,
         stop,
         task,
     })
@@ -209,7 +229,7 @@ async fn restore_budgets(limits: &crate::limits::Limits, store: &Store) -> Resul
 /// restores the budgets (added to what was counted meanwhile), lets the
 /// ledger write, then loads its keys. Returns at once for a store that
 /// was ready.
-async fn store_arrived(state: Arc<AppState>, store: Store) {
+async fn store_arrived(state: Arc<AppState>, store: Store, vault: Arc<Vault>) {
     if store.is_ready() {
         return;
     }
@@ -220,6 +240,7 @@ async fn store_arrived(state: Arc<AppState>, store: Store) {
     }
     store.set_ready();
     reload::load_store_keys(&state, &store).await;
+    vault.refresh(&store).await;
 }
 
 /// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard one and
@@ -265,7 +286,7 @@ struct Recorders {
 async fn run(
     state: Arc<AppState>,
     listener: TcpListener,
-    admin_listener: TcpListener,
+    (admin_listener, admin_app): (TcpListener, axum::Router),
     stop_rx: watch::Receiver<bool>,
     recorders: Recorders,
     store: Store,
@@ -289,7 +310,7 @@ async fn run(
     let (admin_stop, admin_stop_rx) = watch::channel(false);
     let admin_task = tokio::spawn(conn::serve(
         admin_listener,
-        admin::router(state.clone()),
+        admin_app,
         conn::Limits {
             timeouts: server.timeouts,
             max_in_flight: None,

@@ -51,6 +51,7 @@ pub fn reload(state: &AppState) -> Result<(), ReloadError> {
                 ("storage.url", new.storage.url != old.storage.url),
                 ("ledger", new.ledger != old.ledger),
                 ("cache", new.cache != old.cache),
+                ("secrets", new.secrets != old.secrets),
             ];
             for (field, changed) in restart_only {
                 if changed {
@@ -90,13 +91,18 @@ pub(super) async fn refresh_store_keys(
     store: Store,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let every = state.snapshot.load().config.storage.key_refresh;
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
+    while key_refresh_tick(&state, &mut stop).await {
         load_store_keys(&state, &store).await;
+    }
+}
+
+/// Waits one `storage.key_refresh` (read each round, so a reload applies
+/// at the next one); false when the gateway is stopping.
+pub(super) async fn key_refresh_tick(state: &AppState, stop: &mut watch::Receiver<bool>) -> bool {
+    let every = state.snapshot.load().config.storage.key_refresh;
+    tokio::select! {
+        _ = stop.changed() => false,
+        _ = tokio::time::sleep(every) => true,
     }
 }
 
