@@ -47,3 +47,4 @@ mod translate_golden;
 mod translate_golden_anthropic;
 mod translate_no_panic;
 mod validation;
+mod wire_roundtrip;
