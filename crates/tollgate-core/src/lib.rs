@@ -1,7 +1,8 @@
 //! Tollgate's core: what every layer shares and nothing above it may be
 //! needed for. SSE framing, the clocks, JSON text for background lines, the
 //! stored key-hash form, limit decisions as typed values (policy → ledger),
-//! the named-secret seam (`secret`)
+//! the named-secret seam (`secret`), the LLM APIs' typed wire models
+//! (`wire`)
 //! and the W3C trace-context header name. No I/O, no
 //! config, no policy; every other crate may depend on this one, it depends
 //! on none of them.
@@ -14,6 +15,7 @@ pub mod keyhash;
 pub mod limit_decision;
 pub mod secret;
 pub mod sse;
+pub mod wire;
 
 /// The W3C trace-context header (`traceparent`), read at the edge and sent
 /// upstream.

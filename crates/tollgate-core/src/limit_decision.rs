@@ -1,6 +1,6 @@
 //! What a limit decided for one counter, as typed values: the limits
 //! (policy layer) hand them to the usage ledger (record layer), which owns
-//! how they are stored (`tollgate_record::ledger::limits`), and the ledger
+//! how they are stored (`tollgate_record::limits_column`), and the ledger
 //! hands back what budgets spent (`CounterSpend`) for the limits to
 //! restore. Here because neither of those layers may import the other.
 

@@ -46,7 +46,7 @@ pub(super) async fn messages(
     if !chat.get("stream").and_then(Value::as_bool).unwrap_or(false) {
         return match from_openai(&generate::chat_json(&chat, &knobs)) {
             Ok(msg) => Json(msg).into_response(),
-            Err(e) => error_in(StatusCode::INTERNAL_SERVER_ERROR, &e, None),
+            Err(e) => error_in(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), None),
         };
     }
     chat.insert("stream_options".into(), json!({"include_usage": true}));

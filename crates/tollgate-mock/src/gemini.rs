@@ -160,9 +160,9 @@ fn embed(o: &Value, batch: bool) -> Response {
                 Json(json!({"embedding": first})).into_response()
             }
         }
-        Err(message) => error(Reject {
+        Err(e) => error(Reject {
             status: StatusCode::BAD_REQUEST,
-            message,
+            message: e.to_string(),
             retry_after: None,
         }),
     }

@@ -401,9 +401,16 @@ pub fn completion_stream(
     paced(completion_events(body, knobs), knobs)
 }
 
+/// Why an embeddings request cannot be answered (a 400 for the caller).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmbeddingsError {
+    #[error("`input` must be a string or a non-empty array")]
+    Input,
+}
+
 /// Embeddings: one deterministic unit vector per input (default 16 dims,
 /// `dimensions` honoured, at most 4096), as floats or base64 like OpenAI.
-pub fn embeddings_json(body: &Map<String, Value>) -> Result<Value, String> {
+pub fn embeddings_json(body: &Map<String, Value>) -> Result<Value, EmbeddingsError> {
     let inputs = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) if !items.is_empty() => items
@@ -413,7 +420,7 @@ pub fn embeddings_json(body: &Map<String, Value>) -> Result<Value, String> {
                 other => other.to_string(),
             })
             .collect(),
-        _ => return Err("`input` must be a string or a non-empty array".into()),
+        _ => return Err(EmbeddingsError::Input),
     };
     let dims = body
         .get("dimensions")

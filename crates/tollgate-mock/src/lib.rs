@@ -17,6 +17,6 @@ mod tools;
 
 pub use generate::{
     chat_json, chat_stream, completion_json, completion_stream, embeddings_json, models_json,
-    StreamCut,
+    EmbeddingsError, StreamCut,
 };
 pub use knobs::Knobs;

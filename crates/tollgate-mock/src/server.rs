@@ -297,7 +297,7 @@ pub(super) fn respond(
         Kind::Completions => Json(generate::completion_json(body, knobs)).into_response(),
         Kind::Embeddings => match generate::embeddings_json(body) {
             Ok(v) => Json(v).into_response(),
-            Err(msg) => error(StatusCode::BAD_REQUEST, &msg, None),
+            Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string(), None),
         },
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod ledger;
+pub mod limits_column;
 pub mod store;
 pub mod telemetry;
 pub mod usage_record;

@@ -55,7 +55,7 @@ pub struct UsageRecord {
     /// Limit decisions: typed on the request path, stored as JSON
     /// `[["rule","cap","decision",charged(,"partition",window)]]`
     /// (`limits.rs`, docs/limits.md).
-    pub limits: crate::ledger::LimitsColumn,
+    pub limits: crate::limits_column::LimitsColumn,
     /// Unique per record (UUIDv7, set when queued): replays insert it once.
     pub record_id: String,
     /// The principal's groups, JSON array (`group_by=group` counts a

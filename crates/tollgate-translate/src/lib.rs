@@ -64,6 +64,26 @@ impl Unsupported {
 
 pub type Result<T> = std::result::Result<T, Unsupported>;
 
+/// Why an answer (a whole response or one stream event) could not be
+/// translated into the other shape; the provider or the pipeline turns it
+/// into a protocol error (502) or an error event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("message has no `content` array")]
+    NoContent,
+    #[error("content block type `{0}` cannot be expressed in an OpenAI response")]
+    BlockType(String),
+    #[error("response has no choices")]
+    NoChoices,
+    #[error("choice has no message")]
+    NoMessage,
+    #[error("a tool call's arguments are not valid JSON")]
+    ToolArguments,
+    /// An upstream `error` event in a stream: its type and message.
+    #[error("{kind}: {message}")]
+    Upstream { kind: String, message: String },
+}
+
 /// A JSON object from a value, or a 400 naming the field.
 pub(crate) fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>> {
     v.as_object()

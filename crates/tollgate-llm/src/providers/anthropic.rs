@@ -136,7 +136,7 @@ impl AnthropicProvider {
             let bytes = super::transport::read_limited(&self.name, resp, self.max_response).await?;
             let msg: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| self.protocol(format!("response is not valid JSON: {e}")))?;
-            let out = to_openai(&msg).map_err(|m| self.protocol(m))?;
+            let out = to_openai(&msg).map_err(|e| self.protocol(e.to_string()))?;
             return Ok(ProviderResponse {
                 status,
                 body: ProviderBody::Full(Bytes::from(out.to_string())),
@@ -154,10 +154,10 @@ impl AnthropicProvider {
                 })?;
                 let mut out = Vec::new();
                 for ev in splitter.push(&chunk) {
-                    translate.on_data(&ev.data(), &mut out).map_err(|message| {
+                    translate.on_data(&ev.data(), &mut out).map_err(|e| {
                         ProviderError::StreamInterrupted {
                             provider: provider.clone(),
-                            message,
+                            message: e.to_string(),
                         }
                     })?;
                 }

@@ -68,10 +68,10 @@ impl MockProvider {
             Endpoint::Embeddings => {
                 mock::embeddings_json(&call.body)
                     .map(full)
-                    .map_err(|message| ProviderError::Status {
+                    .map_err(|e| ProviderError::Status {
                         provider: self.name.clone(),
                         status: 400,
-                        message,
+                        message: e.to_string(),
                         retry_after: None,
                     })
             }

@@ -148,7 +148,7 @@ impl Shaper {
             Ingress::Responses => responses::from_chat(&chat, &self.request),
             _ => anthropic::from_openai(&chat),
         }
-        .map_err(protocol)?;
+        .map_err(|e| protocol(e.to_string()))?;
         serde_json::to_vec(&out)
             .map(Bytes::from)
             .map_err(|_| GatewayError::internal())

@@ -1,6 +1,9 @@
 //! Streaming responses: upstream SSE bytes leave as soon as each event is
-//! complete (never buffered whole), while usage is read off the events on
-//! the way through. The total deadline applies between chunks. A failure
+//! complete (never buffered whole). Each event is parsed once into the
+//! typed chunk (`tollgate_core::wire::chat::ChatChunk`) and handed to the
+//! observers in order: usage accounting, the output guardrail, the cache
+//! fill. (The shape translation for other ingress shapes, `shape.rs`, still
+//! reads the forwarded events itself.) The total deadline applies between chunks. A failure
 //! after the first byte ends the stream with an error event in the caller's
 //! shape. The accounting state is a guard: if the caller goes away, its
 //! `Drop` still records the request (status 499, tokens seen so far).
@@ -8,42 +11,16 @@
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
-use serde_json::Value;
+use tollgate_core::wire::chat::ChatChunk;
 
 use crate::error::{GatewayError, Render};
 use tollgate_llm::providers::ProviderError;
-use tollgate_policy::guard::{Rewrite, StreamGuard};
+use tollgate_policy::guard::{ChunkRewrite, Rewrite, StreamGuard};
 
 use super::context::Usage;
 use super::finish::Finish;
 use super::sse::{SseSplitter, MAX_EVENT_BYTES};
 use super::tokens;
-
-#[derive(Deserialize)]
-struct Peek {
-    #[serde(default)]
-    choices: Option<Vec<PeekChoice>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct PeekChoice {
-    #[serde(default)]
-    delta: Option<PeekDelta>,
-    #[serde(default)]
-    text: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PeekDelta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<Value>>,
-}
 
 #[derive(Deserialize, Clone, Copy)]
 pub(super) struct WireUsage {
@@ -51,6 +28,33 @@ pub(super) struct WireUsage {
     pub prompt_tokens: Option<i64>,
     #[serde(default)]
     pub completion_tokens: Option<i64>,
+}
+
+/// One event's `data`, parsed once for every observer.
+enum Event {
+    /// `[DONE]`.
+    Done,
+    /// Not JSON (a comment-like payload): forwarded, observed by no one.
+    Opaque,
+    Chunk(Box<ChatChunk>),
+    /// JSON whose fields do not have a chunk's types: forwarded; the output
+    /// guardrail reads it leniently, and it spoils the cache entry.
+    Untyped,
+}
+
+impl Event {
+    fn parse(data: &str) -> Self {
+        if data == "[DONE]" {
+            Event::Done
+        } else if !data.starts_with('{') {
+            Event::Opaque
+        } else {
+            match serde_json::from_str::<ChatChunk>(data) {
+                Ok(c) => Event::Chunk(Box::new(c)),
+                Err(_) => Event::Untyped,
+            }
+        }
+    }
 }
 
 /// Holds the request's accounting until the stream ends one way or another.
@@ -261,72 +265,92 @@ impl State {
         let mut out = BytesMut::new();
         for ev in events {
             let data = ev.data();
-            if !self.inspect(&data) {
+            // Each event is parsed once, then handed to the observers in
+            // order: usage accounting, the output guardrail (which may
+            // rewrite it), the cache fill (which sees it as forwarded).
+            let mut event = Event::parse(&data);
+            if !self.account(&event) {
                 continue;
             }
-            match self.guard.as_mut().map(|g| g.on_event(&data)) {
-                None | Some(Rewrite::Keep) => {
-                    self.fill_cache(&data);
-                    out.extend_from_slice(&ev.raw)
-                }
-                Some(Rewrite::Replace(new)) => {
-                    self.fill_cache(&new);
+            let replaced = match (self.guard.as_mut(), &mut event) {
+                (None, _) => None,
+                (Some(g), Event::Chunk(chunk)) => match g.on_chunk(chunk) {
+                    ChunkRewrite::Kept => None,
+                    ChunkRewrite::Changed => serde_json::to_string(&**chunk).ok(),
+                    ChunkRewrite::Block(e) => return Err(StreamStop::Guard(e, out.freeze())),
+                },
+                (Some(g), Event::Untyped) => match g.on_event(&data) {
+                    Rewrite::Keep => None,
+                    Rewrite::Replace(new) => Some(new),
+                    Rewrite::Block(e) => return Err(StreamStop::Guard(e, out.freeze())),
+                },
+                (Some(_), _) => None,
+            };
+            self.fill_cache(&event);
+            match replaced {
+                None => out.extend_from_slice(&ev.raw),
+                Some(new) => {
                     out.extend_from_slice(b"data: ");
                     out.extend_from_slice(new.as_bytes());
                     out.extend_from_slice(b"\n\n");
                 }
-                Some(Rewrite::Block(e)) => return Err(StreamStop::Guard(e, out.freeze())),
             }
         }
         Ok((!out.is_empty()).then(|| out.freeze()))
     }
 
     /// Feeds an event as the caller sees it to the cache entry being assembled.
-    fn fill_cache(&mut self, data: &str) {
+    fn fill_cache(&mut self, event: &Event) {
         if let Some(fill) = self.acct.fin.ctx().and_then(|c| c.cache.fill.as_mut()) {
-            fill.push(data);
+            match event {
+                Event::Chunk(chunk) => fill.push_chunk(chunk),
+                Event::Untyped => fill.spoil(),
+                Event::Done | Event::Opaque => {}
+            }
         }
     }
 
     /// Reads usage and text off one event; false when it must not be forwarded.
-    fn inspect(&mut self, data: &str) -> bool {
-        if data == "[DONE]" {
-            self.saw_done = true;
-            return true;
-        }
-        if !data.starts_with('{') {
-            return true;
-        }
-        let Ok(peek) = serde_json::from_str::<Peek>(data) else {
-            return true;
+    fn account(&mut self, event: &Event) -> bool {
+        let chunk = match event {
+            Event::Done => {
+                self.saw_done = true;
+                return true;
+            }
+            Event::Chunk(chunk) => chunk,
+            Event::Opaque | Event::Untyped => return true,
         };
+        let choices = chunk.choices.get();
         if let Some(ctx) = self.acct.fin.ctx() {
-            if peek.error.is_some() {
+            if chunk.error.get().is_some() {
                 ctx.error = "upstream_stream_error";
             }
-            if peek.choices.as_ref().is_some_and(|c| !c.is_empty()) {
+            if choices.is_some_and(|c| !c.is_empty()) {
                 ctx.mark_first_token();
             }
         }
-        for c in peek.choices.iter().flatten() {
-            if let Some(t) = &c.text {
-                self.acct.completion_text.push_str(t);
+        let text = &mut self.acct.completion_text;
+        for c in choices.into_iter().flatten() {
+            if let Some(t) = c.text.get() {
+                text.push_str(t);
             }
-            if let Some(d) = &c.delta {
-                if let Some(t) = &d.content {
-                    self.acct.completion_text.push_str(t);
+            if let Some(d) = c.delta.get() {
+                if let Some(t) = d.content.get() {
+                    text.push_str(t);
                 }
-                for call in d.tool_calls.iter().flatten() {
-                    if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
-                    {
-                        self.acct.completion_text.push_str(args);
+                for call in d.tool_calls.get().into_iter().flatten() {
+                    if let Some(args) = call.function.get().and_then(|f| f.arguments.get()) {
+                        text.push_str(args);
                     }
                 }
             }
         }
-        if let Some(u) = peek.usage {
-            self.acct.usage = Some(u);
-            let usage_only = peek.choices.as_ref().is_none_or(Vec::is_empty);
+        if let Some(u) = chunk.usage.get() {
+            self.acct.usage = Some(WireUsage {
+                prompt_tokens: u.prompt_tokens.get().copied(),
+                completion_tokens: u.completion_tokens.get().copied(),
+            });
+            let usage_only = choices.is_none_or(Vec::is_empty);
             if self.strip_usage && usage_only {
                 return false;
             }

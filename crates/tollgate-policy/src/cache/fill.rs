@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
+use tollgate_core::wire::chat::ChatChunk;
+use tollgate_core::wire::Field;
 
 use tollgate_config::Endpoint;
 
@@ -37,78 +39,88 @@ impl StreamFill {
         }
     }
 
-    /// One event's `data` as forwarded to the caller.
+    /// One event's `data` as forwarded to the caller (parsed here; the
+    /// stream parses each event once and calls `push_chunk`).
     pub fn push(&mut self, data: &str) {
         if self.spoiled || data == "[DONE]" || !data.starts_with('{') {
             return;
         }
-        let Ok(Value::Object(ev)) = serde_json::from_str::<Value>(data) else {
-            self.spoiled = true;
+        match serde_json::from_str::<ChatChunk>(data) {
+            Ok(chunk) => self.push_chunk(&chunk),
+            Err(_) => self.spoil(),
+        }
+    }
+
+    /// A JSON event that is not a chunk the assembly can read.
+    pub fn spoil(&mut self) {
+        self.spoiled = true;
+    }
+
+    /// One parsed chunk as forwarded to the caller.
+    pub fn push_chunk(&mut self, ev: &ChatChunk) {
+        if self.spoiled {
             return;
-        };
-        if ev.contains_key("error") {
+        }
+        if !ev.error.is_absent() {
             self.spoiled = true;
             return;
         }
         if self.head.is_empty() {
-            for k in ["id", "created", "model", "system_fingerprint"] {
-                if let Some(v) = ev.get(k) {
-                    self.head.insert(k.into(), v.clone());
-                }
+            if !ev.id.is_absent() {
+                self.head.insert("id".into(), field_value(&ev.id));
+            }
+            if let Some(v) = ev.rest.get("created") {
+                self.head.insert("created".into(), v.clone());
+            }
+            if !ev.model.is_absent() {
+                self.head.insert("model".into(), field_value(&ev.model));
+            }
+            if let Some(v) = ev.rest.get("system_fingerprint") {
+                self.head.insert("system_fingerprint".into(), v.clone());
             }
         }
-        for c in ev
-            .get("choices")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if c.get("logprobs").is_some_and(|l| !l.is_null()) {
+        for c in ev.choices.get().into_iter().flatten() {
+            if c.rest.get("logprobs").is_some_and(|l| !l.is_null()) {
                 self.spoiled = true;
                 return;
             }
-            let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let idx = c.index.get().copied().unwrap_or(0);
             let choice = self.choices.entry(idx).or_default();
-            if let Some(f) = c.get("finish_reason").filter(|f| !f.is_null()) {
-                choice.finish_reason = f.clone();
+            if let Some(f) = c.finish_reason.get() {
+                choice.finish_reason = Value::String(f.clone());
             }
-            if let Some(t) = c.get("text").and_then(Value::as_str) {
+            if let Some(t) = c.text.get() {
                 choice.content.push_str(t);
                 choice.saw_content = true;
             }
-            let Some(d) = c.get("delta") else { continue };
-            if let Some(r) = d.get("role").and_then(Value::as_str) {
-                choice.role = Some(r.to_string());
+            let Some(d) = c.delta.get() else { continue };
+            if let Some(r) = d.role.get() {
+                choice.role = Some(r.clone());
             }
-            if let Some(t) = d.get("content").and_then(Value::as_str) {
+            if let Some(t) = d.content.get() {
                 choice.content.push_str(t);
                 choice.saw_content = true;
             }
-            if let Some(t) = d.get("refusal").and_then(Value::as_str) {
+            if let Some(t) = d.refusal.get() {
                 choice.refusal.get_or_insert_with(String::new).push_str(t);
             }
-            for call in d
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let ti = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+            for call in d.tool_calls.get().into_iter().flatten() {
+                let ti = call.index.get().copied().unwrap_or(0);
                 let slot = choice.tool_calls.entry(ti).or_default();
-                for k in ["id", "type"] {
-                    if let Some(v) = call.get(k).filter(|v| !v.is_null()) {
-                        slot.insert(k.into(), v.clone());
-                    }
+                if let Some(id) = call.id.get() {
+                    slot.insert("id".into(), Value::String(id.clone()));
                 }
-                if let Some(f) = call.get("function") {
+                if let Some(kind) = call.kind.get() {
+                    slot.insert("type".into(), Value::String(kind.clone()));
+                }
+                if let Some(f) = call.function.get() {
                     let func = slot
                         .entry("function")
                         .or_insert_with(|| json!({"name": "", "arguments": ""}));
-                    for k in ["name", "arguments"] {
-                        if let Some(part) = f.get(k).and_then(Value::as_str) {
-                            if let Some(Value::String(s)) = func.get_mut(k) {
-                                s.push_str(part);
-                            }
+                    for (k, part) in [("name", &f.name), ("arguments", &f.arguments)] {
+                        if let (Some(part), Some(Value::String(s))) = (part.get(), func.get_mut(k))
+                        {
+                            s.push_str(part);
                         }
                     }
                 }
@@ -171,4 +183,9 @@ impl StreamFill {
         );
         serde_json::to_vec(&Value::Object(out)).ok()
     }
+}
+
+/// A string field as it was sent (`null` stays `null`).
+fn field_value(f: &Field<String>) -> Value {
+    f.get().map_or(Value::Null, |s| Value::String(s.clone()))
 }

@@ -8,7 +8,7 @@ mod stream;
 mod texts;
 mod webhook;
 
-pub use stream::{Rewrite, StreamGuard};
+pub use stream::{ChunkRewrite, Rewrite, StreamGuard};
 pub use texts::{request_texts, response_texts};
 
 use std::collections::{BTreeMap, HashMap};

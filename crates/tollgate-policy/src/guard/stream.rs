@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
+use tollgate_core::wire::chat::{ChatChunk, Function, ToolCall};
+use tollgate_core::wire::Field;
 
 use super::{record, GuardError, GuardPolicy, Verdict};
 use tollgate_config::GuardAction;
@@ -23,6 +25,14 @@ type Slot = (u64, Option<u64>);
 pub enum Rewrite {
     Keep,
     Replace(String),
+    Block(GuardError),
+}
+
+/// What the guard did to a parsed chunk (`on_chunk`).
+pub enum ChunkRewrite {
+    Kept,
+    /// The chunk was rewritten in place: forward it re-encoded.
+    Changed,
     Block(GuardError),
 }
 
@@ -110,11 +120,108 @@ impl StreamGuard {
         Ok(())
     }
 
-    /// Rewrites one SSE `data` payload.
+    /// Rewrites one SSE `data` payload (parsed here: the stream parses
+    /// each event once and calls `on_chunk`).
     pub fn on_event(&mut self, data: &str) -> Rewrite {
         if !data.starts_with('{') {
             return Rewrite::Keep;
         }
+        match serde_json::from_str::<ChatChunk>(data) {
+            Ok(mut chunk) => match self.on_chunk(&mut chunk) {
+                ChunkRewrite::Kept => Rewrite::Keep,
+                ChunkRewrite::Changed => match serde_json::to_string(&chunk) {
+                    Ok(text) => Rewrite::Replace(text),
+                    Err(_) => Rewrite::Keep,
+                },
+                ChunkRewrite::Block(e) => Rewrite::Block(e),
+            },
+            Err(_) => self.on_untyped(data),
+        }
+    }
+
+    /// Rewrites one parsed chunk in place.
+    pub fn on_chunk(&mut self, chunk: &mut ChatChunk) -> ChunkRewrite {
+        let Some(choices) = chunk.choices.get_mut() else {
+            return ChunkRewrite::Kept;
+        };
+        let mut changed = false;
+        for c in choices.iter_mut() {
+            let index = c.index.get().copied().unwrap_or(0);
+            let finish = c.finish_reason.get().is_some();
+            // Chat chunks carry `delta.content`; completions carry `text`.
+            let slot = if !c.text.is_absent() {
+                c.text.get_mut()
+            } else {
+                c.delta.get_mut().and_then(|d| {
+                    if finish && d.content.is_absent() {
+                        d.content = Field::Set(String::new());
+                    }
+                    d.content.get_mut()
+                })
+            };
+            if let Some(text) = slot {
+                if !text.is_empty() || finish {
+                    match self.pass((index, None), text, finish) {
+                        Ok(out) if out != *text => {
+                            *text = out;
+                            changed = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => return ChunkRewrite::Block(e),
+                    }
+                }
+            }
+            // Tool-call arguments stream as fragments too.
+            let calls = c.delta.get_mut().and_then(|d| d.tool_calls.get_mut());
+            for call in calls.into_iter().flatten() {
+                let ti = call.index.get().copied().unwrap_or(0);
+                self.tools.entry(index).or_default().insert(ti);
+                let args = call.function.get_mut().and_then(|f| f.arguments.get_mut());
+                if let Some(args) = args {
+                    match self.pass((index, Some(ti)), args, false) {
+                        Ok(out) if out != *args => {
+                            *args = out;
+                            changed = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => return ChunkRewrite::Block(e),
+                    }
+                }
+            }
+            if finish {
+                let mut tails = Vec::new();
+                for ti in self.tools.remove(&index).unwrap_or_default() {
+                    match self.pass((index, Some(ti)), "", true) {
+                        Ok(rest) if !rest.is_empty() => tails.push(ToolCall {
+                            index: Field::Set(ti),
+                            function: Field::Set(Function {
+                                arguments: Field::Set(rest),
+                                ..Function::default()
+                            }),
+                            ..ToolCall::default()
+                        }),
+                        Ok(_) => {}
+                        Err(e) => return ChunkRewrite::Block(e),
+                    }
+                }
+                if !tails.is_empty() {
+                    if let Some(d) = c.delta.get_mut() {
+                        d.tool_calls = Field::Set(tails);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            ChunkRewrite::Changed
+        } else {
+            ChunkRewrite::Kept
+        }
+    }
+
+    /// A JSON event whose fields do not have a chunk's types (an
+    /// upstream's odd `index` or `content`): read leniently, as a value.
+    fn on_untyped(&mut self, data: &str) -> Rewrite {
         let Ok(mut v) = serde_json::from_str::<Value>(data) else {
             return Rewrite::Keep;
         };

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::redis::{Item, Num, RedisFailure};
+use super::redis_args::{evalsha, Item, Num, RedisFailure};
 
 pub(super) const SCRIPT: &str = r#"
 -- KEYS: the batch's counters, each once. ARGV[1]: the number of requests
@@ -132,7 +132,7 @@ impl<'a> Encoded<'a> {
 
     /// `EVALSHA` of the script with the batch's keys and arguments.
     pub(super) fn command(&self, script: &redis::Script, requests: &[&[Item]]) -> redis::Cmd {
-        let mut cmd = super::redis::evalsha(script, self.counters.len());
+        let mut cmd = evalsha(script, self.counters.len());
         for c in &self.counters {
             cmd.arg(c.key);
         }

@@ -15,6 +15,7 @@ mod error;
 mod headers;
 mod local;
 mod redis;
+mod redis_args;
 mod reserve;
 mod rules;
 mod templates;

@@ -27,6 +27,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
 use super::admit_batch::Encoded;
+use super::redis_args::{evalsha, Num};
+pub(super) use super::redis_args::{Item, RedisFailure};
 use tollgate_config::RedisConfig;
 
 /// Settlement: every correction of a batch in one script, so Redis sends one
@@ -44,16 +46,6 @@ return #KEYS
 /// Counters per settlement script: a long script blocks Redis for every
 /// other client meanwhile, so a large merged batch goes in several.
 const SETTLE_CHUNK: usize = 256;
-
-/// One counter an admission charges.
-pub struct Item {
-    /// `RedisStore::key`.
-    pub key: String,
-    pub amount: f64,
-    pub max: f64,
-    pub ttl_ms: i64,
-    pub enforce: bool,
-}
 
 pub struct RedisStore {
     pub config: RedisConfig,
@@ -100,39 +92,6 @@ const SETTLE_QUEUE: usize = 65_536;
 /// adds an excess over the estimate this much later (docs/limits.md: the
 /// bound does not depend on when).
 const SETTLE_GAP: Duration = Duration::from_millis(2);
-
-#[derive(Debug, thiserror::Error)]
-pub enum RedisFailure {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("redis: no answer within {0:?}")]
-    Timeout(Duration),
-    #[error("redis: unexpected reply")]
-    Reply,
-    /// The shared script call of a batch of admissions failed.
-    #[error("{0}")]
-    Batch(String),
-    #[error("redis: admission queue full")]
-    Busy,
-    #[error("redis: admission task stopped")]
-    Stopped,
-}
-
-/// A number for Redis (Lua's `tonumber` and `INCRBYFLOAT` read both forms): integral
-/// values (request counts, token counts, most caps) as integers through
-/// `itoa`; redis-rs formats every `f64` through ryu, which profiled at
-/// ~770 instructions per value for caps like 1e11.
-pub(super) struct Num(pub f64);
-
-impl redis::ToRedisArgs for Num {
-    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
-        if self.0.fract() == 0.0 && self.0.abs() < 9.0e15 {
-            (self.0 as i64).write_redis_args(out);
-        } else {
-            self.0.write_redis_args(out);
-        }
-    }
-}
 
 impl RedisStore {
     /// Connects lazily: the first request opens the connection, and a
@@ -294,16 +253,6 @@ fn batch_histogram() -> &'static metrics::Histogram {
     H.get_or_init(|| metrics::histogram!("tollgate_limit_store_admit_batch"))
 }
 
-/// `EVALSHA <sha> <keys>`, the keys and arguments to follow. Built as one
-/// `Cmd` rather than through `ScriptInvocation`, which allocates a buffer
-/// per key and per argument and then copies them all into a `Cmd`
-/// (~6 k instructions of a five-cap admission, bench/history/LIMITS.md).
-pub(super) fn evalsha(script: &redis::Script, keys: usize) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(script.get_hash()).arg(keys);
-    cmd
-}
-
 /// Runs an `evalsha` command; when Redis does not have the script yet
 /// (first call, or after a restart or `SCRIPT FLUSH`) loads it and retries
 /// once, as `ScriptInvocation` does.
@@ -372,19 +321,4 @@ async fn settle(
             .map_err(|_| RedisFailure::Timeout(timeout))??;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use redis::ToRedisArgs;
-
-    #[test]
-    fn numbers_are_written_as_redis_reads_them() {
-        let args = |v: f64| super::Num(v).to_redis_args();
-        assert_eq!(args(1.0), vec![b"1".to_vec()]);
-        assert_eq!(args(1e11), vec![b"100000000000".to_vec()]);
-        assert_eq!(args(-3.0), vec![b"-3".to_vec()]);
-        assert_eq!(args(0.25), vec![b"0.25".to_vec()]);
-        assert_eq!(args(1e20), 1e20f64.to_redis_args());
-    }
 }

@@ -3,13 +3,12 @@
 //! and counts it) and written in batches by one background task. A slow or
 //! failing store never slows or fails a request.
 
-mod compat;
-pub mod limits;
 mod retention;
 pub mod spool;
 mod writer;
 
+pub use crate::limits_column as limits;
+pub use crate::limits_column::LimitsColumn;
 pub use crate::usage_record::UsageRecord;
-pub use limits::LimitsColumn;
 pub use retention::run_retention;
 pub use writer::{Ledger, LedgerHandle};

@@ -383,7 +383,7 @@ impl Store {
                     cost_saved: r.try_get(25)?,
                     template: r.try_get(26)?,
                     template_version: r.try_get(27)?,
-                    limits: crate::ledger::LimitsColumn::stored(r.try_get::<String, _>(28)?),
+                    limits: crate::limits_column::LimitsColumn::stored(r.try_get::<String, _>(28)?),
                     request_bytes: r.try_get(29)?,
                     response_bytes: r.try_get(30)?,
                 })

@@ -18,8 +18,8 @@ use sqlx::{AnyConnection, Row};
 use tollgate_core::limit_decision::CounterSpend;
 
 use super::{schema, Backend, StoreError};
-use crate::ledger::limits::SpendRef;
-use crate::ledger::{LimitsColumn, UsageRecord};
+use crate::limits_column::{LimitsColumn, SpendRef};
+use crate::usage_record::UsageRecord;
 
 /// Adds one counter's spend (statement parameters: win, cap, rule, part, spent).
 pub(super) const UPSERT: &str = "INSERT INTO budget_spend (win, cap, rule, part, spent) \
@@ -145,8 +145,8 @@ mod tests {
 
     use tollgate_core::limit_decision::{CounterId, Decision, LimitDecision};
 
-    use crate::ledger::UsageRecord;
     use crate::store::Store;
+    use crate::usage_record::UsageRecord;
 
     fn record(i: usize, budget: &Arc<CounterId>, charged: f64) -> Arc<UsageRecord> {
         Arc::new(UsageRecord {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::now_secs;
+use crate::{now_secs, AnswerError};
 
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.
 pub fn finish_reason(stop_reason: &str) -> &'static str {
@@ -65,11 +65,11 @@ pub fn usage_from_openai(u: &Value) -> Value {
 
 /// Anthropic message → OpenAI chat completion (egress). `Err` names what
 /// could not be read.
-pub fn to_openai(msg: &Value) -> Result<Value, String> {
+pub fn to_openai(msg: &Value) -> Result<Value, AnswerError> {
     let blocks = msg
         .get("content")
         .and_then(Value::as_array)
-        .ok_or("message has no `content` array")?;
+        .ok_or(AnswerError::NoContent)?;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut thinking = Vec::new();
@@ -90,12 +90,7 @@ pub fn to_openai(msg: &Value) -> Result<Value, String> {
                     "arguments": b.get("input").map_or_else(|| "{}".to_string(), Value::to_string),
                 },
             })),
-            other => {
-                return Err(format!(
-                    "content block type `{}` cannot be expressed in an OpenAI response",
-                    other.unwrap_or("?")
-                ))
-            }
+            other => return Err(AnswerError::BlockType(other.unwrap_or("?").to_string())),
         }
     }
     let mut message = json!({"role": "assistant", "content": text});
@@ -165,12 +160,12 @@ pub fn message_id(id: Option<&Value>) -> String {
 }
 
 /// OpenAI chat completion → Anthropic message (ingress).
-pub fn from_openai(resp: &Value) -> Result<Value, String> {
+pub fn from_openai(resp: &Value) -> Result<Value, AnswerError> {
     let choice = resp
         .get("choices")
         .and_then(|c| c.get(0))
-        .ok_or("response has no choices")?;
-    let message = choice.get("message").ok_or("choice has no message")?;
+        .ok_or(AnswerError::NoChoices)?;
+    let message = choice.get("message").ok_or(AnswerError::NoMessage)?;
     let mut content: Vec<Value> = message
         .get("thinking_blocks")
         .and_then(Value::as_array)
@@ -201,8 +196,7 @@ pub fn from_openai(resp: &Value) -> Result<Value, String> {
         let input: Value = if args.trim().is_empty() {
             json!({})
         } else {
-            serde_json::from_str(args)
-                .map_err(|_| "a tool call's arguments are not valid JSON".to_string())?
+            serde_json::from_str(args).map_err(|_| AnswerError::ToolArguments)?
         };
         content.push(json!({
             "type": "tool_use",

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::response::{
     finish_reason, message_id, stop_extensions, stop_of, usage_from_openai, usage_to_openai,
 };
-use crate::{data_event, named_event, now_secs};
+use crate::{data_event, named_event, now_secs, AnswerError};
 
 /// Anthropic SSE → OpenAI chunk SSE.
 pub struct ToOpenAi {
@@ -68,7 +68,7 @@ impl ToOpenAi {
 
     /// Translates one event's `data`; `Err` carries an upstream error
     /// event's message (the stream must end with an error).
-    pub fn on_data(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn on_data(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), AnswerError> {
         let Ok(ev) = serde_json::from_str::<Value>(data) else {
             return Ok(());
         };
@@ -182,11 +182,10 @@ impl ToOpenAi {
                 self.done = true;
             }
             "error" => {
-                return Err(format!(
-                    "{}: {}",
-                    str_at("/error/type"),
-                    str_at("/error/message")
-                ))
+                return Err(AnswerError::Upstream {
+                    kind: str_at("/error/type").to_string(),
+                    message: str_at("/error/message").to_string(),
+                })
             }
             _ => {} // ping, content_block_stop, future event types
         }

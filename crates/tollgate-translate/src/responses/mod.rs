@@ -11,7 +11,7 @@ pub use stream::ResponsesStream;
 
 use serde_json::{json, Map, Value};
 
-use super::{now_secs, object, string, Result, Unsupported};
+use super::{now_secs, object, string, AnswerError, Result, Unsupported};
 
 const STATEFUL: &str =
     "needs server-side state, which this gateway does not keep (stateless Responses only)";
@@ -336,12 +336,15 @@ pub fn set_status(resp: &mut Value, finish: Option<&str>) {
 }
 
 /// Chat completion → Responses response.
-pub fn from_chat(chat: &Value, request: &Map<String, Value>) -> std::result::Result<Value, String> {
+pub fn from_chat(
+    chat: &Value,
+    request: &Map<String, Value>,
+) -> std::result::Result<Value, AnswerError> {
     let choice = chat
         .get("choices")
         .and_then(|c| c.get(0))
-        .ok_or("response has no choices")?;
-    let message = choice.get("message").ok_or("choice has no message")?;
+        .ok_or(AnswerError::NoChoices)?;
+    let message = choice.get("message").ok_or(AnswerError::NoMessage)?;
     let id = response_id(chat.get("id"));
     let mut resp = envelope(
         &id,

@@ -50,3 +50,4 @@ mod translate_golden_anthropic;
 mod translate_no_panic;
 mod validation;
 mod vault;
+mod wire_roundtrip;

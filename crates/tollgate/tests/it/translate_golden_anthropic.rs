@@ -319,6 +319,6 @@ fn anthropic_error_event_ends_the_stream() {
             &mut out,
         )
         .unwrap_err();
-    assert_eq!(err, "overloaded_error: Overloaded");
+    assert_eq!(err.to_string(), "overloaded_error: Overloaded");
     assert!(!t.done());
 }

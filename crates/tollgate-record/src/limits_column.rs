@@ -16,6 +16,10 @@
 //! request path (by the ledger writer or the audit writer, whichever needs
 //! it first, once per record), with each counter's fixed part escaped once
 //! and kept on the counter. Rows in older forms are read by `compat.rs`.
+//!
+//! Part of the usage record (below the ledger that writes it and the store
+//! that reads it back and sums budget spend from it), so neither of those
+//! imports the other for it.
 
 use std::fmt;
 use std::ops::Deref;
@@ -23,6 +27,8 @@ use std::sync::OnceLock;
 
 use tollgate_core::json_text::{push_escaped, push_number};
 use tollgate_core::limit_decision::{CounterId, CounterSpend, Decision, LimitDecision};
+
+mod compat;
 
 /// A record's `limits`: typed decisions handed over by the limits, or the
 /// text of a record read back from the store or the spool. Reads as the
@@ -50,7 +56,7 @@ impl LimitsColumn {
     pub fn budget_spend(&self, mut f: impl FnMut(SpendRef<'_>)) {
         if self.decisions.is_empty() {
             if let Some(text) = self.text.get() {
-                super::compat::budget_spend(text, |s| {
+                compat::budget_spend(text, |s| {
                     f(SpendRef {
                         rule: &s.rule,
                         cap: &s.cap,
