@@ -6,6 +6,7 @@
 mod cache;
 mod credentials;
 pub mod duration;
+mod forward;
 mod guardrails;
 mod limits;
 mod load;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use cache::{CacheBackendKind, CacheConfig, CacheRule, CacheScope};
 pub use credentials::*;
+pub use forward::*;
 pub use guardrails::*;
 pub use limits::*;
 pub use load::{load_file, parse_str, ConfigError};

@@ -57,6 +57,14 @@ pub struct Config {
     /// The MCP gateway: upstream tool servers and virtual servers (see docs/mcp.md).
     #[serde(default)]
     pub mcp: super::mcp::McpConfig,
+    /// Identity-aware routes: data-plane path prefixes forwarded to HTTP
+    /// upstreams such as ML serving endpoints (see docs/routes.md).
+    #[serde(default)]
+    pub routes: Vec<super::forward::RouteConfig>,
+    /// Outbound connections: external APIs reached with a credential the
+    /// gateway injects (see docs/connections.md).
+    #[serde(default)]
+    pub connections: Vec<super::forward::ConnectionConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -548,6 +556,12 @@ pub struct PolicyRule {
     /// `*`); `server` is the name the tool is served under (docs/mcp.md).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Routes granted, by name or glob (docs/routes.md).
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Outbound connections granted, by name or glob (docs/connections.md).
+    #[serde(default)]
+    pub connections: Vec<String>,
     /// Grants the admin role (gates admin endpoints).
     #[serde(default)]
     pub admin: bool,
