@@ -61,4 +61,9 @@ pub struct UsageRecord {
     /// The principal's groups, JSON array (`group_by=group` counts a
     /// request under each of them).
     pub groups: String,
+    /// A forwarded call (route, connection): the rows its payload held.
+    pub rows: i64,
+    /// A forwarded call's request and response body bytes.
+    pub request_bytes: i64,
+    pub response_bytes: i64,
 }

@@ -92,18 +92,19 @@ pub struct Rotated {
     pub old_expires_ms: i64,
 }
 
-/// Rows per in-memory SQLite INSERT (29 columns: under SQLite's 32,766
+/// Rows per in-memory SQLite INSERT (32 columns: under SQLite's 32,766
 /// variables).
 const SQLITE_ROWS_PER_INSERT: usize = 128;
-/// Rows per PostgreSQL INSERT (29 columns: well under the 65,535 bind limit).
+/// Rows per PostgreSQL INSERT (32 columns: well under the 65,535 bind limit).
 const PG_ROWS_PER_INSERT: usize = 256;
 
 /// The usage columns written, in `bind_usage`'s (and `sqlite_insert::bind`'s) order.
 const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_method, issuer, \
      endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
      completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
-     guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits";
-const USAGE_COLUMN_COUNT: usize = 29;
+     guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits, \
+     rows, request_bytes, response_bytes";
+const USAGE_COLUMN_COUNT: usize = 32;
 
 /// The multi-row insert of `rows` records.
 fn insert_usage_sql(backend: Backend, rows: usize) -> String {
@@ -148,6 +149,9 @@ fn bind_usage<'q>(
         .bind(&r.template)
         .bind(r.template_version)
         .bind(&*r.limits)
+        .bind(r.rows)
+        .bind(r.request_bytes)
+        .bind(r.response_bytes)
 }
 
 /// Columns added after the first release: (table, column, definition in
@@ -168,6 +172,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "template_version", "INTEGER"),
     ("usage", "limits", "TEXT NOT NULL DEFAULT '[]'"),
     ("usage", "groups_json", "TEXT NOT NULL DEFAULT '[]'"),
+    ("usage", "rows", "INTEGER NOT NULL DEFAULT 0"),
+    ("usage", "request_bytes", "INTEGER NOT NULL DEFAULT 0"),
+    ("usage", "response_bytes", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 pub use tollgate_core::clock::wall_ms as now_ms;
@@ -338,7 +345,7 @@ impl Store {
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
              error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, \
              COALESCE(record_id, ''), groups_json, cache, cost_saved, template, template_version, \
-             limits FROM usage WHERE ts_ms >= ? ORDER BY seq",
+             limits, rows, request_bytes, response_bytes FROM usage WHERE ts_ms >= ? ORDER BY seq",
         );
         let rows = sqlx::query(&sql)
             .bind(since_ms)
@@ -376,6 +383,9 @@ impl Store {
                     template: r.try_get(26)?,
                     template_version: r.try_get(27)?,
                     limits: crate::ledger::LimitsColumn::stored(r.try_get::<String, _>(28)?),
+                    rows: r.try_get(29)?,
+                    request_bytes: r.try_get(30)?,
+                    response_bytes: r.try_get(31)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
