@@ -83,6 +83,8 @@ pub struct Snapshot {
     pub limits: Arc<tollgate_policy::limits::Limits>,
     /// MCP servers served at `/mcp/{name}`; upstreams carried over from `previous`.
     pub mcp: Arc<tollgate_mcp::Catalog>,
+    /// Routes and outbound connections; unchanged ones carried over from `previous`.
+    pub forward: Arc<crate::pipeline::forward::Table>,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -216,8 +218,14 @@ impl Snapshot {
             tollgate_mcp::Catalog::build(&config.mcp, previous.map(|s| &*s.mcp))
                 .map_err(|e| e.to_string())?,
         );
+        let forward = Arc::new(crate::pipeline::forward::Table::build(
+            &config.routes,
+            &config.connections,
+            previous.map(|s| &*s.forward),
+        )?);
         Ok(Self {
             mcp,
+            forward,
             config,
             models,
             virtual_models,

@@ -36,4 +36,8 @@ pub struct AppState {
     pub mcp_approvals: Arc<tollgate_mcp::approval::Approvals>,
     /// The response cache (backend settings apply at restart).
     pub cache: Arc<tollgate_policy::cache::Cache>,
+    /// Named secrets for outbound connections' credentials, revealed only
+    /// for a granted call (`tollgate_core::secret::NoSecrets` when no
+    /// secret store is configured).
+    pub secrets: Arc<dyn tollgate_core::secret::SecretSource>,
 }

@@ -32,7 +32,11 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
             ctx.cache
                 .charged
                 .unwrap_or((ctx.usage.prompt, ctx.usage.completion, cost));
-        ctx.limit_decisions = adm.settle(prompt, completion, charged);
+        ctx.limit_decisions = match &ctx.forwarded {
+            // A forwarded call's limits count its rows as tokens.
+            Some(f) => adm.settle(i64::try_from(f.rows).unwrap_or(i64::MAX), 0, 0.0),
+            None => adm.settle(prompt, completion, charged),
+        };
     }
     // Metric labels stay low-cardinality: unknown model names collapse;
     // a configured name keeps its label even when the call was refused.
@@ -162,6 +166,9 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         record_id: uuid::Uuid::now_v7().to_string(),
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),
+        rows: ctx.forwarded.map_or(0, |f| f.rows as i64),
+        request_bytes: ctx.forwarded.map_or(0, |f| f.request_bytes as i64),
+        response_bytes: ctx.forwarded.map_or(0, |f| f.response_bytes as i64),
     };
     let record = std::sync::Arc::new(record);
     let trace_id = ctx
@@ -241,6 +248,11 @@ fn annotate(app: &AppState, t: &tollgate_record::telemetry::RequestTrace, r: &Us
             Attr::new("tollgate.mcp.upstream", r.provider.clone()),
         ]);
         t.rename(format!("execute_tool {}", r.requested_model));
+        return;
+    }
+    if matches!(r.endpoint.as_str(), "route" | "connection") {
+        t.set(vec![Attr::new("tollgate.rows", r.rows)]);
+        t.rename(format!("{} {}", r.endpoint, r.requested_model));
         return;
     }
     if !r.requested_model.is_empty() {

@@ -31,6 +31,15 @@ pub struct Attempt {
     pub error: &'static str,
 }
 
+/// What a forwarded call (a route or connection) moved: the rows its
+/// payload held (the unit its limits count) and the bytes each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    pub rows: u64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+}
+
 pub struct RequestCtx {
     pub request_id: String,
     pub endpoint: Endpoint,
@@ -77,6 +86,8 @@ pub struct RequestCtx {
     pub payload: Option<tollgate_record::audit::Payload>,
     /// The request's trace (tracing on).
     pub trace: Option<tollgate_record::telemetry::RequestTrace>,
+    /// A forwarded call's rows and bytes (routes and connections).
+    pub forwarded: Option<Forwarded>,
 }
 
 impl RequestCtx {
@@ -108,6 +119,7 @@ impl RequestCtx {
             audit_headers: tollgate_record::audit::AuditHeaders::default(),
             payload: None,
             trace: None,
+            forwarded: None,
         }
     }
 

@@ -79,6 +79,15 @@ impl Running {
 }
 
 pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
+    start_with_secrets(config_path, Arc::new(tollgate_core::secret::NoSecrets)).await
+}
+
+/// `start`, with the source of named secrets that outbound connections'
+/// credentials (`secret: NAME`) are revealed from.
+pub async fn start_with_secrets(
+    config_path: &Path,
+    secrets: Arc<dyn tollgate_core::secret::SecretSource>,
+) -> Result<Running, ServeError> {
     let cfg = config::load_file(config_path)?;
     raise_open_file_limit();
     let snapshot = Snapshot::build(cfg.clone(), None)?;
@@ -137,6 +146,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         mcp_pins: Arc::default(),
         mcp_approvals: Arc::default(),
         cache: Arc::new(cache),
+        secrets,
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;
     // an identity provider that is down does not stop the start.
