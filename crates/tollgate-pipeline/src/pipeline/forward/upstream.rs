@@ -244,7 +244,9 @@ fn under(path: &str, prefix: &str) -> bool {
 
 /// Headers that never leave the gateway towards a route's upstream: the
 /// caller's credentials (a passthrough credential re-adds its own), the
-/// hop-by-hop set (RFC 9110 7.6.1) and what the client sets itself.
+/// hop-by-hop set (RFC 9110 7.6.1), what the client sets itself, and
+/// `accept-encoding`: a compressed answer could be neither scrubbed of the
+/// credential nor read by a guardrail, so the upstream answers identity.
 fn never_forwarded(name: &HeaderName) -> bool {
     const NAMES: &[&str] = &[
         "authorization",
@@ -261,6 +263,7 @@ fn never_forwarded(name: &HeaderName) -> bool {
         "trailer",
         "transfer-encoding",
         "upgrade",
+        "accept-encoding",
     ];
     NAMES.contains(&name.as_str())
 }
@@ -401,8 +404,10 @@ mod tests {
         caller.insert("x-drop", HeaderValue::from_static("1"));
         caller.insert("x-keep", HeaderValue::from_static("1"));
         caller.insert("connection", HeaderValue::from_static("close"));
+        caller.insert("accept-encoding", HeaderValue::from_static("gzip"));
         let h = c.request_headers(&caller);
         assert!(h.get("authorization").is_none() && h.get("x-drop").is_none());
+        assert!(h.get("accept-encoding").is_none());
         assert!(h.get("connection").is_none());
         assert_eq!(h["x-keep"], "1");
         assert_eq!(h["x-team"], "a");
