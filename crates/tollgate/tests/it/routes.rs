@@ -159,6 +159,18 @@ async fn routes_forward_with_grants_limits_caps_and_records() {
         "refused calls never reach the upstream"
     );
 
+    // Metrics carry the route as the model label, like a model call.
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tollgate_requests_total")
+                && l.contains("endpoint=\"route\"")
+                && l.contains("model=\"fraud\"")
+                && l.contains("status=\"200\"")),
+        "{metrics}"
+    );
+
     // The ledger: one row per call, the route as target, rows and bytes.
     let store = gw.stop().await;
     let recs = wait_records(&store, 8).await;

@@ -234,8 +234,13 @@ async fn run(
     let out_headers = response_headers(resp.headers(), scrub.as_ref());
     let output_guards = guards.iter().any(|g| g.direction.covers_output());
     let json = is_json(resp.headers());
-    if json && (output_guards || ctx.payload.is_some()) {
-        let limit = up.max_buffered_response_bytes;
+    // A small answer of known length is read whole and sent with its
+    // length: a chunked relay of it costs the caller an extra write and
+    // wake-up for the end chunk, for nothing (memory stays bounded by
+    // SMALL_ANSWER).
+    let small = resp.content_length().is_some_and(|n| n <= SMALL_ANSWER);
+    if small || (json && (output_guards || ctx.payload.is_some())) {
+        let limit = up.max_buffered_response_bytes.max(SMALL_ANSWER as usize);
         let whole = read_whole(resp, limit, deadline, &up.name).await?;
         let whole = match &scrub {
             Some(s) => Bytes::from(s.all(&whole)),
@@ -244,7 +249,7 @@ async fn run(
         if let Some(f) = ctx.forwarded.as_mut() {
             f.response_bytes = whole.len() as u64;
         }
-        let whole = match output_guards {
+        let whole = match output_guards && json {
             true => {
                 guard_json(
                     &guards,
@@ -259,7 +264,7 @@ async fn run(
             }
             false => whole,
         };
-        if let Some(p) = ctx.payload.as_mut() {
+        if let (Some(p), true) = (ctx.payload.as_mut(), json) {
             p.response = Some(whole.clone());
         }
         fin.end(|_, _| {});
@@ -278,6 +283,10 @@ async fn run(
     );
     Ok(response(status, out_headers, Body::from_stream(relay)))
 }
+
+/// Answers up to this size with a known length are sent whole, not relayed
+/// chunk by chunk.
+const SMALL_ANSWER: u64 = 64 * 1024;
 
 fn response(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response {
     let mut resp = Response::new(body);
