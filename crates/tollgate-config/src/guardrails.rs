@@ -84,6 +84,12 @@ pub struct GuardSelector {
     /// lists `tools` but no `models` applies to tool calls only.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Route calls, by route name globs (docs/routes.md); JSON bodies only.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Connection calls, by connection name globs (docs/connections.md).
+    #[serde(default)]
+    pub connections: Vec<String>,
     #[serde(default)]
     pub principals: Vec<String>,
     #[serde(default)]
@@ -173,6 +179,8 @@ pub fn validate_guardrails(cfg: &GuardrailsConfig, p: &mut Vec<String>) {
         for (field, list) in [
             ("models", &pol.applies_to.models),
             ("tools", &pol.applies_to.tools),
+            ("routes", &pol.applies_to.routes),
+            ("connections", &pol.applies_to.connections),
         ] {
             for (j, g) in list.iter().enumerate() {
                 if globset::Glob::new(g).is_err() {

@@ -81,6 +81,14 @@ pub struct LimitMatch {
     /// that lists `tools` counts tool calls only; one that does not, none.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Route calls, by route name (docs/routes.md). A rule that lists
+    /// `routes` counts route calls only.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Connection calls, by connection name (docs/connections.md). A rule
+    /// that lists `connections` counts connection calls only.
+    #[serde(default)]
+    pub connections: Vec<String>,
 }
 
 /// What a rule's counters are partitioned by.

@@ -64,6 +64,14 @@ pub struct Config {
     /// Keys that encrypt named secrets at rest (see docs/secrets.md).
     #[serde(default)]
     pub secrets: super::secrets::SecretsConfig,
+    /// Identity-aware routes: data-plane path prefixes forwarded to HTTP
+    /// upstreams such as ML serving endpoints (see docs/routes.md).
+    #[serde(default)]
+    pub routes: Vec<super::forward::RouteConfig>,
+    /// Outbound connections: external APIs reached with a credential the
+    /// gateway injects (see docs/connections.md).
+    #[serde(default)]
+    pub connections: Vec<super::forward::ConnectionConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -555,6 +563,12 @@ pub struct PolicyRule {
     /// `*`); `server` is the name the tool is served under (docs/mcp.md).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Routes granted, by name or glob (docs/routes.md).
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Outbound connections granted, by name or glob (docs/connections.md).
+    #[serde(default)]
+    pub connections: Vec<String>,
     /// Grants the admin role (gates admin endpoints).
     #[serde(default)]
     pub admin: bool,

@@ -207,6 +207,8 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     super::mcp::validate_mcp(&cfg.mcp, &mut p);
     super::egress::validate_egress(cfg.egress.as_ref(), &mut p);
     super::secrets::validate_secrets(&cfg.secrets, &mut p);
+    super::forward::validate_routes(&cfg.routes, &mut p);
+    super::forward::validate_connections(&cfg.connections, &mut p);
 
     if p.is_empty() {
         Ok(())
@@ -312,12 +314,22 @@ fn validate_policy(cfg: &Config, p: &mut Vec<String>) {
                 "{at}: list at least one selector (principals, groups, tenants or kinds); a rule without one matches nobody"
             ));
         }
-        if r.models.is_empty() && r.tools.is_empty() && !r.admin {
+        if r.models.is_empty()
+            && r.tools.is_empty()
+            && r.routes.is_empty()
+            && r.connections.is_empty()
+            && !r.admin
+        {
             p.push(format!(
-                "{at}: grants nothing (no models, no tools, admin: false)"
+                "{at}: grants nothing (no models, tools, routes or connections, admin: false)"
             ));
         }
-        for (field, list) in [("models", &r.models), ("tools", &r.tools)] {
+        for (field, list) in [
+            ("models", &r.models),
+            ("tools", &r.tools),
+            ("routes", &r.routes),
+            ("connections", &r.connections),
+        ] {
             for (j, g) in list.iter().enumerate() {
                 if globset::Glob::new(g).is_err() {
                     p.push(format!("{at}.{field}[{j}]: {g:?} is not a valid glob"));

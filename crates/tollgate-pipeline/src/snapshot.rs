@@ -87,6 +87,8 @@ pub struct Snapshot {
     /// by every later one and by every outbound client they built; `build`
     /// swaps the `egress:` section in as its last step.
     pub egress: tollgate_net::Egress,
+    /// Routes and outbound connections; unchanged ones carried over from `previous`.
+    pub forward: Arc<crate::pipeline::forward::Table>,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -222,11 +224,18 @@ impl Snapshot {
             tollgate_mcp::Catalog::build(&config.mcp, previous.map(|s| &*s.mcp), &egress)
                 .map_err(|e| e.to_string())?,
         );
+        let forward = Arc::new(crate::pipeline::forward::Table::build(
+            &config.routes,
+            &config.connections,
+            previous.map(|s| &*s.forward),
+            &egress,
+        )?);
         // Last, so a config that fails to build leaves the running policy.
         egress.apply(egress_policy)?;
         Ok(Self {
             mcp,
             egress,
+            forward,
             config,
             models,
             virtual_models,

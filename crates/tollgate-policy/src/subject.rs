@@ -22,8 +22,9 @@
 //!
 //! Targets: a call names one target of one kind. When a subject lists no
 //! target of any kind, every target matches; otherwise the call's target
-//! must be in the list of its own kind. A new target kind (MCP tools) is a
-//! `TargetKind` variant and the config list that fills it.
+//! must be in the list of its own kind. A new target kind (MCP tools,
+//! routes, connections) is a `TargetKind` variant and the config list that
+//! fills it.
 //!
 //! Must not: allocate or do I/O while matching (guardrail applicability is
 //! matched on every request).
@@ -133,15 +134,21 @@ pub enum TargetKind {
     Model,
     /// An MCP tool, as `server/tool` (served names).
     Tool,
+    /// An identity-aware route (`routes[].name`).
+    Route,
+    /// An outbound connection (`connections[].name`).
+    Connection,
 }
 
 impl TargetKind {
-    const COUNT: usize = 2;
+    const COUNT: usize = 4;
 
     fn index(self) -> usize {
         match self {
             TargetKind::Model => 0,
             TargetKind::Tool => 1,
+            TargetKind::Route => 2,
+            TargetKind::Connection => 3,
         }
     }
 }
@@ -166,6 +173,10 @@ impl<'a> Target<'a> {
             kind: TargetKind::Tool,
             name,
         }
+    }
+
+    pub fn of(kind: TargetKind, name: &'a str) -> Self {
+        Target { kind, name }
     }
 }
 

@@ -61,6 +61,8 @@ pub struct UsageRecord {
     /// The principal's groups, JSON array (`group_by=group` counts a
     /// request under each of them).
     pub groups: String,
+    /// A forwarded call (route, connection): the rows its payload held.
+    pub rows: i64,
     /// Size of the request body received (an MCP message: the JSON-RPC
     /// message, so a tool call's arguments and their envelope).
     pub request_bytes: i64,

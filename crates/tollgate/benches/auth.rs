@@ -79,6 +79,8 @@ fn policy() -> Policy {
         kinds: vec![],
         models: models.iter().map(|s| s.to_string()).collect(),
         tools: vec![],
+        routes: vec![],
+        connections: vec![],
         admin: false,
     };
     Policy::build(&PolicyConfig {

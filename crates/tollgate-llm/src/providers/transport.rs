@@ -220,6 +220,13 @@ impl Secrets {
         out
     }
 
+    /// The strings an upstream byte stream is scrubbed of: each value and
+    /// its visible parts, longest first (a forwarded route's or
+    /// connection's response, scrubbed as it streams).
+    pub fn needles(&self) -> Vec<String> {
+        self.expanded()
+    }
+
     #[cfg(test)]
     pub(crate) fn from_values(values: &[&str]) -> Self {
         let mut h = HeaderMap::new();

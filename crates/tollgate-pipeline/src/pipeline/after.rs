@@ -32,7 +32,11 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
             ctx.cache
                 .charged
                 .unwrap_or((ctx.usage.prompt, ctx.usage.completion, cost));
-        ctx.limit_decisions = adm.settle(prompt, completion, charged);
+        ctx.limit_decisions = match &ctx.forwarded {
+            // A forwarded call's limits count its rows as tokens.
+            Some(f) => adm.settle(i64::try_from(f.rows).unwrap_or(i64::MAX), 0, 0.0),
+            None => adm.settle(prompt, completion, charged),
+        };
     }
     // Metric labels stay low-cardinality: unknown model names collapse;
     // a configured name keeps its label even when the call was refused.
@@ -162,8 +166,17 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         record_id: uuid::Uuid::now_v7().to_string(),
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),
-        request_bytes: i64::try_from(ctx.request_bytes).unwrap_or(i64::MAX),
-        response_bytes: i64::try_from(ctx.response_bytes).unwrap_or(i64::MAX),
+        rows: ctx.forwarded.map_or(0, |f| f.rows as i64),
+        request_bytes: i64::try_from(
+            ctx.forwarded
+                .map_or(ctx.request_bytes, |f| f.request_bytes),
+        )
+        .unwrap_or(i64::MAX),
+        response_bytes: i64::try_from(
+            ctx.forwarded
+                .map_or(ctx.response_bytes, |f| f.response_bytes),
+        )
+        .unwrap_or(i64::MAX),
     };
     let record = std::sync::Arc::new(record);
     let trace_id = ctx
@@ -243,6 +256,11 @@ fn annotate(app: &AppState, t: &tollgate_record::telemetry::RequestTrace, r: &Us
             Attr::new("tollgate.mcp.upstream", r.provider.clone()),
         ]);
         t.rename(format!("execute_tool {}", r.requested_model));
+        return;
+    }
+    if matches!(r.endpoint.as_str(), "route" | "connection") {
+        t.set(vec![Attr::new("tollgate.rows", r.rows)]);
+        t.rename(format!("{} {}", r.endpoint, r.requested_model));
         return;
     }
     if !r.requested_model.is_empty() {

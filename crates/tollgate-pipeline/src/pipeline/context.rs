@@ -31,6 +31,15 @@ pub struct Attempt {
     pub error: &'static str,
 }
 
+/// What a forwarded call (a route or connection) moved: the rows its
+/// payload held (the unit its limits count) and the bytes each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    pub rows: u64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+}
+
 pub struct RequestCtx {
     pub request_id: String,
     pub endpoint: Endpoint,
@@ -85,6 +94,8 @@ pub struct RequestCtx {
     pub completion_cap: Option<i64>,
     /// The request's trace (tracing on).
     pub trace: Option<tollgate_record::telemetry::RequestTrace>,
+    /// A forwarded call's rows and bytes (routes and connections).
+    pub forwarded: Option<Forwarded>,
 }
 
 impl RequestCtx {
@@ -119,6 +130,7 @@ impl RequestCtx {
             response_bytes: 0,
             completion_cap: None,
             trace: None,
+            forwarded: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod after;
 mod attempt;
 mod context;
 mod finish;
+pub mod forward;
 mod ingress;
 pub mod mcp;
 mod phase;
@@ -18,7 +19,7 @@ mod shape;
 mod stream;
 mod tokens;
 
-pub use context::{Attempt, RequestCtx, Usage};
+pub use context::{Attempt, Forwarded, RequestCtx, Usage};
 pub use ingress::{parse as parse_request, read_body, Parsed, ML_PAYLOAD_KEYS};
 pub use shape::Ingress;
 pub use tollgate_core::sse::{self, Event, SseSplitter, MAX_EVENT_BYTES};

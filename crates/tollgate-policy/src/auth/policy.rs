@@ -23,6 +23,9 @@ pub struct Rule {
     /// MCP tools (`server/tool` globs) and the servers they name.
     pub tools: ModelGrant,
     tool_servers: ModelGrant,
+    /// Routes and outbound connections granted (name globs).
+    pub routes: ModelGrant,
+    pub connections: ModelGrant,
     pub admin: bool,
 }
 
@@ -86,6 +89,10 @@ impl Policy {
                     tools: ModelGrant::new(&r.tools)
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     tool_servers: ModelGrant::new(&tool_server_globs(&r.tools))
+                        .map_err(|e| format!("policy rule {}: {e}", r.name))?,
+                    routes: ModelGrant::new(&r.routes)
+                        .map_err(|e| format!("policy rule {}: {e}", r.name))?,
+                    connections: ModelGrant::new(&r.connections)
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     admin: r.admin,
                 })
@@ -172,6 +179,26 @@ impl Access<'_> {
         self.rules.iter().any(|r| r.tool_servers.allows(server))
     }
 
+    /// May the principal call route `route`? Routes are granted by policy
+    /// rules only (`routes: [name globs]`), like tools.
+    pub fn decide_route(&self, route: &str) -> Result<Grant, Denial> {
+        self.rules
+            .iter()
+            .find(|r| r.routes.allows(route))
+            .map(|r| Grant::Rule(r.name.clone()))
+            .ok_or(Denial::NotGranted)
+    }
+
+    /// May the principal use outbound connection `conn`? Granted by
+    /// policy rules only (`connections: [name globs]`).
+    pub fn decide_connection(&self, conn: &str) -> Result<Grant, Denial> {
+        self.rules
+            .iter()
+            .find(|r| r.connections.allows(conn))
+            .map(|r| Grant::Rule(r.name.clone()))
+            .ok_or(Denial::NotGranted)
+    }
+
     pub fn rule_names(&self) -> Vec<String> {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }
@@ -236,6 +263,8 @@ mod tests {
             kinds: vec![],
             models: vec![],
             tools: vec![],
+            routes: vec![],
+            connections: vec![],
             admin: false,
         };
         f(&mut r);

@@ -107,6 +107,14 @@ impl GuardPolicy {
                 .with(
                     TargetKind::Tool,
                     Names::globs(&who.tools).map_err(|e| e.to_string())?,
+                )
+                .with(
+                    TargetKind::Route,
+                    Names::globs(&who.routes).map_err(|e| e.to_string())?,
+                )
+                .with(
+                    TargetKind::Connection,
+                    Names::globs(&who.connections).map_err(|e| e.to_string())?,
                 ),
             keys: Names::default(),
         };
@@ -135,6 +143,15 @@ impl GuardPolicy {
     fn applies(&self, model: &str, p: &Principal) -> bool {
         self.applies_to
             .matches(Combine::All, p, Target::model(model))
+    }
+
+    /// A policy covers calls of a non-model kind (tools, routes,
+    /// connections) only when it lists that kind.
+    fn applies_to_kind(&self, kind: TargetKind, name: &str, p: &Principal) -> bool {
+        self.applies_to.targets.lists(kind)
+            && self
+                .applies_to
+                .matches(Combine::All, p, Target::of(kind, name))
     }
 
     /// A policy covers MCP tool calls only when it lists `tools` (one that
@@ -207,6 +224,21 @@ impl Guards {
         self.policies
             .iter()
             .filter(|g| g.applies(model, p))
+            .cloned()
+            .collect()
+    }
+
+    /// Policies that apply to this caller's call of a route or connection
+    /// (`kind`) named `name`.
+    pub fn applicable_to(
+        &self,
+        kind: TargetKind,
+        name: &str,
+        p: &Principal,
+    ) -> Vec<Arc<GuardPolicy>> {
+        self.policies
+            .iter()
+            .filter(|g| g.applies_to_kind(kind, name, p))
             .cloned()
             .collect()
     }

@@ -26,7 +26,7 @@ pub use error::{Exceeded, LimitError};
 pub use headers::RateHeaders;
 pub use local::LocalStore;
 pub use redis::RedisStore;
-pub use rules::{Cap, CapKind, Rule, TOOL_TARGET};
+pub use rules::{Cap, CapKind, Rule, CONNECTION_TARGET, ROUTE_TARGET, TOOL_TARGET};
 pub use templates::Counters;
 pub use window::Window;
 

@@ -81,6 +81,25 @@ pub struct Rule {
 /// How an MCP tool call names its target to the limits (`mcp:server/tool`):
 /// a prefix no model name can carry into a rule by accident.
 pub const TOOL_TARGET: &str = "mcp:";
+/// How a route call names its target to the limits (`route:name`).
+pub const ROUTE_TARGET: &str = "route:";
+/// How a connection call names its target to the limits (`conn:name`).
+pub const CONNECTION_TARGET: &str = "conn:";
+
+/// The target a limits target string names: a model name, or a prefixed
+/// tool, route or connection.
+fn target_of(target: &str) -> Target<'_> {
+    for (prefix, kind) in [
+        (TOOL_TARGET, TargetKind::Tool),
+        (ROUTE_TARGET, TargetKind::Route),
+        (CONNECTION_TARGET, TargetKind::Connection),
+    ] {
+        if let Some(name) = target.strip_prefix(prefix) {
+            return Target::of(kind, name);
+        }
+    }
+    Target::model(target)
+}
 
 /// A limit rule's `match`: every listed dimension (`Combine::All`), exact
 /// names with `*` for all (`Names::exact_or_all`).
@@ -93,7 +112,9 @@ fn subject(m: &LimitMatch) -> Subject {
         kinds: Vec::new(),
         targets: Targets::default()
             .with(TargetKind::Model, Names::exact_or_all(&m.models))
-            .with(TargetKind::Tool, Names::exact_or_all(&m.tools)),
+            .with(TargetKind::Tool, Names::exact_or_all(&m.tools))
+            .with(TargetKind::Route, Names::exact_or_all(&m.routes))
+            .with(TargetKind::Connection, Names::exact_or_all(&m.connections)),
     }
 }
 
@@ -165,16 +186,19 @@ impl Rule {
     }
 
     /// Whether the rule counts this caller's call of `target`: a model
-    /// name, or an MCP tool call as `TOOL_TARGET` + `server/tool`. A rule
-    /// with `match.tools` counts tool calls only; one without, none.
+    /// name, or an MCP tool call as `TOOL_TARGET` + `server/tool`, a route
+    /// call as `ROUTE_TARGET` + name, a connection call as
+    /// `CONNECTION_TARGET` + name. A rule with `match.tools` (`routes`,
+    /// `connections`) counts calls of that kind only; one without, none.
     pub fn applies(&self, p: &Principal, target: &str) -> bool {
-        let target = match target.strip_prefix(TOOL_TARGET) {
-            Some(tool) => Target::tool(tool),
-            None => Target::model(target),
+        let target = target_of(target);
+        let kind_ok = match target.kind {
+            TargetKind::Model => ![TargetKind::Tool, TargetKind::Route, TargetKind::Connection]
+                .into_iter()
+                .any(|k| self.matches.targets.lists(k)),
+            k => self.matches.targets.lists(k),
         };
-        let counts_tools = self.matches.targets.lists(TargetKind::Tool);
-        (target.kind == TargetKind::Tool) == counts_tools
-            && self.matches.matches(Combine::All, p, target)
+        kind_ok && self.matches.matches(Combine::All, p, target)
     }
 
     /// The counter suffixes this request charges: one, or one per matching

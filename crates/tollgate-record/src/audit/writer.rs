@@ -239,6 +239,10 @@ fn line(out: &mut String, e: &AuditEntry, bodies: Option<(&str, Option<&str>)>) 
             None => out.push_str("null"),
         }
     }
+    if matches!(u.endpoint.as_str(), "route" | "connection") {
+        out.push_str(",\"rows\":");
+        json_text::push_int(out, u.rows);
+    }
     out.push_str(",\"headers\":{");
     push_headers(out, &e.headers);
     out.push('}');

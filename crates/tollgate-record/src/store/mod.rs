@@ -95,10 +95,10 @@ pub struct Rotated {
     pub old_expires_ms: i64,
 }
 
-/// Rows per in-memory SQLite INSERT (31 columns: under SQLite's 32,766
+/// Rows per in-memory SQLite INSERT (32 columns: under SQLite's 32,766
 /// variables).
 const SQLITE_ROWS_PER_INSERT: usize = 128;
-/// Rows per PostgreSQL INSERT (31 columns: well under the 65,535 bind limit).
+/// Rows per PostgreSQL INSERT (32 columns: well under the 65,535 bind limit).
 const PG_ROWS_PER_INSERT: usize = 256;
 
 /// The usage columns written, in `bind_usage`'s (and `sqlite_insert::bind`'s) order.
@@ -106,8 +106,8 @@ const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_
      endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
      completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
      guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits, \
-     request_bytes, response_bytes";
-const USAGE_COLUMN_COUNT: usize = 31;
+     rows, request_bytes, response_bytes";
+const USAGE_COLUMN_COUNT: usize = 32;
 
 /// The multi-row insert of `rows` records.
 fn insert_usage_sql(backend: Backend, rows: usize) -> String {
@@ -152,6 +152,7 @@ fn bind_usage<'q>(
         .bind(&r.template)
         .bind(r.template_version)
         .bind(&*r.limits)
+        .bind(r.rows)
         .bind(r.request_bytes)
         .bind(r.response_bytes)
 }
@@ -174,6 +175,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "template_version", "INTEGER"),
     ("usage", "limits", "TEXT NOT NULL DEFAULT '[]'"),
     ("usage", "groups_json", "TEXT NOT NULL DEFAULT '[]'"),
+    ("usage", "rows", "INTEGER NOT NULL DEFAULT 0"),
     ("usage", "request_bytes", "INTEGER NOT NULL DEFAULT 0"),
     ("usage", "response_bytes", "INTEGER NOT NULL DEFAULT 0"),
 ];
@@ -346,7 +348,7 @@ impl Store {
              upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
              error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, \
              COALESCE(record_id, ''), groups_json, cache, cost_saved, template, template_version, \
-             limits, request_bytes, response_bytes FROM usage WHERE ts_ms >= ? ORDER BY seq",
+             limits, rows, request_bytes, response_bytes FROM usage WHERE ts_ms >= ? ORDER BY seq",
         );
         let rows = sqlx::query(&sql)
             .bind(since_ms)
@@ -384,8 +386,9 @@ impl Store {
                     template: r.try_get(26)?,
                     template_version: r.try_get(27)?,
                     limits: crate::limits_column::LimitsColumn::stored(r.try_get::<String, _>(28)?),
-                    request_bytes: r.try_get(29)?,
-                    response_bytes: r.try_get(30)?,
+                    rows: r.try_get(29)?,
+                    request_bytes: r.try_get(30)?,
+                    response_bytes: r.try_get(31)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

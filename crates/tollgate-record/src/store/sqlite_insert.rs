@@ -172,6 +172,7 @@ fn values(r: &UsageRecord) -> [Value<'_>; USAGE_COLUMN_COUNT] {
         Text(&r.template),
         r.template_version.map_or(Value::Null, Int),
         Text(&r.limits),
+        Int(r.rows),
         Int(r.request_bytes),
         Int(r.response_bytes),
     ]
@@ -242,8 +243,9 @@ mod tests {
                     limits: "[]".into(),
                     record_id: format!("id-{i}"),
                     groups: r#"["eng"]"#.into(),
-                    request_bytes: 10 + i as i64,
-                    response_bytes: 20 * i as i64,
+                    rows: i as i64,
+                    request_bytes: 3 * i as i64,
+                    response_bytes: 4 * i as i64,
                 })
             })
             .collect();

@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod databricks;
+mod forward;
 mod mcp;
 pub use tollgate_pipeline::error;
 mod openai;

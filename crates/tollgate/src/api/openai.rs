@@ -38,6 +38,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .merge(super::anthropic::routes())
         .merge(super::responses::routes())
         .merge(super::mcp::routes())
+        .merge(super::forward::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))
@@ -108,7 +109,13 @@ pub(super) fn auth_failure(e: auth::AuthError, headers: &HeaderMap, shape: ApiSh
     err.into_response_shaped(shape)
 }
 
-async fn not_found(req: Request) -> Response {
+/// A path no fixed route serves: a configured route's prefix (the current
+/// snapshot's `routes:`), else 404.
+async fn not_found(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    let req = match pipeline::forward::route(app, req).await {
+        Ok(resp) => return resp,
+        Err(req) => req,
+    };
     let path: String = req.uri().path().chars().take(200).collect();
     error::route_not_found(&path).into_response_shaped(ApiShape::OpenAi)
 }

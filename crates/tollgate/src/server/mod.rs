@@ -84,7 +84,25 @@ impl Running {
     }
 }
 
+/// Starts the gateway; named secrets come from the store's vault.
 pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
+    start_inner(config_path, None).await
+}
+
+/// `start`, with another source of the named secrets that outbound
+/// connections' credentials (`secret: NAME`) are revealed from (tests
+/// count reveals through one).
+pub async fn start_with_secrets(
+    config_path: &Path,
+    secrets: Arc<dyn tollgate_core::secret::SecretSource>,
+) -> Result<Running, ServeError> {
+    start_inner(config_path, Some(secrets)).await
+}
+
+async fn start_inner(
+    config_path: &Path,
+    secrets: Option<Arc<dyn tollgate_core::secret::SecretSource>>,
+) -> Result<Running, ServeError> {
     let cfg = config::load_file(config_path)?;
     raise_open_file_limit();
     let snapshot = Snapshot::build(cfg.clone(), None)?;
@@ -149,7 +167,7 @@ pub async fn start(config_path: &Path) -> Result<Running, ServeError> {
         mcp_changes: tollgate_mcp::wire::notices(),
         mcp_reaper: Arc::default(),
         cache: Arc::new(cache),
-        secrets: vault.clone(),
+        secrets: secrets.unwrap_or_else(|| vault.clone()),
     });
     // Signing keys of the OIDC issuers: a first fetch, waited on briefly;
     // an identity provider that is down does not stop the start.

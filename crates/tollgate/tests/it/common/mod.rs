@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tollgate::server::Running;
 use tollgate::store::Store;
 
+pub(crate) mod echo;
 pub(crate) mod jwt;
 pub(crate) mod pg;
 pub(crate) mod proc;
