@@ -167,11 +167,8 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         groups: serde_json::to_string(&*p.map_or(Default::default(), |p| p.groups.clone()))
             .unwrap_or_else(|_| "[]".into()),
         rows: ctx.forwarded.map_or(0, |f| f.rows as i64),
-        request_bytes: i64::try_from(
-            ctx.forwarded
-                .map_or(ctx.request_bytes, |f| f.request_bytes),
-        )
-        .unwrap_or(i64::MAX),
+        request_bytes: i64::try_from(ctx.forwarded.map_or(ctx.request_bytes, |f| f.request_bytes))
+            .unwrap_or(i64::MAX),
         response_bytes: i64::try_from(
             ctx.forwarded
                 .map_or(ctx.response_bytes, |f| f.response_bytes),
