@@ -192,6 +192,31 @@ pub struct Tool {
     pub rest: Map<String, Value>,
 }
 
+impl Tool {
+    /// A listed tool taken out of its JSON by moving its fields: serde's
+    /// `flatten` would buffer every schema and build it again, which was
+    /// most of a 200-tool list's cost. `None` unless it is an object with a
+    /// string `name` (and a string `description`, if any).
+    pub fn from_json(v: Value) -> Option<Tool> {
+        let Value::Object(mut rest) = v else {
+            return None;
+        };
+        let Some(Value::String(name)) = rest.remove("name") else {
+            return None;
+        };
+        let description = match rest.remove("description") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) => Some(d),
+            Some(_) => return None,
+        };
+        Some(Tool {
+            name,
+            description,
+            rest,
+        })
+    }
+}
+
 impl From<Tool> for Value {
     /// The tool as JSON, its fields moved (a list of large schemas is not
     /// copied on the way out).
@@ -264,13 +289,25 @@ pub struct Prompt {
 
 /// One page of a list method's result: the items under `key` (`tools`,
 /// `prompts`, `resources`, `resourceTemplates`) and the next cursor.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 pub struct Page {
-    #[serde(default)]
     pub next_cursor: Option<String>,
-    #[serde(flatten)]
     pub rest: Map<String, Value>,
+}
+
+impl Page {
+    /// The page, its fields moved out of the result (no copy of the items).
+    pub fn from_json(v: Value) -> Result<Page, &'static str> {
+        let Value::Object(mut rest) = v else {
+            return Err("a list result must be an object");
+        };
+        let next_cursor = match rest.remove("nextCursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) => Some(c),
+            Some(_) => return Err("nextCursor must be a string"),
+        };
+        Ok(Page { next_cursor, rest })
+    }
 }
 
 /// `tools/call` params: the tool is always read from here, never from a header.
@@ -308,7 +345,31 @@ pub struct CallToolResult {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tools_and_pages_are_moved_out_of_json_as_serde_would_read_them() {
+        let v = json!({"name": "q", "description": "d", "inputSchema": {"type": "object"}, "x": [1, null]});
+        let t = Tool::from_json(v.clone()).unwrap();
+        assert_eq!(t, serde_json::from_value::<Tool>(v.clone()).unwrap());
+        assert_eq!(Value::from(t), v);
+        assert!(Tool::from_json(json!({"description": "no name"})).is_none());
+        assert!(Tool::from_json(json!({"name": 3})).is_none());
+        assert!(Tool::from_json(json!({"name": "q", "description": 3})).is_none());
+        assert_eq!(
+            Tool::from_json(json!({"name": "q", "description": null}))
+                .unwrap()
+                .description,
+            None
+        );
+        let p = Page::from_json(json!({"tools": [], "nextCursor": "c2"})).unwrap();
+        assert_eq!(p.next_cursor.as_deref(), Some("c2"));
+        assert!(p.rest.contains_key("tools"));
+        assert!(Page::from_json(json!({"nextCursor": 1})).is_err());
+        assert!(Page::from_json(json!([])).is_err());
+    }
+
     use super::*;
+    use serde_json::json;
 
     fn classify(text: &str) -> Result<Message, (Value, RpcError)> {
         serde_json::from_str::<Incoming>(text).unwrap().classify()

@@ -211,7 +211,7 @@ async fn tools_list(call: &Call<'_>, session: &SessionState) -> Result<Value, Ga
     let mut served_tool = String::new();
     for (m, list) in gather(call, session, "tools/list", "tools").await? {
         for v in list {
-            let Ok(tool) = serde_json::from_value::<Tool>(v) else {
+            let Some(tool) = Tool::from_json(v) else {
                 continue;
             };
             if m.upstream.config().pin_tools
@@ -383,8 +383,8 @@ async fn gather<'a>(
         for _ in 0..MAX_PAGES {
             let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
             let result = forward(call, session, m, method, params.as_ref()).await?;
-            let mut page: Page = serde_json::from_value(result)
-                .map_err(|e| reply::upstream_protocol(&m.upstream.name, &e))?;
+            let mut page = Page::from_json(result)
+                .map_err(|e| reply::upstream_protocol(&m.upstream.name, e))?;
             if let Some(Value::Array(list)) = page.rest.remove(key) {
                 items.extend(list);
             }

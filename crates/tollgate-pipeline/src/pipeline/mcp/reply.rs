@@ -293,7 +293,7 @@ pub(super) fn upstream(e: UpstreamError) -> GatewayError {
     GatewayError::from(e)
 }
 
-pub(super) fn upstream_protocol(server: &str, e: &serde_json::Error) -> GatewayError {
+pub(super) fn upstream_protocol(server: &str, e: impl std::fmt::Display) -> GatewayError {
     GatewayError::from(UpstreamError::Protocol {
         server: server.to_string(),
         detail: e.to_string(),
