@@ -35,24 +35,7 @@ HASH=$(printf %s "$KEY" | "$BIN" keys hash)
 
 # JWT auth: the test fixture's public keys served as a JWKS, a token signed
 # with its RSA key (tests/fixtures/jwt, test-only keys).
-FIX=$PWD/crates/tollgate/tests/fixtures/jwt
-mkdir -p "$WORK/idp" && cp "$FIX/jwks.json" "$WORK/idp/jwks.json"
-(cd "$WORK/idp" && exec taskset -c "$LOAD_CORE" python3 -u -m http.server --bind 127.0.0.1 0 >"$WORK/idp.log" 2>&1) &
-IDP_PID=$!
-for _ in $(seq 1 100); do
-  IDP_PORT=$(grep -o 'port [0-9]*' "$WORK/idp.log" | head -1 | cut -d' ' -f2 || true)
-  [ -n "$IDP_PORT" ] && break
-  sleep 0.1
-done
-[ -n "$IDP_PORT" ] || { echo "JWKS server did not start" >&2; cat "$WORK/idp.log" >&2; exit 1; }
-JWT=$(node -e '
-const c = require("crypto"), fs = require("fs");
-const b = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
-const now = Math.floor(Date.now() / 1000);
-const h = b({ alg: "RS256", typ: "JWT", kid: "test-rsa" });
-const p = b({ iss: "https://idp.bench.example", aud: "tollgate", sub: "bench-user", exp: now + 3600, groups: ["bench"] });
-const s = c.sign("sha256", Buffer.from(h + "." + p), fs.readFileSync(process.argv[1])).toString("base64url");
-console.log(h + "." + p + "." + s);' "$FIX/rsa.pem")
+bench_jwt
 cat >"$WORK/bench.yaml" <<YAML
 server:
   listen: 127.0.0.1:0

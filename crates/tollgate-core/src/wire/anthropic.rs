@@ -1,82 +1,57 @@
 //! Anthropic Messages: the request, the whole message answer and its
 //! usage. Content blocks keep their `type` typed and the rest as sent.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Field, Rest};
 
-/// `POST /v1/messages`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct MessagesRequest {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub model: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub messages: Field<Vec<Message>>,
-    /// A string or a list of text blocks.
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub system: Field<Value>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub max_tokens: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub stream: Field<bool>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub tools: Field<Vec<Value>>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// `POST /v1/messages`.
+    pub struct MessagesRequest {
+        model: Field<String>,
+        messages: Field<Vec<Message>>,
+        /// A string or a list of text blocks.
+        system: Field<Value>,
+        max_tokens: Field<u64>,
+        stream: Field<bool>,
+        tools: Field<Vec<Value>>,
+    }
 }
 
-/// One message of a request.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Message {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub role: Field<String>,
-    /// A string or a list of blocks.
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub content: Field<Value>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// One message of a request.
+    pub struct Message {
+        role: Field<String>,
+        /// A string or a list of blocks.
+        content: Field<Value>,
+    }
 }
 
-/// A whole message answer.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct MessageResponse {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub id: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub model: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub content: Field<Vec<Block>>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub stop_reason: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub usage: Field<AnthropicUsage>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// A whole message answer.
+    pub struct MessageResponse {
+        id: Field<String>,
+        model: Field<String>,
+        content: Field<Vec<Block>>,
+        stop_reason: Field<String>,
+        usage: Field<AnthropicUsage>,
+    }
 }
 
-/// One content block (`text`, `thinking`, `tool_use`, …).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Block {
-    #[serde(rename = "type", default, skip_serializing_if = "Field::is_absent")]
-    pub kind: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub text: Field<String>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// One content block (`text`, `thinking`, `tool_use`, …).
+    pub struct Block {
+        kind as "type": Field<String>,
+        text: Field<String>,
+    }
 }
 
-/// Anthropic `usage` (cache counters included).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct AnthropicUsage {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub input_tokens: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub output_tokens: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub cache_read_input_tokens: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub cache_creation_input_tokens: Field<u64>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// Anthropic `usage` (cache counters included).
+    pub struct AnthropicUsage {
+        input_tokens: Field<u64>,
+        output_tokens: Field<u64>,
+        cache_read_input_tokens: Field<u64>,
+        cache_creation_input_tokens: Field<u64>,
+    }
 }

@@ -6,38 +6,26 @@ use serde_json::Value;
 
 use super::{Field, Rest, StreamOptions, Usage};
 
-/// `POST /v1/chat/completions`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct ChatRequest {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub model: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub messages: Field<Vec<Message>>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub stream: Field<bool>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub stream_options: Field<StreamOptions>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub max_tokens: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub max_completion_tokens: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub tools: Field<Vec<Tool>>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// `POST /v1/chat/completions`.
+    pub struct ChatRequest {
+        model: Field<String>,
+        messages: Field<Vec<Message>>,
+        stream: Field<bool>,
+        stream_options: Field<StreamOptions>,
+        max_tokens: Field<u64>,
+        max_completion_tokens: Field<u64>,
+        tools: Field<Vec<Tool>>,
+    }
 }
 
-/// One message of a request, or the message of a whole response's choice.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Message {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub role: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub content: Field<Content>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub tool_calls: Field<Vec<ToolCall>>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// One message of a request, or the message of a whole response's choice.
+    pub struct Message {
+        role: Field<String>,
+        content: Field<Content>,
+        tool_calls: Field<Vec<ToolCall>>,
+    }
 }
 
 /// A message's `content`: text, or a list of parts.
@@ -48,129 +36,90 @@ pub enum Content {
     Parts(Vec<Part>),
 }
 
-/// One content part (`text`, `image_url`, `input_audio`, …).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Part {
-    #[serde(rename = "type", default, skip_serializing_if = "Field::is_absent")]
-    pub kind: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub text: Field<String>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// One content part (`text`, `image_url`, `input_audio`, …).
+    pub struct Part {
+        kind as "type": Field<String>,
+        text: Field<String>,
+    }
 }
 
-/// A tool the caller offers (`{"type":"function","function":{…}}`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Tool {
-    #[serde(rename = "type", default, skip_serializing_if = "Field::is_absent")]
-    pub kind: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub function: Field<Function>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// A tool the caller offers (`{"type":"function","function":{…}}`).
+    pub struct Tool {
+        kind as "type": Field<String>,
+        function: Field<Function>,
+    }
 }
 
-/// A function: its name, and (in a tool call) its arguments as JSON text;
-/// `description` and `parameters` of a tool stay in `rest`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Function {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub name: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub arguments: Field<String>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// A function: its name, and (in a tool call) its arguments as JSON text;
+    /// `description` and `parameters` of a tool stay in `rest`.
+    pub struct Function {
+        name: Field<String>,
+        arguments: Field<String>,
+    }
 }
 
-/// A tool call, whole (in a message) or a piece of one (in a chunk's delta,
-/// where `index` says which call it continues).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct ToolCall {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub index: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub id: Field<String>,
-    #[serde(rename = "type", default, skip_serializing_if = "Field::is_absent")]
-    pub kind: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub function: Field<Function>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// A tool call, whole (in a message) or a piece of one (in a chunk's delta,
+    /// where `index` says which call it continues).
+    pub struct ToolCall {
+        index: Field<u64>,
+        id: Field<String>,
+        kind as "type": Field<String>,
+        function: Field<Function>,
+    }
 }
 
-/// A whole chat completion.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct ChatResponse {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub id: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub model: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub choices: Field<Vec<Choice>>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub usage: Field<Usage>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// A whole chat completion.
+    pub struct ChatResponse {
+        id: Field<String>,
+        model: Field<String>,
+        choices: Field<Vec<Choice>>,
+        usage: Field<Usage>,
+    }
 }
 
-/// One choice of a whole completion.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Choice {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub index: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub message: Field<Message>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub finish_reason: Field<String>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// One choice of a whole completion.
+    pub struct Choice {
+        index: Field<u64>,
+        message: Field<Message>,
+        finish_reason: Field<String>,
+    }
 }
 
-/// One streamed `chat.completion.chunk` (also a completions chunk: its
-/// choices carry `text`), or an upstream's in-stream `error` event.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct ChatChunk {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub id: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub model: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub choices: Field<Vec<ChunkChoice>>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub usage: Field<Usage>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub error: Field<Value>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// One streamed `chat.completion.chunk` (also a completions chunk: its
+    /// choices carry `text`), or an upstream's in-stream `error` event.
+    pub struct ChatChunk {
+        id: Field<String>,
+        model: Field<String>,
+        choices: Field<Vec<ChunkChoice>>,
+        usage: Field<Usage>,
+        error: Field<Value>,
+    }
 }
 
-/// One choice of a chunk.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct ChunkChoice {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub index: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub delta: Field<Delta>,
-    /// Completions chunks carry text here instead of a delta.
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub text: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub finish_reason: Field<String>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// One choice of a chunk.
+    pub struct ChunkChoice {
+        index: Field<u64>,
+        delta: Field<Delta>,
+        /// Completions chunks carry text here instead of a delta.
+        text: Field<String>,
+        finish_reason: Field<String>,
+    }
 }
 
-/// What a chunk adds to its choice's message.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct Delta {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub role: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub content: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub refusal: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub tool_calls: Field<Vec<ToolCall>>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// What a chunk adds to its choice's message.
+    pub struct Delta {
+        role: Field<String>,
+        content: Field<String>,
+        refusal: Field<String>,
+        tool_calls: Field<Vec<ToolCall>>,
+    }
 }

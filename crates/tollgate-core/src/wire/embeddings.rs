@@ -1,35 +1,25 @@
 //! OpenAI embeddings: the request and the response.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Field, Rest, Usage};
 
-/// `POST /v1/embeddings`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct EmbeddingsRequest {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub model: Field<String>,
-    /// A string, a list of strings, or token ids.
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub input: Field<Value>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub dimensions: Field<u64>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub encoding_format: Field<String>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// `POST /v1/embeddings`.
+    pub struct EmbeddingsRequest {
+        model: Field<String>,
+        /// A string, a list of strings, or token ids.
+        input: Field<Value>,
+        dimensions: Field<u64>,
+        encoding_format: Field<String>,
+    }
 }
 
-/// The embeddings answer; each vector stays a `Value` (floats or base64).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct EmbeddingsResponse {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub model: Field<String>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub data: Field<Vec<Value>>,
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub usage: Field<Usage>,
-    #[serde(flatten)]
-    pub rest: Rest,
+wire_struct! {
+    /// The embeddings answer; each vector stays a `Value` (floats or base64).
+    pub struct EmbeddingsResponse {
+        model: Field<String>,
+        data: Field<Vec<Value>>,
+        usage: Field<Usage>,
+    }
 }

@@ -120,3 +120,21 @@ fn other_shapes() {
         "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 2,
             "cache_read_input_tokens": 0, "service_tier": "standard"}}));
 }
+
+#[test]
+fn keys_with_escapes_duplicates_and_wrong_types() {
+    // An escaped key is still the named field.
+    let r: ChatRequest = serde_json::from_str(r#"{"mo\u0064el":"m","x\"y":1}"#).unwrap();
+    assert_eq!(r.model, Field::Set("m".into()));
+    assert_eq!(r.rest.get("x\"y"), Some(&json!(1)));
+    // A named field twice is refused, as serde's derive refuses it.
+    let err = serde_json::from_str::<ChatRequest>(r#"{"model":"a","model":"b"}"#).unwrap_err();
+    assert!(err.to_string().contains("duplicate field `model`"), "{err}");
+    let err = serde_json::from_str::<ChatRequest>(r#"{"model":null,"model":"b"}"#).unwrap_err();
+    assert!(err.to_string().contains("duplicate field"), "{err}");
+    // A wrong type names what was expected; a non-object is refused.
+    let err = serde_json::from_str::<ChatRequest>(r#"{"max_tokens":"50"}"#).unwrap_err();
+    assert!(err.to_string().contains("expected u64"), "{err}");
+    assert!(serde_json::from_str::<ChatRequest>("[1]").is_err());
+    assert!(serde_json::from_str::<ChatChunk>("\"x\"").is_err());
+}
