@@ -50,6 +50,7 @@ mod telemetry;
 mod translate_golden;
 mod translate_golden_anthropic;
 mod translate_no_panic;
+mod usage_depth;
 mod validation;
 mod vault;
 mod wire_roundtrip;
