@@ -22,6 +22,10 @@ pub(super) fn router(app: Arc<AppState>) -> Router {
             "/admin/v1/usage/requests/{id}",
             get(super::usage_api::request),
         )
+        .route(
+            "/admin/v1/cache",
+            axum::routing::delete(super::cache_admin::purge),
+        )
         .route("/admin/v1/mcp/approvals", get(super::mcp_admin::list))
         .route(
             "/admin/v1/mcp/approvals/{id}",

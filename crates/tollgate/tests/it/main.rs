@@ -19,6 +19,7 @@ mod anthropic;
 mod audit;
 mod auth;
 mod cache;
+mod cache_depth;
 mod chat;
 mod common;
 mod connections;
