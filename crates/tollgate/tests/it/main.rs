@@ -41,6 +41,7 @@ mod no_panic;
 mod no_panic_translate;
 mod oidc;
 mod prompts;
+mod prompts_depth;
 mod providers_gemini_bedrock;
 mod responses;
 mod routes;
