@@ -669,7 +669,8 @@ async fn usage(
     let report = open_store(&store)
         .await?
         .usage_report(&UsageQuery {
-            group_by,
+            group_by: vec![group_by],
+            filter: Default::default(),
             from_ms,
             to_ms,
         })

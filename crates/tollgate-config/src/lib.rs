@@ -30,7 +30,9 @@ pub use load::{load_file, parse_str, ConfigError};
 pub use mcp::*;
 pub use model::*;
 pub use observability::*;
-pub use prompts::{PromptsConfig, TemplateConfig, TemplateMessage, RESERVED_PARAMS};
+pub use prompts::{
+    PromptsConfig, TemplateConfig, TemplateMessage, VariableSpec, VariableType, RESERVED_PARAMS,
+};
 pub use routing::*;
 pub use secrets::{SecretKeySource, SecretsConfig};
 pub use validate::OIDC_ALGORITHMS;

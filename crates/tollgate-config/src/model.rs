@@ -172,6 +172,9 @@ pub struct LedgerConfig {
     /// Usage older than this is deleted (hourly); unset: kept forever.
     #[serde(default, with = "duration::option")]
     pub retention: Option<Duration>,
+    /// Custom tags recorded with each request (`group_by=tag:NAME`).
+    #[serde(default)]
+    pub tags: super::observability::UsageTagsConfig,
 }
 
 impl Default for LedgerConfig {
@@ -184,6 +187,7 @@ impl Default for LedgerConfig {
             spool_path: None,
             spool_max_records: default_spool_max_records(),
             retention: None,
+            tags: Default::default(),
         }
     }
 }

@@ -118,3 +118,18 @@ fn default_ratio() -> f64 {
 fn default_service() -> String {
     "tollgate".to_string()
 }
+
+/// Where the ledger takes a request's custom tags from (`ledger.tags`):
+/// a request header (`team=ml,env=prod`), the body's `metadata` object
+/// (string values), or both. Bounds: `tollgate_record::tags`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UsageTagsConfig {
+    /// The request header carrying `name=value` pairs separated by commas.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Take the string values of the request body's `metadata` object too
+    /// (the header wins for a name both give).
+    #[serde(default)]
+    pub metadata: bool,
+}

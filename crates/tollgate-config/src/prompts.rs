@@ -2,6 +2,7 @@
 //! defined under `prompts.templates` and/or in YAML files in `prompts.dir`.
 //! See docs/prompts.md.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,66 @@ pub struct TemplateConfig {
     pub tenant: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Labels callers can call this version by (`name@production`); a
+    /// label names at most one version of a template. Moved by editing the
+    /// config (or the prompts folder) and reloading.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Typed variables: each a `type` (string, number, bool) and an
+    /// optional `default` used when the caller omits it. Variables the
+    /// messages use without a declaration are required strings, numbers or
+    /// booleans, as before.
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableSpec>,
+}
+
+/// One declared variable of a template.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VariableSpec {
+    #[serde(rename = "type", default)]
+    pub kind: VariableType,
+    /// Used when the caller does not give the variable; of `kind`'s type.
+    #[serde(default)]
+    pub default: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VariableType {
+    #[default]
+    String,
+    Number,
+    Bool,
+}
+
+impl VariableType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Number => "number",
+            Self::Bool => "bool",
+        }
+    }
+
+    /// `v` is of this type.
+    pub fn fits(self, v: &Value) -> bool {
+        matches!(
+            (self, v),
+            (Self::String, Value::String(_))
+                | (Self::Number, Value::Number(_))
+                | (Self::Bool, Value::Bool(_))
+        )
+    }
+}
+
+/// A label is a name that is not a number (`@2` is a version).
+pub(crate) fn valid_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 64
+        && !l.bytes().all(|b| b.is_ascii_digit())
+        && l.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -109,6 +170,7 @@ pub(crate) fn load_dir(cfg: &mut Config, config_dir: &Path) -> Result<(), Config
 
 pub(crate) fn validate(cfg: &Config, p: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
+    let mut labels = std::collections::HashSet::new();
     for (i, t) in cfg.prompts.templates.iter().enumerate() {
         let at = format!("prompts.templates[{i}] ({}@{})", t.name, t.version);
         if t.name.is_empty()
@@ -138,6 +200,37 @@ pub(crate) fn validate(cfg: &Config, p: &mut Vec<String>) {
         for k in RESERVED_PARAMS.iter().chain(&["stream"]) {
             if t.params.contains_key(*k) {
                 p.push(format!("{at}.params: `{k}` cannot be a template parameter"));
+            }
+        }
+        for l in &t.labels {
+            if !valid_label(l) {
+                p.push(format!(
+                    "{at}.labels: {l:?}: use letters, digits, '-', '_' or '.', not only digits"
+                ));
+            } else if !labels.insert((t.name.as_str(), l.as_str())) {
+                p.push(format!(
+                    "{at}.labels: {l:?} is already on another version of {}",
+                    t.name
+                ));
+            }
+        }
+        let used: std::collections::BTreeSet<String> = crate::template::variables(
+            t.messages
+                .iter()
+                .filter_map(|m| crate::template::parse(&m.content).ok())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(Vec::as_slice),
+        );
+        for (name, spec) in &t.variables {
+            if !used.contains(name) {
+                p.push(format!("{at}.variables.{name}: not used by the messages"));
+            }
+            if let Some(d) = spec.default.as_ref().filter(|d| !spec.kind.fits(d)) {
+                p.push(format!(
+                    "{at}.variables.{name}.default: {d} is not a {}",
+                    spec.kind.as_str()
+                ));
             }
         }
     }

@@ -44,6 +44,11 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     if cfg.ledger.queue_capacity == 0 {
         p.push("ledger.queue_capacity: must be greater than 0".into());
     }
+    if let Some(h) = &cfg.ledger.tags.header {
+        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            p.push(format!("ledger.tags.header: {h:?} is not a header name"));
+        }
+    }
     if cfg.ledger.batch_size == 0 {
         p.push("ledger.batch_size: must be greater than 0".into());
     }

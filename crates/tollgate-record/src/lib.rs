@@ -9,6 +9,7 @@ pub mod audit;
 pub mod ledger;
 pub mod limits_column;
 pub mod store;
+pub mod tags;
 pub mod telemetry;
 pub mod usage_record;
 pub mod vault;

@@ -69,4 +69,7 @@ pub struct UsageRecord {
     /// Size of the answer body sent: an MCP message's JSON-RPC answer, a
     /// model call's whole answer; 0 for a streamed model answer.
     pub response_bytes: i64,
+    /// Custom tags (`ledger.tags`, `crate::tags`): a small JSON object of
+    /// strings, names sorted; empty text when the request has none.
+    pub tags: String,
 }

@@ -147,12 +147,13 @@ fn bench(c: &mut Criterion) {
             )
             .unwrap()
         {
-            Decision::Lookup { key, ttl } => (key, ttl),
+            Decision::Lookup { key, ttl, labels } => (key, ttl, labels),
             _ => panic!("cacheable"),
         };
-        let (key, ttl) = lookup();
+        let (key, ttl, labels) = lookup();
         cache.put(
             key,
+            &labels,
             Entry {
                 meta: meta.clone(),
                 body: answer(),
@@ -160,8 +161,8 @@ fn bench(c: &mut Criterion) {
             ttl,
         );
         let hit = |stream: bool| {
-            let (key, _) = lookup();
-            let entry = rt.block_on(cache.get(&key))?;
+            let (key, _, labels) = lookup();
+            let entry = rt.block_on(cache.get(&key, &labels))?;
             if stream {
                 tollgate::cache::to_sse(&entry.body, true, true)
             } else {
@@ -191,6 +192,7 @@ fn bench(c: &mut Criterion) {
             key[..8].copy_from_slice(&i.to_le_bytes());
             cache.put(
                 key,
+                &Default::default(),
                 Entry {
                     meta: meta.clone(),
                     body: stored.clone(),

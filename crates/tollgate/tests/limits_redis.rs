@@ -14,74 +14,16 @@
 #[path = "it/common/mod.rs"]
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::proc::{free_port, spawn_gateway};
+use common::proc::spawn_gateway;
 use common::*;
 use serde_json::Value;
 
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
+use common::redis_server::Redis;
 
+/// What these tests read from Redis.
 impl Redis {
-    async fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        r.spawn().await;
-        r
-    }
-
-    async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian package redis-server; .ci/run installs it)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if redis::Client::open(self.url())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-
     async fn keys(&self, pattern: &str) -> Vec<String> {
         redis::cmd("KEYS")
             .arg(pattern)
@@ -103,12 +45,6 @@ impl Redis {
             total += v.parse::<f64>().unwrap();
         }
         total
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -174,6 +174,7 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
                 .map_or(ctx.response_bytes, |f| f.response_bytes),
         )
         .unwrap_or(i64::MAX),
+        tags: ctx.tags,
     };
     let record = std::sync::Arc::new(record);
     let trace_id = ctx

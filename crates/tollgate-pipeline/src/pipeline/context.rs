@@ -96,6 +96,9 @@ pub struct RequestCtx {
     pub trace: Option<tollgate_record::telemetry::RequestTrace>,
     /// A forwarded call's rows and bytes (routes and connections).
     pub forwarded: Option<Forwarded>,
+    /// Custom tags for the ledger (`ledger.tags`, `tollgate_record::tags`);
+    /// empty when none.
+    pub tags: String,
 }
 
 impl RequestCtx {
@@ -131,6 +134,7 @@ impl RequestCtx {
             completion_cap: None,
             trace: None,
             forwarded: None,
+            tags: String::new(),
         }
     }
 

@@ -21,7 +21,7 @@ pub(super) fn expand_call(
     let template = snap
         .templates
         .get(call)
-        .ok_or_else(|| crate::error::prompt_not_found(&call.name, call.version))?;
+        .ok_or_else(|| crate::error::prompt_not_found(&call.display_name(), call.version))?;
     let access = snap
         .policy
         .evaluate(&identity.principal, identity.key_grant());

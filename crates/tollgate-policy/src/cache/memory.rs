@@ -10,10 +10,12 @@ use moka::Expiry;
 
 use super::entry::Entry;
 use super::key::Key;
+use super::purge::{Labels, PurgeFilter};
 
 #[derive(Clone)]
 struct Slot {
     entry: Arc<Entry>,
+    labels: Arc<Labels>,
     ttl: Duration,
     expires: tokio::time::Instant,
 }
@@ -50,16 +52,29 @@ impl Memory {
         Some(slot.entry)
     }
 
-    pub(super) fn put(&self, key: Key, entry: Entry, ttl: Duration) {
+    pub(super) fn put(&self, key: Key, labels: &Labels, entry: Arc<Entry>, ttl: Duration) {
         let expires = tokio::time::Instant::now() + ttl;
         self.cache.insert(
             key,
             Slot {
-                entry: Arc::new(entry),
+                entry,
+                labels: Arc::new(labels.clone()),
                 ttl,
                 expires,
             },
         );
+    }
+
+    /// Removes the entries `filter` matches (one pass over the cache).
+    pub(super) fn purge(&self, filter: &PurgeFilter) -> u64 {
+        let mut n = 0;
+        for (key, slot) in &self.cache {
+            if filter.matches(&key, &slot.labels) {
+                self.cache.invalidate(&*key);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Bytes held (after pending maintenance).
@@ -75,8 +90,8 @@ mod tests {
     use super::*;
     use crate::cache::entry::Meta;
 
-    fn entry(n: usize) -> Entry {
-        Entry {
+    fn entry(n: usize) -> Arc<Entry> {
+        Arc::new(Entry {
             meta: Meta {
                 provider: "p".into(),
                 upstream_model: "m".into(),
@@ -85,14 +100,24 @@ mod tests {
                 cost: 0.0,
             },
             body: bytes::Bytes::from(vec![b'x'; n]),
-        }
+        })
     }
 
     #[tokio::test(start_paused = true)]
     async fn entries_expire_on_the_paused_clock() {
         let m = Memory::new(1 << 20);
-        m.put([1; 32], entry(10), Duration::from_secs(60));
-        m.put([2; 32], entry(10), Duration::from_secs(600));
+        m.put(
+            [1; 32],
+            &Labels::default(),
+            entry(10),
+            Duration::from_secs(60),
+        );
+        m.put(
+            [2; 32],
+            &Labels::default(),
+            entry(10),
+            Duration::from_secs(600),
+        );
         tokio::time::advance(Duration::from_secs(59)).await;
         assert!(m.get(&[1; 32]).is_some());
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -104,8 +129,33 @@ mod tests {
     fn bounded_by_bytes() {
         let m = Memory::new(10_000);
         for i in 0..50u8 {
-            m.put([i; 32], entry(1_000), Duration::from_secs(60));
+            m.put(
+                [i; 32],
+                &Labels::default(),
+                entry(1_000),
+                Duration::from_secs(60),
+            );
         }
         assert!(m.weighted_size() <= 10_000, "{}", m.weighted_size());
+    }
+
+    #[test]
+    fn purge_removes_only_matching_entries() {
+        let m = Memory::new(1 << 20);
+        let l = |model: &str, tenant: &str| Labels {
+            model: model.into(),
+            tenant: tenant.into(),
+            namespace: String::new(),
+        };
+        m.put([1; 32], &l("a", "t1"), entry(1), Duration::from_secs(60));
+        m.put([2; 32], &l("a", "t2"), entry(1), Duration::from_secs(60));
+        m.put([3; 32], &l("b", "t1"), entry(1), Duration::from_secs(60));
+        let by_model = PurgeFilter {
+            model: Some("a".into()),
+            ..Default::default()
+        };
+        assert_eq!(m.purge(&by_model), 2);
+        assert!(m.get(&[1; 32]).is_none() && m.get(&[2; 32]).is_none());
+        assert!(m.get(&[3; 32]).is_some());
     }
 }

@@ -3,12 +3,17 @@
 //! globally), opt-in per model or virtual model. In-process (moka, bounded
 //! by bytes) or Redis shared between gateway processes. A cached answer is
 //! stored in its non-streaming form and replayed as JSON or as an SSE
-//! stream. See docs/cache.md.
+//! stream. Entries are filed under the model, the storer's tenant and the
+//! caller's namespace so operators can purge them (`purge.rs`); concurrent
+//! identical misses share one upstream call (`flight.rs`). See
+//! docs/cache.md.
 
 mod entry;
 mod fill;
+mod flight;
 mod key;
 mod memory;
+mod purge;
 mod redis;
 mod replay;
 
@@ -26,7 +31,9 @@ use tollgate_core::error::InvalidRequest;
 
 pub use entry::{Entry, Meta};
 pub use fill::StreamFill;
+pub use flight::{Flight, Join, Waiter};
 pub use key::{key as cache_key, scope_id, Key};
+pub use purge::{valid_key_prefix, Labels, PurgeFilter};
 pub use replay::to_sse;
 
 /// Request and response header: `hit`, `miss`, `bypass` on responses;
@@ -34,6 +41,13 @@ pub use replay::to_sse;
 pub const HEADER: &str = "x-tollgate-cache";
 /// Request header: this answer's time to live (`30s`, `10m`), at most `cache.max_ttl`.
 pub const TTL_HEADER: &str = "x-tollgate-cache-ttl";
+/// Request header: the caller's namespace; entries of different
+/// namespaces never answer each other.
+pub const NAMESPACE_HEADER: &str = "x-tollgate-cache-namespace";
+/// Response header: the entry's key in hex (what `key_prefix` purges by).
+pub const KEY_HEADER: &str = "x-tollgate-cache-key";
+/// Longest namespace, in bytes.
+pub const MAX_NAMESPACE: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
@@ -59,6 +73,13 @@ pub struct CacheNote {
     pub status: Option<CacheStatus>,
     /// On a miss: where and how long to store the answer.
     pub pending: Option<(Key, Duration)>,
+    /// On a hit or miss: the entry's key (shown in `KEY_HEADER`).
+    pub key: Option<Key>,
+    /// On a miss: what the entry is filed under.
+    pub labels: Option<Labels>,
+    /// On a miss that leads a single flight: held until the answer is
+    /// stored or the request ends.
+    pub flight: Option<Flight>,
     /// On a hit: the original call's cost, and who served it.
     pub cost_saved: f64,
     pub origin: Option<(String, String)>,
@@ -76,6 +97,7 @@ pub enum Decision {
     Lookup {
         key: Key,
         ttl: Duration,
+        labels: Labels,
     },
 }
 
@@ -89,6 +111,7 @@ pub struct Cache {
     cfg: CacheConfig,
     lookups: AtomicU64,
     hits: AtomicU64,
+    flights: Arc<flight::Flights>,
 }
 
 impl Cache {
@@ -109,6 +132,7 @@ impl Cache {
             cfg: cfg.clone(),
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
+            flights: Arc::default(),
         })
     }
 
@@ -150,18 +174,45 @@ impl Cache {
             })?;
             ttl = ttl.min(self.cfg.max_ttl);
         }
-        let scope = scope_id(rule.scope.unwrap_or(self.cfg.scope), principal);
+        let namespace = namespace(headers)?;
+        let mut scope = scope_id(rule.scope.unwrap_or(self.cfg.scope), principal);
+        if !namespace.is_empty() {
+            scope.push_str("\0ns:");
+            scope.push_str(namespace);
+        }
         Ok(Decision::Lookup {
             key: cache_key(endpoint, model, &scope, body),
             ttl,
+            labels: Labels {
+                model: model.to_owned(),
+                tenant: principal.tenant.as_deref().unwrap_or("").to_owned(),
+                namespace: namespace.to_owned(),
+            },
         })
     }
 
+    /// A miss joins the single flight of its key: it leads (goes upstream)
+    /// or follows (waits for the leader's answer).
+    pub fn join(&self, key: Key) -> Join {
+        self.flights.join(key)
+    }
+
+    /// Removes the entries `filter` matches; returns how many (the memory
+    /// backend at once; Redis by `SCAN` and `UNLINK`).
+    pub async fn purge(&self, filter: &PurgeFilter) -> Result<u64, PurgeError> {
+        let n = match &self.backend {
+            Backend::Memory(m) => m.purge(filter),
+            Backend::Redis(r) => r.purge(filter).await?,
+        };
+        metrics::counter!("tollgate_cache_purged_total").increment(n);
+        Ok(n)
+    }
+
     /// Looks an answer up; counts the lookup for the hit ratio.
-    pub async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+    pub async fn get(&self, key: &Key, labels: &Labels) -> Option<Arc<Entry>> {
         let found = match &self.backend {
             Backend::Memory(m) => m.get(key),
-            Backend::Redis(r) => r.get(key).await,
+            Backend::Redis(r) => r.get(key, labels).await,
         };
         let lookups = self.lookups.fetch_add(1, Ordering::Relaxed) + 1;
         let hits = self
@@ -172,25 +223,77 @@ impl Cache {
         found
     }
 
-    /// Stores an answer without waiting (Redis writes are spawned).
-    pub fn put(&self, key: Key, entry: Entry, ttl: Duration) {
+    /// Stores an answer without waiting (Redis writes are spawned); the
+    /// followers of its key get it too, stored or too large.
+    pub fn put(&self, key: Key, labels: &Labels, entry: Entry, ttl: Duration) {
+        let entry = Arc::new(entry);
+        self.flights.deliver(&key, &entry);
         if entry.body.len() > self.cfg.max_entry_bytes {
             metrics::counter!("tollgate_cache_stores_total", "result" => "too_large").increment(1);
             return;
         }
         metrics::counter!("tollgate_cache_stores_total", "result" => "stored").increment(1);
         match &self.backend {
-            Backend::Memory(m) => m.put(key, entry, ttl),
-            Backend::Redis(r) => r.put(&key, &entry, ttl),
+            Backend::Memory(m) => m.put(key, labels, entry, ttl),
+            Backend::Redis(r) => r.put(&key, labels, &entry, ttl),
         }
     }
 
-    /// Stores the answer of a miss, if phase 7 asked for it.
+    /// Stores the answer of a miss, if phase 7 asked for it, and ends its
+    /// single flight.
     pub fn store(&self, note: &mut CacheNote, meta: Meta, body: bytes::Bytes) {
         if let Some((key, ttl)) = note.pending.take() {
-            self.put(key, Entry { meta, body }, ttl);
+            let labels = note.labels.take().unwrap_or_default();
+            self.put(key, &labels, Entry { meta, body }, ttl);
         }
+        note.flight = None;
     }
+}
+
+/// A purge the Redis backend could not finish.
+#[derive(Debug, thiserror::Error)]
+#[error("cache purge: {0}")]
+pub struct PurgeError(String);
+
+/// The caller's namespace header: empty when absent; letters, digits and
+/// `_.-:` up to `MAX_NAMESPACE` bytes, else 400.
+fn namespace(headers: &HeaderMap) -> Result<&str, InvalidRequest> {
+    let Some(v) = headers.get(NAMESPACE_HEADER) else {
+        return Ok("");
+    };
+    v.to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|ns| {
+            !ns.is_empty()
+                && ns.len() <= MAX_NAMESPACE
+                && ns
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'))
+        })
+        .ok_or_else(|| {
+            InvalidRequest::new(
+                format!(
+                    "`{NAMESPACE_HEADER}` must be 1 to {MAX_NAMESPACE} letters, digits or `_.-:`"
+                ),
+                None,
+            )
+        })
+}
+
+/// `KEY_HEADER`'s value: the key in lowercase hex.
+pub fn key_header(key: &Key) -> http::HeaderValue {
+    http::HeaderValue::from_str(&hex::encode(key))
+        .unwrap_or_else(|_| http::HeaderValue::from_static(""))
+}
+
+/// Counts a miss that waited for an identical request's upstream call:
+/// `answered` (it got that answer) or `alone` (the leader had none; the
+/// follower called upstream itself).
+pub fn count_coalesced(answered: bool) {
+    metrics::counter!("tollgate_cache_coalesced_total",
+        "result" => if answered { "answered" } else { "alone" })
+    .increment(1);
 }
 
 /// `cache-control: no-cache` / `no-store`, or `x-tollgate-cache: bypass`.
@@ -228,6 +331,14 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         "tollgate_cache_errors_total",
         "Redis cache failures by operation"
+    );
+    metrics::describe_counter!(
+        "tollgate_cache_coalesced_total",
+        "Cache misses that waited for an identical request's upstream call, by result"
+    );
+    metrics::describe_counter!(
+        "tollgate_cache_purged_total",
+        "Entries removed by DELETE /admin/v1/cache"
     );
 }
 
@@ -292,7 +403,7 @@ mod tests {
             ..CacheConfig::default()
         })
         .unwrap();
-        let Decision::Lookup { key, ttl } = decide(
+        let Decision::Lookup { key, ttl, .. } = decide(
             &cache,
             Some(&rule(false)),
             &[(TTL_HEADER, "1h")],
@@ -311,11 +422,11 @@ mod tests {
             },
             body: bytes::Bytes::from_static(b"{}"),
         };
-        cache.put(key, entry, ttl);
+        cache.put(key, &Labels::default(), entry, ttl);
         tokio::time::advance(Duration::from_secs(599)).await;
-        assert!(cache.get(&key).await.is_some());
+        assert!(cache.get(&key, &Labels::default()).await.is_some());
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(cache.get(&key).await.is_none());
+        assert!(cache.get(&key, &Labels::default()).await.is_none());
     }
 
     #[test]

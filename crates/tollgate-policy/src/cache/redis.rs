@@ -14,6 +14,8 @@ use tokio::sync::OnceCell;
 
 use super::entry::Entry;
 use super::key::Key;
+use super::purge::{redis_name, Labels, PurgeFilter};
+use super::PurgeError;
 
 pub(super) struct Redis {
     conn: Arc<OnceCell<ConnectionManager>>,
@@ -53,13 +55,9 @@ impl Redis {
         })
     }
 
-    fn name(&self, key: &Key) -> String {
-        format!("{}{}", self.prefix, hex::encode(key))
-    }
-
-    pub(super) async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
+    pub(super) async fn get(&self, key: &Key, labels: &Labels) -> Option<Arc<Entry>> {
         let mut c = self.conn.get()?.clone();
-        let name = self.name(key);
+        let name = redis_name(&self.prefix, key, labels);
         let got = tokio::time::timeout(self.timeout, c.get::<_, Option<Vec<u8>>>(name)).await;
         match got {
             Ok(Ok(Some(bytes))) => Entry::decode(&bytes).map(Arc::new),
@@ -77,12 +75,12 @@ impl Redis {
         }
     }
 
-    pub(super) fn put(&self, key: &Key, entry: &Entry, ttl: Duration) {
+    pub(super) fn put(&self, key: &Key, labels: &Labels, entry: &Entry, ttl: Duration) {
         let Some(c) = self.conn.get() else {
             return;
         };
         let mut c = c.clone();
-        let name = self.name(key);
+        let name = redis_name(&self.prefix, key, labels);
         let bytes = entry.encode();
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         tokio::spawn(async move {
@@ -91,5 +89,40 @@ impl Redis {
                 metrics::counter!("tollgate_cache_errors_total", "op" => "put").increment(1);
             }
         });
+    }
+
+    /// `SCAN MATCH` over the filter's pattern, `UNLINK` of each page found.
+    pub(super) async fn purge(&self, filter: &PurgeFilter) -> Result<u64, PurgeError> {
+        let Some(c) = self.conn.get() else {
+            return Err(PurgeError("redis is not connected".into()));
+        };
+        let mut c = c.clone();
+        let pattern = filter.redis_pattern(&self.prefix);
+        let fail = |e: redis::RedisError| PurgeError(e.to_string());
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c)
+                .await
+                .map_err(fail)?;
+            if !names.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&names)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(fail)?;
+                removed += n;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
     }
 }

@@ -7,12 +7,12 @@
 use tollgate_config::template as render;
 use tollgate_core::error::BuildError;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use tollgate_config::{PromptsConfig, RESERVED_PARAMS};
+use tollgate_config::{PromptsConfig, VariableSpec, RESERVED_PARAMS};
 use tollgate_core::error::InvalidRequest;
 
 pub use tollgate_config::template::{parse, Segment};
@@ -27,6 +27,10 @@ pub struct Template {
     pub description: Option<String>,
     /// Every `{{variable}}` the messages use.
     pub variables: BTreeSet<String>,
+    /// The labels this version carries (`name@production`).
+    pub labels: Vec<String>,
+    /// Declared variables: type and default.
+    pub typed: BTreeMap<String, VariableSpec>,
     messages: Vec<(String, Vec<Segment>)>,
     params: Map<String, Value>,
 }
@@ -84,6 +88,7 @@ impl Template {
                 }
             }
         }
+        self.typecheck(&mut variables)?;
         render::check(&self.variables, &variables)
             .map_err(|m| InvalidRequest::new(m.to_string(), Some("variables")))?;
         let messages: Vec<Value> = self
@@ -99,12 +104,74 @@ impl Template {
     }
 }
 
+impl Template {
+    /// Declared variables: a missing one takes its default; one of the
+    /// wrong type is refused, all of them named in one sentence.
+    fn typecheck(&self, variables: &mut Map<String, Value>) -> Result<(), InvalidRequest> {
+        let mut wrong = Vec::new();
+        for (name, spec) in &self.typed {
+            match variables.get(name) {
+                None => {
+                    if let Some(d) = &spec.default {
+                        variables.insert(name.clone(), d.clone());
+                    }
+                }
+                Some(v) if !spec.kind.fits(v) => {
+                    wrong.push(format!("{name} (expected {})", spec.kind.as_str()));
+                }
+                Some(_) => {}
+            }
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidRequest::new(
+                format!("variables of the wrong type: {}", wrong.join(", ")),
+                Some("variables"),
+            ))
+        }
+    }
+}
+
 /// Which template a call names.
 #[derive(Debug, Clone)]
 pub struct PromptCall {
     pub name: String,
-    /// `None`: the highest version.
+    /// `None`: the highest version (or the labelled one).
     pub version: Option<u32>,
+    /// The version carrying this label (`name@production`).
+    pub label: Option<String>,
+}
+
+impl PromptCall {
+    /// `name`, `name@3` or `name@production` (the path's reference form).
+    pub fn parse(reference: &str) -> Self {
+        match reference.split_once('@') {
+            Some((name, v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Self {
+                name: name.to_owned(),
+                version: v.parse().ok(),
+                label: None,
+            },
+            Some((name, label)) => Self {
+                name: name.to_owned(),
+                version: None,
+                label: Some(label.to_owned()),
+            },
+            None => Self {
+                name: reference.to_owned(),
+                version: None,
+                label: None,
+            },
+        }
+    }
+
+    /// How errors name the call: `name` or `name@label`.
+    pub fn display_name(&self) -> String {
+        match &self.label {
+            Some(l) => format!("{}@{l}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// Every template of a snapshot, by name, versions ascending.
@@ -132,6 +199,8 @@ impl Templates {
                 tenant: t.tenant.clone(),
                 description: t.description.clone(),
                 variables,
+                labels: t.labels.clone(),
+                typed: t.variables.clone(),
                 messages,
                 params: t.params.clone(),
             });
@@ -147,9 +216,10 @@ impl Templates {
 
     pub fn get(&self, call: &PromptCall) -> Option<&Arc<Template>> {
         let versions = self.by_name.get(&call.name)?;
-        match call.version {
-            None => versions.last(),
-            Some(v) => versions.iter().find(|t| t.version == v),
+        match (&call.label, call.version) {
+            (Some(l), _) => versions.iter().find(|t| t.labels.contains(l)),
+            (None, None) => versions.last(),
+            (None, Some(v)) => versions.iter().find(|t| t.version == v),
         }
     }
 

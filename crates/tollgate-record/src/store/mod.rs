@@ -26,7 +26,9 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 pub use reach::REACH_TIMEOUT;
 pub use secrets::SealedSecret;
 pub use tool_pins::ToolPin;
-pub use usage::{UsageGroupBy, UsageQuery, UsageReport, UsageRow};
+pub use usage::{
+    BadStatusFilter, UnknownGroupBy, UsageFilter, UsageGroupBy, UsageQuery, UsageReport, UsageRow,
+};
 
 use crate::usage_record::UsageRecord;
 use tollgate_config::PrincipalKind;
@@ -95,10 +97,10 @@ pub struct Rotated {
     pub old_expires_ms: i64,
 }
 
-/// Rows per in-memory SQLite INSERT (32 columns: under SQLite's 32,766
+/// Rows per in-memory SQLite INSERT (33 columns: under SQLite's 32,766
 /// variables).
 const SQLITE_ROWS_PER_INSERT: usize = 128;
-/// Rows per PostgreSQL INSERT (32 columns: well under the 65,535 bind limit).
+/// Rows per PostgreSQL INSERT (33 columns: well under the 65,535 bind limit).
 const PG_ROWS_PER_INSERT: usize = 256;
 
 /// The usage columns written, in `bind_usage`'s (and `sqlite_insert::bind`'s) order.
@@ -106,8 +108,8 @@ const USAGE_COLUMNS: &str = "ts_ms, request_id, principal, key_id, tenant, auth_
      endpoint, requested_model, provider, upstream_model, stream, prompt_tokens, \
      completion_tokens, tokens_estimated, cost, status, error, latency_ms, ttft_ms, attempts, \
      guardrails, record_id, groups_json, cache, cost_saved, template, template_version, limits, \
-     rows, request_bytes, response_bytes";
-const USAGE_COLUMN_COUNT: usize = 32;
+     rows, request_bytes, response_bytes, tags";
+const USAGE_COLUMN_COUNT: usize = 33;
 
 /// The multi-row insert of `rows` records.
 fn insert_usage_sql(backend: Backend, rows: usize) -> String {
@@ -155,6 +157,7 @@ fn bind_usage<'q>(
         .bind(r.rows)
         .bind(r.request_bytes)
         .bind(r.response_bytes)
+        .bind(&r.tags)
 }
 
 /// Columns added after the first release: (table, column, definition in
@@ -178,6 +181,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("usage", "rows", "INTEGER NOT NULL DEFAULT 0"),
     ("usage", "request_bytes", "INTEGER NOT NULL DEFAULT 0"),
     ("usage", "response_bytes", "INTEGER NOT NULL DEFAULT 0"),
+    ("usage", "tags", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 pub use tollgate_core::clock::wall_ms as now_ms;
@@ -343,56 +347,34 @@ impl Store {
     }
 
     pub async fn usage_since(&self, since_ms: i64) -> Result<Vec<UsageRecord>, StoreError> {
-        let sql = self.sql(
-            "SELECT ts_ms, request_id, principal, key_id, endpoint, requested_model, provider, \
-             upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, status, \
-             error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, \
-             COALESCE(record_id, ''), groups_json, cache, cost_saved, template, template_version, \
-             limits, rows, request_bytes, response_bytes FROM usage WHERE ts_ms >= ? ORDER BY seq",
-        );
+        let sql = self
+            .sql(&format!(
+                "SELECT {RECORD_COLUMNS} FROM usage WHERE ts_ms >= ? ORDER BY seq"
+            ))
+            .into_owned();
         let rows = sqlx::query(&sql)
             .bind(since_ms)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageRecord {
-                    ts_ms: r.try_get(0)?,
-                    request_id: r.try_get(1)?,
-                    principal: r.try_get(2)?,
-                    key_id: r.try_get(3)?,
-                    endpoint: r.try_get(4)?,
-                    requested_model: r.try_get(5)?,
-                    provider: r.try_get(6)?,
-                    upstream_model: r.try_get(7)?,
-                    stream: r.try_get::<i64, _>(8)? != 0,
-                    prompt_tokens: r.try_get(9)?,
-                    completion_tokens: r.try_get(10)?,
-                    tokens_estimated: r.try_get::<i64, _>(11)? != 0,
-                    cost: r.try_get(12)?,
-                    status: u16::try_from(r.try_get::<i64, _>(13)?).unwrap_or(0),
-                    error: r.try_get(14)?,
-                    latency_ms: r.try_get(15)?,
-                    ttft_ms: r.try_get(16)?,
-                    attempts: r.try_get(17)?,
-                    tenant: r.try_get(18)?,
-                    auth_method: r.try_get(19)?,
-                    issuer: r.try_get(20)?,
-                    guardrails: r.try_get(21)?,
-                    record_id: r.try_get(22)?,
-                    groups: r.try_get(23)?,
-                    cache: r.try_get(24)?,
-                    cost_saved: r.try_get(25)?,
-                    template: r.try_get(26)?,
-                    template_version: r.try_get(27)?,
-                    limits: crate::limits_column::LimitsColumn::stored(r.try_get::<String, _>(28)?),
-                    rows: r.try_get(29)?,
-                    request_bytes: r.try_get(30)?,
-                    response_bytes: r.try_get(31)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// The records of one request id, oldest first (several when callers
+    /// reused an `x-request-id`); read through the `usage_request_id` index.
+    pub async fn usage_by_request_id(
+        &self,
+        request_id: &str,
+    ) -> Result<Vec<UsageRecord>, StoreError> {
+        let sql = self
+            .sql(&format!(
+                "SELECT {RECORD_COLUMNS} FROM usage WHERE request_id = ? ORDER BY seq"
+            ))
+            .into_owned();
+        let rows = sqlx::query(&sql)
+            .bind(request_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
     }
 
     /// Deletes usage older than `before_ms` (the retention setting); returns how many.
@@ -520,6 +502,51 @@ impl Store {
     }
 }
 
+/// A stored record's columns, in `record_from_row`'s order.
+const RECORD_COLUMNS: &str = "ts_ms, request_id, principal, key_id, endpoint, requested_model, \
+     provider, upstream_model, stream, prompt_tokens, completion_tokens, tokens_estimated, cost, \
+     status, error, latency_ms, ttft_ms, attempts, tenant, auth_method, issuer, guardrails, \
+     COALESCE(record_id, ''), groups_json, cache, cost_saved, template, template_version, \
+     limits, rows, request_bytes, response_bytes, tags";
+
+fn record_from_row(r: &AnyRow) -> Result<UsageRecord, StoreError> {
+    Ok(UsageRecord {
+        ts_ms: r.try_get(0)?,
+        request_id: r.try_get(1)?,
+        principal: r.try_get(2)?,
+        key_id: r.try_get(3)?,
+        endpoint: r.try_get(4)?,
+        requested_model: r.try_get(5)?,
+        provider: r.try_get(6)?,
+        upstream_model: r.try_get(7)?,
+        stream: r.try_get::<i64, _>(8)? != 0,
+        prompt_tokens: r.try_get(9)?,
+        completion_tokens: r.try_get(10)?,
+        tokens_estimated: r.try_get::<i64, _>(11)? != 0,
+        cost: r.try_get(12)?,
+        status: u16::try_from(r.try_get::<i64, _>(13)?).unwrap_or(0),
+        error: r.try_get(14)?,
+        latency_ms: r.try_get(15)?,
+        ttft_ms: r.try_get(16)?,
+        attempts: r.try_get(17)?,
+        tenant: r.try_get(18)?,
+        auth_method: r.try_get(19)?,
+        issuer: r.try_get(20)?,
+        guardrails: r.try_get(21)?,
+        record_id: r.try_get(22)?,
+        groups: r.try_get(23)?,
+        cache: r.try_get(24)?,
+        cost_saved: r.try_get(25)?,
+        template: r.try_get(26)?,
+        template_version: r.try_get(27)?,
+        limits: crate::limits_column::LimitsColumn::stored(r.try_get::<String, _>(28)?),
+        rows: r.try_get(29)?,
+        request_bytes: r.try_get(30)?,
+        response_bytes: r.try_get(31)?,
+        tags: r.try_get(32)?,
+    })
+}
+
 const KEY_COLUMNS: &str =
     "SELECT id, hash, principal, kind, groups_json, models_json, created_ms, \
      revoked_ms, tenant, expires_ms FROM api_keys";
@@ -623,8 +650,12 @@ mod tests {
         );
         let usage = store.usage_since(0).await.unwrap();
         assert_eq!(
-            (usage[0].tenant.as_str(), usage[0].auth_method.as_str()),
-            ("", "")
+            (
+                usage[0].tenant.as_str(),
+                usage[0].auth_method.as_str(),
+                usage[0].tags.as_str()
+            ),
+            ("", "", "")
         );
         store.close().await;
         // Opening again is a no-op.

@@ -162,6 +162,13 @@ const MIGRATIONS: &[Migration] = &[
                 updated_ms BIGINT NOT NULL
             )"],
     ),
+    (
+        // One request's record by its id (`GET /admin/v1/usage/requests/{id}`)
+        // without a scan of the whole ledger.
+        6,
+        &["CREATE INDEX IF NOT EXISTS usage_request_id ON usage (request_id)"],
+        &["CREATE INDEX IF NOT EXISTS usage_request_id ON usage (request_id)"],
+    ),
 ];
 
 /// The migration that creates `budget_spend`: applying it also sums the

@@ -175,6 +175,7 @@ fn values(r: &UsageRecord) -> [Value<'_>; USAGE_COLUMN_COUNT] {
         Int(r.rows),
         Int(r.request_bytes),
         Int(r.response_bytes),
+        Text(&r.tags),
     ]
 }
 
@@ -246,6 +247,11 @@ mod tests {
                     rows: i as i64,
                     request_bytes: 3 * i as i64,
                     response_bytes: 4 * i as i64,
+                    tags: if i == 5 {
+                        r#"{"team":"ml"}"#.into()
+                    } else {
+                        String::new()
+                    },
                 })
             })
             .collect();

@@ -1,5 +1,5 @@
 //! Prompt templates as APIs: `GET /v1/prompts` lists the templates the
-//! caller may use; `POST /v1/prompts/{name}[/versions/{v}]/completions`
+//! caller may use; `POST /v1/prompts/{name}[@label|@version][/versions/{v}]/completions`
 //! renders one and runs it through the chat pipeline (`pipeline::handle_prompt`).
 
 use std::sync::Arc;
@@ -21,10 +21,8 @@ pub(super) async fn complete(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let call = PromptCall {
-        name,
-        version: None,
-    };
+    // `name`, `name@3` or `name@production`.
+    let call = PromptCall::parse(&name);
     pipeline::handle_prompt(app, call, headers, body).await
 }
 
@@ -41,6 +39,7 @@ pub(super) async fn complete_version(
     let call = PromptCall {
         name,
         version: Some(version),
+        label: None,
     };
     pipeline::handle_prompt(app, call, headers, body).await
 }
@@ -54,7 +53,7 @@ pub(super) async fn list(State(app): State<Arc<AppState>>, headers: HeaderMap) -
             .map(|(t, latest)| {
                 json!({"object": "prompt", "name": t.name, "version": t.version,
                     "latest": latest, "model": t.model, "variables": t.variables,
-                    "description": t.description})
+                    "labels": t.labels, "description": t.description})
             })
             .collect()
     })

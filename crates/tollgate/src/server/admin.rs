@@ -18,6 +18,14 @@ pub(super) fn router(app: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/admin/v1/usage", get(super::usage_api::usage))
+        .route(
+            "/admin/v1/usage/requests/{id}",
+            get(super::usage_api::request),
+        )
+        .route(
+            "/admin/v1/cache",
+            axum::routing::delete(super::cache_admin::purge),
+        )
         .route("/admin/v1/mcp/approvals", get(super::mcp_admin::list))
         .route(
             "/admin/v1/mcp/approvals/{id}",

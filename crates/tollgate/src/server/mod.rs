@@ -6,6 +6,7 @@
 //! the ledger, return.
 
 mod admin;
+mod cache_admin;
 mod conn;
 mod mcp_admin;
 mod reload;

@@ -8,9 +8,9 @@ use crate::common;
 use common::*;
 use serde_json::{json, Value};
 
-const KEY_ACME: &str = "tg-test-key-acme";
+pub(crate) const KEY_ACME: &str = "tg-test-key-acme";
 const KEY_ACME2: &str = "tg-test-key-acme-two";
-const KEY_GLOBEX: &str = "tg-test-key-globex";
+pub(crate) const KEY_GLOBEX: &str = "tg-test-key-globex";
 
 /// Output masking of e-mail addresses for one principal only.
 const GUARD: &str = "guardrails:\n  policies:\n    - name: acme2-no-emails\n      applies_to: { models: [chat-up], principals: [acme2] }\n      direction: output\n      detectors: { builtins: [email] }\n      action: mask\n";
@@ -51,7 +51,7 @@ async fn start(mock: &Mock) -> Gateway {
     .await
 }
 
-fn tenant_key(id: &str, key: &str, tenant: &str) -> String {
+pub(crate) fn tenant_key(id: &str, key: &str, tenant: &str) -> String {
     format!(
         "  - id: {id}\n    hash: {}\n    principal: {id}\n    tenant: {tenant}\n    models: [\"chat-*\"]\n",
         hash(key)
@@ -77,7 +77,7 @@ async fn send(gw: &Gateway, key: &str, raw: &str, extra: &[(&str, &str)]) -> (St
     (cache, resp.json().await.unwrap())
 }
 
-async fn upstream_chats(mock: &Mock) -> usize {
+pub(crate) async fn upstream_chats(mock: &Mock) -> usize {
     mock.received()
         .await
         .iter()

@@ -62,6 +62,7 @@ fn parsers_never_panic_on_mutated_input() {
     let call = tollgate::prompts::PromptCall {
         name: "t".into(),
         version: None,
+        label: None,
     };
     let template = templates.get(&call).unwrap();
     for round in 0..20_000 {

@@ -38,6 +38,7 @@ pub(in crate::pipeline) async fn ingress(
     let parsed = ingress::parse(ctx.endpoint, &bytes)?;
     ctx.requested_model.clone_from(&parsed.model);
     ctx.stream = parsed.stream;
+    ctx.tags = tags(snap, headers, &parsed.body)?;
     if app.audit.wants_payload(&parsed.model) {
         ctx.payload = Some(tollgate_record::audit::Payload {
             request: bytes.clone(),
@@ -45,4 +46,38 @@ pub(in crate::pipeline) async fn ingress(
         });
     }
     Ok(Call { bytes, parsed })
+}
+
+/// The request's custom tags for the ledger (`ledger.tags`): nothing is
+/// read when neither the header nor `metadata` is configured.
+fn tags(
+    snap: &Snapshot,
+    headers: &HeaderMap,
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, GatewayError> {
+    let cfg = &snap.config.ledger.tags;
+    let header = match cfg.header.as_deref() {
+        Some(name) => headers
+            .get(name)
+            .map(|v| {
+                v.to_str().map(|s| (name, s)).map_err(|_| {
+                    GatewayError::invalid(format!("`{name}` must be visible ASCII text"), None)
+                })
+            })
+            .transpose()?,
+        None => None,
+    };
+    let metadata = match body.get("metadata") {
+        Some(serde_json::Value::Object(m)) if cfg.metadata => Some(m),
+        _ => None,
+    };
+    if header.is_none() && metadata.is_none() {
+        return Ok(String::new());
+    }
+    let name = header.map_or("", |(n, _)| n);
+    Ok(tollgate_record::tags::encode(
+        name,
+        header.map(|(_, v)| v),
+        metadata,
+    )?)
 }

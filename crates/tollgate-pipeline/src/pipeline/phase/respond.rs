@@ -67,9 +67,12 @@ pub(in crate::pipeline) async fn respond(
                 let meta = respond::cache_meta(&route, ctx.usage);
                 app.cache.store(&mut ctx.cache, meta, body_bytes.clone());
             }
+            // A miss that got no answer to store ends its single flight
+            // here, so its followers need not wait for the request's end.
+            ctx.cache.flight = None;
             let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
             ctx.response_bytes = body_bytes.len() as u64;
-            let resp = respond::response(
+            let mut resp = respond::response(
                 status,
                 Body::from(body_bytes),
                 false,
@@ -77,6 +80,10 @@ pub(in crate::pipeline) async fn respond(
                 ctx.cache.status,
                 &admitted.limit_headers,
             );
+            if let Some(key) = &ctx.cache.key {
+                resp.headers_mut()
+                    .insert(cache::KEY_HEADER, cache::key_header(key));
+            }
             Ok(Reply::Done(resp))
         }
         ProviderBody::Stream(upstream_stream) => {
@@ -87,6 +94,7 @@ pub(in crate::pipeline) async fn respond(
                 ctx.cache.fill = Some(cache::StreamFill::new(ctx.endpoint));
             }
             let cache_status = ctx.cache.status;
+            let cache_key = ctx.cache.key;
             let strip_usage = parsed.stream && !parsed.wants_usage && !shaper.translated();
             // The stream owns the request's end from here.
             let Some(owned) = fin.hand_over() else {
@@ -100,7 +108,7 @@ pub(in crate::pipeline) async fn respond(
                 strip_usage,
                 guard::StreamGuard::new(&guarded.guards),
             );
-            let resp = respond::response(
+            let mut resp = respond::response(
                 status,
                 Body::from_stream(shaper.stream(out)),
                 true,
@@ -108,6 +116,10 @@ pub(in crate::pipeline) async fn respond(
                 cache_status,
                 &admitted.limit_headers,
             );
+            if let Some(key) = &cache_key {
+                resp.headers_mut()
+                    .insert(cache::KEY_HEADER, cache::key_header(key));
+            }
             Ok(Reply::Streaming(resp))
         }
     }

@@ -15,6 +15,7 @@ pub(crate) mod echo;
 pub(crate) mod jwt;
 pub(crate) mod pg;
 pub(crate) mod proc;
+pub(crate) mod redis_server;
 
 pub(crate) const KEY: &str = "tg-test-key-full";
 pub(crate) const KEY_LIMITED: &str = "tg-test-key-limited";
