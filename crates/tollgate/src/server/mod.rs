@@ -9,6 +9,7 @@ mod admin;
 mod conn;
 mod mcp_admin;
 mod reload;
+mod routing_api;
 mod usage_api;
 mod vault;
 
