@@ -216,9 +216,10 @@ impl Snapshot {
             .filter_map(|(name, rule)| rule.clone().map(|r| (name.clone(), r)))
             .collect();
         let templates = tollgate_policy::prompts::Templates::build(&config.prompts)?;
-        let limits = Arc::new(tollgate_policy::limits::Limits::build(
+        let limits = Arc::new(tollgate_policy::limits::Limits::build_with_egress(
             &config.limits,
             previous.map(|s| &*s.limits),
+            Some(&egress),
         )?);
         let mcp = Arc::new(
             tollgate_mcp::Catalog::build(&config.mcp, previous.map(|s| &*s.mcp), &egress)

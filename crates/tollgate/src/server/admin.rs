@@ -19,6 +19,10 @@ pub(super) fn router(app: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/v1/usage", get(super::usage_api::usage))
         .route("/admin/v1/routing", get(super::routing_api::routing))
+        .route(
+            "/admin/v1/limits",
+            get(super::limits_api::counters).delete(super::limits_api::counters),
+        )
         .route("/admin/v1/mcp/approvals", get(super::mcp_admin::list))
         .route(
             "/admin/v1/mcp/approvals/{id}",

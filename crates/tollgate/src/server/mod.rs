@@ -7,6 +7,7 @@
 
 mod admin;
 mod conn;
+mod limits_api;
 mod mcp_admin;
 mod reload;
 mod routing_api;
