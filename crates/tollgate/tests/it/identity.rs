@@ -373,6 +373,25 @@ async fn token_inspect_explains_an_api_key() {
             .await;
     assert_eq!(r.failure_reason, Some("invalid_key"));
     assert!(r.principal.is_none());
+    // A key the store holds as revoked says so (the CLI passes the store's
+    // revoked keys); another unknown key stays `invalid_key`.
+    let stored = tollgate::auth::format_hash(&tollgate::auth::hash_key("nope"));
+    let mut revoked = r;
+    revoked.note_revoked(
+        "Bearer nope",
+        [("old-ci", stored.as_str(), 1_796_083_200_000)],
+    );
+    assert_eq!(revoked.failure_reason, Some("key_revoked"));
+    assert_eq!(
+        revoked.failure.as_deref(),
+        Some("API key `old-ci` was revoked at 2026-12-01T00:00:00Z")
+    );
+    assert!(revoked.render().contains("REJECTED (key_revoked)"));
+    let mut other =
+        tollgate::auth::inspect::inspect(&creds, &snap.policy, snap.models_with_owner(), "nah")
+            .await;
+    other.note_revoked("nah", [("old-ci", stored.as_str(), 1_796_083_200_000)]);
+    assert_eq!(other.failure_reason, Some("invalid_key"));
     // A token: fetched keys, verified claims, and the rule that grants.
     let token = sign(Algorithm::EdDSA, json!({"sub": "bob"}));
     let r = tollgate::auth::inspect::inspect(
