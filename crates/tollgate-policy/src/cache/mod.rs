@@ -257,6 +257,7 @@ mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::ApiKey,
+            claims: None,
         }
     }
 

@@ -265,6 +265,7 @@ mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::Jwt,
+            claims: None,
         };
         let price = Price {
             input_per_mtok: 1e5,

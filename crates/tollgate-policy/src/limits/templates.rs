@@ -181,6 +181,7 @@ pub(super) mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::Jwt,
+            claims: None,
         }
     }
 
