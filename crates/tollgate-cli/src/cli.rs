@@ -592,27 +592,34 @@ async fn token_inspect(
             }
         });
     futures_util::future::join_all(fetches).await;
-    let store_keys = match Store::open(&snap.config.storage.url).await {
+    let stored = match Store::open(&snap.config.storage.url).await {
         Ok(store) => {
             let keys = store.list_keys().await.map_err(|e| e.to_string())?;
             store.close().await;
-            tollgate::snapshot::store_key_index(&keys)
+            keys
         }
         Err(e) => {
             let _ = writeln!(
                 std::io::stderr(),
                 "warning: store not read ({e}); config keys only"
             );
-            tollgate::auth::KeyIndex::default()
+            Vec::new()
         }
     };
-    let report = tollgate::auth::inspect::inspect(
+    let store_keys = tollgate::snapshot::store_key_index(&stored);
+    let mut report = tollgate::auth::inspect::inspect(
         &snap.credentials(&store_keys),
         &snap.policy,
         snap.models_with_owner(),
         token,
     )
     .await;
+    report.note_revoked(
+        token,
+        stored
+            .iter()
+            .filter_map(|k| k.revoked_ms.map(|at| (k.id.as_str(), k.hash.as_str(), at))),
+    );
     if format == Format::Json {
         out(&serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)?;
     } else {

@@ -22,6 +22,41 @@ pub struct LimitsConfig {
     /// What a response-cache hit charges (it always counts as a request).
     #[serde(default)]
     pub cache_hits: CacheHits,
+    /// Soft thresholds: report a counter once per window when it reaches a
+    /// share of its cap.
+    #[serde(default)]
+    pub alerts: LimitAlerts,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitAlerts {
+    /// Share of a cap (percent, 0 < p ≤ 100) that alerts; rules may override.
+    #[serde(default = "default_alert_percent")]
+    pub at_percent: f64,
+    /// Optional URL each alert is POSTed to (JSON), off the request path.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// How long one webhook call may take.
+    #[serde(default = "default_alert_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for LimitAlerts {
+    fn default() -> Self {
+        Self {
+            at_percent: default_alert_percent(),
+            webhook: None,
+            timeout: default_alert_timeout(),
+        }
+    }
+}
+
+fn default_alert_percent() -> f64 {
+    80.0
+}
+fn default_alert_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 impl Default for LimitsConfig {
@@ -31,6 +66,7 @@ impl Default for LimitsConfig {
             redis: None,
             rules: Vec::new(),
             cache_hits: CacheHits::default(),
+            alerts: LimitAlerts::default(),
         }
     }
 }
@@ -165,8 +201,16 @@ pub struct LimitRule {
     #[serde(default)]
     pub requests_per_minute: Option<u64>,
     #[serde(default)]
+    pub requests_per_hour: Option<u64>,
+    #[serde(default)]
     pub tokens_per_minute: Option<u64>,
-    /// Which tokens `tokens_per_minute` counts.
+    #[serde(default)]
+    pub tokens_per_hour: Option<u64>,
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+    #[serde(default)]
+    pub tokens_per_month: Option<u64>,
+    /// Which tokens the `tokens_per_*` caps count.
     #[serde(default)]
     pub token_kind: TokenKind,
     /// Requests in flight at once.
@@ -187,13 +231,20 @@ pub struct LimitRule {
     pub on_store_error: StoreFailure,
     #[serde(default)]
     pub stream_overrun: Overrun,
+    /// Replaces `limits.alerts.at_percent` for this rule's caps.
+    #[serde(default)]
+    pub alert_at_percent: Option<f64>,
 }
 
 impl LimitRule {
     pub fn has_cap(&self) -> bool {
         self.requests_per_second.is_some()
             || self.requests_per_minute.is_some()
+            || self.requests_per_hour.is_some()
             || self.tokens_per_minute.is_some()
+            || self.tokens_per_hour.is_some()
+            || self.tokens_per_day.is_some()
+            || self.tokens_per_month.is_some()
             || self.concurrent.is_some()
             || self.cost_per_day.is_some()
             || self.cost_per_week.is_some()
@@ -216,8 +267,25 @@ pub(super) fn validate_limits(cfg: &LimitsConfig, p: &mut Vec<String>) {
             p.push("limits.redis.timeout: must be greater than 0".into());
         }
     }
+    let percent_ok = |v: f64| v.is_finite() && v > 0.0 && v <= 100.0;
+    if !percent_ok(cfg.alerts.at_percent) {
+        p.push("limits.alerts.at_percent: must be above 0 and at most 100".into());
+    }
+    if let Some(url) = &cfg.alerts.webhook {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            p.push("limits.alerts.webhook: must be an http:// or https:// URL".into());
+        }
+    }
+    if cfg.alerts.timeout.is_zero() {
+        p.push("limits.alerts.timeout: must be greater than 0".into());
+    }
     let mut names = HashSet::new();
     for (i, rule) in cfg.rules.iter().enumerate() {
+        if rule.alert_at_percent.is_some_and(|v| !percent_ok(v)) {
+            p.push(format!(
+                "limits.rules[{i}].alert_at_percent: must be above 0 and at most 100"
+            ));
+        }
         let at = format!("limits.rules[{i}]");
         if rule.name.is_empty() || rule.name.contains(['\u{1f}', ':']) {
             p.push(format!("{at}.name: must be non-empty, without ':'"));
@@ -227,7 +295,7 @@ pub(super) fn validate_limits(cfg: &LimitsConfig, p: &mut Vec<String>) {
         }
         if !rule.has_cap() {
             p.push(format!(
-                "{at}: sets no cap (requests_per_second, requests_per_minute, tokens_per_minute, concurrent, cost_per_day/week/month)"
+                "{at}: sets no cap (requests_per_second/minute/hour, tokens_per_minute/hour/day/month, concurrent, cost_per_day/week/month)"
             ));
         }
         for (field, v) in [

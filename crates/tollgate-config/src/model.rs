@@ -576,6 +576,24 @@ pub struct PolicyRule {
     /// Grants the admin role (gates admin endpoints).
     #[serde(default)]
     pub admin: bool,
+    /// Conditions on the token's claims, all of which must hold (tokens
+    /// only: an API key has no claims).
+    #[serde(default)]
+    pub claims: Vec<ClaimCondition>,
+}
+
+/// One condition on a token claim (a dotted path, as in `auth.oidc[].claims`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimCondition {
+    pub claim: String,
+    /// The claim is this string, boolean or number.
+    #[serde(default)]
+    pub equals: Option<serde_json::Value>,
+    /// The claim is an array holding this string, or a string whose
+    /// space-separated words include it (OAuth `scope` / `scp`).
+    #[serde(default)]
+    pub contains: Option<String>,
 }
 
 fn default_algorithms() -> Vec<String> {

@@ -50,6 +50,10 @@ pub struct VirtualModelConfig {
     /// Response cache opt-in (see docs/cache.md).
     #[serde(default)]
     pub cache: Option<super::cache::CacheRule>,
+    /// Streams: longest a try may take to the stream's first chunk before
+    /// it counts as a timeout (and falls back); each target may override.
+    #[serde(default, with = "duration::option")]
+    pub first_chunk_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -65,6 +69,9 @@ pub struct TargetConfig {
     pub weight: u32,
     #[serde(default)]
     pub retry: Option<RetryConfig>,
+    /// Replaces the virtual model's `first_chunk_timeout` for this target.
+    #[serde(default, with = "duration::option")]
+    pub first_chunk_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -110,6 +117,10 @@ pub struct HealthConfig {
     pub sla_ms_per_token: Option<f64>,
     #[serde(default = "default_sla_window", with = "duration")]
     pub sla_window: Duration,
+    /// How long an unhealthy target is left alone before one trial request
+    /// is let through (half-open); absent: `window`.
+    #[serde(default, with = "duration::option")]
+    pub cooldown: Option<Duration>,
 }
 
 impl Default for HealthConfig {
@@ -119,6 +130,7 @@ impl Default for HealthConfig {
             window: default_health_window(),
             sla_ms_per_token: None,
             sla_window: default_sla_window(),
+            cooldown: None,
         }
     }
 }
@@ -259,6 +271,22 @@ pub fn validate(vms: &[VirtualModelConfig], models: &HashSet<&str>, p: &mut Vec<
         }
         if vm.deadline.is_zero() {
             p.push(format!("{at}.deadline: must be greater than 0"));
+        }
+        if vm.health.cooldown.is_some_and(|d| d.is_zero()) {
+            p.push(format!("{at}.health.cooldown: must be greater than 0"));
+        }
+        let first_chunk = std::iter::once((String::new(), vm.first_chunk_timeout)).chain(
+            vm.targets
+                .iter()
+                .enumerate()
+                .map(|(j, t)| (format!(".targets[{j}]"), t.first_chunk_timeout)),
+        );
+        for (path, timeout) in first_chunk {
+            if timeout.is_some_and(|d| d.is_zero()) {
+                p.push(format!(
+                    "{at}{path}.first_chunk_timeout: must be greater than 0"
+                ));
+            }
         }
         for code in vm.fallback_on.iter().chain(&vm.retry.on) {
             if !(100..600).contains(code) {

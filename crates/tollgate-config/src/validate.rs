@@ -314,10 +314,30 @@ fn validate_policy(cfg: &Config, p: &mut Vec<String>) {
             && r.groups.is_empty()
             && r.tenants.is_empty()
             && r.kinds.is_empty()
+            && r.claims.is_empty()
         {
             p.push(format!(
-                "{at}: list at least one selector (principals, groups, tenants or kinds); a rule without one matches nobody"
+                "{at}: list at least one selector (principals, groups, tenants, kinds or claims); a rule without one matches nobody"
             ));
+        }
+        for (j, c) in r.claims.iter().enumerate() {
+            let scalar = matches!(
+                c.equals,
+                Some(
+                    serde_json::Value::String(_)
+                        | serde_json::Value::Bool(_)
+                        | serde_json::Value::Number(_)
+                )
+            );
+            if c.claim.is_empty() || (c.equals.is_some() == c.contains.is_some()) {
+                p.push(format!(
+                    "{at}.claims[{j}]: name a claim and exactly one of equals or contains"
+                ));
+            } else if c.equals.is_some() && !scalar {
+                p.push(format!(
+                    "{at}.claims[{j}].equals: must be a string, boolean or number"
+                ));
+            }
         }
         if r.models.is_empty()
             && r.tools.is_empty()

@@ -183,6 +183,7 @@ impl Snapshot {
                         key_id: Some(k.id.as_str().into()),
                         issuer: None,
                         method: AuthMethod::ApiKey,
+                        claims: None,
                     }),
                     models,
                     expires_ms: k.expires.map(|e| e.unix_ms),
@@ -216,9 +217,10 @@ impl Snapshot {
             .filter_map(|(name, rule)| rule.clone().map(|r| (name.clone(), r)))
             .collect();
         let templates = tollgate_policy::prompts::Templates::build(&config.prompts)?;
-        let limits = Arc::new(tollgate_policy::limits::Limits::build(
+        let limits = Arc::new(tollgate_policy::limits::Limits::build_with_egress(
             &config.limits,
             previous.map(|s| &*s.limits),
+            Some(&egress),
         )?);
         let mcp = Arc::new(
             tollgate_mcp::Catalog::build(&config.mcp, previous.map(|s| &*s.mcp), &egress)
@@ -295,6 +297,7 @@ pub fn store_key_index(stored: &[StoredKey]) -> KeyIndex {
                     key_id: Some(k.id.as_str().into()),
                     issuer: None,
                     method: AuthMethod::ApiKey,
+                    claims: None,
                 }),
                 models,
                 expires_ms: k.expires_ms,

@@ -321,6 +321,7 @@ mod tests {
             key_id: key.map(Arc::from),
             issuer: None,
             method: AuthMethod::ApiKey,
+            claims: None,
         }
     }
 

@@ -82,6 +82,7 @@ fn policy() -> Policy {
         routes: vec![],
         connections: vec![],
         admin: false,
+        claims: vec![],
     };
     Policy::build(&PolicyConfig {
         rules: vec![
@@ -165,6 +166,7 @@ fn bench(c: &mut Criterion) {
                 key_id: Some("svc-key".into()),
                 issuer: None,
                 method: AuthMethod::ApiKey,
+                claims: None,
             }),
             models: ModelGrant::new(&["chat-*".into()]).unwrap(),
             expires_ms: None,

@@ -1,7 +1,8 @@
 //! Limits shared through a real `redis-server` (Debian package; started here
 //! on a free port in a temp dir): three gateway processes share one cap,
 //! concurrent admissions share script calls and stay exact, and Redis
-//! dies and returns under fail-open and fail-closed rules.
+//! dies and returns under fail-open and fail-closed rules; Redis counters
+//! read by their owner and an admin, and reset.
 // `disallowed_methods`: tests read the gateway's own answers whole
 // (`reqwest::Response::json` and friends are banned in product code).
 #![allow(
@@ -393,5 +394,89 @@ async fn redis_token_counter_settles_to_actual_usage() {
         total,
         used + more,
         "admitted and settled after SCRIPT FLUSH"
+    );
+}
+
+/// Redis counters read by their owner and by an admin, and reset in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_counters_are_readable_and_reset_by_an_admin() {
+    let (redis, mock, dead) = fresh_minute_setup().await;
+    let url = redis.url();
+    let gw = start_gateway_with(|db| {
+        format!(
+            "{}\nlimits:\n  redis: {{ url: \"{url}\", timeout: 2s }}\n  rules:\n    - name: shared-hour\n      store: redis\n      per: [principal]\n      requests_per_hour: 3\n      tokens_per_day: 100000000\npolicy:\n  rules:\n    - {{ name: ops, principals: [alice], admin: true }}\n",
+            standard_config(&mock, dead, db)
+        )
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
+    }
+    assert_eq!(chat_status(&gw, KEY, "chat-local").await, 429);
+    let get = |url: String, key: &'static str| async move {
+        let r = client().get(url).bearer_auth(key).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()
+    };
+    let find = |list: &Value, cap: &str| -> Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cap"] == cap && c["partition"] == "principal=alice|")
+            .cloned()
+            .unwrap_or_else(|| panic!("no {cap} in {list}"))
+    };
+    let mine = get(gw.url("/v1/me/limits?model=chat-local"), KEY).await;
+    let rph = find(&mine["data"], "requests_per_hour");
+    assert_eq!(
+        (rph["store"].as_str(), rph["used"].as_f64()),
+        (Some("redis"), Some(3.0))
+    );
+    assert_eq!(rph["remaining"].as_f64(), Some(0.0));
+    let listed = get(gw.admin_url("/admin/v1/limits"), KEY).await;
+    assert_eq!(
+        find(&listed["counters"], "requests_per_hour")["used"].as_f64(),
+        Some(3.0)
+    );
+    // Settlement lands after the answers: the day's tokens show once it has.
+    let mut tokens = 0.0;
+    for _ in 0..100 {
+        let listed = get(gw.admin_url("/admin/v1/limits?cap=tokens_per_day"), KEY).await;
+        tokens = find(&listed["counters"], "tokens_per_day")["used"]
+            .as_f64()
+            .unwrap();
+        if tokens > 0.0 && tokens == redis.sum("tollgate:shared-hour:tokens_per_day:*").await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        tokens,
+        redis.sum("tollgate:shared-hour:tokens_per_day:*").await
+    );
+    let r = client()
+        .delete(gw.admin_url("/admin/v1/limits?rule=shared-hour&cap=requests_per_hour"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["reset"], 1, "{body}");
+    assert!(redis
+        .keys("tollgate:shared-hour:requests_per_hour:*")
+        .await
+        .is_empty());
+    assert_eq!(
+        redis
+            .keys("tollgate:shared-hour:tokens_per_day:*")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        chat_status(&gw, KEY, "chat-local").await,
+        200,
+        "reset in Redis"
     );
 }

@@ -98,6 +98,18 @@ pub(super) fn finish(app: &AppState, mut ctx: RequestCtx) {
         .increment(1);
     }
 
+    // A stream the upstream broke after its first chunk (cut, stalled past
+    // the deadline, unreadable) could not fall back; it still counts
+    // against the served target's health.
+    if let (Some(stats), true) = (&ctx.stats, ctx.stream && ctx.error.starts_with("upstream_")) {
+        let failure = tollgate_policy::routing::LastFailure {
+            at_ms: tollgate_core::clock::wall_ms(),
+            error: ctx.error,
+            status: None,
+        };
+        stats.record_failure_of(tollgate_core::clock::now_ms(), failure);
+    }
+
     // Feed the latency strategy and SLA: time per output token.
     if let (Some(stats), true) = (&ctx.stats, ctx.status == 200 && ctx.usage.completion > 0) {
         let secs = match (ctx.stream, ctx.first_token) {

@@ -2,7 +2,9 @@
 //! one target (with jitter, honouring `Retry-After` up to a cap), fallback to
 //! the next on the configured statuses and on timeouts, one overall deadline.
 //! A stream counts as started only once its first chunk has arrived, so
-//! failures before any byte reaches the caller are retried or fall back too.
+//! failures before any byte reaches the caller are retried or fall back too
+//! (a first chunk later than the target's `first_chunk_timeout` included).
+//! Each try's outcome feeds the target's breaker (`routing::TargetStats`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use tokio::time::Instant;
 
 use tollgate_config::{Endpoint, RetryConfig};
 use tollgate_llm::providers::{ProviderBody, ProviderCall, ProviderError, ProviderResponse};
-use tollgate_policy::routing::{clock, TargetStats};
+use tollgate_policy::routing::{clock, LastFailure, TargetStats};
 
 use crate::snapshot::ModelRoute;
 use crate::snapshot::VirtualModel;
@@ -27,7 +29,13 @@ pub(super) struct PlanTarget {
     pub route: Arc<ModelRoute>,
     pub retry: Option<Arc<RetryConfig>>,
     pub stats: Option<Arc<TargetStats>>,
+    /// Streams: the most a try may take to the first chunk.
+    pub first_chunk_timeout: Option<Duration>,
 }
+
+/// `ProviderError::Timeout`'s stage when a stream's first chunk came later
+/// than its target's `first_chunk_timeout`.
+pub(super) const FIRST_CHUNK: &str = "first_chunk";
 
 /// The ordered targets for one request.
 pub(super) struct Plan {
@@ -47,6 +55,7 @@ impl Plan {
                 route,
                 retry: None,
                 stats: None,
+                first_chunk_timeout: None,
             }],
             fallback_on: Arc::from([]),
             fallback_on_timeout: false,
@@ -65,6 +74,7 @@ impl Plan {
                 route: t.route.clone(),
                 retry: Some(t.retry.clone()),
                 stats: Some(t.stats.clone()),
+                first_chunk_timeout: t.first_chunk_timeout,
             })
             .collect();
         Self {
@@ -155,19 +165,30 @@ pub(super) async fn run(
                 traceparent,
             };
             let started = tokio::time::Instant::now();
-            let result = match tokio::time::timeout_at(deadline, t.route.provider.call(call)).await
-            {
-                Ok(Ok(resp)) => first_chunk(resp, deadline, &t.route.provider_name).await,
-                Ok(Err(e)) => Err(e),
+            // A stream's first chunk is due by the first-chunk timeout (from
+            // the try's start, headers included) when it is the earliest.
+            let first_chunk_by = t
+                .first_chunk_timeout
+                .filter(|_| stream)
+                .map(|d| started + d)
+                .filter(|by| *by < deadline);
+            let (wait_until, stage) = match first_chunk_by {
+                Some(by) => (by, FIRST_CHUNK),
                 // The overall deadline is the virtual model's, not the
                 // provider's `total` timeout: say which ran out.
+                None if plan.virtual_name.is_some() && deadline == overall => {
+                    (deadline, tollgate_llm::providers::DEADLINE)
+                }
+                None => (deadline, "total"),
+            };
+            let result = match tokio::time::timeout_at(wait_until, t.route.provider.call(call))
+                .await
+            {
+                Ok(Ok(resp)) => first_chunk(resp, wait_until, &t.route.provider_name, stage).await,
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(ProviderError::Timeout {
                     provider: t.route.provider_name.clone(),
-                    stage: if plan.virtual_name.is_some() && deadline == overall {
-                        tollgate_llm::providers::DEADLINE
-                    } else {
-                        "total"
-                    },
+                    stage,
                 }),
             };
             let target_label = t.route.resolved.to_str().unwrap_or("").to_string();
@@ -186,6 +207,9 @@ pub(super) async fn run(
                         error: "",
                     });
                     record_attempt(plan, &target_label, "ok");
+                    if let Some(stats) = &t.stats {
+                        stats.record_success(started.elapsed().as_secs_f64() * 1e6);
+                    }
                     return Ok(Served {
                         route: t.route.clone(),
                         response,
@@ -205,7 +229,15 @@ pub(super) async fn run(
             });
             if let Some(stats) = &t.stats {
                 if hurts_health(&e) {
-                    stats.record_failure(clock::now_ms());
+                    let failure = LastFailure {
+                        at_ms: clock::wall_ms(),
+                        error: e.label(),
+                        status: upstream_status(&e),
+                    };
+                    stats.record_failure_of(clock::now_ms(), failure);
+                } else if upstream_status(&e).is_some() {
+                    // The upstream answered (a request it refuses): it is up.
+                    stats.close();
                 }
             }
             record_attempt(plan, &target_label, e.label());
@@ -253,6 +285,7 @@ async fn first_chunk(
     resp: ProviderResponse,
     deadline: Instant,
     provider: &str,
+    stage: &'static str,
 ) -> Result<ProviderResponse, ProviderError> {
     let ProviderResponse { status, body } = resp;
     let ProviderBody::Stream(mut s) = body else {
@@ -270,7 +303,7 @@ async fn first_chunk(
         Err(_) => {
             return Err(ProviderError::Timeout {
                 provider: provider.to_string(),
-                stage: "total",
+                stage,
             })
         }
     };

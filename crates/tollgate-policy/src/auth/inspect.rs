@@ -75,12 +75,7 @@ pub async fn inspect<'m>(
     models: impl Iterator<Item = (&'m str, Option<&'m str>)>,
     presented: &str,
 ) -> Report {
-    let presented = presented.trim();
-    let presented = presented
-        .strip_prefix("Bearer ")
-        .or_else(|| presented.strip_prefix("bearer "))
-        .unwrap_or(presented)
-        .trim();
+    let presented = bare(presented);
     let is_jwt = jwt::looks_like_jwt(presented);
     let mut r = Report {
         credential: if is_jwt { "jwt" } else { "api_key" },
@@ -157,7 +152,45 @@ pub async fn inspect<'m>(
     r
 }
 
+/// The credential without whitespace or a `Bearer ` prefix.
+fn bare(presented: &str) -> &str {
+    let presented = presented.trim();
+    presented
+        .strip_prefix("Bearer ")
+        .or_else(|| presented.strip_prefix("bearer "))
+        .unwrap_or(presented)
+        .trim()
+}
+
 impl Report {
+    /// An API key the gateway does not know (revoked keys leave its index)
+    /// that the store holds as revoked: the result says `key_revoked`,
+    /// with the key id and when, instead of `invalid_key`. `revoked` lists
+    /// the store's revoked keys as (id, stored hash, revoked at Unix ms).
+    pub fn note_revoked<'k>(
+        &mut self,
+        presented: &str,
+        revoked: impl IntoIterator<Item = (&'k str, &'k str, i64)>,
+    ) {
+        if self.credential != "api_key" || self.failure_reason != Some("invalid_key") {
+            return;
+        }
+        let hash = super::hash_key(bare(presented));
+        let Some((id, _, at_ms)) = revoked
+            .into_iter()
+            .find(|(_, stored, _)| super::parse_hash(stored) == Some(hash))
+        else {
+            return;
+        };
+        let at = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+        self.failure_reason = Some("key_revoked");
+        self.failure = Some(format!(
+            "API key `{id}` was revoked at {}",
+            humantime::format_rfc3339_seconds(at)
+        ));
+    }
+
     /// Human-readable form for the terminal.
     pub fn render(&self) -> String {
         use std::fmt::Write as _;

@@ -416,6 +416,7 @@ pub fn map_claims(
         key_id: None,
         issuer: Some(issuer),
         method: AuthMethod::Jwt,
+        claims: Some(Arc::new(claims.clone())),
     })
 }
 

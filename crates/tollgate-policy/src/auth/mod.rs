@@ -53,6 +53,9 @@ pub struct Principal {
     /// The token's issuer; None for API keys.
     pub issuer: Option<Arc<str>>,
     pub method: AuthMethod,
+    /// The verified token's claims, for policy rules on claims; None for
+    /// API keys.
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// An authenticated caller: the principal, and the key's own grant when it

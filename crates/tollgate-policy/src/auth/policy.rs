@@ -6,19 +6,26 @@
 //! grant crosses — and the API key's own `models` list allows it, or any
 //! applying rule does.
 //! Token (JWT) principals have no key grant: only rules grant them models.
+//! A rule's `claims` conditions must all hold as well (on the verified
+//! token's claims; an API key has none, so such a rule never applies to it).
 //! Evaluation is in memory over the snapshot; no I/O.
 
 use std::fmt::Write as _;
 use tollgate_core::error::BuildError;
 
-use super::{ModelGrant, Principal};
+use serde_json::{Map, Value};
+
+use super::{jwt, ModelGrant, Principal};
 use crate::subject::{Combine, Names, Subject};
-use tollgate_config::PolicyConfig;
+use tollgate_config::{ClaimCondition, PolicyConfig};
 
 #[derive(Debug)]
 pub struct Rule {
     pub name: String,
     who: Subject,
+    /// Whether any selector is listed (a rule of claims alone has none).
+    selectors: bool,
+    claims: Vec<ClaimCondition>,
     pub models: ModelGrant,
     /// MCP tools (`server/tool` globs) and the servers they name.
     pub tools: ModelGrant,
@@ -31,7 +38,30 @@ pub struct Rule {
 
 impl Rule {
     pub fn applies_to(&self, p: &Principal) -> bool {
-        self.who.matches_principal(Combine::Any, p)
+        (!self.selectors || self.who.matches_principal(Combine::Any, p))
+            && (self.claims.is_empty()
+                || p.claims
+                    .as_deref()
+                    .is_some_and(|claims| self.claims.iter().all(|c| holds(c, claims))))
+    }
+}
+
+/// Whether one claim condition holds on a token's claims.
+fn holds(c: &ClaimCondition, claims: &Map<String, Value>) -> bool {
+    let Some(value) = jwt::claim(claims, &c.claim) else {
+        return false;
+    };
+    if let Some(want) = &c.contains {
+        return match value {
+            Value::Array(items) => items.iter().any(|v| v.as_str() == Some(want.as_str())),
+            Value::String(s) => s.split_whitespace().any(|w| w == want),
+            _ => false,
+        };
+    }
+    match (&c.equals, value) {
+        (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Some(want), got) => want == got,
+        (None, _) => false,
     }
 }
 
@@ -84,6 +114,11 @@ impl Policy {
                 Ok(Rule {
                     name: r.name.clone(),
                     who,
+                    selectors: !(r.principals.is_empty()
+                        && r.groups.is_empty()
+                        && r.tenants.is_empty()
+                        && r.kinds.is_empty()),
+                    claims: r.claims.clone(),
                     models: ModelGrant::new(&r.models)
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     tools: ModelGrant::new(&r.tools)
@@ -251,6 +286,7 @@ mod tests {
             key_id: None,
             issuer: Some("https://idp".into()),
             method: AuthMethod::Jwt,
+            claims: None,
         }
     }
 
@@ -266,6 +302,7 @@ mod tests {
             routes: vec![],
             connections: vec![],
             admin: false,
+            claims: vec![],
         };
         f(&mut r);
         r

@@ -368,6 +368,7 @@ mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::ApiKey,
+            claims: None,
         }
     }
 

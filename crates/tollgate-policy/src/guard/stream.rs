@@ -341,6 +341,7 @@ mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::ApiKey,
+            claims: None,
         };
         StreamGuard::new(&guards.applicable("m", &who)).unwrap()
     }

@@ -67,7 +67,39 @@ impl Counter {
     }
 }
 
+impl Counter {
+    /// The amount used in window `window` (0 when the counter is elsewhere).
+    pub fn used(&self, window: i64) -> f64 {
+        let c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if c.window == window {
+            c.used
+        } else {
+            0.0
+        }
+    }
+}
+
 impl LocalStore {
+    /// Every counter: (key, window, used), for the admin view.
+    pub fn entries(&self) -> Vec<(String, i64, f64)> {
+        self.counters
+            .iter()
+            .map(|e| {
+                let c = e.value().lock().unwrap_or_else(|e| e.into_inner());
+                (e.key().clone(), c.window, c.used)
+            })
+            .collect()
+    }
+
+    /// Sets the counter `key` back to zero in its window (the cell stays:
+    /// charges hold it). Whether there was such a counter.
+    pub fn reset(&self, key: &str) -> bool {
+        self.counters.get(key).is_some_and(|cell| {
+            cell.lock().unwrap_or_else(|e| e.into_inner()).used = 0.0;
+            true
+        })
+    }
+
     /// The counter `key`, created when missing.
     pub fn counter(&self, key: &str) -> Counter {
         if let Some(c) = self.counters.get(key) {

@@ -10,9 +10,11 @@
 
 mod admission;
 mod admit_batch;
+mod alerts;
 mod charge;
 mod error;
 mod headers;
+mod inspect;
 mod local;
 mod redis;
 mod redis_args;
@@ -24,6 +26,7 @@ mod window;
 pub use admission::Admission;
 pub use error::{Exceeded, LimitError};
 pub use headers::RateHeaders;
+pub use inspect::{CounterFilter, CounterView, InspectError};
 pub use local::LocalStore;
 pub use redis::RedisStore;
 pub use rules::{Cap, CapKind, Rule, CONNECTION_TARGET, ROUTE_TARGET, TOOL_TARGET};
@@ -51,10 +54,42 @@ pub struct Limits {
     templates: Templates,
     /// What `counters` answers when there is no rule (no lookup).
     none: Counters,
+    /// Soft-threshold alerts (which counters already alerted survive reloads).
+    alerts: Arc<alerts::Alerts>,
 }
 
 impl Limits {
     pub fn build(cfg: &LimitsConfig, previous: Option<&Limits>) -> Result<Self, BuildError> {
+        Self::build_with_egress(cfg, previous, None)
+    }
+
+    /// `build`, with the egress policy the alert webhook is called under
+    /// (without one, alerts are counted and logged but not posted).
+    pub fn build_with_egress(
+        cfg: &LimitsConfig,
+        previous: Option<&Limits>,
+        egress: Option<&tollgate_net::Egress>,
+    ) -> Result<Self, BuildError> {
+        let alerts = Arc::new(alerts::Alerts::build(
+            &cfg.alerts,
+            egress,
+            previous.map(|p| &*p.alerts),
+        )?);
+        let rules = cfg
+            .rules
+            .iter()
+            .map(|r| {
+                let mut rule = Rule::build(r);
+                let percent = r.alert_at_percent.unwrap_or(cfg.alerts.at_percent);
+                for c in &mut rule.caps {
+                    if !matches!(c.window, Window::None | Window::Second) {
+                        c.alert_at = Some(c.max * percent / 100.0);
+                    }
+                }
+                rule.alerts = Some(alerts.clone());
+                Arc::new(rule)
+            })
+            .collect();
         let local = previous.map_or_else(Default::default, |p| p.local.clone());
         let redis = match &cfg.redis {
             None => None,
@@ -64,13 +99,14 @@ impl Limits {
             },
         };
         Ok(Self {
-            rules: cfg.rules.iter().map(|r| Arc::new(Rule::build(r))).collect(),
+            rules,
             default_max_tokens: cfg.default_max_tokens,
             cache_hits: cfg.cache_hits,
             local,
             redis,
             templates: Templates::default(),
             none: Counters(Arc::from(Vec::new())),
+            alerts,
         })
     }
 
@@ -184,7 +220,7 @@ pub fn restore(local: &LocalStore, rules: &Limits, spends: &[CounterSpend]) -> u
         else {
             continue;
         };
-        if matches!(c.kind, CapKind::Cost) && c.window.id(now) == s.window {
+        if c.restored() && c.window.id(now) == s.window {
             local.add(&format!("{}{}", c.prefix, s.partition), s.window, s.spent);
             restored += 1;
         }
@@ -199,7 +235,7 @@ impl Limits {
         let now = tollgate_core::clock::wall_ms();
         let mut out: Vec<(&'static str, i64)> = Vec::new();
         for c in self.rules.iter().flat_map(|r| r.caps.iter()) {
-            if matches!(c.kind, CapKind::Cost) && !out.iter().any(|(l, _)| *l == c.label) {
+            if c.restored() && !out.iter().any(|(l, _)| *l == c.label) {
                 out.push((c.label, c.window.id(now)));
             }
         }
@@ -229,6 +265,7 @@ mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::Jwt,
+            claims: None,
         };
         let price = Price {
             input_per_mtok: 1e5,

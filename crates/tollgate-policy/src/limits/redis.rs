@@ -118,6 +118,11 @@ impl RedisStore {
         })
     }
 
+    /// The shared connection, for commands off the request path.
+    pub(super) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     /// `prefix:counter:window`, built without `format!` (ten per limited
     /// request in Redis mode).
     pub fn key(&self, counter: &str, window: i64) -> String {

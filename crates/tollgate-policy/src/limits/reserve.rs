@@ -121,6 +121,32 @@ fn commit(tpl: &[Template], charges: &mut [Charge], sel: &[(usize, f64)]) {
     for &(i, amount) in sel {
         let c = &mut charges[i];
         c.reserved += amount;
+        let (t, cap) = (&tpl[i], tpl[i].cap());
+        if let (Some(at), Some(alerts)) = (cap.alert_at, &t.rule.alerts) {
+            // The reservation that takes the counter from below the
+            // threshold to it or past it: exactly one per window and node.
+            if c.used_after - amount < at && c.used_after >= at {
+                alerts.fire(
+                    &t.key,
+                    c.window,
+                    super::alerts::Crossing {
+                        rule: t.rule.name.clone(),
+                        cap: cap.label,
+                        partition: t.key[cap.prefix.len()..].to_string(),
+                        window: cap.window.as_str(),
+                        window_ends_ms: (cap.window != Window::None)
+                            .then(|| cap.window.end_ms(c.window)),
+                        percent: if cap.max > 0.0 {
+                            at / cap.max * 100.0
+                        } else {
+                            100.0
+                        },
+                        limit: cap.max,
+                        used: c.used_after,
+                    },
+                );
+            }
+        }
         if c.shadow_hit && !tpl[i].enforce() {
             tracing::info!(rule = %tpl[i].rule.name, cap = tpl[i].cap().label,
                 counter = %tpl[i].key, "shadow limit would have rejected this request");

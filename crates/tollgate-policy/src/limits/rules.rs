@@ -51,6 +51,9 @@ pub struct Cap {
     pub label: &'static str,
     /// `rule:label:`, the start of every counter key of this cap.
     pub prefix: String,
+    /// The soft threshold (an amount, not a percent) whose crossing
+    /// alerts; none for in-flight and per-second caps.
+    pub alert_at: Option<f64>,
     /// Its `x-ratelimit-limit-*` header value, formatted once.
     pub limit_header: http::HeaderValue,
     /// The `allowed` decision counter, registered on first use (after the
@@ -59,6 +62,12 @@ pub struct Cap {
 }
 
 impl Cap {
+    /// Kept in the ledger's per-window table and restored at start: cost
+    /// caps and every cap of an hour or longer.
+    pub fn restored(&self) -> bool {
+        matches!(self.kind, CapKind::Cost) || self.window.restored()
+    }
+
     pub fn allowed(&self, rule: &str) -> &metrics::Counter {
         self.allowed.get_or_init(|| {
             metrics::counter!("tollgate_limit_decisions_total", "rule" => rule.to_string(),
@@ -76,6 +85,8 @@ pub struct Rule {
     pub store: LimitStore,
     pub on_store_error: StoreFailure,
     pub stream_overrun: Overrun,
+    /// Where threshold crossings go (set by `Limits::build`).
+    pub(super) alerts: Option<Arc<super::alerts::Alerts>>,
 }
 
 /// How an MCP tool call names its target to the limits (`mcp:server/tool`):
@@ -130,6 +141,7 @@ impl Rule {
                     max,
                     label,
                     limit_header: super::headers::limit_value(max),
+                    alert_at: None,
                     prefix,
                     allowed: OnceLock::new(),
                 });
@@ -155,10 +167,34 @@ impl Rule {
             "requests_per_minute",
         );
         cap(
+            CapKind::Requests,
+            Window::Hour,
+            n(r.requests_per_hour),
+            "requests_per_hour",
+        );
+        cap(
             CapKind::Tokens(r.token_kind),
             Window::Minute,
             n(r.tokens_per_minute),
             "tokens_per_minute",
+        );
+        cap(
+            CapKind::Tokens(r.token_kind),
+            Window::Hour,
+            n(r.tokens_per_hour),
+            "tokens_per_hour",
+        );
+        cap(
+            CapKind::Tokens(r.token_kind),
+            Window::Day,
+            n(r.tokens_per_day),
+            "tokens_per_day",
+        );
+        cap(
+            CapKind::Tokens(r.token_kind),
+            Window::Month,
+            n(r.tokens_per_month),
+            "tokens_per_month",
         );
         cap(CapKind::Cost, Window::Day, r.cost_per_day, "cost_per_day");
         cap(
@@ -182,6 +218,7 @@ impl Rule {
             store: r.store,
             on_store_error: r.on_store_error,
             stream_overrun: r.stream_overrun,
+            alerts: None,
         }
     }
 

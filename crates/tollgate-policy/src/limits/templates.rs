@@ -154,12 +154,7 @@ fn build(rules: &[Arc<Rule>], local: &LocalStore, p: &Principal, model: &str) ->
                     cap: ci,
                     counter: (rule.store == LimitStore::Local).then(|| local.counter(&key)),
                     key,
-                    id: Arc::new(CounterId::new(
-                        &rule.name,
-                        cap.label,
-                        part,
-                        matches!(cap.kind, CapKind::Cost),
-                    )),
+                    id: Arc::new(CounterId::new(&rule.name, cap.label, part, cap.restored())),
                 });
             }
         });
@@ -168,12 +163,12 @@ fn build(rules: &[Arc<Rule>], local: &LocalStore, p: &Principal, model: &str) ->
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::auth::AuthMethod;
     use tollgate_config::{LimitsConfig, PrincipalKind};
 
-    fn principal(subject: &str, groups: &[&str]) -> Principal {
+    pub(in crate::limits) fn principal(subject: &str, groups: &[&str]) -> Principal {
         Principal {
             subject: subject.into(),
             kind: PrincipalKind::User,
@@ -186,6 +181,7 @@ mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::Jwt,
+            claims: None,
         }
     }
 

@@ -7,6 +7,7 @@
 pub enum Window {
     Second,
     Minute,
+    Hour,
     Day,
     /// ISO weeks, Monday 00:00 UTC.
     Week,
@@ -17,6 +18,7 @@ pub enum Window {
 }
 
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 
 impl Window {
     /// The window holding `now_ms`.
@@ -24,6 +26,7 @@ impl Window {
         match self {
             Window::Second => now_ms.div_euclid(1000),
             Window::Minute => now_ms.div_euclid(60_000),
+            Window::Hour => now_ms.div_euclid(HOUR_MS),
             Window::Day => now_ms.div_euclid(DAY_MS),
             // 1970-01-01 was a Thursday; Monday-based weeks start 3 days earlier.
             Window::Week => (now_ms.div_euclid(DAY_MS) + 3).div_euclid(7),
@@ -40,6 +43,7 @@ impl Window {
         match self {
             Window::Second => (id + 1) * 1000,
             Window::Minute => (id + 1) * 60_000,
+            Window::Hour => (id + 1) * HOUR_MS,
             Window::Day => (id + 1) * DAY_MS,
             Window::Week => ((id + 1) * 7 - 3) * DAY_MS,
             Window::Month => {
@@ -48,6 +52,28 @@ impl Window {
             }
             Window::None => i64::MAX,
         }
+    }
+
+    /// Its name in the admin and caller views.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Second => "second",
+            Window::Minute => "minute",
+            Window::Hour => "hour",
+            Window::Day => "day",
+            Window::Week => "week",
+            Window::Month => "month",
+            Window::None => "none",
+        }
+    }
+
+    /// Windows of an hour or longer: their counters are kept in the
+    /// ledger's per-window table and restored at start, like budgets.
+    pub fn restored(self) -> bool {
+        matches!(
+            self,
+            Window::Hour | Window::Day | Window::Week | Window::Month
+        )
     }
 
     /// When window `id` starts (Unix ms).
@@ -113,6 +139,9 @@ mod tests {
         );
         assert_eq!(Window::Day.end_ms(Window::Day.id(t)), 1_771_200_000_000);
         assert_eq!(Window::Minute.end_ms(Window::Minute.id(61_000)), 120_000);
+        let h = Window::Hour.id(t);
+        assert_eq!(Window::Hour.start_ms(h), t);
+        assert_eq!(Window::Hour.end_ms(h), t + HOUR_MS);
         // December rolls into January.
         let dec = Window::Month.id(1_796_083_200_000); // 2026-12-01
         assert_eq!(Window::Month.end_ms(dec), 1_798_761_600_000); // 2027-01-01

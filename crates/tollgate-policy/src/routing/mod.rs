@@ -6,7 +6,7 @@
 pub use tollgate_core::clock;
 mod stats;
 
-pub use stats::TargetStats;
+pub use stats::{Health, LastFailure, TargetStats};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,6 +31,9 @@ pub struct Target<R> {
     pub stats: Arc<TargetStats>,
     pub priority: u32,
     pub weight: u32,
+    /// Streams: the most a try may take to the first chunk (the target's
+    /// own, else the virtual model's).
+    pub first_chunk_timeout: Option<Duration>,
 }
 
 pub struct VirtualModel<R> {
@@ -68,6 +71,7 @@ impl<R: Route> VirtualModel<R> {
                 stats,
                 priority: t.priority,
                 weight: t.weight,
+                first_chunk_timeout: t.first_chunk_timeout.or(cfg.first_chunk_timeout),
             });
         }
         Ok(Self {
@@ -103,10 +107,14 @@ impl<R: Route> VirtualModel<R> {
     /// Target indices in the order to try them. `roll` is a uniform random
     /// number (the weighted draw when there is no sticky key).
     pub fn plan(&self, now_ms: u64, sticky: Option<&str>, roll: u64) -> Vec<usize> {
-        let healthy: Vec<bool> = self
+        let states: Vec<Health> = self
             .targets
             .iter()
-            .map(|t| t.stats.healthy(now_ms))
+            .map(|t| t.stats.health(now_ms))
+            .collect();
+        let mut healthy: Vec<bool> = states
+            .iter()
+            .map(|h| matches!(h, Health::Healthy | Health::HalfOpen))
             .collect();
         let mut order: Vec<usize> = (0..self.targets.len()).collect();
         match self.strategy {
@@ -127,6 +135,16 @@ impl<R: Route> VirtualModel<R> {
                         .cmp(&(b != first))
                         .then(scores[a].total_cmp(&scores[b]))
                 });
+            }
+        }
+        // A half-open target keeps its place only as one request's first
+        // try (the probe); for every other request it is still unhealthy.
+        let first = order.iter().copied().find(|&i| healthy[i]);
+        for (i, state) in states.iter().enumerate() {
+            if *state == Health::HalfOpen
+                && (Some(i) != first || !self.targets[i].stats.claim_probe(now_ms))
+            {
+                healthy[i] = false;
             }
         }
         // Unhealthy targets go last, keeping the strategy's order otherwise.

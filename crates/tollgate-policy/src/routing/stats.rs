@@ -2,10 +2,51 @@
 //! atomics written with one `fetch_add` and one `store`, read by scanning.
 //! A reader may see a slot a concurrent writer is replacing; either value is
 //! a real recent sample, which is all a routing heuristic needs.
+//!
+//! Health is a circuit breaker: `health.failures` failures within the window
+//! open it; after `cooldown` it is half-open and one request (the probe,
+//! claimed with a compare-and-swap) is let through; its success closes the
+//! breaker, its failure opens it again for another cooldown.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use tollgate_config::{HealthConfig, LatencyConfig};
+
+/// A target's breaker as routing sees it at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Closed: routed by the strategy.
+    Healthy,
+    /// Closed, but over the SLA: tried last.
+    SlaExceeded,
+    /// Open: tried last until the cooldown ends.
+    Open,
+    /// The cooldown is over: the next request may probe it.
+    HalfOpen,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::SlaExceeded => "sla_exceeded",
+            Health::Open => "open",
+            Health::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// The last failure of a target, for the admin view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastFailure {
+    /// Wall-clock time (Unix ms).
+    pub at_ms: i64,
+    /// The error's label (`upstream_status`, `upstream_timeout`, ...).
+    pub error: &'static str,
+    /// The upstream's status, when it answered one.
+    pub status: Option<u16>,
+}
 
 /// Failure times (ms + 1; 0 = empty) of the last `threshold` failures.
 pub struct TargetStats {
@@ -20,7 +61,22 @@ pub struct TargetStats {
     min_samples: usize,
     sla_us_per_token: Option<f64>,
     sla_window_ms: u64,
+    /// When the breaker opened (Tokio ms + 1; 0 = closed).
+    opened: AtomicU64,
+    /// When the half-open probe was claimed (Tokio ms + 1; 0 = none).
+    probe: AtomicU64,
+    cooldown_ms: u64,
+    /// Time to first byte (streams: first chunk) of successful tries, an
+    /// exponentially weighted mean in microseconds as f64 bits (0 = none).
+    ttfb_ewma: AtomicU64,
+    /// Failures since the stats were made (kept across reloads).
+    failures_total: AtomicU64,
+    /// Written on failures only, read by the admin view: off the hot path.
+    last_failure: Mutex<Option<LastFailure>>,
 }
+
+/// Weight of the newest sample in the time-to-first-byte mean.
+const EWMA_ALPHA: f64 = 0.2;
 
 impl TargetStats {
     pub fn new(health: &HealthConfig, latency: &LatencyConfig) -> Self {
@@ -40,12 +96,115 @@ impl TargetStats {
             min_samples: latency.min_samples,
             sla_us_per_token: health.sla_ms_per_token.map(|ms| ms * 1000.0),
             sla_window_ms: health.sla_window.as_millis() as u64,
+            opened: AtomicU64::new(0),
+            probe: AtomicU64::new(0),
+            cooldown_ms: health.cooldown.unwrap_or(health.window).as_millis() as u64,
+            ttfb_ewma: AtomicU64::new(0),
+            failures_total: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
         }
     }
 
+    /// A failure (5xx, 429, 401, 403, timeout, unreachable, a stream cut):
+    /// opens the breaker once the window holds `failures` of them, and
+    /// re-opens a half-open one at once.
     pub fn record_failure(&self, now_ms: u64) {
         let i = self.next_failure.fetch_add(1, Ordering::Relaxed) % self.failures.len();
         self.failures[i].store(now_ms + 1, Ordering::Relaxed);
+        self.failures_total.fetch_add(1, Ordering::Relaxed);
+        if self.opened.load(Ordering::Relaxed) != 0
+            || self.recent_failures(now_ms) >= self.failures.len()
+        {
+            self.opened.store(now_ms + 1, Ordering::Relaxed);
+            self.probe.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// `record_failure` that also keeps what failed, for the admin view.
+    pub fn record_failure_of(&self, now_ms: u64, failure: LastFailure) {
+        self.record_failure(now_ms);
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = Some(failure);
+        }
+    }
+
+    /// A try the upstream answered (first byte, or first chunk of a
+    /// stream): closes an open breaker and forgets its failures, so the
+    /// target needs `failures` new ones to open again.
+    pub fn record_success(&self, first_byte_us: f64) {
+        let old = f64::from_bits(self.ttfb_ewma.load(Ordering::Relaxed));
+        let new = if old == 0.0 {
+            first_byte_us
+        } else {
+            old + EWMA_ALPHA * (first_byte_us - old)
+        };
+        self.ttfb_ewma
+            .store(new.max(1.0).to_bits(), Ordering::Relaxed);
+        self.close();
+    }
+
+    /// Closes an open breaker (the upstream answered) and forgets its
+    /// failures; a closed one is left as it is.
+    pub fn close(&self) {
+        if self.opened.load(Ordering::Relaxed) != 0 {
+            for f in self.failures.iter() {
+                f.store(0, Ordering::Relaxed);
+            }
+            self.opened.store(0, Ordering::Relaxed);
+            self.probe.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The breaker's state (and the SLA rule's) at `now_ms`.
+    pub fn health(&self, now_ms: u64) -> Health {
+        let opened = self.opened.load(Ordering::Relaxed);
+        if opened != 0 {
+            return if now_ms.saturating_sub(opened - 1) < self.cooldown_ms {
+                Health::Open
+            } else {
+                Health::HalfOpen
+            };
+        }
+        match (
+            self.sla_us_per_token,
+            self.mean_us_per_token(now_ms, self.sla_window_ms),
+        ) {
+            (Some(limit), Some(mean)) if mean > limit => Health::SlaExceeded,
+            _ => Health::Healthy,
+        }
+    }
+
+    /// Claims the half-open probe: true for one caller per cooldown (a
+    /// probe that never reports back, say a request refused after routing,
+    /// is given up after one cooldown).
+    pub fn claim_probe(&self, now_ms: u64) -> bool {
+        let held = self.probe.load(Ordering::Relaxed);
+        if held != 0 && now_ms.saturating_sub(held - 1) < self.cooldown_ms {
+            return false;
+        }
+        self.probe
+            .compare_exchange(held, now_ms + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Time to first byte of recent successful tries (EWMA, ms).
+    pub fn first_byte_ms(&self) -> Option<f64> {
+        let us = f64::from_bits(self.ttfb_ewma.load(Ordering::Relaxed));
+        (us > 0.0).then_some(us / 1000.0)
+    }
+
+    /// The latency strategy's window.
+    pub fn latency_window_ms(&self) -> u64 {
+        self.latency_window_ms
+    }
+
+    /// Failures recorded since these stats were made.
+    pub fn failures_total(&self) -> u64 {
+        self.failures_total.load(Ordering::Relaxed)
+    }
+
+    pub fn last_failure(&self) -> Option<LastFailure> {
+        self.last_failure.lock().ok().and_then(|l| *l)
     }
 
     /// Records time per output token (microseconds) of a successful call.
@@ -65,19 +224,11 @@ impl TargetStats {
             .count()
     }
 
-    /// Healthy: fewer than the threshold of failures in the window, and
-    /// under the SLA (when one is set and there are enough samples).
+    /// Routed as healthy: the breaker is closed and the target is under the
+    /// SLA (when one is set and there are enough samples), or the breaker
+    /// is half-open (the next request goes there first, as the probe).
     pub fn healthy(&self, now_ms: u64) -> bool {
-        if self.recent_failures(now_ms) >= self.failures.len() {
-            return false;
-        }
-        match self.sla_us_per_token {
-            Some(limit) => match self.mean_us_per_token(now_ms, self.sla_window_ms) {
-                Some(mean) => mean <= limit,
-                None => true,
-            },
-            None => true,
-        }
+        matches!(self.health(now_ms), Health::Healthy | Health::HalfOpen)
     }
 
     /// Mean time per output token over `window_ms`, or `None` below
@@ -116,16 +267,38 @@ mod tests {
     }
 
     #[test]
-    fn unhealthy_after_two_failures_recovers_after_window() {
+    fn two_failures_open_the_breaker_until_a_probe_succeeds() {
         let s = stats();
-        assert!(s.healthy(1_000));
+        assert_eq!(s.health(1_000), Health::Healthy);
         s.record_failure(1_000);
-        assert!(s.healthy(1_001));
+        assert_eq!(s.health(1_001), Health::Healthy);
         s.record_failure(2_000);
-        assert!(!s.healthy(2_001));
-        // The first failure ages out of the 2-minute window.
-        assert!(!s.healthy(121_000));
-        assert!(s.healthy(121_001));
+        assert_eq!(s.health(2_001), Health::Open);
+        // The cooldown (the 2-minute window) runs from the opening failure.
+        assert_eq!(s.health(121_999), Health::Open);
+        assert_eq!(s.health(122_000), Health::HalfOpen);
+        assert!(s.claim_probe(122_000), "one probe");
+        assert!(!s.claim_probe(122_001), "only one");
+        // A failed probe re-opens at once, for a whole cooldown.
+        s.record_failure(122_500);
+        assert_eq!(s.health(122_501), Health::Open);
+        assert_eq!(s.health(242_500), Health::HalfOpen);
+        assert!(s.claim_probe(242_500));
+        s.record_success(1_000.0);
+        assert_eq!(s.health(242_601), Health::Healthy);
+        // Closed again, with its failures forgotten: one more is not enough.
+        s.record_failure(242_700);
+        assert_eq!(s.health(242_701), Health::Healthy);
+    }
+
+    #[test]
+    fn an_unreported_probe_is_given_up_after_a_cooldown() {
+        let s = stats();
+        s.record_failure(0);
+        s.record_failure(0);
+        assert!(s.claim_probe(120_000));
+        assert!(!s.claim_probe(239_999));
+        assert!(s.claim_probe(240_000));
     }
 
     #[test]
@@ -175,6 +348,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(119)).await;
         assert!(!s.healthy(now()));
         tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(s.health(now()), Health::HalfOpen);
         assert!(s.healthy(now()));
     }
 }

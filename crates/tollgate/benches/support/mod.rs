@@ -18,6 +18,7 @@ pub(crate) fn alice() -> Principal {
         key_id: Some("k1".into()),
         issuer: None,
         method: AuthMethod::ApiKey,
+        claims: None,
     }
 }
 

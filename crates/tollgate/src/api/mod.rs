@@ -6,6 +6,7 @@ mod anthropic;
 mod databricks;
 mod forward;
 mod mcp;
+mod me;
 pub use tollgate_pipeline::error;
 mod openai;
 mod prompts;

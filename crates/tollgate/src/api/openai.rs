@@ -25,6 +25,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/me/limits", get(super::me::limits))
         .route("/v1/prompts", get(super::prompts::list))
         .route(
             "/v1/prompts/{name}/completions",

@@ -26,6 +26,11 @@ pub(super) fn router(app: Arc<AppState>) -> Router {
             "/admin/v1/cache",
             axum::routing::delete(super::cache_admin::purge),
         )
+        .route("/admin/v1/routing", get(super::routing_api::routing))
+        .route(
+            "/admin/v1/limits",
+            get(super::limits_api::counters).delete(super::limits_api::counters),
+        )
         .route("/admin/v1/mcp/approvals", get(super::mcp_admin::list))
         .route(
             "/admin/v1/mcp/approvals/{id}",

@@ -8,8 +8,10 @@
 mod admin;
 mod cache_admin;
 mod conn;
+mod limits_api;
 mod mcp_admin;
 mod reload;
+mod routing_api;
 mod usage_api;
 mod vault;
 

@@ -373,6 +373,25 @@ async fn token_inspect_explains_an_api_key() {
             .await;
     assert_eq!(r.failure_reason, Some("invalid_key"));
     assert!(r.principal.is_none());
+    // A key the store holds as revoked says so (the CLI passes the store's
+    // revoked keys); another unknown key stays `invalid_key`.
+    let stored = tollgate::auth::format_hash(&tollgate::auth::hash_key("nope"));
+    let mut revoked = r;
+    revoked.note_revoked(
+        "Bearer nope",
+        [("old-ci", stored.as_str(), 1_796_083_200_000)],
+    );
+    assert_eq!(revoked.failure_reason, Some("key_revoked"));
+    assert_eq!(
+        revoked.failure.as_deref(),
+        Some("API key `old-ci` was revoked at 2026-12-01T00:00:00Z")
+    );
+    assert!(revoked.render().contains("REJECTED (key_revoked)"));
+    let mut other =
+        tollgate::auth::inspect::inspect(&creds, &snap.policy, snap.models_with_owner(), "nah")
+            .await;
+    other.note_revoked("nah", [("old-ci", stored.as_str(), 1_796_083_200_000)]);
+    assert_eq!(other.failure_reason, Some("invalid_key"));
     // A token: fetched keys, verified claims, and the rule that grants.
     let token = sign(Algorithm::EdDSA, json!({"sub": "bob"}));
     let r = tollgate::auth::inspect::inspect(
@@ -412,4 +431,104 @@ async fn key_caches_survive_reloads_unless_their_source_changes() {
     let c = build(&text.replace("/jwks\n", "/other-jwks\n"), Some(&b));
     assert!(!std::sync::Arc::ptr_eq(&cache_a, &c.issuers.all()[0].jwks));
     assert!(c.issuers.all()[0].jwks.keys().is_empty());
+}
+
+/// Policy rules on token claims: booleans, strings, numbers, arrays and
+/// space-separated scopes, custom and nested claims, alone or with a
+/// selector; API keys (no claims) never match them.
+#[tokio::test]
+async fn policy_rules_match_token_claims() {
+    let jwks = jwks_server().await;
+    let mut gw = start_gateway_with(|db| {
+        config(jwks, db).replace(
+            "models:\n  - name: chat-local\n",
+            "models:\n  - name: verified-chat\n    provider: local\n  - name: scoped-chat\n    provider: local\n  - name: custom-chat\n    provider: local\n  - name: chat-local\n",
+        ) + r#"    - name: verified
+      claims:
+        - { claim: email_verified, equals: true }
+        - { claim: azp, equals: reporting-ui }
+      models: [verified-chat]
+    - name: scoped
+      principals: [carol]
+      claims: [{ claim: scope, contains: chat.write }]
+      models: [scoped-chat]
+    - name: custom
+      claims:
+        - { claim: ext.level, equals: 3 }
+        - { claim: roles, contains: analyst }
+      models: [custom-chat]
+"#
+    })
+    .await;
+    let token = |claims: Value| sign(Algorithm::EdDSA, claims);
+    let verified = token(json!({"sub": "dan", "email_verified": true, "azp": "reporting-ui"}));
+    assert_eq!(
+        status_and_body(&gw, &verified, "verified-chat").await.0,
+        200
+    );
+    for refused in [
+        json!({"sub": "dan", "email_verified": false, "azp": "reporting-ui"}),
+        json!({"sub": "dan", "email_verified": "true", "azp": "reporting-ui"}),
+        json!({"sub": "dan", "email_verified": true, "azp": "other-app"}),
+        json!({"sub": "dan", "azp": "reporting-ui"}),
+    ] {
+        let (status, body) = status_and_body(&gw, &token(refused.clone()), "verified-chat").await;
+        assert_eq!(status, 403, "{refused}: {body}");
+    }
+    // A claim condition narrows a selector: carol with the scope only.
+    let carol = |scope: &str| token(json!({"sub": "carol", "scope": scope}));
+    assert_eq!(
+        status_and_body(&gw, &carol("chat.read chat.write"), "scoped-chat")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status_and_body(&gw, &carol("chat.read"), "scoped-chat")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        status_and_body(&gw, &carol("chat.writer"), "scoped-chat")
+            .await
+            .0,
+        403
+    );
+    let erin = token(json!({"sub": "erin", "scope": "chat.write"}));
+    assert_eq!(status_and_body(&gw, &erin, "scoped-chat").await.0, 403);
+    // Nested custom claims and arrays.
+    let analyst = token(json!({"sub": "fay", "ext": {"level": 3}, "roles": ["viewer", "analyst"]}));
+    assert_eq!(status_and_body(&gw, &analyst, "custom-chat").await.0, 200);
+    let viewer = token(json!({"sub": "fay", "ext": {"level": 3}, "roles": ["viewer"]}));
+    assert_eq!(status_and_body(&gw, &viewer, "custom-chat").await.0, 403);
+    let low = token(json!({"sub": "fay", "ext": {"level": 2}, "roles": ["analyst"]}));
+    assert_eq!(status_and_body(&gw, &low, "custom-chat").await.0, 403);
+    assert!(models(&gw, &analyst)
+        .await
+        .contains(&"custom-chat".to_string()));
+    assert!(!models(&gw, &viewer)
+        .await
+        .contains(&"custom-chat".to_string()));
+    gw.stop().await;
+
+    // An API key has no claims: a rule on claims never applies to it.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("c.db").display());
+    let cfg = config(jwks, &db)
+        + "    - name: any-verified\n      claims: [{ claim: email_verified, equals: true }]\n      admin: true\n";
+    let snap =
+        tollgate::snapshot::Snapshot::build(tollgate::config::parse_str(&cfg).unwrap(), None)
+            .unwrap();
+    let empty = tollgate::auth::KeyIndex::default();
+    let r = tollgate::auth::inspect::inspect(
+        &snap.credentials(&empty),
+        &snap.policy,
+        snap.models_with_owner(),
+        TENANT_KEY,
+    )
+    .await;
+    assert!(r.valid);
+    assert_eq!(r.rules, ["acme"]);
+    assert!(!r.admin);
 }

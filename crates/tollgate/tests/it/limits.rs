@@ -1,11 +1,13 @@
 //! Rate limits, token quotas and budgets on one node: exact under 200
 //! concurrent clients, headers, shadow mode, in-flight caps, and a budget
-//! that cuts a stream and survives a restart.
+//! that cuts a stream and survives a restart; hourly and daily caps, soft
+//! threshold alerts, a caller's own counters and the admin's reset.
 
 use crate::common;
 
 use std::time::Duration;
 
+use common::echo::start_echo;
 use common::*;
 use serde_json::{json, Value};
 
@@ -408,4 +410,184 @@ async fn a_reload_applies_new_caps_and_keeps_the_counts() {
         "{:?}",
         recs.iter().map(|r| &r.limits).collect::<Vec<_>>()
     );
+}
+
+/// Fixed hour windows: a test of hourly counters starts clear of an hour's
+/// end (the wall clock moves to the next hour instead of waiting).
+fn early_in_hour() {
+    let secs = (tollgate::store::now_ms() / 1000) % 3600;
+    if secs > 3500 {
+        tollgate_core::clock::advance_wall(Duration::from_secs(3601 - secs as u64));
+    }
+}
+
+async fn get_json(url: String, key: Option<&str>) -> (u16, Value) {
+    let mut req = client().get(url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn counter<'a>(list: &'a Value, rule: &str, cap: &str, partition: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == rule && c["cap"] == cap && c["partition"] == partition)
+        .unwrap_or_else(|| panic!("no {rule}/{cap}/{partition} in {list}"))
+}
+
+#[tokio::test]
+async fn hourly_and_daily_caps_are_exact_restored_readable_by_their_owner_and_reset_by_an_admin() {
+    early_in_hour();
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let hook = start_echo().await;
+    let limits = format!(
+        "  alerts: {{ at_percent: 50, webhook: \"{}/hook\" }}\n  rules:\n    - name: hourly\n      per: [principal]\n      requests_per_hour: 4\n      tokens_per_day: 1000000\n      tokens_per_month: 50000000\n    - name: bob-month\n      match: {{ principals: [bob] }}\n      tokens_per_month: 1000000\n      alert_at_percent: 100\npolicy:\n  rules:\n    - {{ name: ops, principals: [alice], admin: true }}\n",
+        hook.base()
+    );
+    let mut gw = start_with_limits(&mock, &limits).await;
+    for _ in 0..4 {
+        assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200);
+    }
+    assert_eq!(chat_status(&gw, KEY, "chat-local").await, 429, "4 per hour");
+    // 50 % of 4 was crossed by the second request: one alert this hour.
+    let mut posted = Vec::new();
+    for _ in 0..100 {
+        posted = hook.received();
+        if !posted.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let alerts: Vec<Value> = posted
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let hourly: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["cap"] == "requests_per_hour")
+        .collect();
+    assert_eq!(hourly.len(), 1, "{alerts:?}");
+    assert_eq!(hourly[0]["type"], "limit_threshold_reached");
+    assert_eq!(hourly[0]["rule"], "hourly");
+    assert_eq!(hourly[0]["partition"], "principal=alice|");
+    assert_eq!(
+        (hourly[0]["limit"].as_f64(), hourly[0]["used"].as_f64()),
+        (Some(4.0), Some(2.0))
+    );
+    assert_eq!(posted[0].method, "POST");
+    let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics.contains(
+            "tollgate_limit_threshold_reached_total{rule=\"hourly\",cap=\"requests_per_hour\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // The hour's count survives a restart (restored from the ledger).
+    let store = gw.stop().await;
+    wait_records(&store, 5).await;
+    store.close().await;
+    let running = tollgate::server::start(&gw.config_path).await.unwrap();
+    gw.addr = running.addr;
+    gw.admin = running.admin_addr;
+    gw.running = Some(running);
+    assert_eq!(chat_status(&gw, KEY, "chat-local").await, 429, "restored");
+
+    // Each caller reads its own counters with its own key.
+    let (status, mine) = get_json(gw.url("/v1/me/limits"), Some(KEY)).await;
+    assert_eq!(status, 200, "{mine}");
+    let rph = counter(
+        &mine["data"],
+        "hourly",
+        "requests_per_hour",
+        "principal=alice|",
+    );
+    assert_eq!(
+        (rph["used"].as_f64(), rph["remaining"].as_f64()),
+        (Some(4.0), Some(0.0))
+    );
+    assert_eq!(
+        (rph["limit"].as_f64(), rph["window"].as_str()),
+        (Some(4.0), Some("hour"))
+    );
+    assert!(rph["resets_at_ms"].as_i64().unwrap() > tollgate::store::now_ms());
+    let tpd = counter(
+        &mine["data"],
+        "hourly",
+        "tokens_per_day",
+        "principal=alice|",
+    );
+    assert!(tpd["used"].as_f64().unwrap() > 0.0, "{tpd}");
+    assert!(
+        mine["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["partition"] != "principal=bob|" && c["rule"] != "bob-month"),
+        "only alice's own counters: {mine}"
+    );
+    let (_, bobs) = get_json(gw.url("/v1/me/limits?model=chat-local"), Some(KEY_LIMITED)).await;
+    let bob_rph = counter(
+        &bobs["data"],
+        "hourly",
+        "requests_per_hour",
+        "principal=bob|",
+    );
+    assert_eq!(bob_rph["remaining"].as_f64(), Some(4.0));
+    counter(&bobs["data"], "bob-month", "tokens_per_month", "");
+    assert_eq!(get_json(gw.url("/v1/me/limits"), None).await.0, 401);
+
+    // The admin view: grant required; lists and resets.
+    let admin = |q: &str| gw.admin_url(&format!("/admin/v1/limits{q}"));
+    assert_eq!(get_json(admin(""), None).await.0, 401);
+    assert_eq!(get_json(admin(""), Some(KEY_LIMITED)).await.0, 403);
+    let (status, all) = get_json(admin("?rule=hourly"), Some(KEY)).await;
+    assert_eq!(status, 200, "{all}");
+    let listed = counter(
+        &all["counters"],
+        "hourly",
+        "requests_per_hour",
+        "principal=alice|",
+    );
+    assert_eq!(listed["used"].as_f64(), Some(4.0));
+    assert_eq!(listed["store"], "local");
+    assert!(all["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["rule"] == "hourly"));
+    let reset = client()
+        .delete(admin(
+            "?rule=hourly&cap=requests_per_hour&partition=principal%3Dalice%7C",
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+    let body: Value = reset.json().await.unwrap();
+    assert_eq!(body["reset"], 1, "{body}");
+    assert_eq!(chat_status(&gw, KEY, "chat-local").await, 200, "reset");
+    let (_, mine) = get_json(gw.url("/v1/me/limits?model=chat-local"), Some(KEY)).await;
+    let rph = counter(
+        &mine["data"],
+        "hourly",
+        "requests_per_hour",
+        "principal=alice|",
+    );
+    assert_eq!(rph["used"].as_f64(), Some(1.0));
+    let tpd = counter(
+        &mine["data"],
+        "hourly",
+        "tokens_per_day",
+        "principal=alice|",
+    );
+    assert!(
+        tpd["used"].as_f64().unwrap() > 0.0,
+        "other caps keep their counts: {tpd}"
+    );
+    gw.stop().await;
 }

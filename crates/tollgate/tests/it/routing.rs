@@ -1,6 +1,8 @@
 //! Virtual models over several real mock upstreams: fallback, retries with
 //! Retry-After, timeouts, health windows, weighted and sticky splits, the
-//! latency strategy, and streams failing before and after the first byte.
+//! latency strategy, and streams failing before and after the first byte;
+//! the first-chunk timeout, stream cuts against health, half-open probes and
+//! the admin routing view.
 
 use crate::common;
 
@@ -49,6 +51,8 @@ models:
   - {{ name: eq-2, provider: b, upstream_model: "mock-chat?latency_ms=10" }}
   - {{ name: local-1, provider: local }}
   - {{ name: local-2, provider: local }}
+  - {{ name: a-late, provider: a, upstream_model: "mock-chat?ttft_ms=1500" }}
+  - {{ name: a-recovers, provider: a, upstream_model: "mock-chat?status=503&fail_first=2" }}
 virtual_models:
   - name: vm-fallback
     targets: [{{ model: a-503, priority: 0 }}, {{ model: b-ok, priority: 1 }}]
@@ -81,8 +85,27 @@ virtual_models:
   - name: vm-stream-late
     targets: [{{ model: a-cut-late }}, {{ model: b-ok, priority: 1 }}]
     retry: {{ retries: 0 }}
+  - name: vm-first-chunk
+    targets: [{{ model: a-late }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+    first_chunk_timeout: 300ms
+  - name: vm-first-chunk-patient
+    targets: [{{ model: a-late, first_chunk_timeout: 5s }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+    first_chunk_timeout: 300ms
+  - name: vm-cut-health
+    targets: [{{ model: a-cut-late }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+    health: {{ failures: 2, window: 1m }}
+  - name: vm-probe
+    targets: [{{ model: a-recovers }}, {{ model: b-ok, priority: 1 }}]
+    retry: {{ retries: 0 }}
+    health: {{ failures: 2, window: 1m, cooldown: 1s }}
 keys:
   - {{ id: k, hash: "{hash}", principal: tester, models: ["vm-*"] }}
+policy:
+  rules:
+    - {{ name: ops, principals: [tester], admin: true }}
 "#,
         a = a.base(),
         b = b.base(),
@@ -336,4 +359,189 @@ async fn streams_fall_back_only_before_the_first_byte() {
         4,
         "three chunks, then the error event: {events:?}"
     );
+}
+
+async fn stream(gw: &Gateway, model: &str) -> (String, Vec<String>) {
+    let mut body = chat_body(model, "stream");
+    body["stream"] = json!(true);
+    let resp = post(gw, "/v1/chat/completions", Some(KEY), &body).await;
+    assert_eq!(resp.status(), 200);
+    let served = resp.headers()["x-tollgate-resolved-model"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (served, sse_data(&resp.text().await.unwrap()))
+}
+
+/// The admin routing view's entry for one target of one virtual model.
+async fn target_view(gw: &Gateway, vm: &str, target: &str) -> Value {
+    let resp = client()
+        .get(gw.admin_url("/admin/v1/routing"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let view: Value = resp.json().await.unwrap();
+    view["virtual_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == vm)
+        .and_then(|m| m["targets"].as_array())
+        .and_then(|ts| ts.iter().find(|t| t["target"] == target))
+        .cloned()
+        .unwrap_or_else(|| panic!("{vm}/{target} not in {view}"))
+}
+
+/// Waits (up to 5 s) for a target's breaker to read `state`: a stream's
+/// outcome is recorded when the gateway finishes it, just after its last
+/// byte.
+async fn wait_health(gw: &Gateway, vm: &str, target: &str, state: &str) -> Value {
+    for _ in 0..100 {
+        let view = target_view(gw, vm, target).await;
+        if view["health"] == state {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{vm}/{target} never {state}: {}",
+        target_view(gw, vm, target).await
+    );
+}
+
+#[tokio::test]
+async fn a_late_first_chunk_falls_back_before_any_byte() {
+    let (a, _b, gw) = setup().await;
+    let start = Instant::now();
+    let (served, events) = stream(&gw, "vm-first-chunk").await;
+    assert_eq!(
+        served, "b/mock-chat",
+        "headers came, the first chunk did not"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(
+        start.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        a.received().await.len(),
+        1,
+        "the late target was tried first"
+    );
+    let view = target_view(&gw, "vm-first-chunk", "a/mock-chat?ttft_ms=1500").await;
+    assert_eq!(view["last_failure"]["error"], "upstream_timeout", "{view}");
+    assert_eq!(view["recent_failures"], 1, "{view}");
+
+    // A target's own timeout replaces the virtual model's.
+    let (served, events) = stream(&gw, "vm-first-chunk-patient").await;
+    assert_eq!(served, "a/mock-chat?ttft_ms=1500");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    // Not a stream: the timeout does not apply.
+    let (status, served, _) = ask(&gw, "vm-first-chunk", &[]).await;
+    assert_eq!((status, served.as_str()), (200, "a/mock-chat?ttft_ms=1500"));
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_counts_against_the_target() {
+    let (_a, _b, gw) = setup().await;
+    let target = "a/mock-chat?cut_after=3";
+    for _ in 0..2 {
+        let (served, events) = stream(&gw, "vm-cut-health").await;
+        assert_eq!(served, target, "a cut stream does not open it by itself");
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert_eq!(last["error"]["code"], "stream_interrupted");
+        // Each cut is recorded as the stream finishes, just after its last byte.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let view = wait_health(&gw, "vm-cut-health", target, "open").await;
+    assert_eq!(view["recent_failures"], 2, "{view}");
+    assert_eq!(view["failures_total"], 2, "{view}");
+    assert_eq!(
+        view["last_failure"]["error"], "upstream_stream_interrupted",
+        "{view}"
+    );
+    assert!(
+        view["last_failure"]["at_ms"].as_i64().unwrap() > 0,
+        "{view}"
+    );
+    assert!(view["latency_ms"].as_f64().unwrap() > 0.0, "{view}");
+    // Two cuts opened the breaker: the next stream starts on the fallback.
+    let (served, events) = stream(&gw, "vm-cut-health").await;
+    assert_eq!(served, "b/mock-chat");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let b = target_view(&gw, "vm-cut-health", "b/mock-chat").await;
+    assert_eq!(b["health"], "healthy", "{b}");
+}
+
+#[tokio::test]
+async fn an_open_target_gets_one_probe_after_its_cooldown() {
+    let (a, _b, gw) = setup().await;
+    let target = "a/mock-chat?status=503&fail_first=2";
+    for _ in 0..2 {
+        let (status, served, _) = ask(&gw, "vm-probe", &[]).await;
+        assert_eq!((status, served.as_str()), (200, "b/mock-chat"));
+    }
+    let view = target_view(&gw, "vm-probe", target).await;
+    assert_eq!(view["health"], "open", "{view}");
+    assert_eq!(view["last_failure"]["status"], 503, "{view}");
+    assert_eq!(view["last_failure"]["error"], "upstream_status", "{view}");
+    // The upstream has recovered, but the breaker stays open for the
+    // cooldown: nothing reaches it.
+    ask(&gw, "vm-probe", &[]).await;
+    assert_eq!(a.received().await.len(), 2);
+    skip_clock(Duration::from_millis(1100)).await;
+    assert_eq!(
+        target_view(&gw, "vm-probe", target).await["health"],
+        "half_open"
+    );
+    // The probe succeeds and closes the breaker.
+    let (status, served, _) = ask(&gw, "vm-probe", &[]).await;
+    assert_eq!((status, served.as_str()), (200, target));
+    let view = target_view(&gw, "vm-probe", target).await;
+    assert_eq!(view["health"], "healthy", "{view}");
+    assert_eq!(view["recent_failures"], 0, "{view}");
+    assert_eq!(view["failures_total"], 2, "{view}");
+}
+
+#[tokio::test]
+async fn a_failed_probe_reopens_at_once() {
+    let (a, _b, gw) = setup().await;
+    for _ in 0..2 {
+        ask(&gw, "vm-health", &[]).await;
+    }
+    skip_clock(Duration::from_millis(1100)).await;
+    // The probe fails (and falls back); one failure re-opens the breaker,
+    // where counting failures in the window would need two.
+    let (status, served, _) = ask(&gw, "vm-health", &[]).await;
+    assert_eq!((status, served.as_str()), (200, "b/mock-chat"));
+    assert_eq!(a.received().await.len(), 3, "the probe reached the primary");
+    for _ in 0..3 {
+        ask(&gw, "vm-health", &[]).await;
+    }
+    assert_eq!(a.received().await.len(), 3, "re-opened: no more tries");
+    let view = target_view(&gw, "vm-health", "a/mock-chat?status=503").await;
+    assert_eq!(view["health"], "open", "{view}");
+}
+
+#[tokio::test]
+async fn the_routing_view_needs_the_admin_grant() {
+    let (_a, _b, gw) = setup().await;
+    let url = gw.admin_url("/admin/v1/routing");
+    let resp = client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client()
+        .get(&url)
+        .bearer_auth("tg-not-a-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let view = target_view(&gw, "vm-fallback", "b/mock-chat").await;
+    assert_eq!(view["health"], "healthy", "{view}");
+    assert_eq!(view["model"], "b-ok", "{view}");
+    assert_eq!(view["priority"], 1, "{view}");
+    assert!(view["latency_ms"].is_null(), "no traffic yet: {view}");
 }
