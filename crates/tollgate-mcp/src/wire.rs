@@ -70,9 +70,12 @@ pub enum Message {
         method: String,
         params: Option<Value>,
     },
-    /// A client's answer to a server request (the gateway sends none, so
-    /// these are acknowledged and dropped).
-    Response,
+    /// A client's answer to a server request the gateway relayed to it
+    /// (`relay.rs`): its id, and its `result` or `error`.
+    Response {
+        id: Value,
+        answer: Result<Value, RpcError>,
+    },
 }
 
 impl Incoming {
@@ -106,8 +109,19 @@ impl Incoming {
                 method,
                 params: self.params,
             }),
-            (Some(_), None) if self.result.is_some() || self.error.is_some() => {
-                Ok(Message::Response)
+            (Some(id), None) if self.result.is_some() || self.error.is_some() => {
+                let answer = match (self.result, self.error) {
+                    (Some(r), None) => Ok(r),
+                    (_, e) => Err(e
+                        .and_then(|e| serde_json::from_value(e).ok())
+                        .unwrap_or_else(|| {
+                            RpcError::new(
+                                code::INTERNAL_ERROR,
+                                "the client answered with an invalid error",
+                            )
+                        })),
+                };
+                Ok(Message::Response { id, answer })
             }
             _ => Err((
                 id,
@@ -387,7 +401,7 @@ mod tests {
         ));
         assert!(matches!(
             classify(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
-            Ok(Message::Response)
+            Ok(Message::Response { .. })
         ));
     }
 

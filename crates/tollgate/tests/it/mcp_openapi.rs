@@ -156,6 +156,7 @@ async fn call(c: &Upstream, session: Option<&str>, tool: &str, args: Value) -> V
         "tools/call",
         Some(&json!({"name": tool, "arguments": args})),
         &HeaderMap::new(),
+        None,
     )
     .await
     .unwrap()
@@ -172,7 +173,7 @@ async fn rest_operations_are_tools() {
     let session = c.open(&HeaderMap::new()).await.unwrap();
     let s = session.as_deref();
     let list = c
-        .request(s, "tools/list", None, &HeaderMap::new())
+        .request(s, "tools/list", None, &HeaderMap::new(), None)
         .await
         .unwrap();
     let names: Vec<&str> = list["tools"]
@@ -226,6 +227,7 @@ async fn rest_operations_are_tools() {
                 "tools/call",
                 Some(&json!({"name": tool, "arguments": args})),
                 &HeaderMap::new(),
+                None,
             )
             .await
             .unwrap_err();
@@ -255,7 +257,13 @@ async fn rest_operations_are_tools() {
     let c = client(&gw, "pets-url");
     let session = c.open(&HeaderMap::new()).await.unwrap();
     let list = c
-        .request(session.as_deref(), "tools/list", None, &HeaderMap::new())
+        .request(
+            session.as_deref(),
+            "tools/list",
+            None,
+            &HeaderMap::new(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(list["tools"].as_array().unwrap().len(), 4);

@@ -365,7 +365,7 @@ async fn forward(
 ) -> Result<Value, GatewayError> {
     let sid = session.upstream.get(&m.upstream.name).map(String::as_str);
     m.upstream
-        .request(sid, method, params, call.headers)
+        .request(sid, method, params, call.headers, call.relay.as_ref())
         .await
         .map_err(reply::upstream)
 }
