@@ -151,9 +151,9 @@ pub(super) async fn dispatch(
             let mut items = Vec::new();
             for (m, list) in gather(call, session, "prompts/list", "prompts").await? {
                 for v in list {
-                    if let Ok(mut p) = serde_json::from_value::<Prompt>(v) {
+                    if let Some(mut p) = Prompt::from_json(v) {
                         p.name = m.served_name(&p.name);
-                        items.push(serde_json::to_value(p).unwrap_or_default());
+                        items.push(Value::from(p));
                     }
                 }
             }
