@@ -304,6 +304,7 @@ async fn upstream_tools(
                 params.as_ref(),
                 &none,
                 None,
+                None,
             )
             .await
             .map_err(describe)?;
@@ -338,7 +339,7 @@ async fn with_session(
     let none = http::HeaderMap::new();
     let session = client.open(&none).await.map_err(describe)?;
     let result = client
-        .request(session.as_deref(), method, params, &none, None)
+        .request(session.as_deref(), method, params, &none, None, None)
         .await
         .map_err(describe);
     if let Some(s) = &session {

@@ -12,6 +12,7 @@ mod stdio;
 mod waiters;
 
 pub use self::http::{PROTOCOL_HEADER, SESSION_HEADER};
+pub use self::openapi::Connection;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -244,6 +245,14 @@ impl Upstream {
         self.notices.subscribe()
     }
 
+    /// The outbound connection a REST API server's calls go through.
+    pub fn connection_name(&self) -> Option<&str> {
+        self.config
+            .openapi
+            .as_ref()
+            .and_then(|o| o.connection.as_deref())
+    }
+
     /// The config it was built from (a reload keeps an upstream whose
     /// config is unchanged, so a stdio process is not restarted).
     pub fn config(&self) -> &McpServerConfig {
@@ -298,6 +307,8 @@ impl Upstream {
     /// One request; its `result`, or the upstream's JSON-RPC error. What
     /// the server says about it meanwhile (progress, log messages, its own
     /// requests) goes to `relay`, the caller's stream, when there is one.
+    /// `via` is the outbound connection a REST API server with
+    /// `connection:` calls through (`connection_name`).
     pub async fn request(
         &self,
         session: Option<&str>,
@@ -305,6 +316,7 @@ impl Upstream {
         params: Option<&Value>,
         caller: &HeaderMap,
         relay: Option<&Relay>,
+        via: Option<&dyn Connection>,
     ) -> Result<Value, UpstreamError> {
         let reply = match &self.transport {
             Transport::Http(h) => {
@@ -320,7 +332,7 @@ impl Upstream {
             }
             Transport::Sse(s) => s.exchange(method, params, true, relay).await?,
             Transport::Stdio(s) => s.exchange(method, params, true, relay).await?,
-            Transport::OpenApi(o) => return o.request(method, params, caller).await,
+            Transport::OpenApi(o) => return o.request(method, params, caller, via).await,
         };
         self.result(reply)
     }

@@ -66,6 +66,8 @@ struct Call<'a> {
     pins: &'a tollgate_mcp::pins::PinBook,
     approvals: &'a tollgate_mcp::approval::Approvals,
     reaper: &'a tollgate_mcp::reaper::Reaper,
+    /// Named secrets, for a REST API server calling through a connection.
+    secrets: &'a dyn tollgate_core::secret::SecretSource,
     snap: &'a Snapshot,
     served: &'a Served,
     who: &'a Authenticated,
@@ -90,6 +92,7 @@ impl<'a> Call<'a> {
             pins: &app.mcp_pins,
             approvals: &app.mcp_approvals,
             reaper: &app.mcp_reaper,
+            secrets: &*app.secrets,
             snap,
             served,
             who,
