@@ -666,3 +666,63 @@ def test_the_sdk_client_in_its_default_auto_mode_falls_back_to_initialize(stack)
                 assert r.structured_content == {"result": 10}
 
     run(go())
+
+
+@pytest.mark.parametrize("server", ["local", "warehouse"])
+def test_progress_logs_sampling_and_elicitation_reach_the_caller_and_back(stack, server):
+    """A tool that reports progress and logs, one that asks the client's
+    model (sampling) and one that asks the user (elicitation): through the
+    gateway, the SDK client's callbacks see them on the call's answer
+    stream, and their answers reach the upstream (stdio: one shared
+    process; Streamable HTTP: the client's own upstream session)."""
+    from mcp import types
+
+    async def go():
+        logs, progress, asked = [], [], []
+
+        async def on_log(params):
+            logs.append(params.data)
+
+        async def on_progress(done, total, message):
+            progress.append((done, total, message))
+
+        async def sampling(context, params):
+            asked.append(params.messages[0].content.text)
+            return types.CreateMessageResult(
+                role="assistant", model="client-model",
+                content=types.TextContent(type="text", text="four"))
+
+        async def elicitation(context, params):
+            asked.append(params.message)
+            return types.ElicitResult(action="accept", content={"ok": True})
+
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
+        async with http:
+            async with streamable_http_client(f"{stack['host']}/mcp/{server}", http_client=http) as (r, w):
+                async with ClientSession(r, w, sampling_callback=sampling, elicitation_callback=elicitation,
+                                         logging_callback=on_log) as s:
+                    await s.initialize()
+                    r = await s.call_tool("steps", {"n": 3}, progress_callback=on_progress)
+                    assert r.content[0].text == "done"
+                    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+                    assert logs == ["step 1 of 3", "step 2 of 3", "step 3 of 3"]
+                    r = await s.call_tool("ask_model", {"question": "2+2?"})
+                    assert r.content[0].text == "client-model: four", r
+                    r = await s.call_tool("confirm", {"action": "deploy"})
+                    assert r.content[0].text == "accept True", r
+                    assert asked == ["2+2?", "Really deploy?"]
+                    # A call that relays nothing is still answered with JSON.
+                    assert (await s.call_tool("add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+
+    run(go())
+    log = stack["stdio_log"] if server == "local" else stack["http_log"]
+    tools = [e.get("tool") for e in entries(log) if e.get("tool")]
+    assert {"steps", "ask_model", "confirm"} <= set(tools)
+
+
+def test_a_client_answer_to_a_request_it_was_not_asked_is_acknowledged_and_dropped(stack):
+    host = stack["host"]
+    sid = post(host, INIT).headers["mcp-session-id"]
+    r = post(host, {"jsonrpc": "2.0", "id": "tollgate-0123", "result": {}}, sid)
+    assert r.status_code == 202
+    assert post(host, {"jsonrpc": "2.0", "id": 8, "method": "ping"}, sid).json()["result"] == {}

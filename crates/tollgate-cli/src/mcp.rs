@@ -298,7 +298,14 @@ async fn upstream_tools(
     loop {
         let params = cursor.as_ref().map(|c| serde_json::json!({ "cursor": c }));
         let result = client
-            .request(session.as_deref(), "tools/list", params.as_ref(), &none)
+            .request(
+                session.as_deref(),
+                "tools/list",
+                params.as_ref(),
+                &none,
+                None,
+                None,
+            )
             .await
             .map_err(describe)?;
         let page: ToolPage = serde_json::from_value(result).map_err(|e| e.to_string())?;
@@ -332,7 +339,7 @@ async fn with_session(
     let none = http::HeaderMap::new();
     let session = client.open(&none).await.map_err(describe)?;
     let result = client
-        .request(session.as_deref(), method, params, &none)
+        .request(session.as_deref(), method, params, &none, None, None)
         .await
         .map_err(describe);
     if let Some(s) = &session {

@@ -153,6 +153,11 @@ pub struct McpOpenApiConfig {
     /// empty: all.
     #[serde(default)]
     pub operations: Vec<String>,
+    /// An outbound connection (`connections:`) the calls go through: its
+    /// base URL, credential (a named secret included), header rules and
+    /// method and path allow-lists, in place of `base_url` and `auth`.
+    #[serde(default)]
+    pub connection: Option<String>,
 }
 
 /// A server made of members' tools (namespaced `{prefix}__{tool}`).
@@ -351,6 +356,11 @@ fn check_openapi(at: &str, s: &McpServerConfig, p: &mut Vec<String>) {
             ));
         }
     }
+    if o.connection.is_some() && (o.base_url.is_some() || s.auth.is_some()) {
+        p.push(format!(
+            "{at}.openapi.connection: the connection gives the base URL and the credential; drop base_url and auth"
+        ));
+    }
 }
 
 impl McpServerConfig {
@@ -435,5 +445,13 @@ mod tests {
             problems("{name: a, transport: stdio, command: x, openapi: {spec: a.yaml}}"),
             vec!["mcp.servers[0].openapi: only for transport openapi".to_string()]
         );
+        assert_eq!(
+            problems("{name: a, transport: openapi, auth: {type: bearer, token: t}, openapi: {spec: a.yaml, connection: crm}}"),
+            vec!["mcp.servers[0].openapi.connection: the connection gives the base URL and the credential; drop base_url and auth".to_string()]
+        );
+        assert!(problems(
+            "{name: a, transport: openapi, openapi: {spec: a.yaml, connection: crm}}"
+        )
+        .is_empty());
     }
 }

@@ -573,6 +573,10 @@ pub struct PolicyRule {
     /// Outbound connections granted, by name or glob (docs/connections.md).
     #[serde(default)]
     pub connections: Vec<String>,
+    /// HTTP methods the rule's `routes` and `connections` grants allow
+    /// (case-insensitive); empty: every method (docs/routes.md).
+    #[serde(default)]
+    pub methods: Vec<String>,
     /// Grants the admin role (gates admin endpoints).
     #[serde(default)]
     pub admin: bool,

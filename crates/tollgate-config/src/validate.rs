@@ -214,6 +214,14 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
     super::secrets::validate_secrets(&cfg.secrets, &mut p);
     super::forward::validate_routes(&cfg.routes, &mut p);
     super::forward::validate_connections(&cfg.connections, &mut p);
+    for (i, s) in cfg.mcp.servers.iter().enumerate() {
+        let named = s.openapi.as_ref().and_then(|o| o.connection.as_deref());
+        if let Some(c) = named.filter(|c| !cfg.connections.iter().any(|k| k.name == *c)) {
+            p.push(format!(
+                "mcp.servers[{i}].openapi.connection: no connection named {c:?}"
+            ));
+        }
+    }
 
     if p.is_empty() {
         Ok(())
@@ -360,6 +368,16 @@ fn validate_policy(cfg: &Config, p: &mut Vec<String>) {
                     p.push(format!("{at}.{field}[{j}]: {g:?} is not a valid glob"));
                 }
             }
+        }
+        for (j, m) in r.methods.iter().enumerate() {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                p.push(format!("{at}.methods[{j}]: {m:?} is not an HTTP method"));
+            }
+        }
+        if !r.methods.is_empty() && r.routes.is_empty() && r.connections.is_empty() {
+            p.push(format!(
+                "{at}.methods: applies to routes and connections, and the rule grants none"
+            ));
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod openapi;
 pub mod pins;
 pub mod reaper;
+pub mod relay;
 pub mod session;
 pub mod upstream;
 pub mod wire;

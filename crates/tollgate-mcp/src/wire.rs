@@ -70,9 +70,12 @@ pub enum Message {
         method: String,
         params: Option<Value>,
     },
-    /// A client's answer to a server request (the gateway sends none, so
-    /// these are acknowledged and dropped).
-    Response,
+    /// A client's answer to a server request the gateway relayed to it
+    /// (`relay.rs`): its id, and its `result` or `error`.
+    Response {
+        id: Value,
+        answer: Result<Value, RpcError>,
+    },
 }
 
 impl Incoming {
@@ -106,8 +109,19 @@ impl Incoming {
                 method,
                 params: self.params,
             }),
-            (Some(_), None) if self.result.is_some() || self.error.is_some() => {
-                Ok(Message::Response)
+            (Some(id), None) if self.result.is_some() || self.error.is_some() => {
+                let answer = match (self.result, self.error) {
+                    (Some(r), None) => Ok(r),
+                    (_, e) => Err(e
+                        .and_then(|e| serde_json::from_value(e).ok())
+                        .unwrap_or_else(|| {
+                            RpcError::new(
+                                code::INTERNAL_ERROR,
+                                "the client answered with an invalid error",
+                            )
+                        })),
+                };
+                Ok(Message::Response { id, answer })
             }
             _ => Err((
                 id,
@@ -280,11 +294,36 @@ pub fn announce(notices: &Notices, method: &str) {
 }
 
 /// A prompt as `prompts/list` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prompt {
     pub name: String,
+    /// `description`, `arguments`, `title`, `_meta`, …
     #[serde(flatten)]
     pub rest: Map<String, Value>,
+}
+
+impl Prompt {
+    /// A listed prompt taken out of its JSON by moving its fields (as
+    /// `Tool::from_json`: no buffering through serde's `flatten`). `None`
+    /// unless it is an object with a string `name`.
+    pub fn from_json(v: Value) -> Option<Prompt> {
+        let Value::Object(mut rest) = v else {
+            return None;
+        };
+        let Some(Value::String(name)) = rest.remove("name") else {
+            return None;
+        };
+        Some(Prompt { name, rest })
+    }
+}
+
+impl From<Prompt> for Value {
+    /// The prompt as JSON, its fields moved.
+    fn from(p: Prompt) -> Value {
+        let mut m = p.rest;
+        m.insert("name".into(), Value::String(p.name));
+        Value::Object(m)
+    }
 }
 
 /// One page of a list method's result: the items under `key` (`tools`,
@@ -365,6 +404,13 @@ mod tests {
         assert_eq!(p.next_cursor.as_deref(), Some("c2"));
         assert!(p.rest.contains_key("tools"));
         assert!(Page::from_json(json!({"nextCursor": 1})).is_err());
+        let v =
+            json!({"name": "greet", "description": "d", "arguments": [{"name": "who"}], "x": null});
+        let pr = Prompt::from_json(v.clone()).unwrap();
+        assert_eq!(pr, serde_json::from_value::<Prompt>(v.clone()).unwrap());
+        assert_eq!(Value::from(pr), v);
+        assert!(Prompt::from_json(json!({"description": "no name"})).is_none());
+        assert!(Prompt::from_json(json!({"name": 1})).is_none());
         assert!(Page::from_json(json!([])).is_err());
     }
 
@@ -387,7 +433,7 @@ mod tests {
         ));
         assert!(matches!(
             classify(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
-            Ok(Message::Response)
+            Ok(Message::Response { .. })
         ));
     }
 

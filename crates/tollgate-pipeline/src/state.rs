@@ -39,6 +39,9 @@ pub struct AppState {
     pub mcp_changes: tollgate_mcp::wire::Notices,
     /// Upstream MCP sessions to close once their client's session expired.
     pub mcp_reaper: Arc<tollgate_mcp::reaper::Reaper>,
+    /// Upstream MCP servers' requests (sampling, elicitation) waiting for
+    /// the answer of the client they were relayed to (this process's).
+    pub mcp_asks: Arc<tollgate_mcp::relay::Asks>,
     /// The response cache (backend settings apply at restart).
     pub cache: Arc<tollgate_policy::cache::Cache>,
     /// Named secrets (connections' credentials): revealed only after the

@@ -81,6 +81,7 @@ fn policy() -> Policy {
         tools: vec![],
         routes: vec![],
         connections: vec![],
+        methods: vec![],
         admin: false,
         claims: vec![],
     };

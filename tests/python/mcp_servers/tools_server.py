@@ -11,7 +11,9 @@ import os
 import socket
 import sys
 
+from mcp import types
 from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel
 
 LOG = sys.argv[-1]
 app = MCPServer("test-tools")
@@ -69,6 +71,40 @@ async def announce(ctx: Context) -> str:
     log({"tool": "announce"})
     await ctx.session.send_tool_list_changed()
     return "announced"
+
+
+@app.tool()
+async def steps(n: int, ctx: Context) -> str:
+    """Report progress and log a line per step (relay tests)."""
+    log({"tool": "steps"})
+    for i in range(1, n + 1):
+        await ctx.info(f"step {i} of {n}")
+        await ctx.report_progress(i, n, f"step {i}")
+    return "done"
+
+
+@app.tool()
+async def ask_model(question: str, ctx: Context) -> str:
+    """Ask the client's model through sampling (relay tests)."""
+    log({"tool": "ask_model"})
+    r = await ctx.session.create_message(
+        [types.SamplingMessage(role="user", content=types.TextContent(type="text", text=question))],
+        max_tokens=20,
+        related_request_id=ctx.request_id,
+    )
+    return f"{r.model}: {r.content.text}"
+
+
+class Confirm(BaseModel):
+    ok: bool
+
+
+@app.tool()
+async def confirm(action: str, ctx: Context) -> str:
+    """Ask the user to confirm through elicitation (relay tests)."""
+    log({"tool": "confirm"})
+    r = await ctx.elicit(f"Really {action}?", Confirm)
+    return f"{r.action} {r.data.ok}" if r.action == "accept" else r.action
 
 
 @app.prompt()

@@ -16,8 +16,10 @@ use tollgate_llm::providers::Secrets;
 use tollgate_net::{Egress, EgressDenied};
 
 use super::{Exchange, UpstreamError};
+use crate::relay::{self, FromServer, Relay};
 use crate::wire::{announce, ListChanged, Notices, Outgoing, UpstreamReply};
-use futures_util::stream::BoxStream;
+use futures_util::stream::{BoxStream, FuturesUnordered, StreamExt as _};
+use serde_json::Value;
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const PROTOCOL_HEADER: &str = "mcp-protocol-version";
@@ -97,6 +99,17 @@ pub(crate) fn client_parts(
     Ok((client, headers, creds))
 }
 
+/// Where what a server says during one exchange goes back: its session,
+/// the caller (whose token a credential may use), the caller's relay and
+/// the credential values to scrub.
+struct Back<'a> {
+    session: Option<&'a str>,
+    protocol: &'a str,
+    caller: &'a HeaderMap,
+    relay: Option<&'a Relay>,
+    secrets: &'a Secrets,
+}
+
 pub(crate) struct HttpUpstream {
     name: String,
     url: reqwest::Url,
@@ -134,15 +147,48 @@ impl HttpUpstream {
         })
     }
 
-    /// Sends one message; for a request, waits for its answer.
+    /// Sends one message; for a request, waits for its answer (what the
+    /// server says about it meanwhile goes to `relay`).
     pub(crate) async fn exchange(
         &self,
         session: Option<&str>,
         protocol: &str,
         msg: &Outgoing<'_>,
         caller: &HeaderMap,
+        relay: Option<&Relay>,
     ) -> Result<Exchange, UpstreamError> {
         let body = serde_json::to_vec(msg).map_err(|e| self.protocol(e.to_string()))?;
+        let (headers, secrets) = self.post_headers(session, protocol, caller).await?;
+        let send = self
+            .client
+            .post(self.url.clone())
+            .map_err(|denied| self.denied(denied))?
+            .headers(headers)
+            .body(body)
+            .send();
+        let work = async {
+            let resp = send.await.map_err(|e| self.unreachable(&e))?;
+            let to = Back {
+                session,
+                protocol,
+                caller,
+                relay,
+                secrets: &secrets,
+            };
+            self.answer(resp, msg.id, &to).await
+        };
+        super::within(&self.name, self.timeout, work).await
+    }
+
+    /// A POST's headers: the static ones, the credential (for `caller`),
+    /// the protocol revision and the upstream session; and the credential
+    /// values to scrub from what comes back.
+    async fn post_headers(
+        &self,
+        session: Option<&str>,
+        protocol: &str,
+        caller: &HeaderMap,
+    ) -> Result<(HeaderMap, Secrets), UpstreamError> {
         let mut headers = with_credential(&self.name, &self.headers, &self.creds, caller).await?;
         let secrets = Secrets::of(&headers);
         headers.insert(
@@ -159,18 +205,37 @@ impl HttpUpstream {
         if let Some(v) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
             headers.insert(SESSION_HEADER, v);
         }
-        let send = self
-            .client
-            .post(self.url.clone())
-            .map_err(|denied| self.denied(denied))?
-            .headers(headers)
-            .body(body)
-            .send();
-        let work = async {
-            let resp = send.await.map_err(|e| self.unreachable(&e))?;
-            self.answer(resp, msg.id, session.is_some(), &secrets).await
+        Ok((headers, secrets))
+    }
+
+    /// The reply to a server request, posted in the same upstream session
+    /// (the server answers 202); failures are only logged: the server's
+    /// own request then times out on its side.
+    async fn reply(&self, to: &Back<'_>, text: String) {
+        let sent = async {
+            let (headers, _) = self
+                .post_headers(to.session, to.protocol, to.caller)
+                .await?;
+            let resp = self
+                .client
+                .post(self.url.clone())
+                .map_err(|denied| self.denied(denied))?
+                .headers(headers)
+                .body(text)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            match resp.status().is_success() {
+                true => Ok(()),
+                false => Err(UpstreamError::Status {
+                    server: self.name.clone(),
+                    status: resp.status().as_u16(),
+                }),
+            }
         };
-        super::within(&self.name, self.timeout, work).await
+        if let Err(e) = sent.await {
+            tracing::debug!(server = %self.name, error = %e, "mcp reply to a server request not delivered");
+        }
     }
 
     /// The upstream session's own server-to-client stream (`GET`), opened
@@ -269,9 +334,9 @@ impl HttpUpstream {
         &self,
         resp: reqwest::Response,
         id: Option<u64>,
-        had_session: bool,
-        secrets: &Secrets,
+        to: &Back<'_>,
     ) -> Result<Exchange, UpstreamError> {
+        let had_session = to.session.is_some();
         let status = resp.status();
         let session_id = resp
             .headers()
@@ -302,40 +367,53 @@ impl HttpUpstream {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let reply = if is_sse {
-            self.read_sse(resp, id).await?
+            self.read_sse(resp, id, to).await?
         } else {
             let body = self.read_body(resp).await?;
             self.parse(&body)?
         };
         Ok(Exchange {
             session_id,
-            reply: Some(reply.scrubbed(secrets)),
+            reply: Some(reply.scrubbed(to.secrets)),
         })
     }
 
-    /// Events until the one answering `id`; on the way, list-change
-    /// notifications are announced to connected clients, the server's
-    /// other notifications and requests dropped.
+    /// Events until the one answering `id`. On the way, list-change
+    /// notifications are announced to connected clients; progress and
+    /// logging notifications go to the caller's relay, and the server's
+    /// requests to the caller too (sampling, elicitation: their answers
+    /// posted back while the stream is still read), `ping` is answered,
+    /// other requests refused, other notifications dropped.
     async fn read_sse(
         &self,
         mut resp: reqwest::Response,
         id: u64,
+        to: &Back<'_>,
     ) -> Result<UpstreamReply, UpstreamError> {
         let mut splitter = SseSplitter::default();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
+        let mut replies = FuturesUnordered::new();
+        loop {
+            let chunk = tokio::select! {
+                Some(()) = replies.next(), if !replies.is_empty() => continue,
+                chunk = resp.chunk() => chunk.map_err(|e| self.unreachable(&e))?,
+            };
+            let Some(chunk) = chunk else { break };
             for event in splitter.push(&chunk) {
                 let data = event.data();
                 if data.is_empty() {
                     continue;
                 }
-                let msg = self.parse(data.as_bytes())?;
-                if let (Some(m), None) = (&msg.method, &msg.id) {
-                    announce(&self.notices, m);
+                let msg: Value = serde_json::from_str(&data)
+                    .map_err(|e| self.protocol(format!("not JSON-RPC: {e}")))?;
+                if let Some(method) = msg.get("method").and_then(Value::as_str) {
+                    if let Some(reply) = self.on_server_message(method, msg.clone(), to) {
+                        replies.push(reply);
+                    }
                     continue;
                 }
-                if msg.id.as_ref().and_then(serde_json::Value::as_u64) == Some(id)
-                    && msg.method.is_none()
-                {
+                let msg: UpstreamReply = serde_json::from_value(msg)
+                    .map_err(|e| self.protocol(format!("not JSON-RPC: {e}")))?;
+                if msg.id.as_ref().and_then(Value::as_u64) == Some(id) {
                     return Ok(msg);
                 }
             }
@@ -344,6 +422,42 @@ impl HttpUpstream {
             }
         }
         Err(self.protocol("the event stream ended without an answer".into()))
+    }
+
+    /// A message the server started on a request's stream; the future,
+    /// when there is one, posts the reply the server waits for.
+    fn on_server_message<'a>(
+        &'a self,
+        method: &str,
+        mut msg: Value,
+        to: &'a Back<'a>,
+    ) -> Option<futures_util::future::BoxFuture<'a, ()>> {
+        let id = msg.get("id").cloned();
+        let scrub = |text: String| to.secrets.scrub(text);
+        let answer = match (FromServer::of(method, id.is_some()), to.relay) {
+            (FromServer::ListChanged, _) => {
+                announce(&self.notices, method);
+                return None;
+            }
+            (FromServer::Notice, Some(relay)) => {
+                relay.notify(scrub(msg.to_string()));
+                return None;
+            }
+            (FromServer::Ask, Some(relay)) => {
+                let method = method.to_string();
+                let params = msg.get_mut("params").map(Value::take);
+                let id = id?;
+                return Some(Box::pin(async move {
+                    let answer = relay.ask(&method, params, scrub).await;
+                    self.reply(to, relay::response(&id, answer)).await;
+                }));
+            }
+            (FromServer::Ping, _) => Ok(Value::Object(Default::default())),
+            (FromServer::Ask | FromServer::Refuse, _) => Err(relay::refused(method)),
+            _ => return None,
+        };
+        let text = relay::response(&id?, answer);
+        Some(Box::pin(self.reply(to, text)))
     }
 
     async fn read_body(&self, mut resp: reqwest::Response) -> Result<Bytes, UpstreamError> {

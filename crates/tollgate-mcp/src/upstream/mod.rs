@@ -12,6 +12,7 @@ mod stdio;
 mod waiters;
 
 pub use self::http::{PROTOCOL_HEADER, SESSION_HEADER};
+pub use self::openapi::Connection;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,6 +22,7 @@ use tollgate_config::{McpServerConfig, McpTransport};
 use tollgate_core::error::{ErrorKind, GatewayError};
 use tollgate_llm::providers::Secrets;
 
+use crate::relay::Relay;
 use crate::wire::{
     code, ListChanged, Notices, Outgoing, RpcError, UpstreamReply, UPSTREAM_PROTOCOL_VERSION,
 };
@@ -172,7 +174,9 @@ async fn within<T>(
 pub(crate) fn initialize_params() -> Value {
     serde_json::json!({
         "protocolVersion": UPSTREAM_PROTOCOL_VERSION,
-        "capabilities": {},
+        // What the gateway relays to its clients (docs/mcp.md): a client
+        // without the capability answers such a request with its error.
+        "capabilities": {"sampling": {}, "elicitation": {}},
         "clientInfo": {"name": "tollgate", "version": env!("CARGO_PKG_VERSION")},
     })
 }
@@ -241,6 +245,14 @@ impl Upstream {
         self.notices.subscribe()
     }
 
+    /// The outbound connection a REST API server's calls go through.
+    pub fn connection_name(&self) -> Option<&str> {
+        self.config
+            .openapi
+            .as_ref()
+            .and_then(|o| o.connection.as_deref())
+    }
+
     /// The config it was built from (a reload keeps an upstream whose
     /// config is unchanged, so a stdio process is not restarted).
     pub fn config(&self) -> &McpServerConfig {
@@ -271,7 +283,7 @@ impl Upstream {
             params: Some(&params),
         };
         let ex = h
-            .exchange(None, UPSTREAM_PROTOCOL_VERSION, &init, caller)
+            .exchange(None, UPSTREAM_PROTOCOL_VERSION, &init, caller, None)
             .await?;
         self.result(ex.reply)?;
         let session = ex.session_id;
@@ -281,18 +293,30 @@ impl Upstream {
             method: "notifications/initialized",
             params: None,
         };
-        h.exchange(session.as_deref(), UPSTREAM_PROTOCOL_VERSION, &done, caller)
-            .await?;
+        h.exchange(
+            session.as_deref(),
+            UPSTREAM_PROTOCOL_VERSION,
+            &done,
+            caller,
+            None,
+        )
+        .await?;
         Ok(session)
     }
 
-    /// One request; its `result`, or the upstream's JSON-RPC error.
+    /// One request; its `result`, or the upstream's JSON-RPC error. What
+    /// the server says about it meanwhile (progress, log messages, its own
+    /// requests) goes to `relay`, the caller's stream, when there is one.
+    /// `via` is the outbound connection a REST API server with
+    /// `connection:` calls through (`connection_name`).
     pub async fn request(
         &self,
         session: Option<&str>,
         method: &str,
         params: Option<&Value>,
         caller: &HeaderMap,
+        relay: Option<&Relay>,
+        via: Option<&dyn Connection>,
     ) -> Result<Value, UpstreamError> {
         let reply = match &self.transport {
             Transport::Http(h) => {
@@ -302,13 +326,13 @@ impl Upstream {
                     method,
                     params,
                 };
-                h.exchange(session, UPSTREAM_PROTOCOL_VERSION, &msg, caller)
+                h.exchange(session, UPSTREAM_PROTOCOL_VERSION, &msg, caller, relay)
                     .await?
                     .reply
             }
-            Transport::Sse(s) => s.exchange(method, params, true).await?,
-            Transport::Stdio(s) => s.exchange(method, params, true).await?,
-            Transport::OpenApi(o) => return o.request(method, params, caller).await,
+            Transport::Sse(s) => s.exchange(method, params, true, relay).await?,
+            Transport::Stdio(s) => s.exchange(method, params, true, relay).await?,
+            Transport::OpenApi(o) => return o.request(method, params, caller, via).await,
         };
         self.result(reply)
     }
@@ -329,12 +353,12 @@ impl Upstream {
                     method,
                     params,
                 };
-                h.exchange(session, UPSTREAM_PROTOCOL_VERSION, &msg, caller)
+                h.exchange(session, UPSTREAM_PROTOCOL_VERSION, &msg, caller, None)
                     .await
                     .map(|_| ())
             }
-            Transport::Sse(s) => s.exchange(method, params, false).await.map(|_| ()),
-            Transport::Stdio(s) => s.exchange(method, params, false).await.map(|_| ()),
+            Transport::Sse(s) => s.exchange(method, params, false, None).await.map(|_| ()),
+            Transport::Stdio(s) => s.exchange(method, params, false, None).await.map(|_| ()),
             // Nothing listens for a REST API's notifications.
             Transport::OpenApi(_) => Ok(()),
         }

@@ -6,7 +6,10 @@
 //! `structuredContent` for JSON; a 4xx or 5xx is a tool result with
 //! `isError: true`. Response bodies are bounded by `max_message_bytes`, and
 //! every credential the request carried is scrubbed from what comes back.
-//! No session: `initialize` is answered by the gateway.
+//! No session: `initialize` is answered by the gateway. With `connection:`
+//! the calls go through that outbound connection instead (`Connection`,
+//! implemented by the pipeline over its own connection code): its base URL,
+//! client, header rules, allow-lists and credential.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,25 @@ use crate::wire::{code, RpcError};
 /// Largest OpenAPI document fetched from a URL.
 const MAX_SPEC_BYTES: usize = 16 * 1024 * 1024;
 
+/// An outbound connection a REST API's calls go through (the pipeline's
+/// `connections:` entry, with its credential code: a named secret is
+/// revealed only by `headers`, per call).
+pub trait Connection: Send + Sync {
+    /// Where the API's paths are appended.
+    fn base_url(&self) -> &str;
+    /// The connection's HTTP client (under the egress allowlist).
+    fn client(&self) -> &tollgate_net::Client;
+    /// The connection's headers and credential for a call of `method` to
+    /// `path` (below the base URL); refused when the connection's methods
+    /// or paths do not allow it, or its credential is unavailable.
+    fn headers<'a>(
+        &'a self,
+        method: &'a http::Method,
+        path: &'a str,
+        caller: &'a HeaderMap,
+    ) -> futures_util::future::BoxFuture<'a, Result<HeaderMap, UpstreamError>>;
+}
+
 /// The document as published, and the base URL calls go to.
 struct Loaded {
     api: Api,
@@ -37,6 +59,8 @@ pub(crate) struct OpenApiUpstream {
     name: String,
     spec: String,
     base_url: Option<String>,
+    /// `connection:`: calls go through it (given per call).
+    connection: Option<String>,
     keep: globset::GlobSet,
     client: tollgate_net::Client,
     headers: HeaderMap,
@@ -75,6 +99,7 @@ impl OpenApiUpstream {
             name: cfg.name.clone(),
             spec: o.spec.clone(),
             base_url: o.base_url.clone(),
+            connection: o.connection.clone(),
             keep: keep
                 .build()
                 .map_err(|e| bad(format!("openapi.operations: {e}")))?,
@@ -103,6 +128,8 @@ impl OpenApiUpstream {
             tracing::warn!(server = %self.name, operation = %s, "openapi operation not published");
         }
         let base = match (&self.base_url, &api.server_url) {
+            // The connection's base URL, given per call.
+            _ if self.connection.is_some() => String::new(),
             (Some(b), _) => b.clone(),
             (None, Some(u)) if is_url(u) => u.clone(),
             (None, Some(u)) if is_url(&self.spec) => reqwest::Url::parse(&self.spec)
@@ -117,14 +144,29 @@ impl OpenApiUpstream {
         })
     }
 
-    async fn loaded(&self, caller: &HeaderMap) -> Result<Arc<Loaded>, UpstreamError> {
+    async fn loaded(
+        &self,
+        caller: &HeaderMap,
+        via: Option<&dyn Connection>,
+    ) -> Result<Arc<Loaded>, UpstreamError> {
         self.loaded
             .get_or_try_init(|| async {
-                let headers = self.request_headers(caller).await?;
-                let secrets = Secrets::of(&headers);
                 let url = self.url(&self.spec)?;
-                let send = self
-                    .client
+                // A document under the connection's base URL is fetched
+                // through it (its credential); any other with the server's.
+                let through = via.and_then(|c| {
+                    let path = url.as_str().strip_prefix(c.base_url())?;
+                    (path.is_empty() || path.starts_with('/')).then_some((c, path))
+                });
+                let (client, headers) = match through {
+                    Some((c, path)) => (
+                        c.client(),
+                        c.headers(&http::Method::GET, path, caller).await?,
+                    ),
+                    None => (&self.client, self.request_headers(caller).await?),
+                };
+                let secrets = Secrets::of(&headers);
+                let send = client
                     .get(url)
                     .map_err(|denied| self.denied(denied))?
                     .headers(headers)
@@ -162,10 +204,21 @@ impl OpenApiUpstream {
         method: &str,
         params: Option<&Value>,
         caller: &HeaderMap,
+        via: Option<&dyn Connection>,
     ) -> Result<Value, UpstreamError> {
+        let via = match (&self.connection, via) {
+            (None, _) => None,
+            (Some(_), Some(c)) => Some(c),
+            (Some(c), None) => {
+                return Err(UpstreamError::Config {
+                    server: self.name.clone(),
+                    detail: format!("its connection {c} is not available here"),
+                })
+            }
+        };
         match method {
-            "tools/list" => Ok(self.loaded(caller).await?.api.tools()),
-            "tools/call" => self.call(params, caller).await,
+            "tools/list" => Ok(self.loaded(caller, via).await?.api.tools()),
+            "tools/call" => self.call(params, caller, via).await,
             "ping" | "logging/setLevel" => Ok(json!({})),
             "prompts/list" => Ok(json!({"prompts": []})),
             "resources/list" => Ok(json!({"resources": []})),
@@ -181,8 +234,9 @@ impl OpenApiUpstream {
         &self,
         params: Option<&Value>,
         caller: &HeaderMap,
+        via: Option<&dyn Connection>,
     ) -> Result<Value, UpstreamError> {
-        let loaded = self.loaded(caller).await?;
+        let loaded = self.loaded(caller, via).await?;
         let name = params
             .and_then(|p| p.get("name"))
             .and_then(Value::as_str)
@@ -198,9 +252,21 @@ impl OpenApiUpstream {
                 return Err(self.rpc(code::INVALID_PARAMS, "arguments must be an object"));
             }
         };
-        let (url, query, extra) =
-            request_parts(&loaded.base, op, args).map_err(|m| self.rpc(code::INVALID_PARAMS, m))?;
-        let mut headers = self.request_headers(caller).await?;
+        let (path, query, extra) =
+            request_parts("", op, args).map_err(|m| self.rpc(code::INVALID_PARAMS, m))?;
+        let (client, base, mut headers) = match via {
+            Some(c) => (
+                c.client(),
+                c.base_url(),
+                c.headers(&op.method, &path, caller).await?,
+            ),
+            None => (
+                &self.client,
+                loaded.base.as_str(),
+                self.request_headers(caller).await?,
+            ),
+        };
+        let url = format!("{base}{path}");
         let secrets = Secrets::of(&headers);
         for (k, v) in extra {
             headers.insert(k, v);
@@ -209,8 +275,7 @@ impl OpenApiUpstream {
             http::header::ACCEPT,
             HeaderValue::from_static("application/json, */*;q=0.5"),
         );
-        let mut req = self
-            .client
+        let mut req = client
             .request(op.method.clone(), self.url(&url)?)
             .map_err(|denied| self.denied(denied))?
             .headers(headers)

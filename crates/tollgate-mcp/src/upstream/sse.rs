@@ -19,7 +19,8 @@ use tollgate_llm::credentials::Credentials;
 
 use super::waiters::{outgoing, Backoff, Waiters};
 use super::UpstreamError;
-use crate::wire::{announce, Notices, UpstreamReply};
+use crate::relay::Relay;
+use crate::wire::{Notices, UpstreamReply};
 
 /// Where messages are posted, once the stream said so.
 #[derive(Clone)]
@@ -77,6 +78,7 @@ impl SseUpstream {
         method: &str,
         params: Option<&serde_json::Value>,
         is_request: bool,
+        relay: Option<&Relay>,
     ) -> Result<Option<UpstreamReply>, UpstreamError> {
         let work = async {
             let mut rx = self.link.clone();
@@ -87,7 +89,7 @@ impl SseUpstream {
                 .clone()
                 .ok_or_else(|| self.down())?;
             self.waiters
-                .exchange(&self.name, method, params, is_request, |text| {
+                .exchange(&self.name, method, params, is_request, relay, |text| {
                     post(&self.client, &link, text.into_bytes(), &self.name)
                 })
                 .await
@@ -238,17 +240,27 @@ impl Supervisor {
                     link = Some(l);
                     continue;
                 }
-                let Ok(msg) = serde_json::from_str::<UpstreamReply>(&data) else {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(&data) else {
                     continue;
                 };
                 let Some(l) = &link else { continue };
-                if let (Some(m), None) = (&msg.method, &msg.id) {
-                    announce(&self.waiters.notices, m);
+                if value.get("method").is_some() {
+                    // The server's own message: relayed, announced or
+                    // answered (its reply posted when ready, off this loop).
+                    if let Some(reply) = self.waiters.on_server_message(value) {
+                        let (client, l, name) =
+                            (self.client.clone(), l.clone(), self.cfg.name.clone());
+                        tokio::spawn(async move {
+                            let _ = post(&client, &l, reply.await.into_bytes(), &name).await;
+                        });
+                    }
                     continue;
                 }
-                let answers_init = msg.method.is_none()
-                    && init.is_some()
-                    && msg.id.as_ref().and_then(serde_json::Value::as_u64) == init;
+                let Ok(msg) = serde_json::from_value::<UpstreamReply>(value) else {
+                    continue;
+                };
+                let answers_init =
+                    init.is_some() && msg.id.as_ref().and_then(serde_json::Value::as_u64) == init;
                 if answers_init {
                     if let Some(e) = msg.error {
                         return format!("initialize refused: {}", e.message);
@@ -259,19 +271,7 @@ impl Supervisor {
                     init = None;
                     self.link.send_replace(Some(l.clone()));
                     tracing::info!(server = %self.cfg.name, "mcp sse server connected");
-                } else if msg.method.as_deref() == Some("ping") {
-                    // The server's own ping: answered so it keeps the stream.
-                    if let Some(id) = &msg.id {
-                        let pong = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
-                        let _ = post(
-                            &self.client,
-                            l,
-                            pong.to_string().into_bytes(),
-                            &self.cfg.name,
-                        )
-                        .await;
-                    }
-                } else if msg.method.is_none() {
+                } else {
                     self.waiters.resolve(msg);
                 }
             }

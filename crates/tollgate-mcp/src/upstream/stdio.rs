@@ -20,7 +20,8 @@ use tollgate_config::McpServerConfig;
 use super::waiters::LinkEnd;
 use super::waiters::{Backoff, Waiters};
 use super::UpstreamError;
-use crate::wire::{announce, Notices, Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
+use crate::relay::Relay;
+use crate::wire::{Notices, Outgoing, UpstreamReply, UPSTREAM_PROTOCOL_VERSION};
 
 pub(crate) struct StdioUpstream {
     name: String,
@@ -63,14 +64,20 @@ impl StdioUpstream {
         method: &str,
         params: Option<&serde_json::Value>,
         is_request: bool,
+        relay: Option<&Relay>,
     ) -> Result<Option<UpstreamReply>, UpstreamError> {
         let work = async {
             let writer = self.wait_running().await?;
             let down = || self.down();
             self.waiters
-                .exchange(&self.name, method, params, is_request, |line| async move {
-                    writer.send(line).await.map_err(|_| down())
-                })
+                .exchange(
+                    &self.name,
+                    method,
+                    params,
+                    is_request,
+                    relay,
+                    |line| async move { writer.send(line).await.map_err(|_| down()) },
+                )
                 .await
         };
         super::within(&self.name, self.timeout, work).await
@@ -220,23 +227,26 @@ impl Supervisor {
             .collect()
     }
 
-    /// One line from the process: an answer goes to its waiter; a `ping`
-    /// is answered; anything else the server sends is dropped.
+    /// One line from the process: an answer goes to its waiter; what the
+    /// server starts itself is sorted by `Waiters::on_server_message` (relayed,
+    /// announced, answered or dropped), and a reply it needs is written
+    /// back when ready, without holding up the lines after it.
     async fn dispatch(&self, line: &str, tx: &mpsc::Sender<String>) {
-        let Ok(msg) = serde_json::from_str::<UpstreamReply>(line) else {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             tracing::debug!(server = %self.cfg.name, "mcp stdio server sent a non-JSON-RPC line");
             return;
         };
-        match (&msg.method, &msg.id) {
-            (None, Some(_)) => {
-                self.waiters.resolve(msg);
+        if msg.get("method").is_none() {
+            if let Ok(reply) = serde_json::from_value::<UpstreamReply>(msg) {
+                self.waiters.resolve(reply);
             }
-            (Some(m), Some(id)) if m == "ping" => {
-                let pong = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
-                let _ = tx.send(pong.to_string()).await;
-            }
-            (Some(m), None) => announce(&self.waiters.notices, m),
-            _ => {}
+            return;
+        }
+        if let Some(reply) = self.waiters.on_server_message(msg) {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(reply.await).await;
+            });
         }
     }
 }

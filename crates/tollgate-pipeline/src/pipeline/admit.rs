@@ -1,12 +1,43 @@
-//! Phase 5's estimate: what a request may use, reserved before it runs.
+//! Phase 5: what a request may use (the estimate), reserved before it
+//! runs; `reserve` is the reservation calls that are not model calls (tool
+//! calls, routes, connections) share.
 
 use serde_json::{Map, Value};
 
 use tollgate_config::{Endpoint, Price};
+use tollgate_policy::auth::Principal;
 use tollgate_policy::limits::{Counters, Demand, Limits};
 
 use super::attempt::Plan;
-use super::tokens;
+use super::{tokens, RequestCtx};
+use crate::error::GatewayError;
+
+/// Limits on a call to `target` (a tool, route or connection, with its
+/// target-kind prefix): the rules that apply reserve `demand` on each
+/// counter, all or nothing. The admission is kept in the context and
+/// settled when the request ends (its `Finish`, as for model calls); a
+/// refusal's decisions go to the ledger.
+pub(super) async fn reserve(
+    limits: &Limits,
+    ctx: &mut RequestCtx,
+    principal: &Principal,
+    target: &str,
+    demand: Demand,
+) -> Result<(), GatewayError> {
+    if limits.is_empty() {
+        return Ok(());
+    }
+    match limits.admit(principal, target, demand).await {
+        Ok(adm) => {
+            ctx.admission = (!adm.is_empty()).then_some(adm);
+            Ok(())
+        }
+        Err(e) => {
+            ctx.limit_decisions = e.ledger_decisions();
+            Err(e.into())
+        }
+    }
+}
 
 /// Prompt tokens counted with the tokenizer; completion tokens from
 /// `max_tokens` / `max_completion_tokens` (or the configured default); the

@@ -33,6 +33,9 @@ pub struct Rule {
     /// Routes and outbound connections granted (name globs).
     pub routes: ModelGrant,
     pub connections: ModelGrant,
+    /// The methods its route and connection grants allow (upper case);
+    /// empty: all.
+    pub methods: Vec<String>,
     pub admin: bool,
 }
 
@@ -62,6 +65,12 @@ fn holds(c: &ClaimCondition, claims: &Map<String, Value>) -> bool {
         (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (Some(want), got) => want == got,
         (None, _) => false,
+    }
+
+    /// Does the rule's `methods` list allow `method` (upper case, as HTTP
+    /// sends it; an empty list allows all)?
+    fn allows_method(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
     }
 }
 
@@ -129,6 +138,7 @@ impl Policy {
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     connections: ModelGrant::new(&r.connections)
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
+                    methods: r.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
                     admin: r.admin,
                 })
             })
@@ -214,22 +224,24 @@ impl Access<'_> {
         self.rules.iter().any(|r| r.tool_servers.allows(server))
     }
 
-    /// May the principal call route `route`? Routes are granted by policy
-    /// rules only (`routes: [name globs]`), like tools.
-    pub fn decide_route(&self, route: &str) -> Result<Grant, Denial> {
+    /// May the principal call route `route` with `method`? Routes are
+    /// granted by policy rules only (`routes: [name globs]`, within the
+    /// rule's `methods` when it lists any), like tools.
+    pub fn decide_route(&self, route: &str, method: &str) -> Result<Grant, Denial> {
         self.rules
             .iter()
-            .find(|r| r.routes.allows(route))
+            .find(|r| r.routes.allows(route) && r.allows_method(method))
             .map(|r| Grant::Rule(r.name.clone()))
             .ok_or(Denial::NotGranted)
     }
 
-    /// May the principal use outbound connection `conn`? Granted by
-    /// policy rules only (`connections: [name globs]`).
-    pub fn decide_connection(&self, conn: &str) -> Result<Grant, Denial> {
+    /// May the principal use outbound connection `conn` with `method`?
+    /// Granted by policy rules only (`connections: [name globs]`, within
+    /// the rule's `methods`).
+    pub fn decide_connection(&self, conn: &str, method: &str) -> Result<Grant, Denial> {
         self.rules
             .iter()
-            .find(|r| r.connections.allows(conn))
+            .find(|r| r.connections.allows(conn) && r.allows_method(method))
             .map(|r| Grant::Rule(r.name.clone()))
             .ok_or(Denial::NotGranted)
     }
@@ -301,6 +313,7 @@ mod tests {
             tools: vec![],
             routes: vec![],
             connections: vec![],
+            methods: vec![],
             admin: false,
             claims: vec![],
         };
@@ -385,6 +398,41 @@ mod tests {
         svc.kind = PrincipalKind::Service;
         assert!(pol.evaluate(&svc, None).allows("embed", None));
         assert!(!pol.is_admin(&svc));
+    }
+
+    #[test]
+    fn a_rule_grants_its_routes_and_connections_only_with_its_methods() {
+        let pol = Policy::build(&PolicyConfig {
+            rules: vec![
+                rule("read", |r| {
+                    r.groups = vec!["eng".into()];
+                    r.routes = vec!["fraud".into()];
+                    r.connections = vec!["crm".into()];
+                    r.methods = vec!["get".into(), "HEAD".into()];
+                }),
+                rule("write", |r| {
+                    r.groups = vec!["ops".into()];
+                    r.routes = vec!["fraud".into()];
+                }),
+            ],
+        })
+        .unwrap();
+        let eng = principal("a", &["eng"], None);
+        let a = pol.evaluate(&eng, None);
+        assert_eq!(
+            a.decide_route("fraud", "GET"),
+            Ok(Grant::Rule("read".into()))
+        );
+        assert!(a.decide_route("fraud", "HEAD").is_ok());
+        assert_eq!(a.decide_route("fraud", "POST"), Err(Denial::NotGranted));
+        assert!(a.decide_connection("crm", "GET").is_ok());
+        assert!(a.decide_connection("crm", "DELETE").is_err());
+        let both = principal("b", &["eng", "ops"], None);
+        let a = pol.evaluate(&both, None);
+        assert_eq!(
+            a.decide_route("fraud", "POST"),
+            Ok(Grant::Rule("write".into()))
+        );
     }
 
     #[test]

@@ -169,6 +169,7 @@ async fn start_inner(
         mcp_approvals: Arc::default(),
         mcp_changes: tollgate_mcp::wire::notices(),
         mcp_reaper: Arc::default(),
+        mcp_asks: Arc::default(),
         cache: Arc::new(cache),
         secrets: secrets.unwrap_or_else(|| vault.clone()),
     });

@@ -97,7 +97,8 @@ async fn start_api() -> (SocketAddr, Seen) {
     (addr, seen)
 }
 
-fn config(db: &str, api: SocketAddr, spec: &Path) -> String {
+/// The config's start: the store, one key, a rule granting every tool.
+fn head(db: &str) -> String {
     format!(
         r#"{head}keys:
   - id: full
@@ -108,7 +109,15 @@ policy:
     - name: all
       principals: [alice]
       tools: ["*"]
-mcp:
+"#,
+        head = config_head(db),
+        full = hash(KEY),
+    )
+}
+
+fn config(db: &str, api: SocketAddr, spec: &Path) -> String {
+    format!(
+        r#"{head}mcp:
   servers:
     - name: pets
       transport: openapi
@@ -120,8 +129,7 @@ mcp:
       openapi: {{ spec: "http://{api}/openapi.yaml" }}
       auth: {{ type: bearer, token: {API_TOKEN} }}
 "#,
-        head = config_head(db),
-        full = hash(KEY),
+        head = head(db),
         spec = spec.display(),
     )
 }
@@ -156,6 +164,8 @@ async fn call(c: &Upstream, session: Option<&str>, tool: &str, args: Value) -> V
         "tools/call",
         Some(&json!({"name": tool, "arguments": args})),
         &HeaderMap::new(),
+        None,
+        None,
     )
     .await
     .unwrap()
@@ -172,7 +182,7 @@ async fn rest_operations_are_tools() {
     let session = c.open(&HeaderMap::new()).await.unwrap();
     let s = session.as_deref();
     let list = c
-        .request(s, "tools/list", None, &HeaderMap::new())
+        .request(s, "tools/list", None, &HeaderMap::new(), None, None)
         .await
         .unwrap();
     let names: Vec<&str> = list["tools"]
@@ -226,6 +236,8 @@ async fn rest_operations_are_tools() {
                 "tools/call",
                 Some(&json!({"name": tool, "arguments": args})),
                 &HeaderMap::new(),
+                None,
+                None,
             )
             .await
             .unwrap_err();
@@ -255,11 +267,80 @@ async fn rest_operations_are_tools() {
     let c = client(&gw, "pets-url");
     let session = c.open(&HeaderMap::new()).await.unwrap();
     let list = c
-        .request(session.as_deref(), "tools/list", None, &HeaderMap::new())
+        .request(
+            session.as_deref(),
+            "tools/list",
+            None,
+            &HeaderMap::new(),
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(list["tools"].as_array().unwrap().len(), 4);
     let r = call(&c, session.as_deref(), "getPet", json!({"petId": 5})).await;
     assert_eq!(r["structuredContent"]["id"], "5");
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_rest_api_through_a_connection_takes_its_credential_and_allow_lists() {
+    const CONN_TOKEN: &str = "connection-token-Qp47Zx10Rt";
+    let (api, seen) = start_api().await;
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec = spec_dir.path().join("pets.yaml");
+    std::fs::write(&spec, DOC).unwrap();
+    let gw = start_gateway_with(|db| {
+        format!(
+            r#"{head}connections:
+  - name: petstore
+    base_url: "http://{api}/v1"
+    credential: {{ type: bearer, value: {CONN_TOKEN} }}
+    methods: [GET]
+mcp:
+  servers:
+    - name: pets
+      transport: openapi
+      openapi: {{ spec: {spec}, connection: petstore }}
+"#,
+            head = head(db),
+            spec = spec.display(),
+        )
+    })
+    .await;
+    let c = client(&gw, "pets");
+    let session = c.open(&HeaderMap::new()).await.unwrap();
+    let s = session.as_deref();
+    // The connection's base URL and credential (scrubbed from the echo);
+    // no connections grant needed, the tool grant is the grant.
+    let r = call(&c, s, "getPet", json!({"petId": 7})).await;
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["id"], "7");
+    assert_eq!(r["structuredContent"]["auth"], "[redacted]");
+    // The connection allows GET only: a POST tool is refused before the API.
+    let e = c
+        .request(
+            s,
+            "tools/call",
+            Some(&json!({"name": "createPet", "arguments": {"body": {"name": "x"}}})),
+            &HeaderMap::new(),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    match e {
+        tollgate::mcp_gateway::UpstreamError::Rpc { error, .. } => {
+            assert_eq!(error.code, -32003, "{error:?}");
+            assert!(error.message.contains("petstore"), "{error:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].0.as_str(), seen[0].1.as_str()),
+        ("GET", "/v1/pets/7")
+    );
+    assert_eq!(seen[0].2, format!("Bearer {CONN_TOKEN}"));
 }

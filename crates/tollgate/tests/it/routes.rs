@@ -249,3 +249,63 @@ guardrails:
     assert_eq!(echo.received().len(), 1);
     let _ = gw.stop().await;
 }
+
+#[tokio::test]
+async fn rules_grant_routes_per_method_and_answers_carry_the_rate_limit_headers() {
+    let echo = start_echo().await;
+    let gw = start_gateway_with(|db| {
+        format!(
+            r#"{head}
+routes:
+  - name: api
+    path: /api
+    upstream: {base}
+keys:
+  - {{ id: reader, hash: {h1}, principal: rita, groups: [readers] }}
+  - {{ id: writer, hash: {h2}, principal: walt, groups: [writers] }}
+policy:
+  rules:
+    - {{ name: read-only, groups: [readers], routes: [api], methods: [get, HEAD] }}
+    - {{ name: read-write, groups: [writers], routes: [api] }}
+limits:
+  rules:
+    - name: api-calls
+      match: {{ routes: [api] }}
+      per: [principal]
+      requests_per_minute: 5
+"#,
+            head = config_head(db),
+            base = echo.base(),
+            h1 = hash(ACME),
+            h2 = hash(GLOBEX),
+        )
+    })
+    .await;
+
+    let r = call(&gw, ACME, "GET", "/api/items", &json!({})).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["x-ratelimit-limit-requests"], "5");
+    assert_eq!(h["x-ratelimit-remaining-requests"], "4");
+    assert!(h.contains_key("x-ratelimit-reset-requests"));
+    // The rule grants the route for GET and HEAD only.
+    let r = call(&gw, ACME, "POST", "/api/items", &json!({})).await;
+    assert_eq!(r.status(), 403);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "route_not_allowed", "{err}");
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("for POST") && msg.contains("routes: [\"api\"]"),
+        "{msg}"
+    );
+    assert_eq!(
+        echo.received().len(),
+        1,
+        "the refused method never reached it"
+    );
+    // A rule without `methods` grants every method.
+    let r = call(&gw, GLOBEX, "DELETE", "/api/items/1", &json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ratelimit-remaining-requests"], "4");
+    assert_eq!(echo.received()[1].method, "DELETE");
+}

@@ -24,8 +24,10 @@ mod credential;
 mod payload;
 mod reply;
 mod upstream;
+mod via;
 
 pub use upstream::{http_client, Kind, Table, Upstream};
+pub use via::Via;
 
 use std::sync::Arc;
 
@@ -133,11 +135,16 @@ async fn run(
     let principal = &who.identity.principal;
     let access = snap.policy.evaluate(principal, who.identity.key_grant());
     let granted = match kind {
-        Kind::Route => access.decide_route(&up.name),
-        Kind::Connection => access.decide_connection(&up.name),
+        Kind::Route => access.decide_route(&up.name, parts.method.as_str()),
+        Kind::Connection => access.decide_connection(&up.name, parts.method.as_str()),
     };
     if granted.is_err() {
-        return Err(reply::forbidden(kind, &up.name, principal));
+        return Err(reply::forbidden(
+            kind,
+            &up.name,
+            parts.method.as_str(),
+            principal,
+        ));
     }
     if !up.allows_method(&parts.method) {
         return Err(reply::method_refused(kind, &up.name, parts.method.as_str()));
@@ -233,7 +240,12 @@ async fn run(
         ""
     };
     let scrub = body::Scrubber::new(secrets.needles());
-    let out_headers = response_headers(resp.headers(), scrub.as_ref());
+    let mut out_headers = response_headers(resp.headers(), scrub.as_ref());
+    // The rate-limit state, as on a model call's answer, when a limit
+    // applied (the gateway's own headers win over an upstream's).
+    if let Some(adm) = &ctx.admission {
+        adm.headers().apply(&mut out_headers);
+    }
     let output_guards = guards.iter().any(|g| g.direction.covers_output());
     let json = is_json(resp.headers());
     // A small answer of known length is read whole and sent with its
@@ -428,28 +440,18 @@ async fn admit(
     name: &str,
     rows: u64,
 ) -> Result<(), GatewayError> {
-    let limits = &snap.limits;
-    if limits.is_empty() {
+    if snap.limits.is_empty() {
         return Ok(());
     }
     let prefix = match kind {
         Kind::Route => ROUTE_TARGET,
         Kind::Connection => CONNECTION_TARGET,
     };
-    let target = format!("{prefix}{name}");
     let demand = Demand {
         prompt: i64::try_from(rows).unwrap_or(i64::MAX),
         completion: 0,
         price: Default::default(),
     };
-    match limits.admit(principal, &target, demand).await {
-        Ok(adm) => {
-            ctx.admission = (!adm.is_empty()).then_some(adm);
-            Ok(())
-        }
-        Err(e) => {
-            ctx.limit_decisions = e.ledger_decisions();
-            Err(e.into())
-        }
-    }
+    let target = format!("{prefix}{name}");
+    super::admit::reserve(&snap.limits, ctx, principal, &target, demand).await
 }

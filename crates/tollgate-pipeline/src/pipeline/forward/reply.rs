@@ -31,7 +31,7 @@ pub(super) fn unknown(kind: Kind, name: &str) -> GatewayError {
     .with_code("unknown_url")
 }
 
-pub(super) fn forbidden(kind: Kind, name: &str, p: &Principal) -> GatewayError {
+pub(super) fn forbidden(kind: Kind, name: &str, method: &str, p: &Principal) -> GatewayError {
     let (label, code) = match kind {
         Kind::Route => ("route_forbidden", "route_not_allowed"),
         Kind::Connection => ("connection_forbidden", "connection_not_allowed"),
@@ -41,7 +41,7 @@ pub(super) fn forbidden(kind: Kind, name: &str, p: &Principal) -> GatewayError {
         403,
         label,
         format!(
-            "{} `{name}` is not granted to principal `{}` ({}): missing grant `{}: [\"{name}\"]`",
+            "{} `{name}` is not granted to principal `{}` ({}) for {method}: missing grant `{}: [\"{name}\"]` in a rule whose `methods` (if any) include {method}",
             noun(kind),
             p.subject,
             policy::describe(p),

@@ -196,6 +196,12 @@ impl Upstream {
             (true, Some(rest)) => format!("{}{rest}", self.replace_prefix),
             _ => path.to_string(),
         };
+        self.checked_path(rest)
+    }
+
+    /// `rest` (the path below the base URL) when the path allow-list takes
+    /// it and it has no dot segment.
+    pub fn checked_path(&self, rest: String) -> Option<String> {
         let rest = if rest.is_empty() {
             "/".to_string()
         } else {
@@ -211,6 +217,11 @@ impl Upstream {
         let allowed =
             self.paths.is_empty() || self.paths.iter().any(|p| p == "/" || under(&rest, p));
         allowed.then_some(rest)
+    }
+
+    /// The base URL paths are appended to.
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
     /// The full upstream URL of a path (and query).

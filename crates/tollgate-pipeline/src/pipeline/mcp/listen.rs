@@ -59,7 +59,7 @@ pub async fn handle_get(app: Arc<AppState>, server: String, headers: HeaderMap) 
 }
 
 /// The client must take an event stream (the spec's `Accept` rule).
-fn accepts_events(headers: &HeaderMap) -> bool {
+pub(super) fn accepts_events(headers: &HeaderMap) -> bool {
     headers
         .get_all(http::header::ACCEPT)
         .iter()
@@ -93,7 +93,12 @@ fn events(
     let body = stream::select_all(sources)
         .take_until(tokio::time::sleep(ends))
         .map(Ok::<_, std::convert::Infallible>);
-    let mut resp = Response::new(Body::from_stream(body));
+    event_stream(Body::from_stream(body))
+}
+
+/// An event-stream answer (this stream, or a request's relayed answer).
+pub(super) fn event_stream(body: Body) -> Response {
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,

@@ -151,9 +151,9 @@ pub(super) async fn dispatch(
             let mut items = Vec::new();
             for (m, list) in gather(call, session, "prompts/list", "prompts").await? {
                 for v in list {
-                    if let Ok(mut p) = serde_json::from_value::<Prompt>(v) {
+                    if let Some(mut p) = Prompt::from_json(v) {
                         p.name = m.served_name(&p.name);
-                        items.push(serde_json::to_value(p).unwrap_or_default());
+                        items.push(Value::from(p));
                     }
                 }
             }
@@ -335,24 +335,8 @@ async fn admit(call: &Call<'_>, ctx: &mut RequestCtx) -> Result<(), GatewayError
         return Ok(());
     }
     let target = format!("{TOOL_TARGET}{}", ctx.requested_model);
-    let demand = Demand {
-        prompt: 0,
-        completion: 0,
-        price: Default::default(),
-    };
-    match limits
-        .admit(&call.who.identity.principal, &target, demand)
-        .await
-    {
-        Ok(adm) => {
-            ctx.admission = (!adm.is_empty()).then_some(adm);
-            Ok(())
-        }
-        Err(e) => {
-            ctx.limit_decisions = e.ledger_decisions();
-            Err(e.into())
-        }
-    }
+    let principal = &call.who.identity.principal;
+    crate::pipeline::admit::reserve(limits, ctx, principal, &target, Demand::default()).await
 }
 
 /// One request to one member within the client's session.
@@ -364,8 +348,16 @@ async fn forward(
     params: Option<&Value>,
 ) -> Result<Value, GatewayError> {
     let sid = session.upstream.get(&m.upstream.name).map(String::as_str);
+    let via = m
+        .upstream
+        .connection_name()
+        .and_then(|name| call.snap.forward.connection(name))
+        .map(|up| crate::pipeline::forward::Via::new(up, call.secrets));
+    let via = via
+        .as_ref()
+        .map(|v| v as &dyn tollgate_mcp::upstream::Connection);
     m.upstream
-        .request(sid, method, params, call.headers)
+        .request(sid, method, params, call.headers, call.relay.as_ref(), via)
         .await
         .map_err(reply::upstream)
 }

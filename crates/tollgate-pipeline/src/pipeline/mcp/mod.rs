@@ -8,6 +8,7 @@
 
 mod listen;
 mod methods;
+mod relay;
 mod reply;
 
 pub use listen::handle_get;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use serde_json::Value;
 use tollgate_config::Endpoint;
+use tollgate_mcp::relay::Relay;
 use tollgate_mcp::session::{owner_of, SessionState};
 use tollgate_mcp::wire::{Incoming, Message};
 use tollgate_mcp::{upstream::SESSION_HEADER, Served};
@@ -64,11 +66,17 @@ struct Call<'a> {
     pins: &'a tollgate_mcp::pins::PinBook,
     approvals: &'a tollgate_mcp::approval::Approvals,
     reaper: &'a tollgate_mcp::reaper::Reaper,
+    /// Named secrets, for a REST API server calling through a connection.
+    secrets: &'a dyn tollgate_core::secret::SecretSource,
     snap: &'a Snapshot,
     served: &'a Served,
     who: &'a Authenticated,
     access: Access<'a>,
     headers: &'a HeaderMap,
+    /// The way to the caller's answer stream, when it takes one: what
+    /// upstreams say about this request (progress, log messages, their
+    /// own requests) is relayed there.
+    relay: Option<Relay>,
 }
 
 impl<'a> Call<'a> {
@@ -84,6 +92,7 @@ impl<'a> Call<'a> {
             pins: &app.mcp_pins,
             approvals: &app.mcp_approvals,
             reaper: &app.mcp_reaper,
+            secrets: &*app.secrets,
             snap,
             served,
             who,
@@ -91,6 +100,7 @@ impl<'a> Call<'a> {
                 .policy
                 .evaluate(&identity.principal, identity.key_grant()),
             headers,
+            relay: None,
         }
     }
 
@@ -108,19 +118,31 @@ impl<'a> Call<'a> {
     }
 }
 
-/// `POST /mcp/{server}`: one JSON-RPC message.
+/// `POST /mcp/{server}`: one JSON-RPC message. Answered with JSON, or,
+/// when an upstream says something for the caller while the request runs
+/// (and the caller takes `text/event-stream`), with an event stream: those
+/// messages, then the answer (`relay.rs`).
 pub async fn handle_post(
     app: Arc<AppState>,
     server: String,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut id = Value::Null;
-    let (snap, mut fin, span) = start(&app, &headers, &server, "mcp");
-    let work = run(&app, &snap, &mut fin, &server, &headers, body, &mut id);
-    let outcome = tracing::Instrument::instrument(work, span.clone()).await;
-    let _entered = span.enter();
-    settle(&snap, &mut fin, &server, &headers, &id, outcome)
+    let (tx, mut to_client) = tollgate_mcp::relay::channel();
+    let tx = listen::accepts_events(&headers).then_some(tx);
+    let work = async move {
+        let mut id = Value::Null;
+        let (snap, mut fin, span) = start(&app, &headers, &server, "mcp");
+        let work = run(&app, &snap, &mut fin, &server, &headers, body, &mut id, tx);
+        let outcome = tracing::Instrument::instrument(work, span.clone()).await;
+        let _entered = span.enter();
+        settle(&snap, &mut fin, &server, &headers, &id, outcome)
+    };
+    let mut work = Box::pin(work);
+    tokio::select! {
+        resp = &mut work => resp,
+        Some(first) = to_client.recv() => relay::stream(first, to_client, work),
+    }
 }
 
 /// `DELETE /mcp/{server}`: the client ends its session; the upstream
@@ -262,6 +284,7 @@ async fn admit(
     Ok((who, served))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     app: &Arc<AppState>,
     snap: &Snapshot,
@@ -270,11 +293,14 @@ async fn run(
     headers: &HeaderMap,
     body: Body,
     id: &mut Value,
+    to_client: Option<tokio::sync::mpsc::Sender<String>>,
 ) -> Result<Answer, Failure> {
     // 1-3. authenticate, resolve the server, authorize the server
     let (who, served) = admit(app, snap, fin, server, headers).await?;
-    let call = Call::new(app, snap, &served, &who, headers);
+    let mut call = Call::new(app, snap, &served, &who, headers);
     call.authorize_server()?;
+    let owner = owner(&who);
+    call.relay = to_client.map(|tx| Relay::new(tx, app.mcp_asks.clone(), owner.clone()));
     // 4. read the message (bounded), classify it
     let limit = snap.mcp.max_message_bytes;
     let bytes = super::read_body(headers, body, limit).await?;
@@ -292,7 +318,11 @@ async fn run(
             methods::notify(&call, &method, params).await;
             return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
         }
-        Ok(Message::Response) => {
+        Ok(Message::Response { id, answer }) => {
+            // The answer to a server request relayed to this caller.
+            if !app.mcp_asks.answer(&id, &owner, answer) {
+                tracing::debug!(id = %id, "mcp client answer matches no waiting server request");
+            }
             return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
         }
         Err((bad_id, e)) => {
@@ -322,7 +352,6 @@ async fn run(
             in_band: true,
         });
     }
-    let owner = owner(&who);
     let session = if method == "ping" {
         None
     } else {
