@@ -47,6 +47,12 @@ impl Rule {
                     .as_deref()
                     .is_some_and(|claims| self.claims.iter().all(|c| holds(c, claims))))
     }
+
+    /// Does the rule's `methods` list allow `method` (upper case, as HTTP
+    /// sends it; an empty list allows all)?
+    fn allows_method(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
+    }
 }
 
 /// Whether one claim condition holds on a token's claims.
@@ -65,12 +71,6 @@ fn holds(c: &ClaimCondition, claims: &Map<String, Value>) -> bool {
         (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (Some(want), got) => want == got,
         (None, _) => false,
-    }
-
-    /// Does the rule's `methods` list allow `method` (upper case, as HTTP
-    /// sends it; an empty list allows all)?
-    fn allows_method(&self, method: &str) -> bool {
-        self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method))
     }
 }
 
