@@ -72,6 +72,9 @@ pub struct Config {
     /// gateway injects (see docs/connections.md).
     #[serde(default)]
     pub connections: Vec<super::forward::ConnectionConfig>,
+    /// Databricks jobs callers may trigger, poll and cancel (see docs/jobs.md).
+    #[serde(default)]
+    pub jobs: Vec<super::jobs::JobConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -572,6 +575,9 @@ pub struct PolicyRule {
     /// Grants the admin role (gates admin endpoints).
     #[serde(default)]
     pub admin: bool,
+    /// Databricks jobs granted, by name or glob (docs/jobs.md).
+    #[serde(default)]
+    pub jobs: Vec<String>,
 }
 
 fn default_algorithms() -> Vec<String> {

@@ -82,6 +82,7 @@ fn policy() -> Policy {
         routes: vec![],
         connections: vec![],
         admin: false,
+        jobs: vec![],
     };
     Policy::build(&PolicyConfig {
         rules: vec![

@@ -27,6 +27,8 @@ pub struct Rule {
     pub routes: ModelGrant,
     pub connections: ModelGrant,
     pub admin: bool,
+    /// Databricks jobs granted (name globs).
+    pub jobs: ModelGrant,
 }
 
 impl Rule {
@@ -95,6 +97,8 @@ impl Policy {
                     connections: ModelGrant::new(&r.connections)
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     admin: r.admin,
+                    jobs: ModelGrant::new(&r.jobs)
+                        .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                 })
             })
             .collect::<Result<_, BuildError>>()?;
@@ -199,6 +203,16 @@ impl Access<'_> {
             .ok_or(Denial::NotGranted)
     }
 
+    /// May the principal trigger, poll and cancel runs of job `job`?
+    /// Granted by policy rules only (`jobs: [name globs]`).
+    pub fn decide_job(&self, job: &str) -> Result<Grant, Denial> {
+        self.rules
+            .iter()
+            .find(|r| r.jobs.allows(job))
+            .map(|r| Grant::Rule(r.name.clone()))
+            .ok_or(Denial::NotGranted)
+    }
+
     pub fn rule_names(&self) -> Vec<String> {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }
@@ -266,6 +280,7 @@ mod tests {
             routes: vec![],
             connections: vec![],
             admin: false,
+            jobs: vec![],
         };
         f(&mut r);
         r
