@@ -5,6 +5,7 @@
 mod anthropic;
 mod databricks;
 mod forward;
+mod jobs;
 mod mcp;
 pub use tollgate_pipeline::error;
 mod openai;
