@@ -280,7 +280,8 @@ jobs:
         && r.upstream_model == run_ref
         && r.status == 200
         && r.provider == "train"
-        && r.principal == "alice"));
+        && r.principal == "alice"
+        && r.response_bytes > 0));
     assert!(recs.iter().any(|r| r.endpoint == "job/trigger"
         && r.status == 403
         && r.error == "job_forbidden"

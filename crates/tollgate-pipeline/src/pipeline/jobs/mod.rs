@@ -90,8 +90,9 @@ async fn serve(
     let _entered = span.enter();
     match outcome {
         Ok(answer) => {
-            fin.end(|_, _| {});
-            json_response(http::StatusCode::OK, &answer)
+            let body = answer.to_string();
+            fin.end(|_, ctx| ctx.response_bytes = body.len() as u64);
+            json_response(http::StatusCode::OK, body)
         }
         Err(err) => {
             fin.end(|_, ctx| {
@@ -250,8 +251,8 @@ fn describe(job: &Job, run: &Run) -> Value {
     })
 }
 
-fn json_response(status: http::StatusCode, v: &Value) -> Response {
-    let mut resp = Response::new(Body::from(v.to_string()));
+fn json_response(status: http::StatusCode, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
