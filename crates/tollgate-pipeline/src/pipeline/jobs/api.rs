@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use http::{HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use tollgate_core::error::GatewayError;
+use tollgate_core::secret::SecretSource;
 use tollgate_llm::providers::{ProviderError, Secrets};
 
 use super::table::Job;
@@ -75,10 +76,24 @@ struct RunIdBody {
     run_id: i64,
 }
 
-/// One credential for one call's Jobs API exchanges.
+/// One credential for Jobs API exchanges.
 pub(super) type Auth = Option<(HeaderName, HeaderValue)>;
 
+/// What a granted call's credential is made from: asked again before each
+/// exchange of a long wait, so an OAuth token refreshed in the meantime
+/// (or a rotated named secret) is the one sent.
+pub(super) struct Caller<'a> {
+    pub secrets: &'a dyn SecretSource,
+    pub headers: &'a http::HeaderMap,
+}
+
 impl Job {
+    pub(super) async fn auth(&self, c: &Caller<'_>) -> Result<Auth, GatewayError> {
+        self.credential
+            .header(&self.name, c.secrets, c.headers)
+            .await
+    }
+
     pub(super) async fn run_now(&self, auth: &Auth, req: &RunNow<'_>) -> Result<i64, GatewayError> {
         let body = serde_json::to_vec(req).map_err(|_| GatewayError::internal())?;
         let a: RunNowAnswer = self

@@ -137,10 +137,11 @@ async fn phases(
         ctx.served_by = Some((job.name.clone(), format!("run/{id}")));
     }
     // 5. the credential (a named secret is revealed here, after the grant)
-    let auth = job
-        .credential
-        .header(&job.name, &*app.secrets, &parts.headers)
-        .await?;
+    let caller = api::Caller {
+        secrets: &*app.secrets,
+        headers: &parts.headers,
+    };
+    let auth = job.auth(&caller).await?;
     // 6. the Jobs API
     match call {
         Call::Trigger(t) => {
@@ -148,7 +149,7 @@ async fn phases(
             ctx.served_by = Some((job.name.clone(), format!("run/{run_id}")));
             let mut answer = match t.wait {
                 Some(timeout) => {
-                    let run = waited(app, &job, &auth, run_id, timeout, ctx).await?;
+                    let run = waited(app, &job, &caller, run_id, timeout, ctx).await?;
                     describe(&job, &run)
                 }
                 None => json!({"job": job.name, "job_id": job.job_id, "run_id": run_id}),
@@ -162,7 +163,7 @@ async fn phases(
             let run = own_run(&job, &auth, run_id).await?;
             let run = match wait {
                 Some(timeout) if !run.done() => {
-                    waited(app, &job, &auth, run_id, timeout, ctx).await?
+                    waited(app, &job, &caller, run_id, timeout, ctx).await?
                 }
                 _ => run,
             };
@@ -195,12 +196,12 @@ async fn own_run(job: &Job, auth: &api::Auth, run_id: i64) -> Result<Run, Gatewa
 async fn waited(
     app: &Arc<AppState>,
     job: &Job,
-    auth: &api::Auth,
+    caller: &api::Caller<'_>,
     run_id: i64,
     timeout: std::time::Duration,
     ctx: &RequestCtx,
 ) -> Result<Run, GatewayError> {
-    match wait::until_done(job, auth, run_id, timeout).await? {
+    match wait::until_done(job, caller, run_id, timeout).await? {
         wait::Waited::Done(run) => Ok(run),
         wait::Waited::TimedOut { state, cancel } => {
             record_cancel(app, ctx, job, run_id, cancel.as_ref().err());

@@ -4,13 +4,16 @@
 //! deadline. A poll that fails with a retryable error (upstream 5xx or
 //! 429, unreachable, timed out) is tried again at the next pause; any
 //! other failure ends the wait. Past the deadline the run is cancelled.
+//! The credential is asked for before each exchange (a cached token is
+//! only a lookup), so a wait longer than a token's life still sends a
+//! live one.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tollgate_core::error::GatewayError;
 
-use super::api::{Auth, Run};
+use super::api::{Caller, Run};
 use super::table::Job;
 
 pub(super) enum Waited {
@@ -25,7 +28,7 @@ pub(super) enum Waited {
 
 pub(super) async fn until_done(
     job: &Job,
-    auth: &Auth,
+    caller: &Caller<'_>,
     run_id: i64,
     timeout: Duration,
 ) -> Result<Waited, GatewayError> {
@@ -33,7 +36,8 @@ pub(super) async fn until_done(
     let mut pause = job.poll_interval;
     let mut state = String::from("unknown");
     loop {
-        match job.get(auth, run_id).await {
+        let auth = job.auth(caller).await?;
+        match job.get(&auth, run_id).await {
             Ok(run) if run.done() => return Ok(Waited::Done(run)),
             Ok(run) => state = run.state.life_cycle_state,
             Err(e) if e.is_retryable() && Instant::now() < deadline => {
@@ -43,7 +47,10 @@ pub(super) async fn until_done(
         }
         let now = Instant::now();
         if now >= deadline {
-            let cancel = job.cancel(auth, run_id).await;
+            let cancel = match job.auth(caller).await {
+                Ok(auth) => job.cancel(&auth, run_id).await,
+                Err(e) => Err(e),
+            };
             return Ok(Waited::TimedOut { state, cancel });
         }
         tokio::time::sleep_until((now + pause).min(deadline)).await;
