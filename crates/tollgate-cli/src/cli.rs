@@ -106,6 +106,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::connections::ConnectionsCommand,
     },
+    /// Databricks job runs through a gateway: run (optionally waited for), status, cancel.
+    Jobs {
+        #[command(subcommand)]
+        command: crate::jobs::JobsCommand,
+    },
     /// An OpenAI-compatible mock upstream with fault knobs (x-mock-* headers).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -305,6 +310,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
         Command::Serve { config } => serve(&config).await,
         Command::Mcp { command } => crate::mcp::run(command).await,
         Command::Connections { command } => crate::connections::run(command).await,
+        Command::Jobs { command } => crate::jobs::run(command).await,
         Command::Validate { config } => match tollgate::config::load_file(&config) {
             Ok(_) => {
                 out(&format!("{}: ok", config.display()))?;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod connections;
+mod jobs;
 mod mcp;
 
 use std::process::ExitCode;

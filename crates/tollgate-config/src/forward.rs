@@ -219,7 +219,7 @@ const RESERVED: &[&str] = &[
 ];
 
 /// Route and connection names are path segments and label values.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -227,7 +227,7 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn http_url(u: &str) -> bool {
+pub(crate) fn http_url(u: &str) -> bool {
     (u.starts_with("http://") || u.starts_with("https://")) && reqwest::Url::parse(u).is_ok()
 }
 
@@ -277,7 +277,7 @@ fn check_path(at: &str, path: &str, p: &mut Vec<String>) {
     }
 }
 
-fn check_timeouts(at: &str, t: &Timeouts, p: &mut Vec<String>) {
+pub(crate) fn check_timeouts(at: &str, t: &Timeouts, p: &mut Vec<String>) {
     if t.connect.is_zero() || t.first_byte.is_zero() || t.total.is_zero() {
         p.push(format!("{at}.timeouts: must be greater than 0"));
     }
@@ -389,7 +389,7 @@ pub(crate) fn validate_connections(conns: &[ConnectionConfig], p: &mut Vec<Strin
     }
 }
 
-fn check_credential(at: &str, c: &ConnectionCredential, p: &mut Vec<String>) {
+pub(crate) fn check_credential(at: &str, c: &ConnectionCredential, p: &mut Vec<String>) {
     let kind = c.kind.as_str();
     let sources = [c.secret.is_some(), c.value.is_some(), c.file.is_some()]
         .iter()

@@ -72,6 +72,9 @@ pub struct Config {
     /// gateway injects (see docs/connections.md).
     #[serde(default)]
     pub connections: Vec<super::forward::ConnectionConfig>,
+    /// Databricks jobs callers may trigger, poll and cancel (see docs/jobs.md).
+    #[serde(default)]
+    pub jobs: Vec<super::jobs::JobConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -584,6 +587,9 @@ pub struct PolicyRule {
     /// only: an API key has no claims).
     #[serde(default)]
     pub claims: Vec<ClaimCondition>,
+    /// Databricks jobs granted, by name or glob (docs/jobs.md).
+    #[serde(default)]
+    pub jobs: Vec<String>,
 }
 
 /// One condition on a token claim (a dotted path, as in `auth.oidc[].claims`).

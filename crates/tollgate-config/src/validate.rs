@@ -222,6 +222,7 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
             ));
         }
     }
+    super::jobs::validate_jobs(&cfg.jobs, &mut p);
 
     if p.is_empty() {
         Ok(())
@@ -351,10 +352,11 @@ fn validate_policy(cfg: &Config, p: &mut Vec<String>) {
             && r.tools.is_empty()
             && r.routes.is_empty()
             && r.connections.is_empty()
+            && r.jobs.is_empty()
             && !r.admin
         {
             p.push(format!(
-                "{at}: grants nothing (no models, tools, routes or connections, admin: false)"
+                "{at}: grants nothing (no models, tools, routes, connections or jobs, admin: false)"
             ));
         }
         for (field, list) in [
@@ -362,6 +364,7 @@ fn validate_policy(cfg: &Config, p: &mut Vec<String>) {
             ("tools", &r.tools),
             ("routes", &r.routes),
             ("connections", &r.connections),
+            ("jobs", &r.jobs),
         ] {
             for (j, g) in list.iter().enumerate() {
                 if globset::Glob::new(g).is_err() {

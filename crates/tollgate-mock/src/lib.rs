@@ -2,13 +2,15 @@
 //! The mock: deterministic OpenAI-shaped answers with fault knobs. Shared by
 //! the in-process `mock` provider and `tollgate mock-upstream`, the real HTTP
 //! server that tests, benchmarks and demos run against (with an MCP face,
-//! `POST /mcp`, for the MCP gateway's benchmark).
+//! `POST /mcp`, for the MCP gateway's benchmark, and the Databricks Jobs
+//! API, `jobs.rs`).
 
 mod anthropic;
 mod bedrock;
 mod cloud;
 mod gemini;
 mod generate;
+mod jobs;
 mod knobs;
 mod mcp;
 mod oauth;

@@ -57,6 +57,7 @@ pub(super) struct MockState {
     /// Requests seen per model string, for the `fail_first` knob.
     seen: Mutex<std::collections::HashMap<String, u64>>,
     pub(super) oauth: super::oauth::OAuthState,
+    pub(super) jobs: super::jobs::JobsState,
 }
 
 pub fn router(opts: MockOptions) -> Router {
@@ -65,6 +66,7 @@ pub fn router(opts: MockOptions) -> Router {
         received: Mutex::new(VecDeque::new()),
         seen: Mutex::new(std::collections::HashMap::new()),
         oauth: super::oauth::OAuthState::default(),
+        jobs: super::jobs::JobsState::default(),
     });
     Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -77,6 +79,7 @@ pub fn router(opts: MockOptions) -> Router {
         .merge(super::gemini::routes())
         .merge(super::bedrock::routes())
         .merge(super::mcp::routes())
+        .merge(super::jobs::routes())
         .with_state(state)
 }
 

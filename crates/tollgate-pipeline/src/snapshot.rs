@@ -89,6 +89,8 @@ pub struct Snapshot {
     pub egress: tollgate_net::Egress,
     /// Routes and outbound connections; unchanged ones carried over from `previous`.
     pub forward: Arc<crate::pipeline::forward::Table>,
+    /// Databricks jobs callers may run; unchanged ones carried over from `previous`.
+    pub jobs: Arc<crate::pipeline::jobs::Table>,
     providers: HashMap<String, (ProviderConfig, Arc<dyn Provider>)>,
 }
 
@@ -232,12 +234,18 @@ impl Snapshot {
             previous.map(|s| &*s.forward),
             &egress,
         )?);
+        let jobs = Arc::new(crate::pipeline::jobs::Table::build(
+            &config.jobs,
+            previous.map(|s| &*s.jobs),
+            &egress,
+        )?);
         // Last, so a config that fails to build leaves the running policy.
         egress.apply(egress_policy)?;
         Ok(Self {
             mcp,
             egress,
             forward,
+            jobs,
             config,
             models,
             virtual_models,

@@ -84,6 +84,7 @@ fn policy() -> Policy {
         methods: vec![],
         admin: false,
         claims: vec![],
+        jobs: vec![],
     };
     Policy::build(&PolicyConfig {
         rules: vec![

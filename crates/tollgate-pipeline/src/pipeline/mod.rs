@@ -10,6 +10,7 @@ mod context;
 mod finish;
 pub mod forward;
 mod ingress;
+pub mod jobs;
 pub mod mcp;
 mod phase;
 mod prompt;

@@ -37,6 +37,8 @@ pub struct Rule {
     /// empty: all.
     pub methods: Vec<String>,
     pub admin: bool,
+    /// Databricks jobs granted (name globs).
+    pub jobs: ModelGrant,
 }
 
 impl Rule {
@@ -140,6 +142,8 @@ impl Policy {
                         .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                     methods: r.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
                     admin: r.admin,
+                    jobs: ModelGrant::new(&r.jobs)
+                        .map_err(|e| format!("policy rule {}: {e}", r.name))?,
                 })
             })
             .collect::<Result<_, BuildError>>()?;
@@ -246,6 +250,16 @@ impl Access<'_> {
             .ok_or(Denial::NotGranted)
     }
 
+    /// May the principal trigger, poll and cancel runs of job `job`?
+    /// Granted by policy rules only (`jobs: [name globs]`).
+    pub fn decide_job(&self, job: &str) -> Result<Grant, Denial> {
+        self.rules
+            .iter()
+            .find(|r| r.jobs.allows(job))
+            .map(|r| Grant::Rule(r.name.clone()))
+            .ok_or(Denial::NotGranted)
+    }
+
     pub fn rule_names(&self) -> Vec<String> {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }
@@ -316,6 +330,7 @@ mod tests {
             methods: vec![],
             admin: false,
             claims: vec![],
+            jobs: vec![],
         };
         f(&mut r);
         r

@@ -5,6 +5,7 @@
 mod anthropic;
 mod databricks;
 mod forward;
+mod jobs;
 mod mcp;
 mod me;
 pub use tollgate_pipeline::error;

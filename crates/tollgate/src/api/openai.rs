@@ -40,6 +40,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .merge(super::responses::routes())
         .merge(super::mcp::routes())
         .merge(super::forward::routes())
+        .merge(super::jobs::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id))

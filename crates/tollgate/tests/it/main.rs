@@ -32,6 +32,7 @@ mod errors;
 mod guardrails;
 mod guardrails_corpus;
 mod identity;
+mod jobs;
 mod ledger;
 mod ledger_stores;
 mod lifecycle;

@@ -26,6 +26,7 @@ mod reply;
 mod upstream;
 mod via;
 
+pub(crate) use credential::Credential;
 pub use upstream::{http_client, Kind, Table, Upstream};
 pub use via::Via;
 
@@ -346,7 +347,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// A JSON answer read whole, for an output guardrail or the audit log: at
 /// most `limit` bytes, within the deadline.
-async fn read_whole(
+pub(super) async fn read_whole(
     mut resp: reqwest::Response,
     limit: usize,
     deadline: tokio::time::Instant,
