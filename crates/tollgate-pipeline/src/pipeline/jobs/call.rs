@@ -274,6 +274,7 @@ mod tests {
             key_id: None,
             issuer: None,
             method: AuthMethod::Jwt,
+            claims: None,
         }
     }
 
