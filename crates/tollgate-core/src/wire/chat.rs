@@ -123,3 +123,128 @@ wire_struct! {
         tool_calls: Field<Vec<ToolCall>>,
     }
 }
+
+/// What usage accounting reads off one streamed chunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ChunkFacts {
+    /// It has at least one choice (a first token, for time-to-first-token).
+    pub has_choices: bool,
+    /// It is an upstream's in-stream error.
+    pub error: bool,
+    /// Its `usage`: prompt and completion tokens.
+    pub usage: Option<(Option<i64>, Option<i64>)>,
+}
+
+impl ChatChunk {
+    /// The accounting facts; the text the chunk adds (content, completions
+    /// text, tool-call arguments) is appended to `text`.
+    pub fn facts(&self, text: &mut String) -> ChunkFacts {
+        let choices = self.choices.get();
+        for c in choices.into_iter().flatten() {
+            if let Some(t) = c.text.get() {
+                text.push_str(t);
+            }
+            if let Some(d) = c.delta.get() {
+                if let Some(t) = d.content.get() {
+                    text.push_str(t);
+                }
+                for call in d.tool_calls.get().into_iter().flatten() {
+                    if let Some(args) = call.function.get().and_then(|f| f.arguments.get()) {
+                        text.push_str(args);
+                    }
+                }
+            }
+        }
+        ChunkFacts {
+            has_choices: choices.is_some_and(|c| !c.is_empty()),
+            error: self.error.get().is_some(),
+            usage: self.usage.get().map(|u| {
+                (
+                    u.prompt_tokens.get().copied(),
+                    u.completion_tokens.get().copied(),
+                )
+            }),
+        }
+    }
+}
+
+/// A chunk read for accounting only: the fields [`ChatChunk::facts`] reads,
+/// borrowed from the event's text, every other field skipped without being
+/// built. The stream parses into this when no observer keeps or rewrites
+/// the chunk (no output guardrail, no cache fill): keeping every unknown
+/// field in `rest` costs about 2 k instructions per event that nothing
+/// reads.
+#[derive(Debug, Default, Deserialize)]
+pub struct ChunkPeek<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoicePeek<'a>>>,
+    #[serde(default)]
+    usage: Option<UsagePeek>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ChoicePeek<'a> {
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    delta: Option<DeltaPeek<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeltaPeek<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<CallPeek<'a>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CallPeek<'a> {
+    #[serde(default, borrow)]
+    function: Option<ArgumentsPeek<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ArgumentsPeek<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UsagePeek {
+    #[serde(default)]
+    prompt_tokens: Option<i64>,
+    #[serde(default)]
+    completion_tokens: Option<i64>,
+}
+
+impl ChunkPeek<'_> {
+    /// As [`ChatChunk::facts`].
+    pub fn facts(&self, text: &mut String) -> ChunkFacts {
+        for c in self.choices.iter().flatten() {
+            if let Some(t) = &c.text {
+                text.push_str(t);
+            }
+            if let Some(d) = &c.delta {
+                if let Some(t) = &d.content {
+                    text.push_str(t);
+                }
+                for call in d.tool_calls.iter().flatten() {
+                    if let Some(args) = call.function.as_ref().and_then(|f| f.arguments.as_ref()) {
+                        text.push_str(args);
+                    }
+                }
+            }
+        }
+        ChunkFacts {
+            has_choices: self.choices.as_ref().is_some_and(|c| !c.is_empty()),
+            error: self.error.is_some(),
+            usage: self
+                .usage
+                .as_ref()
+                .map(|u| (u.prompt_tokens, u.completion_tokens)),
+        }
+    }
+}

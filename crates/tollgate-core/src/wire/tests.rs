@@ -138,3 +138,25 @@ fn keys_with_escapes_duplicates_and_wrong_types() {
     assert!(serde_json::from_str::<ChatRequest>("[1]").is_err());
     assert!(serde_json::from_str::<ChatChunk>("\"x\"").is_err());
 }
+
+#[test]
+fn a_peek_reads_what_the_typed_chunk_reads() {
+    use super::chat::ChunkPeek;
+    for chunk in [
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "he\"llo"}, "logprobs": null, "finish_reason": null}]}),
+        json!({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": "{\"a\""}}]}, "finish_reason": null}]}),
+        json!({"id": "c", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}),
+        json!({"id": "c", "choices": [{"index": 0, "text": "once", "finish_reason": null}]}),
+        json!({"error": {"message": "overloaded", "type": "server_error"}}),
+        json!({"error": null, "usage": null, "choices": null}),
+    ] {
+        let text = chunk.to_string();
+        let (mut a, mut b) = (String::new(), String::new());
+        let full: ChatChunk = serde_json::from_str(&text).unwrap();
+        let peek: ChunkPeek<'_> = serde_json::from_str(&text).unwrap();
+        assert_eq!(full.facts(&mut a), peek.facts(&mut b), "{text}");
+        assert_eq!(a, b);
+    }
+}

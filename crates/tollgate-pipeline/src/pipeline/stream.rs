@@ -11,7 +11,7 @@
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
-use tollgate_core::wire::chat::ChatChunk;
+use tollgate_core::wire::chat::{ChatChunk, ChunkFacts, ChunkPeek};
 
 use crate::error::{GatewayError, Render};
 use tollgate_llm::providers::ProviderError;
@@ -31,26 +31,35 @@ pub(super) struct WireUsage {
 }
 
 /// One event's `data`, parsed once for every observer.
-enum Event {
+enum Event<'a> {
     /// `[DONE]`.
     Done,
     /// Not JSON (a comment-like payload): forwarded, observed by no one.
     Opaque,
     Chunk(Box<ChatChunk>),
+    /// Read for accounting only: no observer keeps or rewrites the chunk.
+    Peek(ChunkPeek<'a>),
     /// JSON whose fields do not have a chunk's types: forwarded; the output
     /// guardrail reads it leniently, and it spoils the cache entry.
     Untyped,
 }
 
-impl Event {
-    fn parse(data: &str) -> Self {
+impl<'a> Event<'a> {
+    /// `whole`: an observer keeps or rewrites the chunk (output guardrail,
+    /// cache fill), so it is parsed whole, unknown fields included.
+    fn parse(data: &'a str, whole: bool) -> Self {
         if data == "[DONE]" {
             Event::Done
         } else if !data.starts_with('{') {
             Event::Opaque
-        } else {
+        } else if whole {
             match serde_json::from_str::<ChatChunk>(data) {
                 Ok(c) => Event::Chunk(Box::new(c)),
+                Err(_) => Event::Untyped,
+            }
+        } else {
+            match serde_json::from_str::<ChunkPeek<'a>>(data) {
+                Ok(c) => Event::Peek(c),
                 Err(_) => Event::Untyped,
             }
         }
@@ -268,7 +277,9 @@ impl State {
             // Each event is parsed once, then handed to the observers in
             // order: usage accounting, the output guardrail (which may
             // rewrite it), the cache fill (which sees it as forwarded).
-            let mut event = Event::parse(&data);
+            let whole =
+                self.guard.is_some() || self.acct.fin.ctx().is_some_and(|c| c.cache.fill.is_some());
+            let mut event = Event::parse(&data, whole);
             if !self.account(&event) {
                 continue;
             }
@@ -305,53 +316,37 @@ impl State {
             match event {
                 Event::Chunk(chunk) => fill.push_chunk(chunk),
                 Event::Untyped => fill.spoil(),
-                Event::Done | Event::Opaque => {}
+                Event::Done | Event::Opaque | Event::Peek(_) => {}
             }
         }
     }
 
     /// Reads usage and text off one event; false when it must not be forwarded.
     fn account(&mut self, event: &Event) -> bool {
-        let chunk = match event {
+        let text = &mut self.acct.completion_text;
+        let facts: ChunkFacts = match event {
             Event::Done => {
                 self.saw_done = true;
                 return true;
             }
-            Event::Chunk(chunk) => chunk,
+            Event::Chunk(chunk) => chunk.facts(text),
+            Event::Peek(chunk) => chunk.facts(text),
             Event::Opaque | Event::Untyped => return true,
         };
-        let choices = chunk.choices.get();
         if let Some(ctx) = self.acct.fin.ctx() {
-            if chunk.error.get().is_some() {
+            if facts.error {
                 ctx.error = "upstream_stream_error";
             }
-            if choices.is_some_and(|c| !c.is_empty()) {
+            if facts.has_choices {
                 ctx.mark_first_token();
             }
         }
-        let text = &mut self.acct.completion_text;
-        for c in choices.into_iter().flatten() {
-            if let Some(t) = c.text.get() {
-                text.push_str(t);
-            }
-            if let Some(d) = c.delta.get() {
-                if let Some(t) = d.content.get() {
-                    text.push_str(t);
-                }
-                for call in d.tool_calls.get().into_iter().flatten() {
-                    if let Some(args) = call.function.get().and_then(|f| f.arguments.get()) {
-                        text.push_str(args);
-                    }
-                }
-            }
-        }
-        if let Some(u) = chunk.usage.get() {
+        if let Some((prompt_tokens, completion_tokens)) = facts.usage {
             self.acct.usage = Some(WireUsage {
-                prompt_tokens: u.prompt_tokens.get().copied(),
-                completion_tokens: u.completion_tokens.get().copied(),
+                prompt_tokens,
+                completion_tokens,
             });
-            let usage_only = choices.is_none_or(Vec::is_empty);
-            if self.strip_usage && usage_only {
+            if self.strip_usage && !facts.has_choices {
                 return false;
             }
         }
