@@ -76,3 +76,66 @@ events = [
 ]
 put("bedrock_eventstream", b"\x10" + b"".join(frame(e, p) for e, p in events))
 put("bedrock_eventstream", b"\x40" + frame("messageStop", {"stopReason": "max_tokens"}))
+
+# bearer: the first byte's bit 0 picks Authorization / x-api-key, bit 1 the
+# JSON parts (`header \0 claims \0 signature`) encoded into a token.
+def b64url(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+
+jwt_parts = [
+    ({"alg": "RS256", "kid": "k1", "typ": "JWT"},
+     {"iss": "https://idp.example.com", "sub": "alice", "aud": "tollgate", "exp": 4102444800,
+      "nbf": 0, "groups": ["eng", "ml"], "tenant": "acme", "email": "a@example.com"}),
+    ({"alg": "none"}, {"iss": "https://idp.example.com", "sub": "x"}),
+    ({"alg": "ES256", "crit": ["b64"], "b64": False}, {"iss": "i", "exp": 1.5e9, "aud": ["a", "b"]}),
+    ({"alg": "HS256"}, {"sub": 7, "groups": "not-a-list"}),
+]
+for h, c in jwt_parts:
+    hj, cj = json.dumps(h).encode(), json.dumps(c).encode()
+    token = b64url(hj) + b"." + b64url(cj) + b"." + b64url(b"sig")
+    put("bearer", b"\x00Bearer " + token)
+    put("bearer", b"\x01" + token)
+    put("bearer", b"\x02" + hj + b"\x00" + cj + b"\x00sig")
+put("bearer", b"\x00bearer   tg-Ck4Bn7Vm1Xz3Qw5Er8Ty  ")
+put("bearer", b"\x00Basic dXNlcjpwYXNz")
+put("bearer", b"\x01tg-key-123")
+put("bearer", b"\x00Bearer eyJhbGciOiJub25lIn0.eyJpc3MiOiJpIn0.")
+
+# config: every example, its `${NAME}`s pointed at variables the target sets.
+import re
+for f in sorted((ROOT.parent / "examples").glob("*.yaml")):
+    text = re.sub(r"\$\{[A-Za-z0-9_]+\}", "${TG_FUZZ_KEY}", f.read_text())
+    put("config", text.encode())
+put("config", b"storage: { url: \"${TG_FUZZ_URL}\" }\nproviders: [{ name: p, kind: openai, "
+    b"base_url: \"http://u:p@h/v1?k=$${x}\", api_key: \"${TG_FUZZ_EMPTY}\" }]\n")
+
+# mcp_messages: even first byte, a client's POST body; odd, an upstream's
+# answer (SSE in chunks of byte / 2 bytes, or one JSON body).
+client = [
+    {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}},
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": "a", "method": "tools/list", "params": {"cursor": "c2"}},
+    {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+     "params": {"name": "db__query", "arguments": {"sql": "select 1"}, "_meta": {"progressToken": 1}}},
+    {"jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": {"name": "p", "arguments": {}}},
+    {"jsonrpc": "2.0", "id": 5, "result": {}},
+    {"jsonrpc": "2.0", "id": None, "method": "ping"},
+    {"jsonrpc": "1.0", "id": 1.5, "method": "ping"},
+]
+for m in client:
+    put("mcp_messages", b"\x00" + json.dumps(m).encode())
+tools = {"jsonrpc": "2.0", "id": 2, "result": {"tools": [
+    {"name": "query", "description": "Run SQL", "inputSchema": {"type": "object", "properties": {"sql": {"type": "string"}}},
+     "annotations": {"readOnlyHint": True}},
+    {"name": "bare", "inputSchema": {"type": "object"}, "description": None},
+], "nextCursor": "page-2"}}
+call = {"jsonrpc": "2.0", "id": 3, "result": {"content": [{"type": "text", "text": "1"}],
+        "structuredContent": {"rows": [[1]]}, "isError": False}}
+err = {"jsonrpc": "2.0", "id": 4, "error": {"code": -32602, "message": "bad", "data": {"x": 1}}}
+note = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+for m in (tools, call, err):
+    put("mcp_messages", b"\x01" + json.dumps(m).encode())
+    put("mcp_messages", b"\x0f" + ("event: message\ndata: %s\n\ndata: %s\n\n" % (json.dumps(note), json.dumps(m))).encode())

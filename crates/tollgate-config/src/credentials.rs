@@ -122,8 +122,11 @@ impl UpstreamAuth {
         };
         let url = |p: &mut Vec<String>, u: &Option<String>| {
             if let Some(u) = u {
-                if reqwest::Url::parse(u).is_err() || !u.starts_with("http") {
-                    p.push(format!("{at}.token_url: {u:?} is not an http(s) URL"));
+                if url::Url::parse(u).is_err() || !u.starts_with("http") {
+                    p.push(format!(
+                        "{at}.token_url: {:?} is not an http(s) URL",
+                        crate::shown_url(u)
+                    ));
                 }
             }
         };

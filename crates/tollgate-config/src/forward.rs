@@ -6,6 +6,7 @@
 //! (docs/routes.md, docs/connections.md). Schema and checks only; the
 //! runtime lives in `tollgate_pipeline::pipeline::forward`.
 
+use crate::redact::redacted_debug;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use super::duration;
 use super::model::Timeouts;
 
 /// One identity-aware route: `path` (a prefix) → `upstream`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Names the route in grants (`policy.rules[].routes`), limits,
@@ -66,8 +67,25 @@ pub struct RouteConfig {
     pub max_buffered_response_bytes: usize,
 }
 
+redacted_debug!(RouteConfig {
+    plain name,
+    plain path,
+    url upstream,
+    plain auth,
+    plain methods,
+    plain strip_prefix,
+    plain replace_prefix,
+    plain headers,
+    plain timeouts,
+    plain max_request_bytes,
+    plain max_rows,
+    plain payload,
+    plain audit_payloads,
+    plain max_buffered_response_bytes,
+});
+
 /// Request header rules applied after the gateway's own removals.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderRules {
     /// Headers set on the upstream request (values marked sensitive).
@@ -77,6 +95,11 @@ pub struct HeaderRules {
     #[serde(default)]
     pub remove: Vec<String>,
 }
+
+redacted_debug!(HeaderRules {
+    values set,
+    plain remove,
+});
 
 /// How a route counts the rows of a request.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -92,7 +115,7 @@ pub enum PayloadKind {
 
 /// An outbound connection: an external API, reached at
 /// `/connections/{name}/{path}` with a credential only the gateway holds.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// Also its path: `/connections/{name}/…`; granted by
@@ -125,8 +148,21 @@ pub struct ConnectionConfig {
     pub audit_payloads: bool,
 }
 
+redacted_debug!(ConnectionConfig {
+    plain name,
+    url base_url,
+    plain credential,
+    plain methods,
+    plain paths,
+    plain headers,
+    plain timeouts,
+    plain max_request_bytes,
+    plain max_buffered_response_bytes,
+    plain audit_payloads,
+});
+
 /// How a connection proves itself to its API.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionCredential {
     #[serde(rename = "type")]
@@ -160,6 +196,20 @@ pub struct ConnectionCredential {
     #[serde(default = "default_refresh_before", with = "duration")]
     pub refresh_before: Duration,
 }
+
+redacted_debug!(ConnectionCredential {
+    plain kind,
+    plain secret,
+    plain value,
+    plain file,
+    plain header,
+    plain username,
+    url token_url,
+    plain client_id,
+    plain scope,
+    plain subject_token_file,
+    plain refresh_before,
+});
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -228,7 +278,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
 }
 
 pub(crate) fn http_url(u: &str) -> bool {
-    (u.starts_with("http://") || u.starts_with("https://")) && reqwest::Url::parse(u).is_ok()
+    (u.starts_with("http://") || u.starts_with("https://")) && url::Url::parse(u).is_ok()
 }
 
 fn check_methods(at: &str, methods: &[String], p: &mut Vec<String>) {
@@ -313,7 +363,7 @@ pub(crate) fn validate_routes(routes: &[RouteConfig], p: &mut Vec<String>) {
         if !http_url(&r.upstream) {
             p.push(format!(
                 "{at}.upstream: {:?} is not an http(s) URL",
-                r.upstream
+                crate::shown_url(&r.upstream)
             ));
         }
         if let Some(a) = &r.auth {
@@ -369,7 +419,7 @@ pub(crate) fn validate_connections(conns: &[ConnectionConfig], p: &mut Vec<Strin
         if !http_url(&c.base_url) {
             p.push(format!(
                 "{at}.base_url: {:?} is not an http(s) URL",
-                c.base_url
+                crate::shown_url(&c.base_url)
             ));
         }
         check_methods(&at, &c.methods, p);
@@ -454,7 +504,10 @@ pub(crate) fn check_credential(at: &str, c: &ConnectionCredential, p: &mut Vec<S
         CredentialKind::OauthClientCredentials | CredentialKind::TokenExchange => {
             match &c.token_url {
                 Some(u) if http_url(u) => {}
-                Some(u) => p.push(format!("{at}.token_url: {u:?} is not an http(s) URL")),
+                Some(u) => p.push(format!(
+                    "{at}.token_url: {:?} is not an http(s) URL",
+                    crate::shown_url(u)
+                )),
                 None => p.push(format!("{at}.token_url: required for type {kind}")),
             }
             if c.kind == CredentialKind::OauthClientCredentials

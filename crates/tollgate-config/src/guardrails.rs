@@ -3,6 +3,7 @@
 //! webhooks. Schema only; the runtime lives in `tollgate_policy::guard`, the detectors
 //! in `tollgate_guardrails`.
 
+use crate::redact::redacted_debug;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -98,7 +99,7 @@ pub struct GuardSelector {
     pub tenants: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
@@ -112,6 +113,13 @@ pub struct WebhookConfig {
     #[serde(default = "default_webhook_max_response_bytes")]
     pub max_response_bytes: usize,
 }
+
+redacted_debug!(WebhookConfig {
+    url url,
+    plain timeout,
+    values headers,
+    plain max_response_bytes,
+});
 
 fn default_webhook_max_response_bytes() -> usize {
     crate::model::DEFAULT_MAX_RESPONSE_BYTES
@@ -191,7 +199,7 @@ pub fn validate_guardrails(cfg: &GuardrailsConfig, p: &mut Vec<String>) {
             }
         }
         if let Some(w) = &pol.webhook {
-            if reqwest::Url::parse(&w.url).is_err() || !w.url.starts_with("http") {
+            if url::Url::parse(&w.url).is_err() || !w.url.starts_with("http") {
                 p.push(format!(
                     "{at}.webhook.url: {:?} is not an http(s) URL",
                     w.url

@@ -16,6 +16,7 @@ mod mcp;
 mod model;
 mod observability;
 mod prompts;
+mod redact;
 mod routing;
 mod secrets;
 pub mod template;
@@ -35,6 +36,7 @@ pub use observability::*;
 pub use prompts::{
     PromptsConfig, TemplateConfig, TemplateMessage, VariableSpec, VariableType, RESERVED_PARAMS,
 };
+pub use redact::shown_url;
 pub use routing::*;
 pub use secrets::{SecretKeySource, SecretsConfig};
 pub use validate::OIDC_ALGORITHMS;

@@ -1,6 +1,7 @@
 //! Rate limits, token quotas and budgets (see docs/limits.md): the schema and
 //! its cross-field checks. The runtime form is `tollgate_policy::limits::Limits`.
 
+use crate::redact::redacted_debug;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -84,7 +85,7 @@ pub enum CacheHits {
     Usage,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://host:port/db` (use `${ENV}` for a password).
@@ -96,6 +97,12 @@ pub struct RedisConfig {
     #[serde(default = "default_prefix")]
     pub prefix: String,
 }
+
+redacted_debug!(RedisConfig {
+    url url,
+    plain timeout,
+    plain prefix,
+});
 
 /// Which requests a rule applies to; every non-empty list must match
 /// (a list matches when the request's value is in it; `*` matches all).
@@ -260,7 +267,7 @@ pub(super) fn validate_limits(cfg: &LimitsConfig, p: &mut Vec<String>) {
         if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
             p.push(format!(
                 "limits.redis.url: {:?} is not a redis:// URL",
-                r.url
+                crate::shown_url(&r.url)
             ));
         }
         if r.timeout.is_zero() {

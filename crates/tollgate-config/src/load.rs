@@ -58,10 +58,51 @@ pub(crate) fn parse_with_env(
         } else {
             path
         };
-        ConfigError::Invalid(vec![format!("{path}: {}", e.into_inner())])
+        let message = e.into_inner().to_string();
+        ConfigError::Invalid(vec![format!("{path}: {}", shown_message(&path, message))])
     })?;
     validate(&config).map_err(ConfigError::Invalid)?;
     Ok(config)
+}
+
+/// Field names whose values are (or may hold) secrets: credentials, URLs
+/// (a password in the userinfo), static headers, MCP `env`.
+fn secret_field(segment: &str) -> bool {
+    matches!(
+        segment,
+        "api_key"
+            | "token"
+            | "key"
+            | "client_secret"
+            | "value"
+            | "secret_access_key"
+            | "session_token"
+            | "session_secret"
+            | "headers"
+            | "set"
+            | "env"
+            | "upstream"
+            | "spec"
+            | "endpoint"
+    ) || segment.ends_with("url")
+}
+
+/// serde's message for a value of the wrong type or form quotes it
+/// (`invalid type: string "Bearer …", expected a map`): under a field that
+/// may hold a secret, the quoted string is replaced by `[redacted]`, so
+/// `tollgate validate` and a failed reload's log line do not print it.
+fn shown_message(path: &str, message: String) -> String {
+    let under_secret = path.split(['.', '[', ']']).any(secret_field);
+    let quoted = ["invalid type: string \"", "invalid value: string \""]
+        .iter()
+        .find_map(|p| message.strip_prefix(p).map(|rest| (p, rest)));
+    match quoted {
+        Some((prefix, rest)) if under_secret => match rest.rfind("\", expected") {
+            Some(end) => format!("{prefix}[redacted]{}", &rest[end..]),
+            None => format!("{prefix}[redacted]\""),
+        },
+        _ => message,
+    }
 }
 
 /// Replaces `${NAME}` in every string value; `$${` stays a literal `${`.
@@ -181,6 +222,34 @@ mod tests {
         let err = err.unwrap_or_default();
         assert!(err.contains("providers[0].api_key"), "{err}");
         assert!(err.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted() {
+        for (field, value) in [
+            ("headers", "\"Bearer s3cret-header\""),
+            ("api_key", "{a: 1}"),
+            ("base_url", "[1]"),
+        ] {
+            let text = format!(
+                "{MINIMAL}providers:\n  - name: p\n    kind: openai\n    base_url: http://x\n    {field}: {value}\n"
+            )
+            .replace("base_url: http://x\n    base_url", "base_url");
+            let err = parse_with_env(&text, &env).err().map(|e| e.to_string());
+            let err = err.unwrap_or_default();
+            assert!(err.contains(&format!("providers[0].{field}")), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        assert_eq!(
+            shown_message(
+                "cache.redis_url",
+                "invalid type: string \"redis://:pw@h\", expected a string".into()
+            ),
+            "invalid type: string \"[redacted]\", expected a string"
+        );
+        // Elsewhere the value stays: it says what is wrong.
+        let m = "invalid value: string \"soon\", expected a duration".to_string();
+        assert_eq!(shown_message("providers[0].timeouts.connect", m.clone()), m);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! servers that aggregate them, and the session settings (docs/mcp.md).
 //! Schema and checks only; the runtime lives in `tollgate_mcp`.
 
+use crate::redact::redacted_debug;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -94,7 +95,7 @@ pub enum McpTransport {
 }
 
 /// One upstream MCP server.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
     /// Also the path it is served at: `/mcp/{name}`.
@@ -138,8 +139,25 @@ pub struct McpServerConfig {
     pub openapi: Option<McpOpenApiConfig>,
 }
 
+redacted_debug!(McpServerConfig {
+    plain name,
+    plain transport,
+    url url,
+    plain command,
+    plain args,
+    values env,
+    plain cwd,
+    plain auth,
+    values headers,
+    plain timeout,
+    plain expose,
+    plain tools,
+    plain pin_tools,
+    plain openapi,
+});
+
 /// A REST API published as MCP tools (docs/mcp.md, "REST APIs as MCP tools").
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct McpOpenApiConfig {
     /// The OpenAPI 3 document, JSON or YAML: a file path, or an http(s)
@@ -159,6 +177,12 @@ pub struct McpOpenApiConfig {
     #[serde(default)]
     pub connection: Option<String>,
 }
+
+redacted_debug!(McpOpenApiConfig {
+    url spec,
+    url base_url,
+    plain operations,
+});
 
 /// A server made of members' tools (namespaced `{prefix}__{tool}`).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -234,7 +258,8 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
     if let Some(u) = &cfg.public_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
             p.push(format!(
-                "mcp.public_url: {u:?} must start with http:// or https://"
+                "mcp.public_url: {:?} must start with http:// or https://",
+                crate::shown_url(u)
             ));
         }
     }
@@ -256,7 +281,8 @@ pub(crate) fn validate_mcp(cfg: &McpConfig, p: &mut Vec<String>) {
             McpTransport::StreamableHttp | McpTransport::Sse => match &s.url {
                 Some(u) if u.starts_with("http://") || u.starts_with("https://") => {}
                 Some(u) => p.push(format!(
-                    "{at}.url: {u:?} must start with http:// or https://"
+                    "{at}.url: {:?} must start with http:// or https://",
+                    crate::shown_url(u)
                 )),
                 None => p.push(format!(
                     "{at}.url: required for transport {}",

@@ -3,6 +3,7 @@
 //! This module owns the schema only; checks that span fields live in
 //! `validate.rs` and the runtime form is built by `tollgate_pipeline::snapshot`.
 
+use crate::redact::redacted_debug;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -130,7 +131,7 @@ impl Default for ServerTimeouts {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// `sqlite://PATH` (created when missing) or `sqlite::memory:`.
@@ -140,6 +141,11 @@ pub struct StorageConfig {
     #[serde(default = "default_key_refresh", with = "duration")]
     pub key_refresh: Duration,
 }
+
+redacted_debug!(StorageConfig {
+    url url,
+    plain key_refresh,
+});
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -214,7 +220,7 @@ pub enum ProviderKind {
     Anthropic,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub name: String,
@@ -256,6 +262,21 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub aws: Option<AwsConfig>,
 }
+
+redacted_debug!(ProviderConfig {
+    plain name,
+    plain kind,
+    url base_url,
+    plain api_key,
+    plain timeouts,
+    plain max_response_bytes,
+    plain http_version,
+    plain forward_headers,
+    values headers,
+    plain auth,
+    plain api_version,
+    plain aws,
+});
 
 /// AWS SigV4 settings (values may use `${ENV_VAR}`; never logged).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -1,6 +1,7 @@
 //! Settings for what the gateway tells operators: the audit log, logs and
 //! OpenTelemetry traces. Read at start (a reload does not change them).
 
+use crate::redact::redacted_debug;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,7 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     #[serde(default)]
@@ -90,6 +91,14 @@ pub struct TracingConfig {
     #[serde(default = "default_service")]
     pub service_name: String,
 }
+
+redacted_debug!(TracingConfig {
+    plain enabled,
+    url endpoint,
+    plain protocol,
+    plain sample_ratio,
+    plain service_name,
+});
 
 impl Default for TracingConfig {
     fn default() -> Self {

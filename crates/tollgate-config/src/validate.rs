@@ -92,8 +92,11 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), Vec<String>> {
             (ProviderKind::Databricks | ProviderKind::AzureOpenai, None) => p.push(format!(
                 "{at}.base_url: required (the workspace or resource endpoint URL)"
             )),
-            (_, Some(url)) if reqwest::Url::parse(url).is_err() || !url.starts_with("http") => {
-                p.push(format!("{at}.base_url: {url:?} is not an http(s) URL"))
+            (_, Some(url)) if url::Url::parse(url).is_err() || !url.starts_with("http") => {
+                p.push(format!(
+                    "{at}.base_url: {:?} is not an http(s) URL",
+                    crate::shown_url(url)
+                ))
             }
             _ => {}
         }
@@ -238,7 +241,7 @@ fn validate_auth(cfg: &Config, p: &mut Vec<String>) {
         if !issuers.insert(o.issuer.as_str()) {
             p.push(format!("{at}.issuer: duplicate issuer {:?}", o.issuer));
         }
-        match reqwest::Url::parse(&o.issuer) {
+        match url::Url::parse(&o.issuer) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
             _ => p.push(format!(
                 "{at}.issuer: {:?} is not an http(s) URL (it must equal the tokens' `iss`)",
@@ -256,9 +259,12 @@ fn validate_auth(cfg: &Config, p: &mut Vec<String>) {
             }
         }
         if let Some(url) = &o.jwks_url {
-            match reqwest::Url::parse(url) {
+            match url::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                _ => p.push(format!("{at}.jwks_url: {url:?} is not an http(s) URL")),
+                _ => p.push(format!(
+                    "{at}.jwks_url: {:?} is not an http(s) URL",
+                    crate::shown_url(url)
+                )),
             }
         } else if !o.discovery {
             p.push(format!("{at}.jwks_url: required when discovery is false"));

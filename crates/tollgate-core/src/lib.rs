@@ -2,12 +2,13 @@
 //! needed for. SSE framing, the clocks, JSON text for background lines, the
 //! stored key-hash form, limit decisions as typed values (policy → ledger),
 //! the named-secret seam (`secret`), the LLM APIs' typed wire models
-//! (`wire`)
+//! (`wire`), what a request presents as its credential (`bearer`)
 //! and the W3C trace-context header name. No I/O, no
 //! config, no policy; every other crate may depend on this one, it depends
 //! on none of them.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bearer;
 pub mod clock;
 pub mod error;
 pub mod json_text;

@@ -10,10 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tollgate_core::error::BuildError;
 
-use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -21,8 +19,6 @@ use super::jwks::{JwksCache, JwksSource};
 use super::{AuthMethod, Principal};
 use tollgate_config::{ClaimsConfig, OidcConfig, PrincipalKind};
 
-/// Longest bearer token considered (IdP tokens with many groups can be large).
-const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// Most groups kept from one token.
 const MAX_GROUPS: usize = 256;
 /// How long a request may wait for an unknown-kid JWKS refresh.
@@ -101,84 +97,12 @@ impl TokenError {
     }
 }
 
-/// Whether a bearer value has the shape of a compact JWS: three dot-separated
-/// base64url segments, the first two non-empty (the third is empty in
-/// `alg: none` tokens, which must still be recognised to be refused).
-pub fn looks_like_jwt(value: &str) -> bool {
-    if value.len() > MAX_TOKEN_LEN || !value.starts_with("eyJ") {
-        return false;
-    }
-    let mut parts = 0;
-    for (i, seg) in value.split('.').enumerate() {
-        parts += 1;
-        if parts > 3 || (i < 2 && seg.is_empty()) {
-            return false;
-        }
-        if !seg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return false;
-        }
-    }
-    parts == 3
-}
+pub use tollgate_core::bearer::{looks_like_jwt, Peeked};
 
-#[derive(Debug, Deserialize)]
-struct RawHeader {
-    #[serde(default)]
-    alg: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    crit: Option<Value>,
-}
-
-/// A token's header and claims, decoded but NOT verified: used only to pick
-/// the issuer and key and to give precise reasons.
-#[derive(Debug)]
-pub struct Peeked {
-    pub alg: String,
-    pub kid: Option<String>,
-    pub claims: Map<String, Value>,
-    crit: bool,
-}
-
-impl Peeked {
-    pub fn iss(&self) -> Option<&str> {
-        self.claims.get("iss").and_then(Value::as_str)
-    }
-}
-
-fn b64_json<T: serde::de::DeserializeOwned>(
-    seg: &str,
-    what: &'static str,
-) -> Result<T, TokenError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(seg)
-        .map_err(|_| TokenError::Malformed(what))?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed(what))
-}
-
-/// Decodes header and claims without verifying anything.
+/// Decodes header and claims without verifying anything
+/// (`tollgate_core::bearer::peek`).
 pub fn peek(token: &str) -> Result<Peeked, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Malformed("token too long"));
-    }
-    let mut it = token.split('.');
-    let (Some(h), Some(p), Some(_sig), None) = (it.next(), it.next(), it.next(), it.next()) else {
-        return Err(TokenError::Malformed(
-            "expected three dot-separated segments",
-        ));
-    };
-    let header: RawHeader = b64_json(h, "header is not base64url JSON")?;
-    let claims: Map<String, Value> = b64_json(p, "payload is not a base64url JSON object")?;
-    Ok(Peeked {
-        alg: header.alg.unwrap_or_default(),
-        kid: header.kid,
-        claims,
-        crit: header.crit.is_some(),
-    })
+    tollgate_core::bearer::peek(token).map_err(TokenError::Malformed)
 }
 
 /// One configured issuer, ready to verify tokens.

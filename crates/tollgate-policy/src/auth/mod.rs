@@ -124,30 +124,14 @@ pub fn rfc3339(ms: i64) -> String {
         .to_string()
 }
 
-/// The key a request presents, from `Authorization: Bearer` or `x-api-key`.
+/// The key a request presents, from `Authorization: Bearer` or `x-api-key`
+/// (`tollgate_core::bearer::presented`).
 pub fn presented_key(headers: &HeaderMap) -> Result<&str, AuthError> {
-    if let Some(v) = headers.get(http::header::AUTHORIZATION) {
-        let v = v.to_str().map_err(|_| AuthError::Malformed)?;
-        let (scheme, rest) = v.split_once(' ').ok_or(AuthError::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::Malformed);
-        }
-        let key = rest.trim();
-        return if key.is_empty() {
-            Err(AuthError::Missing)
-        } else {
-            Ok(key)
-        };
-    }
-    if let Some(v) = headers.get("x-api-key") {
-        let key = v.to_str().map_err(|_| AuthError::Malformed)?.trim();
-        return if key.is_empty() {
-            Err(AuthError::Missing)
-        } else {
-            Ok(key)
-        };
-    }
-    Err(AuthError::Missing)
+    use tollgate_core::bearer::{presented, NotPresented};
+    presented(headers).map_err(|e| match e {
+        NotPresented::Missing => AuthError::Missing,
+        NotPresented::Malformed => AuthError::Malformed,
+    })
 }
 
 /// Everything authentication reads: the snapshot's config keys and issuers,

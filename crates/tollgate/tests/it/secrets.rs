@@ -40,7 +40,8 @@ impl Write for Captured {
 }
 
 /// An upstream that answers 401 (or 400 when the body says `bad-request`)
-/// with every credential header it received in the message, whole, masked
+/// with every credential header it received (and `x-seed-header`, a static
+/// header the secrets test configures) in the message, whole, masked
 /// OpenAI-style and cut short.
 async fn echoing_upstream() -> std::net::SocketAddr {
     echoing_upstream_into(Arc::default()).await
@@ -56,7 +57,7 @@ pub(crate) async fn echoing_upstream_into(got: Arc<Mutex<Vec<String>>>) -> std::
         let mut seen = Vec::new();
         for line in text.lines() {
             let lower = line.to_ascii_lowercase();
-            for h in ["authorization:", "x-api-key:", "api-key:"] {
+            for h in ["authorization:", "x-api-key:", "api-key:", "x-seed-header:"] {
                 if lower.starts_with(h) {
                     seen.push(line[h.len()..].trim().to_string());
                 }

@@ -5,6 +5,11 @@
 //! none appears in the answers (bodies and headers), the logs at TRACE level
 //! (every crate), the exported traces, `/metrics`, the ledger, the audit log
 //! (payloads on), or a config dump (`Debug`, `tollgate validate` problems).
+//! Config-only secrets are seeded too: a password in the Redis URLs of the
+//! cache (unreachable, so its connection errors are logged) and of the
+//! limits, and a provider's static header value, which must not show in a
+//! config dump, a failed reload's error or log line, or a validation
+//! problem about those URLs.
 
 use crate::common;
 use crate::secrets::{capture_logs, echoing_upstream_into};
@@ -22,6 +27,8 @@ const CLIENT_ID: &str = "sp-7f3e-id";
 const CLIENT_SECRET: &str = "Cs9xLm2Qp7Wd4Rt6Yh8Jk0";
 const CALLER_KEY: &str = "tg-Ck4Bn7Vm1Xz3Qw5Er8Ty";
 const WRONG_KEY: &str = "tg-Wk2Hj5Gf8Ds1Aq4Zx7Cv";
+const REDIS_PASSWORD: &str = "Rp6Vz9Kq3Wm1Xs8Tn4Lb";
+const STATIC_HEADER: &str = "Sh5Gq8Zt1Mv4Nb7Xc0Pw";
 
 /// The first seeded value any 10-character run of which occurs in `text`
 /// (a minted token, which the OAuth mock builds around the public client
@@ -46,7 +53,9 @@ fn leak(text: &str, secrets: &[String]) -> Option<String> {
 /// Providers: `up` (the mock, checking the key), `echo` and `pass` (an
 /// upstream quoting every credential back), `sp` (OAuth client credentials
 /// against the OAuth mock), `sp-echo` (a token from the OAuth mock, sent to
-/// the echoing upstream), `aws` (SigV4 keys, echoing upstream).
+/// the echoing upstream), `aws` (SigV4 keys, echoing upstream). `up` and
+/// `echo` send a static header; the cache's Redis (with a password) is
+/// down, `limits.redis` names one with a password.
 fn config(
     db: &str,
     plain: &common::Mock,
@@ -54,13 +63,16 @@ fn config(
     echo: std::net::SocketAddr,
     otlp: &str,
     audit: &str,
+    dead: std::net::SocketAddr,
 ) -> String {
     format!(
         "{head}audit:\n  enabled: true\n  sink: {audit}\n  payload_models: [\"*\"]\n\
          tracing:\n  enabled: true\n  endpoint: {otlp}\n  protocol: http_protobuf\n  sample_ratio: 1.0\n\
+         cache:\n  backend: redis\n  redis_url: \"redis://:{REDIS_PASSWORD}@{dead}/0\"\n\
+         limits:\n  redis: {{url: \"redis://:{REDIS_PASSWORD}@{dead}/1\"}}\n\
          providers:\n\
-         \x20 - {{name: up, kind: openai, base_url: \"{base}\", api_key: {PROVIDER_KEY}}}\n\
-         \x20 - {{name: echo, kind: openai, base_url: \"http://{echo}/v1\", api_key: {PROVIDER_KEY}}}\n\
+         \x20 - {{name: up, kind: openai, base_url: \"{base}\", api_key: {PROVIDER_KEY}, headers: {{x-seed-header: {STATIC_HEADER}}}}}\n\
+         \x20 - {{name: echo, kind: openai, base_url: \"http://{echo}/v1\", api_key: {PROVIDER_KEY}, headers: {{x-seed-header: {STATIC_HEADER}}}}}\n\
          \x20 - {{name: pass, kind: openai, base_url: \"http://{echo}/v1\", auth: {{type: passthrough}}}}\n\
          \x20 - {{name: sp, kind: databricks, base_url: \"http://{m}\", auth: {{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}}}\n\
          \x20 - {{name: sp-echo, kind: databricks, base_url: \"http://{echo}\", auth: {{type: client_credentials, token_url: \"http://{m}/oidc/v1/token\", client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}}}\n\
@@ -95,6 +107,7 @@ async fn no_seeded_secret_reaches_any_surface() {
     let echoed = Arc::new(Mutex::new(Vec::new()));
     let echo = echoing_upstream_into(echoed.clone()).await;
     let (otlp, spans) = http_receiver().await;
+    let dead = dead_addr().await;
     let mut audit_path = std::path::PathBuf::new();
     let mut config_text = String::new();
     let mut gw = start_gateway_with(|db| {
@@ -109,6 +122,7 @@ async fn no_seeded_secret_reaches_any_surface() {
             echo,
             &otlp,
             &audit_path.display().to_string(),
+            dead,
         );
         config_text.clone()
     })
@@ -165,7 +179,29 @@ async fn no_seeded_secret_reaches_any_surface() {
     for ((status, text), (what, want)) in answers.iter().zip(&expect) {
         assert_eq!(status, want, "{what}: {text}");
     }
+    // The cache's Redis connect fails after the client's own retries
+    // (several seconds); its error is logged and counted by then.
+    for _ in 0..300 {
+        if String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("redis unreachable") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let metrics = metrics_text(&gw).await;
+    assert!(
+        metrics.contains("tollgate_cache_errors_total{op=\"connect\"}"),
+        "{metrics}"
+    );
+
+    // A reload of a config that fails validation on the Redis URLs: the
+    // error and its log line quote the URLs without their password.
+    let bad_reload = config_text.replace("redis://:", "redsi://:");
+    std::fs::write(&gw.config_path, &bad_reload).unwrap();
+    let reload_error = gw.running().reload().unwrap_err().to_string();
+    assert!(
+        reload_error.contains("limits.redis.url") && reload_error.contains("cache.redis_url"),
+        "{reload_error}"
+    );
 
     // Every credential the upstreams saw, including the minted tokens.
     let mut secrets: Vec<String> = [
@@ -174,6 +210,8 @@ async fn no_seeded_secret_reaches_any_surface() {
         CLIENT_SECRET,
         CALLER_KEY,
         WRONG_KEY,
+        REDIS_PASSWORD,
+        STATIC_HEADER,
     ]
     .map(str::to_owned)
     .to_vec();
@@ -193,6 +231,11 @@ async fn no_seeded_secret_reaches_any_surface() {
         assert_eq!(leak(text, &secrets), None, "answer to {what}: {text}");
     }
     assert_eq!(leak(&metrics, &secrets), None, "/metrics");
+    assert_eq!(
+        leak(&reload_error, &secrets),
+        None,
+        "reload: {reload_error}"
+    );
 
     let store = gw.stop().await;
     let recs = wait_records(&store, answers.len()).await;
@@ -209,6 +252,10 @@ async fn no_seeded_secret_reaches_any_surface() {
         logs.contains("\"TRACE\"") && logs.contains("m-echo"),
         "logs were not captured"
     );
+    assert!(
+        logs.contains("redis unreachable") && logs.contains("config reload failed"),
+        "the cache's Redis errors and the failed reload were not logged"
+    );
     assert_eq!(leak(&logs, &secrets), None, "logs");
 
     // Config dumps: the loaded config's `Debug`, and `tollgate validate`'s
@@ -219,5 +266,10 @@ async fn no_seeded_secret_reaches_any_surface() {
     let problems = tollgate::config::parse_str(&broken)
         .unwrap_err()
         .to_string();
+    assert_eq!(leak(&problems, &secrets), None, "validate: {problems}");
+    let problems = tollgate::config::parse_str(&bad_reload)
+        .unwrap_err()
+        .to_string();
+    assert!(problems.contains("[redacted]@"), "{problems}");
     assert_eq!(leak(&problems, &secrets), None, "validate: {problems}");
 }

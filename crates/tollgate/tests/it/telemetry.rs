@@ -1,7 +1,8 @@
 //! OpenTelemetry: traces reach a real OTLP receiver started here (gRPC with
 //! the collector's generated tonic service, and HTTP/protobuf), carrying the
 //! caller's trace id, the GenAI attributes and child spans; the upstream
-//! receives a `traceparent` of the attempt's span.
+//! receives a `traceparent` of the attempt's span. A collector that is down
+//! holds no request back, and export resumes once it is back.
 
 use crate::common;
 
@@ -73,7 +74,13 @@ async fn grpc_receiver() -> (String, Received) {
 }
 
 pub(crate) async fn http_receiver() -> (String, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    http_receiver_at("127.0.0.1:0".parse().unwrap()).await
+}
+
+/// `http_receiver` on a given address (a collector coming back where the
+/// gateway expects it).
+async fn http_receiver_at(addr: std::net::SocketAddr) -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got = Received::default();
     let state = got.clone();
@@ -210,4 +217,51 @@ async fn traces_arrive_over_grpc_with_genai_attributes_and_the_callers_trace_id(
 async fn traces_arrive_over_http_protobuf() {
     let (endpoint, got) = http_receiver().await;
     traces_arrive("http_protobuf", endpoint, got).await;
+}
+
+/// The OTLP collector is down: requests are answered as usual (export runs
+/// off the request path, in batches every 5 s), the batch that cannot be
+/// sent is dropped; once a collector listens again, the next batches
+/// arrive without a restart.
+#[tokio::test]
+async fn a_collector_that_is_down_holds_no_request_and_export_resumes() {
+    let mock = start_mock(Some(UPSTREAM_KEY)).await;
+    let dead = dead_addr().await;
+    let collector = dead_addr().await;
+    let endpoint = format!("http://{collector}/v1/traces");
+    let mut gw = start_gateway_with(|db| {
+        format!(
+            "{}tracing:\n  enabled: true\n  endpoint: {endpoint}\n  protocol: http_protobuf\n  sample_ratio: 1.0\n",
+            standard_config(&mock, dead, db)
+        )
+    })
+    .await;
+    let traced = |trace: &str| {
+        client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("traceparent", format!("00-{trace}-{PARENT_ID}-01"))
+            .json(&chat_body("chat-up", "trace me"))
+            .send()
+    };
+    const DOWN: &str = "0af7651916cd43dd8448eb211c80319c";
+    for _ in 0..3 {
+        let started = tokio::time::Instant::now();
+        assert_eq!(traced(DOWN).await.unwrap().status(), 200);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+    // Past the first scheduled export, which finds nobody listening.
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    let (_, got) = http_receiver_at(collector).await;
+    assert_eq!(traced(TRACE_ID).await.unwrap().status(), 200);
+    gw.stop().await; // flushes the exporter
+    let trace = hex::decode(TRACE_ID).unwrap();
+    let spans = got.spans.lock().unwrap().clone();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trace_id == trace && s.name == "chat chat-up"),
+        "no span arrived after the collector came back ({} spans)",
+        spans.len()
+    );
 }
