@@ -271,17 +271,17 @@ if [ "$SMOKE" = 1 ]; then SPAN=(-n 16); WARM=(-n 4); else SPAN=(-z "$DURATION");
 if [ -n "${CALLGRIND:-}" ]; then
   NREQ=${REQUESTS:-300}
   PHASES=(
-    "phase::authenticate::authenticate:1 authenticate (key or JWT)"
-    "phase::ingress::ingress:2 ingress (body read, parse, checks)"
-    "phase::resolve::resolve:3 resolve"
-    "phase::authorize::authorize:4 authorize"
-    "phase::route::route:4b route"
-    "phase::admit::admit:5 admit (limits)"
-    "phase::guard_input::check:6 input guardrails"
-    "phase::lookup::lookup:7 cache lookup"
-    "phase::attempt::attempt:8 upstream call"
-    "phase::respond::respond:9-10 output, respond"
-    "finish::Finish::end:end (settle, metrics, ledger, audit)"
+    "phase::authenticate::authenticate|1 authenticate (key or JWT)"
+    "phase::ingress::ingress|2 ingress (body read, parse, checks)"
+    "phase::resolve::resolve|3 resolve"
+    "phase::authorize::authorize|4 authorize"
+    "phase::route::route|4b route"
+    "phase::admit::admit|5 admit (limits)"
+    "phase::guard_input::check|6 input guardrails"
+    "phase::lookup::lookup|7 cache lookup"
+    "phase::attempt::attempt|8 upstream call"
+    "phase::respond::respond|9-10 output, respond"
+    "finish::Finish::end|end (settle, metrics, ledger, audit)"
   )
   profile() { # config token -> rows on stdout
     local cfg=$1 tok=$2 g pid out
@@ -298,16 +298,18 @@ if [ -n "${CALLGRIND:-}" ]; then
     callgrind_control -d "$pid" >/dev/null
     sleep 0.5
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    local cg
-    cg=$(ls -t "$WORK/$cfg".cg* | head -1)
-    callgrind_annotate --inclusive=yes --threshold=100 "$cg" >"$WORK/$cfg.annotate" 2>/dev/null
+    # The first dump holds the counted requests (the file without a
+    # number is what ran between that dump and the exit).
+    local cg=$WORK/$cfg.cg.1
+    callgrind_annotate --inclusive=yes --threshold=100 "$cg" >"$WORK/$cfg.annotate" 2>/dev/null || true
+    [ -n "${KEEP_PROFILE:-}" ] && cp "$WORK/$cfg.annotate" "$KEEP_PROFILE/"
     local total
     total=$(awk '/^(summary|totals):/ {t=$2} END {print t}' "$cg")
     printf -v "TOTAL_$cfg" %s "$total"
     for ph in "${PHASES[@]}"; do
-      local pat=${ph%%:*} rest=${ph#*:}
+      local pat=${ph%%|*} rest=${ph#*|}
       # The largest inclusive entry whose name holds the phase's path.
-      grep -F "$pat" "$WORK/$cfg.annotate" | head -1 | awk '{gsub(",", "", $1); print $1}' >"$WORK/$cfg.$(echo "${rest%% *}" | tr -c 'a-z0-9' _)"
+      { grep -F "$pat" "$WORK/$cfg.annotate" || echo 0; } | head -1 | awk '{gsub(",", "", $1); print $1}' >"$WORK/$cfg.$(echo "${rest%% *}" | tr -c 'a-z0-9' _)"
     done
   }
   profile plain "$KEY"
@@ -319,11 +321,10 @@ if [ -n "${CALLGRIND:-}" ]; then
   echo "| phase | plain (k instructions) | every policy on (k instructions) |"
   echo "| --- | --- | --- |"
   for ph in "${PHASES[@]}"; do
-    rest=${ph#*:}; f=$(echo "${rest%% *}" | tr -c 'a-z0-9' _)
+    rest=${ph#*|}; f=$(echo "${rest%% *}" | tr -c 'a-z0-9' _)
     echo "| $rest | $(k "$(cat "$WORK/plain.$f")") | $(k "$(cat "$WORK/policy.$f")") |"
   done
   echo "| whole process | $(k "$TOTAL_plain") | $(k "$TOTAL_policy") |"
-  [ -n "${KEEP_PROFILE:-}" ] && cp "$WORK"/*.annotate "$KEEP_PROFILE"/
   exit 0
 fi
 
