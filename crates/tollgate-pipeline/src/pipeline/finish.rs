@@ -50,6 +50,18 @@ impl Finish {
 
     /// Drops the context without recording anything (an MCP notification:
     /// acknowledged, not a request).
+    /// Ends the request as refused or failed by `err`: its status and
+    /// label on the record, the denial and the detail logged with the
+    /// request id (the caller's answer is rendered by the edge).
+    pub(super) fn fail(&mut self, err: &crate::error::GatewayError) {
+        self.end(|_, ctx| {
+            ctx.status = err.status();
+            ctx.error = err.label();
+            crate::error::log_denial(err, &ctx.request_id);
+            crate::error::log_detail(err, &ctx.request_id);
+        });
+    }
+
     pub(super) fn forget(&mut self) {
         self.ctx = None;
     }

@@ -107,12 +107,7 @@ async fn serve(
     match outcome {
         Ok(resp) => resp,
         Err(err) => {
-            fin.end(|_, ctx| {
-                ctx.status = err.status();
-                ctx.error = err.label();
-                crate::error::log_denial(&err, &ctx.request_id);
-                crate::error::log_detail(&err, &ctx.request_id);
-            });
+            fin.fail(&err);
             err.into_response_shaped(ApiShape::OpenAi)
         }
     }
