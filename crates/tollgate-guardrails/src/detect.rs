@@ -5,6 +5,7 @@
 
 use regex::Regex;
 
+use super::gate::Shape;
 use super::plausible::{card_issuer_ok, phone_plausible};
 use super::Category;
 
@@ -207,8 +208,13 @@ impl Builtins {
         }
     }
 
-    pub(crate) fn ip(&self, text: &str, out: &mut Vec<Hit>) {
-        for m in self.ipv4.find_iter(text) {
+    pub(crate) fn ip(&self, text: &str, shape: &Shape, out: &mut Vec<Hit>) {
+        let v4 = if shape.ipv4() {
+            Some(self.ipv4.find_iter(text))
+        } else {
+            None
+        };
+        for m in v4.into_iter().flatten() {
             let ok = m
                 .as_str()
                 .split('.')
@@ -229,7 +235,7 @@ impl Builtins {
                 out.push((m.start(), m.end(), Category::IpAddress));
             }
         }
-        if text.contains("::") || text.bytes().filter(|b| *b == b':').count() >= 7 {
+        if shape.ipv6() {
             for m in self.ipv6.find_iter(text) {
                 let s = m.as_str();
                 // `a::b` parses, but an address in prose carries digits.
@@ -241,12 +247,17 @@ impl Builtins {
         }
     }
 
-    pub(crate) fn secret(&self, text: &str, entropy: f64, out: &mut Vec<Hit>) {
-        out.extend(
-            self.secret
-                .find_iter(text)
-                .map(|m| (m.start(), m.end(), Category::Secret)),
-        );
+    pub(crate) fn secret(&self, text: &str, shape: &Shape, entropy: f64, out: &mut Vec<Hit>) {
+        if shape.secret() {
+            out.extend(
+                self.secret
+                    .find_iter(text)
+                    .map(|m| (m.start(), m.end(), Category::Secret)),
+            );
+        }
+        if !shape.token() {
+            return;
+        }
         for m in self.token.find_iter(text) {
             if high_entropy(m.as_str(), entropy) {
                 out.push((m.start(), m.end(), Category::Secret));

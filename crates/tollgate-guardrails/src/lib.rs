@@ -8,6 +8,7 @@
 mod allow;
 mod deny;
 mod detect;
+mod gate;
 mod json;
 mod mask;
 mod plausible;
@@ -207,18 +208,7 @@ impl DetectorSet {
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let mut hits: Vec<(usize, usize, Category, Arc<str>)> = Vec::new();
         if let Some(b) = &self.builtins {
-            let mut raw = Vec::new();
-            for which in &self.enabled {
-                match which {
-                    Builtin::Email => b.email(text, &mut raw),
-                    Builtin::Phone => b.phone(text, &mut raw),
-                    Builtin::CreditCard => b.card(text, &mut raw),
-                    Builtin::Ssn => b.ssn(text, &mut raw),
-                    Builtin::Iban => b.iban(text, &mut raw),
-                    Builtin::IpAddress => b.ip(text, &mut raw),
-                    Builtin::Secret => b.secret(text, self.entropy, &mut raw),
-                }
-            }
+            let raw = self.builtin_hits(b, text, &gate::Shape::of(text));
             hits.extend(
                 raw.into_iter()
                     .map(|(s, e, c)| (s, e, c, self.names[c as usize].clone())),
@@ -262,6 +252,30 @@ impl DetectorSet {
 }
 
 impl DetectorSet {
+    /// The enabled built-in detectors' hits, each regex run only when the
+    /// text's shape allows a match.
+    fn builtin_hits(
+        &self,
+        b: &detect::Builtins,
+        text: &str,
+        shape: &gate::Shape,
+    ) -> Vec<detect::Hit> {
+        let mut raw = Vec::new();
+        for which in &self.enabled {
+            match which {
+                Builtin::Email => b.email(text, &mut raw),
+                Builtin::Phone if shape.phone() => b.phone(text, &mut raw),
+                Builtin::CreditCard if shape.card() => b.card(text, &mut raw),
+                Builtin::Ssn if shape.ssn() => b.ssn(text, &mut raw),
+                Builtin::Iban if shape.iban() => b.iban(text, &mut raw),
+                Builtin::IpAddress => b.ip(text, shape, &mut raw),
+                Builtin::Secret => b.secret(text, shape, self.entropy, &mut raw),
+                _ => {}
+            }
+        }
+        raw
+    }
+
     /// The earliest byte of `text[from..]` at which a match could still
     /// start that text appended later would extend or change; `None` when
     /// a custom regex is configured (its reach is unknown). Text before it

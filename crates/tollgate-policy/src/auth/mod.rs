@@ -146,11 +146,14 @@ impl Credentials<'_> {
     /// An API key, by its hash: config keys first, then the store's. Expired
     /// keys are refused with a reason.
     pub fn api_key(&self, key: &str, now_ms: i64) -> Result<Identity, AuthError> {
-        let hash = hash_key(key);
+        self.api_key_hashed(&hash_key(key), now_ms)
+    }
+
+    fn api_key_hashed(&self, hash: &KeyHash, now_ms: i64) -> Result<Identity, AuthError> {
         let entry = self
             .config_keys
-            .get(&hash)
-            .or_else(|| self.store_keys.get(&hash))
+            .get(hash)
+            .or_else(|| self.store_keys.get(hash))
             .ok_or(AuthError::Unknown)?;
         if let Some(exp) = entry.expires_ms {
             if now_ms >= exp {
@@ -169,19 +172,22 @@ impl Credentials<'_> {
     /// Authenticates a presented bearer value (JWT or API key).
     pub async fn check(&self, presented: &str) -> Result<Identity, AuthError> {
         let now = tollgate_core::clock::wall_ms();
+        // One SHA-256 of the token serves both the key index and the
+        // verified-token cache (both are keyed by the same digest).
+        let hash = hash_key(presented);
         if jwt::looks_like_jwt(presented) {
             // A configured key that happens to look like a JWT still works.
-            match self.api_key(presented, now) {
+            match self.api_key_hashed(&hash, now) {
                 Err(AuthError::Unknown) => {}
                 known => return known,
             }
-            let principal = self.issuers.verify(presented).await?;
+            let principal = self.issuers.verify_hashed(presented, hash).await?;
             return Ok(Identity {
                 principal,
                 key: None,
             });
         }
-        self.api_key(presented, now)
+        self.api_key_hashed(&hash, now)
     }
 }
 
