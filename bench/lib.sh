@@ -1,7 +1,9 @@
 # Sourced by the bench/*.sh load scripts (from the repository root, with
 # LOAD_CORE set): the tools, the release build or TOLLGATE_BIN ($BIN), a work directory
 # ($WORK, removed on exit with the processes in GW_PID, MOCK_PID, IDP_PID),
-# `wait_addr`, and the mock upstream on LOAD_CORE ($MOCK, key upstream-key).
+# `wait_addr`, and the mock upstream on LOAD_CORE ($MOCK, key upstream-key);
+# further down, helpers some scripts call: bench_jwt, bench_policy_yaml,
+# rss/hwm, ledger_rows.
 
 command -v oha >/dev/null || cargo install oha --locked
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
@@ -56,4 +58,81 @@ const p = b(Object.assign({ iss: "https://idp.bench.example", aud: "tollgate", s
   exp: now + 3600, groups: ["bench"] }, JSON.parse(process.argv[2])));
 const s = c.sign("sha256", Buffer.from(h + "." + p), fs.readFileSync(process.argv[1])).toString("base64url");
 console.log(h + "." + p + "." + s);' "$fix/rsa.pem" "$claims")
+}
+
+# Every policy on, for the memory benches (streams.sh, soak.sh): an RS256
+# JWT from bench_jwt's JWKS (call it first), access rules by group, five
+# limit rules high enough never to refuse (the in-flight cap at 100,000),
+# masking PII guardrails on input and output, the SQLite ledger and the
+# audit log, over the mock upstream. Models: chat (JSON), stream
+# (upstream_model mock-chat?$2: the mock's pacing knobs), embed
+# (embeddings), secret (granted to nobody: 403). $1: ledger file; the
+# audit log goes next to it. The upstream connect timeout is 30 s: ten
+# thousand connects at once overflow the mock's accept backlog, and a
+# dropped SYN is retried after 1, 3 and 7 s. Needs HASH (an API key's hash) and
+# MAX_CONCURRENT (server.max_concurrent_requests).
+bench_policy_yaml() {
+  cat <<YAML
+server:
+  listen: 127.0.0.1:0
+  admin_listen: 127.0.0.1:0
+  watch_config: false
+  max_concurrent_requests: $MAX_CONCURRENT
+storage:
+  url: sqlite://$1
+providers:
+  - { name: up, kind: openai, base_url: "http://$MOCK/v1", api_key: upstream-key, timeouts: { connect: 30s } }
+models:
+  - { name: chat, provider: up, upstream_model: mock-chat, price: { input_per_mtok: 1.0, output_per_mtok: 2.0 } }
+  - { name: stream, provider: up, upstream_model: "mock-chat?$2", price: { input_per_mtok: 1.0, output_per_mtok: 2.0 } }
+  - { name: embed, provider: up, upstream_model: mock-embed, endpoints: [embeddings], price: { input_per_mtok: 0.1, output_per_mtok: 0.0 } }
+  - { name: secret, provider: up, upstream_model: mock-chat }
+keys:
+  - { id: bench, hash: $HASH, principal: bench, models: ["*"] }
+auth:
+  oidc:
+    - issuer: https://idp.bench.example
+      audiences: [tollgate]
+      discovery: false
+      jwks_url: http://127.0.0.1:$IDP_PORT/jwks.json
+policy:
+  rules:
+    - { name: bench, groups: [bench], models: [chat, stream, embed] }
+limits:
+  rules:
+    - { name: rps, match: { groups: [bench] }, per: [principal], requests_per_second: 1000000 }
+    - { name: rpm, match: { groups: [bench] }, per: [principal], requests_per_minute: 100000000 }
+    - { name: tpm, match: { groups: [bench] }, per: [principal, model], tokens_per_minute: 100000000000 }
+    - { name: conc, match: { groups: [bench] }, per: [principal], concurrent: 100000 }
+    - { name: cost, match: { groups: [bench] }, per: [tenant], cost_per_day: 100000000.0 }
+guardrails:
+  policies:
+    - name: pii-in
+      direction: input
+      action: mask
+      detectors: { builtins: [email, phone, credit_card, ssn, iban, ip_address, secret] }
+    - name: pii-out
+      direction: output
+      action: mask
+      detectors: { builtins: [email, phone, credit_card, ssn, iban, ip_address, secret] }
+audit:
+  enabled: true
+  sink: $1.audit.jsonl
+YAML
+}
+
+# Resident memory of process $1 in MB: now (VmRSS) and the peak (VmHWM).
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+# Rows in the usage table of the SQLite ledger $1 once the writer has
+# flushed (it writes every 200 ms): counted until the count stops moving.
+ledger_rows() {
+  local rows prev=-1
+  for _ in $(seq 1 50); do
+    rows=$(sqlite3 "$1" 'SELECT count(*) FROM usage')
+    [ "$rows" = "$prev" ] && break
+    prev=$rows; sleep 0.5
+  done
+  echo "$rows"
 }
