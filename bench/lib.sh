@@ -67,9 +67,12 @@ console.log(h + "." + p + "." + s);' "$fix/rsa.pem" "$claims")
 # audit log, over the mock upstream. Models: chat (JSON), stream
 # (upstream_model mock-chat?$2: the mock's pacing knobs), embed
 # (embeddings), secret (granted to nobody: 403). $1: ledger file; the
-# audit log goes next to it. The upstream connect timeout is 30 s: ten
-# thousand connects at once overflow the mock's accept backlog, and a
-# dropped SYN is retried after 1, 3 and 7 s. Needs HASH (an API key's hash) and
+# audit log goes next to it. Ten thousand connects at once on a busy
+# machine: the upstream connect timeout is 30 s (they overflow the mock's
+# accept backlog, and a dropped SYN is retried after 1, 3 and 7 s), and
+# the callers' header_read 60 s (the gateway reads an accepted
+# connection's headers late while it accepts thousands). AUDIT=false
+# turns the audit log off (to find what a growth comes with). Needs HASH (an API key's hash) and
 # MAX_CONCURRENT (server.max_concurrent_requests).
 bench_policy_yaml() {
   cat <<YAML
@@ -78,6 +81,7 @@ server:
   admin_listen: 127.0.0.1:0
   watch_config: false
   max_concurrent_requests: $MAX_CONCURRENT
+  timeouts: { header_read: 60s }
 storage:
   url: sqlite://$1
 providers:
@@ -116,7 +120,7 @@ guardrails:
       action: mask
       detectors: { builtins: [email, phone, credit_card, ssn, iban, ip_address, secret] }
 audit:
-  enabled: true
+  enabled: ${AUDIT:-true}
   sink: $1.audit.jsonl
 YAML
 }

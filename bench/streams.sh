@@ -80,11 +80,14 @@ IDLE=$(rss $GW_PID)
 msg='"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write to jane.doe@example.com about the streams, briefly."}]'
 printf '{"model":"stream","stream":true,"stream_options":{"include_usage":true},%s}' "$msg" >"$WORK/stream.json"
 printf '{"model":"chat",%s,"max_tokens":32}' "$msg" >"$WORK/chat.json"
-for body in chat stream; do
+# The warm-up stream goes to the unpaced chat model: the same stream path
+# without the minute.
+printf '{"model":"chat","stream":true,"stream_options":{"include_usage":true},%s}' "$msg" >"$WORK/warm.json"
+for body in chat warm; do
   curl -sf -o "$WORK/first-$body" -H 'content-type: application/json' -H "authorization: Bearer $JWT" \
     -d @"$WORK/$body.json" "$GW/v1/chat/completions" || { echo "first $body request failed" >&2; cat "$WORK/gw.log" >&2; exit 1; }
 done
-grep -q '^data: \[DONE\]' "$WORK/first-stream" || { echo "the first stream has no [DONE]" >&2; exit 1; }
+grep -q '^data: \[DONE\]' "$WORK/first-warm" || { echo "the first stream has no [DONE]" >&2; exit 1; }
 sleep 1
 WARM=$(rss $GW_PID)
 BASE_CONNS=$(upstream_conns)
@@ -129,6 +132,7 @@ ERRS=$(jq -r '[.errorDistribution[]?] | add // 0' "$WORK/oha.json")
 METRICS=$(curl -s "$ADMIN/metrics")
 SHED=$(awk '/^tollgate_requests_shed_total/ {s += $2} END {print s + 0}' <<<"$METRICS")
 FDX=$(awk '/^tollgate_fd_exhausted_total/ {s += $2} END {print s + 0}' <<<"$METRICS")
+TIMEOUTS=$(awk '/^tollgate_connection_timeouts_total/ {s += $2} END {print s + 0}' <<<"$METRICS")
 WARNS=$(grep -c -E ' (WARN|ERROR) ' "$WORK/gw.log" || true)
 
 # While all N are open: the samples with N streams open (median RSS,
@@ -165,10 +169,14 @@ Command: \`bench/streams.sh\` (N=$N, WORDS=$WORDS at TPS=$TPS, callers over HTTP
 | RSS with all open: median of $NOPEN samples (max) | **$OPEN_MED MB** ($OPEN_MAX) |
 | peak (VmHWM) / after the streams ended | **$PEAK MB** $TARGET ≤ 200 / $AFTER MB |
 | per open stream ((median - warm) / most open) | $PER KB |
-| shed (503), fd exhausted, WARN/ERROR log lines | $SHED, $FDX, $WARNS |
+| shed (503), fd exhausted, connection timeouts, WARN/ERROR log lines | $SHED, $FDX, $TIMEOUTS, $WARNS |
 MD
 if [ -n "${KEEP_SAMPLES:-}" ]; then cp "$WORK/samples" "$KEEP_SAMPLES"; fi
+grep -E ' (WARN|ERROR) ' "$WORK/gw.log" | head -5 >&2 || true
 [ "$OK" = "$N" ] && [ "$ANSWERED" = "$N" ] && [ "$ERRS" = 0 ] && [ "$COMPLETE" = "$N" ] || {
   echo "streams: $(jq -c '.statusCodeDistribution' "$WORK/oha.json") errors $(jq -c '.errorDistribution' "$WORK/oha.json"); complete $COMPLETE of $N" >&2
+  echo "the gateway's records of the others (status, error, completion tokens: count):" >&2
+  sqlite3 "$DB" "SELECT status, error, completion_tokens, count(*) FROM usage WHERE seq > (SELECT max(seq) FROM usage) - $ROWS
+    AND NOT (status = 200 AND error = '' AND tokens_estimated = 0 AND completion_tokens = $WORDS) GROUP BY 1, 2, 3" >&2
   exit 1
 }
