@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
+mod background;
 pub mod ledger;
 pub mod limits_column;
 pub mod store;

@@ -21,6 +21,28 @@ const LATENCY_BUCKETS: &[f64] = &[
     60.0, 120.0, 300.0,
 ];
 
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes `/metrics`.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until it is folded into its
+/// buckets, which `/metrics` does at each scrape. Without a scraper that
+/// was a few bytes per request for the life of the process (a 30-minute
+/// soak at 1,000 requests/s grew by 2.7 MB a minute); this task folds them
+/// every `UPKEEP_EVERY`.
+pub async fn upkeep(
+    handle: Option<PrometheusHandle>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(h) = handle else { return };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(UPKEEP_EVERY) => h.run_upkeep(),
+        }
+    }
+}
+
 pub fn handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE

@@ -49,7 +49,10 @@ impl Audit {
         let every = cfg.flush_interval.max(Duration::from_millis(1));
         let thread = std::thread::Builder::new()
             .name("tollgate-audit".into())
-            .spawn(move || run(rx, stop_rx, sink, detectors, every))?;
+            .spawn(move || {
+                crate::background::lower_this_thread();
+                run(rx, stop_rx, sink, detectors, every)
+            })?;
         Ok(Self {
             handle: AuditHandle::new(tx, cfg),
             stop,

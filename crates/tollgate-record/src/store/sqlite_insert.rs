@@ -1,5 +1,5 @@
 //! The ledger's insert into a SQLite file, through rusqlite's connection
-//! and two raw prepared statements on a blocking thread, rather than
+//! and two raw prepared statements on its own thread, rather than
 //! through the sqlx `Any` pool.
 //!
 //! Why not sqlx here: a multi-row `INSERT` is parsed again for every batch
@@ -24,21 +24,31 @@
 //! for `sqlite::memory:`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
 use tollgate_sqlite::{Prepared, Value};
 
 use super::spend::{Sums, UPSERT};
 use super::{insert_usage_sql, Backend, StoreError, USAGE_COLUMN_COUNT};
 use crate::usage_record::UsageRecord;
 
-/// One connection, used by one batch at a time (the ledger writer is the
-/// only caller; the mutex is never contended on the request path).
+/// One connection, owned by its own thread (`tollgate-ledger-sqlite`),
+/// which runs below the request path's priority (`crate::background`);
+/// batches reach it one at a time from the ledger writer, its only caller.
 pub(super) struct SqliteInsert {
-    writer: Arc<Mutex<Writer>>,
+    jobs: std_mpsc::Sender<Job>,
 }
+
+/// A batch to insert and where its result (and the records, to be freed on
+/// the runtime thread that allocated them) goes back.
+type Job = (
+    Vec<Arc<UsageRecord>>,
+    oneshot::Sender<(Result<(), StoreError>, Vec<Arc<UsageRecord>>)>,
+);
 
 /// The connection and its statements, in this order: the two inserts and
 /// the budget spend's upsert.
@@ -73,9 +83,20 @@ impl SqliteInsert {
                 UPSERT,
             ],
         )?;
-        Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
-        })
+        let (jobs, rx) = std_mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tollgate-ledger-sqlite".into())
+            .spawn(move || {
+                crate::background::lower_this_thread();
+                let mut writer = writer;
+                // Ends when the store (the sender) is dropped.
+                while let Ok((records, reply)) = rx.recv() {
+                    let result = insert_all(&mut writer, &records);
+                    let _ = reply.send((result, records));
+                }
+            })
+            .map_err(|e| StoreError::Invalid(format!("sqlite ledger writer thread: {e}")))?;
+        Ok(Self { jobs })
     }
 
     /// Writes a batch of new records and the budget spend they add in one
@@ -83,22 +104,17 @@ impl SqliteInsert {
     /// are not stored yet, so all their spend is added (a replay goes
     /// through `Store::insert_usage_replayed`).
     pub(super) async fn insert(&self, records: Vec<Arc<UsageRecord>>) -> Result<(), StoreError> {
-        let writer = Arc::clone(&self.writer);
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send((records, reply))
+            .map_err(|_| StoreError::Invalid("sqlite ledger writer thread stopped".into()))?;
         // The records come back, to be released here on the runtime's
-        // thread that allocated them: freed on the blocking thread, each
-        // of a record's strings went through the allocator's cross-thread
-        // free list (`_mi_page_free_collect` in perf, bench/history/LEDGER.md).
-        let (result, records) = tokio::task::spawn_blocking(move || {
-            let result = match writer.lock() {
-                Ok(mut w) => insert_all(&mut w, &records),
-                Err(_) => Err(StoreError::Invalid(
-                    "sqlite ledger connection poisoned".into(),
-                )),
-            };
-            (result, records)
-        })
-        .await
-        .map_err(|e| StoreError::Invalid(format!("sqlite ledger insert: {e}")))?;
+        // thread that allocated them: freed on the writer thread, each of a
+        // record's strings went through the allocator's cross-thread free
+        // list (`_mi_page_free_collect` in perf).
+        let (result, records) = answer
+            .await
+            .map_err(|_| StoreError::Invalid("sqlite ledger writer thread stopped".into()))?;
         drop(records);
         result
     }

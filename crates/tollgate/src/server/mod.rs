@@ -198,6 +198,10 @@ async fn start_inner(
             stop_rx.clone(),
         )),
         tokio::spawn(reload::reap_mcp_sessions(state.clone(), stop_rx.clone())),
+        tokio::spawn(crate::metrics::upkeep(
+            state.prometheus.clone(),
+            stop_rx.clone(),
+        )),
     ];
     if let Some(retention) = cfg.ledger.retention {
         background.push(tokio::spawn(crate::ledger::run_retention(
