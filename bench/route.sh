@@ -12,8 +12,14 @@
 #     gateway's resident memory sampled every 50 ms during the transfer
 # Prints a Markdown section for bench/README.md.
 #
+# CALLGRIND=1: instead, the gateway runs under callgrind; after WARMUP (200)
+# route calls, REQUESTS (default 400) route calls are counted, and the
+# output gives instructions per route call for the whole process and the
+# largest inclusive costs below the route handler (KEEP_PROFILE=DIR keeps
+# the callgrind_annotate output).
+#
 # Env: DURATION (default 10s), RATE (default 1000), SIZE_MB (default 100),
-#      TOLLGATE_BIN.
+#      TOLLGATE_BIN, CALLGRIND, REQUESTS, WARMUP, KEEP_PROFILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -88,8 +94,12 @@ routes:
     path: /ml/big
     upstream: http://$BIG
 YAML
-RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
+VG=()
+[ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/gw.cg")
+RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "${VG[@]}" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
 GW_PID=$!
+# Under valgrind the start takes longer than wait_addr's 10 s.
+[ -n "${CALLGRIND:-}" ] && for _ in $(seq 1 120); do grep -q " addr=" "$WORK/gw.log" && break; sleep 0.5; done
 GW=$(wait_addr "$WORK/gw.log" " addr")
 sleep 0.5
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -112,6 +122,38 @@ check() {
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$GW/ml/model/chat/completions" \
   -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d @"$WORK/body.json")
 [ "$code" = 200 ] || { echo "route call failed: $code" >&2; cat "$WORK/gw.log" >&2; exit 1; }
+
+if [ -n "${CALLGRIND:-}" ]; then
+  NREQ=${REQUESTS:-400}
+  load "http://$GW/ml/model/chat/completions" "$KEY" -n "${WARMUP:-200}" -c 8 >/dev/null
+  sleep 1
+  callgrind_control -z "$GW_PID" >/dev/null
+  OUT=$(load "http://$GW/ml/model/chat/completions" "$KEY" -n "$NREQ" -c 8)
+  check "$OUT"
+  sleep 1
+  callgrind_control -d "$GW_PID" >/dev/null
+  sleep 0.5
+  kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true
+  CG=$WORK/gw.cg.1
+  callgrind_annotate --inclusive=yes --threshold=100 "$CG" >"$WORK/route.annotate" 2>/dev/null || true
+  [ -n "${KEEP_PROFILE:-}" ] && cp "$WORK/route.annotate" "$KEEP_PROFILE/"
+  TOTAL=$(awk '/^(summary|totals):/ {t=$2} END {print t}' "$CG")
+  k() { awk "BEGIN {printf \"%.1f\", ${1:-0} / $NREQ / 1000}"; }
+  echo
+  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — instructions per route call (callgrind, $NREQ calls after 200)"
+  echo
+  echo "Command: \`CALLGRIND=1 bench/route.sh\` (binary ${TOLLGATE_BIN:-release}); whole process: $(k "$TOTAL") k instructions per call."
+  echo
+  echo "| k instructions per call (inclusive) | function |"
+  echo "| --- | --- |"
+  # The largest inclusive entries of the gateway's own code.
+  grep -E '^ *[0-9,]+ \( *[0-9.]+%\) +[^ ]*:(tollgate|reqwest::|hyper::|url::|aho_corasick::|serde_json::)' "$WORK/route.annotate" | head -40 |
+    while read -r n rest; do
+      fn=$(echo "$rest" | sed -E 's/^\( *[0-9.]+%\) +[^:]*://; s/ \[[^]]*\]$//' | cut -c1-110)
+      echo "| $(k "${n//,/}") | \`$fn\` |"
+    done
+  exit 0
+fi
 
 load "http://$MOCK/v1/chat/completions" upstream-key -z 2s -c 32 >/dev/null
 load "http://$GW/ml/model/chat/completions" "$KEY" -z 2s -c 32 >/dev/null

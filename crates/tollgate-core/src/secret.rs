@@ -7,22 +7,27 @@
 //! each other's types.
 //!
 //! Must not: log, format or compare a secret's value (`Debug` on
-//! `SecretValue` prints a placeholder).
+//! `SecretValue` prints a placeholder), or leave a plaintext in freed
+//! memory (`SecretValue` wipes its buffer when the last clone drops).
 
 use std::fmt;
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
 use crate::error::GatewayError;
 
-/// A secret's plaintext. Cloning shares one allocation; `Debug` never
-/// prints the value.
+/// A secret's plaintext. Cloning shares one allocation, which is
+/// overwritten with zeros when the last clone drops; `Debug` never prints
+/// the value.
 #[derive(Clone)]
-pub struct SecretValue(Arc<str>);
+pub struct SecretValue(Arc<Zeroizing<String>>);
 
 impl SecretValue {
-    /// Wraps a plaintext.
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
-        SecretValue(value.into())
+    /// Takes a plaintext (a `String` is moved in as it is, so no copy of it
+    /// is left behind unwiped).
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretValue(Arc::new(Zeroizing::new(value.into())))
     }
 
     /// The plaintext, for the one place that injects it into a request.

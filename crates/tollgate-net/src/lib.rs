@@ -8,7 +8,9 @@
 //! redirect before it is followed, and each new connection's name and
 //! addresses in the resolver, which hands the connector exactly the
 //! addresses it checked. Without the section every call goes where it
-//! did before.
+//! did before. A client that is not reqwest (the OTLP exporter's gRPC
+//! channel) opens its connections with `Egress::connect`, which makes the
+//! same checks.
 //!
 //! `Egress` is one gateway's handle: the first snapshot creates it, later
 //! ones share it, and the allowlist it holds is swapped on reload, so
@@ -17,6 +19,7 @@
 //! Must not: know providers, requests or the pipeline.
 
 mod client;
+mod connect;
 mod error;
 mod resolve;
 mod rules;
@@ -31,6 +34,7 @@ use tollgate_core::error::BuildError;
 
 pub use client::{client_builder, Client, ClientBuilder, TooManyRedirects};
 pub use error::{EgressDenied, Reason, Stage};
+pub use resolve::BoxError;
 pub use rules::{Allowlist, Host};
 
 use resolve::Lookup;

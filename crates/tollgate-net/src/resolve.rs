@@ -14,7 +14,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tollgate_core::error::BuildError;
 
 use crate::error::{EgressDenied, Reason, Stage};
-use crate::Egress;
+use crate::{Egress, State};
 
 /// Where names are looked up.
 pub(crate) enum Lookup {
@@ -74,7 +74,9 @@ impl Lookup {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// An error of a lookup or a connection (an `EgressDenied` in its chain
+/// when the allowlist refused it).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The resolver every client built by `client_builder` uses.
 pub(crate) struct EgressResolver {
@@ -84,39 +86,41 @@ pub(crate) struct EgressResolver {
 impl Resolve for EgressResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let state = self.egress.state();
-        Box::pin(async move {
-            let name = name.as_str();
-            let Some(allow) = state.allow.as_ref() else {
-                let addrs = state.lookup.addresses(name).await?;
-                return Ok(to_addrs(addrs));
-            };
-            if !allow.name_listed(name) {
-                let denied =
-                    EgressDenied::record(name.to_string(), Reason::Host, Stage::Connect, None);
-                return Err(Box::new(denied) as BoxError);
-            }
-            let (allowed, refused): (Vec<IpAddr>, Vec<IpAddr>) = state
-                .lookup
-                .addresses(name)
-                .await?
-                .into_iter()
-                .partition(|ip| allow.address_allowed(*ip));
-            if allowed.is_empty() && !refused.is_empty() {
-                let detail = format!("resolved to {refused:?}");
-                let denied = EgressDenied::record(
-                    name.to_string(),
-                    Reason::Address,
-                    Stage::Connect,
-                    Some(&detail),
-                );
-                return Err(Box::new(denied) as BoxError);
-            }
-            if !refused.is_empty() {
-                tracing::debug!(name, ?refused, "egress: addresses left out of a connection");
-            }
-            Ok(to_addrs(allowed))
-        })
+        Box::pin(async move { Ok(to_addrs(checked_addresses(&state, name.as_str()).await?)) })
     }
+}
+
+/// The addresses of `name` a new connection may use: every one when no
+/// allowlist is in force; otherwise the name must be listed, and only the
+/// addresses the allowlist accepts are returned (none accepted: refused).
+pub(crate) async fn checked_addresses(state: &State, name: &str) -> Result<Vec<IpAddr>, BoxError> {
+    let Some(allow) = state.allow.as_ref() else {
+        return state.lookup.addresses(name).await;
+    };
+    if !allow.name_listed(name) {
+        let denied = EgressDenied::record(name.to_string(), Reason::Host, Stage::Connect, None);
+        return Err(Box::new(denied) as BoxError);
+    }
+    let (allowed, refused): (Vec<IpAddr>, Vec<IpAddr>) = state
+        .lookup
+        .addresses(name)
+        .await?
+        .into_iter()
+        .partition(|ip| allow.address_allowed(*ip));
+    if allowed.is_empty() && !refused.is_empty() {
+        let detail = format!("resolved to {refused:?}");
+        let denied = EgressDenied::record(
+            name.to_string(),
+            Reason::Address,
+            Stage::Connect,
+            Some(&detail),
+        );
+        return Err(Box::new(denied) as BoxError);
+    }
+    if !refused.is_empty() {
+        tracing::debug!(name, ?refused, "egress: addresses left out of a connection");
+    }
+    Ok(allowed)
 }
 
 /// Port 0: the connector puts the URL's port on each address.

@@ -186,7 +186,7 @@ impl Credentials {
                     .map_err(|e| format!("provider {name}: auth: {e}"))?;
                 let grant = Grant::ClientCredentials {
                     client_id: client_id.clone(),
-                    client_secret: secret,
+                    client_secret: zeroize::Zeroizing::new(secret),
                     scope: scope(s),
                 };
                 Mode::Token(TokenSource::start(

@@ -14,6 +14,7 @@ use super::CredentialError;
 use crate::upstream_text::{error_chain, read_capped, truncate};
 use tollgate_config::Timeouts;
 use tollgate_net::{Egress, EgressDenied};
+use zeroize::Zeroizing;
 
 /// Used when a token response has no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -23,7 +24,8 @@ const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 pub(super) enum Grant {
     ClientCredentials {
         client_id: String,
-        client_secret: String,
+        /// Wiped when the credential is dropped (a reload that replaces it).
+        client_secret: Zeroizing<String>,
         scope: Option<String>,
     },
     Exchange {
@@ -50,6 +52,7 @@ pub(super) struct TokenEndpoint {
 
 #[derive(Deserialize)]
 struct TokenResponse {
+    /// Moved into a `Zeroizing` as soon as it is read.
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
@@ -94,20 +97,24 @@ impl TokenEndpoint {
         grant: &Grant,
         caller_token: Option<&str>,
     ) -> Result<Fetched, CredentialError> {
-        let (form, secrets, basic): (Vec<(&str, String)>, Vec<String>, _) = match grant {
+        // The form and the strings to scrub hold the client secret or the
+        // subject token: wiped when this call ends.
+        let z = |s: &str| Zeroizing::new(s.to_string());
+        type Form = Vec<(&'static str, Zeroizing<String>)>;
+        let (form, secrets, basic): (Form, Vec<Zeroizing<String>>, _) = match grant {
             Grant::ClientCredentials {
                 client_id,
                 client_secret,
                 scope,
             } => {
-                let mut form = vec![("grant_type", "client_credentials".to_string())];
+                let mut form = vec![("grant_type", z("client_credentials"))];
                 if let Some(s) = scope {
-                    form.push(("scope", s.clone()));
+                    form.push(("scope", z(s)));
                 }
                 (
                     form,
                     vec![client_secret.clone()],
-                    Some((client_id, client_secret)),
+                    Some((client_id, client_secret.as_str())),
                 )
             }
             Grant::Exchange {
@@ -117,8 +124,8 @@ impl TokenEndpoint {
                 subject_file,
             } => {
                 let subject = match (subject_file, caller_token) {
-                    (Some(path), _) => read_file(path)?,
-                    (None, Some(t)) => t.to_string(),
+                    (Some(path), _) => Zeroizing::new(read_file(path)?),
+                    (None, Some(t)) => z(t),
                     (None, None) => {
                         return Err(CredentialError::Caller(
                             "token exchange has no subject token",
@@ -128,16 +135,16 @@ impl TokenEndpoint {
                 let mut form = vec![
                     (
                         "grant_type",
-                        "urn:ietf:params:oauth:grant-type:token-exchange".to_string(),
+                        z("urn:ietf:params:oauth:grant-type:token-exchange"),
                     ),
                     ("subject_token", subject.clone()),
-                    ("subject_token_type", subject_token_type.clone()),
+                    ("subject_token_type", z(subject_token_type)),
                 ];
                 if let Some(id) = client_id {
-                    form.push(("client_id", id.clone()));
+                    form.push(("client_id", z(id)));
                 }
                 if let Some(s) = scope {
-                    form.push(("scope", s.clone()));
+                    form.push(("scope", z(s)));
                 }
                 (form, vec![subject], None)
             }
@@ -147,7 +154,12 @@ impl TokenEndpoint {
             .post(self.url.clone())
             .map_err(CredentialError::Egress)?
             .header(http::header::ACCEPT, "application/json")
-            .form(&form);
+            .form(
+                &form
+                    .iter()
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect::<Vec<_>>(),
+            );
         if let Some((id, secret)) = basic {
             req = req.basic_auth(id, Some(secret));
         }
@@ -184,10 +196,11 @@ impl TokenEndpoint {
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             CredentialError::BadResponse(format!("expected a JSON token response: {e}"))
         })?;
-        let mut header = HeaderValue::from_str(&format!("Bearer {}", parsed.access_token))
-            .map_err(|_| {
-                CredentialError::BadResponse("access_token is not a valid header value".into())
-            })?;
+        let token = Zeroizing::new(parsed.access_token);
+        let bearer = Zeroizing::new(format!("Bearer {}", token.as_str()));
+        let mut header = HeaderValue::from_str(&bearer).map_err(|_| {
+            CredentialError::BadResponse("access_token is not a valid header value".into())
+        })?;
         header.set_sensitive(true);
         Ok(Fetched {
             header,
@@ -200,7 +213,7 @@ impl TokenEndpoint {
 }
 
 /// Replaces every occurrence of a secret (≥ 4 chars) in `text`.
-fn scrub(mut text: String, secrets: &[String]) -> String {
+fn scrub(mut text: String, secrets: &[Zeroizing<String>]) -> String {
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         if text.contains(s.as_str()) {
             text = text.replace(s.as_str(), "[redacted]");
@@ -225,7 +238,7 @@ mod tests {
     fn scrubs_secrets() {
         let out = super::scrub(
             "bad secret hunter22 in hunter22".into(),
-            &["hunter22".into(), "x".into()],
+            &["hunter22".to_string().into(), "x".to_string().into()],
         );
         assert_eq!(out, "bad secret [redacted] in [redacted]");
     }

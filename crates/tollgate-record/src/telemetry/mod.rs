@@ -5,7 +5,8 @@
 //! path only records in memory. A caller's W3C `traceparent` is continued
 //! (and its sampled flag followed); new traces are sampled at
 //! `tracing.sample_ratio`. Each upstream attempt sends its own
-//! `traceparent`, so the upstream's spans join the trace.
+//! `traceparent`, so the upstream's spans join the trace. The collector is
+//! reached under the egress allowlist (`egress.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,16 +19,22 @@ use opentelemetry::trace::{
     Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
 use tollgate_config::{OtlpProtocol, TracingConfig};
+use tollgate_net::Egress;
+
+mod egress;
 
 /// The W3C trace context header: read from callers, sent upstream (a
 /// constant: parsing the name per attempt showed in profiles).
 pub use tollgate_core::TRACEPARENT;
+
+/// How long one export may take before its batch is dropped.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The exporter and tracer; `shutdown` flushes what is buffered.
 pub struct Telemetry {
@@ -62,22 +69,20 @@ pub struct ChildSpan {
 }
 
 impl Telemetry {
-    pub fn start(cfg: &TracingConfig) -> Result<Self, BuildError> {
+    /// Starts the exporter; its calls to the collector go through `egress`
+    /// like every other outbound call (`egress.rs`).
+    pub fn start(cfg: &TracingConfig, egress: &Egress) -> Result<Self, BuildError> {
         let exporter = match cfg.protocol {
             OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(&cfg.endpoint)
-                .with_timeout(Duration::from_secs(5))
+                .with_channel(egress::grpc_channel(&cfg.endpoint, egress, EXPORT_TIMEOUT)?)
+                .with_timeout(EXPORT_TIMEOUT)
                 .build(),
-            // The collector is the operator's infrastructure, like the store
-            // and Redis, configured at start: outside the egress allowlist
-            // (docs/egress.md), as the gRPC exporter is.
-            #[allow(clippy::disallowed_methods)]
             OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
-                .with_http_client(reqwest::Client::new())
+                .with_http_client(egress::CheckedHttp::build(egress)?)
                 .with_endpoint(&cfg.endpoint)
-                .with_timeout(Duration::from_secs(5))
+                .with_timeout(EXPORT_TIMEOUT)
                 .build(),
         }
         .map_err(|e| format!("tracing exporter: {e}"))?;

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use tollgate_config::{SecretKeySource, SecretsConfig};
 use tollgate_core::secret::SecretValue;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::VaultError;
 use crate::store::SealedSecret;
@@ -65,7 +66,7 @@ fn parse_key(raw: &[u8]) -> Option<[u8; KEY_LEN]> {
     let text = std::str::from_utf8(raw).ok()?.trim();
     [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
-        .find_map(|engine| engine.decode(text).ok())
+        .find_map(|engine| engine.decode(text).ok().map(Zeroizing::new))
         .and_then(|bytes| <[u8; KEY_LEN]>::try_from(bytes.as_slice()).ok())
 }
 
@@ -75,7 +76,8 @@ fn read_source(at: &str, src: &SecretKeySource) -> Result<[u8; KEY_LEN], VaultEr
         id: src.id.clone(),
         reason,
     };
-    let raw: Vec<u8> = match (&src.env, &src.file) {
+    // The key as read (raw or base64), wiped once parsed.
+    let raw: Zeroizing<Vec<u8>> = Zeroizing::new(match (&src.env, &src.file) {
         (Some(var), _) => {
             use std::os::unix::ffi::OsStringExt;
             std::env::var_os(var)
@@ -85,7 +87,7 @@ fn read_source(at: &str, src: &SecretKeySource) -> Result<[u8; KEY_LEN], VaultEr
         (None, Some(path)) => std::fs::read(path)
             .map_err(|e| unavailable(format!("cannot read {path}: {}", e.kind())))?,
         (None, None) => return Err(unavailable("neither env nor file is set".into())),
-    };
+    });
     parse_key(&raw).ok_or_else(|| VaultError::BadKey {
         at: at.to_string(),
         id: src.id.clone(),
@@ -120,9 +122,11 @@ impl Keyring {
             primary,
             keys: HashMap::with_capacity(keys.len()),
         };
-        for (id, bytes) in keys {
+        for (id, mut bytes) in keys {
             let aead = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| VaultError::Crypto)?;
             let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &bytes), CHECK_INPUT);
+            // aws-lc holds its own copy of the key from here on.
+            bytes.zeroize();
             let check = hex::encode(&tag.as_ref()[..16]);
             ring.keys.insert(
                 id,
@@ -165,12 +169,13 @@ impl Keyring {
         let id = self.primary.as_deref().ok_or(VaultError::NoPrimary)?;
         let key = self.keys.get(id).ok_or(VaultError::NoPrimary)?;
         let nonce: [u8; NONCE_LEN] = rand::random();
-        let mut data = plaintext.as_bytes().to_vec();
+        // The plaintext's copy, sealed in place; wiped if sealing fails.
+        let mut data = Zeroizing::new(plaintext.as_bytes().to_vec());
         key.aead
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad(name)),
-                &mut data,
+                &mut *data,
             )
             .map_err(|_| VaultError::Crypto)?;
         Ok(SealedSecret {
@@ -178,7 +183,7 @@ impl Keyring {
             key_id: id.to_string(),
             key_check: key.check.clone(),
             nonce: nonce.to_vec(),
-            ciphertext: data,
+            ciphertext: std::mem::take(&mut *data),
             created_ms: now_ms,
             updated_ms: now_ms,
         })
@@ -208,10 +213,11 @@ impl Keyring {
             name: s.name.clone(),
         };
         let nonce = Nonce::try_assume_unique_for_key(&s.nonce).map_err(|_| undecryptable())?;
-        let mut data = s.ciphertext.clone();
+        // Decrypted in place: the buffer holds the plaintext, wiped on drop.
+        let mut data = Zeroizing::new(s.ciphertext.clone());
         let plain = key
             .aead
-            .open_in_place(nonce, Aad::from(aad(&s.name)), &mut data)
+            .open_in_place(nonce, Aad::from(aad(&s.name)), &mut data[..])
             .map_err(|_| undecryptable())?;
         let text = std::str::from_utf8(plain).map_err(|_| undecryptable())?;
         Ok(SecretValue::new(text))

@@ -141,7 +141,10 @@ async fn start_inner(
         false => None,
     };
     let telemetry = match cfg.tracing.enabled {
-        true => Some(crate::telemetry::Telemetry::start(&cfg.tracing)?),
+        true => Some(crate::telemetry::Telemetry::start(
+            &cfg.tracing,
+            &snapshot.egress,
+        )?),
         false => None,
     };
     let listener = bind(&cfg.server.listen).await?;

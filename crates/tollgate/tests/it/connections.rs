@@ -154,3 +154,70 @@ policy:
         .iter()
         .any(|r| r.status == 403 && r.error == "connection_forbidden"));
 }
+
+/// The other credential shapes of a connection, asserted on what the
+/// upstream receives: `basic` from the config (the same answer scrubbed on
+/// every call, the second one served by the reused matcher) and `caller`
+/// (each caller's own token passed on, and scrubbed from that caller's
+/// answer, never mixed up with another caller's).
+#[tokio::test]
+async fn basic_and_caller_credentials_reach_the_upstream_and_are_scrubbed() {
+    const PASSWORD: &str = "basic-pass-7d1e0c";
+    let echo = start_echo().await;
+    let gw = start_gateway_with(|db| {
+        format!(
+            r#"{head}
+connections:
+  - name: legacy
+    base_url: {base}
+    credential: {{ type: basic, username: svc, value: {PASSWORD} }}
+  - name: mine
+    base_url: {base}
+    credential: {{ type: caller }}
+keys:
+  - {{ id: alice, hash: {ha}, principal: alice, groups: [sales] }}
+  - {{ id: bob, hash: {hb}, principal: bob, groups: [sales] }}
+policy:
+  rules:
+    - {{ name: sales, groups: [sales], connections: [legacy, mine] }}
+"#,
+            head = config_head(db),
+            base = echo.base(),
+            ha = hash(ALICE),
+            hb = hash(BOB),
+        )
+    })
+    .await;
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("svc:{PASSWORD}"))
+    );
+    let get = |path: &str, key: &str| client().get(gw.url(path)).bearer_auth(key).send();
+    for _ in 0..2 {
+        let r = get("/connections/legacy/items", ALICE).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains(&basic) && text.contains("[redacted]"),
+            "{text}"
+        );
+        assert_eq!(
+            echo.received().pop().unwrap().headers["authorization"],
+            basic.as_str()
+        );
+    }
+    for key in [ALICE, BOB, ALICE] {
+        let r = get("/connections/mine/items", key).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(
+            !text.contains(key) && text.contains("[redacted]"),
+            "{key}: {text}"
+        );
+        assert_eq!(
+            echo.received().pop().unwrap().headers["authorization"],
+            format!("Bearer {key}").as_str()
+        );
+    }
+}

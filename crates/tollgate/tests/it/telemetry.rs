@@ -2,7 +2,8 @@
 //! the collector's generated tonic service, and HTTP/protobuf), carrying the
 //! caller's trace id, the GenAI attributes and child spans; the upstream
 //! receives a `traceparent` of the attempt's span. A collector that is down
-//! holds no request back, and export resumes once it is back.
+//! holds no request back, and export resumes once it is back. The
+//! collector is reached under the egress allowlist like any outbound call.
 
 use crate::common;
 
@@ -264,4 +265,76 @@ async fn a_collector_that_is_down_holds_no_request_and_export_resumes() {
         "no span arrived after the collector came back ({} spans)",
         spans.len()
     );
+}
+
+/// The denials of the egress allowlist for `reason`, from the process's
+/// recorder (read after the gateway stopped: its last export runs then).
+fn egress_denied(reason: &str) -> u64 {
+    let text = tollgate::metrics::handle().unwrap().render();
+    let metric = format!("tollgate_egress_denied_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&metric))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// An `egress:` section that lists the upstream's port but not the
+/// collector's: the exporter sends nothing (each export refused, counted
+/// as a `port` denial) and requests are answered as usual; once the
+/// collector's port is listed too, its spans arrive.
+async fn traces_follow_the_egress_allowlist(protocol: &str, grpc: bool) {
+    for listed in [false, true] {
+        let (endpoint, got) = match grpc {
+            true => grpc_receiver().await,
+            false => http_receiver().await,
+        };
+        let collector: std::net::SocketAddr = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1/traces")
+            .parse()
+            .unwrap();
+        let mock = start_mock(Some(UPSTREAM_KEY)).await;
+        let dead = dead_addr().await;
+        let ports = match listed {
+            true => format!("[{}, {}]", mock.addr.port(), collector.port()),
+            false => format!("[{}]", mock.addr.port()),
+        };
+        let before = egress_denied("port");
+        let mut gw = start_gateway_with(|db| {
+            format!(
+                "{}tracing:\n  enabled: true\n  endpoint: {endpoint}\n  protocol: {protocol}\n  sample_ratio: 1.0\n\
+                 egress:\n  allow:\n    - {{ host: 127.0.0.1, ports: {ports} }}\n",
+                standard_config(&mock, dead, db)
+            )
+        })
+        .await;
+        let r = post(
+            &gw,
+            "/v1/chat/completions",
+            Some(KEY),
+            &chat_body("chat-up", "trace me"),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        gw.stop().await; // flushes the exporter
+        let spans = got.spans.lock().unwrap().len();
+        if listed {
+            assert!(spans > 0, "{protocol}: no span reached a listed collector");
+        } else {
+            assert_eq!(spans, 0, "{protocol}: spans reached an unlisted collector");
+            assert!(
+                egress_denied("port") > before,
+                "{protocol}: the refused export was not counted"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn grpc_export_follows_the_egress_allowlist() {
+    traces_follow_the_egress_allowlist("grpc", true).await;
+}
+
+#[tokio::test]
+async fn http_export_follows_the_egress_allowlist() {
+    traces_follow_the_egress_allowlist("http_protobuf", false).await;
 }

@@ -22,6 +22,7 @@ use tollgate_core::error::{BuildError, GatewayError};
 use tollgate_core::secret::SecretSource;
 use tollgate_llm::credentials::{CredentialDefaults, CredentialError, Credentials};
 use tollgate_llm::providers::ProviderError;
+use zeroize::Zeroizing;
 
 /// Where a named secret goes.
 pub enum Shape {
@@ -56,9 +57,13 @@ pub struct NamedOauth {
     started: OnceCell<Arc<Credentials>>,
 }
 
+/// `Basic` credentials; the strings that hold the password on the way are
+/// wiped (the header value is the one copy kept).
 fn basic(user: &str, password: &str) -> Option<HeaderValue> {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut v = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    let pair = Zeroizing::new(format!("{user}:{password}"));
+    let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()));
+    let mut v =
+        HeaderValue::from_str(&Zeroizing::new(format!("Basic {}", encoded.as_str()))).ok()?;
     v.set_sensitive(true);
     Some(v)
 }
@@ -221,9 +226,11 @@ impl Credential {
                     .ok_or_else(|| unavailable(name, format!("secret `{secret}` is not set")))?;
                 let plain = value.expose();
                 let header = match shape {
-                    Shape::Bearer => HeaderValue::from_str(&format!("Bearer {plain}"))
-                        .ok()
-                        .map(|v| (http::header::AUTHORIZATION, v)),
+                    Shape::Bearer => {
+                        HeaderValue::from_str(&Zeroizing::new(format!("Bearer {plain}")))
+                            .ok()
+                            .map(|v| (http::header::AUTHORIZATION, v))
+                    }
                     Shape::Header(h) => HeaderValue::from_str(plain).ok().map(|v| (h.clone(), v)),
                     Shape::Basic(user) => {
                         basic(user, plain).map(|v| (http::header::AUTHORIZATION, v))

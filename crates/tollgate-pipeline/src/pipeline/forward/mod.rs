@@ -195,8 +195,9 @@ async fn run(
         headers.insert(n, v);
     }
     let secrets = Secrets::of(&headers);
-    let url = reqwest::Url::parse(&up.url(&path, parts.uri.query()))
-        .map_err(|_| GatewayError::invalid("the forwarded path does not make a valid URL", None))?;
+    let url = up.target(&path, parts.uri.query()).ok_or_else(|| {
+        GatewayError::invalid("the forwarded path does not make a valid URL", None)
+    })?;
     let deadline = tokio::time::Instant::now() + up.timeouts.total;
     let span = ctx.trace.as_ref().map(|t| t.child("tollgate.forward"));
     let send = up
@@ -235,7 +236,7 @@ async fn run(
     } else {
         ""
     };
-    let scrub = body::Scrubber::new(secrets.needles());
+    let scrub = up.scrubbers.scrubber(secrets.needles(), up.reuse_scrubber);
     let mut out_headers = response_headers(resp.headers(), scrub.as_ref());
     // The rate-limit state, as on a model call's answer, when a limit
     // applied (the gateway's own headers win over an upstream's).

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use tollgate_config::{ConnectionConfig, PayloadKind, RouteConfig, Timeouts};
+use tollgate_config::{
+    ConnectionConfig, CredentialKind, PayloadKind, RouteConfig, Timeouts, UpstreamAuth,
+};
 use tollgate_core::error::BuildError;
 use tollgate_policy::subject::TargetKind;
 
@@ -70,6 +72,15 @@ pub struct Upstream {
     pub audit_payloads: bool,
     pub max_buffered_response_bytes: usize,
     source: Source,
+    /// `base` parsed once: a call sets its path and query on a copy
+    /// instead of parsing the whole URL (`None`: parsed per call).
+    base_url: Option<reqwest::Url>,
+    /// The response scrubber's matcher, reused across calls when
+    /// `reuse_scrubber` (body.rs).
+    pub(super) scrubbers: super::body::ScrubCache,
+    /// The credential is one the gateway holds between calls (not a named
+    /// secret revealed per call, not the caller's own or exchanged token).
+    pub(super) reuse_scrubber: bool,
 }
 
 /// The HTTP client every route and connection sends through (rustls,
@@ -112,6 +123,14 @@ fn header_rules(
     Ok((set, remove))
 }
 
+/// A base URL without query or fragment, parsed once; `None` keeps the
+/// per-call parse for anything else.
+fn parsed_base(text: &str) -> Option<reqwest::Url> {
+    reqwest::Url::parse(text.trim_end_matches('/'))
+        .ok()
+        .filter(|u| u.query().is_none() && u.fragment().is_none() && !u.cannot_be_a_base())
+}
+
 fn methods(who: &str, list: &[String]) -> Result<Vec<Method>, BuildError> {
     Ok(list
         .iter()
@@ -143,6 +162,14 @@ impl Upstream {
             audit_payloads: cfg.audit_payloads,
             max_buffered_response_bytes: cfg.max_buffered_response_bytes,
             source: Source::Route(cfg.clone()),
+            base_url: parsed_base(&cfg.upstream),
+            scrubbers: Default::default(),
+            reuse_scrubber: cfg.auth.as_ref().is_none_or(|a| {
+                !matches!(
+                    a,
+                    UpstreamAuth::Passthrough | UpstreamAuth::TokenExchange { .. }
+                )
+            }),
         })
     }
 
@@ -177,6 +204,15 @@ impl Upstream {
             audit_payloads: cfg.audit_payloads,
             max_buffered_response_bytes: cfg.max_buffered_response_bytes,
             source: Source::Connection(cfg.clone()),
+            base_url: parsed_base(&cfg.base_url),
+            scrubbers: Default::default(),
+            reuse_scrubber: cfg.credential.as_ref().is_none_or(|c| {
+                c.secret.is_none()
+                    && !matches!(
+                        c.kind,
+                        CredentialKind::Caller | CredentialKind::TokenExchange
+                    )
+            }),
         })
     }
 
@@ -225,6 +261,20 @@ impl Upstream {
     }
 
     /// The full upstream URL of a path (and query).
+    /// The URL a call goes to: `base` with `path` appended and `query`.
+    pub fn target(&self, path: &str, query: Option<&str>) -> Option<reqwest::Url> {
+        let Some(base) = &self.base_url else {
+            return reqwest::Url::parse(&self.url(path, query)).ok();
+        };
+        let mut url = base.clone();
+        let mut full = String::with_capacity(base.path().len() + path.len());
+        full.push_str(base.path().trim_end_matches('/'));
+        full.push_str(path);
+        url.set_path(&full);
+        url.set_query(query);
+        Some(url)
+    }
+
     pub fn url(&self, path: &str, query: Option<&str>) -> String {
         match query {
             Some(q) => format!("{}{path}?{q}", self.base),
@@ -389,6 +439,28 @@ mod tests {
         );
         assert_eq!(r.upstream_path("/ml/fraud").unwrap(), "/");
         assert_eq!(r.url("/x", Some("a=1")), "http://u/base/x?a=1");
+        // The parsed-once base gives the URL a whole parse would.
+        for base in [
+            "http://u/base/",
+            "http://u",
+            "https://u:8443/a/b",
+            "http://u/",
+        ] {
+            let r = route(&format!("{{name: f, path: /ml/fraud, upstream: '{base}'}}"));
+            for (path, query) in [
+                ("/x", Some("a=1&b=%20")),
+                ("/", None),
+                ("", None),
+                ("/a/%2Fb", Some("")),
+            ] {
+                let whole = reqwest::Url::parse(&r.url(path, query)).unwrap();
+                assert_eq!(
+                    r.target(path, query).unwrap(),
+                    whole,
+                    "{base} {path} {query:?}"
+                );
+            }
+        }
         let r = route(
             "{name: f, path: /ml/fraud, upstream: 'http://u', replace_prefix: /v2/models/fraud}",
         );
