@@ -1,17 +1,8 @@
 //! Errors as the caller sees them. The error itself is core's
 //! [`GatewayError`] (every area converts into it beside its own error
 //! type); this module holds the pipeline's own refusals (unknown model,
-//! access denied, …) and renders any error in the caller's API shape:
-//! OpenAI's `{"error":{message,type,param,code}}`, Anthropic's
-//! `{"type":"error","error":{type,message}}` (type from the status) or
-//! Databricks' `{"error_code","message"}` (code from the status), with
-//! `Retry-After`, the error's own headers (rate-limit state) and
-//! `WWW-Authenticate: Bearer` on 401. The rendering moves to the server
-//! crate once the pipeline stops building HTTP responses (issue 23).
-
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode};
-use serde_json::json;
+//! access denied, …) and their log lines. The pipeline returns them typed;
+//! the server crate (`api/error.rs`) renders them in the caller's shape.
 
 pub use tollgate_core::error::{ApiShape, ErrorKind, GatewayError};
 use tollgate_policy::auth::{policy, Denial, Principal};
@@ -151,74 +142,5 @@ pub fn log_detail(err: &GatewayError, request_id: &str) {
                 "upstream error detail"
             );
         }
-    }
-}
-
-/// Renders an error in the caller's shape.
-pub trait Render {
-    /// The JSON body (also used for in-stream error events).
-    fn body(&self, shape: ApiShape) -> serde_json::Value;
-    /// The whole response: status, body, headers.
-    fn into_response_shaped(self, shape: ApiShape) -> Response;
-}
-
-impl Render for GatewayError {
-    fn body(&self, shape: ApiShape) -> serde_json::Value {
-        match shape {
-            ApiShape::OpenAi => json!({"error": {
-                "message": self.message(),
-                "type": self.kind().openai_type(),
-                "param": self.param(),
-                "code": self.code(),
-            }}),
-            ApiShape::Databricks => json!({
-                "error_code": error_code(self),
-                "message": self.message(),
-            }),
-            ApiShape::Anthropic => {
-                tollgate_translate::anthropic::error_body(self.status(), self.message())
-            }
-        }
-    }
-
-    fn into_response_shaped(self, shape: ApiShape) -> Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let mut resp = (status, axum::Json(self.body(shape))).into_response();
-        let headers = resp.headers_mut();
-        if let Some(h) = self.headers() {
-            for (name, value) in h {
-                headers.insert(name, value.clone());
-            }
-        }
-        if let Some(secs) = self.retry_after_s() {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                headers.insert(http::header::RETRY_AFTER, v);
-            }
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
-        }
-        resp
-    }
-}
-
-/// Databricks' `error_code` for an error, by its HTTP status (the codes
-/// the Databricks SDKs map to their exception types).
-pub fn error_code(e: &GatewayError) -> &'static str {
-    match StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY) {
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "INVALID_PARAMETER_VALUE",
-        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
-        StatusCode::FORBIDDEN => "PERMISSION_DENIED",
-        StatusCode::NOT_FOUND if e.code() == Some("unknown_url") => "ENDPOINT_NOT_FOUND",
-        StatusCode::NOT_FOUND => "RESOURCE_DOES_NOT_EXIST",
-        StatusCode::CONFLICT => "RESOURCE_CONFLICT",
-        StatusCode::TOO_MANY_REQUESTS => "REQUEST_LIMIT_EXCEEDED",
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE => "TEMPORARILY_UNAVAILABLE",
-        StatusCode::GATEWAY_TIMEOUT => "DEADLINE_EXCEEDED",
-        s if s.is_client_error() => "BAD_REQUEST",
-        _ => "INTERNAL_ERROR",
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::ApiShape;
 use crate::snapshot::ModelRoute;
 use tollgate_config::Endpoint;
 use tollgate_policy::auth::Identity;
@@ -47,7 +46,6 @@ pub struct RequestCtx {
     /// metrics, the log line, the ledger and the trace use it in place of
     /// `endpoint`.
     pub operation: Option<&'static str>,
-    pub shape: ApiShape,
     pub started: Instant,
     pub received_ms: i64,
     /// Who is calling, once authenticated.
@@ -107,7 +105,6 @@ impl RequestCtx {
             request_id,
             endpoint,
             operation: None,
-            shape: ApiShape::OpenAi,
             started: Instant::now(),
             received_ms: tollgate_core::clock::wall_ms(),
             identity: None,

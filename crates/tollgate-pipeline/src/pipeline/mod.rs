@@ -28,12 +28,12 @@ pub use tollgate_core::sse::{self, Event, SseSplitter, MAX_EVENT_BYTES};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{GatewayError, Render};
+use crate::error::GatewayError;
+use crate::reply::{Failed, Reply};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 use finish::Finish;
@@ -44,11 +44,11 @@ use tollgate_policy::prompts::PromptCall;
 pub const REQUEST_ID: &str = "x-request-id";
 pub const RESOLVED_MODEL: &str = "x-tollgate-resolved-model";
 
-/// What `run` produced: a finished response, or a stream that settles the
+/// What `run` produced: a finished answer, or a stream that settles the
 /// request's accounting itself when it ends.
-enum Reply {
-    Done(Response),
-    Streaming(Response),
+enum Outcome {
+    Done(Reply),
+    Streaming(Reply),
 }
 
 /// Entry point for every OpenAI-shaped model call (chat, completions, embeddings).
@@ -57,19 +57,19 @@ pub async fn handle(
     endpoint: Endpoint,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<Reply, Failed> {
     serve(app, Ingress::OpenAi(endpoint), None, headers, body).await
 }
 
 /// Entry point for a model call in any ingress shape (OpenAI, Anthropic
 /// Messages, Responses, Databricks): one pipeline, translated at its edges
-/// (`shape.rs`); errors rendered in the caller's shape.
+/// (`shape.rs`); the edge renders errors in the caller's shape.
 pub async fn handle_shaped(
     app: Arc<AppState>,
     ingress: Ingress,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<Reply, Failed> {
     serve(app, ingress, None, headers, body).await
 }
 
@@ -80,7 +80,7 @@ pub async fn handle_prompt(
     call: PromptCall,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<Reply, Failed> {
     serve(
         app,
         Ingress::OpenAi(Endpoint::Chat),
@@ -97,11 +97,10 @@ async fn serve(
     prompt: Option<PromptCall>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<Reply, Failed> {
     let request_id = request_id(&headers);
     let endpoint = ingress.endpoint();
     let mut ctx = RequestCtx::new(endpoint, request_id);
-    ctx.shape = ingress.shape();
     if app.audit.enabled() {
         ctx.audit_headers = tollgate_record::audit::AuditHeaders::copy(&headers);
     }
@@ -114,17 +113,16 @@ async fn serve(
     // From here on the request's end runs exactly once, from the guard:
     // below for answers and errors, in the stream for streams, on drop if
     // the caller goes away or a panic unwinds.
-    let shape = ctx.shape;
     let mut fin = Finish::new(app.clone(), ctx);
     let work = run(&app, &snap, &mut fin, &headers, body, ingress, prompt);
     let outcome = tracing::Instrument::instrument(work, span.clone()).await;
     let _entered = span.enter();
     match outcome {
         // The stream's own guard took the context over (`Finish::hand_over`).
-        Ok(Reply::Streaming(resp)) => resp,
-        Ok(Reply::Done(resp)) => {
+        Ok(Outcome::Streaming(reply)) => Ok(reply),
+        Ok(Outcome::Done(reply)) => {
             fin.end(|_, _| {});
-            resp
+            Ok(reply)
         }
         Err(err) => {
             let mut resolved = None;
@@ -135,11 +133,14 @@ async fn serve(
                 crate::error::log_detail(&err, &ctx.request_id);
                 resolved = ctx.route.as_ref().map(|r| r.resolved.clone());
             });
-            let mut resp = err.into_response_shaped(shape);
+            let mut headers = HeaderMap::new();
             if let Some(v) = resolved {
-                resp.headers_mut().insert(RESOLVED_MODEL, v);
+                headers.insert(RESOLVED_MODEL, v);
             }
-            resp
+            Err(Failed {
+                error: err,
+                headers,
+            })
         }
     }
 }
@@ -155,7 +156,7 @@ async fn run(
     body: Body,
     ingress: Ingress,
     prompt: Option<PromptCall>,
-) -> Result<Reply, GatewayError> {
+) -> Result<Outcome, GatewayError> {
     let Some(ctx) = fin.ctx() else {
         return Err(GatewayError::internal());
     };
@@ -174,9 +175,9 @@ async fn run(
     shaper.fit_targets(&routed.plan, &mut call.parsed.body)?;
     if shaper.count_only() {
         let n = tokens::prompt_tokens_of(&call.bytes);
-        return Ok(Reply::Done(
-            axum::Json(serde_json::json!({"input_tokens": n})).into_response(),
-        ));
+        return Ok(Outcome::Done(Reply::json(
+            &serde_json::json!({"input_tokens": n}),
+        )));
     }
     // 5. admit (limits, quotas, budgets: reserve now, settle at the end)
     let admitted = phase::admit::admit(snap, ctx, &who, &call, &routed).await?;

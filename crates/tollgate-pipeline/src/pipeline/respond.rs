@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::response::Response;
 use http::{HeaderValue, StatusCode};
 
 use crate::error::GatewayError;
+use crate::reply::{Body, Reply};
 use crate::snapshot::ModelRoute;
 use tollgate_config::Endpoint;
 use tollgate_guardrails::Masker;
@@ -37,24 +36,21 @@ pub(super) async fn guard_output(
     }
 }
 
-/// A response with the gateway's headers: the `x-ratelimit-*` headers
+/// An answer with the gateway's headers: the `x-ratelimit-*` headers
 /// when a limit applied, content type, resolved model, and the cache
 /// outcome when the model caches.
-pub(super) fn response(
+pub(super) fn reply(
     status: StatusCode,
     body: Body,
     sse: bool,
     resolved: HeaderValue,
     cache: Option<CacheStatus>,
     limits: &RateHeaders,
-) -> Response {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
+) -> Reply {
     // The rate-limit headers first (`RateHeaders::map`, no hashing), with
     // room for what follows (these four, the request id): growing the map
     // would rehash it.
-    *resp.headers_mut() = limits.map(6);
-    let h = resp.headers_mut();
+    let mut h = limits.map(6);
     let content_type = if sse {
         h.insert(
             http::header::CACHE_CONTROL,
@@ -75,7 +71,11 @@ pub(super) fn response(
             HeaderValue::from_static(s.as_str()),
         );
     }
-    resp
+    Reply {
+        status,
+        headers: h,
+        body,
+    }
 }
 
 /// What a cached answer records about the call that produced it.
@@ -99,7 +99,7 @@ pub(super) fn cached(
     stream: bool,
     include_usage: bool,
     limits: &RateHeaders,
-) -> Result<Response, GatewayError> {
+) -> Result<Reply, GatewayError> {
     ctx.cache.status = Some(CacheStatus::Hit);
     ctx.cache.cost_saved = meta.cost;
     ctx.cache.origin = Some((meta.provider.clone(), meta.upstream_model.clone()));
@@ -113,9 +113,9 @@ pub(super) fn cached(
     } else {
         body
     };
-    Ok(response(
+    Ok(reply(
         StatusCode::OK,
-        Body::from(body),
+        Body::Full(body),
         stream,
         resolved,
         ctx.cache.status,

@@ -3,13 +3,15 @@
 //! Their body is translated into an OpenAI chat body right after it is read
 //! (phase 2), checked against the plan's upstreams after routing (4b), and
 //! the answer — whole or streamed — is translated back just before it
-//! leaves (10). Errors render in the caller's shape via `ctx.shape`.
+//! leaves (10). The edge renders errors in the caller's shape
+//! (`Ingress::shape`), a stream's last error event included.
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiShape, GatewayError};
+use crate::reply::StreamError;
 use tollgate_config::Endpoint;
 use tollgate_llm::providers::{Dialect, ProviderError};
 use tollgate_translate::{anthropic, responses, Unsupported};
@@ -50,8 +52,28 @@ impl Ingress {
     }
 }
 
-/// Re-frames one OpenAI event's `data` into the caller's shape.
-type EventTranslator = dyn FnMut(&str, &mut Vec<u8>) + Send;
+/// Re-frames OpenAI events into the caller's shape.
+enum Translator {
+    Responses(responses::ResponsesStream),
+    Anthropic(anthropic::FromOpenAi),
+}
+
+impl Translator {
+    fn on_data(&mut self, data: &str, out: &mut Vec<u8>) {
+        match self {
+            Translator::Responses(t) => t.on_data(data, out),
+            Translator::Anthropic(t) => t.on_data(data, out),
+        }
+    }
+
+    /// The number the next event takes, for shapes that number them.
+    fn sequence(&self) -> Option<u64> {
+        match self {
+            Translator::Responses(t) => Some(t.next_sequence()),
+            Translator::Anthropic(_) => None,
+        }
+    }
+}
 
 /// Per-request translation state.
 pub(super) struct Shaper {
@@ -154,30 +176,43 @@ impl Shaper {
             .map_err(|_| GatewayError::internal())
     }
 
-    /// Phase 10, streams: OpenAI chunk events re-framed event by event.
+    /// Phase 10, streams: OpenAI chunk events re-framed event by event. A
+    /// failure passes through for the edge to render, with the events
+    /// approved before it re-framed and, for the Responses API, the number
+    /// its event takes.
     pub(super) fn stream(
         self,
-        s: BoxStream<'static, Result<Bytes, std::convert::Infallible>>,
-    ) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {
-        let mut translate: Box<EventTranslator> = match self.ingress {
+        s: BoxStream<'static, Result<Bytes, StreamError>>,
+    ) -> BoxStream<'static, Result<Bytes, StreamError>> {
+        let mut translator = match self.ingress {
             Ingress::OpenAi(_) | Ingress::Databricks(_) => return s,
             Ingress::Responses => {
-                let mut t = responses::ResponsesStream::new(self.request);
-                Box::new(move |d, out| t.on_data(d, out))
+                Translator::Responses(responses::ResponsesStream::new(self.request))
             }
-            _ => {
-                let mut t = anthropic::FromOpenAi::new();
-                Box::new(move |d, out| t.on_data(d, out))
-            }
+            _ => Translator::Anthropic(anthropic::FromOpenAi::new()),
         };
         let mut splitter = SseSplitter::default();
-        s.filter_map(move |chunk| {
+        let mut translate = move |chunk: &[u8]| {
             let mut out = Vec::new();
-            let Ok(chunk) = chunk;
-            for ev in splitter.push(&chunk) {
-                translate(&ev.data(), &mut out);
+            for ev in splitter.push(chunk) {
+                translator.on_data(&ev.data(), &mut out);
             }
-            futures_util::future::ready((!out.is_empty()).then(|| Ok(Bytes::from(out))))
+            (out, translator.sequence())
+        };
+        s.filter_map(move |item| {
+            let item = match item {
+                Ok(chunk) => {
+                    let (out, _) = translate(&chunk);
+                    (!out.is_empty()).then(|| Ok(Bytes::from(out)))
+                }
+                Err(mut failed) => {
+                    let (out, sequence) = translate(&failed.before);
+                    failed.before = Bytes::from(out);
+                    failed.sequence = sequence;
+                    Some(Err(failed))
+                }
+            };
+            futures_util::future::ready(item)
         })
         .boxed()
     }

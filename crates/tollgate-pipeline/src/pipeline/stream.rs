@@ -4,8 +4,8 @@
 //! observers in order: usage accounting, the output guardrail, the cache
 //! fill. (The shape translation for other ingress shapes, `shape.rs`, still
 //! reads the forwarded events itself.) The total deadline applies between chunks. A failure
-//! after the first byte ends the stream with an error event in the caller's
-//! shape. The accounting state is a guard: if the caller goes away, its
+//! after the first byte ends the stream with a typed `StreamError`, which
+//! the edge renders as an error event in the caller's shape. The accounting state is a guard: if the caller goes away, its
 //! `Drop` still records the request (status 499, tokens seen so far).
 
 use bytes::{Bytes, BytesMut};
@@ -13,7 +13,8 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use tollgate_core::wire::chat::{ChatChunk, ChunkFacts, ChunkPeek};
 
-use crate::error::{GatewayError, Render};
+use crate::error::GatewayError;
+use crate::reply::StreamError;
 use tollgate_llm::providers::ProviderError;
 use tollgate_policy::guard::{ChunkRewrite, Rewrite, StreamGuard};
 
@@ -174,7 +175,7 @@ pub(super) fn observe(
     deadline: tokio::time::Instant,
     strip_usage: bool,
     guard: Option<StreamGuard>,
-) -> BoxStream<'static, Result<Bytes, std::convert::Infallible>> {
+) -> BoxStream<'static, Result<Bytes, StreamError>> {
     let provider = fin
         .ctx()
         .and_then(|c| c.route.as_ref())
@@ -240,7 +241,6 @@ pub(super) fn observe(
                 ),
             };
             st.ended = true;
-            let shape = st.acct.fin.ctx().map(|c| c.shape).unwrap_or_default();
             if let Some(g) = st.guard.as_mut() {
                 if let Some(ctx) = st.acct.fin.ctx() {
                     ctx.verdicts.append(&mut g.take_verdicts());
@@ -250,9 +250,12 @@ pub(super) fn observe(
                 crate::error::log_detail(&err, &ctx.request_id);
             }
             st.acct.settle(err.status(), err.label());
-            let mut out = BytesMut::from(&approved[..]);
-            out.extend_from_slice(format!("data: {}\n\n", err.body(shape)).as_bytes());
-            return Some((Ok(out.freeze()), st));
+            let failed = StreamError {
+                before: approved,
+                error: err,
+                sequence: None,
+            };
+            return Some((Err(failed), st));
         }
     })
     .boxed()

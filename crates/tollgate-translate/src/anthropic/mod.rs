@@ -8,4 +8,4 @@ pub mod stream;
 
 pub use request::{from_anthropic, make_portable, to_anthropic, DEFAULT_MAX_TOKENS};
 pub use response::{error_body, error_type, from_openai, to_openai};
-pub use stream::{FromOpenAi, ToOpenAi};
+pub use stream::{error_event, FromOpenAi, ToOpenAi};

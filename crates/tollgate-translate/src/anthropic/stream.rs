@@ -222,6 +222,12 @@ pub struct FromOpenAi {
     usage: Option<Value>,
 }
 
+/// The `error` event that ends a Messages stream after it began: the
+/// gateway's failure (status and message) as Anthropic frames it.
+pub fn error_event(out: &mut Vec<u8>, status: u16, message: &str) {
+    named_event(out, "error", &super::response::error_body(status, message));
+}
+
 impl FromOpenAi {
     pub fn new() -> Self {
         Self::default()

@@ -7,7 +7,7 @@
 
 mod stream;
 
-pub use stream::ResponsesStream;
+pub use stream::{error_event, ResponsesStream};
 
 use serde_json::{json, Map, Value};
 

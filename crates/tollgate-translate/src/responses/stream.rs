@@ -33,7 +33,27 @@ pub struct ResponsesStream {
     done: bool,
 }
 
+/// The `error` event numbered `sequence`: how a failure after a Responses
+/// stream began reaches the caller (the gateway's edge writes it).
+pub fn error_event(
+    out: &mut Vec<u8>,
+    sequence: u64,
+    code: Option<&str>,
+    message: &str,
+    param: Option<&str>,
+) {
+    let mut data = json!({"code": code, "message": message, "param": param});
+    data["type"] = json!("error");
+    data["sequence_number"] = json!(sequence);
+    named_event(out, "error", &data);
+}
+
 impl ResponsesStream {
+    /// The number the next event takes (an error event ending the stream).
+    pub fn next_sequence(&self) -> u64 {
+        self.seq
+    }
+
     /// `request` is the caller's Responses request (echoed in the response object).
     pub fn new(request: Map<String, Value>) -> Self {
         Self {

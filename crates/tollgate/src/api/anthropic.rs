@@ -11,7 +11,7 @@ use axum::routing::post;
 use axum::Router;
 use http::HeaderMap;
 
-use crate::pipeline::{self, Ingress};
+use crate::pipeline::Ingress;
 use crate::server::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -21,7 +21,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn messages(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    pipeline::handle_shaped(app, Ingress::AnthropicMessages, headers, body).await
+    super::reply::shaped(app, Ingress::AnthropicMessages, headers, body).await
 }
 
 async fn count_tokens(
@@ -29,5 +29,5 @@ async fn count_tokens(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    pipeline::handle_shaped(app, Ingress::AnthropicCountTokens, headers, body).await
+    super::reply::shaped(app, Ingress::AnthropicCountTokens, headers, body).await
 }

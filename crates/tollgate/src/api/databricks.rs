@@ -49,13 +49,8 @@ async fn invocations(
         Err(e) => return e.into_response_shaped(SHAPE),
     };
     headers.remove(http::header::CONTENT_LENGTH);
-    pipeline::handle_shaped(
-        app,
-        Ingress::Databricks(endpoint),
-        headers,
-        Body::from(bytes),
-    )
-    .await
+    let ingress = Ingress::Databricks(endpoint);
+    super::reply::shaped(app, ingress, headers, Body::from(bytes)).await
 }
 
 /// Reads the body, infers the endpoint and names the model after the path.

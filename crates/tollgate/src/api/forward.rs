@@ -2,7 +2,7 @@
 //! bare `/connections/{name}`) for outbound connections; configured route
 //! prefixes are served from the router's fallback (`openai::not_found`),
 //! since they change with the config. Handlers only call
-//! `pipeline::forward`.
+//! `pipeline::forward` and render its answer (refusals in OpenAI's shape).
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 
+use super::reply::{self, Shape};
 use crate::pipeline::forward;
 use crate::server::AppState;
 
@@ -25,7 +26,7 @@ async fn connection(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    forward::connection(app, name, req).await
+    reply::answer(Shape::OpenAi, forward::connection(app, name, req).await)
 }
 
 async fn connection_path(
@@ -33,5 +34,5 @@ async fn connection_path(
     Path((name, _path)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    forward::connection(app, name, req).await
+    reply::answer(Shape::OpenAi, forward::connection(app, name, req).await)
 }

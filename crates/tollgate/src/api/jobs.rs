@@ -1,6 +1,7 @@
 //! Job runs' edge: `POST /v1/jobs/{name}/runs` (trigger), `GET` and
 //! `DELETE /v1/jobs/{name}/runs/{id}` (status, optionally waited for;
-//! cancel). Handlers only call `pipeline::jobs`.
+//! cancel). Handlers only call `pipeline::jobs` and render its answer
+//! (refusals in OpenAI's shape).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
+use super::reply::{self, Shape};
 use crate::pipeline::jobs;
 use crate::server::AppState;
 
@@ -23,7 +25,7 @@ async fn trigger(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    jobs::trigger(app, name, req).await
+    reply::answer(Shape::OpenAi, jobs::trigger(app, name, req).await)
 }
 
 async fn run(
@@ -31,5 +33,5 @@ async fn run(
     Path((name, id)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    jobs::run(app, name, id, req).await
+    reply::answer(Shape::OpenAi, jobs::run(app, name, id, req).await)
 }

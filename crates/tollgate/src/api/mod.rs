@@ -4,13 +4,14 @@
 
 mod anthropic;
 mod databricks;
+pub mod error;
 mod forward;
 mod jobs;
 mod mcp;
 mod me;
-pub use tollgate_pipeline::error;
 mod openai;
 mod prompts;
+mod reply;
 mod responses;
 
 pub use openai::router;

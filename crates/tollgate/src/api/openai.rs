@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
 use super::error::{self, ApiShape, GatewayError, Render};
+use super::reply::{self, Shape};
 use crate::auth;
 use crate::config::Endpoint;
 use crate::pipeline::{self, REQUEST_ID};
@@ -51,15 +52,28 @@ pub fn router(app: Arc<AppState>) -> Router {
 }
 
 async fn chat(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    pipeline::handle(app, Endpoint::Chat, headers, body).await
+    model_call(app, Endpoint::Chat, headers, body).await
 }
 
 async fn completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    pipeline::handle(app, Endpoint::Completions, headers, body).await
+    model_call(app, Endpoint::Completions, headers, body).await
 }
 
 async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    pipeline::handle(app, Endpoint::Embeddings, headers, body).await
+    model_call(app, Endpoint::Embeddings, headers, body).await
+}
+
+/// An OpenAI-shaped model call through the pipeline, answered in OpenAI's shape.
+async fn model_call(
+    app: Arc<AppState>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply::answer(
+        Shape::OpenAi,
+        pipeline::handle(app, endpoint, headers, body).await,
+    )
 }
 
 /// Exactly the models the caller may use (policy, key grant, tenant), in
@@ -115,7 +129,7 @@ pub(super) fn auth_failure(e: auth::AuthError, headers: &HeaderMap, shape: ApiSh
 /// snapshot's `routes:`), else 404.
 async fn not_found(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let req = match pipeline::forward::route(app, req).await {
-        Ok(resp) => return resp,
+        Ok(answer) => return reply::answer(Shape::OpenAi, answer),
         Err(req) => req,
     };
     let path: String = req.uri().path().chars().take(200).collect();

@@ -23,7 +23,7 @@ pub(super) async fn complete(
 ) -> Response {
     // `name`, `name@3` or `name@production`.
     let call = PromptCall::parse(&name);
-    pipeline::handle_prompt(app, call, headers, body).await
+    prompt_call(app, call, headers, body).await
 }
 
 pub(super) async fn complete_version(
@@ -41,7 +41,17 @@ pub(super) async fn complete_version(
         version: Some(version),
         label: None,
     };
-    pipeline::handle_prompt(app, call, headers, body).await
+    prompt_call(app, call, headers, body).await
+}
+
+async fn prompt_call(
+    app: Arc<AppState>,
+    call: PromptCall,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answer = pipeline::handle_prompt(app, call, headers, body).await;
+    super::reply::answer(super::reply::Shape::OpenAi, answer)
 }
 
 /// Every template version the caller may call, with its variables.

@@ -11,7 +11,7 @@ use axum::routing::post;
 use axum::Router;
 use http::HeaderMap;
 
-use crate::pipeline::{self, Ingress};
+use crate::pipeline::Ingress;
 use crate::server::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -19,5 +19,5 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn responses(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    pipeline::handle_shaped(app, Ingress::Responses, headers, body).await
+    super::reply::shaped(app, Ingress::Responses, headers, body).await
 }

@@ -17,7 +17,7 @@
 //! Payloads pass through unchanged unless a guardrail masks them; the
 //! upstream's status, headers (but hop-by-hop) and body reach the caller,
 //! scrubbed of the credential the call carried. The gateway's own
-//! refusals are plain JSON (`reply.rs`).
+//! refusals are typed errors (`reply.rs`) the edge renders as plain JSON.
 
 mod body;
 mod credential;
@@ -33,8 +33,8 @@ pub use via::Via;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::response::Response;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue};
 use tollgate_config::{Endpoint, PayloadKind};
 use tollgate_guardrails::Masker;
@@ -47,16 +47,17 @@ use super::context::Forwarded;
 use super::finish::Finish;
 use super::phase;
 use super::RequestCtx;
-use crate::error::{ApiShape, GatewayError, Render};
+use crate::error::GatewayError;
+use crate::reply::{Body as ReplyBody, Failed, Reply};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
 /// A data-plane request whose path no gateway route serves: forwarded
-/// when a configured route's prefix covers it, else handed back.
+/// when a configured route's prefix covers it, else handed back (`Err`).
 pub async fn route(
     app: Arc<AppState>,
     req: http::Request<Body>,
-) -> Result<Response, http::Request<Body>> {
+) -> Result<Result<Reply, Failed>, http::Request<Body>> {
     let snap = app.snapshot.load_full();
     let Some(up) = snap.forward.route_for(req.uri().path()).cloned() else {
         return Err(req);
@@ -66,7 +67,11 @@ pub async fn route(
 }
 
 /// `ANY /connections/{name}/{path}`.
-pub async fn connection(app: Arc<AppState>, name: String, req: http::Request<Body>) -> Response {
+pub async fn connection(
+    app: Arc<AppState>,
+    name: String,
+    req: http::Request<Body>,
+) -> Result<Reply, Failed> {
     let snap = app.snapshot.load_full();
     let up = snap.forward.connection(&name).cloned();
     let name = match up {
@@ -85,7 +90,7 @@ async fn serve(
     name: String,
     up: Option<Arc<Upstream>>,
     req: http::Request<Body>,
-) -> Response {
+) -> Result<Reply, Failed> {
     let (parts, body) = req.into_parts();
     let mut ctx = RequestCtx::new(Endpoint::Chat, super::request_id(&parts.headers));
     ctx.operation = Some(kind.operation());
@@ -104,13 +109,10 @@ async fn serve(
     let work = run(&app, &snap, kind, up, &parts, body, &mut fin);
     let outcome = tracing::Instrument::instrument(work, span.clone()).await;
     let _entered = span.enter();
-    match outcome {
-        Ok(resp) => resp,
-        Err(err) => {
-            fin.fail(&err);
-            err.into_response_shaped(ApiShape::OpenAi)
-        }
-    }
+    outcome.map_err(|err| {
+        fin.fail(&err);
+        Failed::from(err)
+    })
 }
 
 async fn run(
@@ -121,7 +123,7 @@ async fn run(
     parts: &http::request::Parts,
     body: Body,
     fin: &mut Finish,
-) -> Result<Response, GatewayError> {
+) -> Result<Reply, GatewayError> {
     let ctx = fin.ctx().ok_or_else(GatewayError::internal)?;
     // 1. authenticate (headers only)
     let who = phase::authenticate::authenticate(app, snap, ctx, &parts.headers).await?;
@@ -279,7 +281,7 @@ async fn run(
             p.response = Some(whole.clone());
         }
         fin.end(|_, _| {});
-        return Ok(response(status, out_headers, Body::from(whole)));
+        return Ok(Reply::full(status, out_headers, whole));
     }
     // Streamed: the body owns the request's end from here.
     let Some(handed) = fin.hand_over() else {
@@ -292,19 +294,16 @@ async fn run(
         deadline,
         status.as_u16(),
     );
-    Ok(response(status, out_headers, Body::from_stream(relay)))
+    Ok(Reply {
+        status,
+        headers: out_headers,
+        body: ReplyBody::Relay(relay.boxed()),
+    })
 }
 
 /// Answers up to this size with a known length are sent whole, not relayed
 /// chunk by chunk.
 const SMALL_ANSWER: u64 = 64 * 1024;
-
-fn response(status: http::StatusCode, headers: HeaderMap, body: Body) -> Response {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
-    *resp.headers_mut() = headers;
-    resp
-}
 
 /// The upstream's response headers, without hop-by-hop ones, each value
 /// scrubbed of the call's credential.

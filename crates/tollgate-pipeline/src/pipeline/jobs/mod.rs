@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Limits do not count job calls (no `match.jobs` yet). The refusals are
-//! plain JSON (`reply.rs`), like routes'.
+//! typed errors (`reply.rs`) the edge renders as plain JSON, like routes'.
 
 mod api;
 mod call;
@@ -26,7 +26,6 @@ pub use table::{Job, Table};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::response::Response;
 use serde_json::{json, Value};
 use tollgate_config::Endpoint;
 use tollgate_core::error::GatewayError;
@@ -34,7 +33,7 @@ use tollgate_core::error::GatewayError;
 use super::finish::Finish;
 use super::phase;
 use super::RequestCtx;
-use crate::error::{ApiShape, Render};
+use crate::reply::{Failed, Reply};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 use api::Run;
@@ -44,7 +43,11 @@ use call::Call;
 const MAX_BODY: usize = 64 * 1024;
 
 /// `POST /v1/jobs/{name}/runs`.
-pub async fn trigger(app: Arc<AppState>, name: String, req: http::Request<Body>) -> Response {
+pub async fn trigger(
+    app: Arc<AppState>,
+    name: String,
+    req: http::Request<Body>,
+) -> Result<Reply, Failed> {
     serve(app, name, None, req).await
 }
 
@@ -54,7 +57,7 @@ pub async fn run(
     name: String,
     run_id: String,
     req: http::Request<Body>,
-) -> Response {
+) -> Result<Reply, Failed> {
     serve(app, name, Some(run_id), req).await
 }
 
@@ -63,7 +66,7 @@ async fn serve(
     name: String,
     run_id: Option<String>,
     req: http::Request<Body>,
-) -> Response {
+) -> Result<Reply, Failed> {
     let snap = app.snapshot.load_full();
     let (parts, body) = req.into_parts();
     let operation = call::operation(&parts.method, run_id.is_some());
@@ -92,11 +95,11 @@ async fn serve(
         Ok(answer) => {
             let body = answer.to_string();
             fin.end(|_, ctx| ctx.response_bytes = body.len() as u64);
-            json_response(http::StatusCode::OK, body)
+            Ok(json_reply(http::StatusCode::OK, body))
         }
         Err(err) => {
             fin.fail(&err);
-            err.into_response_shaped(ApiShape::OpenAi)
+            Err(Failed::from(err))
         }
     }
 }
@@ -247,12 +250,11 @@ fn describe(job: &Job, run: &Run) -> Value {
     })
 }
 
-fn json_response(status: http::StatusCode, body: String) -> Response {
-    let mut resp = Response::new(Body::from(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
+fn json_reply(status: http::StatusCode, body: String) -> Reply {
+    let mut headers = http::HeaderMap::with_capacity(1);
+    headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    resp
+    Reply::full(status, headers, body)
 }

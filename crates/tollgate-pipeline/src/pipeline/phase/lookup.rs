@@ -11,7 +11,7 @@ use tollgate_policy::cache::{self, CacheStatus, Decision, Join};
 use super::{Admitted, Authenticated, Call, Guarded};
 use crate::error::GatewayError;
 use crate::pipeline::shape::Shaper;
-use crate::pipeline::{respond, Reply, RequestCtx};
+use crate::pipeline::{respond, Outcome, RequestCtx};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
@@ -25,7 +25,7 @@ pub(in crate::pipeline) async fn lookup(
     (who, call, admitted): (&Authenticated, &Call, &Admitted),
     guarded: &mut Guarded,
     shaper: &Shaper,
-) -> Result<Option<Reply>, GatewayError> {
+) -> Result<Option<Outcome>, GatewayError> {
     let parsed = &call.parsed;
     let principal = &who.identity.principal;
     let rule = snap
@@ -72,7 +72,7 @@ pub(in crate::pipeline) async fn lookup(
                         &mut ctx.verdicts,
                     )
                     .await?;
-                    let mut resp = respond::cached(
+                    let mut reply = respond::cached(
                         ctx,
                         &parsed.model,
                         &entry.meta,
@@ -81,13 +81,14 @@ pub(in crate::pipeline) async fn lookup(
                         parsed.wants_usage,
                         &admitted.limit_headers,
                     )?;
-                    resp.headers_mut()
+                    reply
+                        .headers
                         .insert(cache::KEY_HEADER, cache::key_header(&key));
                     if snap.limits.cache_hits == tollgate_config::CacheHits::Usage {
                         let m = &entry.meta;
                         ctx.cache.charged = Some((m.prompt_tokens, m.completion_tokens, m.cost));
                     }
-                    return Ok(Some(Reply::Done(resp)));
+                    return Ok(Some(Outcome::Done(reply)));
                 }
                 None => {
                     ctx.cache.status = Some(CacheStatus::Miss);

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use http::StatusCode;
 use tollgate_llm::providers::ProviderBody;
 use tollgate_policy::{cache, guard};
@@ -15,7 +14,8 @@ use crate::error::GatewayError;
 use crate::pipeline::attempt::Served;
 use crate::pipeline::finish::Finish;
 use crate::pipeline::shape::Shaper;
-use crate::pipeline::{respond, stream, usage_of, Reply};
+use crate::pipeline::{respond, stream, usage_of, Outcome};
+use crate::reply::Body;
 use crate::state::AppState;
 
 #[allow(clippy::too_many_arguments)] // each is one earlier phase's result
@@ -28,7 +28,7 @@ pub(in crate::pipeline) async fn respond(
     admitted: Admitted,
     shaper: Shaper,
     principal: &tollgate_policy::auth::Principal,
-) -> Result<Reply, GatewayError> {
+) -> Result<Outcome, GatewayError> {
     let Call { bytes, parsed } = call;
     let Served {
         route,
@@ -72,19 +72,20 @@ pub(in crate::pipeline) async fn respond(
             ctx.cache.flight = None;
             let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
             ctx.response_bytes = body_bytes.len() as u64;
-            let mut resp = respond::response(
+            let mut reply = respond::reply(
                 status,
-                Body::from(body_bytes),
+                Body::Full(body_bytes),
                 false,
                 route.resolved.clone(),
                 ctx.cache.status,
                 &admitted.limit_headers,
             );
             if let Some(key) = &ctx.cache.key {
-                resp.headers_mut()
+                reply
+                    .headers
                     .insert(cache::KEY_HEADER, cache::key_header(key));
             }
-            Ok(Reply::Done(resp))
+            Ok(Outcome::Done(reply))
         }
         ProviderBody::Stream(upstream_stream) => {
             let Some(ctx) = fin.ctx() else {
@@ -108,19 +109,20 @@ pub(in crate::pipeline) async fn respond(
                 strip_usage,
                 guard::StreamGuard::new(&guarded.guards),
             );
-            let mut resp = respond::response(
+            let mut reply = respond::reply(
                 status,
-                Body::from_stream(shaper.stream(out)),
+                Body::Events(shaper.stream(out)),
                 true,
                 route.resolved.clone(),
                 cache_status,
                 &admitted.limit_headers,
             );
             if let Some(key) = &cache_key {
-                resp.headers_mut()
+                reply
+                    .headers
                     .insert(cache::KEY_HEADER, cache::key_header(key));
             }
-            Ok(Reply::Streaming(resp))
+            Ok(Outcome::Streaming(reply))
         }
     }
 }
