@@ -151,6 +151,10 @@ pub struct GuardrailPolicyConfig {
     /// growing (default 128); an audit-only policy holds none.
     #[serde(default = "default_stream_window")]
     pub stream_window: usize,
+    /// Placeholders this policy puts into the request (input masking) are
+    /// turned back into the caller's values in the answer (default off).
+    #[serde(default)]
+    pub restore: bool,
 }
 
 /// Largest `stream_window`: a longer hold-back is a buffered answer.
@@ -219,10 +223,42 @@ pub fn validate_guardrails(cfg: &GuardrailsConfig, p: &mut Vec<String>) {
                 "{at}.stream_window: must be between 1 and {MAX_STREAM_WINDOW}"
             ));
         }
+        if pol.restore && !pol.direction.covers_input() {
+            p.push(format!(
+                "{at}.restore: needs direction input or both (it restores what input masking replaced)"
+            ));
+        }
         if let Some(d) = &pol.detectors {
             if let Err(e) = tollgate_guardrails::DetectorSet::new(d) {
                 p.push(format!("{at}.detectors: {e}"));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn problems(policy: &str) -> Vec<String> {
+        let cfg: GuardrailsConfig =
+            serde_yaml_ng::from_str(&format!("policies: [{policy}]")).unwrap();
+        let mut p = Vec::new();
+        validate_guardrails(&cfg, &mut p);
+        p
+    }
+
+    #[test]
+    fn restore_is_off_by_default_and_needs_input() {
+        let cfg: GuardrailsConfig =
+            serde_yaml_ng::from_str("policies: [{ name: a, detectors: { builtins: [email] } }]")
+                .unwrap();
+        assert!(!cfg.policies[0].restore);
+        let on = "{ name: a, restore: true, detectors: { builtins: [email] } }";
+        assert!(problems(on).is_empty());
+        let out = "{ name: a, direction: output, restore: true, detectors: { builtins: [email] } }";
+        let p = problems(out);
+        assert!(p.iter().any(|m| m.contains("policies[0].restore")), "{p:?}");
     }
 }

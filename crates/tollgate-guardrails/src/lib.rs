@@ -1,7 +1,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 //! Guardrails: content detectors over text (independent of any LLM request
 //! type, so the MCP gateway can reuse them), masking with consistent
-//! placeholders, and a streaming scanner with a bounded hold-back window.
+//! placeholders (and their restoring in an answer), and a streaming scanner
+//! with a bounded hold-back window.
 //! A `Finding` holds offsets only, never the matched value, so nothing here
 //! can leak a value into a log or an error.
 
@@ -13,10 +14,12 @@ mod json;
 mod mask;
 mod plausible;
 mod reach;
+mod restore;
 mod scanner;
 
 pub use allow::AllowList;
 pub use mask::Masker;
+pub use restore::{RestoreStream, Restorer};
 pub use scanner::{StreamOut, StreamScanner};
 
 use std::sync::Arc;

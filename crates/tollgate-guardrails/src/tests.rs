@@ -465,4 +465,80 @@ fn gates_never_hide_a_match() {
     // The texts must exercise the detectors, or the comparison says nothing.
     eprintln!("hits by category: {found:?}");
     assert!(found.iter().filter(|&&n| n > 20).count() >= 5, "{found:?}");
+
+fn email_set() -> DetectorSet {
+    DetectorSet::new(&DetectorSpec {
+        builtins: vec![Builtin::Email],
+        entropy_threshold: 3.8,
+        ..DetectorSpec::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn restorable_placeholders_turn_back_and_others_stay() {
+    let d = email_set();
+    let mut m = Masker::default();
+    let text = "a@x.io and b@y.io";
+    let masked = m.mask_restorable(text, &d.scan(text));
+    assert_eq!(masked, "[EMAIL_1] and [EMAIL_2]");
+    // A placeholder minted for a policy that does not restore stays.
+    let other = "c@z.io";
+    assert_eq!(m.mask(other, &d.scan(other)), "[EMAIL_3]");
+    let r = m.restorer().unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        r.restore("to [EMAIL_2], cc [EMAIL_1], [EMAIL_3], [EMAIL_9]")
+            .as_deref(),
+        Some("to b@y.io, cc a@x.io, [EMAIL_3], [EMAIL_9]")
+    );
+    assert_eq!(r.restore("nothing [here] [EMAIL_"), None);
+    assert!(!format!("{r:?} {m:?}").contains("x.io"), "values printed");
+    assert!(Masker::default().restorer().is_none());
+}
+
+#[test]
+fn literal_placeholders_in_the_request_are_never_minted() {
+    let d = email_set();
+    let mut m = Masker::default();
+    let text = "I wrote [EMAIL_1] myself; mail a@x.io";
+    m.reserve_literals(text);
+    let masked = m.mask_restorable(text, &d.scan(text));
+    assert_eq!(masked, "I wrote [EMAIL_1] myself; mail [EMAIL_2]");
+    let r = m.restorer().unwrap();
+    assert_eq!(
+        r.restore("[EMAIL_1] [EMAIL_2]").as_deref(),
+        Some("[EMAIL_1] a@x.io")
+    );
+}
+
+/// A placeholder split across pieces anywhere is restored; only a tail
+/// that can still become a known placeholder is held.
+#[test]
+fn stream_restore_holds_only_a_partial_placeholder() {
+    let d = email_set();
+    let mut m = Masker::default();
+    let text = "a@x.io b@y.io";
+    m.mask_restorable(text, &d.scan(text));
+    let r = m.restorer().unwrap();
+    let answer = "Mail [EMAIL_1] and [EMAIL_2], not [EMAIL_3] or [x].";
+    let want = "Mail a@x.io and b@y.io, not [EMAIL_3] or [x].";
+    for size in 1..=answer.len() {
+        let mut s = RestoreStream::default();
+        let mut out = String::new();
+        let bytes = answer.as_bytes();
+        for piece in bytes.chunks(size) {
+            out.push_str(&s.push(&r, std::str::from_utf8(piece).unwrap()));
+        }
+        out.push_str(&s.finish());
+        assert_eq!(out, want, "pieces of {size}");
+    }
+    let mut s = RestoreStream::default();
+    assert_eq!(s.push(&r, "Mail [EMA"), "Mail ");
+    assert!(s.is_holding());
+    assert_eq!(s.push(&r, "X] then"), "[EMAX] then");
+    assert_eq!(s.push(&r, "[EMAIL_2"), "");
+    assert_eq!(s.finish(), "[EMAIL_2");
+    // Prose without a `[` passes as it is.
+    assert_eq!(s.push(&r, "plain"), "plain");
 }

@@ -243,6 +243,26 @@ fn sse(v: &Value) -> Bytes {
     Bytes::from(format!("data: {v}\n\n"))
 }
 
+/// A streamed answer's content pieces: one word per chunk (the first
+/// bare, the others after a space), or with the `chunk_chars` knob the
+/// same text in pieces of that many characters (splitting words).
+fn pieces(answer: &[String], knobs: &Knobs) -> Vec<String> {
+    let words = answer.iter().enumerate().map(|(i, w)| {
+        if i == 0 {
+            w.to_string()
+        } else {
+            format!(" {w}")
+        }
+    });
+    match knobs.chunk_chars {
+        None => words.collect(),
+        Some(n) => {
+            let chars: Vec<char> = words.collect::<String>().chars().collect();
+            chars.chunks(n).map(|c| c.iter().collect()).collect()
+        }
+    }
+}
+
 /// The whole event list of a streamed chat completion, `[DONE]` included.
 fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
     let (seed, prompt) = chat_prompt(body);
@@ -263,12 +283,7 @@ fn chat_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
         json!({"role": "assistant", "content": ""}),
         Value::Null,
     )];
-    for (i, w) in answer.iter().enumerate() {
-        let piece = if i == 0 {
-            w.to_string()
-        } else {
-            format!(" {w}")
-        };
+    for piece in pieces(&answer, knobs) {
         events.push(chunk(json!({"content": piece}), Value::Null));
     }
     events.push(chunk(json!({}), json!(finish_reason(n, body, knobs))));
@@ -332,12 +347,7 @@ fn completion_events(body: &Map<String, Value>, knobs: &Knobs) -> Vec<Bytes> {
         }))
     };
     let mut events = Vec::with_capacity(n + 3);
-    for (i, w) in answer.iter().enumerate() {
-        let piece = if i == 0 {
-            w.to_string()
-        } else {
-            format!(" {w}")
-        };
+    for piece in pieces(&answer, knobs) {
         events.push(chunk(&piece, Value::Null));
     }
     events.push(chunk("", json!(finish_reason(n, body, knobs))));

@@ -13,6 +13,7 @@
 //! | no_usage | x-mock-no-usage | omit the usage block (tests token estimation) |
 //! | echo | x-mock-echo | answer with the last message's (or prompt's) words instead of generated ones |
 //! | fail_first | x-mock-fail-first | mock-upstream: apply `status` only to the first N requests with this model string, then answer normally |
+//! | chunk_chars | x-mock-chunk-chars | stream: content in pieces of N characters instead of one word per chunk |
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub struct Knobs {
     pub no_usage: bool,
     pub fail_first: Option<u64>,
     pub echo: bool,
+    pub chunk_chars: Option<usize>,
 }
 
 /// Longest completion the mock writes, whatever is asked.
@@ -67,6 +69,7 @@ impl Knobs {
             "no_usage" => self.no_usage = matches!(value, "1" | "true" | "yes"),
             "fail_first" => self.fail_first = value.parse().ok(),
             "echo" => self.echo = matches!(value, "1" | "true" | "yes"),
+            "chunk_chars" => self.chunk_chars = value.parse().ok().filter(|n| *n > 0),
             _ => {}
         }
     }

@@ -9,7 +9,7 @@ use crate::error::GatewayError;
 use crate::reply::{Body, Reply};
 use crate::snapshot::ModelRoute;
 use tollgate_config::Endpoint;
-use tollgate_guardrails::Masker;
+use tollgate_guardrails::{Masker, Restorer};
 use tollgate_policy::auth::Principal;
 use tollgate_policy::cache::{self, CacheStatus, Meta};
 use tollgate_policy::guard::{self, GuardPolicy, Verdict};
@@ -33,6 +33,17 @@ pub(super) async fn guard_output(
     match guard::check_output(guards, model, principal, &body, masker, verdicts).await? {
         Some(rewritten) => Ok(bytes::Bytes::from(rewritten)),
         None => Ok(body),
+    }
+}
+
+/// A whole answer with the request's input placeholders turned back into
+/// the caller's values (policies with `restore`). Runs after the output
+/// guardrails, the audit payload and the cache have taken the answer as
+/// the model wrote it.
+pub(super) fn restore(restorer: Option<&Restorer>, body: bytes::Bytes) -> bytes::Bytes {
+    match restorer.and_then(|r| guard::restore_output(r, &body)) {
+        Some(restored) => bytes::Bytes::from(restored),
+        None => body,
     }
 }
 

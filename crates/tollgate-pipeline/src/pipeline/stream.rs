@@ -2,7 +2,8 @@
 //! complete (never buffered whole). Each event is parsed once into the
 //! typed chunk (`tollgate_core::wire::chat::ChatChunk`) and handed to the
 //! observers in order: usage accounting, the output guardrail, the cache
-//! fill. (The shape translation for other ingress shapes, `shape.rs`, still
+//! fill, then the restoring of input placeholders (so the guardrail and
+//! the cache see the answer as the model wrote it). (The shape translation for other ingress shapes, `shape.rs`, still
 //! reads the forwarded events itself.) The total deadline applies between chunks. A failure
 //! after the first byte ends the stream with a typed `StreamError`, which
 //! the edge renders as an error event in the caller's shape. The accounting state is a guard: if the caller goes away, its
@@ -16,7 +17,7 @@ use tollgate_core::wire::chat::{ChatChunk, ChunkFacts, ChunkPeek};
 use crate::error::GatewayError;
 use crate::reply::StreamError;
 use tollgate_llm::providers::ProviderError;
-use tollgate_policy::guard::{ChunkRewrite, Rewrite, StreamGuard};
+use tollgate_policy::guard::{ChunkRewrite, Rewrite, StreamGuard, StreamRestore};
 
 use super::context::Usage;
 use super::finish::Finish;
@@ -164,6 +165,8 @@ struct State {
     strip_usage: bool,
     /// Output guardrails over the streamed text (hold-back window, masking, block).
     guard: Option<StreamGuard>,
+    /// Input placeholders turned back into the caller's values (`restore`).
+    restore: Option<StreamRestore>,
     saw_done: bool,
     ended: bool,
 }
@@ -175,6 +178,7 @@ pub(super) fn observe(
     deadline: tokio::time::Instant,
     strip_usage: bool,
     guard: Option<StreamGuard>,
+    restore: Option<StreamRestore>,
 ) -> BoxStream<'static, Result<Bytes, StreamError>> {
     let provider = fin
         .ctx()
@@ -195,6 +199,7 @@ pub(super) fn observe(
         provider,
         strip_usage,
         guard,
+        restore,
         saw_done: false,
         ended: false,
     };
@@ -279,9 +284,11 @@ impl State {
             let data = ev.data();
             // Each event is parsed once, then handed to the observers in
             // order: usage accounting, the output guardrail (which may
-            // rewrite it), the cache fill (which sees it as forwarded).
-            let whole =
-                self.guard.is_some() || self.acct.fin.ctx().is_some_and(|c| c.cache.fill.is_some());
+            // rewrite it), the cache fill (which sees it as the guardrail
+            // left it), the restore (the caller's values back in).
+            let whole = self.guard.is_some()
+                || self.restore.is_some()
+                || self.acct.fin.ctx().is_some_and(|c| c.cache.fill.is_some());
             let mut event = Event::parse(&data, whole);
             if !self.account(&event) {
                 continue;
@@ -301,6 +308,25 @@ impl State {
                 (Some(_), _) => None,
             };
             self.fill_cache(&event);
+            let replaced = match (self.restore.as_mut(), &mut event) {
+                (Some(r), Event::Chunk(chunk)) => {
+                    if r.on_chunk(chunk) {
+                        serde_json::to_string(&**chunk).ok()
+                    } else {
+                        replaced
+                    }
+                }
+                (Some(r), Event::Done) => {
+                    // Text still held for a choice that never finished.
+                    if let Some(tail) = r.leftover() {
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(tail.as_bytes());
+                        out.extend_from_slice(b"\n\n");
+                    }
+                    replaced
+                }
+                _ => replaced,
+            };
             match replaced {
                 None => out.extend_from_slice(&ev.raw),
                 Some(new) => {

@@ -4,10 +4,12 @@
 //! finding does. Verdicts carry policy, category, action and count — never
 //! the matched value.
 
+mod restore;
 mod stream;
 mod texts;
 mod webhook;
 
+pub use restore::{restore_output, StreamRestore};
 pub use stream::{ChunkRewrite, Rewrite, StreamGuard};
 pub use texts::{request_texts, response_texts};
 
@@ -86,6 +88,9 @@ pub struct GuardPolicy {
     pub stream_window: usize,
     /// No finding can rewrite or block: streams are scanned without delay.
     pub audit_only: bool,
+    /// Input placeholders are turned back into the caller's values in the
+    /// answer (`restore`).
+    pub restore: bool,
 }
 
 impl GuardPolicy {
@@ -137,6 +142,7 @@ impl GuardPolicy {
             webhook,
             stream_window: cfg.stream_window,
             audit_only: cfg.audit_only(),
+            restore: cfg.restore,
         })
     }
 
@@ -267,6 +273,7 @@ fn detect(
     };
     let mut tally: BTreeMap<(String, GuardAction), usize> = BTreeMap::new();
     let mut blocked: Option<String> = None;
+    let restorable = policy.restore && direction == "input";
     for text in texts.iter_mut() {
         let findings = detectors.scan(text);
         if findings.is_empty() {
@@ -287,7 +294,11 @@ fn detect(
             }
         }
         if blocked.is_none() && !to_mask.is_empty() {
-            **text = masker.mask(text, &to_mask);
+            **text = if restorable {
+                masker.mask_restorable(text, &to_mask)
+            } else {
+                masker.mask(text, &to_mask)
+            };
         }
     }
     for ((category, action), count) in tally {
@@ -396,7 +407,9 @@ async fn ask_webhook(
     }
 }
 
-/// Phase 6: every applicable input policy over the request's text.
+/// Phase 6: every applicable input policy over the request's text. When
+/// one restores, the placeholder-shaped text the caller wrote itself is
+/// reserved first, so that each minted placeholder stands for one value.
 pub async fn check_input(
     policies: &[Arc<GuardPolicy>],
     model: &str,
@@ -405,6 +418,14 @@ pub async fn check_input(
     masker: &mut Masker,
     verdicts: &mut Vec<Verdict>,
 ) -> Result<(), GuardError> {
+    if policies
+        .iter()
+        .any(|p| p.restore && p.direction.covers_input() && p.detectors.is_some())
+    {
+        for text in request_texts(body) {
+            masker.reserve_literals(text);
+        }
+    }
     for p in policies.iter().filter(|p| p.direction.covers_input()) {
         let mut texts = request_texts(body);
         detect(p, "input", &mut texts, masker, verdicts)?;

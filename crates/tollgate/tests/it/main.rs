@@ -31,6 +31,7 @@ mod error_detail;
 mod errors;
 mod guardrails;
 mod guardrails_corpus;
+mod guardrails_restore;
 mod identity;
 mod jobs;
 mod ledger;

@@ -1,6 +1,7 @@
 //! Phase 6, input guardrails: detectors and webhooks over the request's
 //! text; block (400), mask in place, or audit. One masker per request keeps
-//! placeholders consistent between input and output.
+//! placeholders consistent between input and output; the placeholders of
+//! policies with `restore` leave this phase as the request's `Restorer`.
 
 use tollgate_guardrails::Masker;
 use tollgate_policy::guard;
@@ -34,5 +35,10 @@ pub(in crate::pipeline) async fn check(
         )
         .await?;
     }
-    Ok(Guarded { guards, masker })
+    let restorer = masker.restorer();
+    Ok(Guarded {
+        guards,
+        masker,
+        restorer,
+    })
 }

@@ -72,6 +72,9 @@ pub(in crate::pipeline) async fn lookup(
                         &mut ctx.verdicts,
                     )
                     .await?;
+                    // The entry holds placeholders; this caller's own values
+                    // go back in (a stream is replayed from the restored JSON).
+                    let out = respond::restore(guarded.restorer.as_ref(), out);
                     let mut reply = respond::cached(
                         ctx,
                         &parsed.model,

@@ -17,7 +17,7 @@ pub(super) mod route;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tollgate_guardrails::Masker;
+use tollgate_guardrails::{Masker, Restorer};
 use tollgate_policy::auth::Identity;
 use tollgate_policy::guard::GuardPolicy;
 use tollgate_policy::limits::RateHeaders;
@@ -53,9 +53,11 @@ pub(super) struct Admitted {
     pub limit_headers: RateHeaders,
 }
 
-/// Phase 6's result: the guardrail policies that apply and the masker whose
-/// placeholders the output phase reuses.
+/// Phase 6's result: the guardrail policies that apply, the masker whose
+/// placeholders the output phase reuses, and the input placeholders that
+/// restoring policies put in (turned back in the answer; memory only).
 pub(super) struct Guarded {
     pub guards: Vec<Arc<GuardPolicy>>,
     pub masker: Masker,
+    pub restorer: Option<Restorer>,
 }

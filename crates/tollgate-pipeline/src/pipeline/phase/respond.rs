@@ -1,7 +1,8 @@
 //! Phases 9 and 10: output guardrails and the response. A whole answer is
-//! guarded, cached and translated back here; a stream goes through
-//! `stream::observe` (usage, output guardrails, cache fill) and takes the
-//! request's end over from the handler's guard.
+//! guarded, cached, restored (input placeholders back to the caller's
+//! values, where a policy says `restore`) and translated back here; a
+//! stream goes through `stream::observe` (usage, output guardrails, cache
+//! fill, restore) and takes the request's end over from the handler's guard.
 
 use std::sync::Arc;
 
@@ -70,6 +71,7 @@ pub(in crate::pipeline) async fn respond(
             // A miss that got no answer to store ends its single flight
             // here, so its followers need not wait for the request's end.
             ctx.cache.flight = None;
+            let body_bytes = respond::restore(guarded.restorer.as_ref(), body_bytes);
             let body_bytes = shaper.full(body_bytes, &route.provider_name)?;
             ctx.response_bytes = body_bytes.len() as u64;
             let mut reply = respond::reply(
@@ -108,6 +110,7 @@ pub(in crate::pipeline) async fn respond(
                 deadline,
                 strip_usage,
                 guard::StreamGuard::new(&guarded.guards),
+                guarded.restorer.map(guard::StreamRestore::new),
             );
             let mut reply = respond::reply(
                 status,
