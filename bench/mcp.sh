@@ -12,6 +12,12 @@
 #
 # Env: DURATION (default 10s), RATE (default 1000), LIST_RATE (default 200),
 #      SESSIONS (default 1000), GUARD (default on), TOLLGATE_BIN.
+# CALLGRIND=1: instead of the timed runs, the gateway runs under callgrind
+# and, after 50 warm-up requests of each, REQUESTS (default 300) tools/call
+# and then REQUESTS tools/list of the 200-tool server are counted apart;
+# prints instructions of the whole process per request and the inclusive
+# top TOP (default 25) functions of each (callgrind_annotate), in k
+# instructions per request. KEEP_PROFILE=DIR keeps the annotate outputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,8 +77,12 @@ mcp:
       servers: [{ server: mock }]
 $GUARD_YAML
 YAML
-RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
+VG=()
+[ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/gw.cg")
+RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "${VG[@]}" "$BIN" serve --config "$WORK/bench.yaml" 2>"$WORK/gw.log" &
 GW_PID=$!
+# Under valgrind the gateway takes a while to start.
+[ -n "${CALLGRIND:-}" ] && for _ in $(seq 1 300); do grep -q " addr=" "$WORK/gw.log" && break; sleep 0.2; done
 GW=$(wait_addr "$WORK/gw.log" " addr")
 sleep 0.5
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -110,6 +120,52 @@ check() { # all 200 and no JSON-RPC error in a sample
 out=$(curl -s -X POST "http://$GW/mcp/agent" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
   -H "mcp-session-id: $G_SID" -d @"$WORK/gw.json")
 echo "$out" | grep -q '"result"' || { echo "tool call through the gateway failed: $out" >&2; exit 1; }
+
+if [ -n "${CALLGRIND:-}" ]; then
+  NREQ=${REQUESTS:-300}
+  TOP=${TOP:-25}
+  DUMPS=0
+  # counted NAME URL BODY SID: k instructions per request of the whole
+  # process (sets K_NAME) and the annotate output in $WORK/NAME.annotate.
+  counted() {
+    local name=$1 out cg total
+    load "$2" "$3" "$KEY" "$4" -n 50 -c 8 >/dev/null
+    sleep 1
+    callgrind_control -z "$GW_PID" >/dev/null
+    out=$(load "$2" "$3" "$KEY" "$4" -n "$NREQ" -c 8)
+    check "$out"
+    sleep 1
+    callgrind_control -d "$GW_PID" >/dev/null
+    sleep 0.5
+    DUMPS=$((DUMPS + 1))
+    cg=$WORK/gw.cg.$DUMPS
+    callgrind_annotate --inclusive=yes --threshold=100 "$cg" >"$WORK/$name.annotate" 2>/dev/null || true
+    [ -n "${KEEP_PROFILE:-}" ] && cp "$WORK/$name.annotate" "$KEEP_PROFILE/mcp-$name.annotate"
+    total=$(awk '/^(summary|totals):/ {t=$2} END {print t}' "$cg")
+    printf -v "K_$name" %.1f "$(awk "BEGIN {print $total / $NREQ / 1000}")"
+  }
+  # top NAME: the TOP largest inclusive entries, k instructions per request.
+  top() {
+    grep -E '^ *[0-9,]+ .*\) +[^ ]' "$WORK/$1.annotate" | head -"$TOP" |
+      awk -v n="$NREQ" '{c=$1; gsub(",", "", c); $1=""; $2=""; sub(/^ +/, ""); sub(/^[^:]*:/, "");
+        if (length($0) > 110) $0 = substr($0, 1, 110) "…"; gsub(/\|/, "\\|"); printf "| %.1f | `%s` |\n", c / n / 1000, $0}'
+  }
+  counted call "http://$GW/mcp/agent" "$WORK/gw.json" "$G_SID"
+  counted list "http://$GW/mcp/wide" "$WORK/list.json" "$W_SID"
+  echo
+  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — MCP requests in instructions (callgrind, $NREQ requests after 50, GUARD=$GUARD, binary ${TOLLGATE_BIN:-release})"
+  echo
+  echo "Whole process per request: tools/call **$K_call k**, tools/list of 200 tools **$K_list k**."
+  for m in call list; do
+    echo
+    echo "tools/$m, inclusive top $TOP (k instructions per request):"
+    echo
+    echo "| k | function |"
+    echo "| --- | --- |"
+    top "$m"
+  done
+  exit 0
+fi
 
 load "http://$MOCK/mcp" "$WORK/direct.json" upstream-key "$D_SID" -z 2s -c 32 >/dev/null
 load "http://$GW/mcp/agent" "$WORK/gw.json" "$KEY" "$G_SID" -z 2s -c 32 >/dev/null

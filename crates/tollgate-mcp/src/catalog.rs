@@ -28,6 +28,8 @@ pub struct Member {
     overrides: BTreeMap<String, McpToolOverride>,
     /// Served local name → upstream name, for renamed tools.
     renamed: HashMap<String, String>,
+    /// The tools last listed, as served (`listing.rs`).
+    pub(crate) listed: arc_swap::ArcSwapOption<crate::listing::ListedTools>,
 }
 
 impl Member {
@@ -56,6 +58,7 @@ impl Member {
             include,
             overrides: sel.overrides.clone(),
             renamed,
+            listed: Default::default(),
         })
     }
 
@@ -273,11 +276,11 @@ impl Catalog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tollgate_config::{McpServerConfig, McpTransport};
 
-    fn member(prefix: &str, sel: McpToolSelection) -> Member {
+    pub(crate) fn member(prefix: &str, sel: McpToolSelection) -> Member {
         let cfg = McpServerConfig {
             name: "wh".into(),
             transport: McpTransport::StreamableHttp,

@@ -4,12 +4,14 @@
 //! published from their OpenAPI documents (`upstream`, `openapi`),
 //! session ids that carry their own sealed state (`session`), abandoned
 //! upstream sessions closed after their client's expired (`reaper`), and the
-//! served servers with their name mapping (`catalog`). No policy here: the
+//! served servers with their name mapping (`catalog`) and each member's
+//! tools as served, prepared once per distinct upstream list (`listing`). No policy here: the
 //! pipeline's MCP phases authenticate, authorize, limit, guard and record
 //! each message with the same code as model calls.
 
 pub mod approval;
 pub mod catalog;
+pub mod listing;
 pub mod openapi;
 pub mod pins;
 pub mod reaper;

@@ -9,6 +9,7 @@
 //! `load`), so a tool list never waits on it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -88,9 +89,22 @@ pub struct PinBook {
     /// Tools whose last seen fingerprint differs from the pin: key → that fingerprint.
     changed: Mutex<BTreeMap<ToolKey, String>>,
     pending: Mutex<Vec<NewPin>>,
+    /// Moves on every change to `pins` or `changed`: a list prepared at
+    /// one version (`listing.rs`) holds the same decisions while it stays.
+    version: AtomicU64,
 }
 
 impl PinBook {
+    /// The current version (see `version`): read before a list's checks,
+    /// so a change made while they run makes the list stale.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Checks one listed tool of `server`; pins it when it is new.
     pub fn check(&self, server: &str, tool: &Tool) -> PinCheck {
         let fp = fingerprint(tool);
@@ -108,6 +122,7 @@ impl PinBook {
                     .map(|mut c| c.insert(key, fp.clone()).as_ref() != Some(&fp))
                     .unwrap_or(false);
                 if newly {
+                    self.bump();
                     tracing::warn!(server, tool = %tool.name, fingerprint = %fp,
                         "mcp tool changed since it was approved; hidden until approved again");
                     metrics::counter!("tollgate_mcp_tool_changed_total",
@@ -122,6 +137,7 @@ impl PinBook {
                     .or_default()
                     .insert(tool.name.clone(), fp.clone());
                 self.pins.store(Arc::new(next));
+                self.bump();
                 if let Ok(mut p) = self.pending.lock() {
                     p.push(NewPin {
                         server: server.to_string(),
@@ -207,12 +223,13 @@ impl PinBook {
             nested.entry(server).or_default().insert(tool, fp);
         }
         self.pins.store(Arc::new(nested));
+        self.bump();
     }
 
     fn forget_change(&self, server: &str, tool: &str) {
         if let Ok(mut c) = self.changed.lock() {
-            if !c.is_empty() {
-                c.remove(&(server.to_string(), tool.to_string()));
+            if !c.is_empty() && c.remove(&(server.to_string(), tool.to_string())).is_some() {
+                self.bump();
             }
         }
     }

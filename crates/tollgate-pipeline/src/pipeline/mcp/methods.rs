@@ -8,10 +8,9 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 use tollgate_guardrails::Masker;
 use tollgate_mcp::approval::{Decision, PendingCall};
-use tollgate_mcp::pins::PinCheck;
 use tollgate_mcp::session::SessionState;
 use tollgate_mcp::wire::{
-    CallToolParams, GetPromptParams, InitializeParams, Page, Prompt, Tool, PROTOCOL_VERSIONS,
+    CallToolParams, GetPromptParams, InitializeParams, Page, Prompt, PROTOCOL_VERSIONS,
 };
 use tollgate_mcp::{Member, UpstreamError};
 use tollgate_policy::guard;
@@ -132,6 +131,13 @@ pub(super) async fn notify(call: &Call<'_>, method: &str, params: Option<Value>)
     }
 }
 
+/// A method's result: a JSON value, or JSON text already written (a tool
+/// list, assembled from its members' prepared tools).
+pub(super) enum Outcome {
+    Value(Value),
+    Text(String),
+}
+
 /// Every method but `initialize`.
 pub(super) async fn dispatch(
     call: &Call<'_>,
@@ -139,13 +145,28 @@ pub(super) async fn dispatch(
     session: Option<&SessionState>,
     method: &str,
     params: Option<Value>,
-) -> Result<Value, GatewayError> {
+) -> Result<Outcome, GatewayError> {
     let session = match session {
         Some(s) => s,
-        None => return Ok(json!({})), // ping
+        None => return Ok(Outcome::Value(json!({}))), // ping
     };
+    if method == "tools/list" {
+        return tools_list(call, session).await.map(Outcome::Text);
+    }
+    other(call, ctx, session, method, params)
+        .await
+        .map(Outcome::Value)
+}
+
+/// Every method but `initialize`, `ping` and `tools/list`.
+async fn other(
+    call: &Call<'_>,
+    ctx: &mut RequestCtx,
+    session: &SessionState,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Value, GatewayError> {
     match method {
-        "tools/list" => tools_list(call, session).await,
         "tools/call" => tools_call(call, ctx, session, params).await,
         "prompts/list" => {
             let mut items = Vec::new();
@@ -204,33 +225,27 @@ pub(super) async fn dispatch(
     }
 }
 
-/// The tools of every member, as served, that the caller may call.
-async fn tools_list(call: &Call<'_>, session: &SessionState) -> Result<Value, GatewayError> {
-    let mut tools = Vec::new();
-    // `server/tool`, the name access rules match, built in one buffer.
-    let mut served_tool = String::new();
-    for (m, list) in gather(call, session, "tools/list", "tools").await? {
-        for v in list {
-            let Some(tool) = Tool::from_json(v) else {
-                continue;
-            };
-            if m.upstream.config().pin_tools
-                && call.pins.check(&m.upstream.name, &tool) == PinCheck::Changed
-            {
-                continue;
-            }
-            if let Some(t) = m.expose(tool) {
-                served_tool.clear();
-                served_tool.push_str(&call.served.name);
-                served_tool.push('/');
-                served_tool.push_str(&t.name);
-                if call.access.decide_tool(&served_tool).is_ok() {
-                    tools.push(Value::from(t));
+/// The tools of every member, as served, that the caller may call: the
+/// result's JSON text (`{"tools":[…]}`), written from each member's
+/// prepared tools (`tollgate_mcp::listing`), so only the caller's access is
+/// decided per tool here.
+async fn tools_list(call: &Call<'_>, session: &SessionState) -> Result<String, GatewayError> {
+    let mut out = String::from(r#"{"tools":["#);
+    let mut first = true;
+    for (m, items) in gather(call, session, "tools/list", "tools").await? {
+        let listed = m.listed_tools(&call.served.name, items, call.pins);
+        for t in &listed.tools {
+            if call.access.decide_tool(&t.served_tool).is_ok() {
+                if !first {
+                    out.push(',');
                 }
+                first = false;
+                out.push_str(&t.json);
             }
         }
     }
-    Ok(json!({ "tools": tools }))
+    out.push_str("]}");
+    Ok(out)
 }
 
 /// One tool call: authorized on the served name, resolved to its member,

@@ -361,7 +361,10 @@ async fn run(
     let result = methods::dispatch(&call, ctx, session.as_ref(), &method, params)
         .await
         .map_err(|err| Failure { err, in_band: true })?;
-    Ok(Answer::Reply(reply::result(id, &result)))
+    Ok(Answer::Reply(match result {
+        methods::Outcome::Value(v) => reply::result(id, &v),
+        methods::Outcome::Text(text) => reply::result_text(id, &text),
+    }))
 }
 
 fn owner(who: &Authenticated) -> String {

@@ -27,6 +27,19 @@ pub(super) fn result(id: &Value, result: &Value) -> Response {
     )
 }
 
+/// `result` as its JSON text already written: the bytes `result` would
+/// send for the same value (the reply's fields in the same order, compact).
+pub(super) fn result_text(id: &Value, result: &str) -> Response {
+    let mut bytes = Vec::with_capacity(result.len() + 48);
+    bytes.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    // An id is a string or a number: written into a `Vec`, it cannot fail.
+    let _ = serde_json::to_writer(&mut bytes, id);
+    bytes.extend_from_slice(br#","result":"#);
+    bytes.extend_from_slice(result.as_bytes());
+    bytes.push(b'}');
+    json_bytes(StatusCode::OK, bytes)
+}
+
 pub(super) fn empty(status: StatusCode) -> Response {
     status.into_response()
 }
@@ -42,7 +55,10 @@ pub(super) fn not_acceptable() -> GatewayError {
 }
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_bytes(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -298,4 +314,28 @@ pub(super) fn upstream_protocol(server: &str, e: impl std::fmt::Display) -> Gate
         server: server.to_string(),
         detail: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_result_written_as_text_is_the_bytes_of_the_value() {
+        let tools = json!({"tools": [{"description": "d \"q\" é", "inputSchema": {"type": "object"}, "name": "a"}]});
+        for id in [json!(7), json!("req-1"), json!(u64::MAX)] {
+            let want = axum::body::to_bytes(result(&id, &tools).into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let resp = result_text(&id, &tools.to_string());
+            assert_eq!(
+                resp.headers()[http::header::CONTENT_TYPE],
+                "application/json"
+            );
+            let got = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert_eq!(got, want);
+        }
+    }
 }
