@@ -139,3 +139,26 @@ note = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
 for m in (tools, call, err):
     put("mcp_messages", b"\x01" + json.dumps(m).encode())
     put("mcp_messages", b"\x0f" + ("event: message\ndata: %s\n\ndata: %s\n\n" % (json.dumps(note), json.dumps(m))).encode())
+
+# ingress: bits 0-1 of the first byte the endpoint (chat, completions,
+# embeddings, invocations), bits 2-3 the caller's shape (OpenAI, Anthropic
+# Messages, Responses), bit 4 a tag header value before the first newline,
+# bit 5 tags from `metadata`.
+for f in sorted((DATA / "translate/request").glob("*.json")):
+    v = json.loads(f.read_text())
+    put("ingress", b"\x00" + json.dumps(v["openai"]).encode())
+    put("ingress", b"\x24" + json.dumps(v["anthropic"]).encode())
+for f in sorted((DATA / "translate/responses").glob("*.json")):
+    v = json.loads(f.read_text())
+    put("ingress", b"\x08" + json.dumps(v["responses_request"]).encode())
+    put("ingress", b"\x00" + json.dumps(v["chat_request"]).encode())
+chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+        "stream_options": {"include_usage": True}, "max_tokens": 16, "n": 1, "temperature": 0.5,
+        "metadata": {"team": "ml", "env": "prod", "n": 3}}
+put("ingress", b"\x30team=ml, env=prod,cost-centre=42\n" + json.dumps(chat).encode())
+put("ingress", b"\x10a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9\n" + json.dumps(chat).encode())
+put("ingress", b"\x01" + json.dumps({"model": "m", "prompt": ["a", "b"], "max_tokens": 1099511627776}).encode())
+put("ingress", b"\x02" + json.dumps({"model": "m", "input": ["a"], "encoding_format": "float"}).encode())
+put("ingress", b"\x03" + json.dumps({"model": "m", "dataframe_split": {"columns": ["x"], "data": [[1]]}}).encode())
+put("ingress", b"\x00{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}],\"max_tokens\":-1,\"temperature\":2.5}")
+put("ingress", b"\x00 \n\t")

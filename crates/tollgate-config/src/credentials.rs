@@ -27,8 +27,9 @@ impl Secret {
     }
 }
 
-/// One credential mode per provider.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// One credential mode per provider. `Debug` shows `token_url` without
+/// userinfo and query (`redact::shown_url`) and secrets as `[redacted]`.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum UpstreamAuth {
     /// `Authorization: Bearer <token>`; `token` or `token_file` (re-read on reload).
@@ -89,6 +90,66 @@ pub enum UpstreamAuth {
     /// On-behalf-of: the caller's own `Authorization` header is forwarded
     /// unchanged; the gateway never sends a credential of its own.
     Passthrough,
+}
+
+impl std::fmt::Debug for UpstreamAuth {
+    /// Every field named (no `..`), so a new one does not build until it
+    /// says how it prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::url;
+        match self {
+            UpstreamAuth::Bearer { token, token_file } => f
+                .debug_struct("Bearer")
+                .field("token", token)
+                .field("token_file", token_file)
+                .finish(),
+            UpstreamAuth::ApiKey {
+                header,
+                key,
+                key_file,
+            } => f
+                .debug_struct("ApiKey")
+                .field("header", header)
+                .field("key", key)
+                .field("key_file", key_file)
+                .finish(),
+            UpstreamAuth::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                client_secret_file,
+                scope,
+                refresh_before,
+            } => f
+                .debug_struct("ClientCredentials")
+                .field("token_url", &url(token_url))
+                .field("client_id", client_id)
+                .field("client_secret", client_secret)
+                .field("client_secret_file", client_secret_file)
+                .field("scope", scope)
+                .field("refresh_before", refresh_before)
+                .finish(),
+            UpstreamAuth::TokenExchange {
+                token_url,
+                subject,
+                subject_token_file,
+                subject_token_type,
+                client_id,
+                scope,
+                refresh_before,
+            } => f
+                .debug_struct("TokenExchange")
+                .field("token_url", &url(token_url))
+                .field("subject", subject)
+                .field("subject_token_file", subject_token_file)
+                .field("subject_token_type", subject_token_type)
+                .field("client_id", client_id)
+                .field("scope", scope)
+                .field("refresh_before", refresh_before)
+                .finish(),
+            UpstreamAuth::Passthrough => f.write_str("Passthrough"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

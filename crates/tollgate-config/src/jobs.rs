@@ -5,6 +5,7 @@
 //! parameters and how long a waited run may take (docs/jobs.md). Schema and
 //! checks only; the runtime lives in `tollgate_pipeline::pipeline::jobs`.
 
+use crate::redact::redacted_debug;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use super::forward::{
 use super::model::Timeouts;
 
 /// One Databricks job callers may run.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobConfig {
     /// Names the job in its path (`/v1/jobs/{name}/runs`), grants
@@ -60,6 +61,20 @@ pub struct JobConfig {
     #[serde(default)]
     pub timeouts: Timeouts,
 }
+
+redacted_debug!(JobConfig {
+    plain name,
+    url workspace,
+    plain job_id,
+    plain credential,
+    values job_parameters,
+    values notebook_params,
+    plain timeout,
+    plain wait,
+    plain poll_interval,
+    plain poll_max_interval,
+    plain timeouts,
+});
 
 impl JobConfig {
     /// The credential with the Databricks defaults filled in: an OAuth or
@@ -110,7 +125,7 @@ pub(crate) fn validate_jobs(jobs: &[JobConfig], p: &mut Vec<String>) {
         if !http_url(&j.workspace) {
             p.push(format!(
                 "{at}.workspace: {:?} is not an http(s) URL",
-                j.workspace
+                crate::shown_url(&j.workspace)
             ));
         }
         if j.job_id <= 0 {

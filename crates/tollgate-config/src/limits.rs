@@ -29,7 +29,7 @@ pub struct LimitsConfig {
     pub alerts: LimitAlerts,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitAlerts {
     /// Share of a cap (percent, 0 < p ≤ 100) that alerts; rules may override.
@@ -42,6 +42,12 @@ pub struct LimitAlerts {
     #[serde(default = "default_alert_timeout", with = "duration")]
     pub timeout: Duration,
 }
+
+redacted_debug!(LimitAlerts {
+    plain at_percent,
+    url webhook,
+    plain timeout,
+});
 
 impl Default for LimitAlerts {
     fn default() -> Self {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::credentials::{Secret, UpstreamAuth};
 use super::duration;
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct McpConfig {
     /// Key that signs session ids (HMAC-SHA256). Replicas that share it
@@ -39,6 +39,16 @@ pub struct McpConfig {
     #[serde(default)]
     pub approval: McpApproval,
 }
+
+redacted_debug!(McpConfig {
+    plain session_secret,
+    plain session_ttl,
+    plain max_message_bytes,
+    url public_url,
+    plain servers,
+    plain virtual_servers,
+    plain approval,
+});
 
 /// High-risk tools whose calls an operator approves one by one.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -144,7 +154,7 @@ redacted_debug!(McpServerConfig {
     plain transport,
     url url,
     plain command,
-    plain args,
+    urls args,
     values env,
     plain cwd,
     plain auth,
@@ -182,6 +192,7 @@ redacted_debug!(McpOpenApiConfig {
     url spec,
     url base_url,
     plain operations,
+    plain connection,
 });
 
 /// A server made of members' tools (namespaced `{prefix}__{tool}`).
@@ -371,7 +382,8 @@ fn check_openapi(at: &str, s: &McpServerConfig, p: &mut Vec<String>) {
     if let Some(b) = &o.base_url {
         if !is_http_url(b) {
             p.push(format!(
-                "{at}.openapi.base_url: {b:?} must start with http:// or https://"
+                "{at}.openapi.base_url: {:?} must start with http:// or https://",
+                crate::shown_url(b)
             ));
         }
     }

@@ -328,27 +328,9 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Endpoint {
-    Chat,
-    Completions,
-    Embeddings,
-    /// A classic ML model payload (`dataframe_records`, `dataframe_split`,
-    /// `instances`, `inputs`) passed through unchanged (databricks only).
-    Invocations,
-}
-
-impl Endpoint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chat",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-            Endpoint::Invocations => "invocations",
-        }
-    }
-}
+/// The API a model call arrives on (defined beside the ingress parse, which
+/// checks each one's required field).
+pub use tollgate_core::ingress::Endpoint;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -498,7 +480,7 @@ pub struct AuthConfig {
     pub oidc: Vec<OidcConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// Must equal the token's `iss` exactly.
@@ -527,6 +509,18 @@ pub struct OidcConfig {
     #[serde(default)]
     pub claims: ClaimsConfig,
 }
+
+redacted_debug!(OidcConfig {
+    url issuer,
+    plain audiences,
+    plain discovery,
+    url jwks_url,
+    plain algorithms,
+    plain leeway,
+    plain refresh,
+    plain unknown_kid_refresh,
+    plain claims,
+});
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,9 @@
 //! `redis://:PASS@`) and query, static header and environment values print
 //! `[redacted]` (names stay), on top of `Secret`, which never prints. The
 //! structs holding such fields implement `Debug` with `redacted_debug!`,
-//! naming each field and how it prints; a field left out is not printed.
+//! naming each field and how it prints: a field left out does not build,
+//! so a new field says how it prints. Enums holding such fields
+//! (`UpstreamAuth`) write their `Debug` with the same helpers.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,13 +14,16 @@ const REDACTED: &str = "[redacted]";
 
 /// Implements `Debug` for a struct field by field: `plain name` prints as
 /// derived, `url name` (a `String` or `Option<String>`) without userinfo
-/// and query, `values name` (a `BTreeMap<String, String>`) names only.
+/// and query, `urls name` (a `Vec<String>`, e.g. a program's arguments)
+/// each like `url`, `values name` (a `BTreeMap<String, String>`) names
+/// only. Every field must be named (the struct is destructured whole).
 macro_rules! redacted_debug {
     ($ty:ident { $($how:ident $field:ident),* $(,)? }) => {
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let $ty { $($field),* } = self;
                 f.debug_struct(stringify!($ty))
-                    $(.field(stringify!($field), &$crate::redact::$how(&self.$field)))*
+                    $(.field(stringify!($field), &$crate::redact::$how($field)))*
                     .finish()
             }
         }
@@ -32,6 +37,10 @@ pub(crate) fn plain<T: fmt::Debug>(v: &T) -> &T {
 
 pub(crate) fn url<T: ?Sized>(v: &T) -> Url<'_, T> {
     Url(v)
+}
+
+pub(crate) fn urls(v: &[String]) -> Vec<String> {
+    v.iter().map(|u| shown_url(u)).collect()
 }
 
 pub(crate) fn values(v: &BTreeMap<String, String>) -> Values<'_> {
@@ -145,5 +154,86 @@ mod tests {
             format!("{:?}", url(&Some("redis://:PASS@h".to_string()))),
             r#"Some("redis://[redacted]@h")"#
         );
+    }
+
+    /// A config seeding a password and a query secret into every URL field
+    /// (token endpoints in every `auth:` and credential block, workspaces,
+    /// webhooks, JWKS, MCP URLs and stdio arguments) and secret values into
+    /// job parameters: neither its `Debug` nor the problems of a config whose
+    /// URLs are all invalid quote them.
+    #[test]
+    fn no_url_secret_in_a_dump_or_a_problem() {
+        const PW: &str = "Pw0rdSeed";
+        const SIG: &str = "QrySigSeed";
+        let u = |host: &str| format!("\"https://u:{PW}@{host}/t?sig={SIG}\"");
+        let auth = |kind: &str| {
+            format!(
+                "{{type: {kind}, token_url: {}, client_id: c, client_secret: s}}",
+                u("idp")
+            )
+        };
+        let xchg = format!("{{type: token_exchange, token_url: {}}}", u("sts"));
+        let text = format!(
+            "server: {{listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0}}\n\
+             auth:\n  oidc: [{{issuer: {iss}, audiences: [a], jwks_url: {jwks}}}]\n\
+             limits: {{alerts: {{webhook: {hook}}}}}\n\
+             providers:\n\
+             \x20 - {{name: p1, kind: openai, base_url: http://x/v1, auth: {cc}}}\n\
+             \x20 - {{name: p2, kind: openai, base_url: http://x/v1, auth: {xchg}}}\n\
+             routes:\n\
+             \x20 - {{name: r, path: /ml/r, upstream: http://x, auth: {cc}}}\n\
+             connections:\n\
+             \x20 - {{name: c, base_url: http://x, credential: {{type: oauth_client_credentials, \
+             token_url: {conn}, client_id: c, value: v}}}}\n\
+             jobs:\n\
+             \x20 - {{name: j, workspace: {ws}, job_id: 1, job_parameters: {{token: {PW}}}, \
+             notebook_params: {{key: {SIG}}}, credential: {{type: oauth_client_credentials, \
+             token_url: {jt}, client_id: c, value: v}}}}\n\
+             mcp:\n  public_url: {public}\n  servers:\n\
+             \x20   - {{name: m1, transport: streamable_http, url: http://x/mcp, auth: {cc}}}\n\
+             \x20   - {{name: m2, transport: stdio, command: db-server, args: [--dsn, {dsn}]}}\n\
+             \x20   - {{name: m3, transport: openapi, openapi: {{spec: {spec}, base_url: {base}}}}}\n",
+            iss = u("issuer"),
+            jwks = u("jwks"),
+            hook = u("hook"),
+            cc = auth("client_credentials"),
+            conn = u("conn-idp"),
+            ws = u("adb"),
+            jt = u("adb-idp"),
+            public = u("gw"),
+            dsn = format!("\"postgres://u:{PW}@db/x?password={SIG}\""),
+            spec = u("spec"),
+            base = u("api"),
+        );
+        let cfg = crate::parse_str(&text);
+        let Ok(cfg) = cfg else {
+            unreachable!("{}", cfg.err().map(|e| e.to_string()).unwrap_or_default())
+        };
+        let dump = format!("{cfg:?}");
+        assert!(
+            dump.contains("adb-idp") && dump.contains("[redacted]@"),
+            "{dump}"
+        );
+        for seed in [PW, SIG] {
+            assert!(!dump.contains(seed), "{seed} in {dump}");
+        }
+        // Every URL invalid (a scheme validation refuses), so each problem
+        // quotes one.
+        let broken = text.replace("https://u:", "ftp://u:");
+        let problems = crate::parse_str(&broken).err().map(|e| e.to_string());
+        let problems = problems.unwrap_or_default();
+        for field in [
+            "token_url",
+            "workspace",
+            "issuer",
+            "jwks_url",
+            "base_url",
+            "public_url",
+        ] {
+            assert!(problems.contains(field), "{field}: {problems}");
+        }
+        for seed in [PW, SIG] {
+            assert!(!problems.contains(seed), "{seed} in {problems}");
+        }
     }
 }

@@ -239,13 +239,16 @@ fn validate_auth(cfg: &Config, p: &mut Vec<String>) {
     for (i, o) in cfg.auth.oidc.iter().enumerate() {
         let at = format!("auth.oidc[{i}]");
         if !issuers.insert(o.issuer.as_str()) {
-            p.push(format!("{at}.issuer: duplicate issuer {:?}", o.issuer));
+            p.push(format!(
+                "{at}.issuer: duplicate issuer {:?}",
+                crate::shown_url(&o.issuer)
+            ));
         }
         match url::Url::parse(&o.issuer) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
             _ => p.push(format!(
                 "{at}.issuer: {:?} is not an http(s) URL (it must equal the tokens' `iss`)",
-                o.issuer
+                crate::shown_url(&o.issuer)
             )),
         }
         if o.audiences.is_empty() {

@@ -2,7 +2,8 @@
 //! needed for. SSE framing, the clocks, JSON text for background lines, the
 //! stored key-hash form, limit decisions as typed values (policy → ledger),
 //! the named-secret seam (`secret`), the LLM APIs' typed wire models
-//! (`wire`), what a request presents as its credential (`bearer`)
+//! (`wire`), what a request presents as its credential (`bearer`), a
+//! request body parsed into the gateway's form (`ingress`)
 //! and the W3C trace-context header name. No I/O, no
 //! config, no policy; every other crate may depend on this one, it depends
 //! on none of them.
@@ -11,6 +12,7 @@
 pub mod bearer;
 pub mod clock;
 pub mod error;
+pub mod ingress;
 pub mod json_text;
 pub mod keyhash;
 pub mod limit_decision;

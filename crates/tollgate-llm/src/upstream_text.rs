@@ -32,7 +32,8 @@ pub(crate) fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// reqwest's top-level message plus its sources ("error sending request: connection refused").
+/// reqwest's top-level message plus its sources ("error sending request: connection refused"),
+/// the URL reqwest quotes shown without its query (`url_without_secrets`).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut src = e.source();
@@ -44,6 +45,70 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         src = s.source();
     }
-    // reqwest includes the URL; keep it (no credentials live in URLs here).
+    url_without_secrets(out)
+}
+
+/// `text` with each URL reqwest quotes (`… for url (URL)`) put through
+/// `tollgate_config::shown_url`: a configured URL (a `token_url`, a base
+/// URL) may carry a secret in its query, and this text is logged. reqwest
+/// has already moved a URL's userinfo into a header; a URL has no spaces.
+fn url_without_secrets(text: String) -> String {
+    const AT: &str = "for url (";
+    if !text.contains(AT) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find(AT) {
+        let start = i + AT.len();
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let word = after.find(char::is_whitespace).unwrap_or(after.len());
+        let end = after[..word].rfind(')').unwrap_or(word);
+        out.push_str(&tollgate_config::shown_url(&after[..end]));
+        rest = &after[end..];
+    }
+    out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Failed(&'static str, Option<Box<Failed>>);
+
+    impl std::fmt::Display for Failed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Failed {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn a_quoted_url_loses_its_query() {
+        let e = Failed(
+            "error sending request for url (https://idp.example/oauth2/token?code=QrySigSeed&x=(1))",
+            Some(Box::new(Failed("tcp connect error: Connection refused", None))),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "error sending request for url (https://idp.example/oauth2/token?[redacted]): \
+             tcp connect error: Connection refused"
+        );
+        let plain = Failed("error decoding response body", None);
+        assert_eq!(error_chain(&plain), "error decoding response body");
+        assert_eq!(
+            url_without_secrets("a for url (http://h/p) b for url (http://g/?k=v)".into()),
+            "a for url (http://h/p) b for url (http://g/?[redacted])"
+        );
+    }
 }

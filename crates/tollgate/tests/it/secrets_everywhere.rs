@@ -9,7 +9,9 @@
 //! cache (unreachable, so its connection errors are logged) and of the
 //! limits, and a provider's static header value, which must not show in a
 //! config dump, a failed reload's error or log line, or a validation
-//! problem about those URLs.
+//! problem about those URLs; and a secret in the query of a token
+//! endpoint's URL (`auth.token_url`), whose endpoint is down, so its
+//! connect error (which quotes the URL) is logged.
 
 use crate::common;
 use crate::secrets::{capture_logs, echoing_upstream_into};
@@ -29,6 +31,7 @@ const CALLER_KEY: &str = "tg-Ck4Bn7Vm1Xz3Qw5Er8Ty";
 const WRONG_KEY: &str = "tg-Wk2Hj5Gf8Ds1Aq4Zx7Cv";
 const REDIS_PASSWORD: &str = "Rp6Vz9Kq3Wm1Xs8Tn4Lb";
 const STATIC_HEADER: &str = "Sh5Gq8Zt1Mv4Nb7Xc0Pw";
+const TOKEN_URL_SECRET: &str = "Tq3Vx8Lm2Rw5Zn7Kp1Ys";
 
 /// The first seeded value any 10-character run of which occurs in `text`
 /// (a minted token, which the OAuth mock builds around the public client
@@ -53,7 +56,8 @@ fn leak(text: &str, secrets: &[String]) -> Option<String> {
 /// Providers: `up` (the mock, checking the key), `echo` and `pass` (an
 /// upstream quoting every credential back), `sp` (OAuth client credentials
 /// against the OAuth mock), `sp-echo` (a token from the OAuth mock, sent to
-/// the echoing upstream), `aws` (SigV4 keys, echoing upstream). `up` and
+/// the echoing upstream), `sp-down` (a token endpoint that is down, a
+/// secret in its URL's query), `aws` (SigV4 keys, echoing upstream). `up` and
 /// `echo` send a static header; the cache's Redis (with a password) is
 /// down, `limits.redis` names one with a password.
 fn config(
@@ -76,6 +80,7 @@ fn config(
          \x20 - {{name: pass, kind: openai, base_url: \"http://{echo}/v1\", auth: {{type: passthrough}}}}\n\
          \x20 - {{name: sp, kind: databricks, base_url: \"http://{m}\", auth: {{type: client_credentials, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}}}\n\
          \x20 - {{name: sp-echo, kind: databricks, base_url: \"http://{echo}\", auth: {{type: client_credentials, token_url: \"http://{m}/oidc/v1/token\", client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}}}\n\
+         \x20 - {{name: sp-down, kind: databricks, base_url: \"http://{echo}\", auth: {{type: client_credentials, token_url: \"http://{dead}/oidc/v1/token?sig={TOKEN_URL_SECRET}\", client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}}}}}\n\
          \x20 - {{name: aws, kind: bedrock, base_url: \"http://{echo}\", aws: {{region: eu-west-1, access_key_id: AKIDSEEDEXAMPLE, secret_access_key: {AWS_SECRET}}}}}\n\
          models:\n\
          \x20 - {{name: m-up, provider: up, upstream_model: mock-chat}}\n\
@@ -85,6 +90,7 @@ fn config(
          \x20 - {{name: m-sp, provider: sp, upstream_model: my-endpoint}}\n\
          \x20 - {{name: m-sp-echo, provider: sp-echo, upstream_model: my-endpoint}}\n\
          \x20 - {{name: m-aws, provider: aws, upstream_model: anthropic.claude}}\n\
+         \x20 - {{name: m-sp-down, provider: sp-down, upstream_model: my-endpoint}}\n\
          keys:\n  - {{id: seed, hash: \"{hash}\", principal: alice, models: [\"*\"]}}\n",
         head = config_head(db),
         base = plain.base(),
@@ -160,6 +166,7 @@ async fn no_seeded_secret_reaches_any_surface() {
         ("m-sp", false, 200),
         ("m-sp-echo", false, 502),
         ("m-aws", false, 502),
+        ("m-sp-down", false, 502),
     ] {
         answers.push(call("/v1/chat/completions", CALLER_KEY, chat(model, stream)).await);
         expect.push((model, status));
@@ -212,6 +219,7 @@ async fn no_seeded_secret_reaches_any_surface() {
         WRONG_KEY,
         REDIS_PASSWORD,
         STATIC_HEADER,
+        TOKEN_URL_SECRET,
     ]
     .map(str::to_owned)
     .to_vec();
