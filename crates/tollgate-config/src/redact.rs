@@ -173,6 +173,9 @@ mod tests {
             )
         };
         let xchg = format!("{{type: token_exchange, token_url: {}}}", u("sts"));
+        // The arguments are built by closures that format; inlining each
+        // into the template would make it unreadable.
+        #[allow(clippy::format_in_format_args)]
         let text = format!(
             "server: {{listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0}}\n\
              auth:\n  oidc: [{{issuer: {iss}, audiences: [a], jwks_url: {jwks}}}]\n\

@@ -465,6 +465,7 @@ fn gates_never_hide_a_match() {
     // The texts must exercise the detectors, or the comparison says nothing.
     eprintln!("hits by category: {found:?}");
     assert!(found.iter().filter(|&&n| n > 20).count() >= 5, "{found:?}");
+}
 
 fn email_set() -> DetectorSet {
     DetectorSet::new(&DetectorSpec {
