@@ -19,7 +19,8 @@
 # directly, and resident memory (idle, after the first request, peak).
 #
 # CALLGRIND=1: instructions per request by phase instead (see below;
-# KEEP_PROFILE=DIR keeps the callgrind_annotate outputs).
+# KEEP_PROFILE=DIR keeps the callgrind_annotate outputs and the raw
+# callgrind files, for callgrind_annotate --tree=caller).
 # Env: DURATION (per measurement, default 10s), CONNS (64), RATE (1000),
 # TOLLGATE_BIN (default a fresh release build), GW_CORE (0), LOAD_CORE (1).
 # SMOKE=1: 16 requests per measurement at 4 connections (100 req/s); checks
@@ -302,7 +303,7 @@ if [ -n "${CALLGRIND:-}" ]; then
     # number is what ran between that dump and the exit).
     local cg=$WORK/$cfg.cg.1
     callgrind_annotate --inclusive=yes --threshold=100 "$cg" >"$WORK/$cfg.annotate" 2>/dev/null || true
-    [ -n "${KEEP_PROFILE:-}" ] && cp "$WORK/$cfg.annotate" "$KEEP_PROFILE/"
+    [ -n "${KEEP_PROFILE:-}" ] && cp "$WORK/$cfg.annotate" "$cg" "$KEEP_PROFILE/"
     local total
     total=$(awk '/^(summary|totals):/ {t=$2} END {print t}' "$cg")
     printf -v "TOTAL_$cfg" %s "$total"
