@@ -161,6 +161,11 @@ read -r FIRST LAST MAXS WMIN WMAX NS < <(awk -v w="$WINDOW" '
     for (i = 1; i <= n; i++) if (t[i] >= t[n] - w) { if (r[i] < wmin) wmin = r[i]; if (r[i] > wmax) wmax = r[i] }
     print r[1], r[n], max, wmin, wmax, n
   }' "$WORK/samples")
+# About ten points of the series, so a trend can be told from noise.
+SERIES=$(awk 'NR > 1 { n++; t[n] = $1; r[n] = $2 }
+  END { s = int(n / 10); if (s < 1) s = 1; out = ""
+        for (i = 1; i <= n; i += s) out = out (out ? ", " : "") t[i] ":" r[i]
+        if ((n - 1) % s) out = out ", " t[n] ":" r[n]; print out }' "$WORK/samples")
 VERDICT=$(awk -v a="$WMIN" -v b="$WMAX" -v f="$FLAT_MB" 'BEGIN { print (b - a <= f) ? "flat" : "not flat" }')
 [ "$VERDICT" = flat ] || [ "$SMOKE" = 1 ] || FAIL=1
 
@@ -176,6 +181,7 @@ ${ROWS_TABLE%$'\n'}
 
 Requests sent $SENT ($AUTHED authenticated); ledger rows $ROWS, audit lines $LINES; records dropped (ledger + audit metrics) $DROPPED; WARN/ERROR lines in the gateway's log $WARNS.
 Resident memory (MB): idle $IDLE (after one request of each kind); first sample under load $FIRST, last $LAST, max sampled $MAXS, peak (VmHWM) $PEAK, after the load $LAST_RSS; last ${WINDOW} s between $WMIN and $WMAX: **$VERDICT** ($NS samples, every $SAMPLE s).
+RSS over time (s:MB, about ten points): $SERIES.
 MD
 if [ -n "${KEEP_SAMPLES:-}" ]; then cp "$WORK/samples" "$KEEP_SAMPLES"; fi
 exit $FAIL
