@@ -26,6 +26,7 @@ mod connections;
 mod credentials;
 mod databricks;
 mod edge;
+mod edge_head;
 mod egress;
 mod error_detail;
 mod errors;
