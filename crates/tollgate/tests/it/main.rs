@@ -30,6 +30,7 @@ mod edge_head;
 mod egress;
 mod error_detail;
 mod errors;
+mod exact_numbers;
 mod guardrails;
 mod guardrails_corpus;
 mod guardrails_restore;
