@@ -224,7 +224,7 @@ pub fn from_openai(resp: &Value) -> Result<Value, AnswerError> {
 /// Anthropic error type for an HTTP status.
 pub fn error_type(status: u16) -> &'static str {
     match status {
-        400 | 405 | 422 => "invalid_request_error",
+        400 | 405 | 414 | 422 | 431 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",

@@ -11,6 +11,7 @@ mod mcp;
 mod me;
 mod openai;
 mod prompts;
+pub mod protocol;
 mod reply;
 mod responses;
 
@@ -21,13 +22,7 @@ pub use openai::router;
 /// in the caller's error shape as told by the path, with its request id.
 /// Made before any routing, so it costs next to nothing.
 pub fn overloaded(headers: &http::HeaderMap, path: &str, limit: usize) -> axum::response::Response {
-    let shape = if path.starts_with("/v1/messages") {
-        error::ApiShape::Anthropic
-    } else if path.starts_with("/serving-endpoints/") {
-        error::ApiShape::Databricks
-    } else {
-        error::ApiShape::OpenAi
-    };
+    let shape = protocol::api_shape(path);
     let mut resp = error::Render::into_response_shaped(error::overloaded(limit), shape);
     if let Some(id) = openai::request_id_for(headers) {
         resp.headers_mut().insert(crate::pipeline::REQUEST_ID, id);

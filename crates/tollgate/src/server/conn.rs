@@ -16,7 +16,10 @@
 //!   without waiting and held by the response body, so a stream holds it
 //!   until it ends); past it a request is answered 503 with `Retry-After`
 //!   at once, before routing (`api::overloaded`). The admin listener is
-//!   never shed.
+//!   never shed;
+//! - hyper's own empty answers to a malformed HTTP/1 request head (400,
+//!   414, 431) are replaced by one in the caller's error shape
+//!   (`head_error.rs`).
 //!
 //! Graceful shutdown is `axum::serve`'s: on the stop signal the listener is
 //! closed and every connection is asked to finish what is in flight
@@ -27,9 +30,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -47,6 +50,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use super::head_error::{self, HeadBytes, Replacement};
 use crate::config::ServerTimeouts;
 use tollgate_core::error::BodyTimeout;
 
@@ -170,6 +174,9 @@ async fn connection(
         inner: stream,
         watch: watch.clone(),
         sniffed: false,
+        http2: false,
+        head: HeadBytes::default(),
+        replacing: None,
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
@@ -205,6 +212,11 @@ struct ConnWatch {
     /// Set while an HTTP/1 connection that has served a request has none in
     /// flight: the next byte read starts its header clock.
     arm_reads: AtomicBool,
+    /// How many requests have started (the socket keeps each head's first
+    /// bytes apart by it).
+    started: AtomicU64,
+    /// A request is in flight: bytes read are not a request head's.
+    busy: AtomicBool,
 }
 
 struct ConnState {
@@ -232,6 +244,8 @@ impl ConnWatch {
                 http2: false,
             }),
             arm_reads: AtomicBool::new(false),
+            started: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
         }
     }
 
@@ -281,6 +295,8 @@ impl ConnWatch {
             s.head_started = None;
         }
         self.arm_reads.store(false, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.busy.store(true, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
@@ -291,6 +307,7 @@ impl ConnWatch {
             if s.in_flight == 0 {
                 s.idle_since = Instant::now();
                 s.head_started = None;
+                self.busy.store(false, Ordering::Relaxed);
                 if !s.http2 {
                     self.arm_reads.store(true, Ordering::Relaxed);
                 }
@@ -325,11 +342,35 @@ impl Drop for InFlight {
 }
 
 /// The socket, telling the watchdog when bytes arrive on an idle
-/// connection (and whether it speaks HTTP/2, which has no header clock).
+/// connection (and whether it speaks HTTP/2, which has no header clock);
+/// on HTTP/1 it keeps the start of each request head and writes our answer
+/// in place of hyper's automatic one to a malformed head.
 struct WatchedIo {
     inner: TcpStream,
     watch: Arc<ConnWatch>,
     sniffed: bool,
+    http2: bool,
+    head: HeadBytes,
+    /// Our answer to a malformed head, being written; hyper closes the
+    /// connection after its own, so whatever it writes later is dropped.
+    replacing: Option<Replacement>,
+}
+
+impl WatchedIo {
+    /// Writes our answer instead of `buf` if `buf` is hyper's automatic
+    /// answer (or one is being written): `None` when `buf` is to be written
+    /// as it is.
+    fn poll_replace(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Option<Poll<io::Result<()>>> {
+        if self.replacing.is_none() {
+            if self.http2 {
+                return None;
+            }
+            let started = self.watch.started.load(Ordering::Relaxed);
+            self.replacing = Some(Replacement::of(buf, self.head.current(started))?);
+        }
+        let replacing = self.replacing.as_mut()?;
+        Some(replacing.poll_drive(&mut self.inner, cx))
+    }
 }
 
 impl AsyncRead for WatchedIo {
@@ -348,11 +389,16 @@ impl AsyncRead for WatchedIo {
                 // The HTTP/2 connection preface (h2c prior knowledge).
                 let n = read.len().min(4);
                 if read[..n] == b"PRI "[..n] {
+                    this.http2 = true;
                     this.watch.set_http2();
                 }
             }
             if this.watch.arm_reads.load(Ordering::Relaxed) {
                 this.watch.head_begins();
+            }
+            if !this.http2 && !this.watch.busy.load(Ordering::Relaxed) {
+                let started = this.watch.started.load(Ordering::Relaxed);
+                this.head.record(read, started);
             }
         }
         polled
@@ -365,7 +411,11 @@ impl AsyncWrite for WatchedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if let Some(replaced) = this.poll_replace(cx, buf) {
+            return replaced.map_ok(|()| buf.len());
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -373,7 +423,27 @@ impl AsyncWrite for WatchedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let mut bufs = bufs;
+        if !this.http2 {
+            // hyper's answer is a head of its own: what is queued before it
+            // (a pipelined response) goes out first, as it is.
+            let at = bufs.iter().position(|b| head_error::is_automatic(b));
+            let before = at.map_or(0, |i| bufs[..i].iter().map(|b| b.len()).sum());
+            match at {
+                Some(i) if before > 0 => bufs = &bufs[..i],
+                _ if at.is_some() || this.replacing.is_some() => {
+                    let from = at.unwrap_or(0);
+                    let first = bufs.get(from).map_or(&[][..], |b| &b[..]);
+                    if let Some(replaced) = this.poll_replace(cx, first) {
+                        let total = bufs.iter().map(|b| b.len()).sum();
+                        return replaced.map_ok(|()| total);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -381,11 +451,19 @@ impl AsyncWrite for WatchedIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if let Some(r) = this.replacing.as_mut() {
+            ready!(r.poll_drive(&mut this.inner, cx))?;
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if let Some(r) = this.replacing.as_mut() {
+            ready!(r.poll_drive(&mut this.inner, cx))?;
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 

@@ -8,6 +8,7 @@
 mod admin;
 mod cache_admin;
 mod conn;
+mod head_error;
 mod limits_api;
 mod mcp_admin;
 mod reload;
