@@ -74,7 +74,9 @@ console.log(h + "." + p + "." + s);' "$fix/rsa.pem" "$claims")
 # connection's headers late while it accepts thousands). AUDIT=false
 # turns the audit log off (to find what a growth comes with). UP_HTTP=http2
 # calls the mock over HTTP/2 (h2c, one connection for every stream; the
-# default http1 opens one connection per stream in flight). Needs HASH (an API key's hash) and
+# default http1 opens one connection per stream in flight; the mock's
+# HTTP/2 server runs 200 streams per connection at once, and the client
+# opens no second connection, so more wait). Needs HASH (an API key's hash) and
 # MAX_CONCURRENT (server.max_concurrent_requests).
 bench_policy_yaml() {
   cat <<YAML
