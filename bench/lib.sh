@@ -72,7 +72,11 @@ console.log(h + "." + p + "." + s);' "$fix/rsa.pem" "$claims")
 # accept backlog, and a dropped SYN is retried after 1, 3 and 7 s), and
 # the callers' header_read 60 s (the gateway reads an accepted
 # connection's headers late while it accepts thousands). AUDIT=false
-# turns the audit log off (to find what a growth comes with). Needs HASH (an API key's hash) and
+# turns the audit log off (to find what a growth comes with). UP_HTTP=http2
+# calls the mock over HTTP/2 (h2c, one connection for every stream; the
+# default auto opens one HTTP/1.1 connection per stream in flight; the mock's
+# HTTP/2 server runs 200 streams per connection at once, and the client
+# opens no second connection, so more wait). Needs HASH (an API key's hash) and
 # MAX_CONCURRENT (server.max_concurrent_requests).
 bench_policy_yaml() {
   cat <<YAML
@@ -85,7 +89,7 @@ server:
 storage:
   url: sqlite://$1
 providers:
-  - { name: up, kind: openai, base_url: "http://$MOCK/v1", api_key: upstream-key, timeouts: { connect: 30s } }
+  - { name: up, kind: openai, base_url: "http://$MOCK/v1", api_key: upstream-key, http_version: ${UP_HTTP:-auto}, timeouts: { connect: 30s } }
 models:
   - { name: chat, provider: up, upstream_model: mock-chat, price: { input_per_mtok: 1.0, output_per_mtok: 2.0 } }
   - { name: stream, provider: up, upstream_model: "mock-chat?$2", price: { input_per_mtok: 1.0, output_per_mtok: 2.0 } }

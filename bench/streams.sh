@@ -28,7 +28,9 @@
 # local range (net.ipv4.ip_local_port_range) are used at once.
 #
 # Env: N (10000), WORDS (60), TPS (1), CLIENT_HTTP (1 or 2),
-# STREAMS_PER_CONN (100), TOLLGATE_BIN (default a fresh release build),
+# STREAMS_PER_CONN (100), UP_HTTP (auto: HTTP/1.1 to the mock; http2: the gateway calls the
+# mock over one HTTP/2 connection; see bench_policy_yaml),
+# TOLLGATE_BIN (default a fresh release build),
 # GW_CORE (0), LOAD_CORE (1). SMOKE=1: N=50 streams of 8 words at 2/s (a
 # check that the script works; its figures mean nothing).
 # Needs python3, node, sqlite3, oha, jq and ss.
@@ -156,7 +158,7 @@ cat <<MD
 
 ## $START — $N concurrent streams, every policy on ($(nproc) cores; gateway on core $GW_CORE, mock + oha on core $LOAD_CORE; load average at the end $(cut -d' ' -f1-3 /proc/loadavg))
 
-Command: \`bench/streams.sh\` (N=$N, WORDS=$WORDS at TPS=$TPS, callers over HTTP/$CLIENT_HTTP$([ "$CLIENT_HTTP" = 2 ] && echo ", $STREAMS_PER_CONN streams per connection, $CONNS connections")$([ "$SMOKE" = 1 ] && echo ", SMOKE"); open-file limit $(ulimit -n)); Tollgate $("$BIN" --version 2>/dev/null | awk '{print $2}') ($BIN).
+Command: \`bench/streams.sh\` (N=$N, WORDS=$WORDS at TPS=$TPS, callers over HTTP/$CLIENT_HTTP$([ "$CLIENT_HTTP" = 2 ] && echo ", $STREAMS_PER_CONN streams per connection, $CONNS connections"), upstream ${UP_HTTP:-auto}$([ "$SMOKE" = 1 ] && echo ", SMOKE"); open-file limit $(ulimit -n)); Tollgate $("$BIN" --version 2>/dev/null | awk '{print $2}') ($BIN).
 
 | | value |
 | --- | --- |
