@@ -21,13 +21,15 @@ mod stream;
 mod tokens;
 
 pub use context::{Attempt, Forwarded, RequestCtx, Usage};
-pub use ingress::{parse as parse_request, read_body, Parsed, ML_PAYLOAD_KEYS};
+pub use ingress::{
+    parse as parse_request, read_body, request_body, BodyError, BoxError, Parsed, RequestBody,
+    ML_PAYLOAD_KEYS,
+};
 pub use shape::Ingress;
 pub use tollgate_core::sse::{self, Event, SseSplitter, MAX_EVENT_BYTES};
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
@@ -56,7 +58,7 @@ pub async fn handle(
     app: Arc<AppState>,
     endpoint: Endpoint,
     headers: HeaderMap,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Reply, Failed> {
     serve(app, Ingress::OpenAi(endpoint), None, headers, body).await
 }
@@ -68,7 +70,7 @@ pub async fn handle_shaped(
     app: Arc<AppState>,
     ingress: Ingress,
     headers: HeaderMap,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Reply, Failed> {
     serve(app, ingress, None, headers, body).await
 }
@@ -79,7 +81,7 @@ pub async fn handle_prompt(
     app: Arc<AppState>,
     call: PromptCall,
     headers: HeaderMap,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Reply, Failed> {
     serve(
         app,
@@ -96,7 +98,7 @@ async fn serve(
     ingress: Ingress,
     prompt: Option<PromptCall>,
     headers: HeaderMap,
-    body: Body,
+    body: RequestBody,
 ) -> Result<Reply, Failed> {
     let request_id = request_id(&headers);
     let endpoint = ingress.endpoint();
@@ -153,7 +155,7 @@ async fn run(
     snap: &Snapshot,
     fin: &mut Finish,
     headers: &HeaderMap,
-    body: Body,
+    body: RequestBody,
     ingress: Ingress,
     prompt: Option<PromptCall>,
 ) -> Result<Outcome, GatewayError> {

@@ -60,7 +60,7 @@ async fn prepare(
     limit: usize,
     name: &str,
 ) -> Result<(Endpoint, Vec<u8>), GatewayError> {
-    let bytes = pipeline::read_body(headers, body, limit).await?;
+    let bytes = pipeline::read_body(headers, pipeline::request_body(body), limit).await?;
     let mut map = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(m)) => m,
         Ok(_) => {

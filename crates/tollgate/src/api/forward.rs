@@ -26,7 +26,10 @@ async fn connection(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    reply::answer(Shape::OpenAi, forward::connection(app, name, req).await)
+    reply::answer(
+        Shape::OpenAi,
+        forward::connection(app, name, req.map(crate::pipeline::request_body)).await,
+    )
 }
 
 async fn connection_path(
@@ -34,5 +37,8 @@ async fn connection_path(
     Path((name, _path)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    reply::answer(Shape::OpenAi, forward::connection(app, name, req).await)
+    reply::answer(
+        Shape::OpenAi,
+        forward::connection(app, name, req.map(crate::pipeline::request_body)).await,
+    )
 }

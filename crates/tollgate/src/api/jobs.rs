@@ -25,7 +25,10 @@ async fn trigger(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    reply::answer(Shape::OpenAi, jobs::trigger(app, name, req).await)
+    reply::answer(
+        Shape::OpenAi,
+        jobs::trigger(app, name, req.map(crate::pipeline::request_body)).await,
+    )
 }
 
 async fn run(
@@ -33,5 +36,8 @@ async fn run(
     Path((name, id)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    reply::answer(Shape::OpenAi, jobs::run(app, name, id, req).await)
+    reply::answer(
+        Shape::OpenAi,
+        jobs::run(app, name, id, req.map(crate::pipeline::request_body)).await,
+    )
 }

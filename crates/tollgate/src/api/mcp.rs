@@ -1,7 +1,8 @@
 //! The MCP gateway's HTTP surface: Streamable HTTP at `/mcp/{server}`
 //! (POST a message, DELETE the session, GET the server-to-client stream) and the OAuth
 //! protected-resource metadata that points MCP clients at the issuers.
-//! Handlers only call `pipeline::mcp`.
+//! Handlers only call `pipeline::mcp` and render its typed answer
+//! (`mcp_reply.rs`).
 
 use std::sync::Arc;
 
@@ -12,7 +13,8 @@ use axum::routing::get;
 use axum::Router;
 use http::HeaderMap;
 
-use crate::pipeline::mcp;
+use super::mcp_reply;
+use crate::pipeline::{self, mcp};
 use crate::server::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -27,7 +29,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn servers(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    mcp::list_servers(app, headers).await
+    match mcp::list_servers(app, headers).await {
+        Ok(names) => mcp_reply::servers(&names),
+        Err(f) => mcp_reply::error(&f),
+    }
 }
 
 async fn post(
@@ -36,7 +41,8 @@ async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    mcp::handle_post(app, server, headers, body).await
+    let body = pipeline::request_body(body);
+    mcp_reply::posted(mcp::handle_post(app, server, headers, body).await)
 }
 
 async fn listen(
@@ -44,7 +50,10 @@ async fn listen(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    mcp::handle_get(app, server, headers).await
+    match mcp::handle_get(app, server, headers).await {
+        Ok(events) => mcp_reply::listened(events),
+        Err(refused) => mcp_reply::whole(refused),
+    }
 }
 
 async fn delete(
@@ -52,7 +61,7 @@ async fn delete(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    mcp::handle_delete(app, server, headers).await
+    mcp_reply::whole(mcp::handle_delete(app, server, headers).await)
 }
 
 async fn metadata(
@@ -60,9 +69,13 @@ async fn metadata(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    mcp::resource_metadata(&app.snapshot.load(), &headers, Some(&server))
+    mcp_reply::metadata(mcp::resource_metadata(
+        &app.snapshot.load(),
+        &headers,
+        Some(&server),
+    ))
 }
 
 async fn metadata_root(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    mcp::resource_metadata(&app.snapshot.load(), &headers, None)
+    mcp_reply::metadata(mcp::resource_metadata(&app.snapshot.load(), &headers, None))
 }

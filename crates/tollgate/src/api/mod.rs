@@ -8,6 +8,7 @@ pub mod error;
 mod forward;
 mod jobs;
 mod mcp;
+mod mcp_reply;
 mod me;
 mod openai;
 mod prompts;

@@ -72,7 +72,7 @@ async fn model_call(
 ) -> Response {
     reply::answer(
         Shape::OpenAi,
-        pipeline::handle(app, endpoint, headers, body).await,
+        pipeline::handle(app, endpoint, headers, pipeline::request_body(body)).await,
     )
 }
 
@@ -128,7 +128,7 @@ pub(super) fn auth_failure(e: auth::AuthError, headers: &HeaderMap, shape: ApiSh
 /// A path no fixed route serves: a configured route's prefix (the current
 /// snapshot's `routes:`), else 404.
 async fn not_found(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    let req = match pipeline::forward::route(app, req).await {
+    let req = match pipeline::forward::route(app, req.map(pipeline::request_body)).await {
         Ok(answer) => return reply::answer(Shape::OpenAi, answer),
         Err(req) => req,
     };

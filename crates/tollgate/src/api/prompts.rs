@@ -50,7 +50,7 @@ async fn prompt_call(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let answer = pipeline::handle_prompt(app, call, headers, body).await;
+    let answer = pipeline::handle_prompt(app, call, headers, pipeline::request_body(body)).await;
     super::reply::answer(super::reply::Shape::OpenAi, answer)
 }
 

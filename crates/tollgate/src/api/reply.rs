@@ -115,7 +115,9 @@ pub(super) async fn shaped(
     headers: http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let answer = crate::pipeline::handle_shaped(app, ingress, headers, body).await;
+    let answer =
+        crate::pipeline::handle_shaped(app, ingress, headers, crate::pipeline::request_body(body))
+            .await;
     self::answer(Shape::from(ingress), answer)
 }
 

@@ -32,7 +32,6 @@ pub use via::Via;
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue};
@@ -46,7 +45,7 @@ use tollgate_policy::limits::{Demand, CONNECTION_TARGET, ROUTE_TARGET};
 use super::context::Forwarded;
 use super::finish::Finish;
 use super::phase;
-use super::RequestCtx;
+use super::{RequestBody, RequestCtx};
 use crate::error::GatewayError;
 use crate::reply::{Body as ReplyBody, Failed, Reply};
 use crate::snapshot::Snapshot;
@@ -56,8 +55,8 @@ use crate::state::AppState;
 /// when a configured route's prefix covers it, else handed back (`Err`).
 pub async fn route(
     app: Arc<AppState>,
-    req: http::Request<Body>,
-) -> Result<Result<Reply, Failed>, http::Request<Body>> {
+    req: http::Request<RequestBody>,
+) -> Result<Result<Reply, Failed>, http::Request<RequestBody>> {
     let snap = app.snapshot.load_full();
     let Some(up) = snap.forward.route_for(req.uri().path()).cloned() else {
         return Err(req);
@@ -70,7 +69,7 @@ pub async fn route(
 pub async fn connection(
     app: Arc<AppState>,
     name: String,
-    req: http::Request<Body>,
+    req: http::Request<RequestBody>,
 ) -> Result<Reply, Failed> {
     let snap = app.snapshot.load_full();
     let up = snap.forward.connection(&name).cloned();
@@ -89,7 +88,7 @@ async fn serve(
     kind: Kind,
     name: String,
     up: Option<Arc<Upstream>>,
-    req: http::Request<Body>,
+    req: http::Request<RequestBody>,
 ) -> Result<Reply, Failed> {
     let (parts, body) = req.into_parts();
     let mut ctx = RequestCtx::new(Endpoint::Chat, super::request_id(&parts.headers));
@@ -121,7 +120,7 @@ async fn run(
     kind: Kind,
     up: Option<Arc<Upstream>>,
     parts: &http::request::Parts,
-    body: Body,
+    body: RequestBody,
     fin: &mut Finish,
 ) -> Result<Reply, GatewayError> {
     let ctx = fin.ctx().ok_or_else(GatewayError::internal)?;

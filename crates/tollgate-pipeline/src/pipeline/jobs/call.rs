@@ -178,8 +178,7 @@ impl Call {
         run_id: Option<&str>,
         body: &[u8],
     ) -> Result<Self, GatewayError> {
-        let query = axum::extract::Query::<WaitQuery>::try_from_uri(&parts.uri)
-            .map(|q| q.0)
+        let query = serde_urlencoded::from_str::<WaitQuery>(parts.uri.query().unwrap_or_default())
             .map_err(|_| GatewayError::invalid("the query string is malformed", None))?;
         let query_wait = query.wait.as_deref().map(flag).transpose()?;
         let query_timeout = query

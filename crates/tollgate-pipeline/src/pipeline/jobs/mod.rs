@@ -25,14 +25,13 @@ pub use table::{Job, Table};
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use serde_json::{json, Value};
 use tollgate_config::Endpoint;
 use tollgate_core::error::GatewayError;
 
 use super::finish::Finish;
 use super::phase;
-use super::RequestCtx;
+use super::{RequestBody, RequestCtx};
 use crate::reply::{Failed, Reply};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
@@ -46,7 +45,7 @@ const MAX_BODY: usize = 64 * 1024;
 pub async fn trigger(
     app: Arc<AppState>,
     name: String,
-    req: http::Request<Body>,
+    req: http::Request<RequestBody>,
 ) -> Result<Reply, Failed> {
     serve(app, name, None, req).await
 }
@@ -56,7 +55,7 @@ pub async fn run(
     app: Arc<AppState>,
     name: String,
     run_id: String,
-    req: http::Request<Body>,
+    req: http::Request<RequestBody>,
 ) -> Result<Reply, Failed> {
     serve(app, name, Some(run_id), req).await
 }
@@ -65,7 +64,7 @@ async fn serve(
     app: Arc<AppState>,
     name: String,
     run_id: Option<String>,
-    req: http::Request<Body>,
+    req: http::Request<RequestBody>,
 ) -> Result<Reply, Failed> {
     let snap = app.snapshot.load_full();
     let (parts, body) = req.into_parts();
@@ -110,7 +109,7 @@ async fn phases(
     job: Option<Arc<Job>>,
     run_id: Option<String>,
     parts: &http::request::Parts,
-    body: Body,
+    body: RequestBody,
     fin: &mut Finish,
 ) -> Result<Value, GatewayError> {
     let ctx = fin.ctx().ok_or_else(GatewayError::internal)?;

@@ -6,28 +6,31 @@
 //! event stream) or by the gateway itself (a reload that changed the MCP
 //! config, a tool pin approved or newly hidden). A comment line every
 //! `KEEPALIVE` keeps proxies from closing an idle stream; the stream ends
-//! when the session expires. Opening it is not a ledger record.
+//! when the session expires. Opening it is not a ledger record. The stream
+//! leaves typed (`Listened`); the edge writes its SSE events.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::Response;
-use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use serde_json::Value;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 use tollgate_mcp::wire::ListChanged;
 use tollgate_mcp::Served;
 
-use super::{admit, owner, reply, session, settle, start, Call, Failure};
+use super::{admit, owner, reply, session, settle, start, Call, Failure, Listened, Outcome};
 use crate::state::AppState;
 
 /// How often an idle stream sends a comment line.
 const KEEPALIVE: Duration = Duration::from_secs(25);
 
-pub async fn handle_get(app: Arc<AppState>, server: String, headers: HeaderMap) -> Response {
+/// The stream, or why it was not opened.
+pub async fn handle_get(
+    app: Arc<AppState>,
+    server: String,
+    headers: HeaderMap,
+) -> Result<BoxStream<'static, Listened>, Outcome> {
     let (snap, mut fin, span) = start(&app, &headers, &server, "mcp/stream");
     let opened = async {
         let (who, served) = admit(&app, &snap, &mut fin, &server, &headers).await?;
@@ -46,15 +49,22 @@ pub async fn handle_get(app: Arc<AppState>, server: String, headers: HeaderMap) 
         Ok((served, state.expires_ms, own))
     };
     let opened = tracing::Instrument::instrument(opened, span.clone()).await;
-    let _entered = span.enter();
     match opened {
         Ok((served, expires_ms, own)) => {
             fin.forget();
             let left = expires_ms.saturating_sub(tollgate_core::clock::wall_ms());
             let ends = Duration::from_millis(u64::try_from(left).unwrap_or(0));
-            events(&app, &served, own, ends)
+            Ok(events(&app, &served, own, ends))
         }
-        Err(f) => settle(&snap, &mut fin, &server, &headers, &Value::Null, Err(f)),
+        Err(f) => Err(settle(
+            &snap,
+            fin,
+            span,
+            &server,
+            &headers,
+            Value::Null,
+            Err(f),
+        )),
     }
 }
 
@@ -74,62 +84,38 @@ fn events(
     served: &Served,
     own: Vec<BoxStream<'static, ListChanged>>,
     ends: Duration,
-) -> Response {
-    let mut sources: Vec<BoxStream<'static, Bytes>> = served
+) -> BoxStream<'static, Listened> {
+    let mut sources: Vec<BoxStream<'static, Listened>> = served
         .members
         .iter()
         .map(|m| changes(m.upstream.subscribe()))
         .collect();
     sources.push(changes(app.mcp_changes.subscribe()));
-    sources.extend(own.into_iter().map(|s| s.map(event).boxed()));
+    sources.extend(own.into_iter().map(|s| s.map(Listened::Changed).boxed()));
     let ticks = stream::unfold(
         tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
         |mut every| async move {
             every.tick().await;
-            Some((Bytes::from_static(b": keepalive\n\n"), every))
+            Some((Listened::Keepalive, every))
         },
     );
     sources.push(ticks.boxed());
-    let body = stream::select_all(sources)
+    stream::select_all(sources)
         .take_until(tokio::time::sleep(ends))
-        .map(Ok::<_, std::convert::Infallible>);
-    event_stream(Body::from_stream(body))
+        .boxed()
 }
 
-/// An event-stream answer (this stream, or a request's relayed answer).
-pub(super) fn event_stream(body: Body) -> Response {
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache"),
-    );
-    resp
-}
-
-/// One source's announcements as SSE events. A client too slow to read
-/// them (the channel overran) is told every list may have changed.
-fn changes(rx: Receiver<ListChanged>) -> BoxStream<'static, Bytes> {
+/// One source's announcements. A client too slow to read them (the
+/// channel overran) is told every list may have changed.
+fn changes(rx: Receiver<ListChanged>) -> BoxStream<'static, Listened> {
     stream::unfold(rx, |mut rx| async move {
         let kinds: Vec<ListChanged> = match rx.recv().await {
             Ok(kind) => vec![kind],
             Err(RecvError::Lagged(_)) => ListChanged::ALL.to_vec(),
             Err(RecvError::Closed) => return None,
         };
-        let out: Vec<u8> = kinds.into_iter().flat_map(|k| event(k).to_vec()).collect();
-        Some((Bytes::from(out), rx))
+        Some((stream::iter(kinds.into_iter().map(Listened::Changed)), rx))
     })
+    .flatten()
     .boxed()
-}
-
-/// One announcement as an SSE event.
-fn event(kind: ListChanged) -> Bytes {
-    Bytes::from(format!(
-        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"{}\"}}\n\n",
-        kind.method()
-    ))
 }

@@ -16,7 +16,7 @@ use tollgate_mcp::{Member, UpstreamError};
 use tollgate_policy::guard;
 use tollgate_policy::limits::{Demand, TOOL_TARGET};
 
-use super::{owner, reply, Call};
+use super::{owner, reply, Call, RpcResult};
 use crate::error::GatewayError;
 use crate::pipeline::RequestCtx;
 
@@ -131,13 +131,6 @@ pub(super) async fn notify(call: &Call<'_>, method: &str, params: Option<Value>)
     }
 }
 
-/// A method's result: a JSON value, or JSON text already written (a tool
-/// list, assembled from its members' prepared tools).
-pub(super) enum Outcome {
-    Value(Value),
-    Text(String),
-}
-
 /// Every method but `initialize`.
 pub(super) async fn dispatch(
     call: &Call<'_>,
@@ -145,17 +138,17 @@ pub(super) async fn dispatch(
     session: Option<&SessionState>,
     method: &str,
     params: Option<Value>,
-) -> Result<Outcome, GatewayError> {
+) -> Result<RpcResult, GatewayError> {
     let session = match session {
         Some(s) => s,
-        None => return Ok(Outcome::Value(json!({}))), // ping
+        None => return Ok(RpcResult::Value(json!({}))), // ping
     };
     if method == "tools/list" {
-        return tools_list(call, session).await.map(Outcome::Text);
+        return tools_list(call, session).await.map(RpcResult::Text);
     }
     other(call, ctx, session, method, params)
         .await
-        .map(Outcome::Value)
+        .map(RpcResult::Value)
 }
 
 /// Every method but `initialize`, `ping` and `tools/list`.

@@ -4,20 +4,23 @@
 //! session, then the method (`methods.rs`: a tool call is authorized on its
 //! own name, limited, guarded and forwarded), and the request's end from
 //! the same guard (`Finish`: metrics, log line, ledger, audit, trace).
-//! Errors are rendered as JSON-RPC only here (`reply.rs`).
+//! Answers leave typed (`answer.rs`): the server crate renders them as
+//! JSON-RPC over HTTP and records their size (`Outcome::sent`).
 
+mod answer;
 mod listen;
 mod methods;
 mod relay;
 mod reply;
 
+pub use answer::{
+    Answer, Listened, Outcome, Posted, Relayed, ResourceMetadata, RpcFailure, RpcResult,
+};
 pub use listen::handle_get;
 pub use reply::resource_metadata;
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use serde_json::Value;
 use tollgate_config::Endpoint;
@@ -28,20 +31,11 @@ use tollgate_mcp::{upstream::SESSION_HEADER, Served};
 
 use super::finish::Finish;
 use super::phase::{self, Authenticated};
-use super::RequestCtx;
+use super::{RequestBody, RequestCtx};
 use crate::error::GatewayError;
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 use tollgate_policy::auth::policy::Access;
-
-/// How a message ended.
-enum Answer {
-    /// Recorded with the context's outcome.
-    Reply(Response),
-    /// Not a request (a notification, a client's response): acknowledged
-    /// and not recorded.
-    Unrecorded(Response),
-}
 
 /// A failure, and whether it is answered inside JSON-RPC (HTTP 200 with an
 /// error object: the method failed) or at the HTTP level (the message was
@@ -118,16 +112,16 @@ impl<'a> Call<'a> {
     }
 }
 
-/// `POST /mcp/{server}`: one JSON-RPC message. Answered with JSON, or,
-/// when an upstream says something for the caller while the request runs
-/// (and the caller takes `text/event-stream`), with an event stream: those
+/// `POST /mcp/{server}`: one JSON-RPC message. Answered whole, or, when
+/// an upstream says something for the caller while the request runs (and
+/// the caller takes `text/event-stream`), as an event stream: those
 /// messages, then the answer (`relay.rs`).
 pub async fn handle_post(
     app: Arc<AppState>,
     server: String,
     headers: HeaderMap,
-    body: Body,
-) -> Response {
+    body: RequestBody,
+) -> Posted {
     let (tx, mut to_client) = tollgate_mcp::relay::channel();
     let tx = listen::accepts_events(&headers).then_some(tx);
     let work = async move {
@@ -135,19 +129,18 @@ pub async fn handle_post(
         let (snap, mut fin, span) = start(&app, &headers, &server, "mcp");
         let work = run(&app, &snap, &mut fin, &server, &headers, body, &mut id, tx);
         let outcome = tracing::Instrument::instrument(work, span.clone()).await;
-        let _entered = span.enter();
-        settle(&snap, &mut fin, &server, &headers, &id, outcome)
+        settle(&snap, fin, span, &server, &headers, id, outcome)
     };
     let mut work = Box::pin(work);
     tokio::select! {
-        resp = &mut work => resp,
-        Some(first) = to_client.recv() => relay::stream(first, to_client, work),
+        outcome = &mut work => Posted::Whole(outcome),
+        Some(first) = to_client.recv() => Posted::Events(relay::stream(first, to_client, work)),
     }
 }
 
 /// `DELETE /mcp/{server}`: the client ends its session; the upstream
 /// sessions opened for it are closed.
-pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMap) -> Response {
+pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMap) -> Outcome {
     let (snap, mut fin, span) = start(&app, &headers, &server, "mcp/delete");
     let work = async {
         let (who, served) = admit(&app, &snap, &mut fin, &server, &headers).await?;
@@ -160,16 +153,18 @@ pub async fn handle_delete(app: Arc<AppState>, server: String, headers: HeaderMa
                 app.mcp_reaper.forget(&m.upstream.name, id);
             }
         }
-        Ok(Answer::Reply(reply::empty(http::StatusCode::OK)))
+        Ok(Answer::Closed)
     };
     let outcome = tracing::Instrument::instrument(work, span.clone()).await;
-    let _entered = span.enter();
-    settle(&snap, &mut fin, &server, &headers, &Value::Null, outcome)
+    settle(&snap, fin, span, &server, &headers, Value::Null, outcome)
 }
 
-/// `GET /mcp`: the served servers this caller may reach, sorted (a listing,
-/// like `GET /v1/models`: authenticated, not recorded).
-pub async fn list_servers(app: Arc<AppState>, headers: HeaderMap) -> Response {
+/// `GET /mcp`: the names of the served servers this caller may reach,
+/// sorted (a listing, like `GET /v1/models`: authenticated, not recorded).
+pub async fn list_servers(
+    app: Arc<AppState>,
+    headers: HeaderMap,
+) -> Result<Vec<String>, RpcFailure> {
     let snap = app.snapshot.load_full();
     let store_keys = app.store_keys.load_full();
     let identity =
@@ -177,25 +172,21 @@ pub async fn list_servers(app: Arc<AppState>, headers: HeaderMap) -> Response {
             Ok(i) => i,
             Err(e) => {
                 let err = GatewayError::from(e);
-                return reply::error(&snap, &headers, "", &Value::Null, &err, false);
+                return Err(failure(&snap, &headers, "", Value::Null, err, false));
             }
         };
     let access = snap
         .policy
         .evaluate(&identity.principal, identity.key_grant());
-    let mut names: Vec<&str> = snap
+    let mut names: Vec<String> = snap
         .mcp
         .served
         .keys()
-        .map(String::as_str)
         .filter(|s| access.reaches_server(s))
+        .cloned()
         .collect();
     names.sort_unstable();
-    let data: Vec<Value> = names
-        .into_iter()
-        .map(|n| serde_json::json!({"name": n, "url": format!("/mcp/{n}")}))
-        .collect();
-    axum::Json(serde_json::json!({ "servers": data })).into_response()
+    Ok(names)
 }
 
 fn start(
@@ -221,44 +212,49 @@ fn start(
     )
 }
 
+/// The typed answer, its record left to the edge (`Outcome::sent`, with
+/// the size of what it sent); an accepted message is not recorded.
 fn settle(
     snap: &Snapshot,
-    fin: &mut Finish,
+    mut fin: Finish,
+    span: tracing::Span,
     server: &str,
     headers: &HeaderMap,
-    id: &Value,
+    id: Value,
     outcome: Result<Answer, Failure>,
-) -> Response {
-    match outcome {
-        Ok(Answer::Reply(resp)) => {
-            let sent = body_size(&resp);
-            fin.end(|_, ctx| ctx.response_bytes = sent);
-            resp
-        }
-        Ok(Answer::Unrecorded(resp)) => {
-            fin.forget();
-            resp
-        }
-        Err(f) => {
-            let resp = reply::error(snap, headers, server, id, &f.err, f.in_band);
-            let sent = body_size(&resp);
-            fin.end(|_, ctx| {
-                ctx.status = f.err.status();
-                ctx.error = f.err.label();
-                ctx.response_bytes = sent;
-                crate::error::log_denial(&f.err, &ctx.request_id);
-                crate::error::log_detail(&f.err, &ctx.request_id);
-            });
-            resp
-        }
+) -> Outcome {
+    let answer = match outcome {
+        Ok(answer) => answer,
+        Err(f) => Answer::Error(failure(snap, headers, server, id, f.err, f.in_band)),
+    };
+    if matches!(answer, Answer::Accepted) {
+        fin.forget();
+    }
+    Outcome {
+        answer,
+        fin: fin.hand_over().map(Box::new),
+        span,
     }
 }
 
-/// The size of an answer built whole (every MCP answer is).
-fn body_size(resp: &Response) -> u64 {
-    http_body::Body::size_hint(resp.body())
-        .exact()
-        .unwrap_or_default()
+/// The error under `id`; a refused authentication points at the
+/// protected-resource metadata of `server` (the gateway's when empty).
+fn failure(
+    snap: &Snapshot,
+    headers: &HeaderMap,
+    server: &str,
+    id: Value,
+    error: GatewayError,
+    in_band: bool,
+) -> RpcFailure {
+    let resource_metadata =
+        (error.status() == 401).then(|| reply::metadata_url(snap, headers, server));
+    RpcFailure {
+        id,
+        error,
+        in_band,
+        resource_metadata,
+    }
 }
 
 /// The phases every MCP request goes through before its message is read:
@@ -291,7 +287,7 @@ async fn run(
     fin: &mut Finish,
     server: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: RequestBody,
     id: &mut Value,
     to_client: Option<tokio::sync::mpsc::Sender<String>>,
 ) -> Result<Answer, Failure> {
@@ -316,14 +312,14 @@ async fn run(
         Ok(Message::Request { id, method, params }) => (id, method, params),
         Ok(Message::Notification { method, params }) => {
             methods::notify(&call, &method, params).await;
-            return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
+            return Ok(Answer::Accepted);
         }
         Ok(Message::Response { id, answer }) => {
             // The answer to a server request relayed to this caller.
             if !app.mcp_asks.answer(&id, &owner, answer) {
                 tracing::debug!(id = %id, "mcp client answer matches no waiting server request");
             }
-            return Ok(Answer::Unrecorded(reply::empty(http::StatusCode::ACCEPTED)));
+            return Ok(Answer::Accepted);
         }
         Err((bad_id, e)) => {
             *id = bad_id;
@@ -338,11 +334,11 @@ async fn run(
     // 5. the session (initialize opens one; everything else but ping needs one)
     if method == "initialize" {
         let (result, session_id) = methods::initialize(&call, params).await?;
-        let mut resp = reply::result(id, &result);
-        if let Ok(v) = http::HeaderValue::from_str(&session_id) {
-            resp.headers_mut().insert(SESSION_HEADER, v);
-        }
-        return Ok(Answer::Reply(resp));
+        return Ok(Answer::Result {
+            id: id.clone(),
+            result: RpcResult::Value(result),
+            session: Some(session_id),
+        });
     }
     if method == "server/discover" {
         // The stateless revision's probe: not served, so a modern client
@@ -361,10 +357,11 @@ async fn run(
     let result = methods::dispatch(&call, ctx, session.as_ref(), &method, params)
         .await
         .map_err(|err| Failure { err, in_band: true })?;
-    Ok(Answer::Reply(match result {
-        methods::Outcome::Value(v) => reply::result(id, &v),
-        methods::Outcome::Text(text) => reply::result_text(id, &text),
-    }))
+    Ok(Answer::Result {
+        id: id.clone(),
+        result,
+        session: None,
+    })
 }
 
 fn owner(who: &Authenticated) -> String {

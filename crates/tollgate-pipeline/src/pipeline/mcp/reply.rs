@@ -1,48 +1,15 @@
-//! JSON-RPC answers and the MCP errors, rendered from the gateway's one
-//! error type here only. A message not accepted gets its HTTP status (401
-//! with a `WWW-Authenticate` pointing at the protected-resource metadata,
-//! 403, 404, 400, 413) and a JSON-RPC error body; a method that failed gets
-//! HTTP 200 and the error object. `error.data` carries the gateway's
-//! stable label (`type`, `code`) so clients can branch on it.
+//! The MCP refusals as the gateway's one error type (their status, label
+//! and message), the protected-resource metadata and its URL. Rendering
+//! them as JSON-RPC over HTTP is the server crate's (`api/mcp_reply.rs`).
 
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use http::HeaderMap;
 use tollgate_core::error::{ErrorKind, GatewayError};
-use tollgate_mcp::wire::{code, Reply, RpcError};
-use tollgate_mcp::{RelayedRpc, UpstreamError};
+use tollgate_mcp::wire::RpcError;
+use tollgate_mcp::UpstreamError;
 use tollgate_policy::auth::{policy, Principal};
 
+use super::ResourceMetadata;
 use crate::snapshot::Snapshot;
-
-pub(super) fn result(id: &Value, result: &Value) -> Response {
-    json_response(
-        StatusCode::OK,
-        &Reply {
-            jsonrpc: "2.0",
-            id,
-            result: Some(result),
-            error: None,
-        },
-    )
-}
-
-/// `result` as its JSON text already written: the bytes `result` would
-/// send for the same value (the reply's fields in the same order, compact).
-pub(super) fn result_text(id: &Value, result: &str) -> Response {
-    let mut bytes = Vec::with_capacity(result.len() + 48);
-    bytes.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
-    // An id is a string or a number: written into a `Vec`, it cannot fail.
-    let _ = serde_json::to_writer(&mut bytes, id);
-    bytes.extend_from_slice(br#","result":"#);
-    bytes.extend_from_slice(result.as_bytes());
-    bytes.push(b'}');
-    json_bytes(StatusCode::OK, bytes)
-}
-
-pub(super) fn empty(status: StatusCode) -> Response {
-    status.into_response()
-}
 
 /// A `GET` whose `Accept` does not take an event stream.
 pub(super) fn not_acceptable() -> GatewayError {
@@ -52,85 +19,6 @@ pub(super) fn not_acceptable() -> GatewayError {
         "not_acceptable",
         "the server-to-client stream is text/event-stream; send Accept: text/event-stream",
     )
-}
-
-fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    json_bytes(status, serde_json::to_vec(body).unwrap_or_default())
-}
-
-fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
-    let mut resp = (status, bytes).into_response();
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-/// The error as JSON-RPC, under the request's id (null when unread).
-pub(super) fn error(
-    snap: &Snapshot,
-    headers: &HeaderMap,
-    server: &str,
-    id: &Value,
-    err: &GatewayError,
-    in_band: bool,
-) -> Response {
-    let relayed = std::error::Error::source(err).and_then(|s| s.downcast_ref::<RelayedRpc>());
-    let rpc = match relayed {
-        Some(r) => r.0.clone(),
-        None => RpcError {
-            code: rpc_code(err),
-            message: err.message().to_string(),
-            data: Some(
-                json!({"type": err.kind().openai_type(), "code": err.code().unwrap_or(err.label())}),
-            ),
-        },
-    };
-    let status = if in_band {
-        StatusCode::OK
-    } else {
-        StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    };
-    let mut resp = json_response(
-        status,
-        &Reply {
-            jsonrpc: "2.0",
-            id,
-            result: None,
-            error: Some(&rpc),
-        },
-    );
-    if let Some(h) = err.headers() {
-        resp.headers_mut().extend(h.clone());
-    }
-    if let Some(s) = err.retry_after_s() {
-        resp.headers_mut()
-            .insert(http::header::RETRY_AFTER, HeaderValue::from(s));
-    }
-    if err.status() == 401 {
-        let url = metadata_url(snap, headers, server);
-        if let Ok(v) = HeaderValue::from_str(&format!("Bearer resource_metadata=\"{url}\"")) {
-            resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-        }
-    }
-    resp
-}
-
-fn rpc_code(err: &GatewayError) -> i64 {
-    match (err.kind(), err.label()) {
-        (_, "session_missing" | "session_invalid" | "session_gone") => code::SESSION,
-        (_, "method_not_found") => code::METHOD_NOT_FOUND,
-        (_, "parse_error") => code::PARSE_ERROR,
-        (_, "invalid_message") => code::INVALID_REQUEST,
-        (_, "guardrail_blocked") => code::BLOCKED,
-        (ErrorKind::Authentication, _) => code::UNAUTHENTICATED,
-        (ErrorKind::Permission, _) => code::FORBIDDEN,
-        (ErrorKind::RateLimit, _) => code::RATE_LIMITED,
-        (ErrorKind::InvalidRequest, _) => code::INVALID_PARAMS,
-        (ErrorKind::Server, "internal") => code::INTERNAL_ERROR,
-        (ErrorKind::Server, _) => code::UPSTREAM,
-    }
 }
 
 /// The gateway's external base URL: `mcp.public_url`, else from `Host`.
@@ -149,7 +37,7 @@ fn base_url(snap: &Snapshot, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn metadata_url(snap: &Snapshot, headers: &HeaderMap, server: &str) -> String {
+pub(super) fn metadata_url(snap: &Snapshot, headers: &HeaderMap, server: &str) -> String {
     if server.is_empty() {
         return format!(
             "{}/.well-known/oauth-protected-resource",
@@ -164,32 +52,31 @@ fn metadata_url(snap: &Snapshot, headers: &HeaderMap, server: &str) -> String {
 
 /// OAuth 2.0 protected-resource metadata (RFC 9728) for `/mcp/{server}`
 /// (or the gateway as a whole when `server` is `None`): the configured
-/// OIDC issuers are its authorization servers.
-pub fn resource_metadata(snap: &Snapshot, headers: &HeaderMap, server: Option<&str>) -> Response {
+/// OIDC issuers are its authorization servers. `None`: no such server.
+pub fn resource_metadata(
+    snap: &Snapshot,
+    headers: &HeaderMap,
+    server: Option<&str>,
+) -> Option<ResourceMetadata> {
     if server.is_some_and(|s| snap.mcp.get(s).is_none()) {
-        return StatusCode::NOT_FOUND.into_response();
+        return None;
     }
     let base = base_url(snap, headers);
     let resource = match server {
         Some(s) => format!("{base}/mcp/{s}"),
         None => base,
     };
-    let issuers: Vec<&str> = snap
+    let authorization_servers = snap
         .config
         .auth
         .oidc
         .iter()
-        .map(|o| o.issuer.as_str())
+        .map(|o| o.issuer.clone())
         .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "resource": resource,
-            "authorization_servers": issuers,
-            "bearer_methods_supported": ["header"],
-            "resource_name": "Tollgate MCP gateway",
-        }),
-    )
+    Some(ResourceMetadata {
+        resource,
+        authorization_servers,
+    })
 }
 
 pub(super) fn unknown_server(server: &str) -> GatewayError {
@@ -314,28 +201,4 @@ pub(super) fn upstream_protocol(server: &str, e: impl std::fmt::Display) -> Gate
         server: server.to_string(),
         detail: e.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_result_written_as_text_is_the_bytes_of_the_value() {
-        let tools = json!({"tools": [{"description": "d \"q\" é", "inputSchema": {"type": "object"}, "name": "a"}]});
-        for id in [json!(7), json!("req-1"), json!(u64::MAX)] {
-            let want = axum::body::to_bytes(result(&id, &tools).into_body(), usize::MAX)
-                .await
-                .unwrap();
-            let resp = result_text(&id, &tools.to_string());
-            assert_eq!(
-                resp.headers()[http::header::CONTENT_TYPE],
-                "application/json"
-            );
-            let got = axum::body::to_bytes(resp.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            assert_eq!(got, want);
-        }
-    }
 }

@@ -4,14 +4,13 @@
 //! are translated to an OpenAI chat body (`shape.rs`), so every later phase
 //! sees one shape.
 
-use axum::body::Body;
 use http::HeaderMap;
 use tollgate_policy::prompts::PromptCall;
 
 use super::{Authenticated, Call};
 use crate::error::GatewayError;
 use crate::pipeline::shape::Shaper;
-use crate::pipeline::{ingress, prompt, RequestCtx};
+use crate::pipeline::{ingress, prompt, RequestBody, RequestCtx};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
@@ -20,7 +19,7 @@ pub(in crate::pipeline) async fn ingress(
     snap: &Snapshot,
     ctx: &mut RequestCtx,
     who: &Authenticated,
-    (headers, body): (&HeaderMap, Body),
+    (headers, body): (&HeaderMap, RequestBody),
     prompt: Option<PromptCall>,
     shaper: &mut Shaper,
 ) -> Result<Call, GatewayError> {
