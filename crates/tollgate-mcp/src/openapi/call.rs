@@ -13,6 +13,18 @@ pub type RequestParts = (
     Vec<(HeaderName, HeaderValue)>,
 );
 
+/// Why a call's arguments cannot be sent (the caller's JSON-RPC error
+/// says it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentError {
+    #[error("missing required argument {0:?}")]
+    Missing(String),
+    #[error("header parameter {0:?} is not a header name")]
+    NotAHeaderName(String),
+    #[error("argument {0:?} is not a valid header value")]
+    NotAHeaderValue(String),
+}
+
 /// The request URL (path parameters substituted, percent-encoded), the
 /// query pairs and the parameter headers of a call; `Err` names the
 /// argument that is missing or cannot be sent.
@@ -20,14 +32,14 @@ pub fn request_parts(
     base: &str,
     op: &Operation,
     args: &Map<String, Value>,
-) -> Result<RequestParts, String> {
+) -> Result<RequestParts, ArgumentError> {
     let mut path = op.path.clone();
     let mut query = Vec::new();
     let mut headers = Vec::new();
     for p in &op.params {
         let Some(v) = args.get(&p.arg).filter(|v| !v.is_null()) else {
             if p.required {
-                return Err(format!("missing required argument {:?}", p.arg));
+                return Err(ArgumentError::Missing(p.arg.clone()));
             }
             continue;
         };
@@ -44,15 +56,15 @@ pub fn request_parts(
             },
             In::Header => {
                 let name = HeaderName::from_bytes(p.name.as_bytes())
-                    .map_err(|_| format!("header parameter {:?} is not a header name", p.name))?;
+                    .map_err(|_| ArgumentError::NotAHeaderName(p.name.clone()))?;
                 let value = HeaderValue::from_str(&text(v))
-                    .map_err(|_| format!("argument {:?} is not a valid header value", p.arg))?;
+                    .map_err(|_| ArgumentError::NotAHeaderValue(p.arg.clone()))?;
                 headers.push((name, value));
             }
         }
     }
     if op.body == Some(true) && args.get(BODY_ARG).is_none_or(Value::is_null) {
-        return Err(format!("missing required argument {BODY_ARG:?}"));
+        return Err(ArgumentError::Missing(BODY_ARG.to_string()));
     }
     Ok((format!("{base}{path}"), query, headers))
 }

@@ -16,7 +16,7 @@
 mod call;
 mod schema;
 
-pub use call::{request_parts, tool_result, RequestParts};
+pub use call::{request_parts, tool_result, ArgumentError, RequestParts};
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -222,6 +222,22 @@ pub fn tool_name(id: &str) -> String {
     }
 }
 
+/// Why an operation is left out of the tools (each listed in
+/// `Api::skipped` with its method and path).
+#[derive(Debug, thiserror::Error)]
+enum Unsupported {
+    #[error("a parameter: {0}")]
+    Parameter(serde_json::Error),
+    #[error("required cookie parameter {0:?} is not supported")]
+    RequiredCookie(String),
+    #[error("parameter {name:?} in {location:?}")]
+    Location { name: String, location: String },
+    #[error("the request body is not JSON")]
+    BodyNotJson,
+    #[error("method {0}")]
+    Method(String),
+}
+
 fn operation(
     root: &Value,
     method: &str,
@@ -229,7 +245,7 @@ fn operation(
     shared: &[Value],
     op: OperationDoc,
     names: &mut HashSet<String>,
-) -> Result<Operation, String> {
+) -> Result<Operation, Unsupported> {
     let id = op
         .operation_id
         .clone()
@@ -243,8 +259,8 @@ fn operation(
     // Operation parameters override path-level ones of the same name and place.
     let mut docs: Vec<ParameterDoc> = Vec::new();
     for raw in op.parameters.iter().chain(shared) {
-        let p: ParameterDoc = serde_json::from_value(schema::deref(root, raw))
-            .map_err(|e| format!("a parameter: {e}"))?;
+        let p: ParameterDoc =
+            serde_json::from_value(schema::deref(root, raw)).map_err(Unsupported::Parameter)?;
         if !docs
             .iter()
             .any(|d| d.name == p.name && d.location == p.location)
@@ -261,14 +277,14 @@ fn operation(
             "query" => In::Query,
             "header" if IGNORED_HEADERS.contains(&p.name.to_ascii_lowercase().as_str()) => continue,
             "header" => In::Header,
-            "cookie" if p.required => {
-                return Err(format!(
-                    "required cookie parameter {:?} is not supported",
-                    p.name
-                ))
-            }
+            "cookie" if p.required => return Err(Unsupported::RequiredCookie(p.name)),
             "cookie" => continue,
-            other => return Err(format!("parameter {:?} in {other:?}", p.name)),
+            other => {
+                return Err(Unsupported::Location {
+                    name: p.name,
+                    location: other.to_string(),
+                })
+            }
         };
         let mut arg = p.name.clone();
         if arg == BODY_ARG || properties.contains_key(&arg) {
@@ -316,7 +332,7 @@ fn operation(
                 }
                 body = Some(req);
             }
-            None if req => return Err("the request body is not JSON".into()),
+            None if req => return Err(Unsupported::BodyNotJson),
             None => {}
         }
     }
@@ -333,7 +349,7 @@ fn operation(
     let mut rest = Map::new();
     rest.insert("inputSchema".into(), input);
     let method = http::Method::from_bytes(method.to_uppercase().as_bytes())
-        .map_err(|_| format!("method {method}"))?;
+        .map_err(|_| Unsupported::Method(method.to_string()))?;
     Ok(Operation {
         tool: Tool {
             name,

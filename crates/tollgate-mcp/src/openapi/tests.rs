@@ -161,7 +161,8 @@ fn calls_become_requests() {
         ]
     );
     assert_eq!(
-        request_parts("https://h", api.find("getPet").unwrap(), &args(json!({}))),
+        request_parts("https://h", api.find("getPet").unwrap(), &args(json!({})))
+            .map_err(|e| e.to_string()),
         Err("missing required argument \"petId\"".to_string())
     );
     assert_eq!(
@@ -169,7 +170,8 @@ fn calls_become_requests() {
             "https://h",
             api.find("createPet").unwrap(),
             &args(json!({}))
-        ),
+        )
+        .map_err(|e| e.to_string()),
         Err("missing required argument \"body\"".to_string())
     );
 }

@@ -252,8 +252,8 @@ impl OpenApiUpstream {
                 return Err(self.rpc(code::INVALID_PARAMS, "arguments must be an object"));
             }
         };
-        let (path, query, extra) =
-            request_parts("", op, args).map_err(|m| self.rpc(code::INVALID_PARAMS, m))?;
+        let (path, query, extra) = request_parts("", op, args)
+            .map_err(|e| self.rpc(code::INVALID_PARAMS, e.to_string()))?;
         let (client, base, mut headers) = match via {
             Some(c) => (
                 c.client(),
