@@ -1,5 +1,5 @@
-//! OpenAI chat completions: the request (the pipeline's internal form), the
-//! whole response and the stream chunk.
+//! OpenAI chat completions: the request (the pipeline still carries a
+//! `serde_json` map of it), the whole response and the stream chunk.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
