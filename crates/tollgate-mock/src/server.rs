@@ -88,6 +88,13 @@ pub async fn serve(
     opts: MockOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // Small writes (one SSE event each) leave at once, as from a real
+    // upstream: with Nagle on, a paced stream's event waited for the
+    // caller's delayed ACK whenever the previous one was unacknowledged
+    // (a reused connection), ~20-40 ms per event.
+    // A socket that refuses the option still serves (Nagle on).
+    let listener = listener.tap_io(|tcp| drop(tcp.set_nodelay(true)));
     axum::serve(listener, router(opts))
         .with_graceful_shutdown(shutdown)
         .await

@@ -13,7 +13,6 @@ use tollgate_core::error::BuildError;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::jwks::{JwksCache, JwksSource};
 use super::{AuthMethod, Principal};
@@ -348,18 +347,31 @@ fn clip_long(s: &str) -> String {
     s.chars().take(512).collect()
 }
 
-/// Tokens already verified, by SHA-256 of the token: a client reuses its
-/// token for many requests, and the signature check is the expensive part.
-/// An entry is used only while the token is within `exp`/`nbf` (± leeway)
-/// and the issuer's key set that verified it is still the current one, so
-/// a hit answers exactly what a full verification would. Sharded, bounded;
-/// a full shard is cleared.
+/// Tokens already verified: a client reuses its token for many requests,
+/// and the signature check is the expensive part. An entry is used only
+/// for the very same token (compared whole, in constant time), while it is
+/// within `exp`/`nbf` (± leeway), the issuer's key set that verified it is
+/// still the current one, and the API keys are the ones no key matched
+/// when it was stored (`KeyStamp`), so a hit answers exactly what a key
+/// lookup and a full verification would. Looked up by a per-process seeded
+/// 64-bit hash of the token rather than its SHA-256: the SHA-256 of an
+/// ~800-byte token was ~31 k instructions, an eighth of a whole request
+/// with every policy on, and the whole-token comparison makes a hash
+/// collision harmless (it can only miss). Sharded, bounded; a full shard
+/// is cleared.
 struct VerifiedCache {
-    shards: Vec<Mutex<HashMap<[u8; 32], Verified>>>,
+    seed: foldhash::quality::RandomState,
+    shards: Vec<Mutex<HashMap<u64, Verified>>>,
 }
+
+/// The API keys a cached token was checked against: the versions of the
+/// config's and the store's key indexes (`KeyIndex::version`).
+pub type KeyStamp = (u64, u64);
 
 #[derive(Clone)]
 struct Verified {
+    token: Arc<str>,
+    keys: KeyStamp,
     principal: Arc<Principal>,
     issuer: usize,
     generation: u64,
@@ -369,10 +381,14 @@ struct Verified {
 
 const CACHE_SHARDS: usize = 16;
 const CACHE_SHARD_CAPACITY: usize = 1024;
+/// Longer tokens are verified every time rather than kept (bounds the
+/// cache's memory at ~16 k entries × 8 KiB in the worst case).
+const CACHE_MAX_TOKEN: usize = 8 * 1024;
 
 impl Default for VerifiedCache {
     fn default() -> Self {
         Self {
+            seed: Default::default(),
             shards: (0..CACHE_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
@@ -381,16 +397,27 @@ impl Default for VerifiedCache {
 }
 
 impl VerifiedCache {
-    fn shard(&self, h: &[u8; 32]) -> Option<&Mutex<HashMap<[u8; 32], Verified>>> {
-        self.shards.get(usize::from(h[0]) % CACHE_SHARDS)
+    fn slot(&self, token: &str) -> (u64, Option<&Mutex<HashMap<u64, Verified>>>) {
+        use std::hash::BuildHasher as _;
+        let h = self.seed.hash_one(token);
+        (h, self.shards.get((h >> 60) as usize % CACHE_SHARDS))
     }
 
-    fn get(&self, h: &[u8; 32]) -> Option<Verified> {
-        self.shard(h)?.lock().ok()?.get(h).cloned()
+    fn get(&self, token: &str, keys: KeyStamp) -> Option<Verified> {
+        use subtle::ConstantTimeEq as _;
+        let (h, shard) = self.slot(token);
+        let v = shard?.lock().ok()?.get(&h).cloned()?;
+        let same =
+            v.token.len() == token.len() && bool::from(v.token.as_bytes().ct_eq(token.as_bytes()));
+        (same && v.keys == keys).then_some(v)
     }
 
-    fn put(&self, h: [u8; 32], v: Verified) {
-        if let Some(Ok(mut shard)) = self.shard(&h).map(|s| s.lock()) {
+    fn put(&self, v: Verified) {
+        if v.token.len() > CACHE_MAX_TOKEN {
+            return;
+        }
+        let (h, shard) = self.slot(&v.token);
+        if let Some(Ok(mut shard)) = shard.map(|s| s.lock()) {
             if shard.len() >= CACHE_SHARD_CAPACITY {
                 shard.clear();
             }
@@ -440,9 +467,10 @@ impl Issuers {
             .ok_or_else(|| TokenError::UnknownIssuer(clip(iss)))
     }
 
-    /// A verified token seen before, still valid under the current keys.
-    fn cached(&self, hash: &[u8; 32]) -> Option<Arc<Principal>> {
-        let v = self.verified.get(hash)?;
+    /// A verified token seen before, still valid under the current keys
+    /// (`keys`: the API keys it must still not be; see `VerifiedCache`).
+    pub fn cached(&self, token: &str, keys: KeyStamp) -> Option<Arc<Principal>> {
+        let v = self.verified.get(token, keys)?;
         let issuer = self.order.get(v.issuer)?;
         if issuer.jwks.keys().generation != v.generation {
             return None;
@@ -457,7 +485,7 @@ impl Issuers {
         Some(v.principal)
     }
 
-    fn remember(&self, hash: [u8; 32], peeked: &Peeked, principal: &Arc<Principal>) {
+    fn remember(&self, token: &str, keys: KeyStamp, peeked: &Peeked, principal: &Arc<Principal>) {
         let (Some(idx), Some(exp)) = (
             self.order
                 .iter()
@@ -469,53 +497,41 @@ impl Issuers {
         let Some(issuer) = self.order.get(idx) else {
             return;
         };
-        self.verified.put(
-            hash,
-            Verified {
-                principal: principal.clone(),
-                issuer: idx,
-                generation: issuer.jwks.keys().generation,
-                exp,
-                nbf: peeked.claims.get("nbf").and_then(Value::as_u64),
-            },
-        );
+        self.verified.put(Verified {
+            token: Arc::from(token),
+            keys,
+            principal: principal.clone(),
+            issuer: idx,
+            generation: issuer.jwks.keys().generation,
+            exp,
+            nbf: peeked.claims.get("nbf").and_then(Value::as_u64),
+        });
     }
 
     /// Verifies a token: offline against cached keys (a token verified
     /// before is answered from the verified-token cache), except that an
     /// unknown `kid` (or an issuer whose keys were never fetched) triggers
     /// one rate-limited JWKS refresh, awaited for at most `KID_REFRESH_WAIT`.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
-        self.verify_hashed(token, Sha256::digest(token.as_bytes()).into())
-            .await
-    }
-
-    /// `verify` for a caller that already holds the token's SHA-256 (the
-    /// API-key lookup computes the same digest; hashing twice was a tenth of
-    /// the cost of an authenticated request).
-    pub async fn verify_hashed(
-        &self,
-        token: &str,
-        hash: [u8; 32],
-    ) -> Result<Arc<Principal>, TokenError> {
-        if let Some(p) = self.cached(&hash) {
+    /// `keys`: the API keys the caller found the token is not
+    /// (`KeyStamp`); callers without API keys pass `(0, 0)`.
+    pub async fn verify(&self, token: &str, keys: KeyStamp) -> Result<Arc<Principal>, TokenError> {
+        if let Some(p) = self.cached(token, keys) {
             return Ok(p);
         }
         let peeked = peek(token)?;
         let principal = Arc::new(self.verify_uncached(token, &peeked).await?);
-        self.remember(hash, &peeked, &principal);
+        self.remember(token, keys, &peeked, &principal);
         Ok(principal)
     }
 
     /// `verify` through the verified-token cache, without any refresh.
     pub fn verify_cached_offline(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(p) = self.cached(&hash) {
+        if let Some(p) = self.cached(token, (0, 0)) {
             return Ok(p);
         }
         let peeked = peek(token)?;
         let principal = Arc::new(self.select(&peeked)?.verify(token, &peeked)?);
-        self.remember(hash, &peeked, &principal);
+        self.remember(token, (0, 0), &peeked, &principal);
         Ok(principal)
     }
 
@@ -608,9 +624,10 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn verified_cache_follows_expiry_and_key_changes() {
-        use super::super::jwks::KeySet;
+    /// One RS256 issuer (`https://idp.unit`, audience `t`, the fixture's
+    /// keys installed) and a token of it for subject `u` valid for
+    /// `valid_secs`.
+    fn unit_issuer(valid_secs: u64) -> (Issuers, Arc<JwksCache>, String) {
         let cfg = OidcConfig {
             issuer: "https://idp.unit".into(),
             audiences: vec!["t".into()],
@@ -624,19 +641,44 @@ mod tests {
         };
         let cache =
             Arc::new(JwksCache::new(OidcIssuer::source(&cfg), &Default::default()).unwrap());
-        let jwks = fixture("jwks.json");
-        cache.install(KeySet::parse(&jwks, 1).unwrap().0);
+        cache.install(
+            super::super::jwks::KeySet::parse(&fixture("jwks.json"), 1)
+                .unwrap()
+                .0,
+        );
         let mut issuers = Issuers::default();
         issuers.insert(OidcIssuer::new(&cfg, cache.clone()).unwrap());
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(&fixture("rsa.pem")).unwrap();
         let mut h = jsonwebtoken::Header::new(Algorithm::RS256);
         h.kid = Some("test-rsa".into());
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = json!({"iss": "https://idp.unit", "aud": "t", "sub": "u", "exp": now + 1});
+        let claims =
+            json!({"iss": "https://idp.unit", "aud": "t", "sub": "u", "exp": now + valid_secs});
         let token = jsonwebtoken::encode(&h, &claims, &key).unwrap();
+        (issuers, cache, token)
+    }
+
+    #[test]
+    fn verified_cache_follows_expiry_and_key_changes() {
+        use super::super::jwks::KeySet;
+        let (issuers, cache, token) = unit_issuer(1);
+        let jwks = fixture("jwks.json");
         let a = issuers.verify_cached_offline(&token).unwrap();
         let b = issuers.verify_cached_offline(&token).unwrap();
         assert!(Arc::ptr_eq(&a, &b), "second answer comes from the cache");
+        // Only the very same token, under the same API keys, is answered.
+        assert!(issuers.cached(&token, (0, 0)).is_some());
+        assert!(issuers.cached(&token, (0, 1)).is_none());
+        let mut other = token.clone();
+        let last = if other.ends_with('A') { 'B' } else { 'A' };
+        other.pop();
+        other.push(last);
+        assert!(issuers.cached(&other, (0, 0)).is_none());
+        assert!(issuers.cached(&token[..token.len() - 1], (0, 0)).is_none());
+        assert_eq!(
+            issuers.verify_cached_offline(&other),
+            Err(TokenError::BadSignature)
+        );
         // A key set installed anew: a new generation, so the token is re-verified.
         cache.install(KeySet::parse(&jwks, 2).unwrap().0);
         let c = issuers.verify_cached_offline(&token).unwrap();
@@ -656,6 +698,55 @@ mod tests {
             issuers.verify_cached_offline(&token),
             Err(TokenError::Expired)
         );
+    }
+
+    /// A JWT answered from the verified-token cache is still refused as a
+    /// JWT, and answered as the key, once an API key with its value exists.
+    #[tokio::test]
+    async fn a_key_added_after_the_token_was_cached_wins() {
+        use super::super::{hash_key, AuthMethod, Credentials, KeyEntry, KeyIndex};
+        let (issuers, _cache, token) = unit_issuer(600);
+        let config_keys = KeyIndex::default();
+        let mut store_keys = KeyIndex::default();
+        fn creds<'a>(c: &'a KeyIndex, s: &'a KeyIndex, i: &'a Issuers) -> Credentials<'a> {
+            Credentials {
+                config_keys: c,
+                store_keys: s,
+                issuers: i,
+            }
+        }
+        for _ in 0..2 {
+            let id = creds(&config_keys, &store_keys, &issuers)
+                .check(&token)
+                .await
+                .unwrap();
+            assert!(id.key.is_none());
+            assert_eq!(id.principal.method, AuthMethod::Jwt);
+        }
+        let principal = Principal {
+            subject: "the-key".into(),
+            kind: PrincipalKind::User,
+            groups: Arc::from(Vec::new()),
+            tenant: None,
+            key_id: Some("k".into()),
+            issuer: None,
+            method: AuthMethod::ApiKey,
+            claims: None,
+        };
+        store_keys.insert(
+            hash_key(&token),
+            KeyEntry {
+                principal: Arc::new(principal),
+                models: super::super::ModelGrant::new(&["*".into()]).unwrap(),
+                expires_ms: None,
+            },
+        );
+        let id = creds(&config_keys, &store_keys, &issuers)
+            .check(&token)
+            .await
+            .unwrap();
+        assert!(id.key.is_some(), "the key wins over the cached token");
+        assert_eq!(&*id.principal.subject, "the-key");
     }
 
     #[test]

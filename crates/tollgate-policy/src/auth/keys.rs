@@ -62,14 +62,41 @@ impl ModelGrant {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyIndex {
     by_hash: HashMap<KeyHash, Arc<KeyEntry>>,
+    /// Unique to this index's content in this process: a new index, and
+    /// every insert, takes a fresh number. The verified-token cache
+    /// records it, so a token answered from that cache without a key
+    /// lookup is one no key matched under the same keys.
+    version: u64,
+}
+
+/// Hands out `KeyIndex::version` numbers.
+static KEY_INDEX_VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    KEY_INDEX_VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Default for KeyIndex {
+    fn default() -> Self {
+        Self {
+            by_hash: HashMap::new(),
+            version: next_version(),
+        }
+    }
 }
 
 impl KeyIndex {
     pub fn insert(&mut self, hash: KeyHash, entry: KeyEntry) {
         self.by_hash.insert(hash, Arc::new(entry));
+        self.version = next_version();
+    }
+
+    /// See the field: equal versions mean the same keys.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn get(&self, hash: &KeyHash) -> Option<Arc<KeyEntry>> {

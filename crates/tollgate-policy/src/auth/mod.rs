@@ -172,22 +172,29 @@ impl Credentials<'_> {
     /// Authenticates a presented bearer value (JWT or API key).
     pub async fn check(&self, presented: &str) -> Result<Identity, AuthError> {
         let now = tollgate_core::clock::wall_ms();
-        // One SHA-256 of the token serves both the key index and the
-        // verified-token cache (both are keyed by the same digest).
-        let hash = hash_key(presented);
         if jwt::looks_like_jwt(presented) {
+            // A JWT verified before under the same API keys is answered
+            // without hashing it for the key index (the cache compares the
+            // whole token and records which keys it is not).
+            let keys = (self.config_keys.version(), self.store_keys.version());
+            if let Some(principal) = self.issuers.cached(presented, keys) {
+                return Ok(Identity {
+                    principal,
+                    key: None,
+                });
+            }
             // A configured key that happens to look like a JWT still works.
-            match self.api_key_hashed(&hash, now) {
+            match self.api_key_hashed(&hash_key(presented), now) {
                 Err(AuthError::Unknown) => {}
                 known => return known,
             }
-            let principal = self.issuers.verify_hashed(presented, hash).await?;
+            let principal = self.issuers.verify(presented, keys).await?;
             return Ok(Identity {
                 principal,
                 key: None,
             });
         }
-        self.api_key_hashed(&hash, now)
+        self.api_key_hashed(&hash_key(presented), now)
     }
 }
 
