@@ -27,7 +27,8 @@ wait_addr() { # file pattern -> addr
   echo "no $2 in $1" >&2; cat "$1" >&2; exit 1
 }
 
-RUST_LOG=warn,tollgate=info taskset -c "$LOAD_CORE" "$BIN" mock-upstream --listen 127.0.0.1:0 --require-key upstream-key 2>"$WORK/mock.log" &
+# MOCK_BIN: another build's mock upstream (default the measured binary).
+RUST_LOG=warn,tollgate=info taskset -c "$LOAD_CORE" "${MOCK_BIN:-$BIN}" mock-upstream --listen 127.0.0.1:0 --require-key upstream-key 2>"$WORK/mock.log" &
 MOCK_PID=$!
 MOCK=$(wait_addr "$WORK/mock.log" addr)
 

@@ -377,23 +377,32 @@ fn paced(events: Vec<Bytes>, knobs: &Knobs) -> BoxStream<'static, Result<Bytes, 
         return stream::iter(events.into_iter().map(Ok)).boxed();
     }
     let iter = events.into_iter().enumerate();
-    stream::unfold((iter, false), move |(mut iter, done)| async move {
-        if done {
-            return None;
-        }
-        let (i, event) = iter.next()?;
-        if cut == Some(i) {
-            // Let the chunks before the cut reach the wire first, as they
-            // would from a real upstream that dies mid-answer.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            return Some((Err(StreamCut(i)), (iter, true)));
-        }
-        let delay = if i == 0 { ttft } else { gap };
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
-        Some((Ok(event), (iter, false)))
-    })
+    // Each event is due at a fixed time from the stream's start (ttft, then
+    // one gap per event), not one gap after the previous one left: the
+    // pace does not drift with scheduling, so a benchmark can compare when
+    // each event arrives through the gateway with when it was due.
+    stream::unfold(
+        (iter, false, None::<tokio::time::Instant>),
+        move |(mut iter, done, mut due)| async move {
+            if done {
+                return None;
+            }
+            let (i, event) = iter.next()?;
+            if cut == Some(i) {
+                // Let the chunks before the cut reach the wire first, as they
+                // would from a real upstream that dies mid-answer.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return Some((Err(StreamCut(i)), (iter, true, due)));
+            }
+            let delay = if i == 0 { ttft } else { gap };
+            let at = due.get_or_insert_with(tokio::time::Instant::now);
+            if let Some(d) = delay {
+                *at += d;
+                tokio::time::sleep_until(*at).await;
+            }
+            Some((Ok(event), (iter, false, due)))
+        },
+    )
     .boxed()
 }
 

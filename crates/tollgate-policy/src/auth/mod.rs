@@ -172,17 +172,20 @@ impl Credentials<'_> {
     /// Authenticates a presented bearer value (JWT or API key).
     pub async fn check(&self, presented: &str) -> Result<Identity, AuthError> {
         let now = tollgate_core::clock::wall_ms();
-        if jwt::looks_like_jwt(presented) {
-            // A JWT verified before under the same API keys is answered
-            // without hashing it for the key index (the cache compares the
-            // whole token and records which keys it is not).
-            let keys = (self.config_keys.version(), self.store_keys.version());
+        let keys = (self.config_keys.version(), self.store_keys.version());
+        // A JWT verified before under the same API keys is answered without
+        // its shape check or its hash for the key index (the cache holds
+        // only tokens that had the shape, compares the whole token and
+        // records which keys it is not).
+        if !self.issuers.is_empty() {
             if let Some(principal) = self.issuers.cached(presented, keys) {
                 return Ok(Identity {
                     principal,
                     key: None,
                 });
             }
+        }
+        if jwt::looks_like_jwt(presented) {
             // A configured key that happens to look like a JWT still works.
             match self.api_key_hashed(&hash_key(presented), now) {
                 Err(AuthError::Unknown) => {}
