@@ -7,7 +7,6 @@ use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -137,8 +136,11 @@ async fn payloads_are_redacted_and_nothing_leaks() {
     assert_eq!(refused["principal"], "");
 
     let ledger = serde_json::to_string(&store.usage_since(0).await.unwrap()).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = poll_until(
+        async || String::from_utf8(logs.0.lock().unwrap().clone()).unwrap(),
+        |logs| logs.contains("audit-1"),
+    )
+    .await;
     assert!(logs.contains("audit-1"), "logs carry the request id");
     for seed in SEEDS {
         assert!(!audit.contains(seed), "{seed} in the audit log");

@@ -2,8 +2,6 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::Value;
 use tollgate::config::PrincipalKind;
@@ -174,17 +172,13 @@ async fn store_keys_work_until_revoked() {
     assert!(listed.iter().all(|k| !k.hash.contains(&key[3..])));
 
     let body = chat_body("chat-local", "hello");
-    let mut status = 0;
-    for _ in 0..100 {
-        status = post(&gw, "/v1/chat/completions", Some(&key), &body)
+    let status_now = async || {
+        post(&gw, "/v1/chat/completions", Some(&key), &body)
             .await
             .status()
-            .as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+            .as_u16()
+    };
+    let status = poll_until(status_now, |s| *s == 200).await;
     assert_eq!(status, 200, "created key never became usable");
     assert_eq!(
         post(
@@ -200,15 +194,6 @@ async fn store_keys_work_until_revoked() {
 
     assert!(store.revoke_key("carol-key").await.unwrap());
     assert!(!store.revoke_key("carol-key").await.unwrap());
-    for _ in 0..100 {
-        status = post(&gw, "/v1/chat/completions", Some(&key), &body)
-            .await
-            .status()
-            .as_u16();
-        if status == 401 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    let status = poll_until(status_now, |s| *s == 401).await;
     assert_eq!(status, 401, "revoked key still accepted");
 }

@@ -80,18 +80,18 @@ async fn purge(gw: &Gateway, query: &str, key: Option<&str>) -> (u16, Value) {
 /// Redis stores are spawned: wait until `n` entries are there.
 async fn redis_entries(redis: Option<&Redis>, n: usize) {
     let Some(redis) = redis else { return };
-    for _ in 0..100 {
-        let keys: Vec<String> = ::redis::cmd("KEYS")
-            .arg("tollgate:cache:*")
-            .query_async(&mut redis.conn().await)
-            .await
-            .unwrap();
-        if keys.len() == n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("redis never held {n} entries");
+    let keys = poll_until(
+        async || {
+            ::redis::cmd("KEYS")
+                .arg("tollgate:cache:*")
+                .query_async::<Vec<String>>(&mut redis.conn().await)
+                .await
+                .unwrap()
+        },
+        |keys| keys.len() == n,
+    )
+    .await;
+    assert_eq!(keys.len(), n, "redis never held {n} entries: {keys:?}");
 }
 
 async fn purge_and_namespaces(redis: Option<&Redis>) {

@@ -410,14 +410,11 @@ async fn past_max_concurrent_requests_the_data_plane_sheds_with_503() {
         503
     );
     drop(dropped);
-    let mut status = 0;
-    for _ in 0..50 {
-        status = quick(&gw, "/v1/chat/completions", chat.clone()).await.0;
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = poll_until(
+        async || quick(&gw, "/v1/chat/completions", chat.clone()).await.0,
+        |s| *s == 200,
+    )
+    .await;
     assert_eq!(status, 200, "the dropped stream's permit was not released");
     admin_ok(&gw).await;
     while held.chunk().await.unwrap().is_some() {}

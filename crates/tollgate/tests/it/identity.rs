@@ -6,7 +6,6 @@
 use crate::common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use common::jwt::{fixture, jwks_server, sign};
 use common::*;
@@ -109,15 +108,11 @@ async fn models(gw: &Gateway, key: &str) -> Vec<String> {
 }
 
 async fn wait_status(gw: &Gateway, key: &str, model: &str, want: u16) -> (u16, Value) {
-    let mut last = (0, Value::Null);
-    for _ in 0..100 {
-        last = status_and_body(gw, key, model).await;
-        if last.0 == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    last
+    poll_until(
+        async || status_and_body(gw, key, model).await,
+        |(status, _)| *status == want,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -158,7 +158,8 @@ async fn caller_going_away_mid_stream_is_recorded() {
         }
     }
     drop(resp);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Recorded when the gateway sees the caller gone, not at its shutdown.
+    wait_records(&Store::open(&gw.db_url).await.unwrap(), 1).await;
     let store = gw.stop().await;
     let recs = store.usage_since(0).await.unwrap();
     assert_eq!(recs.len(), 1);
@@ -189,7 +190,7 @@ async fn caller_going_away_before_the_answer_is_recorded() {
         .send()
         .await;
     assert!(sent.is_err(), "the client gave up first");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_records(&Store::open(&gw.db_url).await.unwrap(), 1).await;
     let store = gw.stop().await;
     let recs = store.usage_since(0).await.unwrap();
     assert_eq!(recs.len(), 1, "{recs:?}");
@@ -216,41 +217,28 @@ async fn a_failing_store_never_fails_requests_and_loses_nothing() {
         assert_eq!(r.status(), 200);
     }
     let spool = gw.dir.path().join("t.db.spool.jsonl");
-    let mut spooled = 0;
-    for _ in 0..100 {
-        spooled = std::fs::read_to_string(&spool)
-            .map(|s| s.lines().count())
-            .unwrap_or(0);
-        if spooled == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spooled = poll_until(
+        async || {
+            std::fs::read_to_string(&spool)
+                .map(|s| s.lines().count())
+                .unwrap_or(0)
+        },
+        |n| *n == 5,
+    )
+    .await;
     assert_eq!(spooled, 5, "failed writes go to the spool");
     // (The recorder is process-global: other tests' gateways share it.) The
     // counter moves just after the spool write returns, so wait for it too.
-    let mut counted = false;
-    for _ in 0..100 {
-        counted = metrics_text(&gw)
-            .await
-            .contains("tollgate_ledger_spooled_total");
-        if counted {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let counted = metric_appears(&gw, "tollgate_ledger_spooled_total").await;
     assert!(counted, "the spooled counter is exported");
     // The store comes back: the spool is replayed, in order, once.
     sql(&gw.db_url, "ALTER TABLE usage_away RENAME TO usage").await;
     let store = Store::open(&gw.db_url).await.unwrap();
-    let mut n = 0;
-    for _ in 0..100 {
-        n = store.usage_since(0).await.unwrap().len();
-        if n == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let n = poll_until(
+        async || store.usage_since(0).await.unwrap().len(),
+        |n| *n == 5,
+    )
+    .await;
     assert_eq!(n, 5);
     let store = gw.stop().await;
     let recs = store.usage_since(0).await.unwrap();

@@ -257,28 +257,14 @@ async fn postgres_stopped_mid_load_loses_nothing_and_duplicates_nothing() {
             }
         }));
     }
-    while served.load(Ordering::SeqCst) < 100 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    served_at_least(&served, 100).await;
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.stop()).await.unwrap();
     let stopped_at = served.load(Ordering::SeqCst);
     // Serve through the outage, then bring the store back.
-    while served.load(Ordering::SeqCst) < stopped_at + 100 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    served_at_least(&served, stopped_at + 100).await;
     // …and until the writer has noticed and spooled.
-    let mut spooled = false;
-    for _ in 0..300 {
-        if metrics_text(&gw)
-            .await
-            .contains("tollgate_ledger_spooled_total")
-        {
-            spooled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let spooled = metric_appears(&gw, "tollgate_ledger_spooled_total").await;
     assert!(spooled, "records were spooled during the outage");
     let p = pg.clone();
     tokio::task::spawn_blocking(move || p.resume())
@@ -286,9 +272,7 @@ async fn postgres_stopped_mid_load_loses_nothing_and_duplicates_nothing() {
         .unwrap();
     // Keep serving a little after the store is back, then stop the load.
     let resumed_at = served.load(Ordering::SeqCst);
-    while served.load(Ordering::SeqCst) < resumed_at + 100 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    served_at_least(&served, resumed_at + 100).await;
     stop_load.store(true, Ordering::SeqCst);
     for w in workers {
         w.await.unwrap();
@@ -378,12 +362,7 @@ async fn starts_with_postgres_down_serves_spools_and_catches_up() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
     // Every record reaches the spool within about a flush interval.
-    for _ in 0..100 {
-        if spool_lines(&spool) >= ids.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(async || spool_lines(&spool), |n| *n >= ids.len()).await;
     assert_eq!(
         spool_lines(&spool),
         ids.len(),
@@ -392,14 +371,11 @@ async fn starts_with_postgres_down_serves_spools_and_catches_up() {
 
     resume_pg(&pg).await;
     // The store is migrated, its keys loaded and the spool replayed.
-    let mut status = 0;
-    for _ in 0..300 {
-        status = chat_status(&gw, STORED, "chat-local").await;
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = poll_until(
+        async || chat_status(&gw, STORED, "chat-local").await,
+        |s| *s == 200,
+    )
+    .await;
     assert_eq!(status, 200, "the store's keys are loaded once it answers");
     assert_eq!(chat_status(&gw, "tg-no-such-key", "chat-local").await, 401);
     let store = Store::open(&pg.url()).await.unwrap();
@@ -459,9 +435,8 @@ async fn killed_during_a_postgres_outage_loses_only_the_last_moments() {
             }
         })
     };
-    while served.lock().unwrap().len() < 50 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let before = poll_until(async || served.lock().unwrap().len(), |n| *n >= 50).await;
+    assert!(before >= 50, "served {before} before the outage");
     stop_pg(&pg).await;
     let stopped = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -476,12 +451,7 @@ async fn killed_during_a_postgres_outage_loses_only_the_last_moments() {
     resume_pg(&pg).await;
     let mut gw = common::proc::spawn_gateway(cfg, dir.path(), 1).await;
     let store = Store::open(&pg.url()).await.unwrap();
-    for _ in 0..200 {
-        if spool_lines(&spool) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(async || spool_lines(&spool), |n| *n == 0).await;
     assert_eq!(spool_lines(&spool), 0, "the next start replays the spool");
     let stored: std::collections::HashSet<String> = store
         .usage_since(0)
@@ -584,4 +554,10 @@ async fn budget_restore_does_not_read_the_ledger() {
     // Another principal's counter starts from zero.
     assert_eq!(chat_status(&gw, KEY_LIMITED, "chat-local").await, 200);
     gw.stop().await;
+}
+
+/// Waits until the load workers have been answered `n` times.
+async fn served_at_least(served: &AtomicUsize, n: usize) {
+    let got = poll_until(async || served.load(Ordering::SeqCst), |got| *got >= n).await;
+    assert!(got >= n, "the gateway answered {got} of {n} requests");
 }

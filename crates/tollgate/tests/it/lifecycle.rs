@@ -9,23 +9,7 @@ use common::*;
 /// The status of a chat on `model` with the broad key, polled until it is
 /// `want` (the file watcher reloads after a short settle time).
 async fn settles_to(gw: &Gateway, model: &str, want: u16) -> u16 {
-    let mut status = 0;
-    for _ in 0..100 {
-        status = post(
-            gw,
-            "/v1/chat/completions",
-            Some(KEY),
-            &chat_body(model, "x"),
-        )
-        .await
-        .status()
-        .as_u16();
-        if status == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    status
+    poll_until(async || chat_status(gw, KEY, model).await, |s| *s == want).await
 }
 
 /// Editors save by writing a new file and renaming it over the old one:
@@ -42,9 +26,21 @@ async fn the_watcher_follows_saves_by_rename() {
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, &gw.config_path).unwrap();
     };
-    // The watcher is set up by a task the start spawned: let it run first.
-    assert_eq!(settles_to(&gw, "chat-local", 200).await, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The watcher is set up by a task the start spawned, some time after
+    // the start returns: a first save, repeated until it is seen, shows it
+    // is watching.
+    let warmed = poll_until(
+        async || {
+            save(&original.replace(
+                "  - name: secret-model\n",
+                "  - name: chat-saved-0\n    provider: local\n  - name: secret-model\n",
+            ));
+            chat_status(&gw, KEY, "chat-saved-0").await
+        },
+        |s| *s == 200,
+    )
+    .await;
+    assert_eq!(warmed, 200, "the watcher never saw a save");
     for round in 1..=3 {
         let name = format!("chat-saved-{round}");
         save(&original.replace(
@@ -89,22 +85,7 @@ async fn reload_good_then_bad_keeps_the_last_good_snapshot() {
         "  - name: chat-new\n    provider: local\n  - name: secret-model\n",
     );
     std::fs::write(&gw.config_path, &added).unwrap();
-    let mut status = 0;
-    for _ in 0..100 {
-        status = post(
-            &gw,
-            "/v1/chat/completions",
-            Some(KEY),
-            &chat_body("chat-new", "x"),
-        )
-        .await
-        .status()
-        .as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = settles_to(&gw, "chat-new", 200).await;
     assert_eq!(status, 200, "watcher did not reload");
 
     // A bad file: reload fails with a path-aware reason, the old snapshot stays.
@@ -223,16 +204,17 @@ async fn readiness_turns_503_while_draining() {
     resp.chunk().await.unwrap();
     let running = gw.running.take().unwrap();
     running.shutdown();
-    let mut saw_503 = false;
-    for _ in 0..40 {
-        match client().get(gw.admin_url("/readyz")).send().await {
-            Ok(r) if r.status() == 503 => {
-                saw_503 = true;
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
+    let saw_503 = poll_until(
+        async || {
+            client()
+                .get(gw.admin_url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 503)
+        },
+        |saw| *saw,
+    )
+    .await;
     assert!(saw_503, "readyz never reported draining");
     while resp.chunk().await.unwrap().is_some() {}
     running.wait().await.unwrap();

@@ -453,14 +453,7 @@ async fn hourly_and_daily_caps_are_exact_restored_readable_by_their_owner_and_re
     }
     assert_eq!(chat_status(&gw, KEY, "chat-local").await, 429, "4 per hour");
     // 50 % of 4 was crossed by the second request: one alert this hour.
-    let mut posted = Vec::new();
-    for _ in 0..100 {
-        posted = hook.received();
-        if !posted.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let posted = poll_until(async || hook.received(), |posted| !posted.is_empty()).await;
     let alerts: Vec<Value> = posted
         .iter()
         .map(|r| serde_json::from_slice(&r.body).unwrap())

@@ -394,21 +394,17 @@ async fn target_view(gw: &Gateway, vm: &str, target: &str) -> Value {
         .unwrap_or_else(|| panic!("{vm}/{target} not in {view}"))
 }
 
-/// Waits (up to 5 s) for a target's breaker to read `state`: a stream's
-/// outcome is recorded when the gateway finishes it, just after its last
-/// byte.
+/// Waits (up to [`SETTLE`]) for a target's breaker to read `state`: a
+/// stream's outcome is recorded when the gateway finishes it, just after
+/// its last byte.
 async fn wait_health(gw: &Gateway, vm: &str, target: &str, state: &str) -> Value {
-    for _ in 0..100 {
-        let view = target_view(gw, vm, target).await;
-        if view["health"] == state {
-            return view;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{vm}/{target} never {state}: {}",
-        target_view(gw, vm, target).await
-    );
+    let view = poll_until(
+        async || target_view(gw, vm, target).await,
+        |view| view["health"] == state,
+    )
+    .await;
+    assert_eq!(view["health"], state, "{vm}/{target} never {state}: {view}");
+    view
 }
 
 #[tokio::test]
@@ -448,13 +444,18 @@ async fn a_late_first_chunk_falls_back_before_any_byte() {
 async fn a_stream_cut_midway_counts_against_the_target() {
     let (_a, _b, gw) = setup().await;
     let target = "a/mock-chat?cut_after=3";
-    for _ in 0..2 {
+    for cuts in 1..=2 {
         let (served, events) = stream(&gw, "vm-cut-health").await;
         assert_eq!(served, target, "a cut stream does not open it by itself");
         let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
         assert_eq!(last["error"]["code"], "stream_interrupted");
         // Each cut is recorded as the stream finishes, just after its last byte.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let view = poll_until(
+            async || target_view(&gw, "vm-cut-health", target).await,
+            |view| view["failures_total"] == cuts,
+        )
+        .await;
+        assert_eq!(view["failures_total"], cuts, "{view}");
     }
     let view = wait_health(&gw, "vm-cut-health", target, "open").await;
     assert_eq!(view["recent_failures"], 2, "{view}");

@@ -188,12 +188,11 @@ async fn no_seeded_secret_reaches_any_surface() {
     }
     // The cache's Redis connect fails after the client's own retries
     // (several seconds); its error is logged and counted by then.
-    for _ in 0..300 {
-        if String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("redis unreachable") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    poll_until(
+        async || String::from_utf8_lossy(&logs.0.lock().unwrap()).contains("redis unreachable"),
+        |logged| *logged,
+    )
+    .await;
     let metrics = metrics_text(&gw).await;
     assert!(
         metrics.contains("tollgate_cache_errors_total{op=\"connect\"}"),

@@ -7,7 +7,6 @@
 use crate::common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use base64::Engine as _;
 use common::pg::Pg;
@@ -111,14 +110,11 @@ async fn sqlite_holds_ciphertext_only_and_restarts_decrypt() {
     assert_eq!(running.vault.decrypts(), 1);
     // Written while running (another process): picked up by the refresh.
     set_secret(&path, "ticketing-token", LATER).await;
-    let mut seen = None;
-    for _ in 0..100 {
-        seen = reveal(&running, "ticketing-token");
-        if seen.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let seen = poll_until(
+        async || reveal(&running, "ticketing-token"),
+        Option::is_some,
+    )
+    .await;
     assert_eq!(seen.as_deref(), Some(LATER));
     running.shutdown();
     running.wait().await.unwrap();

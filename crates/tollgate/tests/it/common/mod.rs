@@ -261,16 +261,38 @@ pub(crate) fn sse_data(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// How long [`poll_until`] waits for an asynchronous effect (a ledger
+/// flush, a reload, a key refresh, a health probe, a process start) before
+/// it gives up: generous, because the test machine may be saturated; a
+/// passing test waits only as long as the effect takes.
+pub(crate) const SETTLE: Duration = Duration::from_secs(30);
+
+/// Polls `probe` every 20 ms until `done` holds for its value or
+/// [`SETTLE`] (real time) has passed, and returns the last value: the
+/// caller asserts on it, so a timeout fails with the caller's message.
+pub(crate) async fn poll_until<T>(
+    mut probe: impl AsyncFnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    // Real time, not Tokio's: a paused or skipped clock must not cut the
+    // wait for a real process or socket short.
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let value = probe().await;
+        if done(&value) || std::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until the store has at least `n` usage records.
 pub(crate) async fn wait_records(store: &Store, n: usize) -> Vec<tollgate::ledger::UsageRecord> {
-    for _ in 0..200 {
-        let recs = store.usage_since(0).await.unwrap();
-        if recs.len() >= n {
-            return recs;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    store.usage_since(0).await.unwrap()
+    poll_until(
+        async || store.usage_since(0).await.unwrap(),
+        |recs| recs.len() >= n,
+    )
+    .await
 }
 
 /// A streamed chat on `chat-up` paced by the mock: `tokens` at `per_sec`.
@@ -316,6 +338,11 @@ pub(crate) async fn metrics_text(gw: &Gateway) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// Whether `name` shows in the admin listener's metrics within [`SETTLE`].
+pub(crate) async fn metric_appears(gw: &Gateway, name: &str) -> bool {
+    poll_until(async || metrics_text(gw).await.contains(name), |seen| *seen).await
 }
 
 /// `GET path` with `key`, as JSON.

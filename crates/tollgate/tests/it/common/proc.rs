@@ -5,9 +5,8 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use super::client;
+use super::{client, poll_until};
 
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -79,17 +78,18 @@ pub(crate) async fn spawn_gateway(config: String, dir: &std::path::Path, n: usiz
         addr: format!("127.0.0.1:{port}"),
         admin: format!("127.0.0.1:{admin}"),
     };
-    for _ in 0..200 {
-        if let Ok(r) = client()
-            .get(format!("http://127.0.0.1:{admin}/readyz"))
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                return proc;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gateway {n} did not become ready");
+    let url = format!("http://127.0.0.1:{admin}/readyz");
+    let ready = poll_until(
+        async || {
+            client()
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+        |ready| *ready,
+    )
+    .await;
+    assert!(ready, "gateway {n} did not become ready");
+    proc
 }

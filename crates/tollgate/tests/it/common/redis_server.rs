@@ -2,8 +2,8 @@
 //! killed on drop; `kill` and `spawn` stop and restart it on the same port.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use super::poll_until;
 use super::proc::free_port;
 
 pub(crate) struct Redis {
@@ -34,18 +34,13 @@ impl Redis {
             .spawn()
             .expect("redis-server is installed (Debian package redis-server; .ci/run installs it)");
         self.child = Some(child);
-        for _ in 0..100 {
-            if redis::Client::open(self.url())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {}", self.port);
+        let client = redis::Client::open(self.url()).unwrap();
+        let up = poll_until(
+            async || client.get_multiplexed_async_connection().await.is_ok(),
+            |up| *up,
+        )
+        .await;
+        assert!(up, "redis-server did not start on port {}", self.port);
     }
 
     pub(crate) fn kill(&mut self) {
