@@ -1,15 +1,18 @@
 //! One piece's token count by tiktoken's byte-pair merge: start from the
 //! piece's bytes and repeatedly merge the adjacent pair whose concatenation
 //! is the token of lowest rank (the leftmost such pair on a tie) until no
-//! adjacent pair is a token. For cl100k_base this gives the same tokens as
-//! `bpe`'s backtracking encoder (`bpe-openai` checks its encodings against
-//! tiktoken's; the equivalence test in `mod.rs` checks the counts).
+//! adjacent pair is a token. This is the "original BPE algorithm" that
+//! `bpe`'s encoders reproduce (its README: they differ from tiktoken only
+//! where tiktoken's pre-tokeniser splits the text, and the pieces here are
+//! split the same way), so a piece gets the tokens `bpe-openai` gives it:
+//! `bpe-openai` checks its encodings against tiktoken's, and the tests in
+//! `tests.rs` check these counts against `bpe-openai`'s.
 //!
 //! Short pieces (nearly all) rescan their few parts after each merge, as
 //! tiktoken does; that is quadratic, so a longer piece (a long run of
 //! letters or symbols with no space) merges through a heap of candidate
-//! pairs and a linked list of parts instead: O(n log n), so no text can
-//! make a count cost more than a few hash lookups per byte.
+//! pairs and a linked list of parts instead: O(n log n), a few hash
+//! lookups and heap operations per byte whatever the text.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
