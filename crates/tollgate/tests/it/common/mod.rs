@@ -270,13 +270,20 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(30);
 /// Polls `probe` every 20 ms until `done` holds for its value or
 /// [`SETTLE`] (real time) has passed, and returns the last value: the
 /// caller asserts on it, so a timeout fails with the caller's message.
-pub(crate) async fn poll_until<T>(
+pub(crate) async fn poll_until<T>(probe: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    poll_within(SETTLE, probe, done).await
+}
+
+/// [`poll_until`] with its own bound, for a wait whose end may never come
+/// and is then not a failure.
+pub(crate) async fn poll_within<T>(
+    within: Duration,
     mut probe: impl AsyncFnMut() -> T,
     done: impl Fn(&T) -> bool,
 ) -> T {
     // Real time, not Tokio's: a paused or skipped clock must not cut the
     // wait for a real process or socket short.
-    let deadline = std::time::Instant::now() + SETTLE;
+    let deadline = std::time::Instant::now() + within;
     loop {
         let value = probe().await;
         if done(&value) || std::time::Instant::now() >= deadline {
@@ -286,9 +293,12 @@ pub(crate) async fn poll_until<T>(
     }
 }
 
-/// Waits until the store has at least `n` usage records.
+/// Waits until the store has at least `n` usage records, at most 5 s: some
+/// callers ask for more than can arrive (a refused request may not be
+/// recorded) and assert on what there is.
 pub(crate) async fn wait_records(store: &Store, n: usize) -> Vec<tollgate::ledger::UsageRecord> {
-    poll_until(
+    poll_within(
+        Duration::from_secs(5),
         async || store.usage_since(0).await.unwrap(),
         |recs| recs.len() >= n,
     )
