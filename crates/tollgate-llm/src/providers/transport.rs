@@ -1,8 +1,11 @@
-//! The HTTP path every HTTP provider shares: one pooled reqwest client
-//! (rustls, `http_version`, connect timeout), static and forwarded headers,
-//! upstream credentials (`crate::credentials`), the first-byte timeout, and
-//! upstream errors turned into `ProviderError`. Providers only choose the URL
-//! and the body.
+//! The HTTP path of the OpenAI-shaped providers (`HttpUpstream`): one
+//! pooled `tollgate_net::UpstreamClient` (hyper-util, rustls,
+//! `http_version`, connect timeout, redirects checked hop by hop), static
+//! and forwarded headers, upstream credentials (`crate::credentials`), the
+//! first-byte timeout, and upstream errors turned into `ProviderError`.
+//! What the providers that build reqwest requests (Anthropic, Gemini,
+//! Bedrock) share with it: `http_client`, `send_redacted`, the status error
+//! and the capped body read. Providers only choose the URL and the body.
 
 use std::sync::Arc;
 use std::time::Duration;
