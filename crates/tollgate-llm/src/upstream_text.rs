@@ -5,11 +5,39 @@
 
 use bytes::Bytes;
 
+/// A response body from either upstream client: the providers' own
+/// (`tollgate_net::UpstreamBody`) or reqwest's (`http::Response::from` a
+/// `reqwest::Response`).
+pub(crate) trait UpstreamBody:
+    http_body::Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static> + Unpin + Send
+{
+}
+
+impl<B> UpstreamBody for B where
+    B: http_body::Body<Data = Bytes, Error: std::error::Error + Send + Sync + 'static>
+        + Unpin
+        + Send
+{
+}
+
+/// The next data chunk of `body` (trailers skipped), `None` at its end.
+pub(crate) async fn next_chunk<B: UpstreamBody>(body: &mut B) -> Result<Option<Bytes>, B::Error> {
+    while let Some(frame) = http_body_util::BodyExt::frame(body).await {
+        if let Ok(data) = frame?.into_data() {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
 /// An upstream error body (or a token endpoint's answer), at most `limit`
 /// bytes of it: the rest is not read.
-pub(crate) async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Bytes {
+pub(crate) async fn read_capped<B: UpstreamBody>(
+    mut resp: http::Response<B>,
+    limit: usize,
+) -> Bytes {
     let mut buf = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
+    while let Ok(Some(chunk)) = next_chunk(resp.body_mut()).await {
         let room = limit.saturating_sub(buf.len());
         buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if buf.len() >= limit {

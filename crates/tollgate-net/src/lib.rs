@@ -21,9 +21,11 @@
 mod client;
 mod connect;
 mod error;
+mod redirect;
 mod resolve;
 mod rules;
 pub mod special;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,7 @@ pub use client::{client_builder, Client, ClientBuilder, TooManyRedirects};
 pub use error::{EgressDenied, Reason, Stage};
 pub use resolve::BoxError;
 pub use rules::{Allowlist, Host};
+pub use upstream::{BodyError, Checked, SendError, UpstreamBody, UpstreamClient, UpstreamSettings};
 
 use resolve::Lookup;
 
@@ -126,18 +129,44 @@ impl Egress {
 
     /// Checks a URL against the current allowlist, recording a refusal.
     pub fn check_url(&self, url: &reqwest::Url, stage: Stage) -> Result<(), EgressDenied> {
+        self.check_parts(
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default(),
+            stage,
+        )
+    }
+
+    /// `check_url` for an `http::Uri` (the providers' client, which never
+    /// parses a `Url`). A URI without a port has its scheme's.
+    pub fn check_uri(&self, uri: &http::Uri, stage: Stage) -> Result<(), EgressDenied> {
+        let scheme = uri.scheme_str().unwrap_or_default();
+        let port = uri.port_u16().or(match scheme {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        });
+        self.check_parts(scheme, uri.host().unwrap_or_default(), port, stage)
+    }
+
+    fn check_parts(
+        &self,
+        scheme: &str,
+        shown: &str,
+        port: Option<u16>,
+        stage: Stage,
+    ) -> Result<(), EgressDenied> {
         let state = self.0.state.load();
         let Some(allow) = state.allow.as_ref() else {
             return Ok(());
         };
-        let port = url.port_or_known_default().unwrap_or(0);
-        let shown = url.host_str().unwrap_or_default();
+        let port = port.unwrap_or(0);
         let host = match tollgate_config::egress_host_ip(shown) {
             Some(ip) => Host::Ip(ip),
             None => Host::Name(rules::normal_name(shown)),
         };
         allow
-            .check(url.scheme(), host, port)
+            .check(scheme, host, port)
             .map_err(|reason| EgressDenied::record(format!("{shown}:{port}"), reason, stage, None))
     }
 

@@ -170,7 +170,7 @@ impl TokenEndpoint {
             None => CredentialError::Unreachable(scrub(error_chain(&e), &secrets)),
         })?;
         let status = resp.status();
-        let body = read_capped(resp, 64 * 1024).await;
+        let body = read_capped(http::Response::from(resp), 64 * 1024).await;
         if !status.is_success() {
             let (code, detail) = match serde_json::from_slice::<OAuthError>(&body) {
                 Ok(OAuthError {

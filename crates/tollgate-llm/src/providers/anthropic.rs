@@ -129,11 +129,18 @@ impl AnthropicProvider {
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(overloaded_as_503(
-                status_error(&self.name, resp, &secrets).await.0,
+                status_error(&self.name, http::Response::from(resp), &secrets)
+                    .await
+                    .0,
             ));
         }
         if !call.stream {
-            let bytes = super::transport::read_limited(&self.name, resp, self.max_response).await?;
+            let bytes = super::transport::read_limited(
+                &self.name,
+                http::Response::from(resp),
+                self.max_response,
+            )
+            .await?;
             let msg: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| self.protocol(format!("response is not valid JSON: {e}")))?;
             let out = to_openai(&msg).map_err(|e| self.protocol(e.to_string()))?;

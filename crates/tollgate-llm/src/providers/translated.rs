@@ -148,7 +148,8 @@ pub(super) async fn send(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(':').next())
             .map(str::to_owned);
-        let (mut e, body) = super::transport::status_error(provider, resp, &secrets).await;
+        let (mut e, body) =
+            super::transport::status_error(provider, http::Response::from(resp), &secrets).await;
         if let (ProviderError::Status { message, .. }, Some(kind)) = (&mut e, kind) {
             *message = format!("{kind}: {message}");
         }
@@ -164,5 +165,5 @@ pub(super) async fn body(
     resp: reqwest::Response,
     limit: usize,
 ) -> Result<Bytes, ProviderError> {
-    super::transport::read_limited(provider, resp, limit).await
+    super::transport::read_limited(provider, http::Response::from(resp), limit).await
 }

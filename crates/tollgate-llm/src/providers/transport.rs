@@ -1,8 +1,11 @@
-//! The HTTP path every HTTP provider shares: one pooled reqwest client
-//! (rustls, `http_version`, connect timeout), static and forwarded headers,
-//! upstream credentials (`crate::credentials`), the first-byte timeout, and
-//! upstream errors turned into `ProviderError`. Providers only choose the URL
-//! and the body.
+//! The HTTP path of the OpenAI-shaped providers (`HttpUpstream`): one
+//! pooled `tollgate_net::UpstreamClient` (hyper-util, rustls,
+//! `http_version`, connect timeout, redirects checked hop by hop), static
+//! and forwarded headers, upstream credentials (`crate::credentials`), the
+//! first-byte timeout, and upstream errors turned into `ProviderError`.
+//! What the providers that build reqwest requests (Anthropic, Gemini,
+//! Bedrock) share with it: `http_client`, `send_redacted`, the status error
+//! and the capped body read. Providers only choose the URL and the body.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,16 +17,19 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{header_allowed, ProviderBody, ProviderError, ProviderResponse};
 use crate::credentials::{CredentialDefaults, CredentialError, Credentials};
-use crate::upstream_text::{error_chain, read_capped, truncate};
+use crate::upstream_text::{error_chain, next_chunk, read_capped, truncate, UpstreamBody};
 use tollgate_config::{HttpVersion, ProviderConfig};
 use tollgate_net::{Egress, EgressDenied};
 
 /// Most bytes of an upstream error body read to build the caller's message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
+/// How long an idle pooled upstream connection is kept (reqwest's default).
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
 pub(crate) struct HttpUpstream {
     pub name: String,
-    client: tollgate_net::Client,
+    client: tollgate_net::UpstreamClient,
     /// Static headers from `headers:` (marked sensitive).
     headers: HeaderMap,
     forward: Vec<String>,
@@ -38,7 +44,20 @@ impl HttpUpstream {
         defaults: CredentialDefaults,
         egress: &Egress,
     ) -> Result<Self, BuildError> {
-        let client = http_client(cfg, egress)?;
+        let client = tollgate_net::UpstreamClient::build(
+            egress,
+            &tollgate_net::UpstreamSettings {
+                connect_timeout: cfg.timeouts.connect,
+                idle_timeout: POOL_IDLE,
+                version: cfg.http_version,
+            },
+        )
+        .map_err(|e| {
+            e.context(format_args!(
+                "provider {}: cannot build HTTP client",
+                cfg.name
+            ))
+        })?;
         let headers = static_headers(cfg)?;
         let credentials = Credentials::build(cfg, defaults, &cfg.timeouts, egress)?;
         Ok(Self {
@@ -66,14 +85,10 @@ impl HttpUpstream {
         client_headers: &HeaderMap,
         traceparent: Option<&HeaderValue>,
     ) -> Result<ProviderResponse, ProviderError> {
-        let mut req = self
-            .client
-            .post(url)
-            .map_err(egress_error(&self.name))?
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let (uri, basic) = upstream_uri(&self.name, &url)?;
+        let to = self.client.check(uri).map_err(egress_error(&self.name))?;
         // The credential wins over a static or forwarded header of the same
-        // name (reqwest appends, so duplicates must be skipped here).
+        // name (headers are appended, so duplicates must be skipped here).
         let credential = self
             .credentials
             .header(client_headers)
@@ -86,30 +101,51 @@ impl HttpUpstream {
                     message: e.to_string(),
                 },
             })?;
+        let mut req = http::Request::new(Bytes::from(body));
+        *req.method_mut() = http::Method::POST;
+        let headers = req.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        // A URL's userinfo is sent as basic auth, as reqwest sends it.
+        if let Some(basic) = basic {
+            headers.insert(http::header::AUTHORIZATION, basic);
+        }
         let taken = |name: &HeaderName| credential.as_ref().is_some_and(|(n, _)| n == name);
         if !self.forward.is_empty() {
             for (name, value) in client_headers {
                 if header_allowed(&self.forward, name.as_str()) && !taken(name) {
-                    req = req.header(name, value);
+                    headers.append(name, value.clone());
                 }
             }
         }
         for (name, value) in &self.headers {
             if !taken(name) {
-                req = req.header(name, value);
+                headers.append(name, value.clone());
             }
         }
         if let Some((name, value)) = credential {
-            req = req.header(name, value);
+            headers.insert(name, value);
         }
         if stream {
-            req = req.header(http::header::ACCEPT, "text/event-stream");
+            headers.append(
+                http::header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
         }
         // W3C trace context of this attempt (tracing on).
         if let Some(tp) = traceparent {
-            req = req.header(tollgate_core::TRACEPARENT, tp);
+            headers.append(tollgate_core::TRACEPARENT, tp.clone());
         }
-        let (resp, secrets) = send_redacted(&self.name, self.first_byte, req).await?;
+        let secrets = Secrets::of(req.headers());
+        let resp = tokio::time::timeout(self.first_byte, self.client.send(to, req))
+            .await
+            .map_err(|_| ProviderError::Timeout {
+                provider: self.name.clone(),
+                stage: "first byte",
+            })?
+            .map_err(|e| send_error(&self.name, &e).redacted(&secrets))?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(status_error(&self.name, resp, &secrets).await.0);
@@ -117,7 +153,7 @@ impl HttpUpstream {
         let provider = self.name.clone();
         let body = if stream {
             ProviderBody::Stream(
-                resp.bytes_stream()
+                http_body_util::BodyExt::into_data_stream(resp.into_body())
                     .map(move |r| {
                         r.map_err(|e| ProviderError::StreamInterrupted {
                             provider: provider.clone(),
@@ -336,7 +372,7 @@ pub(crate) fn http_client(
         .with(|builder| {
             let builder = builder
                 .connect_timeout(cfg.timeouts.connect)
-                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_idle_timeout(POOL_IDLE)
                 .tcp_nodelay(true);
             match cfg.http_version {
                 HttpVersion::Auto => builder,
@@ -376,42 +412,128 @@ pub(crate) fn static_headers(cfg: &ProviderConfig) -> Result<HeaderMap, BuildErr
 }
 
 pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> ProviderError {
-    // The resolver or the redirect policy refused a destination.
-    if let Some(denied) = EgressDenied::find(&e) {
-        return egress_error(provider)(denied.clone());
-    }
-    if e.is_timeout() {
-        return ProviderError::Timeout {
-            provider: provider.to_string(),
-            stage: if e.is_connect() { "connect" } else { "total" },
-        };
-    }
-    if e.is_connect() {
-        if tollgate_core::error::is_fd_exhausted(&e) {
-            metrics::counter!("tollgate_fd_exhausted_total", "op" => "upstream_connect")
-                .increment(1);
-            tracing::error!(
-                provider,
-                "upstream connect failed: too many open files (EMFILE/ENFILE); \
-                 the process is out of file descriptors"
-            );
+    let class = Failed {
+        timeout: e
+            .is_timeout()
+            .then_some(if e.is_connect() { "connect" } else { "total" }),
+        connect: e.is_connect(),
+    };
+    class.error(provider, &e)
+}
+
+/// A failed call of the providers' client, as `transport_error` maps
+/// reqwest's (its only timeout is the connect timeout).
+fn send_error(provider: &str, e: &tollgate_net::SendError) -> ProviderError {
+    let class = Failed {
+        timeout: e.is_timeout().then_some("connect"),
+        connect: e.is_connect(),
+    };
+    class.error(provider, e)
+}
+
+/// What either client says of a failed call.
+struct Failed {
+    /// The timeout's stage, when one elapsed.
+    timeout: Option<&'static str>,
+    connect: bool,
+}
+
+impl Failed {
+    /// A refusal (the resolver or the redirect policy refused a
+    /// destination), a timeout, a connection failure (counting an
+    /// exhausted descriptor table), else a protocol error.
+    fn error(self, provider: &str, e: &(dyn std::error::Error + 'static)) -> ProviderError {
+        if let Some(denied) = EgressDenied::find(e) {
+            return egress_error(provider)(denied.clone());
         }
-        return ProviderError::Connect {
+        if let Some(stage) = self.timeout {
+            return ProviderError::Timeout {
+                provider: provider.to_string(),
+                stage,
+            };
+        }
+        if self.connect {
+            if tollgate_core::error::is_fd_exhausted(e) {
+                metrics::counter!("tollgate_fd_exhausted_total", "op" => "upstream_connect")
+                    .increment(1);
+                tracing::error!(
+                    provider,
+                    "upstream connect failed: too many open files (EMFILE/ENFILE); \
+                     the process is out of file descriptors"
+                );
+            }
+            return ProviderError::Connect {
+                provider: provider.to_string(),
+                message: error_chain(e),
+            };
+        }
+        ProviderError::Protocol {
             provider: provider.to_string(),
-            message: error_chain(&e),
-        };
+            message: error_chain(e),
+        }
     }
-    ProviderError::Protocol {
+}
+
+/// `url` as the URI the providers' client sends to, and its userinfo as a
+/// basic `Authorization` value (reqwest moves it there too; marked
+/// sensitive).
+fn upstream_uri(
+    provider: &str,
+    url: &reqwest::Url,
+) -> Result<(http::Uri, Option<HeaderValue>), ProviderError> {
+    let bad = |e: &dyn std::fmt::Display| ProviderError::Protocol {
         provider: provider.to_string(),
-        message: error_chain(&e),
+        message: format!("bad URL: {e}"),
+    };
+    if url.username().is_empty() && url.password().is_none() {
+        let uri = http::Uri::try_from(url.as_str()).map_err(|e| bad(&e))?;
+        return Ok((uri, None));
     }
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    let uri = http::Uri::try_from(bare.as_str()).map_err(|e| bad(&e))?;
+    let user = percent_decoded(url.username());
+    let pass = url.password().map(percent_decoded).unwrap_or_default();
+    let token = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{user}:{pass}"),
+    );
+    let mut value = HeaderValue::try_from(format!("Basic {token}")).map_err(|e| bad(&e))?;
+    value.set_sensitive(true);
+    Ok((uri, Some(value)))
+}
+
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                let v = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A non-2xx upstream answer as an error, plus the (capped) body for
 /// provider-specific details.
-pub(crate) async fn status_error(
+pub(crate) async fn status_error<B: UpstreamBody>(
     provider: &str,
-    resp: reqwest::Response,
+    resp: http::Response<B>,
     secrets: &Secrets,
 ) -> (ProviderError, Bytes) {
     let status = resp.status().as_u16();
@@ -475,16 +597,16 @@ pub(crate) fn base_url(cfg: &ProviderConfig) -> Result<&str, BuildError> {
 /// bytes. A longer one (declared or as it arrives) stops the read at the
 /// limit and fails the attempt with `ProviderError::TooLarge`; the
 /// connection is dropped rather than drained.
-pub(crate) async fn read_limited(
+pub(crate) async fn read_limited<B: UpstreamBody>(
     provider: &str,
-    mut resp: reqwest::Response,
+    mut resp: http::Response<B>,
     limit: usize,
 ) -> Result<Bytes, ProviderError> {
     let too_large = || ProviderError::TooLarge {
         provider: provider.to_string(),
         limit,
     };
-    let declared = resp.content_length();
+    let declared = http_body::Body::size_hint(resp.body()).exact();
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
@@ -492,10 +614,13 @@ pub(crate) async fn read_limited(
     let mut first: Option<Bytes> = None;
     let mut buf = bytes::BytesMut::new();
     let mut len = 0usize;
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| transport_error(provider, e))?
+    while let Some(chunk) =
+        next_chunk(resp.body_mut())
+            .await
+            .map_err(|e| ProviderError::Protocol {
+                provider: provider.to_string(),
+                message: error_chain(&e),
+            })?
     {
         len = len.saturating_add(chunk.len());
         if len > limit {
@@ -554,6 +679,19 @@ mod tests {
         assert_eq!(upstream_message(b"oops"), "oops");
         assert_eq!(upstream_message(b""), "(empty body)");
         assert!(upstream_message(&[b'x'; 2000]).len() < 600);
+    }
+
+    #[test]
+    fn userinfo_becomes_basic_auth() {
+        let url = reqwest::Url::parse("http://us%40er:p%3Ass@h.example:8080/v1?q=1").unwrap();
+        let (uri, basic) = upstream_uri("p", &url).unwrap();
+        assert_eq!(uri.to_string(), "http://h.example:8080/v1?q=1");
+        let basic = basic.unwrap();
+        assert!(basic.is_sensitive());
+        // base64("us@er:p:ss")
+        assert_eq!(basic.to_str().unwrap(), "Basic dXNAZXI6cDpzcw==");
+        let plain = reqwest::Url::parse("https://h.example/v1").unwrap();
+        assert!(upstream_uri("p", &plain).unwrap().1.is_none());
     }
 
     #[test]

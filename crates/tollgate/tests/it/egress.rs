@@ -281,6 +281,56 @@ async fn redirects_are_checked_hop_by_hop() {
     assert!(off_list.received().await.is_empty());
 }
 
+/// A provider's redirect to another origin (here another port) is followed
+/// with the same method and body (307), without the provider's key, which
+/// the first hop carried: `authorization` (OpenAI) and `api-key` (Azure
+/// OpenAI, which reqwest used to send on; docs/egress.md, "Redirects").
+#[tokio::test]
+async fn a_redirect_to_another_origin_goes_without_the_credential() {
+    let target = start_mock_at("127.0.0.1:0", opts()).await;
+    let to = target.addr;
+    let keyed = Arc::new(AtomicUsize::new(0));
+    let seen = keyed.clone();
+    let redirector = raw_upstream(move |mut stream, request| {
+        if String::from_utf8_lossy(&request).contains(UPSTREAM_KEY) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        async move {
+            let head = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{to}/v1/chat/completions\r\ncontent-length: 0\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+        }
+    })
+    .await;
+    let (p, m) = provider("hop", &format!("http://{redirector}/v1"));
+    let gw = start_gateway_with(|db| {
+        head(db)
+            + &format!(
+                "providers:\n{p}  - name: az\n    kind: azure_openai\n    base_url: http://{redirector}\n    \
+                 api_version: 2024-10-21\n    api_key: {UPSTREAM_KEY}\n\
+                 models:\n{m}  - name: m-az\n    provider: az\n    upstream_model: mock-chat\n"
+            )
+    })
+    .await;
+
+    for (n, model) in [(1, "m-hop"), (2, "m-az")] {
+        assert_eq!(chat(&gw, model).await.0, 200, "{model}");
+        assert_eq!(keyed.load(Ordering::SeqCst), n, "{model}");
+        let got = target.received().await;
+        assert_eq!(got.len(), n, "{got:?}");
+        let last = &got[n - 1];
+        // The same POST body (a GET would have none).
+        assert_eq!(last["path"], "/v1/chat/completions", "{last}");
+        assert_eq!(last["body"]["model"], "mock-chat", "{last}");
+        let text = last.to_string();
+        assert!(!text.contains(UPSTREAM_KEY), "{model}: {text}");
+        for header in ["authorization", "api-key"] {
+            assert!(last["headers"].get(header).is_none(), "{model}: {text}");
+        }
+    }
+}
+
 /// A guardrail webhook, an MCP upstream and an OIDC issuer's JWKS, all on
 /// 127.0.0.2: refused while it is not listed, reached once a reload lists
 /// it (the MCP upstream and the key cache are kept across the reload, so
