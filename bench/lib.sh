@@ -18,8 +18,10 @@ WORK=$(mktemp -d)
 cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${IDP_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# WAIT_SECS (default 10): how long a process may take to log its address
+# (a debug build under callgrind on a busy core needs ~30).
 wait_addr() { # file pattern -> addr
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 $((${WAIT_SECS:-10} * 10))); do
     addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
     [ -n "$addr" ] && { echo "$addr"; return; }
     sleep 0.1

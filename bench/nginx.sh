@@ -320,7 +320,8 @@ if [ -n "${CALLGRIND:-}" ]; then
       # The largest inclusive entry whose name holds the phase's path (or,
       # when that is inlined away, the fallback's).
       for pat in ${pats//;/ }; do
-        n=$({ grep -F "$pat" "$WORK/$cfg.annotate" || echo 0; } | head -1 | awk '{gsub(",", "", $1); print $1 + 0}')
+        # (drop_in_place entries of an inlined phase's future are not its cost)
+        n=$({ grep -F "$pat" "$WORK/$cfg.annotate" | grep -v drop_in_place || echo 0; } | head -1 | awk '{gsub(",", "", $1); print $1 + 0}')
         [ "$n" != 0 ] && break
       done
       echo "$n" >"$WORK/$cfg.$(echo "$rest" | tr -c 'a-z0-9' _ | cut -c1-40)"
