@@ -18,8 +18,8 @@ WORK=$(mktemp -d)
 cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${IDP_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-wait_addr() { # file pattern -> addr
-  for _ in $(seq 1 100); do
+wait_addr() { # file pattern [tries, 100 by default, 0.1 s each] -> addr
+  for _ in $(seq 1 "${3:-100}"); do
     addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
     [ -n "$addr" ] && { echo "$addr"; return; }
     sleep 0.1

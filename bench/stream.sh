@@ -65,12 +65,19 @@ YAML
 }
 
 VG=()
+TRIES=100
+# A debug build under valgrind takes far longer than 10 s to listen.
+[ -n "${CALLGRIND:-}" ] && TRIES=1200
+# The gateways are stopped with the rest (lib.sh's cleanup waits for them).
+trap 'kill "${PID_new:-}" "${PID_base:-}" 2>/dev/null || true; cleanup' EXIT
 start() { # binary name -> sets addr var GW_<name>
   config >"$WORK/$2.yaml"
   [ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/$2.cg")
   RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "${VG[@]}" "$1" serve --config "$WORK/$2.yaml" 2>"$WORK/$2.log" &
   eval "PID_$2=$!"
-  eval "GW_$2=$(wait_addr "$WORK/$2.log" " addr")"
+  local addr
+  addr=$(wait_addr "$WORK/$2.log" " addr" "$TRIES")
+  eval "GW_$2=$addr"
 }
 
 BODY='{"model":"MODEL","stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark."}]}'
