@@ -19,9 +19,10 @@ cleanup() { kill "${GW_PID:-}" "${MOCK_PID:-}" "${IDP_PID:-}" 2>/dev/null || tru
 trap cleanup EXIT
 
 # WAIT_SECS (default 10): how long a process may take to log its address
-# (a debug build under callgrind on a busy core needs ~30).
-wait_addr() { # file pattern -> addr
-  for _ in $(seq 1 $((${WAIT_SECS:-10} * 10))); do
+# (a debug build under callgrind on a busy core needs ~30); a third
+# argument overrides it for one call, in tries of 0.1 s.
+wait_addr() { # file pattern [tries] -> addr
+  for _ in $(seq 1 "${3:-$((${WAIT_SECS:-10} * 10))}"); do
     addr=$(grep -o "$2=[0-9.:]*" "$1" | head -1 | cut -d= -f2 || true)
     [ -n "$addr" ] && { echo "$addr"; return; }
     sleep 0.1

@@ -13,6 +13,9 @@
 #
 # Env: DURATION (per round, default 5s), ROUNDS (3), CONNS (32), WORDS (64),
 # TOLLGATE_BIN (default a fresh release build), BASE_BIN (optional).
+# SHAPE=anthropic: the callers speak Anthropic Messages (`/v1/messages`),
+# so each event is also translated into Anthropic's events (the default,
+# openai, calls `/v1/chat/completions`).
 # CALLGRIND=1: instead of timed rounds, each binary's gateway runs under
 # callgrind and the table gives instructions of the whole process per
 # streamed request (REQUESTS, default 300, after 50 warm-up; exact and
@@ -62,21 +65,36 @@ YAML
 }
 
 VG=()
+TRIES=100
+# A debug build under valgrind takes far longer than 10 s to listen.
+[ -n "${CALLGRIND:-}" ] && TRIES=1200
+# The gateways are stopped with the rest (lib.sh's cleanup waits for them).
+trap 'kill "${PID_new:-}" "${PID_base:-}" 2>/dev/null || true; cleanup' EXIT
 start() { # binary name -> sets addr var GW_<name>
   config >"$WORK/$2.yaml"
   [ -n "${CALLGRIND:-}" ] && VG=(valgrind --tool=callgrind "--callgrind-out-file=$WORK/$2.cg")
   RUST_LOG=warn,tollgate::server=info taskset -c "$GW_CORE" "${VG[@]}" "$1" serve --config "$WORK/$2.yaml" 2>"$WORK/$2.log" &
   eval "PID_$2=$!"
-  eval "GW_$2=$(wait_addr "$WORK/$2.log" " addr")"
+  local addr
+  addr=$(wait_addr "$WORK/$2.log" " addr" "$TRIES")
+  eval "GW_$2=$addr"
 }
 
 BODY='{"model":"MODEL","stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark."}]}'
+ROUTE=/v1/chat/completions
+case ${SHAPE:-openai} in
+  openai) ;;
+  anthropic)
+    BODY='{"model":"MODEL","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"Say hello to the benchmark."}]}'
+    ROUTE=/v1/messages ;;
+  *) echo "SHAPE must be openai or anthropic" >&2; exit 1 ;;
+esac
 for m in plain guard; do printf %s "${BODY/MODEL/$m}" >"$WORK/$m.json"; done
 
 rps() { # addr model -> requests/s
   local out=$WORK/$RANDOM.json
   taskset -c "$LOAD_CORE" oha --no-tui --output-format json -m POST -H "content-type: application/json" \
-    -H "authorization: Bearer $KEY" -D "$WORK/$2.json" -z "$DURATION" -c "$CONNS" "http://$1/v1/chat/completions" >"$out"
+    -H "authorization: Bearer $KEY" -D "$WORK/$2.json" -z "$DURATION" -c "$CONNS" "http://$1$ROUTE" >"$out"
   local ok total
   ok=$(jq -r '.statusCodeDistribution["200"] // 0' "$out")
   total=$(jq -r '[.statusCodeDistribution[]] | add // 0' "$out")
@@ -93,18 +111,18 @@ if [ -n "${CALLGRIND:-}" ]; then
     local addr pid
     eval "addr=\$GW_$1; pid=\$PID_$1"
     taskset -c "$LOAD_CORE" oha --no-tui -m POST -H "content-type: application/json" -H "authorization: Bearer $KEY" \
-      -D "$WORK/$2.json" -n 50 -c 8 "http://$addr/v1/chat/completions" >/dev/null
+      -D "$WORK/$2.json" -n 50 -c 8 "http://$addr$ROUTE" >/dev/null
     sleep 1
     callgrind_control -z "$pid" >/dev/null
     taskset -c "$LOAD_CORE" oha --no-tui -m POST -H "content-type: application/json" -H "authorization: Bearer $KEY" \
-      -D "$WORK/$2.json" -n "$N" -c 8 "http://$addr/v1/chat/completions" >/dev/null
+      -D "$WORK/$2.json" -n "$N" -c 8 "http://$addr$ROUTE" >/dev/null
     sleep 1
     callgrind_control -d "$pid" >/dev/null
     sleep 0.5
     awk '/^(summary|totals):/ {t=$2} END {print t}' $(ls -t "$WORK/$1".cg* | head -1) | awk -v n="$N" '{printf "%.1f", $1 / n / 1000}'
   }
   echo
-  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — streamed chat in instructions (callgrind), $WORDS events per answer"
+  echo "## $(date -u +%Y-%m-%dT%H:%MZ) — streamed chat in instructions (callgrind), $WORDS events per answer, ${SHAPE:-openai} callers"
   echo
   echo "| model | $(printf '%s (k instructions per request) | ' "${BINS[@]}")"
   echo "| --- | $(printf -- '--- | %.0s' "${BINS[@]}")"
@@ -130,7 +148,7 @@ done
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo
-echo "## $(date -u +%Y-%m-%dT%H:%MZ) — streamed chat, $WORDS events per answer, $ROUNDS interleaved $DURATION rounds, $CONNS connections"
+echo "## $(date -u +%Y-%m-%dT%H:%MZ) — streamed chat, $WORDS events per answer, ${SHAPE:-openai} callers, $ROUNDS interleaved $DURATION rounds, $CONNS connections"
 echo
 echo "| model | build | requests/s per round | median | new / base |"
 echo "| --- | --- | --- | --- | --- |"

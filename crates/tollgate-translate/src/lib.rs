@@ -2,7 +2,9 @@
 //! Translation between API shapes. Every translator is a pure function (or
 //! a small state machine for streams) over `serde_json` values, so the same
 //! code serves the egress providers, the ingress routes, the mock upstream,
-//! the golden tests and the benches.
+//! the golden tests and the benches. The OpenAI → Anthropic and OpenAI →
+//! Responses stream translators also take each chunk typed, as the
+//! gateway's stream parsed it once (`chunk_read.rs`).
 //!
 //! The gateway's internal shape is OpenAI chat. Fields only another shape
 //! can express travel inside the OpenAI body as documented extensions
@@ -13,11 +15,14 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod bedrock_stream;
+mod chunk_read;
 pub mod gemini;
 pub mod gemini_stream;
 mod openai_out;
 mod openai_parts;
 pub mod responses;
+#[cfg(test)]
+mod stream_tests;
 
 pub use openai_parts::{include_usage, ChunkWriter, Fault};
 

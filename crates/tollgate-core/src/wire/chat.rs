@@ -111,6 +111,11 @@ wire_struct! {
         /// Completions chunks carry text here instead of a delta.
         text: Field<String>,
         finish_reason: Field<String>,
+        /// Anthropic's own stop reason, when OpenAI's `finish_reason`
+        /// cannot say it (an extension, docs/ingress.md).
+        stop_reason: Field<String>,
+        /// The stop sequence an Anthropic answer stopped at (an extension).
+        stop_sequence: Field<String>,
     }
 }
 
@@ -121,6 +126,19 @@ wire_struct! {
         content: Field<String>,
         refusal: Field<String>,
         tool_calls: Field<Vec<ToolCall>>,
+        /// Thinking text (an extension: Anthropic's thinking blocks).
+        reasoning_content: Field<String>,
+        /// Thinking blocks' signatures and redacted blocks (an extension).
+        thinking_blocks: Field<Vec<ThinkingBlock>>,
+    }
+}
+
+wire_struct! {
+    /// A thinking block carried in a delta: `thinking` with its
+    /// `signature`, or `redacted_thinking` (its `data` stays in `rest`).
+    pub struct ThinkingBlock {
+        kind as "type": Field<String>,
+        signature: Field<String>,
     }
 }
 
@@ -170,8 +188,9 @@ impl ChatChunk {
 
 /// A chunk read for accounting only: the fields [`ChatChunk::facts`] reads,
 /// borrowed from the event's text, every other field skipped without being
-/// built. The stream parses into this when no observer keeps or rewrites
-/// the chunk (no output guardrail, no cache fill): keeping every unknown
+/// built. The stream parses into this when no observer keeps, rewrites or
+/// translates the chunk (no output guardrail, no cache fill, no restore,
+/// an OpenAI-shaped caller): keeping every unknown
 /// field in `rest` costs about 2 k instructions per event that nothing
 /// reads.
 #[derive(Debug, Default, Deserialize)]

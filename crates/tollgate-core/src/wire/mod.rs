@@ -174,6 +174,25 @@ wire_struct! {
         prompt_tokens: Field<i64>,
         completion_tokens: Field<i64>,
         total_tokens: Field<i64>,
+        prompt_tokens_details: Field<PromptTokensDetails>,
+        completion_tokens_details: Field<CompletionTokensDetails>,
+    }
+}
+
+wire_struct! {
+    /// `usage.prompt_tokens_details`: the cached part of the prompt
+    /// (`cache_creation_tokens` is the gateway's extension, written when
+    /// an Anthropic upstream reports cache writes).
+    pub struct PromptTokensDetails {
+        cached_tokens: Field<i64>,
+        cache_creation_tokens: Field<i64>,
+    }
+}
+
+wire_struct! {
+    /// `usage.completion_tokens_details`.
+    pub struct CompletionTokensDetails {
+        reasoning_tokens: Field<i64>,
     }
 }
 

@@ -2,22 +2,22 @@
 //! OpenAI Responses API go through the same phases as OpenAI chat callers.
 //! Their body is translated into an OpenAI chat body right after it is read
 //! (phase 2), checked against the plan's upstreams after routing (4b), and
-//! the answer — whole or streamed — is translated back just before it
-//! leaves (10). The edge renders errors in the caller's shape
+//! the answer is translated back just before it leaves (10): a whole body
+//! here, a stream event by event by the `Translator` this module hands the
+//! stream (`stream.rs`), whose last observer it is, so each event is
+//! parsed once. The edge renders errors in the caller's shape
 //! (`Ingress::shape`), a stream's last error event included.
 
 use bytes::Bytes;
-use futures_util::stream::{BoxStream, StreamExt};
 use serde_json::{Map, Value};
+use tollgate_core::wire::chat::ChatChunk;
 
 use crate::error::{ApiShape, GatewayError};
-use crate::reply::StreamError;
 use tollgate_config::Endpoint;
 use tollgate_llm::providers::{Dialect, ProviderError};
 use tollgate_translate::{anthropic, responses, Unsupported};
 
 use super::attempt::Plan;
-use super::sse::SseSplitter;
 
 /// The API a caller speaks on one route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,14 +52,38 @@ impl Ingress {
     }
 }
 
-/// Re-frames OpenAI events into the caller's shape.
-enum Translator {
+/// Re-frames OpenAI events into the caller's shape: the stream's last
+/// observer (`stream.rs` hands it each event's typed chunk).
+pub(super) enum Translator {
     Responses(responses::ResponsesStream),
     Anthropic(anthropic::FromOpenAi),
 }
 
 impl Translator {
-    fn on_data(&mut self, data: &str, out: &mut Vec<u8>) {
+    pub(super) fn on_chunk(&mut self, chunk: &ChatChunk, out: &mut Vec<u8>) {
+        match self {
+            Translator::Responses(t) => t.on_chunk(chunk, out),
+            Translator::Anthropic(t) => t.on_chunk(chunk, out),
+        }
+    }
+
+    pub(super) fn on_done(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Translator::Responses(t) => t.on_done(out),
+            Translator::Anthropic(t) => t.on_done(out),
+        }
+    }
+
+    /// An event that is not a typed chunk (not JSON, or JSON of other types).
+    pub(super) fn on_untyped(&mut self, data: &str, out: &mut Vec<u8>) {
+        match self {
+            Translator::Responses(t) => t.on_untyped(data, out),
+            Translator::Anthropic(t) => t.on_untyped(data, out),
+        }
+    }
+
+    /// An event the gateway wrote itself, not parsed yet.
+    pub(super) fn on_data(&mut self, data: &str, out: &mut Vec<u8>) {
         match self {
             Translator::Responses(t) => t.on_data(data, out),
             Translator::Anthropic(t) => t.on_data(data, out),
@@ -67,7 +91,7 @@ impl Translator {
     }
 
     /// The number the next event takes, for shapes that number them.
-    fn sequence(&self) -> Option<u64> {
+    pub(super) fn sequence(&self) -> Option<u64> {
         match self {
             Translator::Responses(t) => Some(t.next_sequence()),
             Translator::Anthropic(_) => None,
@@ -176,44 +200,19 @@ impl Shaper {
             .map_err(|_| GatewayError::internal())
     }
 
-    /// Phase 10, streams: OpenAI chunk events re-framed event by event. A
-    /// failure passes through for the edge to render, with the events
-    /// approved before it re-framed and, for the Responses API, the number
-    /// its event takes.
-    pub(super) fn stream(
-        self,
-        s: BoxStream<'static, Result<Bytes, StreamError>>,
-    ) -> BoxStream<'static, Result<Bytes, StreamError>> {
-        let mut translator = match self.ingress {
-            Ingress::OpenAi(_) | Ingress::Databricks(_) => return s,
-            Ingress::Responses => {
-                Translator::Responses(responses::ResponsesStream::new(self.request))
-            }
-            _ => Translator::Anthropic(anthropic::FromOpenAi::new()),
-        };
-        let mut splitter = SseSplitter::default();
-        let mut translate = move |chunk: &[u8]| {
-            let mut out = Vec::new();
-            for ev in splitter.push(chunk) {
-                translator.on_data(&ev.data(), &mut out);
-            }
-            (out, translator.sequence())
-        };
-        s.filter_map(move |item| {
-            let item = match item {
-                Ok(chunk) => {
-                    let (out, _) = translate(&chunk);
-                    (!out.is_empty()).then(|| Ok(Bytes::from(out)))
-                }
-                Err(mut failed) => {
-                    let (out, sequence) = translate(&failed.before);
-                    failed.before = Bytes::from(out);
-                    failed.sequence = sequence;
-                    Some(Err(failed))
-                }
-            };
-            futures_util::future::ready(item)
-        })
-        .boxed()
+    /// Phase 10, streams: the translator that re-frames OpenAI chunk
+    /// events event by event (`None` for OpenAI shapes). The stream
+    /// (`stream.rs`) hands it each event as its last observer; a failure
+    /// passes through for the edge to render, with the events approved
+    /// before it re-framed and, for the Responses API, the number its
+    /// event takes.
+    pub(super) fn translator(self) -> Option<Translator> {
+        match self.ingress {
+            Ingress::OpenAi(_) | Ingress::Databricks(_) => None,
+            Ingress::Responses => Some(Translator::Responses(responses::ResponsesStream::new(
+                self.request,
+            ))),
+            _ => Some(Translator::Anthropic(anthropic::FromOpenAi::new())),
+        }
     }
 }

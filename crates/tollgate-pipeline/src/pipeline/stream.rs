@@ -3,13 +3,18 @@
 //! typed chunk (`tollgate_core::wire::chat::ChatChunk`) and handed to the
 //! observers in order: usage accounting, the output guardrail, the cache
 //! fill, then the restoring of input placeholders (so the guardrail and
-//! the cache see the answer as the model wrote it). (The shape translation for other ingress shapes, `shape.rs`, still
-//! reads the forwarded events itself.) The total deadline applies between chunks. A failure
-//! after the first byte ends the stream with a typed `StreamError`, which
-//! the edge renders as an error event in the caller's shape. The accounting state is a guard: if the caller goes away, its
-//! `Drop` still records the request (status 499, tokens seen so far).
+//! the cache see the answer as the model wrote it), and last, for a
+//! caller speaking another shape (Anthropic Messages, Responses), the
+//! shape translation (`shape::Translator`), whose events leave instead of
+//! the OpenAI ones. The total deadline applies between chunks. A failure
+//! after the first byte ends the stream with a typed `StreamError` (the
+//! events approved before it, in the caller's shape, and for Responses the
+//! number its event takes), which the edge renders as an error event in
+//! the caller's shape. The accounting state is a guard: if the caller goes
+//! away, its `Drop` still records the request (status 499, tokens seen so
+//! far).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use tollgate_core::wire::chat::{ChatChunk, ChunkFacts, ChunkPeek};
@@ -21,6 +26,7 @@ use tollgate_policy::guard::{ChunkRewrite, Rewrite, StreamGuard, StreamRestore};
 
 use super::context::Usage;
 use super::finish::Finish;
+use super::shape::Translator;
 use super::sse::{SseSplitter, MAX_EVENT_BYTES};
 use super::tokens;
 
@@ -66,6 +72,13 @@ impl<'a> Event<'a> {
             }
         }
     }
+}
+
+/// One `data:` event.
+fn data_event(out: &mut Vec<u8>, data: &str) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
 }
 
 /// Holds the request's accounting until the stream ends one way or another.
@@ -155,6 +168,26 @@ enum StreamStop {
     Guard(tollgate_policy::guard::GuardError, Bytes),
 }
 
+/// What a stream does besides accounting, each an observer of every event.
+pub(super) struct Observers {
+    /// The gateway asked for usage the caller did not: drop the usage-only chunk.
+    pub(super) strip_usage: bool,
+    /// Output guardrails over the streamed text (hold-back window, masking, block).
+    pub(super) guard: Option<StreamGuard>,
+    /// Input placeholders turned back into the caller's values (`restore`).
+    pub(super) restore: Option<StreamRestore>,
+    /// The caller's shape, when it is not OpenAI's: the events leave re-framed.
+    pub(super) shape: Option<Translator>,
+}
+
+/// The events one read forwards.
+#[derive(Default)]
+struct Out {
+    bytes: Vec<u8>,
+    /// An event was forwarded (a translator may have written nothing for it).
+    any: bool,
+}
+
 struct State {
     upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
     splitter: SseSplitter,
@@ -167,6 +200,8 @@ struct State {
     guard: Option<StreamGuard>,
     /// Input placeholders turned back into the caller's values (`restore`).
     restore: Option<StreamRestore>,
+    /// The caller's shape, when it is not OpenAI's.
+    shape: Option<Translator>,
     saw_done: bool,
     ended: bool,
 }
@@ -176,10 +211,14 @@ pub(super) fn observe(
     request: Bytes,
     upstream: BoxStream<'static, Result<Bytes, ProviderError>>,
     deadline: tokio::time::Instant,
-    strip_usage: bool,
-    guard: Option<StreamGuard>,
-    restore: Option<StreamRestore>,
+    observers: Observers,
 ) -> BoxStream<'static, Result<Bytes, StreamError>> {
+    let Observers {
+        strip_usage,
+        guard,
+        restore,
+        shape,
+    } = observers;
     let provider = fin
         .ctx()
         .and_then(|c| c.route.as_ref())
@@ -200,6 +239,7 @@ pub(super) fn observe(
         strip_usage,
         guard,
         restore,
+        shape,
         saw_done: false,
         ended: false,
     };
@@ -209,15 +249,25 @@ pub(super) fn observe(
                 return None;
             }
             let next = tokio::time::timeout_at(st.deadline, st.upstream.next()).await;
+            // The number the translator's next event takes before this read:
+            // a read whose events are never sent (a limit cut them) must not
+            // count.
+            let mut sequence = st.shape.as_ref().and_then(Translator::sequence);
             let (err, approved) = match next {
                 Ok(Some(Ok(chunk))) => match st.on_chunk(&chunk) {
                     Ok(Some(out)) => match st.acct.meter().await {
+                        // A translator may have written nothing for the events.
+                        Ok(()) if out.is_empty() => continue,
                         Ok(()) => return Some((Ok(out), st)),
                         Err(e) => (GatewayError::from(e), Bytes::new()),
                     },
                     Ok(None) => continue,
                     Err(StreamStop::Provider(e)) => (GatewayError::from(e), Bytes::new()),
-                    Err(StreamStop::Guard(e, approved)) => (GatewayError::from(e), approved),
+                    Err(StreamStop::Guard(e, approved)) => {
+                        // The approved events went through the translator.
+                        sequence = st.shape.as_ref().and_then(Translator::sequence);
+                        (GatewayError::from(e), approved)
+                    }
                 },
                 Ok(Some(Err(e))) => (GatewayError::from(e), Bytes::new()),
                 Ok(None) if st.saw_done => {
@@ -258,7 +308,7 @@ pub(super) fn observe(
             let failed = StreamError {
                 before: approved,
                 error: err,
-                sequence: None,
+                sequence,
             };
             return Some((Err(failed), st));
         }
@@ -279,15 +329,17 @@ impl State {
         if events.is_empty() {
             return Ok(None);
         }
-        let mut out = BytesMut::new();
+        let mut out = Out::default();
         for ev in events {
             let data = ev.data();
             // Each event is parsed once, then handed to the observers in
             // order: usage accounting, the output guardrail (which may
             // rewrite it), the cache fill (which sees it as the guardrail
-            // left it), the restore (the caller's values back in).
+            // left it), the restore (the caller's values back in), the
+            // shape translation (which reads it as the caller is sent it).
             let whole = self.guard.is_some()
                 || self.restore.is_some()
+                || self.shape.is_some()
                 || self.acct.fin.ctx().is_some_and(|c| c.cache.fill.is_some());
             let mut event = Event::parse(&data, whole);
             if !self.account(&event) {
@@ -298,12 +350,14 @@ impl State {
                 (Some(g), Event::Chunk(chunk)) => match g.on_chunk(chunk) {
                     ChunkRewrite::Kept => None,
                     ChunkRewrite::Changed => serde_json::to_string(&**chunk).ok(),
-                    ChunkRewrite::Block(e) => return Err(StreamStop::Guard(e, out.freeze())),
+                    ChunkRewrite::Block(e) => {
+                        return Err(StreamStop::Guard(e, Bytes::from(out.bytes)))
+                    }
                 },
                 (Some(g), Event::Untyped) => match g.on_event(&data) {
                     Rewrite::Keep => None,
                     Rewrite::Replace(new) => Some(new),
-                    Rewrite::Block(e) => return Err(StreamStop::Guard(e, out.freeze())),
+                    Rewrite::Block(e) => return Err(StreamStop::Guard(e, Bytes::from(out.bytes))),
                 },
                 (Some(_), _) => None,
             };
@@ -319,24 +373,31 @@ impl State {
                 (Some(r), Event::Done) => {
                     // Text still held for a choice that never finished.
                     if let Some(tail) = r.leftover() {
-                        out.extend_from_slice(b"data: ");
-                        out.extend_from_slice(tail.as_bytes());
-                        out.extend_from_slice(b"\n\n");
+                        out.any = true;
+                        match self.shape.as_mut() {
+                            Some(t) => t.on_data(&tail, &mut out.bytes),
+                            None => data_event(&mut out.bytes, &tail),
+                        }
                     }
                     replaced
                 }
                 _ => replaced,
             };
-            match replaced {
-                None => out.extend_from_slice(&ev.raw),
-                Some(new) => {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(new.as_bytes());
-                    out.extend_from_slice(b"\n\n");
-                }
+            out.any = true;
+            match (self.shape.as_mut(), replaced) {
+                (None, None) => out.bytes.extend_from_slice(&ev.raw),
+                (None, Some(new)) => data_event(&mut out.bytes, &new),
+                (Some(t), replaced) => match &event {
+                    // A rewritten chunk was rewritten in place.
+                    Event::Chunk(chunk) => t.on_chunk(chunk, &mut out.bytes),
+                    Event::Done => t.on_done(&mut out.bytes),
+                    Event::Opaque | Event::Untyped | Event::Peek(_) => {
+                        t.on_untyped(replaced.as_deref().unwrap_or(&data), &mut out.bytes)
+                    }
+                },
             }
         }
-        Ok((!out.is_empty()).then(|| out.freeze()))
+        Ok(out.any.then(|| Bytes::from(out.bytes)))
     }
 
     /// Feeds an event as the caller sees it to the cache entry being assembled.

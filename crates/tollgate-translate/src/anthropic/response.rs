@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::chunk_read::Tokens;
 use crate::{now_secs, AnswerError};
 
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.
@@ -50,17 +51,7 @@ pub fn usage_to_openai(u: &Value) -> Value {
 
 /// OpenAI usage → Anthropic usage (the inverse of `usage_to_openai`).
 pub fn usage_from_openai(u: &Value) -> Value {
-    let details = u.get("prompt_tokens_details").unwrap_or(&Value::Null);
-    let (read, created) = (
-        n(details, "cached_tokens"),
-        n(details, "cache_creation_tokens"),
-    );
-    json!({
-        "input_tokens": n(u, "prompt_tokens").saturating_sub(read + created),
-        "output_tokens": n(u, "completion_tokens"),
-        "cache_creation_input_tokens": created,
-        "cache_read_input_tokens": read,
-    })
+    Tokens::json(u).anthropic()
 }
 
 /// Anthropic message → OpenAI chat completion (egress). `Err` names what
@@ -141,18 +132,27 @@ pub fn stop_extensions(choice: &mut Value, stop: &str, sequence: Option<&Value>)
 
 /// The Anthropic stop reason of an OpenAI choice (extension first).
 pub fn stop_of(choice: &Value) -> Value {
-    if let Some(s) = choice.get("stop_reason").filter(|s| s.is_string()) {
-        return s.clone();
+    stop_of_parts(
+        choice.get("stop_reason").and_then(Value::as_str),
+        choice.get("finish_reason").and_then(Value::as_str),
+    )
+}
+
+/// The Anthropic stop reason from a choice's `stop_reason` extension and
+/// its `finish_reason`.
+pub(crate) fn stop_of_parts(extension: Option<&str>, finish: Option<&str>) -> Value {
+    if let Some(s) = extension {
+        return json!(s);
     }
-    match choice.get("finish_reason").and_then(Value::as_str) {
+    match finish {
         Some(f) => json!(stop_reason(f)),
         None => Value::Null,
     }
 }
 
 /// `msg_…` id for an OpenAI id.
-pub fn message_id(id: Option<&Value>) -> String {
-    match id.and_then(Value::as_str) {
+pub fn message_id(id: Option<&str>) -> String {
+    match id {
         Some(s) if s.starts_with("msg_") => s.to_string(),
         Some(s) => format!("msg_{s}"),
         None => "msg_tollgate".to_string(),
@@ -210,7 +210,7 @@ pub fn from_openai(resp: &Value) -> Result<Value, AnswerError> {
         usage_from_openai,
     );
     Ok(json!({
-        "id": message_id(resp.get("id")),
+        "id": message_id(resp.get("id").and_then(Value::as_str)),
         "type": "message",
         "role": "assistant",
         "model": resp.get("model").cloned().unwrap_or(Value::Null),

@@ -4,6 +4,10 @@
 //!   error) → OpenAI `chat.completion.chunk` events, usage chunk, `[DONE]`.
 //! - `FromOpenAi` (ingress): OpenAI chunks → the full Anthropic event
 //!   sequence, tool calls as `tool_use` blocks with `input_json_delta`.
+//!   It is handed each chunk typed (`on_chunk`: the gateway's stream
+//!   parsed it once for all its observers), `[DONE]` (`on_done`), or an
+//!   event that is not a typed chunk (`on_untyped`); `on_data` sorts an
+//!   unparsed event's data into one of those.
 //!
 //! Thinking travels in OpenAI chunks as `delta.reasoning_content` (text)
 //! and `delta.thinking_blocks` (signatures, redacted blocks).
@@ -12,9 +16,8 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::response::{
-    finish_reason, message_id, stop_extensions, stop_of, usage_from_openai, usage_to_openai,
-};
+use super::response::{finish_reason, message_id, stop_extensions, stop_of_parts, usage_to_openai};
+use crate::chunk_read::Chunk;
 use crate::{data_event, named_event, now_secs, AnswerError};
 
 /// Anthropic SSE → OpenAI chunk SSE.
@@ -233,7 +236,7 @@ impl FromOpenAi {
         Self::default()
     }
 
-    fn start(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+    fn start(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
         if self.started {
             return;
         }
@@ -242,8 +245,8 @@ impl FromOpenAi {
             out,
             "message_start",
             &json!({"type": "message_start", "message": {
-                "id": message_id(chunk.get("id")), "type": "message", "role": "assistant",
-                "model": chunk.get("model").cloned().unwrap_or(Value::Null), "content": [],
+                "id": message_id(chunk.id.as_str()), "type": "message", "role": "assistant",
+                "model": chunk.model.to_value(), "content": [],
                 "stop_reason": null, "stop_sequence": null,
                 "usage": {"input_tokens": 0, "output_tokens": 0}}}),
         );
@@ -287,20 +290,14 @@ impl FromOpenAi {
         );
     }
 
-    /// Translates one OpenAI event's `data` (`[DONE]` included).
-    pub fn on_data(&mut self, data: &str, out: &mut Vec<u8>) {
-        if data == "[DONE]" {
-            self.finish(out);
+    crate::chunk_read::chunk_entry_points!();
+
+    fn on_read(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
+        if chunk.is_error_type() {
+            named_event(out, "error", &chunk.whole());
             return;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return;
-        };
-        if chunk.get("type").and_then(Value::as_str) == Some("error") {
-            named_event(out, "error", &chunk);
-            return;
-        }
-        if let Some(e) = chunk.get("error") {
+        if let Some(e) = chunk.error {
             let msg = e
                 .get("message")
                 .and_then(Value::as_str)
@@ -308,15 +305,14 @@ impl FromOpenAi {
             named_event(out, "error", &super::response::error_body(502, msg));
             return;
         }
-        self.start(&chunk, out);
-        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
-            self.usage = Some(usage_from_openai(u));
+        self.start(chunk, out);
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(u.anthropic());
         }
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
+        let Some(choice) = &chunk.choice else {
             return;
         };
-        let d = choice.get("delta").unwrap_or(&Value::Null);
-        if let Some(t) = d.get("reasoning_content").and_then(Value::as_str) {
+        if let Some(t) = choice.reasoning {
             if !t.is_empty() {
                 let i = self.ensure(
                     Open::Thinking,
@@ -326,15 +322,10 @@ impl FromOpenAi {
                 Self::delta(out, i, json!({"type": "thinking_delta", "thinking": t}));
             }
         }
-        for b in d
-            .get("thinking_blocks")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            match b.get("type").and_then(Value::as_str) {
+        for b in choice.blocks() {
+            match b.kind() {
                 Some("redacted_thinking") => {
-                    self.ensure(Open::Tool, b.clone(), out);
+                    self.ensure(Open::Tool, b.whole(), out);
                     self.close(out);
                 }
                 _ => {
@@ -343,34 +334,33 @@ impl FromOpenAi {
                         json!({"type": "thinking", "thinking": "", "signature": ""}),
                         out,
                     );
-                    if let Some(s) = b.get("signature").and_then(Value::as_str) {
+                    if let Some(s) = b.signature() {
                         Self::delta(out, i, json!({"type": "signature_delta", "signature": s}));
                     }
                 }
             }
         }
-        if let Some(t) = d.get("content").and_then(Value::as_str) {
+        if let Some(t) = choice.content {
             if !t.is_empty() {
                 let i = self.ensure(Open::Text, json!({"type": "text", "text": ""}), out);
                 Self::delta(out, i, json!({"type": "text_delta", "text": t}));
             }
         }
-        for call in d
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let k = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+        for call in choice.calls() {
+            let k = call.index;
             let index = match self.tools.get(&k) {
-                Some(i) if call.get("id").is_none_or(Value::is_null) => *i,
+                Some(i) if !call.id.is_set() => *i,
                 _ => {
-                    let id = call
-                        .get("id")
-                        .filter(|v| !v.is_null())
-                        .cloned()
-                        .unwrap_or_else(|| json!(format!("toolu_{k}")));
-                    let name = call.pointer("/function/name").cloned().unwrap_or(json!(""));
+                    let id = if call.id.is_set() {
+                        call.id.to_value()
+                    } else {
+                        json!(format!("toolu_{k}"))
+                    };
+                    let name = if call.name.is_absent() {
+                        json!("")
+                    } else {
+                        call.name.to_value()
+                    };
                     let i = self.ensure(
                         Open::Tool,
                         json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
@@ -380,7 +370,7 @@ impl FromOpenAi {
                     i
                 }
             };
-            if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
+            if let Some(a) = call.arguments {
                 if !a.is_empty() {
                     Self::delta(
                         out,
@@ -390,10 +380,10 @@ impl FromOpenAi {
                 }
             }
         }
-        if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
+        if choice.finish.is_set() {
             self.close(out);
-            self.stop = stop_of(choice);
-            self.stop_sequence = choice.get("stop_sequence").cloned().unwrap_or(Value::Null);
+            self.stop = stop_of_parts(choice.stop_reason.as_str(), choice.finish.as_str());
+            self.stop_sequence = choice.stop_sequence.to_value();
         }
     }
 
@@ -402,7 +392,7 @@ impl FromOpenAi {
             return;
         }
         self.finished = true;
-        self.start(&Value::Null, out);
+        self.start(&Chunk::none(), out);
         self.close(out);
         let usage = self
             .usage

@@ -12,6 +12,7 @@ pub use stream::{error_event, ResponsesStream};
 use serde_json::{json, Map, Value};
 
 use super::{now_secs, object, string, AnswerError, Result, Unsupported};
+use crate::chunk_read::Tokens;
 
 const STATEFUL: &str =
     "needs server-side state, which this gateway does not keep (stateless Responses only)";
@@ -270,14 +271,7 @@ fn content_parts(parts: &[Value], at: &str) -> Result<Value> {
 
 /// Chat usage → Responses usage.
 pub fn usage(u: &Value) -> Value {
-    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    json!({
-        "input_tokens": n("/prompt_tokens"),
-        "input_tokens_details": {"cached_tokens": n("/prompt_tokens_details/cached_tokens")},
-        "output_tokens": n("/completion_tokens"),
-        "output_tokens_details": {"reasoning_tokens": n("/completion_tokens_details/reasoning_tokens")},
-        "total_tokens": n("/prompt_tokens") + n("/completion_tokens"),
-    })
+    Tokens::json(u).responses()
 }
 
 /// The response object around `output`, echoing the request's settings.
@@ -317,8 +311,8 @@ pub fn envelope(id: &str, request: &Map<String, Value>, model: &Value, status: &
 }
 
 /// `resp_…` id for a chat completion id.
-pub fn response_id(id: Option<&Value>) -> String {
-    format!("resp_{}", id.and_then(Value::as_str).unwrap_or("tollgate"))
+pub fn response_id(id: Option<&str>) -> String {
+    format!("resp_{}", id.unwrap_or("tollgate"))
 }
 
 /// Sets `status` / `incomplete_details` from a chat `finish_reason`.
@@ -345,7 +339,7 @@ pub fn from_chat(
         .and_then(|c| c.get(0))
         .ok_or(AnswerError::NoChoices)?;
     let message = choice.get("message").ok_or(AnswerError::NoMessage)?;
-    let id = response_id(chat.get("id"));
+    let id = response_id(chat.get("id").and_then(Value::as_str));
     let mut resp = envelope(
         &id,
         request,

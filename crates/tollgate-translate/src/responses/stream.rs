@@ -3,13 +3,17 @@
 //! `response.content_part.added`, `response.output_text.delta`/`.done`,
 //! `response.function_call_arguments.delta`/`.done`,
 //! `response.output_item.done`, `response.completed` (or `.incomplete`),
-//! and `error`.
+//! and `error`. Each chunk comes typed (`on_chunk`: the gateway's stream
+//! parsed it once for all its observers), as `[DONE]` (`on_done`), or as
+//! an event that is not a typed chunk (`on_untyped`); `on_data` sorts an
+//! unparsed event's data into one of those.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{envelope, response_id, set_status, usage};
+use super::{envelope, response_id, set_status};
+use crate::chunk_read::Chunk;
 use crate::named_event;
 
 struct Call {
@@ -77,17 +81,12 @@ impl ResponsesStream {
         named_event(out, kind, &data);
     }
 
-    fn start(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+    fn start(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
         if self.response.is_some() {
             return;
         }
-        let id = response_id(chunk.get("id"));
-        let resp = envelope(
-            &id,
-            &self.request,
-            chunk.get("model").unwrap_or(&Value::Null),
-            "in_progress",
-        );
+        let id = response_id(chunk.id.as_str());
+        let resp = envelope(&id, &self.request, &chunk.model.to_value(), "in_progress");
         self.response = Some(resp.clone());
         self.emit(out, "response.created", json!({"response": resp.clone()}));
         self.emit(out, "response.in_progress", json!({"response": resp}));
@@ -139,16 +138,10 @@ impl ResponsesStream {
         }
     }
 
-    /// Translates one chat event's `data` (`[DONE]` included).
-    pub fn on_data(&mut self, data: &str, out: &mut Vec<u8>) {
-        if data == "[DONE]" {
-            self.finish(out);
-            return;
-        }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-            return;
-        };
-        if let Some(e) = chunk.get("error") {
+    crate::chunk_read::chunk_entry_points!();
+
+    fn on_read(&mut self, chunk: &Chunk, out: &mut Vec<u8>) {
+        if let Some(e) = chunk.error {
             self.emit(
                 out,
                 "error",
@@ -157,19 +150,14 @@ impl ResponsesStream {
             );
             return;
         }
-        self.start(&chunk, out);
-        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
-            self.usage = Some(usage(u));
+        self.start(chunk, out);
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(u.responses());
         }
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
+        let Some(choice) = &chunk.choice else {
             return;
         };
-        let d = choice.get("delta").unwrap_or(&Value::Null);
-        if let Some(t) = d
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(t) = choice.content.filter(|t| !t.is_empty()) {
             if self.text.is_none() {
                 let index = self.next_output;
                 self.next_output += 1;
@@ -197,22 +185,13 @@ impl ResponsesStream {
                 self.emit(out, "response.output_text.delta", ev);
             }
         }
-        for c in d
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let k = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+        for c in choice.calls() {
+            let k = c.index;
             if !self.calls.contains_key(&k) {
                 self.close_text(out);
-                let call_id = c
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
+                let call_id = c.id.as_str().unwrap_or("").to_string();
                 let item = json!({"type": "function_call", "id": format!("fc_{call_id}"),
-                    "call_id": call_id, "name": c.pointer("/function/name"),
+                    "call_id": call_id, "name": c.name.to_value(),
                     "arguments": "", "status": "in_progress"});
                 let index = self.next_output;
                 self.next_output += 1;
@@ -229,10 +208,7 @@ impl ResponsesStream {
                     },
                 );
             }
-            let args = c
-                .pointer("/function/arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let args = c.arguments.unwrap_or("");
             if args.is_empty() {
                 continue;
             }
@@ -245,7 +221,7 @@ impl ResponsesStream {
                 "delta": args});
             self.emit(out, "response.function_call_arguments.delta", ev);
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(f) = choice.finish.as_str() {
             self.finish = Some(f.to_string());
         }
     }
@@ -255,7 +231,7 @@ impl ResponsesStream {
             return;
         }
         self.done = true;
-        self.start(&Value::Null, out);
+        self.start(&Chunk::none(), out);
         self.close_text(out);
         self.close_calls(out);
         let mut resp = self.response.take().unwrap_or(Value::Null);

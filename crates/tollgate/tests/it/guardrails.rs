@@ -337,6 +337,84 @@ async fn output_block_mid_stream_ends_with_an_error_event() {
     assert!(!resp.text().await.unwrap().contains("4111"));
 }
 
+/// Each event's data, named or not.
+fn event_data(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn output_block_mid_stream_in_the_callers_shape() {
+    // The shape translation is the stream's last observer: what the
+    // guardrail approved arrives translated, then the error event in the
+    // caller's shape (numbered next, for the Responses API).
+    let (_mock, gw) = setup().await;
+    let content = format!("number {CARD} end");
+    let send = |path: &'static str, body: Value| {
+        let gw = &gw;
+        async move {
+            let resp = client()
+                .post(gw.url(path))
+                .bearer_auth(KEY)
+                .header("x-mock-echo", "1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            let text = resp.text().await.unwrap();
+            assert!(!text.contains("4111"), "{text}");
+            (event_data(&text), text)
+        }
+    };
+
+    let body = json!({"model": "m-out-block", "stream": true, "input": content});
+    let (events, text) = send("/v1/responses", body).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "error", "{text}");
+    assert_eq!(last["code"], "guardrail_blocked", "{text}");
+    let numbers: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..events.len() as u64).collect::<Vec<_>>(),
+        "{text}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "response.output_text.delta" && e["delta"] == "number"),
+        "{text}"
+    );
+
+    let body = json!({"model": "m-out-block", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": content}]});
+    let (events, text) = send("/v1/messages", body).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "error", "{text}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("guardrail"),
+        "{text}"
+    );
+    assert!(
+        !events.iter().any(|e| e["type"] == "message_stop"),
+        "{text}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "content_block_delta" && e["delta"]["text"] == "number"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn webhooks_under_every_enforcement_mode() {
     let (mock, gw) = setup().await;

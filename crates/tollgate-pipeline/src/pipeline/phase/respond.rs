@@ -108,13 +108,16 @@ pub(in crate::pipeline) async fn respond(
                 bytes,
                 upstream_stream,
                 deadline,
-                strip_usage,
-                guard::StreamGuard::new(&guarded.guards),
-                guarded.restorer.map(guard::StreamRestore::new),
+                stream::Observers {
+                    strip_usage,
+                    guard: guard::StreamGuard::new(&guarded.guards),
+                    restore: guarded.restorer.map(guard::StreamRestore::new),
+                    shape: shaper.translator(),
+                },
             );
             let mut reply = respond::reply(
                 status,
-                Body::Events(shaper.stream(out)),
+                Body::Events(out),
                 true,
                 route.resolved.clone(),
                 cache_status,
